@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Module layout follows Docs/DESIGN (see ../shared/DESIGN.md): dependencies point one way,
+// Core <- Media, Kernels <- Inference <- Models <- Nodes -> Graph, Bus; the CLI sits on top.
+let package = Package(
+    name: "Sightline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sightline", targets: ["sightline"]),
+        .library(name: "SightlineCore", targets: ["SightlineCore"]),
+        .library(name: "SightlineMedia", targets: ["SightlineMedia"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries. Each module map lists every library it needs: pkg-config for
+        // libavformat alone links only avformat, so avcodec/avutil/swscale are named explicitly.
+        .systemLibrary(
+            name: "CFFmpeg",
+            path: "Sources/CFFmpeg",
+            pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZeroMQ",
+            path: "Sources/CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+
+        .target(name: "SightlineCore"),
+        .target(name: "SightlineMedia", dependencies: ["SightlineCore", "CFFmpeg"]),
+        .executableTarget(
+            name: "sightline",
+            dependencies: [
+                "SightlineCore",
+                "SightlineMedia",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "SightlineCoreTests", dependencies: ["SightlineCore"]),
+        .testTarget(name: "SightlineMediaTests", dependencies: ["SightlineMedia", "SightlineCore"]),
+        .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,64 @@
+#ifndef SIGHTLINE_CFFMPEG_SHIM_H
+#define SIGHTLINE_CFFMPEG_SHIM_H
+
+// Swift cannot import function-like or expression macros, so the few FFmpeg macros we
+// rely on are re-exposed here as constants and inline functions.
+
+#include <errno.h>
+#include <libavformat/avformat.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/avutil.h>
+#include <libavutil/error.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/pixdesc.h>
+#include <libavutil/dict.h>
+#include <libavutil/log.h>
+#include <libswscale/swscale.h>
+
+/// AVERROR(e): FFmpeg's negative error code for a POSIX errno value.
+static inline int sl_averror(int posix_errno) { return AVERROR(posix_errno); }
+
+static const int SL_AVERROR_EOF = AVERROR_EOF;
+static const int SL_AVERROR_EAGAIN = AVERROR(EAGAIN);
+static const int SL_AVERROR_EXIT = AVERROR_EXIT;
+static const int SL_AVERROR_INVALIDDATA = AVERROR_INVALIDDATA;
+static const int SL_AVERROR_DECODER_NOT_FOUND = AVERROR_DECODER_NOT_FOUND;
+static const int SL_AVERROR_STREAM_NOT_FOUND = AVERROR_STREAM_NOT_FOUND;
+static const int64_t SL_AV_NOPTS_VALUE = AV_NOPTS_VALUE;
+static const int SL_AV_PKT_FLAG_KEY = AV_PKT_FLAG_KEY;
+static const int SL_AV_PKT_FLAG_CORRUPT = AV_PKT_FLAG_CORRUPT;
+
+/// av_err2str without the compound literal Swift cannot import: writes into `buf`.
+static inline const char *sl_av_err2str(int errnum, char *buf, size_t size) {
+    return av_make_error_string(buf, size, errnum);
+}
+
+/// Frame flags moved from fields to `flags` bits across FFmpeg versions; hide that here.
+static inline int sl_frame_is_keyframe(const AVFrame *frame) {
+#ifdef AV_FRAME_FLAG_KEY
+    return (frame->flags & AV_FRAME_FLAG_KEY) != 0;
+#else
+    return frame->key_frame;
+#endif
+}
+
+static inline int sl_frame_is_corrupt(const AVFrame *frame) {
+    return (frame->flags & AV_FRAME_FLAG_CORRUPT) != 0 || frame->decode_error_flags != 0;
+}
+
+/// Frame duration in the stream time base; the field was renamed in FFmpeg 6.
+static inline int64_t sl_frame_duration(const AVFrame *frame) {
+#if LIBAVUTIL_VERSION_MAJOR >= 58
+    return frame->duration;
+#else
+    return frame->pkt_duration;
+#endif
+}
+
+/// The AVIOInterruptCB fields, set from Swift without touching the struct layout.
+static inline void sl_set_interrupt_callback(AVFormatContext *ctx, int (*callback)(void *), void *opaque) {
+    ctx->interrupt_callback.callback = callback;
+    ctx->interrupt_callback.opaque = opaque;
+}
+
+#endif

@@ -1,0 +1,4 @@
+#ifndef SIGHTLINE_CZEROMQ_SHIM_H
+#define SIGHTLINE_CZEROMQ_SHIM_H
+#include <zmq.h>
+#endif

@@ -1,0 +1,57 @@
+import Foundation
+
+/// Pixel layouts a converted frame can carry. Packed formats only: every model node reads
+/// interleaved bytes, and planar YUV never leaves SightlineMedia.
+public enum PixelFormat: String, Sendable, Codable, CaseIterable {
+    case rgb24
+    case bgr24
+    case gray8
+
+    public var bytesPerPixel: Int {
+        switch self {
+        case .rgb24, .bgr24: 3
+        case .gray8: 1
+        }
+    }
+}
+
+/// A decoded, converted video frame and everything downstream nodes need to place it in time.
+public struct Frame: Sendable {
+    public var sourceID: String
+    /// Index among the frames the decoder produced for this source (before sampling).
+    public var decodeIndex: Int
+    public var timestamp: Timestamp
+    /// Seconds on the output timeline. Equal to `timestamp.seconds` for files; for live sources
+    /// it stays monotonic across timestamp resets and reconnects.
+    public var seconds: Double
+    /// Wall-clock time (Unix seconds) at which the frame's packet was read from the source.
+    public var ingestWallClock: Double
+    public var isKeyframe: Bool
+    public var width: Int
+    public var height: Int
+    public var pixelFormat: PixelFormat
+    /// Tightly packed rows: `width * pixelFormat.bytesPerPixel` bytes each.
+    public var pixels: [UInt8]
+    /// Results annotated by nodes, keyed `sl.<node>.<field>` (the FFmpeg `lavfi.*` habit).
+    public var metadata: [String: String]
+
+    public init(
+        sourceID: String, decodeIndex: Int, timestamp: Timestamp, seconds: Double,
+        ingestWallClock: Double, isKeyframe: Bool, width: Int, height: Int,
+        pixelFormat: PixelFormat, pixels: [UInt8], metadata: [String: String] = [:]
+    ) {
+        self.sourceID = sourceID
+        self.decodeIndex = decodeIndex
+        self.timestamp = timestamp
+        self.seconds = seconds
+        self.ingestWallClock = ingestWallClock
+        self.isKeyframe = isKeyframe
+        self.width = width
+        self.height = height
+        self.pixelFormat = pixelFormat
+        self.pixels = pixels
+        self.metadata = metadata
+    }
+
+    public var rowBytes: Int { width * pixelFormat.bytesPerPixel }
+}

@@ -1,0 +1,358 @@
+import CFFmpeg
+import Foundation
+import SightlineCore
+
+/// Reads one URL and yields its events in order: opened, frames, reconnects and gaps (live),
+/// and finally end-of-stream. Pull-based: call `next()` from one thread; `cancel()` may be called
+/// from any thread and makes the source finish promptly with end-of-stream.
+///
+/// Files read to their end; a read or decode error is counted and skipped, never fatal unless
+/// the file cannot be opened at all. Live sources reconnect with backoff and report gaps.
+public final class VideoSource {
+    public let url: String
+    public let options: SourceOptions
+    public private(set) var stats = SourceStats()
+
+    private enum State {
+        case needOpen
+        case streaming
+        /// Flush the decoder's delayed frames; then reconnect (live loss) or finish.
+        case flushing(lossReason: String?)
+        case waitingToReconnect(until: Double)
+        case finished
+    }
+
+    private var state = State.needOpen
+    private var pending: [SourceEvent] = []
+    private var pendingIndex = 0
+
+    private let interrupt = InterruptGuard()
+    private var input: FormatContext?
+    private var decoder: VideoDecoder?
+    private var videoStreamIndex: Int32 = -1
+    private var timeBase = Rational(1, 1)
+    private var frameStep: Int64 = 1
+    private let packet = Packet()
+    private let decoded = DecodedFrameBuffer()
+    private let converter: FrameConverter?
+
+    private var sampler: FrameSampler
+    private var timeline = LiveTimeline()
+    private var backoff: ReconnectBackoff
+    private var lastPTS: Int64?
+    /// Arrival wall-clock per packet pts, so a frame leaving the decoder (possibly reordered or
+    /// delayed by frame threads) carries the time its data reached us.
+    private var arrivalByPTS: [Int64: Double] = [:]
+    private var lastFrameWallClock: Double?
+    private var lastOutputSeconds: Double?
+    private var lostAtWallClock: Double?
+    private var lastLossReason = ""
+
+    public init(url: String, options: SourceOptions = SourceOptions()) {
+        self.url = url
+        self.options = options
+        self.sampler = FrameSampler(policy: options.sampling)
+        self.backoff = ReconnectBackoff(policy: options.live?.reconnect ?? .init(maxAttempts: 0))
+        self.converter = options.output.map(FrameConverter.init(output:))
+    }
+
+    /// Stops the source from any thread: blocking I/O is interrupted, remaining decoded frames
+    /// are flushed, and end-of-stream follows.
+    public func cancel() { interrupt.cancel() }
+
+    /// A handle another thread (a signal handler, a scheduler) can keep to stop this source.
+    public var cancellation: SourceCancellation { SourceCancellation(interrupt: interrupt) }
+
+    /// The next event, or nil after end-of-stream. Throws only for errors that end the source:
+    /// it cannot be opened, or a live source did not come back within its reconnect attempts.
+    public func next() throws -> SourceEvent? {
+        while true {
+            if pendingIndex < pending.count {
+                let event = pending[pendingIndex]
+                pendingIndex += 1
+                if pendingIndex == pending.count {
+                    pending.removeAll(keepingCapacity: true)
+                    pendingIndex = 0
+                }
+                return event
+            }
+            switch state {
+            case .finished:
+                return nil
+            case .needOpen:
+                if interrupt.isCancelled { finish(); continue }
+                do {
+                    try open()
+                } catch let error as SightlineError {
+                    guard options.live != nil, isRetryable(error) else { throw error }
+                    if interrupt.isCancelled { finish(); continue }
+                    try sourceLost(reason: Self.reason(of: error))
+                }
+            case .streaming:
+                try readOnePacket()
+            case .flushing(let lossReason):
+                flushDecoder()
+                closeInput()
+                if let lossReason, !interrupt.isCancelled {
+                    try sourceLost(reason: lossReason)
+                } else {
+                    finish()
+                }
+            case .waitingToReconnect(let until):
+                while !interrupt.isCancelled && Self.now() < until {
+                    Thread.sleep(forTimeInterval: min(0.05, max(until - Self.now(), 0)))
+                }
+                state = interrupt.isCancelled ? .finished : .needOpen
+                if interrupt.isCancelled { pending.append(.endOfStream(stats)) }
+            }
+        }
+    }
+
+    // MARK: - Opening
+
+    private func open() throws {
+        if !url.contains("://"), !FileManager.default.fileExists(atPath: url) {
+            throw SightlineError.inputNotFound(input: url)
+        }
+        var avOptions = options.live?.avOptions ?? [:]
+        avOptions.merge(options.formatOptions) { _, user in user }
+        let openTimeout = options.live.map { $0.openTimeout + $0.analyzeDuration }
+        let input = try FormatContext(url: url, options: avOptions, interrupt: interrupt, timeout: openTimeout)
+
+        let index = av_find_best_stream(input.pointer, AVMEDIA_TYPE_VIDEO, -1, -1, nil, 0)
+        guard index >= 0, let stream = input.stream(at: Int(index)) else {
+            throw SightlineError.noVideoStream(input: url)
+        }
+        let decoder = try VideoDecoder(
+            stream: stream, input: url, mode: options.mode, threads: options.threads,
+            lowDelay: options.live != nil)
+
+        self.input = input
+        self.decoder = decoder
+        videoStreamIndex = index
+        timeBase = Rational(stream.pointee.time_base)
+        frameStep = Self.ptsPerFrame(stream: stream)
+        lastPTS = nil
+        arrivalByPTS.removeAll()
+        if options.live != nil { sampler.reset() }
+        state = .streaming
+        pending.append(.opened(streamInfo(input: input, stream: stream, decoder: decoder)))
+    }
+
+    private func isRetryable(_ error: SightlineError) -> Bool {
+        switch error {
+        case .cannotOpen, .noVideoStream, .decoderFailed: true
+        default: false
+        }
+    }
+
+    private static func reason(of error: SightlineError) -> String {
+        if case .cannotOpen(_, let reason) = error { return reason }
+        return error.description
+    }
+
+    // MARK: - Reading and decoding
+
+    private func readOnePacket() throws {
+        guard let input, let decoder else { state = .needOpen; return }
+        interrupt.arm(seconds: options.live.map { $0.readTimeout + 1 })
+        let result = av_read_frame(input.pointer, packet.pointer)
+        interrupt.arm(seconds: nil)
+        if result < 0 {
+            if result == SL_AVERROR_EAGAIN { return }
+            if interrupt.isCancelled {
+                state = .flushing(lossReason: nil)
+            } else if result == SL_AVERROR_EOF {
+                state = .flushing(lossReason: options.live != nil ? "stream ended" : nil)
+            } else {
+                stats.readErrors += 1
+                let reason = interrupt.didExpire || result == POSIXCode.timedOut
+                    ? "no data for \(options.live?.readTimeout ?? 0) s" : ffmpegErrorString(result)
+                // A file that fails mid-read (truncated, I/O error) ends here with what it had;
+                // the error is counted in the stats, not swallowed.
+                state = .flushing(lossReason: options.live != nil ? reason : nil)
+            }
+            return
+        }
+        defer { packet.unref() }
+        let pkt = packet.pointer.pointee
+        guard pkt.stream_index == videoStreamIndex else { return }
+        stats.packetsRead += 1
+        if pkt.flags & SL_AV_PKT_FLAG_CORRUPT != 0 {
+            stats.corruptPackets += 1
+            return
+        }
+        if options.mode == .keyframes && pkt.flags & SL_AV_PKT_FLAG_KEY == 0 {
+            // skip_frame=NONKEY already stops the decoder from decoding these; not sending them
+            // at all also saves the parsing.
+            stats.packetsSkipped += 1
+            return
+        }
+        if pkt.pts != SL_AV_NOPTS_VALUE {
+            arrivalByPTS[pkt.pts] = Self.wallClock()
+        }
+        var sent = decoder.send(packet.pointer)
+        if sent == SL_AVERROR_EAGAIN {
+            receiveFrames(from: decoder)
+            sent = decoder.send(packet.pointer)
+        }
+        if sent < 0 && sent != SL_AVERROR_EOF {
+            stats.corruptPackets += 1
+        }
+        receiveFrames(from: decoder)
+    }
+
+    private func flushDecoder() {
+        guard let decoder else { return }
+        _ = decoder.send(nil)
+        receiveFrames(from: decoder)
+    }
+
+    private func receiveFrames(from decoder: VideoDecoder) {
+        while true {
+            let result = decoder.receive(into: decoded)
+            if result == SL_AVERROR_EAGAIN || result == SL_AVERROR_EOF { return }
+            if result < 0 {
+                stats.corruptFrames += 1
+                return
+            }
+            defer { decoded.unref() }
+            handleDecodedFrame(decoded.pointer)
+        }
+    }
+
+    private func handleDecodedFrame(_ frame: UnsafeMutablePointer<AVFrame>) {
+        stats.framesDecoded += 1
+        let decodeIndex = stats.framesDecoded - 1
+        if sl_frame_is_corrupt(frame) != 0 {
+            stats.corruptFrames += 1
+            if !options.keepCorruptFrames { return }
+        }
+        let pts = resolvePTS(frame)
+        let timestamp = Timestamp(pts: pts, timeBase: timeBase)
+        let arrival = takeArrival(for: frame.pointee.pts)
+        guard sampler.shouldKeep(timestamp) else {
+            stats.framesSampledOut += 1
+            return
+        }
+
+        if let lostAt = lostAtWallClock {
+            // Data is back after a loss: report how long it was gone before the frame itself.
+            let duration = max(arrival - lostAt, 0)
+            if lastOutputSeconds != nil {
+                pending.append(.gap(SourceGap(afterSeconds: lastOutputSeconds ?? 0, durationSeconds: duration)))
+                stats.gapSeconds += duration
+                timeline.noteGap(seconds: duration)
+            }
+            lostAtWallClock = nil
+            backoff.succeeded()
+        } else if options.live != nil {
+            backoff.succeeded()
+        }
+        let seconds = options.live != nil ? timeline.map(raw: timestamp.seconds) : timestamp.seconds
+
+        var pixels: [UInt8] = []
+        var width = Int(frame.pointee.width)
+        var height = Int(frame.pointee.height)
+        if let converter {
+            do {
+                (pixels, width, height) = try converter.convert(frame)
+            } catch {
+                stats.corruptFrames += 1
+                return
+            }
+        }
+        stats.framesEmitted += 1
+        lastFrameWallClock = arrival
+        lastOutputSeconds = seconds
+        pending.append(.frame(Frame(
+            sourceID: options.sourceID, decodeIndex: decodeIndex, timestamp: timestamp, seconds: seconds,
+            ingestWallClock: arrival, isKeyframe: sl_frame_is_keyframe(frame) != 0,
+            width: width, height: height, pixelFormat: options.output?.pixelFormat ?? .rgb24,
+            pixels: pixels)))
+    }
+
+    /// best_effort_timestamp already copes with B-frame reordering and guessed pts; when even
+    /// that is missing, continue from the previous frame by one frame duration.
+    private func resolvePTS(_ frame: UnsafeMutablePointer<AVFrame>) -> Int64 {
+        var pts = frame.pointee.best_effort_timestamp
+        if pts == SL_AV_NOPTS_VALUE {
+            let duration = sl_frame_duration(frame)
+            pts = (lastPTS ?? -(duration > 0 ? duration : frameStep)) + (duration > 0 ? duration : frameStep)
+        }
+        lastPTS = pts
+        return pts
+    }
+
+    private func takeArrival(for pts: Int64) -> Double {
+        guard pts != SL_AV_NOPTS_VALUE, let arrival = arrivalByPTS.removeValue(forKey: pts) else {
+            return Self.wallClock()
+        }
+        // Frames leave in pts order, so older entries belong to frames that were never output
+        // (skipped or dropped by the decoder).
+        if arrivalByPTS.count > 32 {
+            arrivalByPTS = arrivalByPTS.filter { $0.key > pts }
+        }
+        return arrival
+    }
+
+    // MARK: - Loss, reconnect, finish
+
+    private func sourceLost(reason: String) throws {
+        closeInput()
+        if lostAtWallClock == nil { lostAtWallClock = lastFrameWallClock ?? Self.wallClock() }
+        lastLossReason = reason
+        switch backoff.failed() {
+        case .retry(let attempt, let delay):
+            stats.reconnects += 1
+            pending.append(.reconnecting(attempt: attempt, delay: delay, reason: reason))
+            state = .waitingToReconnect(until: Self.now() + delay)
+        case .giveUp(let attempts):
+            state = .finished
+            throw SightlineError.connectionFailed(input: url, reason: reason, attempts: attempts + 1)
+        }
+    }
+
+    private func closeInput() {
+        decoder = nil
+        input = nil
+    }
+
+    private func finish() {
+        closeInput()
+        state = .finished
+        pending.append(.endOfStream(stats))
+    }
+
+    // MARK: - Helpers
+
+    private static func ptsPerFrame(stream: UnsafeMutablePointer<AVStream>) -> Int64 {
+        let rate = stream.pointee.avg_frame_rate.num > 0 ? stream.pointee.avg_frame_rate : stream.pointee.r_frame_rate
+        let tb = stream.pointee.time_base
+        guard rate.num > 0, rate.den > 0, tb.num > 0 else { return 1 }
+        return max(1, av_rescale_q(1, AVRational(num: rate.den, den: rate.num), tb))
+    }
+
+    private func streamInfo(input: FormatContext, stream: UnsafeMutablePointer<AVStream>, decoder: VideoDecoder) -> StreamInfo {
+        let par = stream.pointee.codecpar.pointee
+        let format = input.pointer.pointee.iformat.map { String(cString: $0.pointee.name) } ?? "unknown"
+        let pixelFormat = av_get_pix_fmt_name(AVPixelFormat(par.format)).map { String(cString: $0) } ?? "unknown"
+        let start = stream.pointee.start_time
+        let duration = stream.pointee.duration
+        return StreamInfo(
+            url: url, container: format, codec: decoder.codecName,
+            width: Int(par.width), height: Int(par.height), pixelFormat: pixelFormat,
+            timeBase: timeBase, averageFrameRate: Rational(stream.pointee.avg_frame_rate),
+            startSeconds: start == SL_AV_NOPTS_VALUE ? nil : Timestamp(pts: start, timeBase: timeBase).seconds,
+            durationSeconds: duration == SL_AV_NOPTS_VALUE ? nil : Timestamp(pts: duration, timeBase: timeBase).seconds)
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    static func wallClock() -> Double { Date().timeIntervalSince1970 }
+}
+
+/// Stops a `VideoSource` from any thread.
+public struct SourceCancellation: Sendable {
+    let interrupt: InterruptGuard
+    public func cancel() { interrupt.cancel() }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks that print ratios against reference tools measured in the same run.",
+        subcommands: [BenchDecodeCommand.self]
+    )
+}

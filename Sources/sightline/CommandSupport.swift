@@ -1,0 +1,83 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SightlineCore
+import SightlineMedia
+
+/// Prints a one-line error naming the input and exits non-zero. Every command body goes
+/// through here so users never see a Swift error dump.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as SightlineError {
+        printError(error.description)
+        throw ExitCode(1)
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("sightline: \(message)\n".utf8))
+}
+
+/// SIGINT/SIGTERM call `onSignal` (once) instead of killing the process, so sources can flush.
+final class SignalTrap: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(onSignal: @escaping @Sendable () -> Void) {
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler(handler: onSignal)
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    deinit {
+        for source in sources { source.cancel() }
+    }
+}
+
+extension DecodeMode: ExpressibleByArgument {}
+extension ResizeMode: ExpressibleByArgument {}
+extension PixelFormat: ExpressibleByArgument {}
+extension FFmpegLogLevel: ExpressibleByArgument {}
+
+extension Rational: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+}
+
+/// "WxH", "Wx" or "xH" (the missing side follows the source aspect ratio).
+struct FrameSize: ExpressibleByArgument, Sendable {
+    var width: Int?
+    var height: Int?
+
+    init?(argument: String) {
+        let parts = argument.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        let w = parts[0].isEmpty ? nil : Int(parts[0])
+        let h = parts[1].isEmpty ? nil : Int(parts[1])
+        if !parts[0].isEmpty && w == nil { return nil }
+        if !parts[1].isEmpty && h == nil { return nil }
+        guard w != nil || h != nil, (w ?? 1) > 0, (h ?? 1) > 0, (w ?? 1) <= 16384, (h ?? 1) <= 16384 else { return nil }
+        width = w
+        height = h
+    }
+}
+
+/// "key=value" pairs passed to FFmpeg as AVOptions.
+struct KeyValue: ExpressibleByArgument, Sendable {
+    var key: String
+    var value: String
+
+    init?(argument: String) {
+        guard let eq = argument.firstIndex(of: "="), eq != argument.startIndex else { return nil }
+        key = String(argument[..<eq])
+        value = String(argument[argument.index(after: eq)...])
+    }
+}
+
+func formatSeconds(_ value: Double?) -> String {
+    guard let value else { return "n/a" }
+    return String(format: "%.3f s", value)
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import SightlineCore
+import SightlineMedia
+
+/// Options shared by every command that opens a source.
+struct SourceArguments: ParsableArguments {
+    @Option(help: "Which frames the decoder decodes: all, keyframes (others never decoded), nonref (skip non-reference frames).")
+    var mode: DecodeMode = .all
+
+    @Option(help: "Keep N frames per second of media time (e.g. 2, 0.5, 30000/1001). Dropped frames are never converted.")
+    var fps: Rational?
+
+    @Option(help: "Keep every Nth decoded frame.")
+    var every: Int?
+
+    @Option(help: "Decoder threads (0: one per core).")
+    var threads: Int = 0
+
+    @Option(help: "Convert kept frames to WxH (or Wx / xH to keep aspect). Default: source size.")
+    var size: FrameSize?
+
+    @Option(help: "How to fit --size: stretch, letterbox (pad) or crop (cover).")
+    var resize: ResizeMode = .stretch
+
+    @Option(help: "Pixel format of converted frames: rgb24, bgr24, gray8.")
+    var pixelFormat: PixelFormat = .rgb24
+
+    @Flag(help: "Decode only; skip conversion to RGB (what `ffmpeg -f null` measures).")
+    var noConvert = false
+
+    @Flag(inversion: .prefixedNo, help: "Live behaviour: low-latency open, reconnect with backoff, monotonic time. Default: on for rtsp/rtmp/srt/udp/tcp/rtp URLs.")
+    var live: Bool?
+
+    @Option(help: "Live: seconds without data before the source counts as lost.")
+    var readTimeout: Double = 3
+
+    @Option(help: "Live: seconds allowed for connecting and probing.")
+    var openTimeout: Double = 5
+
+    @Option(help: "Live: reconnect attempts after a loss before giving up.")
+    var reconnectAttempts: Int = 10
+
+    @Option(help: "Live: first reconnect delay in seconds (doubles each attempt).")
+    var reconnectDelay: Double = 0.5
+
+    @Option(help: "Live: longest reconnect delay in seconds.")
+    var reconnectMaxDelay: Double = 8
+
+    @Option(name: .customLong("option"), help: "Extra FFmpeg option key=value for opening, e.g. rtsp_transport=tcp (repeatable).")
+    var formatOptions: [KeyValue] = []
+
+    @Option(help: "Source id used in events.")
+    var sourceID: String = "source"
+
+    @Option(help: "FFmpeg's own log level.")
+    var ffmpegLog: FFmpegLogLevel = .quiet
+
+    func validate() throws {
+        if fps != nil && every != nil { throw ValidationError("--fps and --every cannot be combined; choose one sampler.") }
+        if let fps, fps.numerator <= 0 || fps.denominator <= 0 { throw ValidationError("--fps must be positive.") }
+        if let every, every < 1 { throw ValidationError("--every must be at least 1.") }
+        if threads < 0 || threads > 64 { throw ValidationError("--threads must be between 0 and 64.") }
+        if readTimeout <= 0 || openTimeout <= 0 { throw ValidationError("timeouts must be positive.") }
+        if reconnectAttempts < 0 { throw ValidationError("--reconnect-attempts cannot be negative.") }
+        if reconnectDelay < 0 || reconnectMaxDelay < reconnectDelay {
+            throw ValidationError("need 0 ≤ --reconnect-delay ≤ --reconnect-max-delay.")
+        }
+        if noConvert && size != nil { throw ValidationError("--size has no effect with --no-convert.") }
+    }
+
+    func sourceOptions(for url: String) -> SourceOptions {
+        let sampling: SamplingPolicy = if let fps { .perSecond(fps) } else if let every { .everyNth(every) } else { .all }
+        let isLive = live ?? SourceOptions.isLiveURL(url)
+        return SourceOptions(
+            sourceID: sourceID, mode: mode, sampling: sampling, threads: threads,
+            output: noConvert ? nil : OutputFormat(width: size?.width, height: size?.height, pixelFormat: pixelFormat, resize: resize),
+            live: isLive ? LiveOptions(
+                readTimeout: readTimeout, openTimeout: openTimeout,
+                reconnect: .init(maxAttempts: reconnectAttempts, initialDelay: reconnectDelay, maxDelay: reconnectMaxDelay))
+                : nil,
+            formatOptions: Dictionary(formatOptions.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }))
+    }
+}
+
+struct DecodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode",
+        abstract: "Decode a file or stream, sample and convert frames, and report frame count and speed.",
+        discussion: """
+        Prints a summary line: frames decoded and kept, wall time, frames/s, and every skipped or \
+        corrupt packet. With --events, prints one JSON line per event (opened, frame, reconnecting, \
+        gap, end-of-stream) to stdout. Ctrl-C stops cleanly and still prints the summary.
+        """
+    )
+
+    @Argument(help: "A file path or any URL FFmpeg can open.")
+    var url: String
+
+    @OptionGroup var source: SourceArguments
+
+    @Flag(help: "Print one JSON line per event to stdout.")
+    var events = false
+
+    @Option(help: "Stop after this many kept frames.")
+    var limit: Int?
+
+    func run() throws {
+        source.ffmpegLog.apply()
+        try reportingErrors {
+            let videoSource = VideoSource(url: url, options: source.sourceOptions(for: url))
+            let cancellation = videoSource.cancellation
+            let trap = SignalTrap { cancellation.cancel() }
+            defer { withExtendedLifetime(trap) {} }
+
+            let printer = EventPrinter(enabled: events)
+            var started: Double?
+            var finalStats = SourceStats()
+            var kept = 0
+            while let event = try videoSource.next() {
+                printer.print(event)
+                switch event {
+                case .opened:
+                    if started == nil { started = monotonicSeconds() }
+                case .frame:
+                    kept += 1
+                    if let limit, kept >= limit { videoSource.cancel() }
+                case .reconnecting(let attempt, let delay, let reason):
+                    printError("'\(url)': source lost (\(reason)); reconnect attempt \(attempt) in \(String(format: "%.1f", delay)) s")
+                case .gap(let gap):
+                    printError(String(format: "'%@': source back after a %.2f s gap", url, gap.durationSeconds))
+                case .endOfStream(let stats):
+                    finalStats = stats
+                }
+            }
+            let elapsed = max(monotonicSeconds() - (started ?? monotonicSeconds()), 1e-9)
+            FileHandle.standardError.write(Data(summary(finalStats, elapsed: elapsed).utf8))
+        }
+    }
+
+    private func summary(_ stats: SourceStats, elapsed: Double) -> String {
+        var line = String(
+            format: "decoded %d frames, kept %d, in %.3f s: %.1f frames/s decoded",
+            stats.framesDecoded, stats.framesEmitted, elapsed, Double(stats.framesDecoded) / elapsed)
+        var notes: [String] = []
+        if stats.packetsSkipped > 0 { notes.append("\(stats.packetsSkipped) non-key packets skipped") }
+        if stats.framesSampledOut > 0 { notes.append("\(stats.framesSampledOut) frames sampled out") }
+        if stats.corruptPackets > 0 { notes.append("\(stats.corruptPackets) corrupt packets skipped") }
+        if stats.corruptFrames > 0 { notes.append("\(stats.corruptFrames) corrupt frames dropped") }
+        if stats.readErrors > 0 { notes.append("\(stats.readErrors) read errors (input ended early)") }
+        if stats.reconnects > 0 { notes.append("\(stats.reconnects) reconnects") }
+        if stats.gapSeconds > 0 { notes.append(String(format: "%.2f s in gaps", stats.gapSeconds)) }
+        if !notes.isEmpty { line += " (" + notes.joined(separator: ", ") + ")" }
+        return line + "\n"
+    }
+}
+
+/// One JSON object per line, stable key order, so scripts and tests can read events.
+struct EventPrinter {
+    let enabled: Bool
+
+    func print(_ event: SourceEvent) {
+        guard enabled else { return }
+        let object: [String: Any]
+        switch event {
+        case .opened(let info):
+            object = [
+                "event": "opened", "url": info.url, "container": info.container, "codec": info.codec,
+                "width": info.width, "height": info.height, "pixel_format": info.pixelFormat,
+                "time_base": info.timeBase.description,
+            ]
+        case .frame(let frame):
+            object = [
+                "event": "frame", "source": frame.sourceID, "index": frame.decodeIndex, "pts": frame.timestamp.pts,
+                "pts_time": frame.timestamp.seconds, "seconds": frame.seconds, "key": frame.isKeyframe,
+                "wallclock": frame.ingestWallClock, "width": frame.width, "height": frame.height,
+            ]
+        case .reconnecting(let attempt, let delay, let reason):
+            object = ["event": "reconnecting", "attempt": attempt, "delay": delay, "reason": reason]
+        case .gap(let gap):
+            object = ["event": "gap", "after_seconds": gap.afterSeconds, "duration": gap.durationSeconds]
+        case .endOfStream(let stats):
+            object = [
+                "event": "end_of_stream", "frames_decoded": stats.framesDecoded, "frames_emitted": stats.framesEmitted,
+                "packets_read": stats.packetsRead, "packets_skipped": stats.packetsSkipped,
+                "corrupt_packets": stats.corruptPackets, "corrupt_frames": stats.corruptFrames,
+                "read_errors": stats.readErrors, "reconnects": stats.reconnects, "gap_seconds": stats.gapSeconds,
+                "frames_sampled_out": stats.framesSampledOut,
+            ]
+        }
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+}
+
+func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Sightline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sightline",
+        abstract: "Video understanding on plain CPUs: decode, sample, analyse, publish.",
+        subcommands: [ProbeCommand.self, DecodeCommand.self, BenchCommand.self]
+    )
+}
