@@ -47,10 +47,11 @@ let package = Package(
             ]
         ),
 
+        .target(name: "SightlineTestSupport", path: "Tests/SightlineTestSupport"),
         .testTarget(name: "SightlineCoreTests", dependencies: ["SightlineCore"]),
-        .testTarget(name: "SightlineMediaTests", dependencies: ["SightlineMedia", "SightlineCore"]),
+        .testTarget(name: "SightlineMediaTests", dependencies: ["SightlineMedia", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
