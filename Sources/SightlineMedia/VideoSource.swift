@@ -46,6 +46,11 @@ public final class VideoSource {
     private var lastFrameWallClock: Double?
     private var lastOutputSeconds: Double?
     private var lostAtWallClock: Double?
+    /// Start of the first read that waited a whole read timeout: the moment data stopped.
+    /// Demuxers release buffered packets when such a read finally fails (MPEG-TS flushes its
+    /// last PES), so the last frame's arrival alone would place the loss too late.
+    private var stalledSinceWallClock: Double?
+    private var readsSinceStall = 0
     private var lastLossReason = ""
 
     public init(url: String, options: SourceOptions = SourceOptions()) {
@@ -133,6 +138,7 @@ public final class VideoSource {
         timeBase = Rational(stream.pointee.time_base)
         frameStep = Self.ptsPerFrame(stream: stream)
         lastPTS = nil
+        stalledSinceWallClock = nil
         arrivalByPTS.removeAll()
         if options.live != nil { sampler.reset() }
         state = .streaming
@@ -156,8 +162,21 @@ public final class VideoSource {
     private func readOnePacket() throws {
         guard let input, let decoder else { state = .needOpen; return }
         interrupt.arm(seconds: options.live.map { $0.readTimeout + 1 })
+        let readStarted = Self.wallClock()
         let result = av_read_frame(input.pointer, packet.pointer)
+        let timedOut = interrupt.didExpire
         interrupt.arm(seconds: nil)
+        if let live = options.live {
+            if Self.wallClock() - readStarted >= live.readTimeout {
+                if stalledSinceWallClock == nil { stalledSinceWallClock = readStarted }
+                readsSinceStall = 0
+            } else if result >= 0, stalledSinceWallClock != nil {
+                // A stall that the stream recovers from by itself is no loss. A flush after a
+                // real loss yields a few packets at most, so only a run of reads clears it.
+                readsSinceStall += 1
+                if readsSinceStall > 16 { stalledSinceWallClock = nil }
+            }
+        }
         if result < 0 {
             if result == SL_AVERROR_EAGAIN { return }
             if interrupt.isCancelled {
@@ -166,7 +185,7 @@ public final class VideoSource {
                 state = .flushing(lossReason: options.live != nil ? "stream ended" : nil)
             } else {
                 stats.readErrors += 1
-                let reason = interrupt.didExpire || result == POSIXCode.timedOut
+                let reason = timedOut || result == POSIXCode.timedOut || result == SL_AVERROR_EXIT
                     ? "no data for \(options.live?.readTimeout ?? 0) s" : ffmpegErrorString(result)
                 // A file that fails mid-read (truncated, I/O error) ends here with what it had;
                 // the error is counted in the stats, not swallowed.
@@ -300,7 +319,9 @@ public final class VideoSource {
 
     private func sourceLost(reason: String) throws {
         closeInput()
-        if lostAtWallClock == nil { lostAtWallClock = lastFrameWallClock ?? Self.wallClock() }
+        if lostAtWallClock == nil {
+            lostAtWallClock = [stalledSinceWallClock, lastFrameWallClock].compactMap { $0 }.min() ?? Self.wallClock()
+        }
         lastLossReason = reason
         switch backoff.failed() {
         case .retry(let attempt, let delay):

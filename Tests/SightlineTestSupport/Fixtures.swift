@@ -10,7 +10,9 @@ public final class Fixtures: Sendable {
     private let made = Mutex<Set<String>>([])
 
     private init() {
-        directory = NSTemporaryDirectory() + "sightline-fixtures-\(getpid())"
+        // Shared across runs: fixtures are deterministic, and the version tag changes whenever
+        // their recipes do. Each file appears by rename, so a killed run leaves no half file.
+        directory = NSTemporaryDirectory() + "sightline-fixtures-v1"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
@@ -128,8 +130,8 @@ public final class Fixtures: Sendable {
     private func make(_ name: String, _ arguments: (String) -> [String]) throws -> String {
         let path = directory + "/" + name
         return try made.withLock { done -> String in
-            if done.contains(path) { return path }
-            let temp = directory + "/partial-" + name
+            if done.contains(path) || FileManager.default.fileExists(atPath: path) { return path }
+            let temp = directory + "/partial-\(getpid())-" + name
             try Tool.run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y"] + arguments(temp))
             try? FileManager.default.removeItem(atPath: path)
             try FileManager.default.moveItem(atPath: temp, toPath: path)

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+import SightlineTestSupport
+
+/// The real CLI, as users run it.
+@Suite struct CLITests {
+    let bin = sightlineBinary()
+
+    @Test func probeJSONAgreesWithFFprobe() throws {
+        let path = try Fixtures.shared.clip(Fixtures.hd)
+        let ours = try Tool.run(bin, ["probe", path, "--json"]).stdout
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(ours.utf8)) as? [String: Any])
+        let theirs = try Tool.run("ffprobe", ["-v", "error", "-show_streams", "-show_format", "-of", "json", path]).stdout
+        let ffprobe = try #require(try JSONSerialization.jsonObject(with: Data(theirs.utf8)) as? [String: Any])
+        let stream = try #require((report["streams"] as? [[String: Any]])?.first)
+        let ffStream = try #require((ffprobe["streams"] as? [[String: Any]])?.first)
+        let ffFormat = try #require(ffprobe["format"] as? [String: Any])
+
+        #expect(report["container"] as? String == ffFormat["format_name"] as? String)
+        #expect(stream["codec"] as? String == ffStream["codec_name"] as? String)
+        #expect(stream["width"] as? Int == ffStream["width"] as? Int)
+        #expect(stream["height"] as? Int == ffStream["height"] as? Int)
+        #expect(stream["frameRate"] as? Double == 25)
+        #expect(stream["frameCount"] as? Int == Int(ffStream["nb_frames"] as? String ?? ""))
+        let duration = try #require(report["durationSeconds"] as? Double)
+        #expect(abs(duration - (Double(ffFormat["duration"] as? String ?? "") ?? 0)) < 1e-3)
+        #expect(report["bitRate"] as? Int == Int(ffFormat["bit_rate"] as? String ?? ""))
+        #expect(stream["isDefaultVideo"] as? Bool == true)
+    }
+
+    @Test func probeTextNamesEveryStream() throws {
+        let out = try Tool.run(bin, ["probe", try Fixtures.shared.clip(Fixtures.small)]).stdout
+        #expect(out.contains("h264"))
+        #expect(out.contains("320x240"))
+        #expect(out.contains("30.000 fps"))
+    }
+
+    @Test func decodePrintsCountAndSpeed() throws {
+        let result = try Tool.run(bin, ["decode", try Fixtures.shared.clip(Fixtures.small), "--threads", "2"])
+        #expect(result.stderr.contains("decoded 90 frames, kept 90"))
+        #expect(result.stderr.contains("frames/s"))
+    }
+
+    @Test func decodeEventsFollowTheSampler() throws {
+        let result = try Tool.run(bin, ["decode", try Fixtures.shared.clip(Fixtures.small), "--fps", "2", "--size", "64x", "--events"])
+        let events = result.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let frames = events.filter { $0["event"] as? String == "frame" }
+        #expect(frames.compactMap { $0["index"] as? Int } == [0, 15, 30, 45, 60, 75])
+        #expect(frames.allSatisfy { $0["width"] as? Int == 64 && $0["height"] as? Int == 48 })
+        #expect(events.first?["event"] as? String == "opened")
+        #expect(events.last?["event"] as? String == "end_of_stream")
+        #expect(events.last?["frames_sampled_out"] as? Int == 84)
+    }
+
+    @Test func keyframeModeSummaryCountsSkippedPackets() throws {
+        let result = try Tool.run(bin, ["decode", try Fixtures.shared.clip(Fixtures.small), "--mode", "keyframes"])
+        #expect(result.stderr.contains("decoded 6 frames, kept 6"))
+        #expect(result.stderr.contains("84 non-key packets skipped"))
+    }
+
+    @Test(arguments: ["missing", "garbage", "audio", "codec", "refused", "badfps"])
+    func badInputIsOneClearLineAndNonZeroExit(kind: String) throws {
+        let input: String
+        var extra: [String] = []
+        switch kind {
+        case "missing": input = "/no/such/clip.mp4"
+        case "garbage": input = try Fixtures.shared.garbageFile()
+        case "audio": input = try Fixtures.shared.audioOnly()
+        case "codec": input = try Fixtures.shared.unknownCodec()
+        case "refused":
+            input = "tcp://127.0.0.1:\(freePort())"
+            extra = ["--reconnect-attempts", "1", "--reconnect-delay", "0.05"]
+        default:
+            input = try Fixtures.shared.clip(Fixtures.small)
+            extra = ["--fps", "-3"]
+        }
+        let result = try Tool.run(bin, ["decode", input] + extra, check: false)
+        #expect(result.status != 0)
+        let lines = result.stderr.split(separator: "\n").filter { !$0.contains("reconnect attempt") }
+        if kind == "badfps" {
+            #expect(result.stderr.contains("--fps"))
+        } else {
+            #expect(lines.count == 1, "expected one line, got: \(result.stderr)")
+            #expect(lines.first?.contains(input) == true)
+            #expect(lines.first?.hasPrefix("sightline: ") == true)
+        }
+        #expect(!result.stderr.contains("Fatal error"))
+    }
+
+    @Test func corruptFileDecodesAndReportsDamage() throws {
+        let path = try Fixtures.shared.corrupted(try Fixtures.shared.clip(Fixtures.offsetTS), at: 0.5, count: 20_000)
+        let result = try Tool.run(bin, ["decode", path])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("corrupt"))
+    }
+
+    @Test func sigintStopsADecodeCleanly() throws {
+        // A live-paced UDP source never ends by itself; SIGINT must end it with end-of-stream.
+        let port = freePort(udp: true)
+        let reader = try LineStreamingProcess(bin, ["decode", "udp://127.0.0.1:\(port)", "--events", "--no-convert"])
+        defer { reader.kill() }
+        let sender = try startLiveSender(url: "udp://127.0.0.1:\(port)?pkt_size=1316")
+        defer { stopProcess(sender) }
+        #expect(reader.waitFor(timeout: 20) { $0.contains { $0["event"] as? String == "frame" } })
+        reader.signal(SIGINT)
+        let status = reader.waitForExit(timeout: 10)
+        #expect(status == 0)
+        #expect(reader.events.last?["event"] as? String == "end_of_stream")
+        #expect(reader.errorOutput.contains("decoded"))
+    }
+}
