@@ -43,7 +43,7 @@ struct BenchDecodeCommand: ParsableCommand {
             let ffmpeg = try findExecutable("ffmpeg")
             let clips = files.isEmpty ? try synthesiseClips(ffmpeg: ffmpeg) : files
             print("sightline bench decode — best of \(repeats), ratio = ours ÷ ffmpeg (higher is better for fps)")
-            print(pad("file", 22) + pad("threads", 8) + pad("test", 22) + pad("ffmpeg fps", 12) + pad("ours fps", 12) + "ratio")
+            print(pad("file", 26) + pad("threads", 8) + pad("test", 22) + pad("ffmpeg fps", 12) + pad("ours fps", 12) + "ratio")
             for clip in clips {
                 for threadCount in threadCounts {
                     try measure(clip: clip, threads: threadCount, ffmpeg: ffmpeg)
@@ -75,7 +75,7 @@ struct BenchDecodeCommand: ParsableCommand {
         func row(_ test: String, _ key: String, _ count: Int) {
             let theirs = Double(count) / (best["ffmpeg.\(key)"] ?? .infinity)
             let ours = Double(count) / (best["ours.\(key)"] ?? .infinity)
-            print(pad(name, 22) + pad("\(threads)", 8) + pad(test, 22) + pad(String(format: "%.1f", theirs), 12)
+            print(pad(name, 26) + pad("\(threads)", 8) + pad(test, 22) + pad(String(format: "%.1f", theirs), 12)
                 + pad(String(format: "%.1f", ours), 12) + String(format: "%.3f", ours / theirs))
         }
         row("decode", "decode", frames["decode"] ?? 0)
@@ -83,7 +83,7 @@ struct BenchDecodeCommand: ParsableCommand {
         row("keyframes+rgb24", "key", frames["key"] ?? 0)
         // Keyframe sampling pays off in wall time for the whole clip, not per frame decoded.
         let speedup = (best["ours.decode"] ?? 0) / (best["ours.key"] ?? .infinity)
-        print(pad(name, 22) + pad("\(threads)", 8) + "keyframes-only vs full decode (ours, whole clip): "
+        print(pad(name, 26) + pad("\(threads)", 8) + "keyframes-only vs full decode (ours, whole clip): "
             + String(format: "%.1f× faster", speedup))
     }
 

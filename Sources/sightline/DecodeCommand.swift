@@ -105,6 +105,10 @@ struct DecodeCommand: ParsableCommand {
     @Option(help: "Stop after this many kept frames.")
     var limit: Int?
 
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
+    }
+
     func run() throws {
         source.ffmpegLog.apply()
         try reportingErrors {
@@ -118,6 +122,9 @@ struct DecodeCommand: ParsableCommand {
             var finalStats = SourceStats()
             var kept = 0
             while let event = try videoSource.next() {
+                if case .frame = event, let limit, kept >= limit {
+                    continue  // decoded before the cancel took hold; not part of the output
+                }
                 printer.print(event)
                 switch event {
                 case .opened:
@@ -134,6 +141,7 @@ struct DecodeCommand: ParsableCommand {
                 }
             }
             let elapsed = max(monotonicSeconds() - (started ?? monotonicSeconds()), 1e-9)
+            finalStats.framesEmitted = kept
             FileHandle.standardError.write(Data(summary(finalStats, elapsed: elapsed).utf8))
         }
     }
