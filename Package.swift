@@ -23,10 +23,11 @@ let package = Package(
             pkgConfig: "libavformat",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]
         ),
+        // No pkgConfig: libzmq's .pc adds `-isystem` flags SwiftPM rejects (with a warning on
+        // every build), and zmq.h and libzmq.so sit on the default search paths.
         .systemLibrary(
             name: "CZeroMQ",
             path: "Sources/CZeroMQ",
-            pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
         .systemLibrary(
