@@ -13,6 +13,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries. Each module map lists every library it needs: pkg-config for
@@ -39,11 +42,27 @@ let package = Package(
 
         .target(name: "SightlineCore"),
         .target(name: "SightlineMedia", dependencies: ["SightlineCore", "CFFmpeg"]),
+        .target(
+            name: "SightlineGraph",
+            dependencies: [
+                "SightlineCore", "Yams",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
+        .target(
+            name: "SightlineNodes",
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus"]
+        ),
         .executableTarget(
             name: "sightline",
             dependencies: [
                 "SightlineCore",
                 "SightlineMedia",
+                "SightlineGraph",
+                "SightlineBus",
+                "SightlineNodes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

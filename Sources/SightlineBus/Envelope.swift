@@ -1,0 +1,145 @@
+import Foundation
+import SightlineCore
+
+/// The wire format of every message (schema version 1), shared by the ZeroMQ publisher and
+/// the JSONL sink. A message is: topic, JSON header, and an optional binary payload.
+///
+/// Topics are `KIND/SOURCE/`: the trailing separator makes prefix subscriptions exact
+/// (`captions/cam1/` never matches `captions/cam10/`); `KIND/` subscribes to a kind for all
+/// sources. Pipeline-wide status uses the source `_pipeline` (source ids cannot start with `_`).
+public enum Envelope {
+    public static let schema = "sightline.bus/1"
+    public static let pipelineSource = "_pipeline"
+
+    public static func topic(kind: String, source: String) -> String { "\(kind)/\(source)/" }
+
+    public enum VectorFormat: String, Sendable, CaseIterable {
+        case float32, float16
+    }
+}
+
+/// Numbers messages per topic and renders records and status events as bus messages.
+/// One encoder per sink: sequence numbers are per topic, starting at 0, without gaps unless a
+/// message was dropped (then the gap tells the subscriber so).
+public struct EnvelopeEncoder: Sendable {
+    public var pipelineName: String
+    public var pipelineHash: String
+    public var vectorFormat: Envelope.VectorFormat
+    private var sequence: [String: Int64] = [:]
+
+    public init(pipelineName: String, pipelineHash: String, vectorFormat: Envelope.VectorFormat = .float32) {
+        self.pipelineName = pipelineName
+        self.pipelineHash = pipelineHash
+        self.vectorFormat = vectorFormat
+    }
+
+    public mutating func encode(_ record: Record, wallClock: Double) -> BusMessage {
+        let topic = Envelope.topic(kind: record.kind, source: record.sourceID)
+        var header = baseHeader(topic: topic, kind: record.kind, source: record.sourceID, wallClock: wallClock)
+        header["pts_start"] = .double(record.start)
+        header["pts_end"] = .double(record.end)
+        header["data"] = .object(record.fields)
+        header["provenance"] = .array(record.provenance.map(\.json))
+        var payload: [UInt8]? = nil
+        if let vector = record.vector {
+            header["payload"] = .object([
+                "dtype": .string(vectorFormat.rawValue), "count": .int(Int64(vector.count)), "byte_order": "little",
+            ])
+            payload = Self.encodeVector(vector, format: vectorFormat)
+        }
+        return BusMessage(topic: topic, header: Array(JSONValue.object(header).jsonText.utf8), payload: payload)
+    }
+
+    public mutating func encode(_ status: StatusEvent) -> BusMessage {
+        let source = status.sourceID ?? Envelope.pipelineSource
+        let topic = Envelope.topic(kind: "status", source: source)
+        var header = baseHeader(topic: topic, kind: "status", source: source, wallClock: status.wallClock)
+        var data = status.fields
+        data["event"] = .string(status.kind.rawValue)
+        header["data"] = .object(data)
+        return BusMessage(topic: topic, header: Array(JSONValue.object(header).jsonText.utf8), payload: nil)
+    }
+
+    private mutating func baseHeader(topic: String, kind: String, source: String, wallClock: Double) -> [String: JSONValue] {
+        let seq = sequence[topic, default: 0]
+        sequence[topic] = seq + 1
+        return [
+            "schema": .string(Envelope.schema), "kind": .string(kind), "source": .string(source),
+            "seq": .int(seq), "wallclock": .double(wallClock),
+            "pipeline": .object(["name": .string(pipelineName), "hash": .string(pipelineHash)]),
+        ]
+    }
+
+    static func encodeVector(_ vector: [Float], format: Envelope.VectorFormat) -> [UInt8] {
+        var bytes: [UInt8] = []
+        switch format {
+        case .float32:
+            bytes.reserveCapacity(vector.count * 4)
+            for v in vector { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        case .float16:
+            bytes.reserveCapacity(vector.count * 2)
+            for v in vector { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        }
+        return bytes
+    }
+}
+
+/// One message as it travels: topic, raw JSON header bytes, optional payload.
+public struct BusMessage: Sendable, Equatable {
+    public var topic: String
+    public var header: [UInt8]
+    public var payload: [UInt8]?
+
+    public init(topic: String, header: [UInt8], payload: [UInt8]?) {
+        self.topic = topic
+        self.header = header
+        self.payload = payload
+    }
+
+    public var parts: [[UInt8]] {
+        var parts = [Array(topic.utf8), header]
+        if let payload { parts.append(payload) }
+        return parts
+    }
+
+    public init?(parts: [[UInt8]]) {
+        guard parts.count >= 2 else { return nil }
+        topic = String(decoding: parts[0], as: UTF8.self)
+        header = parts[1]
+        payload = parts.count > 2 ? parts[2] : nil
+    }
+
+    public var headerJSON: JSONValue? { JSONValue.parse(String(decoding: header, as: UTF8.self)) }
+
+    /// The payload as floats, per the header's `payload.dtype`.
+    public var vector: [Float]? {
+        guard let payload, let dtype = headerJSON?["payload"]?["dtype"]?.stringValue else { return nil }
+        switch dtype {
+        case "float32":
+            guard payload.count % 4 == 0 else { return nil }
+            return stride(from: 0, to: payload.count, by: 4).map { i in
+                Float(bitPattern: UInt32(payload[i]) | UInt32(payload[i + 1]) << 8 | UInt32(payload[i + 2]) << 16 | UInt32(payload[i + 3]) << 24)
+            }
+        case "float16":
+            guard payload.count % 2 == 0 else { return nil }
+            return stride(from: 0, to: payload.count, by: 2).map { i in
+                Float(Float16(bitPattern: UInt16(payload[i]) | UInt16(payload[i + 1]) << 8))
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// The line `sightline subscribe` (and Samples/subscriber.py) prints:
+    /// `{"topic":"…","header":{…as received…}}`, plus `"vector":[…]` (each float `%.9g`, which
+    /// round-trips float32) when asked for and present.
+    public func jsonLine(includeVector: Bool) -> String {
+        var line = "{\"topic\":"
+        JSONValue.string(topic).write(to: &line)
+        line += ",\"header\":" + String(decoding: header, as: UTF8.self)
+        if includeVector, let vector {
+            line += ",\"vector\":[" + vector.map { String(format: "%.9g", Double($0)) }.joined(separator: ",") + "]"
+        }
+        return line + "}"
+    }
+}

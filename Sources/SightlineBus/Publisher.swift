@@ -1,0 +1,151 @@
+import CZeroMQ
+import Foundation
+
+/// Publishes bus messages on one XPUB socket bound/connected to every endpoint.
+///
+/// XPUB rather than PUB, for two reasons: it sees subscriptions arrive, so a batch job can wait
+/// for its subscribers before sending (the slow-joiner problem), and with XPUB_NODROP a full
+/// subscriber queue is reported to us instead of ZeroMQ dropping silently, so every drop is
+/// counted (or, with `.block`, waited out).
+public final class BusPublisher: @unchecked Sendable {
+    public enum WhenFull: Sendable, Equatable {
+        /// Count the message as dropped and go on (live).
+        case drop
+        /// Wait up to this many seconds for room, then drop (batch: lose nothing if possible).
+        case block(Double)
+    }
+
+    public struct Options: Sendable {
+        public var highWaterMark: Int32
+        public var lingerMilliseconds: Int32
+        public var whenFull: WhenFull
+        public init(highWaterMark: Int32 = 1000, lingerMilliseconds: Int32 = 5000, whenFull: WhenFull = .block(5)) {
+            self.highWaterMark = highWaterMark
+            self.lingerMilliseconds = lingerMilliseconds
+            self.whenFull = whenFull
+        }
+    }
+
+    public let endpoints: [BusEndpoint]
+    public let options: Options
+    private let context: ZMQContext
+    private let socket: ZMQSocket
+    public private(set) var subscriptionsSeen = 0
+    public private(set) var sent = 0
+    public private(set) var dropped = 0
+    private var sendsSinceSubscriptionCheck = 0
+
+    public init(endpoints: [BusEndpoint], options: Options = Options(), context: ZMQContext? = nil) throws {
+        self.endpoints = endpoints
+        self.options = options
+        self.context = try context ?? ZMQContext()
+        socket = try ZMQSocket(context: self.context, type: ZMQ_XPUB)
+        try socket.set(ZMQ_SNDHWM, options.highWaterMark)
+        try socket.set(ZMQ_XPUB_NODROP, 1)
+        try socket.set(ZMQ_XPUB_VERBOSE, 1)  // every subscriber's subscription, not just the first
+        try socket.set(ZMQ_LINGER, options.lingerMilliseconds)
+        for endpoint in endpoints {
+            guard endpoint.role == .pub else { throw BusError.badEndpoint(endpoint.description, "a publisher needs a pub endpoint") }
+            do {
+                switch endpoint.action {
+                case .bind: try socket.bind(endpoint.address)
+                case .connect: try socket.connect(endpoint.address)
+                }
+            } catch let error as ZMQError {
+                throw BusError.socket("cannot \(endpoint.action.rawValue) '\(endpoint.address)': \(error) (is another process using it?)")
+            }
+        }
+    }
+
+    /// The bound address (useful with `tcp://127.0.0.1:*`).
+    public var boundEndpoint: String? { socket.lastEndpoint }
+
+    /// Waits until `count` subscriptions have arrived (each subscriber's SUBSCRIBE counts).
+    public func waitForSubscribers(_ count: Int, timeout: Double) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while subscriptionsSeen < count {
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 {
+                throw BusError.noSubscribers(endpoint: endpoints.map(\.description).joined(separator: ", "), wanted: count, got: subscriptionsSeen, seconds: timeout)
+            }
+            try readSubscriptions(timeout: min(remaining, 0.1))
+        }
+    }
+
+    private func readSubscriptions(timeout: Double) throws {
+        while let parts = try socket.receive(timeout: timeout) {
+            if let first = parts.first?.first, first == 1 { subscriptionsSeen += 1 }
+            if timeout > 0 { break }
+        }
+    }
+
+    /// Sends one message. Returns false when it was dropped (counted in `dropped`).
+    @discardableResult
+    public func publish(_ message: BusMessage, whenFull: WhenFull? = nil) throws -> Bool {
+        sendsSinceSubscriptionCheck += 1
+        if sendsSinceSubscriptionCheck >= 256 {
+            // Subscriptions queue up on an XPUB socket; read them now and then.
+            sendsSinceSubscriptionCheck = 0
+            try readSubscriptions(timeout: 0)
+        }
+        let parts = message.parts
+        if try socket.send(parts: parts, dontWait: true) {
+            sent += 1
+            return true
+        }
+        switch whenFull ?? options.whenFull {
+        case .drop:
+            dropped += 1
+            return false
+        case .block(let seconds):
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.001)
+                if try socket.send(parts: parts, dontWait: true) {
+                    sent += 1
+                    return true
+                }
+            }
+            dropped += 1
+            return false
+        }
+    }
+
+    /// Closes the socket; ZeroMQ keeps sending what is queued for up to the linger time.
+    public func close() {
+        socket.close(lingerMilliseconds: options.lingerMilliseconds)
+    }
+}
+
+/// Receives bus messages: a SUB socket with prefix subscriptions.
+public final class BusSubscriber: @unchecked Sendable {
+    private let context: ZMQContext
+    private let socket: ZMQSocket
+
+    /// - Parameter topics: prefixes to subscribe to; empty means everything.
+    public init(endpoint: BusEndpoint, topics: [String] = [], receiveHighWaterMark: Int32 = 0) throws {
+        guard endpoint.role == .sub else { throw BusError.badEndpoint(endpoint.description, "a subscriber needs a sub endpoint") }
+        context = try ZMQContext()
+        socket = try ZMQSocket(context: context, type: ZMQ_SUB)
+        if receiveHighWaterMark > 0 { try socket.set(ZMQ_RCVHWM, receiveHighWaterMark) }
+        for topic in topics.isEmpty ? [""] : topics {
+            try socket.set(ZMQ_SUBSCRIBE, bytes: Array(topic.utf8))
+        }
+        do {
+            switch endpoint.action {
+            case .bind: try socket.bind(endpoint.address)
+            case .connect: try socket.connect(endpoint.address)
+            }
+        } catch let error as ZMQError {
+            throw BusError.socket("cannot \(endpoint.action.rawValue) '\(endpoint.address)': \(error)")
+        }
+    }
+
+    /// The next message, or nil after `timeout` seconds (nil timeout: wait forever).
+    public func receive(timeout: Double?) throws -> BusMessage? {
+        guard let parts = try socket.receive(timeout: timeout) else { return nil }
+        return BusMessage(parts: parts)
+    }
+
+    public func close() { socket.close(lingerMilliseconds: 0) }
+}

@@ -1,0 +1,174 @@
+import Dispatch
+import Foundation
+import SightlineCore
+
+/// Runs one node (or one lane of a concurrent node): drains its input queues in turn,
+/// calls the processor, routes its output, and handles end-of-stream for each source: a
+/// source has ended here once every input edge that can carry it delivered its end-of-stream.
+final class NodeRunner: @unchecked Sendable {
+    let nodeID: String
+    let label: String
+    let role: NodeDescriptor.Role
+    let processor: NodeProcessor
+    let queue: DispatchQueue
+    var inputs: [EdgeQueue] = []
+    var statusInbox: EdgeQueue?
+    var outputs: [OutputPort] = []
+    var expectedEndOfStream: [String: Int] = [:]
+    unowned(unsafe) var runtime: GraphRuntime!
+
+    private var receivedEndOfStream: [String: Int] = [:]
+    private var endOfStreamFields: [String: [String: JSONValue]] = [:]
+    private var finishedSources = Set<String>()
+    private(set) var isClosed = false
+    private var nextInput = 0
+    private let scheduleLock = NSLock()
+    private var scheduled = false
+    private var lastErrorPost = -Double.infinity
+
+    init(nodeID: String, label: String, role: NodeDescriptor.Role, processor: NodeProcessor) {
+        self.nodeID = nodeID
+        self.label = label
+        self.role = role
+        self.processor = processor
+        self.queue = DispatchQueue(label: "sightline.node.\(label)")
+    }
+
+    /// True when the caller should schedule a drain (it was not already scheduled).
+    func markScheduled() -> Bool {
+        scheduleLock.lock()
+        defer { scheduleLock.unlock() }
+        if scheduled { return false }
+        scheduled = true
+        return true
+    }
+
+    func drain() {
+        while processOne() {}
+        scheduleLock.lock()
+        scheduled = false
+        scheduleLock.unlock()
+        // An item may have arrived between the last empty pop and clearing the flag.
+        if hasInput { runtime.executor.schedule(self) }
+    }
+
+    var hasInput: Bool {
+        if let statusInbox, !statusInbox.isEmpty { return true }
+        return inputs.contains { !$0.isEmpty }
+    }
+
+    /// Processes one queued item; false when every input is empty.
+    @discardableResult
+    func processOne() -> Bool {
+        if let statusInbox, let item = statusInbox.pop() {
+            handle(item)
+            return true
+        }
+        for offset in 0..<inputs.count {
+            let index = (nextInput + offset) % inputs.count
+            if let item = inputs[index].pop() {
+                nextInput = (index + 1) % inputs.count
+                handle(item)
+                return true
+            }
+        }
+        return false
+    }
+
+    private func handle(_ item: Item) {
+        guard !isClosed else { return }
+        switch item {
+        case .endOfStream(let eos):
+            let source = eos.sourceID
+            receivedEndOfStream[source, default: 0] += 1
+            endOfStreamFields[source, default: [:]].merge(eos.fields) { old, _ in old }
+            guard receivedEndOfStream[source] == expectedEndOfStream[source] ?? 1 else { return }
+            let merged = EndOfStream(sourceID: source, fields: endOfStreamFields[source] ?? [:])
+            call(.endOfStream(merged))
+            for port in outputs { _ = port.push(.endOfStream(merged), executor: runtime.executor) }
+            finishedSources.insert(source)
+            if finishedSources.isSuperset(of: expectedEndOfStream.keys) { close() }
+        case .status:
+            if role == .sink { call(item) }
+        case .frame, .record:
+            call(item)
+        }
+    }
+
+    private func call(_ item: Item) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            try processor.process(item, context: runtime) { [self] output in
+                if case .endOfStream = output { return }  // the scheduler owns end-of-stream
+                for port in outputs { _ = port.push(output, executor: runtime.executor) }
+            }
+        } catch {
+            runtime.metrics.nodeFailed(nodeID)
+            postError(error, source: item.sourceID)
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        runtime.metrics.nodeProcessed(nodeID, seconds: elapsed)
+    }
+
+    private func close() {
+        do {
+            try processor.close(context: runtime)
+        } catch {
+            postError(error, source: nil)
+        }
+        isClosed = true
+        runtime.runnerClosed(self)
+    }
+
+    /// Errors go to the status topic, at most one per node per second (the rest are counted).
+    private func postError(_ error: Error, source: String?) {
+        let now = runtime.clock.now()
+        guard now - lastErrorPost >= 1 else { return }
+        lastErrorPost = now
+        runtime.post(StatusEvent(kind: .error, sourceID: source, fields: [
+            "node": .string(nodeID), "message": .string("\(error)"),
+            "errors_so_far": .int(Int64(runtime.metrics.snapshot().nodes[nodeID]?.errors ?? 0)),
+        ], wallClock: now))
+    }
+}
+
+/// Runs a source node's loop on its own thread and ends its branch with end-of-stream,
+/// whatever happens: a failing source never stops the others.
+final class SourceRunner: @unchecked Sendable {
+    let nodeID: String
+    let processor: SourceProcessor
+    var outputs: [OutputPort] = []
+    unowned(unsafe) var runtime: GraphRuntime!
+
+    init(nodeID: String, processor: SourceProcessor) {
+        self.nodeID = nodeID
+        self.processor = processor
+    }
+
+    func run() {
+        let runtime = self.runtime!
+        let outputs = self.outputs
+        var eos: EndOfStream
+        do {
+            eos = try processor.run(context: runtime) { item in
+                if case .endOfStream = item { return .ok }
+                if case .frame(let frame) = item { runtime.metrics.frameIn(source: frame.sourceID) }
+                var result = FlowResult.ok
+                for port in outputs {
+                    switch port.push(item, executor: runtime.executor) {
+                    case .flushing: result = .flushing
+                    case .dropped: if result == .ok { result = .dropped }
+                    case .ok: break
+                    }
+                }
+                return result
+            }
+        } catch {
+            runtime.post(StatusEvent(kind: .error, sourceID: processor.sourceID, fields: [
+                "node": .string(nodeID), "message": .string("\(error)"), "fatal": .bool(true),
+            ], wallClock: runtime.clock.now()))
+            eos = EndOfStream(sourceID: processor.sourceID, fields: ["error": .string("\(error)")])
+        }
+        for port in outputs { _ = port.push(.endOfStream(eos), executor: runtime.executor) }
+    }
+}

@@ -1,0 +1,176 @@
+import Crypto
+import Foundation
+
+/// A pipeline that passed validation: node types known, options typed and in range, edges
+/// connecting real nodes in a DAG with at least one source and one sink.
+public struct ValidatedPipeline: Sendable {
+    public struct ResolvedNode: Sendable {
+        public var id: String
+        public var type: String
+        public var descriptor: NodeDescriptor
+        public var options: NodeOptions
+        public var concurrency: Int
+    }
+
+    public struct ResolvedEdge: Sendable, Equatable {
+        public var from: String
+        public var to: String
+        public var policy: EdgePolicy
+        public var capacity: Int
+    }
+
+    public var spec: PipelineSpec
+    public var nodes: [ResolvedNode]
+    public var edges: [ResolvedEdge]
+    /// sha256 of the canonical pipeline text (after command-line overrides).
+    public var hash: String
+
+    public var name: String { spec.name }
+    public func node(_ id: String) -> ResolvedNode? { nodes.first { $0.id == id } }
+}
+
+/// Every problem found in a pipeline.
+public struct Diagnostics: Error, Sendable, CustomStringConvertible {
+    public var items: [Diagnostic]
+    public init(items: [Diagnostic]) { self.items = items }
+    public var description: String { items.map(\.description).joined(separator: "\n") }
+}
+
+public enum PipelineValidator {
+    /// Every problem at once, each with its position and a hint; or the validated pipeline.
+    public static func validate(_ spec: PipelineSpec, registry: NodeRegistry) -> Result<ValidatedPipeline, Diagnostics> {
+        var diagnostics: [Diagnostic] = []
+        var resolved: [ValidatedPipeline.ResolvedNode] = []
+
+        for node in spec.nodes {
+            guard let factory = registry.factory(node.type) else {
+                diagnostics.append(Diagnostic(node.typeLocation, "unknown node type '\(node.type)' for node '\(node.id)'",
+                                              hint: suggestion(for: node.type, among: registry.names).map { "\($0) (`sightline nodes` lists all)" }
+                                                  ?? "`sightline nodes` lists all: \(registry.names.joined(separator: ", "))"))
+                continue
+            }
+            let descriptor = factory.descriptor
+            var values: [String: OptionValue] = [:]
+            var seen = Set<String>()
+            for (name, entry) in node.options.reversed() where seen.insert(name).inserted {
+                guard let option = descriptor.option(name) else {
+                    let names = descriptor.options.map(\.name)
+                    diagnostics.append(Diagnostic(entry.location, "unknown option '\(name)' for node '\(node.id)' (\(node.type))",
+                                                  hint: suggestion(for: name, among: names)
+                                                      ?? (names.isEmpty ? "\(node.type) takes no options" : "\(node.type) options: \(names.joined(separator: ", "))")))
+                    continue
+                }
+                switch option.parse(entry.value) {
+                case .success(let value): values[name] = value
+                case .failure(let error):
+                    diagnostics.append(Diagnostic(entry.location, "option '\(name)' of node '\(node.id)': \(error)",
+                                                  hint: "\(name) (\(option.type)\(option.rangeDescription.map { ", \($0)" } ?? "")): \(option.help)"))
+                }
+            }
+            for option in descriptor.options where values[option.name] == nil {
+                if let value = option.defaultValue {
+                    values[option.name] = value
+                } else if option.required {
+                    diagnostics.append(Diagnostic(node.location, "node '\(node.id)' (\(node.type)) needs option '\(option.name)'",
+                                                  hint: "\(option.name): \(option.help)"))
+                }
+            }
+            if node.concurrency > 1 && !descriptor.allowsConcurrency {
+                diagnostics.append(Diagnostic(node.location, "node '\(node.id)' (\(node.type)) keeps state and cannot run with concurrency \(node.concurrency)",
+                                              hint: "remove 'concurrency' or use 1"))
+            }
+            resolved.append(.init(id: node.id, type: node.type, descriptor: descriptor, options: NodeOptions(values), concurrency: node.concurrency))
+        }
+
+        let known = Dictionary(resolved.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let declared = Set(spec.nodes.map(\.id))
+        var edges: [ValidatedPipeline.ResolvedEdge] = []
+        var seenEdges = Set<String>()
+        for edge in spec.edges {
+            var ok = true
+            for end in [edge.from, edge.to] where !declared.contains(end) {
+                ok = false
+                diagnostics.append(Diagnostic(edge.location, "dangling edge \(edge.from) -> \(edge.to): no node '\(end)'",
+                                              hint: suggestion(for: end, among: Array(declared)) ?? "declared nodes: \(spec.nodes.map(\.id).joined(separator: ", "))"))
+            }
+            guard ok, let from = known[edge.from], let to = known[edge.to] else { continue }
+            if from.descriptor.role == .sink {
+                diagnostics.append(Diagnostic(edge.location, "edge \(edge.from) -> \(edge.to) leaves sink '\(edge.from)', which has no output"))
+                continue
+            }
+            if to.descriptor.role == .source {
+                diagnostics.append(Diagnostic(edge.location, "edge \(edge.from) -> \(edge.to) enters source '\(edge.to)', which has no input"))
+                continue
+            }
+            if edge.from == edge.to {
+                diagnostics.append(Diagnostic(edge.location, "edge \(edge.from) -> \(edge.to) is a cycle", hint: "a pipeline is a DAG"))
+                continue
+            }
+            guard seenEdges.insert("\(edge.from)->\(edge.to)").inserted else {
+                diagnostics.append(Diagnostic(edge.location, "duplicate edge \(edge.from) -> \(edge.to)"))
+                continue
+            }
+            edges.append(.init(from: edge.from, to: edge.to, policy: edge.policy ?? spec.defaultPolicy, capacity: edge.capacity ?? spec.defaultCapacity))
+        }
+
+        if let cycle = findCycle(nodes: resolved.map(\.id), edges: edges) {
+            let closing = spec.edges.first { $0.from == cycle[cycle.count - 2] && $0.to == cycle[cycle.count - 1] }
+            diagnostics.append(Diagnostic(closing?.location ?? spec.nodesLocation, "cycle: \(cycle.joined(separator: " -> "))",
+                                          hint: "a pipeline is a DAG; remove one of these edges"))
+        }
+
+        if !resolved.isEmpty || !spec.nodes.isEmpty {
+            if !resolved.contains(where: { $0.descriptor.role == .sink }) && diagnostics.isEmpty {
+                diagnostics.append(Diagnostic(spec.nodesLocation, "no sink: results would go nowhere",
+                                              hint: "add e.g. out: {type: publish, endpoint: \"pub+bind:tcp://127.0.0.1:5555\"} or {type: jsonl, path: out.jsonl}"))
+            }
+            if !resolved.contains(where: { $0.descriptor.role == .source }) && diagnostics.isEmpty {
+                diagnostics.append(Diagnostic(spec.nodesLocation, "no source", hint: "add e.g. cam1: {type: source, url: clip.mp4}"))
+            }
+        }
+        for node in resolved {
+            let hasInput = edges.contains { $0.to == node.id }
+            let hasOutput = edges.contains { $0.from == node.id }
+            if node.descriptor.role != .source && !hasInput {
+                diagnostics.append(Diagnostic(spec.node(node.id)?.location ?? spec.nodesLocation, "node '\(node.id)' has no input edge",
+                                              hint: "connect it, e.g. '- SOURCE -> \(node.id)'"))
+            }
+            if node.descriptor.role != .sink && !hasOutput {
+                diagnostics.append(Diagnostic(spec.node(node.id)?.location ?? spec.nodesLocation, "output of node '\(node.id)' goes nowhere",
+                                              hint: "connect it to a sink, e.g. '- \(node.id) -> out'"))
+            }
+        }
+
+        guard diagnostics.isEmpty else {
+            return .failure(Diagnostics(items: diagnostics.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }))
+        }
+        let digest = SHA256.hash(data: Data(spec.canonicalText.utf8))
+        let hash = digest.map { String(format: "%02x", $0) }.joined()
+        return .success(ValidatedPipeline(spec: spec, nodes: resolved, edges: edges, hash: hash))
+    }
+
+    /// A cycle as a node path ending where it started, or nil.
+    static func findCycle(nodes: [String], edges: [ValidatedPipeline.ResolvedEdge]) -> [String]? {
+        var next: [String: [String]] = [:]
+        for edge in edges { next[edge.from, default: []].append(edge.to) }
+        var state: [String: Int] = [:]  // 1 visiting, 2 done
+        var path: [String] = []
+        func visit(_ node: String) -> [String]? {
+            state[node] = 1
+            path.append(node)
+            for target in next[node] ?? [] {
+                if state[target] == 1, let start = path.firstIndex(of: target) {
+                    return Array(path[start...]) + [target]
+                }
+                if state[target] == nil, let cycle = visit(target) { return cycle }
+            }
+            path.removeLast()
+            state[node] = 2
+            return nil
+        }
+        for node in nodes where state[node] == nil {
+            if let cycle = visit(node) { return cycle }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,15 @@
+import SightlineGraph
+
+/// Every node type the CLI knows.
+public enum BuiltinNodes {
+    public static let registry = NodeRegistry([
+        VideoSourceNode.factory,
+        SyntheticSource.factory,
+        FrameStatsNode.factory,
+        PerceptualHashNode.factory,
+        PassthroughNode.factory,
+        PublishSink.factory,
+        JSONLSink.factory,
+        NullSink.factory,
+    ])
+}

@@ -1,0 +1,73 @@
+import SightlineCore
+import SightlineGraph
+
+/// `frame_stats`: mean luma and motion energy (mean absolute luma change against the
+/// previous sampled frame of the same source, on a 64×36 thumbnail, scaled to 0…1).
+public final class FrameStatsNode: NodeProcessor {
+    private var previous: [String: LumaThumbnail] = [:]
+
+    public static let descriptor = NodeDescriptor(
+        name: "frame_stats",
+        description: "Mean luma and motion energy per frame; publishes a `stats` record and annotates the frame (sl.frame_stats.*).",
+        role: .transform, inputs: .frames, outputs: .any, options: [])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, _ in .processor(FrameStatsNode()) }
+
+    public init() {}
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        switch item {
+        case .frame(var frame):
+            let thumbnail = LumaThumbnail(frame: frame, width: 64, height: 36)
+            let meanLuma = Self.meanLuma(frame)
+            var fields: [String: JSONValue] = [
+                "mean_luma": .double((meanLuma * 100).rounded() / 100),
+                "frame_index": .int(Int64(frame.decodeIndex)),
+                "width": .int(Int64(frame.width)), "height": .int(Int64(frame.height)),
+            ]
+            if let last = previous[frame.sourceID], last.values.count == thumbnail.values.count {
+                let motion = Self.motionEnergy(last, thumbnail)
+                fields["motion"] = .double((motion * 1e5).rounded() / 1e5)
+                frame.metadata["sl.frame_stats.motion"] = String(motion)
+            } else {
+                fields["motion"] = .null
+            }
+            previous[frame.sourceID] = thumbnail
+            frame.metadata["sl.frame_stats.mean_luma"] = String(meanLuma)
+            emit(.record(Record(kind: "stats", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                                fields: fields, ingestWallClock: frame.ingestWallClock,
+                                provenance: [Provenance(name: "frame_stats", version: "1")])))
+            emit(.frame(frame))
+        case .endOfStream(let eos):
+            previous[eos.sourceID] = nil
+        case .record, .status:
+            emit(item)
+        }
+    }
+
+    static func meanLuma(_ frame: Frame) -> Double {
+        let bpp = frame.pixelFormat.bytesPerPixel
+        let count = frame.width * frame.height
+        guard count > 0, frame.pixels.count >= count * bpp else { return 0 }
+        var total = 0
+        frame.pixels.withUnsafeBufferPointer { px in
+            if bpp == 1 {
+                for i in 0..<count { total += Int(px[i]) }
+            } else {
+                let (r, g, b): (Int, Int, Int) = frame.pixelFormat == .bgr24 ? (2, 1, 0) : (0, 1, 2)
+                for i in 0..<count {
+                    let o = i * 3
+                    total += (77 * Int(px[o + r]) + 150 * Int(px[o + g]) + 29 * Int(px[o + b])) >> 8
+                }
+            }
+        }
+        return Double(total) / Double(count)
+    }
+
+    /// Mean absolute difference of two thumbnails, 0 (identical) … 1 (black↔white everywhere).
+    static func motionEnergy(_ a: LumaThumbnail, _ b: LumaThumbnail) -> Double {
+        var sum: Float = 0
+        for i in a.values.indices { sum += abs(a.values[i] - b.values[i]) }
+        return Double(sum / Float(a.values.count) / 255)
+    }
+}

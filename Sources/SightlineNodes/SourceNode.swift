@@ -1,0 +1,103 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineMedia
+
+/// `source`: decodes a file or live URL with SightlineMedia and emits sampled, converted frames.
+/// Its node id is the source id that topics and messages carry.
+public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
+    public let sourceID: String
+    private let source: VideoSource
+    private let cancellation: SourceCancellation
+
+    public static let descriptor = NodeDescriptor(
+        name: "source",
+        description: "Decode a file or stream (file, http(s), HLS, RTSP, RTMP, SRT, UDP, TCP) into sampled RGB frames.",
+        role: .source, inputs: nil, outputs: .frames,
+        options: [
+            OptionSpec("url", .string, required: true, help: "file path or URL FFmpeg can open"),
+            OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref"),
+            OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),
+            OptionSpec("every", .int, min: 1, max: 1_000_000, help: "keep every Nth decoded frame"),
+            OptionSpec("threads", .int, default: .int(0), min: 0, max: 64, help: "decoder threads (0: one per core)"),
+            OptionSpec("size", .size, help: "convert to WxH (Wx / xH keep aspect); default: source size"),
+            OptionSpec("resize", .choice(ResizeMode.allCases.map(\.rawValue)), default: .string("stretch"), help: "how to fit size: stretch, letterbox, crop"),
+            OptionSpec("pixel_format", .choice(PixelFormat.allCases.map(\.rawValue)), default: .string("rgb24"), help: "rgb24, bgr24 or gray8"),
+            OptionSpec("live", .choice(["auto", "on", "off"]), default: .string("auto"), help: "live behaviour (reconnect, monotonic time); auto: by URL scheme"),
+            OptionSpec("read_timeout", .double, default: .double(3), min: 0.05, max: 3600, help: "live: seconds without data before the source counts as lost"),
+            OptionSpec("open_timeout", .double, default: .double(5), min: 0.05, max: 3600, help: "live: seconds to connect and probe"),
+            OptionSpec("reconnect_attempts", .int, default: .int(10), min: 0, max: 1_000_000, help: "live: reconnect attempts after a loss"),
+            OptionSpec("reconnect_delay", .double, default: .double(0.5), min: 0, max: 3600, help: "live: first reconnect delay (doubles)"),
+            OptionSpec("reconnect_max_delay", .double, default: .double(8), min: 0, max: 3600, help: "live: longest reconnect delay"),
+        ])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { id, options in
+        .source(try VideoSourceNode(id: id, options: options))
+    }
+
+    init(id: String, options: NodeOptions) throws {
+        sourceID = id
+        let url = options.string("url") ?? ""
+        let sampling: SamplingPolicy =
+            if let fps = options.string("fps").flatMap(Rational.init(parsing:)) { .perSecond(fps) }
+            else if let every = options.int("every") { .everyNth(every) }
+            else { .all }
+        let size = options.string("size").flatMap(OptionSpec.parseSize)
+        let liveSetting = options.string("live") ?? "auto"
+        let isLive = liveSetting == "on" || (liveSetting == "auto" && SourceOptions.isLiveURL(url))
+        let sourceOptions = SourceOptions(
+            sourceID: id,
+            mode: DecodeMode(rawValue: options.string("mode") ?? "all") ?? .all,
+            sampling: sampling,
+            threads: options.int("threads") ?? 0,
+            output: OutputFormat(
+                width: size?.width, height: size?.height,
+                pixelFormat: PixelFormat(rawValue: options.string("pixel_format") ?? "rgb24") ?? .rgb24,
+                resize: ResizeMode(rawValue: options.string("resize") ?? "stretch") ?? .stretch),
+            live: isLive ? LiveOptions(
+                readTimeout: options.double("read_timeout") ?? 3, openTimeout: options.double("open_timeout") ?? 5,
+                reconnect: .init(maxAttempts: options.int("reconnect_attempts") ?? 10,
+                                 initialDelay: options.double("reconnect_delay") ?? 0.5,
+                                 maxDelay: max(options.double("reconnect_max_delay") ?? 8, options.double("reconnect_delay") ?? 0.5)))
+                : nil)
+        source = VideoSource(url: url, options: sourceOptions)
+        cancellation = source.cancellation
+    }
+
+    public func cancel() { cancellation.cancel() }
+
+    public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
+        var started = false
+        var final = SourceStats()
+        while let event = try source.next() {
+            switch event {
+            case .opened(let info):
+                if !started {
+                    started = true
+                    context.post(StatusEvent(kind: .started, sourceID: sourceID, fields: [
+                        "url": .string(info.url), "container": .string(info.container), "codec": .string(info.codec),
+                        "width": .int(Int64(info.width)), "height": .int(Int64(info.height)),
+                    ], wallClock: context.clock.now()))
+                }
+            case .frame(let frame):
+                if emit(.frame(frame)) == .flushing { source.cancel() }
+            case .reconnecting(let attempt, let delay, let reason):
+                context.post(StatusEvent(kind: .reconnecting, sourceID: sourceID, fields: [
+                    "attempt": .int(Int64(attempt)), "delay_s": .double(delay), "reason": .string(reason),
+                ], wallClock: context.clock.now()))
+            case .gap(let gap):
+                context.post(StatusEvent(kind: .gap, sourceID: sourceID, fields: [
+                    "after_seconds": .double(gap.afterSeconds), "duration_s": .double(gap.durationSeconds),
+                ], wallClock: context.clock.now()))
+            case .endOfStream(let stats):
+                final = stats
+            }
+        }
+        return EndOfStream(sourceID: sourceID, fields: [
+            "frames_decoded": .int(Int64(final.framesDecoded)), "frames_emitted": .int(Int64(final.framesEmitted)),
+            "frames_sampled_out": .int(Int64(final.framesSampledOut)), "corrupt_packets": .int(Int64(final.corruptPackets)),
+            "corrupt_frames": .int(Int64(final.corruptFrames)), "read_errors": .int(Int64(final.readErrors)),
+            "reconnects": .int(Int64(final.reconnects)), "gap_seconds": .double(final.gapSeconds),
+        ])
+    }
+}

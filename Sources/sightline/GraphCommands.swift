@@ -1,0 +1,207 @@
+import ArgumentParser
+import Foundation
+import SightlineBus
+import SightlineCore
+import SightlineGraph
+import SightlineMedia
+import SightlineNodes
+
+struct NodesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nodes", abstract: "List node types, or show one node's options (like gst-inspect).")
+
+    @Argument(help: "A node type to describe.")
+    var name: String?
+
+    func run() throws {
+        let registry = BuiltinNodes.registry
+        guard let name else {
+            for type in registry.names {
+                guard let d = registry.factory(type)?.descriptor else { continue }
+                print(pad(type, 14) + pad(d.role.rawValue, 10) + d.description)
+            }
+            return
+        }
+        guard let descriptor = registry.factory(name)?.descriptor else {
+            printError("no node type '\(name)'; `sightline nodes` lists them: \(registry.names.joined(separator: ", "))")
+            throw ExitCode(1)
+        }
+        print("\(descriptor.name) — \(descriptor.description)")
+        print("  role:    \(descriptor.role.rawValue)")
+        print("  inputs:  \(descriptor.inputs?.rawValue ?? "none")")
+        print("  outputs: \(descriptor.outputs?.rawValue ?? "none")")
+        if descriptor.allowsConcurrency { print("  stateless: may run with concurrency > 1") }
+        print(descriptor.options.isEmpty ? "  options: none" : "  options:")
+        for option in descriptor.options {
+            var line = "    " + pad(option.name, 20) + pad(option.type.description, 24)
+            if let value = option.defaultValue { line += "default \(value)" } else if option.required { line += "required" } else { line += "optional" }
+            if let range = option.rangeDescription { line += ", range \(range)" }
+            print(line)
+            print("        \(option.help)")
+        }
+    }
+}
+
+/// Reading, overriding and validating a pipeline file, shared by `validate` and `run`.
+struct PipelineArguments: ParsableArguments {
+    @Argument(help: "Pipeline file (YAML). See Pipelines/.")
+    var file: String
+
+    @Option(name: .customLong("input"), help: "Source URL: URL for a single-source pipeline, or ID=URL (repeatable).")
+    var inputs: [String] = []
+
+    @Option(name: .customLong("set"), help: "Override an option: NODE.OPTION=VALUE (repeatable).")
+    var overrides: [String] = []
+
+    func load() throws -> ValidatedPipeline {
+        let (parsed, parseDiagnostics) = PipelineParser.parse(file: file)
+        var diagnostics = parseDiagnostics
+        guard var spec = parsed else { throw Diagnostics(items: diagnostics) }
+        for input in inputs { if let d = spec.applyInput(input) { diagnostics.append(d) } }
+        for override in overrides { if let d = spec.applyOverride(override) { diagnostics.append(d) } }
+        switch PipelineValidator.validate(spec, registry: BuiltinNodes.registry) {
+        case .success(let pipeline):
+            if !diagnostics.isEmpty { throw Diagnostics(items: diagnostics) }
+            return pipeline
+        case .failure(let more):
+            throw Diagnostics(items: diagnostics + more.items)
+        }
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check a pipeline file and report every error with file:line:column and a hint.")
+
+    @OptionGroup var pipeline: PipelineArguments
+
+    func run() throws {
+        do {
+            let validated = try pipeline.load()
+            print("\(pipeline.file): ok — pipeline '\(validated.name)', \(validated.nodes.count) nodes, \(validated.edges.count) edges, hash \(validated.hash.prefix(12))")
+        } catch let diagnostics as Diagnostics {
+            FileHandle.standardError.write(Data((diagnostics.description + "\n").utf8))
+            FileHandle.standardError.write(Data("\(diagnostics.items.count) error\(diagnostics.items.count == 1 ? "" : "s")\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pipeline until its sources end (or Ctrl-C / SIGTERM, which drains and publishes end-of-stream).",
+        discussion: "Exit status: 0 all sources finished, 1 the pipeline could not start, 3 some source failed (the others ran to the end).")
+
+    @OptionGroup var pipeline: PipelineArguments
+
+    @Option(help: "After SIGINT/SIGTERM, seconds to drain queued frames before discarding them.")
+    var drainTimeout: Double = 10
+
+    @Flag(help: "Do not echo status events (errors, gaps, reconnects) on stderr.")
+    var quiet = false
+
+    func run() throws {
+        FFmpegLogLevel.quiet.apply()
+        let validated: ValidatedPipeline
+        do {
+            validated = try pipeline.load()
+        } catch let diagnostics as Diagnostics {
+            FileHandle.standardError.write(Data((diagnostics.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+        let runtime: GraphRuntime
+        do {
+            runtime = try GraphRuntime(pipeline: validated, registry: BuiltinNodes.registry)
+        } catch {
+            printError("pipeline '\(validated.name)': \(error)")
+            throw ExitCode(1)
+        }
+        if !quiet {
+            runtime.statusObserver = { status in
+                let source = status.sourceID.map { "'\($0)'" } ?? "pipeline"
+                switch status.kind {
+                case .error: printError("\(source): \(status.fields["message"]?.stringValue ?? "error") (node \(status.fields["node"]?.stringValue ?? "?"))")
+                case .reconnecting: printError("\(source): source lost (\(status.fields["reason"]?.stringValue ?? "")); reconnecting")
+                case .gap: printError("\(source): back after \(String(format: "%.2f", status.fields["duration_s"]?.doubleValue ?? 0)) s gap")
+                default: break
+                }
+            }
+        }
+        let started = monotonicSeconds()
+        let drainTimeout = self.drainTimeout
+        let trap = SignalTrap {
+            FileHandle.standardError.write(Data("sightline: stopping: draining queues (up to \(drainTimeout) s)\n".utf8))
+            _ = runtime.stop(drainTimeout: drainTimeout)
+        }
+        defer { withExtendedLifetime(trap) {} }
+        runtime.start()
+        _ = runtime.wait()
+
+        let elapsed = monotonicSeconds() - started
+        let snapshot = runtime.metrics.snapshot()
+        let frames = snapshot.framesIn.values.reduce(0, +)
+        var line = String(format: "pipeline '%@': %d frames from %d source(s) in %.2f s (%.1f frames/s)",
+                          validated.name, frames, runtime.sourceIDs.count, elapsed, Double(frames) / max(elapsed, 1e-9))
+        let drops = snapshot.drops.values.reduce(0, +) + snapshot.sinkDrops.values.reduce(0, +)
+        if drops > 0 { line += ", \(drops) dropped" }
+        if let p50 = snapshot.latencyPercentile(50), let p99 = snapshot.latencyPercentile(99) {
+            line += String(format: ", latency p50 %.1f ms p99 %.1f ms", p50 * 1000, p99 * 1000)
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        let failed = runtime.failedSources
+        if !failed.isEmpty {
+            for (source, message) in failed.sorted(by: { $0.key < $1.key }) { printError("source '\(source)' failed: \(message)") }
+            throw ExitCode(3)
+        }
+    }
+}
+
+struct SubscribeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "subscribe",
+        abstract: "Print one JSON line per bus message: {\"topic\":…,\"header\":{…}} (+ \"vector\" with --vectors).")
+
+    @Argument(help: "Endpoint, e.g. tcp://127.0.0.1:5555 or sub+connect:tcp://127.0.0.1:5555.")
+    var endpoint: String
+
+    @Option(name: .customLong("topic"), help: "Topic prefix to subscribe to (repeatable), e.g. stats/ or stats/cam1/. Default: everything.")
+    var topics: [String] = []
+
+    @Flag(help: "Decode vector payloads into a \"vector\" array.")
+    var vectors = false
+
+    @Option(help: "Exit after this many messages.")
+    var count: Int?
+
+    @Option(help: "Exit after this many seconds without a message.")
+    var idleTimeout: Double?
+
+    @Flag(help: "Exit after end-of-stream has arrived for every source seen.")
+    var untilEnd = false
+
+    func run() throws {
+        let subscriber: BusSubscriber
+        do {
+            subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: endpoint, defaultRole: .sub), topics: topics)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        var received = 0
+        var open = Set<String>()
+        var ended = Set<String>()
+        while true {
+            guard let message = try subscriber.receive(timeout: idleTimeout) else { break }
+            FileHandle.standardOutput.write(Data((message.jsonLine(includeVector: vectors) + "\n").utf8))
+            received += 1
+            if let header = message.headerJSON, let source = header["source"]?.stringValue, source != Envelope.pipelineSource {
+                open.insert(source)
+                if header["data"]?["event"]?.stringValue == "end_of_stream" { ended.insert(source) }
+            }
+            if let count, received >= count { break }
+            if untilEnd, !open.isEmpty, ended.isSuperset(of: open) { break }
+        }
+        subscriber.close()
+    }
+}
