@@ -86,6 +86,9 @@ public enum PipelineValidator {
         let declared = Set(spec.nodes.map(\.id))
         var edges: [ValidatedPipeline.ResolvedEdge] = []
         var seenEdges = Set<String>()
+        // Edges between declared nodes, even ones whose type is unknown: connectivity checks
+        // use these so one misspelt type does not also report its neighbours as unconnected.
+        let connections = spec.edges.filter { declared.contains($0.from) && declared.contains($0.to) }
         for edge in spec.edges {
             var ok = true
             for end in [edge.from, edge.to] where !declared.contains(end) {
@@ -129,8 +132,8 @@ public enum PipelineValidator {
             }
         }
         for node in resolved {
-            let hasInput = edges.contains { $0.to == node.id }
-            let hasOutput = edges.contains { $0.from == node.id }
+            let hasInput = connections.contains { $0.to == node.id }
+            let hasOutput = connections.contains { $0.from == node.id }
             if node.descriptor.role != .source && !hasInput {
                 diagnostics.append(Diagnostic(spec.node(node.id)?.location ?? spec.nodesLocation, "node '\(node.id)' has no input edge",
                                               hint: "connect it, e.g. '- SOURCE -> \(node.id)'"))

@@ -5,15 +5,24 @@ import SightlineGraph
 /// previous sampled frame of the same source, on a 64×36 thumbnail, scaled to 0…1).
 public final class FrameStatsNode: NodeProcessor {
     private var previous: [String: LumaThumbnail] = [:]
+    private let histogramBins: Int
 
     public static let descriptor = NodeDescriptor(
         name: "frame_stats",
         description: "Mean luma and motion energy per frame; publishes a `stats` record and annotates the frame (sl.frame_stats.*).",
-        role: .transform, inputs: .frames, outputs: .any, options: [])
+        role: .transform, inputs: .frames, outputs: .any,
+        options: [
+            OptionSpec("histogram_bins", .int, default: .int(0), min: 0, max: 256,
+                       help: "attach a luma histogram with this many bins as the record's vector (0: none)"),
+        ])
 
-    public static let factory = NodeFactory(descriptor: descriptor) { _, _ in .processor(FrameStatsNode()) }
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(FrameStatsNode(histogramBins: options.int("histogram_bins") ?? 0))
+    }
 
-    public init() {}
+    public init(histogramBins: Int = 0) {
+        self.histogramBins = histogramBins
+    }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         switch item {
@@ -35,7 +44,8 @@ public final class FrameStatsNode: NodeProcessor {
             previous[frame.sourceID] = thumbnail
             frame.metadata["sl.frame_stats.mean_luma"] = String(meanLuma)
             emit(.record(Record(kind: "stats", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                                fields: fields, ingestWallClock: frame.ingestWallClock,
+                                fields: fields, vector: histogramBins > 0 ? Self.histogram(thumbnail, bins: histogramBins) : nil,
+                                ingestWallClock: frame.ingestWallClock,
                                 provenance: [Provenance(name: "frame_stats", version: "1")])))
             emit(.frame(frame))
         case .endOfStream(let eos):
@@ -62,6 +72,13 @@ public final class FrameStatsNode: NodeProcessor {
             }
         }
         return Double(total) / Double(count)
+    }
+
+    /// Fraction of thumbnail pixels per luma bin; sums to 1.
+    static func histogram(_ thumbnail: LumaThumbnail, bins: Int) -> [Float] {
+        var counts = [Float](repeating: 0, count: bins)
+        for v in thumbnail.values { counts[min(bins - 1, Int(v / 256 * Float(bins)))] += 1 }
+        return counts.map { $0 / Float(max(thumbnail.values.count, 1)) }
     }
 
     /// Mean absolute difference of two thumbnails, 0 (identical) … 1 (black↔white everywhere).
