@@ -70,9 +70,29 @@ public enum JSONValue: Sendable, Equatable, Hashable {
         out += "\""
     }
 
-    /// Parses JSON text into a JSONValue.
+    /// Parses JSON text into a JSONValue; `3.0` stays a double and `3` an integer.
     public static func parse(_ text: String) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+            return nil
+        }
+        return from(foundation: object)
+    }
+
+    static func from(foundation object: Any) -> JSONValue {
+        switch object {
+        case is NSNull: return .null
+        case let string as String: return .string(string)
+        case let number as NSNumber:
+            // Foundation marks JSON booleans with the C type "c" and fractions with "d"/"f".
+            switch String(cString: number.objCType) {
+            case "c": return .bool(number.boolValue)
+            case "d", "f": return .double(number.doubleValue)
+            default: return .int(number.int64Value)
+            }
+        case let array as [Any]: return .array(array.map(from(foundation:)))
+        case let dictionary as [String: Any]: return .object(dictionary.mapValues(from(foundation:)))
+        default: return .string("\(object)")
+        }
     }
 
     public subscript(key: String) -> JSONValue? {
