@@ -31,6 +31,10 @@ public final class BusPublisher: @unchecked Sendable {
     private let context: ZMQContext
     private let socket: ZMQSocket
     public private(set) var subscriptionsSeen = 0
+    /// Connected peers, from the socket monitor (handshakes minus disconnects).
+    public private(set) var peers = 0
+    private var lastPeerChange = Date.distantPast
+    private let monitor: ZMQSocket
     public private(set) var sent = 0
     public private(set) var dropped = 0
     private var sendsSinceSubscriptionCheck = 0
@@ -44,6 +48,13 @@ public final class BusPublisher: @unchecked Sendable {
         try socket.set(ZMQ_XPUB_NODROP, 1)
         try socket.set(ZMQ_XPUB_VERBOSE, 1)  // every subscriber's subscription, not just the first
         try socket.set(ZMQ_LINGER, options.lingerMilliseconds)
+        // A socket monitor tells connections apart: XPUB shows subscriptions, not who sent them.
+        let monitorAddress = "inproc://sightline-monitor-\(UUID().uuidString)"
+        guard zmq_socket_monitor(socket.handle, monitorAddress, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) == 0 else {
+            throw BusError.socket("cannot monitor the publisher socket: \(ZMQError("zmq_socket_monitor"))")
+        }
+        monitor = try ZMQSocket(context: self.context, type: ZMQ_PAIR)
+        try monitor.connect(monitorAddress)
         for endpoint in endpoints {
             guard endpoint.role == .pub else { throw BusError.badEndpoint(endpoint.description, "a publisher needs a pub endpoint") }
             do {
@@ -60,15 +71,28 @@ public final class BusPublisher: @unchecked Sendable {
     /// The bound address (useful with `tcp://127.0.0.1:*`).
     public var boundEndpoint: String? { socket.lastEndpoint }
 
-    /// Waits until `count` subscriptions have arrived (each subscriber's SUBSCRIBE counts).
+    /// Waits until `count` subscribers are connected and their subscriptions have arrived.
+    /// A subscriber sends its subscriptions right after connecting; a short settle time after
+    /// the last new connection lets those with several topics finish.
     public func waitForSubscribers(_ count: Int, timeout: Double) throws {
         let deadline = Date().addingTimeInterval(timeout)
-        while subscriptionsSeen < count {
+        while true {
+            try readMonitorEvents()
+            if peers >= count && subscriptionsSeen >= peers && Date().timeIntervalSince(lastPeerChange) >= 0.2 { return }
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 {
-                throw BusError.noSubscribers(endpoint: endpoints.map(\.description).joined(separator: ", "), wanted: count, got: subscriptionsSeen, seconds: timeout)
+                throw BusError.noSubscribers(endpoint: endpoints.map(\.description).joined(separator: ", "), wanted: count, got: peers, seconds: timeout)
             }
-            try readSubscriptions(timeout: min(remaining, 0.1))
+            try readSubscriptions(timeout: min(remaining, 0.05))
+        }
+    }
+
+    private func readMonitorEvents() throws {
+        while let parts = try monitor.receive(timeout: 0), let event = parts.first, event.count >= 2 {
+            let kind = Int32(UInt16(event[0]) | UInt16(event[1]) << 8)
+            if kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED { peers += 1 }
+            if kind == ZMQ_EVENT_DISCONNECTED { peers = max(0, peers - 1) }
+            lastPeerChange = Date()
         }
     }
 
@@ -113,6 +137,8 @@ public final class BusPublisher: @unchecked Sendable {
 
     /// Closes the socket; ZeroMQ keeps sending what is queued for up to the linger time.
     public func close() {
+        zmq_socket_monitor(socket.handle, nil, 0)
+        monitor.close(lingerMilliseconds: 0)
         socket.close(lingerMilliseconds: options.lingerMilliseconds)
     }
 }
