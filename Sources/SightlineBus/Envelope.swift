@@ -47,7 +47,7 @@ public struct EnvelopeEncoder: Sendable {
             ])
             payload = Self.encodeVector(vector, format: vectorFormat)
         }
-        return BusMessage(topic: topic, header: Array(JSONValue.object(header).jsonText.utf8), payload: payload)
+        return BusMessage(topic: topic, header: JSONValue.object(header).jsonBytes, payload: payload)
     }
 
     public mutating func encode(_ status: StatusEvent) -> BusMessage {
@@ -57,7 +57,7 @@ public struct EnvelopeEncoder: Sendable {
         var data = status.fields
         data["event"] = .string(status.kind.rawValue)
         header["data"] = .object(data)
-        return BusMessage(topic: topic, header: Array(JSONValue.object(header).jsonText.utf8), payload: nil)
+        return BusMessage(topic: topic, header: JSONValue.object(header).jsonBytes, payload: nil)
     }
 
     private mutating func baseHeader(topic: String, kind: String, source: String, wallClock: Double) -> [String: JSONValue] {
@@ -134,8 +134,7 @@ public struct BusMessage: Sendable, Equatable {
     /// `{"topic":"…","header":{…as received…}}`, plus `"vector":[…]` (each float `%.9g`, which
     /// round-trips float32) when asked for and present.
     public func jsonLine(includeVector: Bool) -> String {
-        var line = "{\"topic\":"
-        JSONValue.string(topic).write(to: &line)
+        var line = "{\"topic\":" + JSONValue.string(topic).jsonText
         line += ",\"header\":" + String(decoding: header, as: UTF8.self)
         if includeVector, let vector {
             line += ",\"vector\":[" + vector.map { String(format: "%.9g", Double($0)) }.joined(separator: ",") + "]"

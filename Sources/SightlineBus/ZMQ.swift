@@ -87,6 +87,9 @@ public final class ZMQSocket: @unchecked Sendable {
 
     /// Receives one multipart message, waiting at most `timeout` seconds (nil: forever).
     public func receive(timeout: Double?) throws -> [[UInt8]]? {
+        // Try without waiting first: under load a message is usually there, and a poll
+        // system call per message would cap throughput.
+        if let parts = try receiveParts(flags: ZMQ_DONTWAIT) { return parts }
         if let timeout {
             var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
             let ready = zmq_poll(&item, 1, Int(timeout * 1000))
@@ -96,13 +99,19 @@ public final class ZMQSocket: @unchecked Sendable {
             }
             if ready == 0 { return nil }
         }
+        return try receiveParts(flags: 0)
+    }
+
+    /// One multipart message; nil when `flags` has DONTWAIT and nothing is waiting.
+    private func receiveParts(flags: Int32) throws -> [[UInt8]]? {
         var parts: [[UInt8]] = []
         while true {
             var message = zmq_msg_t()
             zmq_msg_init(&message)
             defer { zmq_msg_close(&message) }
-            if zmq_msg_recv(&message, handle, 0) < 0 {
-                if zmq_errno() == EINTR && parts.isEmpty { return nil }
+            if zmq_msg_recv(&message, handle, parts.isEmpty ? flags : 0) < 0 {
+                let code = zmq_errno()
+                if parts.isEmpty && (code == EINTR || code == EAGAIN) { return nil }
                 throw ZMQError("receive")
             }
             let size = zmq_msg_size(&message)

@@ -15,6 +15,9 @@ final class EdgeQueue: @unchecked Sendable {
     private var items = Deque<Item>()
     private var frameCount = 0
     private var flushing = false
+    /// Producers blocked on a full edge; pops only signal when someone waits (a futex wake
+    /// per frame would dominate the cost of a cheap node).
+    private var waiters = 0
     private(set) var drops = 0
     /// Set once when the graph is wired; the runner that consumes this queue.
     unowned(unsafe) var consumer: NodeRunner!
@@ -29,7 +32,11 @@ final class EdgeQueue: @unchecked Sendable {
 
     /// Adds an item. A full `block` edge makes the caller wait (`executor.waitForRoom` decides
     /// how: a condition variable, or running the consumer in the single-threaded harness).
-    func push(_ item: Item, executor: Executor) -> FlowResult {
+    ///
+    /// `waker`, when given, collects the consumer to wake later (a node's drain wakes each
+    /// downstream once per batch instead of once per item: on two cores, a cross-thread wake
+    /// per item costs more than a cheap node's work).
+    func push(_ item: Item, executor: Executor, waker: NodeRunner? = nil) -> FlowResult {
         var result = FlowResult.ok
         condition.lock()
         while true {
@@ -59,7 +66,14 @@ final class EdgeQueue: @unchecked Sendable {
                     executor.makeRoom(in: self)
                     condition.lock()
                 } else {
+                    // The consumer must be running to make room, whatever was deferred.
+                    condition.unlock()
+                    executor.schedule(consumer)
+                    condition.lock()
+                    if frameCount < capacity || flushing { continue }
+                    waiters += 1
                     condition.wait()
+                    waiters -= 1
                 }
                 continue
             }
@@ -67,7 +81,11 @@ final class EdgeQueue: @unchecked Sendable {
         if case .frame = item { frameCount += 1 }
         items.append(item)
         condition.unlock()
-        executor.schedule(consumer)
+        if let waker, !executor.isSynchronous {
+            waker.deferWake(consumer)
+        } else {
+            executor.schedule(consumer)
+        }
         return result
     }
 
@@ -77,7 +95,7 @@ final class EdgeQueue: @unchecked Sendable {
         guard let item = items.popFirst() else { return nil }
         if case .frame = item {
             frameCount -= 1
-            condition.broadcast()
+            if waiters > 0 { condition.signal() }
         }
         return item
     }
@@ -125,7 +143,11 @@ final class OutputPort: @unchecked Sendable {
         self.lanes = lanes
     }
 
-    func push(_ item: Item, executor: Executor) -> FlowResult {
+    ///
+    /// `waker`, when given, collects the consumer to wake later (a node's drain wakes each
+    /// downstream once per batch instead of once per item: on two cores, a cross-thread wake
+    /// per item costs more than a cheap node's work).
+    func push(_ item: Item, executor: Executor, waker: NodeRunner? = nil) -> FlowResult {
         if lanes.count == 1 { return lanes[0].push(item, executor: executor) }
         if case .endOfStream = item {
             for lane in lanes { _ = lane.push(item, executor: executor) }

@@ -15,7 +15,10 @@ final class NodeRunner: @unchecked Sendable {
     var statusInbox: EdgeQueue?
     var outputs: [OutputPort] = []
     var expectedEndOfStream: [String: Int] = [:]
-    unowned(unsafe) var runtime: GraphRuntime!
+    unowned(unsafe) var runtime: GraphRuntime! {
+        didSet { counters = runtime.metrics.counters(forNode: nodeID) }
+    }
+    private var counters: GraphMetrics.NodeCounters?
 
     private var receivedEndOfStream: [String: Int] = [:]
     private var endOfStreamFields: [String: [String: JSONValue]] = [:]
@@ -43,8 +46,32 @@ final class NodeRunner: @unchecked Sendable {
         return true
     }
 
+    /// Downstream runners to wake at the end of the current batch (touched only by this
+    /// runner's own drain, which is serial).
+    private var deferredWakes: [NodeRunner] = []
+
+    func deferWake(_ runner: NodeRunner) {
+        if !deferredWakes.contains(where: { $0 === runner }) { deferredWakes.append(runner) }
+    }
+
+    private func wakeDeferred() {
+        for runner in deferredWakes { runtime.executor.schedule(runner) }
+        deferredWakes.removeAll(keepingCapacity: true)
+    }
+
     func drain() {
-        while processOne() {}
+        // Batches of at most 32 items or 1 ms, so downstream latency stays bounded.
+        var batch = 0
+        var batchStart = DispatchTime.now().uptimeNanoseconds
+        while processOne() {
+            batch += 1
+            if batch >= 32 || DispatchTime.now().uptimeNanoseconds - batchStart > 1_000_000 {
+                wakeDeferred()
+                batch = 0
+                batchStart = DispatchTime.now().uptimeNanoseconds
+            }
+        }
+        wakeDeferred()
         scheduleLock.lock()
         scheduled = false
         scheduleLock.unlock()
@@ -85,7 +112,7 @@ final class NodeRunner: @unchecked Sendable {
             guard receivedEndOfStream[source] == expectedEndOfStream[source] ?? 1 else { return }
             let merged = EndOfStream(sourceID: source, fields: endOfStreamFields[source] ?? [:])
             call(.endOfStream(merged))
-            for port in outputs { _ = port.push(.endOfStream(merged), executor: runtime.executor) }
+            for port in outputs { _ = port.push(.endOfStream(merged), executor: runtime.executor, waker: self) }
             finishedSources.insert(source)
             if finishedSources.isSuperset(of: expectedEndOfStream.keys) { close() }
         case .status:
@@ -100,14 +127,13 @@ final class NodeRunner: @unchecked Sendable {
         do {
             try processor.process(item, context: runtime) { [self] output in
                 if case .endOfStream = output { return }  // the scheduler owns end-of-stream
-                for port in outputs { _ = port.push(output, executor: runtime.executor) }
+                for port in outputs { _ = port.push(output, executor: runtime.executor, waker: self) }
             }
         } catch {
             runtime.metrics.nodeFailed(nodeID)
             postError(error, source: item.sourceID)
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        runtime.metrics.nodeProcessed(nodeID, seconds: elapsed)
+        counters?.processed(nanoseconds: Int(DispatchTime.now().uptimeNanoseconds - started))
     }
 
     private func close() {
@@ -148,11 +174,12 @@ final class SourceRunner: @unchecked Sendable {
     func run() {
         let runtime = self.runtime!
         let outputs = self.outputs
+        let frameCounter = runtime.metrics.counters(forSource: processor.sourceID)
         var eos: EndOfStream
         do {
             eos = try processor.run(context: runtime) { item in
                 if case .endOfStream = item { return .ok }
-                if case .frame(let frame) = item { runtime.metrics.frameIn(source: frame.sourceID) }
+                if case .frame = item { frameCounter.frameIn() }
                 var result = FlowResult.ok
                 for port in outputs {
                     switch port.push(item, executor: runtime.executor) {
