@@ -55,3 +55,21 @@ public struct Frame: Sendable {
 
     public var rowBytes: Int { width * pixelFormat.bytesPerPixel }
 }
+
+/// A requested frame size, written `WxH`, `Wx` or `xH` (a missing side follows the source's
+/// aspect ratio). Shared by the CLI and pipeline options.
+public struct FrameSize: Sendable, Equatable {
+    public var width: Int?
+    public var height: Int?
+
+    public init?(parsing text: String) {
+        let parts = text.trimmingCharacters(in: .whitespaces).lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        let w = parts[0].isEmpty ? nil : Int(parts[0])
+        let h = parts[1].isEmpty ? nil : Int(parts[1])
+        if (!parts[0].isEmpty && w == nil) || (!parts[1].isEmpty && h == nil) { return nil }
+        guard w != nil || h != nil, (1...16384).contains(w ?? 1), (1...16384).contains(h ?? 1) else { return nil }
+        width = w
+        height = h
+    }
+}

@@ -122,13 +122,7 @@ public struct OptionSpec: Sendable {
 
     /// "WxH" → (W, H); either side may be missing (nil) but not both.
     public static func parseSize(_ text: String) -> (width: Int?, height: Int?)? {
-        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
-        let w = parts[0].isEmpty ? nil : Int(parts[0])
-        let h = parts[1].isEmpty ? nil : Int(parts[1])
-        if (!parts[0].isEmpty && w == nil) || (!parts[1].isEmpty && h == nil) { return nil }
-        guard w != nil || h != nil, (w ?? 1) > 0, (h ?? 1) > 0, (w ?? 1) <= 16384, (h ?? 1) <= 16384 else { return nil }
-        return (w, h)
+        FrameSize(parsing: text).map { ($0.width, $0.height) }
     }
 }
 

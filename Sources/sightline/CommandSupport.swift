@@ -47,22 +47,8 @@ extension Rational: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
 }
 
-/// "WxH", "Wx" or "xH" (the missing side follows the source aspect ratio).
-struct FrameSize: ExpressibleByArgument, Sendable {
-    var width: Int?
-    var height: Int?
-
-    init?(argument: String) {
-        let parts = argument.lowercased().split(separator: "x", omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
-        let w = parts[0].isEmpty ? nil : Int(parts[0])
-        let h = parts[1].isEmpty ? nil : Int(parts[1])
-        if !parts[0].isEmpty && w == nil { return nil }
-        if !parts[1].isEmpty && h == nil { return nil }
-        guard w != nil || h != nil, (w ?? 1) > 0, (h ?? 1) > 0, (w ?? 1) <= 16384, (h ?? 1) <= 16384 else { return nil }
-        width = w
-        height = h
-    }
+extension FrameSize: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
 }
 
 /// "key=value" pairs passed to FFmpeg as AVOptions.
