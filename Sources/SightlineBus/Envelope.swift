@@ -26,6 +26,7 @@ public struct EnvelopeEncoder: Sendable {
     public var pipelineHash: String
     public var vectorFormat: Envelope.VectorFormat
     private var sequence: [String: Int64] = [:]
+    private var pipelineBytes: [UInt8] = []
 
     public init(pipelineName: String, pipelineHash: String, vectorFormat: Envelope.VectorFormat = .float32) {
         self.pipelineName = pipelineName
@@ -35,39 +36,65 @@ public struct EnvelopeEncoder: Sendable {
 
     public mutating func encode(_ record: Record, wallClock: Double) -> BusMessage {
         let topic = Envelope.topic(kind: record.kind, source: record.sourceID)
-        var header = baseHeader(topic: topic, kind: record.kind, source: record.sourceID, wallClock: wallClock)
-        header["pts_start"] = .double(record.start)
-        header["pts_end"] = .double(record.end)
-        header["data"] = .object(record.fields)
-        header["provenance"] = .array(record.provenance.map(\.json))
         var payload: [UInt8]? = nil
+        var payloadInfo: JSONValue? = nil
         if let vector = record.vector {
-            header["payload"] = .object([
-                "dtype": .string(vectorFormat.rawValue), "count": .int(Int64(vector.count)), "byte_order": "little",
-            ])
+            payloadInfo = .object(["dtype": .string(vectorFormat.rawValue), "count": .int(Int64(vector.count)), "byte_order": "little"])
             payload = Self.encodeVector(vector, format: vectorFormat)
         }
-        return BusMessage(topic: topic, header: JSONValue.object(header).jsonBytes, payload: payload)
+        let header = writeHeader(
+            topic: topic, kind: record.kind, source: record.sourceID, wallClock: wallClock, data: record.fields,
+            span: (record.start, record.end), provenance: .array(record.provenance.map(\.json)), payload: payloadInfo)
+        return BusMessage(topic: topic, header: header, payload: payload)
     }
 
     public mutating func encode(_ status: StatusEvent) -> BusMessage {
         let source = status.sourceID ?? Envelope.pipelineSource
         let topic = Envelope.topic(kind: "status", source: source)
-        var header = baseHeader(topic: topic, kind: "status", source: source, wallClock: status.wallClock)
         var data = status.fields
         data["event"] = .string(status.kind.rawValue)
-        header["data"] = .object(data)
-        return BusMessage(topic: topic, header: JSONValue.object(header).jsonBytes, payload: nil)
+        let header = writeHeader(topic: topic, kind: "status", source: source, wallClock: status.wallClock, data: data,
+                                 span: nil, provenance: nil, payload: nil)
+        return BusMessage(topic: topic, header: header, payload: nil)
     }
 
-    private mutating func baseHeader(topic: String, kind: String, source: String, wallClock: Double) -> [String: JSONValue] {
+    /// Writes the header with its keys in sorted order directly (the same bytes as
+    /// `JSONValue.object(...).jsonBytes`, without building and sorting a dictionary per message:
+    /// this runs once per published message).
+    private mutating func writeHeader(
+        topic: String, kind: String, source: String, wallClock: Double, data: [String: JSONValue],
+        span: (Double, Double)?, provenance: JSONValue?, payload: JSONValue?
+    ) -> [UInt8] {
         let seq = sequence[topic, default: 0]
         sequence[topic] = seq + 1
-        return [
-            "schema": .string(Envelope.schema), "kind": .string(kind), "source": .string(source),
-            "seq": .int(seq), "wallclock": .double(wallClock),
-            "pipeline": .object(["name": .string(pipelineName), "hash": .string(pipelineHash)]),
-        ]
+        if pipelineBytes.isEmpty {
+            pipelineBytes = JSONValue.object(["name": .string(pipelineName), "hash": .string(pipelineHash)]).jsonBytes
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(384)
+        func key(_ name: StaticString, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: ":"))
+        }
+        out.append(UInt8(ascii: "{"))
+        key("data", first: true); JSONValue.object(data).write(to: &out)
+        key("kind"); JSONValue.string(kind).write(to: &out)
+        if let payload { key("payload"); payload.write(to: &out) }
+        key("pipeline"); out.append(contentsOf: pipelineBytes)
+        if let provenance { key("provenance"); provenance.write(to: &out) }
+        if let (start, end) = span {
+            key("pts_end"); JSONValue.double(end).write(to: &out)
+            key("pts_start"); JSONValue.double(start).write(to: &out)
+        }
+        key("schema"); JSONValue.string(Envelope.schema).write(to: &out)
+        key("seq"); JSONValue.int(seq).write(to: &out)
+        key("source"); JSONValue.string(source).write(to: &out)
+        key("wallclock"); JSONValue.double(wallClock).write(to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     static func encodeVector(_ vector: [Float], format: Envelope.VectorFormat) -> [UInt8] {

@@ -66,6 +66,17 @@ import SightlineCore
         if format == .float32 { #expect(Array(message.payload?[4..<8] ?? []) == [0, 0, 0x80, 0x3f]) }
     }
 
+    @Test func headerBytesAreCanonicalJSON() throws {
+        var encoder = EnvelopeEncoder(pipelineName: "n\"q", pipelineHash: "h")
+        let record = Record(kind: "stats", sourceID: "cam.1", start: 0.1, end: 1e-7, fields: ["a": [1, 2.5], "z": "é\n"],
+                            vector: [1, 2], provenance: [Provenance(name: "m", version: "1")])
+        for message in [encoder.encode(record, wallClock: 1795926996.25),
+                        encoder.encode(StatusEvent(kind: .gap, sourceID: nil, fields: ["d": 1.5], wallClock: 3))] {
+            let parsed = try #require(message.headerJSON)
+            #expect(message.header == parsed.jsonBytes, "keys sorted, no spaces, numbers as written")
+        }
+    }
+
     @Test func jsonTextIsDeterministic() {
         let value: JSONValue = ["b": [1, 2.5, "x\"y\n"], "a": .null, "c": true, "d": 3.0]
         #expect(value.jsonText == #"{"a":null,"b":[1,2.5,"x\"y\n"],"c":true,"d":3.0}"#)
