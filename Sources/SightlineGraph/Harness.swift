@@ -74,7 +74,8 @@ public final class GraphHarness {
 }
 
 /// A sink that keeps what it receives, for tests: `CaptureSink.factory` registers the type
-/// `capture`; `CaptureSink.items(for:)` reads what the node with that id received.
+/// `capture`; `CaptureSink.items(for:)` reads what the node with that id received. The store
+/// is process-wide, so tests that run in parallel must give their capture nodes distinct ids.
 public final class CaptureSink: NodeProcessor {
     private static let store = Mutex<[String: [Item]]>([:])
     private let id: String

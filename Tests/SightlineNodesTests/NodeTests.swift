@@ -88,16 +88,16 @@ final class TestContext: NodeContext, @unchecked Sendable {
         nodes:
           cam: {type: source, url: "\(path)", fps: 2, size: 32x24}
           stats: {type: frame_stats}
-          sink: {type: capture}
+          decoded_sink: {type: capture}
         edges:
           - {from: cam, to: stats, capacity: 2}
-          - stats -> sink
+          - stats -> decoded_sink
         """, file: "source-node")
         #expect(errors.isEmpty)
         let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
         harness.runSource("cam")
         harness.runUntilIdle()
-        let items = CaptureSink.items(for: "sink")
+        let items = CaptureSink.items(for: "decoded_sink")
         let records = items.compactMap { if case .record(let r) = $0 { r } else { nil } }
         #expect(records.map(\.start) == [0, 0.5, 1, 1.5, 2, 2.5])
         let started = items.compactMap { if case .status(let s) = $0, s.kind == .started { s } else { nil } }
@@ -119,17 +119,17 @@ final class TestContext: NodeContext, @unchecked Sendable {
           bad: {type: source, url: /no/such/file.mp4}
           good: {type: source, url: "\(good)", every: 30}
           stats: {type: frame_stats}
-          sink: {type: capture}
+          failing_sink: {type: capture}
         edges:
           - bad -> stats
           - good -> stats
-          - stats -> sink
+          - stats -> failing_sink
         """, file: "failing-source")
         let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
         harness.runSource("bad")
         harness.runSource("good")
         harness.runUntilIdle()
-        let items = CaptureSink.items(for: "sink")
+        let items = CaptureSink.items(for: "failing_sink")
         let goodRecords = items.filter { if case .record(let r) = $0 { r.sourceID == "good" } else { false } }
         #expect(goodRecords.count == 3)
         let errors = items.compactMap { if case .status(let s) = $0, s.kind == .error { s } else { nil } }
