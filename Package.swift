@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries. Each module map lists every library it needs: pkg-config for
@@ -43,6 +44,19 @@ let package = Package(
         .target(name: "SightlineCore"),
         .target(name: "SightlineMedia", dependencies: ["SightlineCore", "CFFmpeg"]),
         .target(
+            name: "SightlineKernels", dependencies: ["SightlineCore", "COpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "SightlineInference", dependencies: ["SightlineCore", "SightlineKernels"]),
+        .target(
+            name: "SightlineModels",
+            dependencies: [
+                "SightlineCore", "SightlineKernels", "SightlineInference",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
+            resources: [.copy("Resources/imagenet1k-labels.txt")]
+        ),
+        .target(
             name: "SightlineGraph",
             dependencies: [
                 "SightlineCore", "Yams",
@@ -53,7 +67,7 @@ let package = Package(
         .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
         .target(
             name: "SightlineNodes",
-            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus"]
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineModels"]
         ),
         .executableTarget(
             name: "sightline",
@@ -63,6 +77,9 @@ let package = Package(
                 "SightlineGraph",
                 "SightlineBus",
                 "SightlineNodes",
+                "SightlineModels",
+                "SightlineInference",
+                "SightlineKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

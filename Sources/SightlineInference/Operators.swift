@@ -1,0 +1,558 @@
+import Foundation
+import SightlineCore
+import SightlineKernels
+
+/// Reference semantics of every supported ONNX operator on concrete values. Used to fold
+/// constants, to discover shapes while planning, and to run the steps no fused kernel covers.
+enum Operators {
+    static let supported: Set<String> = [
+        "Identity", "Cast", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sqrt", "Neg", "Exp", "Erf", "Tanh",
+        "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
+        "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "MatMul", "Gemm", "Softmax",
+        "BatchNormalization", "Transpose", "Reshape", "Flatten", "Concat", "Slice", "Gather", "Shape",
+        "Squeeze", "Unsqueeze", "Pad", "ConstantOfShape", "Dropout",
+    ]
+
+    static func evaluate(_ node: IRNode, _ inputs: [IRValue?], scratch: inout [Float]) throws -> [IRValue] {
+        func input(_ i: Int) throws -> IRValue {
+            guard i < inputs.count, let v = inputs[i] else { throw ModelError.missing("input \(i) of \(node.op) node '\(node.name)'") }
+            return v
+        }
+        func floatInput(_ i: Int) throws -> Tensor { try input(i).asFloat }
+        func optionalInts(_ i: Int) -> [Int]? {
+            guard i < inputs.count, let v = inputs[i] else { return nil }
+            return v.asInt64.map { Int($0) }
+        }
+
+        switch node.op {
+        case "Identity", "Dropout":
+            return [try input(0)]
+        case "Cast":
+            let to = node.int("to", 1)
+            let v = try input(0)
+            switch to {
+            case 1, 10, 11: return [.float(v.asFloat)]
+            case 6, 7, 9, 2, 3, 4, 5, 12, 13:
+                if case .float(let t) = v { return [.int64(shape: t.shape, data: t.data.map { to == 9 ? ($0 != 0 ? 1 : 0) : Int64($0) })] }
+                return [v]
+            default: throw ModelError.unsupported("Cast to ONNX type \(to) (node '\(node.name)')")
+            }
+        case "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min":
+            let a = try input(0), b = try input(1)
+            guard let shape = broadcastShape(a.shape, b.shape) else {
+                throw ModelError.shapeMismatch("\(node.op) '\(node.name)': \(a.shape) and \(b.shape) do not broadcast")
+            }
+            if a.isInteger && b.isInteger {
+                return [.int64(shape: shape, data: try integerBinary(node.op, a, b, shape))]
+            }
+            let op: BinaryOp = ["Add": .add, "Sub": .sub, "Mul": .mul, "Div": .div, "Pow": .pow, "Max": .max, "Min": .min][node.op] ?? .add
+            let ta = a.asFloat, tb = b.asFloat
+            var out: [Float] = []
+            broadcastBinary(op, a: ta.data, aShape: ta.shape, b: tb.data, bShape: tb.shape, out: &out, outShape: shape)
+            return [.float(Tensor(shape: shape, data: out))]
+        case "Sqrt", "Neg", "Exp", "Erf", "Tanh":
+            var t = try floatInput(0)
+            let f: (Float) -> Float = switch node.op {
+            case "Sqrt": { $0.squareRoot() }
+            case "Neg": { -$0 }
+            case "Exp": { Foundation.exp($0) }
+            case "Erf": { Foundation.erf($0) }
+            default: { Foundation.tanh($0) }
+            }
+            for i in t.data.indices { t.data[i] = f(t.data[i]) }
+            return [.float(t)]
+        case "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu":
+            var t = try floatInput(0)
+            if node.op == "LeakyRelu" {
+                let alpha = node.float("alpha", 0.01)
+                for i in t.data.indices where t.data[i] < 0 { t.data[i] *= alpha }
+                return [.float(t)]
+            }
+            let activation = try self.activation(node, inputs)
+            t.data.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, count: $0.count) }
+            return [.float(t)]
+        case "Conv":
+            let x = try floatInput(0), w = try floatInput(1)
+            let b = inputs.count > 2 ? inputs[2]?.asFloat : nil
+            return [.float(try ConvStep.make(node: node, inputShape: x.shape, weight: w, bias: b, activation: .none).run(x, scratch: &scratch))]
+        case "MaxPool", "AveragePool":
+            let x = try floatInput(0)
+            guard x.rank == 4 else { throw ModelError.unsupported("\(node.op) on rank \(x.rank) (node '\(node.name)')") }
+            let g = try geometry(node, inputShape: x.shape, kernel: node.ints("kernel_shape") ?? [1, 1])
+            if node.int("ceil_mode", 0) != 0 { throw ModelError.unsupported("ceil_mode pooling (node '\(node.name)')") }
+            let (oh, ow) = g.outputSize(height: x.shape[2], width: x.shape[3])
+            var out = [Float](repeating: 0, count: x.shape[0] * x.shape[1] * oh * ow)
+            x.data.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    pool2d(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                           geometry: g, isMax: node.op == "MaxPool", countIncludePad: node.int("count_include_pad", 0) != 0,
+                           output: dst.baseAddress!)
+                }
+            }
+            return [.float(Tensor(shape: [x.shape[0], x.shape[1], oh, ow], data: out))]
+        case "GlobalAveragePool":
+            let x = try floatInput(0)
+            let planes = x.shape[0] * x.shape[1]
+            var out = [Float](repeating: 0, count: planes)
+            x.data.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { globalAveragePool(input: src.baseAddress!, planes: planes, spatial: x.count / max(planes, 1), output: $0.baseAddress!) }
+            }
+            return [.float(Tensor(shape: [x.shape[0], x.shape[1]] + [Int](repeating: 1, count: x.rank - 2), data: out))]
+        case "ReduceMean":
+            let x = try floatInput(0)
+            let axes = (node.ints("axes") ?? optionalInts(1) ?? Array(0..<x.rank)).map { $0 < 0 ? $0 + x.rank : $0 }
+            return [.float(reduceMean(x, axes: Set(axes), keepDims: node.int("keepdims", 1) != 0))]
+        case "MatMul":
+            return [.float(try matmul(try floatInput(0), try floatInput(1), node: node))]
+        case "Gemm":
+            var a = try floatInput(0), b = try floatInput(1)
+            if node.int("transA", 0) != 0 { a = Tensor(shape: [a.shape[1], a.shape[0]], data: transpose(a.data, shape: a.shape, perm: [1, 0]).data) }
+            if node.int("transB", 0) != 0 { b = Tensor(shape: [b.shape[1], b.shape[0]], data: transpose(b.data, shape: b.shape, perm: [1, 0]).data) }
+            var y = try matmul(a, b, node: node)
+            let alpha = node.float("alpha", 1), beta = node.float("beta", 1)
+            if alpha != 1 { for i in y.data.indices { y.data[i] *= alpha } }
+            if inputs.count > 2, let c = inputs[2]?.asFloat {
+                var scaled = c
+                if beta != 1 { for i in scaled.data.indices { scaled.data[i] *= beta } }
+                var out: [Float] = []
+                broadcastBinary(.add, a: y.data, aShape: y.shape, b: scaled.data, bShape: scaled.shape, out: &out, outShape: y.shape)
+                y.data = out
+            }
+            return [.float(y)]
+        case "Softmax":
+            var x = try floatInput(0)
+            var axis = node.int("axis", -1)
+            if axis < 0 { axis += x.rank }
+            guard axis == x.rank - 1 else { throw ModelError.unsupported("Softmax over axis \(axis) of rank \(x.rank) (node '\(node.name)')") }
+            let size = x.shape.last ?? 1
+            softmax(&x.data, rows: x.count / max(size, 1), axisSize: size)
+            return [.float(x)]
+        case "BatchNormalization":
+            var x = try floatInput(0)
+            let scale = try floatInput(1).data, bias = try floatInput(2).data, mean = try floatInput(3).data, variance = try floatInput(4).data
+            let eps = node.float("epsilon", 1e-5)
+            let channels = x.shape[1], spatial = x.count / max(x.shape[0] * channels, 1)
+            for n in 0..<x.shape[0] {
+                for c in 0..<channels {
+                    let k = scale[c] / (variance[c] + eps).squareRoot()
+                    let base = (n * channels + c) * spatial
+                    for i in 0..<spatial { x.data[base + i] = (x.data[base + i] - mean[c]) * k + bias[c] }
+                }
+            }
+            return [.float(x)]
+        case "Transpose":
+            let v = try input(0)
+            let perm = node.ints("perm") ?? Array((0..<v.shape.count).reversed())
+            switch v {
+            case .float(let t):
+                let (data, shape) = transpose(t.data, shape: t.shape, perm: perm)
+                return [.float(Tensor(shape: shape, data: data))]
+            case .int64(let shape, let data):
+                let (d, s) = transpose(data.map(Float.init), shape: shape, perm: perm)
+                return [.int64(shape: s, data: d.map { Int64($0) })]
+            }
+        case "Reshape":
+            let v = try input(0)
+            guard let target = optionalInts(1) else { throw ModelError.missing("Reshape '\(node.name)' needs a constant shape") }
+            return [reshaped(v, try resolveReshape(target, from: v.shape, allowZero: node.int("allowzero", 0) != 0, node: node))]
+        case "Flatten":
+            let v = try input(0)
+            var axis = node.int("axis", 1)
+            if axis < 0 { axis += v.shape.count }
+            let outer = v.shape.prefix(axis).reduce(1, *)
+            return [reshaped(v, [outer, v.shape.dropFirst(axis).reduce(1, *)])]
+        case "Squeeze":
+            let v = try input(0)
+            let axes = (node.ints("axes") ?? optionalInts(1))?.map { $0 < 0 ? $0 + v.shape.count : $0 }
+            let shape = v.shape.enumerated().filter { item in
+                if let axes { return !axes.contains(item.offset) }
+                return item.element != 1
+            }.map(\.element)
+            return [reshaped(v, shape)]
+        case "Unsqueeze":
+            let v = try input(0)
+            guard let rawAxes = node.ints("axes") ?? optionalInts(1) else { throw ModelError.missing("Unsqueeze '\(node.name)' axes") }
+            let rank = v.shape.count + rawAxes.count
+            let axes = Set(rawAxes.map { $0 < 0 ? $0 + rank : $0 })
+            var shape: [Int] = []
+            var source = v.shape.makeIterator()
+            for i in 0..<rank { shape.append(axes.contains(i) ? 1 : (source.next() ?? 1)) }
+            return [reshaped(v, shape)]
+        case "Concat":
+            let values = inputs.compactMap { $0 }.filter { !$0.shape.contains(0) || $0.shape.count > 1 }
+            guard let first = values.first else { return [try input(0)] }
+            var axis = node.int("axis", 0)
+            if axis < 0 { axis += first.shape.count }
+            return [try concat(values, axis: axis, node: node)]
+        case "Slice":
+            let v = try input(0)
+            guard let starts = optionalInts(1), let ends = optionalInts(2) else { throw ModelError.missing("Slice '\(node.name)' needs constant starts/ends") }
+            let axes = optionalInts(3) ?? Array(0..<starts.count)
+            let steps = optionalInts(4) ?? [Int](repeating: 1, count: starts.count)
+            return [try slice(v, starts: starts, ends: ends, axes: axes, steps: steps, node: node)]
+        case "Gather":
+            let v = try input(0)
+            let indices = try input(1)
+            var axis = node.int("axis", 0)
+            if axis < 0 { axis += v.shape.count }
+            return [try gather(v, indices: indices, axis: axis, node: node)]
+        case "Shape":
+            let v = try input(0)
+            return [.int64(shape: [v.shape.count], data: v.shape.map { Int64($0) })]
+        case "ConstantOfShape":
+            let shape = try input(0).asInt64.map { Int($0) }
+            let count = shape.reduce(1, *)
+            if case .tensor(let value)? = node.attributes["value"] {
+                if case .int64(_, let d) = value { return [.int64(shape: shape, data: [Int64](repeating: d.first ?? 0, count: count))] }
+                return [.float(Tensor(shape: shape, data: [Float](repeating: value.asFloat.data.first ?? 0, count: count)))]
+            }
+            return [.float(Tensor(shape: shape, data: [Float](repeating: 0, count: count)))]
+        case "Pad":
+            let x = try floatInput(0)
+            guard let pads = node.ints("pads") ?? optionalInts(1) else { throw ModelError.missing("Pad '\(node.name)' pads") }
+            let mode = node.string("mode") ?? "constant"
+            let value: Float = inputs.count > 2 ? (inputs[2]?.asFloat.data.first ?? 0) : node.float("value", 0)
+            if mode == "constant" { return [.float(try pad(x, pads: pads, value: value, node: node))] }
+            guard mode == "edge" || mode == "reflect" else { throw ModelError.unsupported("Pad mode '\(mode)' (node '\(node.name)')") }
+            return [.float(try padBorder(x, pads: pads, reflect: mode == "reflect", node: node))]
+        default:
+            throw ModelError.unsupportedOperator(node.op, node: node.name)
+        }
+    }
+
+    static func activation(_ node: IRNode, _ inputs: [IRValue?]) throws -> Activation {
+        switch node.op {
+        case "Relu": return .relu
+        case "Sigmoid": return .sigmoid
+        case "HardSwish": return .hardSwish
+        case "HardSigmoid": return .hardSigmoid(alpha: node.float("alpha", 0.2), beta: node.float("beta", 0.5))
+        case "Clip":
+            let lo = inputs.count > 1 ? (inputs[1]?.asFloat.data.first ?? -.infinity) : node.float("min", -.infinity)
+            let hi = inputs.count > 2 ? (inputs[2]?.asFloat.data.first ?? .infinity) : node.float("max", .infinity)
+            return .clip(min: lo, max: hi)
+        default: throw ModelError.unsupportedOperator(node.op, node: node.name)
+        }
+    }
+
+    /// Conv/pool window geometry from ONNX attributes (pads, strides, dilations, auto_pad).
+    static func geometry(_ node: IRNode, inputShape: [Int], kernel: [Int]) throws -> Conv2DGeometry {
+        guard kernel.count == 2, inputShape.count == 4 else {
+            throw ModelError.unsupported("\(node.op) with a \(kernel.count)-D kernel (node '\(node.name)')")
+        }
+        let strides = node.ints("strides") ?? [1, 1]
+        let dilations = node.ints("dilations") ?? [1, 1]
+        var pads = node.ints("pads") ?? [0, 0, 0, 0]
+        if pads.isEmpty { pads = [0, 0, 0, 0] }
+        let autoPad = node.string("auto_pad") ?? "NOTSET"
+        if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+            let ph = Conv2DGeometry.samePadding(input: inputShape[2], kernel: kernel[0], stride: strides[0], dilation: dilations[0])
+            let pw = Conv2DGeometry.samePadding(input: inputShape[3], kernel: kernel[1], stride: strides[1], dilation: dilations[1])
+            pads = autoPad == "SAME_UPPER" ? [ph.begin, pw.begin, ph.end, pw.end] : [ph.end, pw.end, ph.begin, pw.begin]
+        } else if autoPad == "VALID" {
+            pads = [0, 0, 0, 0]
+        }
+        guard pads.count == 4, strides.count == 2, dilations.count == 2, pads.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.malformed("bad pads/strides in node '\(node.name)'")
+        }
+        return Conv2DGeometry(kernelH: kernel[0], kernelW: kernel[1], strideH: strides[0], strideW: strides[1],
+                              padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3],
+                              dilationH: dilations[0], dilationW: dilations[1])
+    }
+
+    static func integerBinary(_ op: String, _ a: IRValue, _ b: IRValue, _ shape: [Int]) throws -> [Int64] {
+        let x = a.asInt64, y = b.asInt64
+        let count = shape.reduce(1, *)
+        func at(_ values: [Int64], _ valueShape: [Int], _ flat: Int) -> Int64 {
+            if values.count == 1 { return values[0] }
+            if values.count == count { return values[flat] }
+            // General broadcast for small shape tensors.
+            let padded = [Int](repeating: 1, count: shape.count - valueShape.count) + valueShape
+            let strides = Tensor.strides(for: padded)
+            var rest = flat, offset = 0
+            for (d, size) in shape.enumerated().reversed() {
+                let i = rest % size
+                rest /= size
+                if padded[d] != 1 { offset += i * strides[d] }
+            }
+            return values[offset]
+        }
+        return try (0..<count).map { i in
+            let p = at(x, a.shape, i), q = at(y, b.shape, i)
+            switch op {
+            case "Add": return p &+ q
+            case "Sub": return p &- q
+            case "Mul": return p &* q
+            case "Div":
+                guard q != 0 else { throw ModelError.malformed("integer division by zero") }
+                return p / q
+            case "Max": return max(p, q)
+            case "Min": return min(p, q)
+            default: throw ModelError.unsupported("integer \(op)")
+            }
+        }
+    }
+
+    static func reshaped(_ v: IRValue, _ shape: [Int]) -> IRValue {
+        switch v {
+        case .float(let t): .float(Tensor(shape: shape, data: t.data))
+        case .int64(_, let d): .int64(shape: shape, data: d)
+        }
+    }
+
+    static func resolveReshape(_ target: [Int], from shape: [Int], allowZero: Bool, node: IRNode) throws -> [Int] {
+        var out = target
+        let total = shape.reduce(1, *)
+        for (i, d) in target.enumerated() where d == 0 && !allowZero {
+            guard i < shape.count else { throw ModelError.shapeMismatch("Reshape '\(node.name)': 0 at axis \(i) of rank-\(shape.count) input") }
+            out[i] = shape[i]
+        }
+        if let minus = out.firstIndex(of: -1) {
+            let known = out.enumerated().filter { $0.offset != minus }.map(\.element).reduce(1, *)
+            guard known > 0, total % known == 0 else { throw ModelError.shapeMismatch("Reshape '\(node.name)': \(shape) to \(target)") }
+            out[minus] = total / known
+        }
+        guard out.reduce(1, *) == total, out.allSatisfy({ $0 >= 0 }) else {
+            throw ModelError.shapeMismatch("Reshape '\(node.name)': \(shape) (\(total) values) to \(target)")
+        }
+        return out
+    }
+
+    static func matmul(_ a: Tensor, _ b: Tensor, node: IRNode) throws -> Tensor {
+        guard a.rank >= 1, b.rank == 2 else { throw ModelError.unsupported("MatMul of ranks \(a.rank)×\(b.rank) (node '\(node.name)')") }
+        let k = a.shape.last ?? 1
+        guard b.shape[0] == k else { throw ModelError.shapeMismatch("MatMul '\(node.name)': \(a.shape) × \(b.shape)") }
+        let m = a.count / max(k, 1), n = b.shape[1]
+        var out = [Float](repeating: 0, count: m * n)
+        a.data.withUnsafeBufferPointer { ap in
+            b.data.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { cp in
+                    gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return Tensor(shape: Array(a.shape.dropLast()) + [n], data: out)
+    }
+
+    static func reduceMean(_ x: Tensor, axes: Set<Int>, keepDims: Bool) -> Tensor {
+        let outShapeKeep = x.shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
+        var sums = [Float](repeating: 0, count: outShapeKeep.reduce(1, *))
+        let outStrides = Tensor.strides(for: outShapeKeep)
+        var index = [Int](repeating: 0, count: x.rank)
+        for value in x.data {
+            var o = 0
+            for d in 0..<x.rank where !axes.contains(d) { o += index[d] * outStrides[d] }
+            sums[o] += value
+            var d = x.rank - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < x.shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        let n = Float(x.count / max(sums.count, 1))
+        let shape = keepDims ? outShapeKeep : x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
+        return Tensor(shape: shape, data: sums.map { $0 / n })
+    }
+
+    static func concat(_ values: [IRValue], axis: Int, node: IRNode) throws -> IRValue {
+        let rank = values[0].shape.count
+        guard values.allSatisfy({ $0.shape.count == rank }), axis < max(rank, 1) else {
+            throw ModelError.shapeMismatch("Concat '\(node.name)' of \(values.map(\.shape))")
+        }
+        var shape = values[0].shape
+        shape[axis] = values.map { $0.shape[axis] }.reduce(0, +)
+        let outer = shape.prefix(axis).reduce(1, *)
+        if values.allSatisfy(\.isInteger) {
+            var out: [Int64] = []
+            for o in 0..<outer {
+                for v in values {
+                    let block = v.shape.dropFirst(axis).reduce(1, *)
+                    out.append(contentsOf: v.asInt64[(o * block)..<((o + 1) * block)])
+                }
+            }
+            return .int64(shape: shape, data: out)
+        }
+        var out: [Float] = []
+        out.reserveCapacity(shape.reduce(1, *))
+        let tensors = values.map(\.asFloat)
+        for o in 0..<outer {
+            for t in tensors {
+                let block = t.shape.dropFirst(axis).reduce(1, *)
+                out.append(contentsOf: t.data[(o * block)..<((o + 1) * block)])
+            }
+        }
+        return .float(Tensor(shape: shape, data: out))
+    }
+
+    static func slice(_ v: IRValue, starts: [Int], ends: [Int], axes: [Int], steps: [Int], node: IRNode) throws -> IRValue {
+        let shape = v.shape
+        var begin = [Int](repeating: 0, count: shape.count)
+        var step = [Int](repeating: 1, count: shape.count)
+        var outShape = shape
+        for (i, rawAxis) in axes.enumerated() {
+            let axis = rawAxis < 0 ? rawAxis + shape.count : rawAxis
+            guard axis >= 0, axis < shape.count, steps[i] != 0 else { throw ModelError.malformed("Slice '\(node.name)' axis \(rawAxis)") }
+            let dim = shape[axis]
+            var s = starts[i] < 0 ? starts[i] + dim : starts[i]
+            var e = ends[i] < 0 ? ends[i] + dim : ends[i]
+            if steps[i] > 0 {
+                s = min(max(s, 0), dim); e = min(max(e, 0), dim)
+                outShape[axis] = max(0, (e - s + steps[i] - 1) / steps[i])
+            } else {
+                s = min(max(s, -1), dim - 1); e = min(max(e, -1), dim - 1)
+                outShape[axis] = max(0, (s - e + (-steps[i]) - 1) / (-steps[i]))
+            }
+            begin[axis] = s
+            step[axis] = steps[i]
+        }
+        let strides = Tensor.strides(for: shape)
+        let count = outShape.reduce(1, *)
+        var sourceIndex = [Int](repeating: 0, count: count)
+        var index = [Int](repeating: 0, count: shape.count)
+        for flat in 0..<count {
+            var offset = 0
+            for d in 0..<shape.count { offset += (begin[d] + index[d] * step[d]) * strides[d] }
+            sourceIndex[flat] = offset
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < outShape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        switch v {
+        case .float(let t): return .float(Tensor(shape: outShape, data: sourceIndex.map { t.data[$0] }))
+        case .int64(_, let d): return .int64(shape: outShape, data: sourceIndex.map { d[$0] })
+        }
+    }
+
+    static func gather(_ v: IRValue, indices: IRValue, axis: Int, node: IRNode) throws -> IRValue {
+        let shape = v.shape
+        guard axis < shape.count else { throw ModelError.malformed("Gather '\(node.name)' axis \(axis)") }
+        let dim = shape[axis]
+        let idx = try indices.asInt64.map { i -> Int in
+            let j = Int(i < 0 ? i + Int64(dim) : i)
+            guard j >= 0, j < dim else { throw ModelError.shapeMismatch("Gather '\(node.name)': index \(i) out of 0..<\(dim)") }
+            return j
+        }
+        let outer = shape.prefix(axis).reduce(1, *)
+        let inner = shape.dropFirst(axis + 1).reduce(1, *)
+        let outShape = Array(shape.prefix(axis)) + indices.shape + Array(shape.dropFirst(axis + 1))
+        var sources: [Int] = []
+        sources.reserveCapacity(outer * idx.count * inner)
+        for o in 0..<outer {
+            for j in idx {
+                let base = (o * dim + j) * inner
+                for i in 0..<inner { sources.append(base + i) }
+            }
+        }
+        switch v {
+        case .float(let t): return .float(Tensor(shape: outShape, data: sources.map { t.data[$0] }))
+        case .int64(_, let d): return .int64(shape: outShape, data: sources.map { d[$0] })
+        }
+    }
+
+    /// Edge (replicate) or reflect padding: each output index maps back into the input.
+    static func padBorder(_ x: Tensor, pads: [Int], reflect: Bool, node: IRNode) throws -> Tensor {
+        let rank = x.rank
+        guard pads.count == 2 * rank, pads.allSatisfy({ $0 >= 0 }) else { throw ModelError.unsupported("Pad '\(node.name)' with pads \(pads)") }
+        let outShape = (0..<rank).map { x.shape[$0] + pads[$0] + pads[$0 + rank] }
+        let inStrides = x.strides
+        var out = [Float](repeating: 0, count: outShape.reduce(1, *))
+        var index = [Int](repeating: 0, count: rank)
+        for flat in out.indices {
+            var source = 0
+            for d in 0..<rank {
+                var i = index[d] - pads[d]
+                let n = x.shape[d]
+                if reflect && n > 1 {
+                    while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
+                } else {
+                    i = min(max(i, 0), n - 1)
+                }
+                source += i * inStrides[d]
+            }
+            out[flat] = x.data[source]
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < outShape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return Tensor(shape: outShape, data: out)
+    }
+
+    static func pad(_ x: Tensor, pads: [Int], value: Float, node: IRNode) throws -> Tensor {
+        let rank = x.rank
+        guard pads.count == 2 * rank, pads.allSatisfy({ $0 >= 0 }) else {
+            throw ModelError.unsupported("Pad '\(node.name)' with pads \(pads) (negative pads are not supported)")
+        }
+        let outShape = (0..<rank).map { x.shape[$0] + pads[$0] + pads[$0 + rank] }
+        var out = [Float](repeating: value, count: outShape.reduce(1, *))
+        let outStrides = Tensor.strides(for: outShape)
+        let inner = x.shape.last ?? 1
+        var index = [Int](repeating: 0, count: max(rank - 1, 0))
+        var offset = 0
+        while offset < x.count {
+            var o = pads[rank - 1]
+            for d in 0..<(rank - 1) { o += (index[d] + pads[d]) * outStrides[d] }
+            for i in 0..<inner { out[o + i] = x.data[offset + i] }
+            offset += inner
+            var d = rank - 2
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < x.shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return Tensor(shape: outShape, data: out)
+    }
+}
+
+/// A convolution with its weights prepared once: bias and activation fused.
+struct ConvStep {
+    var geometry: Conv2DGeometry
+    var weight: [Float]
+    var bias: [Float]?
+    var outChannels: Int
+    var groups: Int
+    var activation: Activation
+
+    static func make(node: IRNode, inputShape: [Int], weight: Tensor, bias: Tensor?, activation: Activation) throws -> ConvStep {
+        guard weight.rank == 4, inputShape.count == 4 else { throw ModelError.unsupported("Conv with rank-\(weight.rank) weights (node '\(node.name)')") }
+        let groups = node.int("group", 1)
+        guard groups >= 1, inputShape[1] == weight.shape[1] * groups, weight.shape[0] % groups == 0 else {
+            throw ModelError.shapeMismatch("Conv '\(node.name)': input \(inputShape), weight \(weight.shape), group \(groups)")
+        }
+        let g = try Operators.geometry(node, inputShape: inputShape, kernel: node.ints("kernel_shape") ?? [weight.shape[2], weight.shape[3]])
+        return ConvStep(geometry: g, weight: weight.data, bias: bias?.data, outChannels: weight.shape[0], groups: groups, activation: activation)
+    }
+
+    func run(_ x: Tensor, scratch: inout [Float]) -> Tensor {
+        let (oh, ow) = geometry.outputSize(height: x.shape[2], width: x.shape[3])
+        var out = [Float](repeating: 0, count: x.shape[0] * outChannels * oh * ow)
+        x.data.withUnsafeBufferPointer { src in
+            weight.withUnsafeBufferPointer { w in
+                out.withUnsafeMutableBufferPointer { dst in
+                    if let bias {
+                        bias.withUnsafeBufferPointer { b in
+                            conv2d(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                                   weight: w.baseAddress!, outChannels: outChannels, bias: b.baseAddress!, groups: groups,
+                                   geometry: geometry, activation: activation, output: dst.baseAddress!, scratch: &scratch)
+                        }
+                    } else {
+                        conv2d(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                               weight: w.baseAddress!, outChannels: outChannels, bias: nil, groups: groups,
+                               geometry: geometry, activation: activation, output: dst.baseAddress!, scratch: &scratch)
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
+    }
+}

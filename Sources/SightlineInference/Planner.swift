@@ -1,0 +1,321 @@
+import Foundation
+import SightlineCore
+import SightlineKernels
+
+/// One step of a specialised plan: a fused convolution or any other operator.
+struct PlanStep {
+    enum Kind {
+        case conv(ConvStep)
+        case generic(IRNode)
+    }
+
+    var kind: Kind
+    var inputs: [String]
+    var outputs: [String]
+    var op: String {
+        switch kind {
+        case .conv: "Conv"
+        case .generic(let node): node.op
+        }
+    }
+}
+
+/// A graph specialised for one input shape: shape-only subgraphs folded to constants, layout
+/// transposes cancelled, BatchNorm/affine chains folded into convolutions, activations fused,
+/// dead steps removed, and each intermediate released after its last use.
+struct ExecutionPlan {
+    var steps: [PlanStep]
+    var constants: [String: IRValue]
+    var outputs: [String]
+    /// For each step, the values whose last use it is (their buffers are dropped after it).
+    var releases: [[String]]
+    var shapes: [String: [Int]]
+
+    static let unaryElementwise: Set<String> = ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Neg", "Sqrt", "Exp", "Erf", "Tanh", "Identity", "Dropout"]
+    static let binaryElementwise: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"]
+
+    /// Specialises `graph` for concrete input shapes by running it once on zeros: nodes whose
+    /// inputs are all known (including Shape of anything, since shapes are now fixed) fold into
+    /// constants; the rest become steps, with every value's shape recorded.
+    static func build(graph: IRGraph, inputShapes: [String: [Int]]) throws -> ExecutionPlan {
+        var constants = graph.constants
+        var live: [String: IRValue] = [:]
+        for input in graph.inputs {
+            guard let shape = inputShapes[input.name] else { throw ModelError.missing("input '\(input.name)'") }
+            live[input.name] = .float(Tensor(zeros: shape))
+        }
+        var steps: [PlanStep] = []
+        var scratch: [Float] = []
+        for node in graph.nodes {
+            let isConstant = node.op == "Shape"
+                ? node.inputs.first.map { constants[$0] != nil || live[$0] != nil } ?? false
+                : node.inputs.allSatisfy { $0.isEmpty || constants[$0] != nil }
+            let values: [IRValue?] = node.inputs.map { $0.isEmpty ? nil : (constants[$0] ?? live[$0]) }
+            for (i, name) in node.inputs.enumerated() where !name.isEmpty && values[i] == nil {
+                throw ModelError.missing("value '\(name)' used by node '\(node.name)' before it is produced")
+            }
+            let outputs = try Operators.evaluate(node, values, scratch: &scratch)
+            for (name, value) in zip(node.outputs, outputs) {
+                if isConstant { constants[name] = value } else { live[name] = value }
+            }
+            if !isConstant {
+                steps.append(PlanStep(kind: .generic(node), inputs: node.inputs, outputs: node.outputs))
+            }
+        }
+        var shapes: [String: [Int]] = [:]
+        for (name, value) in live { shapes[name] = value.shape }
+        var plan = ExecutionPlan(steps: steps, constants: constants, outputs: graph.outputs, releases: [], shapes: shapes)
+        plan.removeAliases()
+        plan.cancelTransposes()
+        plan.removeAliases()
+        try plan.fuseConvolutions()
+        plan.removeDeadSteps()
+        plan.computeReleases()
+        return plan
+    }
+
+    // MARK: - Passes
+
+    private func consumers(of name: String) -> [Int] {
+        steps.indices.filter { steps[$0].inputs.contains(name) }
+    }
+
+    private mutating func rename(_ old: String, to new: String) {
+        for i in steps.indices {
+            steps[i].inputs = steps[i].inputs.map { $0 == old ? new : $0 }
+        }
+        if outputs.contains(old) {
+            // Keep the graph's output name: make the producer of `new` write `old` instead.
+            outputs = outputs.map { $0 == old ? new : $0 }
+        }
+    }
+
+    /// Identity, Dropout and same-type Cast do nothing: their consumers read the input.
+    mutating func removeAliases() {
+        var i = 0
+        while i < steps.count {
+            let step = steps[i]
+            var isAlias = false
+            if case .generic(let node) = step.kind, let input = step.inputs.first, !input.isEmpty {
+                if node.op == "Identity" || node.op == "Dropout" { isAlias = true }
+                if node.op == "Cast", [1, 10, 11].contains(node.int("to", 1)) { isAlias = constants[input] == nil }
+            }
+            if isAlias, let output = step.outputs.first, let input = step.inputs.first {
+                steps.remove(at: i)
+                rename(output, to: input)
+                if let shape = shapes[input] { shapes[output] = shape }
+            } else {
+                i += 1
+            }
+        }
+    }
+
+    /// Graphs converted from NHWC frameworks wrap every convolution in Transposes. Move each
+    /// Transpose down through elementwise steps (permuting their constant operands) until it
+    /// meets another Transpose: composed, they usually cancel.
+    mutating func cancelTransposes() {
+        var changed = true
+        var fresh = 0
+        while changed {
+            changed = false
+            for t in steps.indices {
+                guard case .generic(let tNode) = steps[t].kind, tNode.op == "Transpose",
+                      let x = steps[t].inputs.first, let y = steps[t].outputs.first, !outputs.contains(y),
+                      let xShape = shapes[x] else { continue }
+                let perm = tNode.ints("perm") ?? Array((0..<xShape.count).reversed())
+                let users = consumers(of: y)
+                guard !users.isEmpty else { continue }
+
+                // Every consumer is a Transpose: compose each with this one.
+                if users.allSatisfy({ if case .generic(let n) = steps[$0].kind { n.op == "Transpose" } else { false } }) {
+                    var removals: [Int] = []
+                    for u in users {
+                        guard case .generic(var uNode) = steps[u].kind else { continue }
+                        let q = uNode.ints("perm") ?? Array((0..<perm.count).reversed())
+                        let composed = q.map { perm[$0] }
+                        if composed == Array(0..<composed.count), let out = steps[u].outputs.first {
+                            removals.append(u)
+                            rename(out, to: x)
+                        } else {
+                            uNode.attributes["perm"] = .ints(composed.map { Int64($0) })
+                            steps[u].kind = .generic(uNode)
+                            steps[u].inputs = [x]
+                        }
+                    }
+                    for r in (removals + [t]).sorted(by: >) { steps.remove(at: r) }
+                    changed = true
+                    break
+                }
+                guard users.count == 1, let c = users.first, case .generic(var cNode) = steps[c].kind,
+                      let cOut = steps[c].outputs.first, steps[c].outputs.count == 1 else { continue }
+                let inverse = (0..<perm.count).map { perm.firstIndex(of: $0) ?? $0 }
+
+                if Self.unaryElementwise.contains(cNode.op) && steps[c].inputs.first == y
+                    && steps[c].inputs.dropFirst().allSatisfy({ $0.isEmpty || constants[$0] != nil }) {
+                    // op(T(x)) = T(op(x))
+                    fresh += 1
+                    let tmp = "\(cOut)#nchw\(fresh)"
+                    steps[c].inputs[0] = x
+                    steps[c].outputs = [tmp]
+                    shapes[tmp] = xShape
+                    var moved = steps[t]
+                    moved.inputs = [tmp]
+                    moved.outputs = [cOut]
+                    steps.remove(at: t)
+                    steps.insert(moved, at: c)  // c shifted down by one: insert right after it
+                    changed = true
+                    break
+                }
+                if Self.binaryElementwise.contains(cNode.op), steps[c].inputs.count == 2 {
+                    let inputs = steps[c].inputs
+                    let side = inputs[0] == y ? 0 : 1
+                    let other = inputs[1 - side]
+                    if let k = constants[other], k.shape.count <= perm.count {
+                        // op(T(x), K) = T(op(x, T⁻¹(K))), K broadcast up to the rank first.
+                        let expanded = [Int](repeating: 1, count: perm.count - k.shape.count) + k.shape
+                        let kt = transpose(k.asFloat.data, shape: expanded, perm: inverse)
+                        fresh += 1
+                        let kName = "\(other)#nchw\(fresh)", tmp = "\(cOut)#nchw\(fresh)"
+                        constants[kName] = .float(Tensor(shape: kt.shape, data: kt.data))
+                        steps[c].inputs[side] = x
+                        steps[c].inputs[1 - side] = kName
+                        steps[c].outputs = [tmp]
+                        shapes[tmp] = xShape
+                        cNode.name += "#nchw"
+                        steps[c].kind = .generic(cNode)
+                        var moved = steps[t]
+                        moved.inputs = [tmp]
+                        moved.outputs = [cOut]
+                        steps.remove(at: t)
+                        steps.insert(moved, at: c)
+                        changed = true
+                        break
+                    }
+                    // op(T(x), T(w)) = T(op(x, w)) when the other side is the same Transpose.
+                    if let o = steps.firstIndex(where: { $0.outputs.first == other }), o != t,
+                       case .generic(let oNode) = steps[o].kind, oNode.op == "Transpose",
+                       (oNode.ints("perm") ?? []) == perm, consumers(of: other) == [c],
+                       let w = steps[o].inputs.first, shapes[w] == xShape {
+                        fresh += 1
+                        let tmp = "\(cOut)#nchw\(fresh)"
+                        steps[c].inputs[side] = x
+                        steps[c].inputs[1 - side] = w
+                        steps[c].outputs = [tmp]
+                        shapes[tmp] = xShape
+                        var moved = steps[t]
+                        moved.inputs = [tmp]
+                        moved.outputs = [cOut]
+                        let cIndex = c
+                        steps.insert(moved, at: cIndex + 1)
+                        for r in [t, o].sorted(by: >) { steps.remove(at: r) }
+                        changed = true
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    /// Conv followed by per-channel Add/Sub/Mul constants or BatchNormalization folds into the
+    /// convolution's weights and bias; a following activation runs inside the conv kernel.
+    mutating func fuseConvolutions() throws {
+        var i = 0
+        var scratchShapes = shapes
+        while i < steps.count {
+            guard case .generic(let node) = steps[i].kind, node.op == "Conv",
+                  let xName = steps[i].inputs.first, let xShape = scratchShapes[xName],
+                  steps[i].inputs.count >= 2, let w = constants[steps[i].inputs[1]]?.asFloat else { i += 1; continue }
+            let b = steps[i].inputs.count > 2 && !steps[i].inputs[2].isEmpty ? constants[steps[i].inputs[2]]?.asFloat : nil
+            if steps[i].inputs.count > 2 && !steps[i].inputs[2].isEmpty && b == nil { i += 1; continue }
+            var conv = try ConvStep.make(node: node, inputShape: xShape, weight: w, bias: b, activation: .none)
+            var output = steps[i].outputs[0]
+            let channels = conv.outChannels
+            let kPerOut = conv.weight.count / channels
+            // Absorb following steps while they are this conv's only consumer.
+            while !outputs.contains(output) {
+                let users = consumers(of: output)
+                guard users.count == 1, let u = users.first, case .generic(let next) = steps[u].kind, steps[u].outputs.count == 1 else { break }
+                var absorbed = false
+                if Self.binaryElementwise.contains(next.op), ["Add", "Sub", "Mul"].contains(next.op), conv.activation == .none {
+                    let other = steps[u].inputs[0] == output ? steps[u].inputs[1] : steps[u].inputs[0]
+                    let convFirst = steps[u].inputs[0] == output
+                    if let k = constants[other]?.asFloat, let perChannel = Self.perChannel(k, channels: channels) {
+                        if conv.bias == nil { conv.bias = [Float](repeating: 0, count: channels) }
+                        for c in 0..<channels {
+                            switch next.op {
+                            case "Add": conv.bias![c] += perChannel[c]
+                            case "Sub":
+                                if convFirst { conv.bias![c] -= perChannel[c] } else {
+                                    conv.bias![c] = perChannel[c] - conv.bias![c]
+                                    for j in 0..<kPerOut { conv.weight[c * kPerOut + j] = -conv.weight[c * kPerOut + j] }
+                                }
+                            default:
+                                conv.bias![c] *= perChannel[c]
+                                for j in 0..<kPerOut { conv.weight[c * kPerOut + j] *= perChannel[c] }
+                            }
+                        }
+                        absorbed = true
+                    }
+                } else if next.op == "BatchNormalization", conv.activation == .none,
+                          let scale = constants[steps[u].inputs[1]]?.asFloat.data, let shift = constants[steps[u].inputs[2]]?.asFloat.data,
+                          let mean = constants[steps[u].inputs[3]]?.asFloat.data, let variance = constants[steps[u].inputs[4]]?.asFloat.data,
+                          scale.count == channels {
+                    let eps = next.float("epsilon", 1e-5)
+                    if conv.bias == nil { conv.bias = [Float](repeating: 0, count: channels) }
+                    for c in 0..<channels {
+                        let std: Float = (variance[c] + eps).squareRoot()
+                        let k: Float = scale[c] / std
+                        for j in 0..<kPerOut { conv.weight[c * kPerOut + j] *= k }
+                        let old: Float = conv.bias?[c] ?? 0
+                        conv.bias?[c] = (old - mean[c]) * k + shift[c]
+                    }
+                    absorbed = true
+                } else if ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish"].contains(next.op), conv.activation == .none,
+                          steps[u].inputs.dropFirst().allSatisfy({ $0.isEmpty || constants[$0] != nil }) {
+                    conv.activation = try Operators.activation(next, steps[u].inputs.map { $0.isEmpty ? nil : constants[$0] })
+                    absorbed = true
+                }
+                guard absorbed else { break }
+                let newOutput = steps[u].outputs[0]
+                scratchShapes[newOutput] = scratchShapes[output]
+                steps.remove(at: u)
+                output = newOutput
+            }
+            steps[i] = PlanStep(kind: .conv(conv), inputs: [xName], outputs: [output])
+            i += 1
+        }
+        shapes = scratchShapes
+    }
+
+    /// A constant that varies only along the channel axis of an NCHW tensor, as C values.
+    static func perChannel(_ k: Tensor, channels: Int) -> [Float]? {
+        if k.count == 1 { return [Float](repeating: k.data[0], count: channels) }
+        guard k.count == channels else { return nil }
+        let significant = k.shape.enumerated().filter { $0.element != 1 }
+        guard significant.count == 1, let axis = significant.first?.offset else { return nil }
+        // Aligned from the right against [N, C, H, W]: the channel axis is rank-3.
+        guard k.shape.count - axis == 3 else { return nil }
+        return k.data
+    }
+
+    /// Steps whose outputs nobody needs go away.
+    mutating func removeDeadSteps() {
+        var needed = Set(outputs)
+        var kept: [PlanStep] = []
+        for step in steps.reversed() where step.outputs.contains(where: needed.contains) {
+            kept.append(step)
+            for input in step.inputs where !input.isEmpty { needed.insert(input) }
+        }
+        steps = kept.reversed()
+    }
+
+    /// The memory plan: after step i, drop the values it used last (outputs stay).
+    mutating func computeReleases() {
+        var lastUse: [String: Int] = [:]
+        for (i, step) in steps.enumerated() {
+            for input in step.inputs where !input.isEmpty && constants[input] == nil { lastUse[input] = i }
+        }
+        releases = [[String]](repeating: [], count: steps.count)
+        for (name, index) in lastUse where !outputs.contains(name) { releases[index].append(name) }
+    }
+}

