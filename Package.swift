@@ -90,6 +90,11 @@ let package = Package(
         .testTarget(name: "SightlineGraphTests", dependencies: ["SightlineGraph", "SightlineNodes", "SightlineCore"]),
         .testTarget(name: "SightlineNodesTests", dependencies: ["SightlineNodes", "SightlineGraph", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SightlineBusTests", dependencies: ["SightlineBus", "SightlineCore"]),
+        .testTarget(name: "SightlineInferenceTests", dependencies: ["SightlineInference", "SightlineKernels", "SightlineCore"]),
+        .testTarget(
+            name: "SightlineModelsTests",
+            dependencies: ["SightlineModels", "SightlineInference", "SightlineMedia", "SightlineCore", "SightlineTestSupport"],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineTestSupport"]),
     ],

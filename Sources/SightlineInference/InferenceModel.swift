@@ -71,3 +71,14 @@ public final class InferenceModel: @unchecked Sendable {
         return counts
     }
 }
+
+extension InferenceModel {
+    /// The optimised plan, one line per step (`op inputs -> outputs`), for debugging and docs.
+    public func planListing(for shape: [Int]) throws -> [String] {
+        let plan = try plan(for: shape)
+        return plan.steps.map { step in
+            let shapes = step.outputs.map { plan.shapes[$0].map { "\($0)" } ?? "?" }
+            return "\(step.op) \(step.inputs.map { String($0.suffix(28)) }) -> \(step.outputs.map { String($0.suffix(28)) }) \(shapes)"
+        }
+    }
+}

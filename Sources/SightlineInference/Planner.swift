@@ -126,6 +126,27 @@ struct ExecutionPlan {
                 let users = consumers(of: y)
                 guard !users.isEmpty else { continue }
 
+                // Several consumers: give each its own copy, so each can cancel on its own.
+                let allTransposes = users.allSatisfy { i in
+                    if case .generic(let n) = steps[i].kind { return n.op == "Transpose" }
+                    return false
+                }
+                if users.count > 1 && !allTransposes {
+                    var copies: [PlanStep] = []
+                    for u in users.dropFirst() {
+                        fresh += 1
+                        let copyName = "\(y)#copy\(fresh)"
+                        var copy = steps[t]
+                        copy.outputs = [copyName]
+                        shapes[copyName] = shapes[y]
+                        steps[u].inputs = steps[u].inputs.map { $0 == y ? copyName : $0 }
+                        copies.append(copy)
+                    }
+                    steps.insert(contentsOf: copies, at: t + 1)
+                    changed = true
+                    break
+                }
+
                 // Every consumer is a Transpose: compose each with this one.
                 if users.allSatisfy({ if case .generic(let n) = steps[$0].kind { n.op == "Transpose" } else { false } }) {
                     var removals: [Int] = []

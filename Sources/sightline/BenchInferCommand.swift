@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import SightlineCore
+import SightlineInference
+import SightlineKernels
+import SightlineModels
+
+/// `sightline bench infer`: our latency against onnxruntime's (PyPI, same model file, same
+/// input shape, same thread count), measured in the same run.
+struct BenchInferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer", abstract: "Model latency vs onnxruntime in the same run (ratio < 1 means faster than onnxruntime).")
+
+    @Argument(help: "Model name.") var model: String
+    @Option(help: "Comma-separated thread counts.") var threads: String = "1,2"
+    @Option(help: "Comma-separated batch sizes.") var batch: String = "1,8"
+    @Option(help: "Timed runs per measurement (median reported).") var runs: Int = 10
+    @Option(help: "Python with onnxruntime installed.") var python: String = "python3"
+    @OptionGroup var cache: ModelCacheOption
+
+    func run() throws {
+        let manifest = try ModelZoo.manifest(named: model)
+        let path = try cache.store.verify(manifest)
+        let inference = try InferenceModel.loadONNX(path: path)
+        let script = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("../../../Scripts/reference/onnxruntime_latency.py").standardized.path
+        let scriptPath = FileManager.default.fileExists(atPath: script) ? script : "Scripts/reference/onnxruntime_latency.py"
+        let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
+        let batches = batch.split(separator: ",").compactMap { Int($0) }
+        let single = inference.graph.inputs[0].dims.map { $0 ?? 1 }
+        print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ onnxruntime (≤ 1.0 is the target)")
+        print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("onnxruntime ms", 16) + "ratio")
+        for t in threadCounts {
+            KernelThreads.setBLASThreads(t)
+            for b in batches {
+                let shape = [b] + single.dropFirst()
+                var seed: UInt64 = 1
+                let input = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in
+                    seed = seed &* 6364136223846793005 &+ 1
+                    return Float(Int(seed >> 40) % 200) - 100
+                })
+                for _ in 0..<2 { _ = try inference.run(input) }
+                var times: [Double] = []
+                for _ in 0..<runs {
+                    let start = monotonicSeconds()
+                    _ = try inference.run(input)
+                    times.append((monotonicSeconds() - start) * 1000)
+                }
+                times.sort()
+                let ours = times[times.count / 2]
+                let output = try runTool(try findExecutable(python), [scriptPath, path, shape.map(String.init).joined(separator: ","), "\(t)", "\(runs)"])
+                let theirs = JSONValue.parse(output.split(separator: "\n").last.map(String.init) ?? "")?["median_ms"]?.doubleValue ?? .nan
+                print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", ours), 11) + pad(String(format: "%.1f", theirs), 16)
+                      + String(format: "%.2f", ours / theirs))
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Testing
+import SightlineCore
+@testable import SightlineKernels
+
+/// Each fast kernel against its reference twin, by normalised MSE.
+@Suite struct KernelTests {
+    private func random(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(state >> 40) % 2001 - 1000) / 1000
+        }
+    }
+
+    @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 49, 147), (33, 17, 300)])
+    func gemmMatchesReference(m: Int, n: Int, k: Int) {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = random(m * k, seed: 1), b = random(k * n, seed: 2)
+            var expected = random(m * n, seed: 3)
+            var actual = expected
+            referenceGemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
+                          beta: 0.25, c: &expected, ldc: n)
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    actual.withUnsafeMutableBufferPointer { cp in
+                        gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!, lda: ta ? m : k,
+                             b: bp.baseAddress!, ldb: tb ? k : n, beta: 0.25, c: cp.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            #expect(normalizedMSE(actual, expected) < 1e-10)
+        }
+    }
+
+    struct ConvCase: Sendable, CustomStringConvertible {
+        var n = 1, c = 3, h = 9, w = 11, m = 4, groups = 1, k = 3, stride = 1, pad = (0, 0, 0, 0), dilation = 1
+        var activation: Activation = .none
+        var description: String { "n\(n) c\(c) \(h)x\(w) m\(m) g\(groups) k\(k) s\(stride) p\(pad) d\(dilation) \(activation)" }
+    }
+
+    static let convCases: [ConvCase] = [
+        ConvCase(),
+        ConvCase(n: 2, c: 4, h: 8, w: 8, m: 6, k: 1),  // pointwise
+        ConvCase(c: 3, h: 15, w: 13, m: 8, k: 7, stride: 2, pad: (3, 3, 3, 3), activation: .relu),
+        ConvCase(c: 8, h: 10, w: 10, m: 8, groups: 8, k: 3, stride: 1, pad: (1, 1, 1, 1), activation: .clip(min: 0, max: 6)),  // depthwise
+        ConvCase(c: 6, h: 11, w: 9, m: 6, groups: 6, k: 5, stride: 2, pad: (1, 2, 2, 1)),  // depthwise, odd pads (SAME-style)
+        ConvCase(c: 4, h: 12, w: 12, m: 8, groups: 2, k: 3, stride: 1, pad: (2, 2, 2, 2), dilation: 2, activation: .hardSwish),
+        ConvCase(n: 3, c: 2, h: 5, w: 7, m: 3, k: 2, stride: 3, pad: (0, 1, 1, 0), activation: .sigmoid),
+    ]
+
+    @Test(arguments: convCases)
+    func convMatchesReference(_ t: ConvCase) {
+        let g = Conv2DGeometry(kernelH: t.k, kernelW: t.k, strideH: t.stride, strideW: t.stride, padTop: t.pad.0, padLeft: t.pad.1,
+                               padBottom: t.pad.2, padRight: t.pad.3, dilationH: t.dilation, dilationW: t.dilation)
+        let input = random(t.n * t.c * t.h * t.w, seed: 5)
+        let weight = random(t.m * (t.c / t.groups) * t.k * t.k, seed: 6)
+        let bias = random(t.m, seed: 7)
+        let expected = referenceConv2d(input: input, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: weight,
+                                       outChannels: t.m, bias: bias, groups: t.groups, geometry: g, activation: t.activation)
+        var actual = [Float](repeating: .nan, count: expected.count)
+        var scratch: [Float] = []
+        input.withUnsafeBufferPointer { i in
+            weight.withUnsafeBufferPointer { w in
+                bias.withUnsafeBufferPointer { b in
+                    actual.withUnsafeMutableBufferPointer { o in
+                        conv2d(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: w.baseAddress!,
+                               outChannels: t.m, bias: b.baseAddress!, groups: t.groups, geometry: g, activation: t.activation,
+                               output: o.baseAddress!, scratch: &scratch)
+                    }
+                }
+            }
+        }
+        #expect(normalizedMSE(actual, expected) < 1e-10, "\(t)")
+    }
+
+    @Test func samePaddingMatchesTensorFlow() {
+        // TF SAME: out = ceil(in / stride); the odd pixel of padding goes at the end.
+        #expect(Conv2DGeometry.samePadding(input: 224, kernel: 3, stride: 2, dilation: 1) == (0, 1))
+        #expect(Conv2DGeometry.samePadding(input: 112, kernel: 5, stride: 1, dilation: 1) == (2, 2))
+        #expect(Conv2DGeometry.samePadding(input: 7, kernel: 3, stride: 2, dilation: 1) == (1, 1))
+    }
+
+    @Test func broadcastMatchesNaiveIndexing() {
+        let aShape = [2, 1, 3], bShape = [4, 1]
+        let a = random(6, seed: 9), b = random(4, seed: 10)
+        var out: [Float] = []
+        broadcastBinary(.sub, a: a, aShape: aShape, b: b, bShape: bShape, out: &out, outShape: [2, 4, 3])
+        for i in 0..<2 { for j in 0..<4 { for k in 0..<3 {
+            #expect(out[(i * 4 + j) * 3 + k] == a[i * 3 + k] - b[j])
+        } } }
+        #expect(broadcastShape([2, 3], [4, 3]) == nil)
+    }
+
+    @Test func transposeAndSoftmax() {
+        let data = (0..<24).map(Float.init)
+        let (t, shape) = transpose(data, shape: [2, 3, 4], perm: [2, 0, 1])
+        #expect(shape == [4, 2, 3])
+        for i in 0..<2 { for j in 0..<3 { for k in 0..<4 { #expect(t[(k * 2 + i) * 3 + j] == data[(i * 3 + j) * 4 + k]) } } }
+        var logits: [Float] = [1, 2, 3, 1000, 1000, 1000]
+        softmax(&logits, rows: 2, axisSize: 3)
+        #expect(abs(logits[0] + logits[1] + logits[2] - 1) < 1e-6)
+        #expect(abs(logits[3] - 1 / 3) < 1e-6)
+    }
+
+    @Test func poolingMaxAndAverage() {
+        let x: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]  // 1×1×3×3
+        let g = Conv2DGeometry(kernelH: 2, kernelW: 2, padTop: 0, padLeft: 0, padBottom: 1, padRight: 1)
+        var maxOut = [Float](repeating: 0, count: 9), avgOut = [Float](repeating: 0, count: 9)
+        x.withUnsafeBufferPointer { src in
+            maxOut.withUnsafeMutableBufferPointer { pool2d(input: src.baseAddress!, batch: 1, channels: 1, height: 3, width: 3, geometry: g, isMax: true, output: $0.baseAddress!) }
+            avgOut.withUnsafeMutableBufferPointer { pool2d(input: src.baseAddress!, batch: 1, channels: 1, height: 3, width: 3, geometry: g, isMax: false, output: $0.baseAddress!) }
+        }
+        #expect(maxOut == [5, 6, 6, 8, 9, 9, 8, 9, 9])
+        #expect(avgOut == [3, 4, 4.5, 6, 7, 7.5, 7.5, 8.5, 9])
+    }
+}
