@@ -8,8 +8,11 @@ import Synchronization
 public final class InferenceModel: @unchecked Sendable {
     public let graph: IRGraph
     private let plans = Mutex<[[Int]: ExecutionPlan]>([:])
+    /// Cores one inference may use (Dispatch splits convolutions; OpenBLAS stays at one thread).
+    public let threads: Int
 
-    public init(graph: IRGraph) throws {
+    public init(graph: IRGraph, threads: Int = 1) throws {
+        self.threads = max(1, threads)
         let unsupported = Set(graph.nodes.map(\.op)).subtracting(Operators.supported)
         if let first = unsupported.sorted().first, let node = graph.nodes.first(where: { $0.op == first }) {
             throw ModelError.unsupportedOperator(unsupported.sorted().joined(separator: ", "), node: node.name)
@@ -19,14 +22,28 @@ public final class InferenceModel: @unchecked Sendable {
         self.graph = graph
     }
 
-    public static func loadONNX(path: String) throws -> InferenceModel {
-        try InferenceModel(graph: try OnnxLoader.load(path: path))
+    public static func loadONNX(path: String, threads: Int = 1) throws -> InferenceModel {
+        try InferenceModel(graph: try OnnxLoader.load(path: path), threads: threads)
     }
 
     public var inputName: String { graph.inputs[0].name }
 
     /// Runs the model on one input tensor; returns every declared output by name.
     public func run(_ input: Tensor) throws -> [String: Tensor] {
+        try run(input, profile: Optional<(String, Double) -> Void>.none)
+    }
+
+    /// Milliseconds spent per operator type over one run (the step profile `bench infer --profile` prints).
+    public func profile(_ input: Tensor) throws -> [(op: String, milliseconds: Double, steps: Int)] {
+        var totals: [String: (Double, Int)] = [:]
+        _ = try run(input) { op, seconds in
+            totals[op, default: (0, 0)].0 += seconds * 1000
+            totals[op, default: (0, 0)].1 += 1
+        }
+        return totals.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.milliseconds > $1.milliseconds }
+    }
+
+    private func run(_ input: Tensor, profile: ((String, Double) -> Void)?) throws -> [String: Tensor] {
         let declared = graph.inputs[0].dims
         guard declared.count == input.rank else {
             throw ModelError.shapeMismatch("input '\(inputName)' wants rank \(declared.count), got shape \(input.shape)")
@@ -36,15 +53,16 @@ public final class InferenceModel: @unchecked Sendable {
         }
         let plan = try self.plan(for: input.shape)
         var values: [String: IRValue] = [inputName: .float(input)]
-        var scratch: [Float] = []
         for (index, step) in plan.steps.enumerated() {
+            let started = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { profile?(Self.profileKey(step, plan), Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
             switch step.kind {
             case .conv(let conv):
                 guard let x = values[step.inputs[0]] ?? plan.constants[step.inputs[0]] else { throw ModelError.missing(step.inputs[0]) }
-                values[step.outputs[0]] = .float(conv.run(x.asFloat, scratch: &scratch))
+                values[step.outputs[0]] = .float(conv.run(x.asFloat, threads: threads))
             case .generic(let node):
                 let inputs = step.inputs.map { $0.isEmpty ? nil : (values[$0] ?? plan.constants[$0]) }
-                let outputs = try Operators.evaluate(node, inputs, scratch: &scratch)
+                let outputs = try Operators.evaluate(node, inputs)
                 for (name, value) in zip(step.outputs, outputs) { values[name] = value }
             }
             for name in plan.releases[index] { values[name] = nil }
@@ -55,6 +73,13 @@ public final class InferenceModel: @unchecked Sendable {
             result[declaredName] = value.asFloat
         }
         return result
+    }
+
+    /// Convolutions are profiled by kernel size and stride, everything else by operator.
+    static func profileKey(_ step: PlanStep, _ plan: ExecutionPlan) -> String {
+        guard case .conv(let conv) = step.kind else { return step.op }
+        let g = conv.geometry
+        return "Conv \(g.kernelH)x\(g.kernelW)/\(g.strideH)\(conv.groups > 1 ? " g\(conv.groups)" : "")"
     }
 
     func plan(for shape: [Int]) throws -> ExecutionPlan {

@@ -13,7 +13,7 @@ enum Operators {
         "Squeeze", "Unsqueeze", "Pad", "ConstantOfShape", "Dropout",
     ]
 
-    static func evaluate(_ node: IRNode, _ inputs: [IRValue?], scratch: inout [Float]) throws -> [IRValue] {
+    static func evaluate(_ node: IRNode, _ inputs: [IRValue?]) throws -> [IRValue] {
         func input(_ i: Int) throws -> IRValue {
             guard i < inputs.count, let v = inputs[i] else { throw ModelError.missing("input \(i) of \(node.op) node '\(node.name)'") }
             return v
@@ -49,6 +49,9 @@ enum Operators {
             let ta = a.asFloat, tb = b.asFloat
             var out: [Float] = []
             broadcastBinary(op, a: ta.data, aShape: ta.shape, b: tb.data, bShape: tb.shape, out: &out, outShape: shape)
+            if node.int("sightline.relu", 0) == 1 {
+                out.withUnsafeMutableBufferPointer { Activation.relu.apply($0.baseAddress!, count: $0.count) }
+            }
             return [.float(Tensor(shape: shape, data: out))]
         case "Sqrt", "Neg", "Exp", "Erf", "Tanh":
             var t = try floatInput(0)
@@ -74,7 +77,7 @@ enum Operators {
         case "Conv":
             let x = try floatInput(0), w = try floatInput(1)
             let b = inputs.count > 2 ? inputs[2]?.asFloat : nil
-            return [.float(try ConvStep.make(node: node, inputShape: x.shape, weight: w, bias: b, activation: .none).run(x, scratch: &scratch))]
+            return [.float(try ConvStep.make(node: node, inputShape: x.shape, weight: w, bias: b, activation: .none).run(x, threads: 1))]
         case "MaxPool", "AveragePool":
             let x = try floatInput(0)
             guard x.rank == 4 else { throw ModelError.unsupported("\(node.op) on rank \(x.rank) (node '\(node.name)')") }
@@ -101,7 +104,19 @@ enum Operators {
         case "ReduceMean":
             let x = try floatInput(0)
             let axes = (node.ints("axes") ?? optionalInts(1) ?? Array(0..<x.rank)).map { $0 < 0 ? $0 + x.rank : $0 }
-            return [.float(reduceMean(x, axes: Set(axes), keepDims: node.int("keepdims", 1) != 0))]
+            let keep = node.int("keepdims", 1) != 0
+            if Set(axes) == Set((x.rank - axes.count)..<x.rank) && !axes.isEmpty {
+                // Innermost axes: a plain mean per row (global average pooling).
+                let inner = axes.map { x.shape[$0] }.reduce(1, *)
+                let rows = x.count / max(inner, 1)
+                var out = [Float](repeating: 0, count: rows)
+                x.data.withUnsafeBufferPointer { src in
+                    out.withUnsafeMutableBufferPointer { globalAveragePool(input: src.baseAddress!, planes: rows, spatial: inner, output: $0.baseAddress!) }
+                }
+                let shape = keep ? x.shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element } : Array(x.shape.prefix(x.rank - axes.count))
+                return [.float(Tensor(shape: shape, data: out))]
+            }
+            return [.float(reduceMean(x, axes: Set(axes), keepDims: keep))]
         case "MatMul":
             return [.float(try matmul(try floatInput(0), try floatInput(1), node: node))]
         case "Gemm":
@@ -533,9 +548,13 @@ struct ConvStep {
         return ConvStep(geometry: g, weight: weight.data, bias: bias?.data, outChannels: weight.shape[0], groups: groups, activation: activation)
     }
 
-    func run(_ x: Tensor, scratch: inout [Float]) -> Tensor {
+    func run(_ x: Tensor, threads: Int) -> Tensor {
         let (oh, ow) = geometry.outputSize(height: x.shape[2], width: x.shape[3])
-        var out = [Float](repeating: 0, count: x.shape[0] * outChannels * oh * ow)
+        // Every element is written by the kernel (GEMM with beta 0, or the depthwise loop), so
+        // the buffer is not zero-filled first.
+        var out = [Float](unsafeUninitializedCapacity: x.shape[0] * outChannels * oh * ow) { _, count in
+            count = x.shape[0] * outChannels * oh * ow
+        }
         x.data.withUnsafeBufferPointer { src in
             weight.withUnsafeBufferPointer { w in
                 out.withUnsafeMutableBufferPointer { dst in
@@ -543,12 +562,12 @@ struct ConvStep {
                         bias.withUnsafeBufferPointer { b in
                             conv2d(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                                    weight: w.baseAddress!, outChannels: outChannels, bias: b.baseAddress!, groups: groups,
-                                   geometry: geometry, activation: activation, output: dst.baseAddress!, scratch: &scratch)
+                                   geometry: geometry, activation: activation, output: dst.baseAddress!, threads: threads)
                         }
                     } else {
                         conv2d(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                                weight: w.baseAddress!, outChannels: outChannels, bias: nil, groups: groups,
-                               geometry: geometry, activation: activation, output: dst.baseAddress!, scratch: &scratch)
+                               geometry: geometry, activation: activation, output: dst.baseAddress!, threads: threads)
                     }
                 }
             }

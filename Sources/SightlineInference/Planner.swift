@@ -45,7 +45,6 @@ struct ExecutionPlan {
             live[input.name] = .float(Tensor(zeros: shape))
         }
         var steps: [PlanStep] = []
-        var scratch: [Float] = []
         for node in graph.nodes {
             let isConstant = node.op == "Shape"
                 ? node.inputs.first.map { constants[$0] != nil || live[$0] != nil } ?? false
@@ -54,7 +53,7 @@ struct ExecutionPlan {
             for (i, name) in node.inputs.enumerated() where !name.isEmpty && values[i] == nil {
                 throw ModelError.missing("value '\(name)' used by node '\(node.name)' before it is produced")
             }
-            let outputs = try Operators.evaluate(node, values, scratch: &scratch)
+            let outputs = try Operators.evaluate(node, values)
             for (name, value) in zip(node.outputs, outputs) {
                 if isConstant { constants[name] = value } else { live[name] = value }
             }
@@ -68,7 +67,9 @@ struct ExecutionPlan {
         plan.removeAliases()
         plan.cancelTransposes()
         plan.removeAliases()
+        plan.foldPads()
         try plan.fuseConvolutions()
+        plan.fuseElementwiseActivations()
         plan.removeDeadSteps()
         plan.computeReleases()
         return plan
@@ -171,6 +172,21 @@ struct ExecutionPlan {
                       let cOut = steps[c].outputs.first, steps[c].outputs.count == 1 else { continue }
                 let inverse = (0..<perm.count).map { perm.firstIndex(of: $0) ?? $0 }
 
+                if cNode.op == "ReduceMean", cNode.int("keepdims", 1) == 0, let axes = cNode.ints("axes"), steps[c].inputs.count == 1 {
+                    // ReduceMean_axes(T_p(x)) = ReduceMean_{p[axes]}(x) when the kept axes stay in order.
+                    let rank = perm.count
+                    let normalized = axes.map { $0 < 0 ? $0 + rank : $0 }
+                    let sourceAxes = normalized.map { perm[$0] }
+                    let keptOut = (0..<rank).filter { !normalized.contains($0) }.map { perm[$0] }
+                    if keptOut == keptOut.sorted() {
+                        cNode.attributes["axes"] = .ints(sourceAxes.sorted().map { Int64($0) })
+                        steps[c].kind = .generic(cNode)
+                        steps[c].inputs = [x]
+                        if consumers(of: y).isEmpty { steps.remove(at: t) }
+                        changed = true
+                        break
+                    }
+                }
                 if Self.unaryElementwise.contains(cNode.op) && steps[c].inputs.first == y
                     && steps[c].inputs.dropFirst().allSatisfy({ $0.isEmpty || constants[$0] != nil }) {
                     // op(T(x)) = T(op(x))
@@ -317,6 +333,75 @@ struct ExecutionPlan {
         // Aligned from the right against [N, C, H, W]: the channel axis is rank-3.
         guard k.shape.count - axis == 3 else { return nil }
         return k.data
+    }
+
+    /// Explicit padding before a convolution or max pool becomes the kernel's own padding:
+    /// zero Pad → Conv (also through a layout Transpose), edge/zero Pad → MaxPool when every
+    /// padded window still covers a real cell (max over real cells is then the same).
+    mutating func foldPads() {
+        var i = 0
+        while i < steps.count {
+            defer { i += 1 }
+            guard case .generic(var node) = steps[i].kind, node.op == "Conv" || node.op == "MaxPool",
+                  let xName = steps[i].inputs.first else { continue }
+            var source = xName
+            var perm = [0, 1, 2, 3]
+            var transposeIndex: Int?
+            if let t = steps.firstIndex(where: { $0.outputs.first == source }), case .generic(let tNode) = steps[t].kind,
+               tNode.op == "Transpose", consumers(of: source).count == 1, let p = tNode.ints("perm"), p.count == 4 {
+                transposeIndex = t
+                perm = p
+                source = steps[t].inputs[0]
+            }
+            guard let p = steps.firstIndex(where: { $0.outputs.first == source }), case .generic(let padNode) = steps[p].kind,
+                  padNode.op == "Pad", consumers(of: source).count == 1, !outputs.contains(source),
+                  let padInput = steps[p].inputs.first else { continue }
+            let pads = padNode.ints("pads") ?? (steps[p].inputs.count > 1 ? constants[steps[p].inputs[1]]?.asInt64.map { Int($0) } : nil)
+            guard let pads, pads.count == 8 else { continue }
+            let mode = padNode.string("mode") ?? "constant"
+            let value = steps[p].inputs.count > 2 && !steps[p].inputs[2].isEmpty ? constants[steps[p].inputs[2]]?.asFloat.data.first : 0
+            // Pad amounts per output (NCHW) axis: output axis d reads source axis perm[d].
+            let begin = (0..<4).map { pads[perm[$0]] }, end = (0..<4).map { pads[perm[$0] + 4] }
+            guard begin[0] == 0, begin[1] == 0, end[0] == 0, end[1] == 0 else { continue }
+            var existing = node.ints("pads") ?? [0, 0, 0, 0]
+            if existing.isEmpty { existing = [0, 0, 0, 0] }
+            if node.op == "Conv" {
+                guard mode == "constant", value == 0, (node.string("auto_pad") ?? "NOTSET") == "NOTSET" else { continue }
+            } else {
+                let kernel = node.ints("kernel_shape") ?? [1, 1]
+                guard mode == "edge" || (mode == "constant" && value == -.infinity),
+                      begin[2] + existing[0] < kernel[0], end[2] + existing[2] < kernel[0],
+                      begin[3] + existing[1] < kernel[1], end[3] + existing[3] < kernel[1] else { continue }
+            }
+            node.attributes["pads"] = .ints([existing[0] + begin[2], existing[1] + begin[3], existing[2] + end[2], existing[3] + end[3]].map { Int64($0) })
+            steps[i].kind = .generic(node)
+            if let t = transposeIndex {
+                steps[t].inputs[0] = padInput
+                if let shape = shapes[padInput] { shapes[steps[t].outputs[0]] = perm.map { shape[$0] } }
+            } else {
+                steps[i].inputs[0] = padInput
+            }
+            steps.remove(at: p)
+            i = -1  // indices moved; start over (cheap: few pads)
+        }
+    }
+
+    /// An elementwise Add/Sub/Mul/Max/Min followed by Relu (the residual join) runs as one step.
+    mutating func fuseElementwiseActivations() {
+        var i = 0
+        while i < steps.count {
+            defer { i += 1 }
+            guard case .generic(var node) = steps[i].kind, ["Add", "Sub", "Mul"].contains(node.op),
+                  let out = steps[i].outputs.first, !outputs.contains(out) else { continue }
+            let users = consumers(of: out)
+            guard users.count == 1, let u = users.first, case .generic(let next) = steps[u].kind, next.op == "Relu",
+                  let reluOut = steps[u].outputs.first else { continue }
+            node.attributes["sightline.relu"] = .int(1)
+            steps[i].kind = .generic(node)
+            steps[i].outputs = [reluOut]
+            shapes[reluOut] = shapes[out]
+            steps.remove(at: u)
+        }
     }
 
     /// Steps whose outputs nobody needs go away.

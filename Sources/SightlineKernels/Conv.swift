@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Geometry of a 2-D convolution or pooling window (NCHW).
 public struct Conv2DGeometry: Sendable, Equatable {
     public var kernelH: Int, kernelW: Int
@@ -30,16 +32,21 @@ public struct Conv2DGeometry: Sendable, Equatable {
 /// Conv2d, NCHW. input [N, C, H, W], weight [M, C/groups, kh, kw], bias [M] or nil,
 /// output [N, M, OH, OW]; the activation is applied to the result. Depthwise convolutions
 /// (groups == C == M) take the direct kernel; everything else im2col + GEMM per group.
+///
+/// Threads: the output's spatial positions are split into `threads` column blocks run with
+/// `DispatchQueue.concurrentPerform`, each doing its own im2col and a single-threaded GEMM.
+/// Sightline owns the cores this way and keeps OpenBLAS at one thread (its own threading
+/// helps little on the small GEMMs of a CNN and would oversubscribe the Dispatch workers).
 public func conv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?, groups: Int,
     geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>,
-    scratch: inout [Float]
+    threads: Int = 1
 ) {
     let (oh, ow) = g.outputSize(height: height, width: width)
     if groups == channels && groups == outChannels && groups > 1 {
         depthwiseConv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
-                        bias: bias, geometry: g, activation: activation, output: output)
+                        bias: bias, geometry: g, activation: activation, output: output, threads: threads)
         return
     }
     let cPerGroup = channels / groups
@@ -48,71 +55,134 @@ public func conv2d(
     let spatial = oh * ow
     let pointwise = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1
         && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
-    if !pointwise && scratch.count < kSize * spatial { scratch = [Float](repeating: 0, count: kSize * spatial) }
-    scratch.withUnsafeMutableBufferPointer { columns in
+    if threads > 1 && spatial < 64 * threads && mPerGroup >= 16 * threads {
+        // Late layers: few positions, many filters. Unfold once, split the filters.
+        splitFiltersConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
+                         outChannels: outChannels, bias: bias, groups: groups, geometry: g, activation: activation,
+                         output: output, threads: threads, pointwise: pointwise)
+        return
+    }
+    // Column blocks: at least 64 positions (small late layers do not pay for splitting) and
+    // small enough that a block's unfolded columns stay in L2 (~512 KB), since im2col of an
+    // early layer would otherwise stream megabytes through memory twice.
+    let threadBlock = (spatial + max(1, min(threads, spatial / 64)) - 1) / max(1, min(threads, spatial / 64))
+    let blockSize = pointwise ? threadBlock : max(64, min(threadBlock, 131_072 / max(kSize, 1)))
+    let blocks = (spatial + blockSize - 1) / blockSize
+    let shared = SharedBuffers(input: input, weight: weight, bias: bias, output: output)
+    let work = { @Sendable (block: Int) in
+        let input = shared.input, weight = shared.weight, output = shared.output
+        let p0 = block * blockSize, p1 = min(spatial, p0 + blockSize)
+        guard p0 < p1 else { return }
+        let columns = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kSize * (p1 - p0))
+        defer { columns?.deallocate() }
         for n in 0..<batch {
             for group in 0..<groups {
                 let inBase = input + (n * channels + group * cPerGroup) * height * width
                 let outBase = output + (n * outChannels + group * mPerGroup) * spatial
-                let b: UnsafePointer<Float>
-                if pointwise {
-                    b = inBase  // a 1×1 stride-1 convolution is a plain GEMM on the input
+                if let columns {
+                    im2col(inBase, channels: cPerGroup, height: height, width: width, geometry: g, outH: oh, outW: ow,
+                           from: p0, to: p1, columns: columns)
+                    gemm(transposeA: false, transposeB: false, m: mPerGroup, n: p1 - p0, k: kSize,
+                         a: weight + group * mPerGroup * kSize, lda: kSize, b: columns, ldb: p1 - p0, c: outBase + p0, ldc: spatial)
                 } else {
-                    im2col(inBase, channels: cPerGroup, height: height, width: width, geometry: g, outH: oh, outW: ow, columns: columns.baseAddress!)
-                    b = UnsafePointer(columns.baseAddress!)
+                    // A 1×1 stride-1 convolution is a plain GEMM on the input.
+                    gemm(transposeA: false, transposeB: false, m: mPerGroup, n: p1 - p0, k: kSize,
+                         a: weight + group * mPerGroup * kSize, lda: kSize, b: inBase + p0, ldb: spatial, c: outBase + p0, ldc: spatial)
                 }
-                gemm(transposeA: false, transposeB: false, m: mPerGroup, n: spatial, k: kSize,
-                     a: weight + group * mPerGroup * kSize, lda: kSize, b: b, ldb: spatial, c: outBase, ldc: spatial)
             }
-            finishChannels(output + n * outChannels * spatial, channels: outChannels, spatial: spatial, bias: bias, activation: activation)
+            finishChannels(output + n * outChannels * spatial, channels: outChannels, spatial: spatial, from: p0, to: p1,
+                           bias: shared.bias, activation: activation)
+        }
+    }
+    if blocks == 1 || threads == 1 {
+        for block in 0..<blocks { work(block) }
+    } else {
+        DispatchQueue.concurrentPerform(iterations: blocks, execute: work)
+    }
+}
+
+/// conv2d for small spatial sizes: one im2col, then the output channels split across threads.
+func splitFiltersConv(
+    input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
+    weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?, groups: Int,
+    geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int, pointwise: Bool
+) {
+    let (oh, ow) = g.outputSize(height: height, width: width)
+    let cPerGroup = channels / groups, mPerGroup = outChannels / groups
+    let kSize = cPerGroup * g.kernelH * g.kernelW, spatial = oh * ow
+    let columns = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kSize * spatial)
+    defer { columns?.deallocate() }
+    for n in 0..<batch {
+        for group in 0..<groups {
+            let inBase = input + (n * channels + group * cPerGroup) * height * width
+            if let columns {
+                im2col(inBase, channels: cPerGroup, height: height, width: width, geometry: g, outH: oh, outW: ow, from: 0, to: spatial, columns: columns)
+            }
+            let shared = SharedBuffers(input: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: inBase)), weight: weight + group * mPerGroup * kSize,
+                                       bias: bias.map { $0 + group * mPerGroup }, output: output + (n * outChannels + group * mPerGroup) * spatial)
+            let per = (mPerGroup + threads - 1) / threads
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                let m0 = t * per, m1 = min(mPerGroup, m0 + per)
+                guard m0 < m1 else { return }
+                gemm(transposeA: false, transposeB: false, m: m1 - m0, n: spatial, k: kSize, a: shared.weight + m0 * kSize, lda: kSize,
+                     b: shared.input, ldb: spatial, c: shared.output + m0 * spatial, ldc: spatial)
+                finishChannels(shared.output + m0 * spatial, channels: m1 - m0, spatial: spatial, from: 0, to: spatial,
+                               bias: shared.bias.map { $0 + m0 }, activation: activation)
+            }
         }
     }
 }
 
-/// Adds the bias and applies the activation per output channel.
+/// Adds the bias and applies the activation per output channel, on columns p0..<p1.
 @inline(__always)
-func finishChannels(_ out: UnsafeMutablePointer<Float>, channels: Int, spatial: Int, bias: UnsafePointer<Float>?, activation: Activation) {
+func finishChannels(_ out: UnsafeMutablePointer<Float>, channels: Int, spatial: Int, from p0: Int, to p1: Int,
+                    bias: UnsafePointer<Float>?, activation: Activation) {
     for c in 0..<channels {
-        let row = out + c * spatial
+        let row = out + c * spatial + p0
         if let bias {
             let b = bias[c]
-            for i in 0..<spatial { row[i] += b }
+            for i in 0..<(p1 - p0) { row[i] += b }
         }
-        activation.apply(row, count: spatial)
+        activation.apply(row, count: p1 - p0)
     }
 }
 
-/// Unfolds input patches into columns [C·kh·kw, OH·OW] so the convolution is one GEMM.
+/// Unfolds input patches into columns [C·kh·kw, p1−p0] for output positions p0..<p1
+/// (flattened oy·OW+ox), so the convolution is one GEMM per column block.
 func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
-            outH: Int, outW: Int, columns: UnsafeMutablePointer<Float>) {
+            outH: Int, outW: Int, from p0: Int, to p1: Int, columns: UnsafeMutablePointer<Float>) {
+    let count = p1 - p0
     var row = 0
     for c in 0..<channels {
         let plane = input + c * height * width
         for ky in 0..<g.kernelH {
             for kx in 0..<g.kernelW {
-                let dst = columns + row * outH * outW
+                let dst = columns + row * count
                 row += 1
-                for oy in 0..<outH {
+                let x0 = kx * g.dilationW - g.padLeft
+                var p = p0
+                while p < p1 {
+                    let oy = p / outW, oxStart = p % outW
+                    let oxEnd = min(outW, oxStart + (p1 - p))
+                    let line = dst + (p - p0) - oxStart
                     let iy = oy * g.strideH - g.padTop + ky * g.dilationH
-                    let line = dst + oy * outW
                     if iy < 0 || iy >= height {
-                        line.update(repeating: 0, count: outW)
-                        continue
-                    }
-                    let src = plane + iy * width
-                    let x0 = kx * g.dilationW - g.padLeft
-                    if g.strideW == 1 {
-                        // Contiguous run: zero the borders, copy the middle.
-                        for ox in 0..<outW {
-                            let ix = ox + x0
-                            line[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
-                        }
+                        (line + oxStart).update(repeating: 0, count: oxEnd - oxStart)
                     } else {
-                        for ox in 0..<outW {
-                            let ix = ox * g.strideW + x0
-                            line[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
+                        let src = plane + iy * width
+                        if g.strideW == 1 {
+                            for ox in oxStart..<oxEnd {
+                                let ix = ox + x0
+                                line[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
+                            }
+                        } else {
+                            for ox in oxStart..<oxEnd {
+                                let ix = ox * g.strideW + x0
+                                line[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
+                            }
                         }
                     }
+                    p += oxEnd - oxStart
                 }
             }
         }
@@ -124,8 +194,27 @@ func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: In
 public func depthwiseConv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
-    activation: Activation, output: UnsafeMutablePointer<Float>
+    activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
 ) {
+    if threads > 1 && batch * channels >= 2 * threads {
+        // Planes are independent: split them across threads.
+        let planes = batch * channels
+        let per = (planes + threads - 1) / threads
+        let shared = SharedBuffers(input: input, weight: weight, bias: bias, output: output)
+        let (oh, ow) = g.outputSize(height: height, width: width)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let start = t * per, end = min(planes, start + per)
+            for plane in start..<max(start, end) {
+                let c = plane % channels
+                depthwiseConv2d(
+                    input: shared.input + plane * height * width, batch: 1, channels: 1,
+                    height: height, width: width, weight: shared.weight + c * g.kernelH * g.kernelW,
+                    bias: shared.bias.map { $0 + c }, geometry: g, activation: activation,
+                    output: shared.output + plane * oh * ow, threads: 1)
+            }
+        }
+        return
+    }
     let (oh, ow) = g.outputSize(height: height, width: width)
     // Output columns whose whole window lies inside the input (no bounds checks needed).
     let interiorStart = min(ow, max(0, (g.padLeft + g.strideW - 1) / g.strideW))
@@ -200,4 +289,13 @@ public func referenceConv2d(
         }
     }
     return out
+}
+
+/// The buffers of one kernel call, handed to `concurrentPerform` workers. Each worker writes a
+/// disjoint part of `output` and only reads the rest, which is what makes sharing them sound.
+struct SharedBuffers: @unchecked Sendable {
+    let input: UnsafePointer<Float>
+    let weight: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
 }

@@ -35,9 +35,22 @@ public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
 /// is constant along the innermost run (per-channel constants in NCHW); otherwise an index walk.
 public func broadcastBinary(_ op: BinaryOp, a: [Float], aShape: [Int], b: [Float], bShape: [Int], out: inout [Float], outShape: [Int]) {
     let count = outShape.reduce(1, *)
-    if out.count != count { out = [Float](repeating: 0, count: count) }
+    if out.count != count { out = [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
     if aShape == bShape {
-        for i in 0..<count { out[i] = op.apply(a[i], b[i]) }
+        // One loop per operator, so each vectorises (a switch per element would not).
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { po in
+                    let x = pa.baseAddress!, y = pb.baseAddress!, z = po.baseAddress!
+                    switch op {
+                    case .add: for i in 0..<count { z[i] = x[i] + y[i] }
+                    case .sub: for i in 0..<count { z[i] = x[i] - y[i] }
+                    case .mul: for i in 0..<count { z[i] = x[i] * y[i] }
+                    default: for i in 0..<count { z[i] = op.apply(x[i], y[i]) }
+                    }
+                }
+            }
+        }
         return
     }
     if b.count == 1 {

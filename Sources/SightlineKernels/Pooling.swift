@@ -5,6 +5,10 @@ public func pool2d(
     geometry g: Conv2DGeometry, isMax: Bool, countIncludePad: Bool = false, output: UnsafeMutablePointer<Float>
 ) {
     let (oh, ow) = g.outputSize(height: height, width: width)
+    if isMax && g.dilationH == 1 && g.dilationW == 1 {
+        maxPoolFast(input: input, planes: batch * channels, height: height, width: width, geometry: g, outH: oh, outW: ow, output: output)
+        return
+    }
     for plane in 0..<(batch * channels) {
         let src = input + plane * height * width
         let dst = output + plane * oh * ow
@@ -43,5 +47,28 @@ public func globalAveragePool(input: UnsafePointer<Float>, planes: Int, spatial:
         let src = input + p * spatial
         for i in 0..<spatial { sum += src[i] }
         output[p] = sum / Float(spatial)
+    }
+}
+
+/// Max pooling without per-cell bounds checks: each output row takes the max of the valid
+/// input rows, over the clamped column window.
+func maxPoolFast(input: UnsafePointer<Float>, planes: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
+                 outH oh: Int, outW ow: Int, output: UnsafeMutablePointer<Float>) {
+    for plane in 0..<planes {
+        let src = input + plane * height * width
+        let dst = output + plane * oh * ow
+        for oy in 0..<oh {
+            let y0 = max(0, oy * g.strideH - g.padTop), y1 = min(height, oy * g.strideH - g.padTop + g.kernelH)
+            let line = dst + oy * ow
+            for ox in 0..<ow {
+                let x0 = max(0, ox * g.strideW - g.padLeft), x1 = min(width, ox * g.strideW - g.padLeft + g.kernelW)
+                var best = -Float.infinity
+                for y in y0..<max(y0, y1) {
+                    let row = src + y * width
+                    for x in x0..<max(x0, x1) { best = max(best, row[x]) }
+                }
+                line[ox] = best
+            }
+        }
     }
 }

@@ -87,8 +87,8 @@ public final class NSFWClassifier: @unchecked Sendable {
     public let model: InferenceModel
     public let manifest = ModelZoo.openNSFW
 
-    public init(store: ModelStore = ModelStore()) throws {
-        model = try InferenceModel.loadONNX(path: try store.verify(ModelZoo.openNSFW))
+    public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
+        model = try InferenceModel.loadONNX(path: try store.verify(ModelZoo.openNSFW), threads: threads)
     }
 
     /// P(NSFW) per frame.

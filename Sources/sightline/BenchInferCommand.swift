@@ -16,22 +16,26 @@ struct BenchInferCommand: ParsableCommand {
     @Option(help: "Comma-separated batch sizes.") var batch: String = "1,8"
     @Option(help: "Timed runs per measurement (median reported).") var runs: Int = 10
     @Option(help: "Python with onnxruntime installed.") var python: String = "python3"
+    @Flag(help: "Also print where our time goes, per operator type (batch 1, first thread count).")
+    var profile = false
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
         let manifest = try ModelZoo.manifest(named: model)
         let path = try cache.store.verify(manifest)
-        let inference = try InferenceModel.loadONNX(path: path)
+        let graph = try OnnxLoader.load(path: path)
         let script = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("../../../Scripts/reference/onnxruntime_latency.py").standardized.path
         let scriptPath = FileManager.default.fileExists(atPath: script) ? script : "Scripts/reference/onnxruntime_latency.py"
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         let batches = batch.split(separator: ",").compactMap { Int($0) }
-        let single = inference.graph.inputs[0].dims.map { $0 ?? 1 }
+        let single = graph.inputs[0].dims.map { $0 ?? 1 }
+        // Sightline owns the cores: convolutions split over Dispatch, OpenBLAS single-threaded.
+        KernelThreads.setBLASThreads(1)
         print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ onnxruntime (≤ 1.0 is the target)")
         print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("onnxruntime ms", 16) + "ratio")
         for t in threadCounts {
-            KernelThreads.setBLASThreads(t)
+            let inference = try InferenceModel(graph: graph, threads: t)
             for b in batches {
                 let shape = [b] + single.dropFirst()
                 var seed: UInt64 = 1
@@ -50,6 +54,14 @@ struct BenchInferCommand: ParsableCommand {
                 let ours = times[times.count / 2]
                 let output = try runTool(try findExecutable(python), [scriptPath, path, shape.map(String.init).joined(separator: ","), "\(t)", "\(runs)"])
                 let theirs = JSONValue.parse(output.split(separator: "\n").last.map(String.init) ?? "")?["median_ms"]?.doubleValue ?? .nan
+                if profile && b == batches.first && t == threadCounts.first {
+                    let rows = try inference.profile(input)
+                    let total = rows.reduce(0) { $0 + $1.milliseconds }
+                    for row in rows {
+                        print("    " + pad(row.op, 20) + pad(String(format: "%6.2f ms", row.milliseconds), 12)
+                              + pad(String(format: "%4.1f%%", row.milliseconds / total * 100), 8) + "\(row.steps) steps")
+                    }
+                }
                 print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", ours), 11) + pad(String(format: "%.1f", theirs), 16)
                       + String(format: "%.2f", ours / theirs))
             }

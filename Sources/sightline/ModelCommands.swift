@@ -77,15 +77,15 @@ struct InferCommand: ParsableCommand {
     @Argument(help: "An image or video file, or a URL.") var input: String
     @Option(help: "Video: frames per second of media time to score.") var fps: Double = 1
     @Option(help: "Labels to print per frame.") var top: Int = 5
-    @Option(help: "Compute threads (OpenBLAS).") var threads: Int = 0
+    @Option(help: "Compute threads (0: all cores).") var threads: Int = 0
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
         FFmpegLogLevel.quiet.apply()
-        if threads > 0 { KernelThreads.setBLASThreads(threads) }
+        KernelThreads.setBLASThreads(1)
         do {
             guard model == ModelZoo.openNSFW.name else { throw ModelStoreError.unknownModel(model, known: ModelZoo.all.map(\.name)) }
-            let classifier = try NSFWClassifier(store: cache.store)
+            let classifier = try NSFWClassifier(store: cache.store, threads: threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
             let rate = Rational(parsing: String(fps)) ?? Rational(1, 1)
             let source = VideoSource(url: input, options: SourceOptions(sampling: .perSecond(rate), output: OutputFormat(pixelFormat: .rgb24)))
             while let event = try source.next() {

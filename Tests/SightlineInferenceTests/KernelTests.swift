@@ -46,6 +46,8 @@ import SightlineCore
         ConvCase(c: 6, h: 11, w: 9, m: 6, groups: 6, k: 5, stride: 2, pad: (1, 2, 2, 1)),  // depthwise, odd pads (SAME-style)
         ConvCase(c: 4, h: 12, w: 12, m: 8, groups: 2, k: 3, stride: 1, pad: (2, 2, 2, 2), dilation: 2, activation: .hardSwish),
         ConvCase(n: 3, c: 2, h: 5, w: 7, m: 3, k: 2, stride: 3, pad: (0, 1, 1, 0), activation: .sigmoid),
+        ConvCase(n: 2, c: 5, h: 20, w: 17, m: 7, k: 3, stride: 1, pad: (1, 1, 1, 1), activation: .relu),  // several column blocks
+        ConvCase(n: 1, c: 16, h: 24, w: 24, m: 16, groups: 16, k: 3, stride: 2, pad: (0, 0, 1, 1)),  // depthwise, SAME stride 2
     ]
 
     @Test(arguments: convCases)
@@ -57,20 +59,21 @@ import SightlineCore
         let bias = random(t.m, seed: 7)
         let expected = referenceConv2d(input: input, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: weight,
                                        outChannels: t.m, bias: bias, groups: t.groups, geometry: g, activation: t.activation)
-        var actual = [Float](repeating: .nan, count: expected.count)
-        var scratch: [Float] = []
-        input.withUnsafeBufferPointer { i in
-            weight.withUnsafeBufferPointer { w in
-                bias.withUnsafeBufferPointer { b in
-                    actual.withUnsafeMutableBufferPointer { o in
-                        conv2d(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: w.baseAddress!,
-                               outChannels: t.m, bias: b.baseAddress!, groups: t.groups, geometry: g, activation: t.activation,
-                               output: o.baseAddress!, scratch: &scratch)
+        for threads in [1, 2, 3] {
+            var actual = [Float](repeating: .nan, count: expected.count)
+            input.withUnsafeBufferPointer { i in
+                weight.withUnsafeBufferPointer { w in
+                    bias.withUnsafeBufferPointer { b in
+                        actual.withUnsafeMutableBufferPointer { o in
+                            conv2d(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: w.baseAddress!,
+                                   outChannels: t.m, bias: b.baseAddress!, groups: t.groups, geometry: g, activation: t.activation,
+                                   output: o.baseAddress!, threads: threads)
+                        }
                     }
                 }
             }
+            #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), \(threads) threads")
         }
-        #expect(normalizedMSE(actual, expected) < 1e-10, "\(t)")
     }
 
     @Test func samePaddingMatchesTensorFlow() {
