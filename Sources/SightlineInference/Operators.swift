@@ -95,6 +95,7 @@ enum Operators {
             return [.float(Tensor(shape: [x.shape[0], x.shape[1], oh, ow], data: out))]
         case "GlobalAveragePool":
             let x = try floatInput(0)
+            guard x.rank >= 3 else { throw ModelError.shapeMismatch("GlobalAveragePool '\(node.name)' on shape \(x.shape)") }
             let planes = x.shape[0] * x.shape[1]
             var out = [Float](repeating: 0, count: planes)
             x.data.withUnsafeBufferPointer { src in
@@ -121,6 +122,7 @@ enum Operators {
             return [.float(try matmul(try floatInput(0), try floatInput(1), node: node))]
         case "Gemm":
             var a = try floatInput(0), b = try floatInput(1)
+            guard a.rank == 2, b.rank == 2 else { throw ModelError.shapeMismatch("Gemm '\(node.name)' of \(a.shape) and \(b.shape)") }
             if node.int("transA", 0) != 0 { a = Tensor(shape: [a.shape[1], a.shape[0]], data: transpose(a.data, shape: a.shape, perm: [1, 0]).data) }
             if node.int("transB", 0) != 0 { b = Tensor(shape: [b.shape[1], b.shape[0]], data: transpose(b.data, shape: b.shape, perm: [1, 0]).data) }
             var y = try matmul(a, b, node: node)
@@ -146,7 +148,11 @@ enum Operators {
             var x = try floatInput(0)
             let scale = try floatInput(1).data, bias = try floatInput(2).data, mean = try floatInput(3).data, variance = try floatInput(4).data
             let eps = node.float("epsilon", 1e-5)
+            guard x.rank >= 2 else { throw ModelError.shapeMismatch("BatchNormalization '\(node.name)' on \(x.shape)") }
             let channels = x.shape[1], spatial = x.count / max(x.shape[0] * channels, 1)
+            guard [scale, bias, mean, variance].allSatisfy({ $0.count == channels }) else {
+                throw ModelError.shapeMismatch("BatchNormalization '\(node.name)': parameters do not match \(channels) channels")
+            }
             for n in 0..<x.shape[0] {
                 for c in 0..<channels {
                     let k = scale[c] / (variance[c] + eps).squareRoot()
@@ -158,6 +164,9 @@ enum Operators {
         case "Transpose":
             let v = try input(0)
             let perm = node.ints("perm") ?? Array((0..<v.shape.count).reversed())
+            guard perm.sorted() == Array(0..<v.shape.count) else {
+                throw ModelError.malformed("Transpose '\(node.name)': perm \(perm) for rank \(v.shape.count)")
+            }
             switch v {
             case .float(let t):
                 let (data, shape) = transpose(t.data, shape: t.shape, perm: perm)
@@ -174,11 +183,15 @@ enum Operators {
             let v = try input(0)
             var axis = node.int("axis", 1)
             if axis < 0 { axis += v.shape.count }
+            guard axis >= 0, axis <= v.shape.count else { throw ModelError.malformed("Flatten '\(node.name)' axis \(axis)") }
             let outer = v.shape.prefix(axis).reduce(1, *)
             return [reshaped(v, [outer, v.shape.dropFirst(axis).reduce(1, *)])]
         case "Squeeze":
             let v = try input(0)
             let axes = (node.ints("axes") ?? optionalInts(1))?.map { $0 < 0 ? $0 + v.shape.count : $0 }
+            if let axes, !axes.allSatisfy({ $0 >= 0 && $0 < v.shape.count && v.shape[$0] == 1 }) {
+                throw ModelError.shapeMismatch("Squeeze '\(node.name)': axes \(axes) of shape \(v.shape)")
+            }
             let shape = v.shape.enumerated().filter { item in
                 if let axes { return !axes.contains(item.offset) }
                 return item.element != 1
@@ -189,6 +202,9 @@ enum Operators {
             guard let rawAxes = node.ints("axes") ?? optionalInts(1) else { throw ModelError.missing("Unsqueeze '\(node.name)' axes") }
             let rank = v.shape.count + rawAxes.count
             let axes = Set(rawAxes.map { $0 < 0 ? $0 + rank : $0 })
+            guard axes.count == rawAxes.count, axes.allSatisfy({ $0 >= 0 && $0 < rank }) else {
+                throw ModelError.shapeMismatch("Unsqueeze '\(node.name)': axes \(rawAxes) for rank \(v.shape.count)")
+            }
             var shape: [Int] = []
             var source = v.shape.makeIterator()
             for i in 0..<rank { shape.append(axes.contains(i) ? 1 : (source.next() ?? 1)) }
@@ -204,6 +220,9 @@ enum Operators {
             guard let starts = optionalInts(1), let ends = optionalInts(2) else { throw ModelError.missing("Slice '\(node.name)' needs constant starts/ends") }
             let axes = optionalInts(3) ?? Array(0..<starts.count)
             let steps = optionalInts(4) ?? [Int](repeating: 1, count: starts.count)
+            guard ends.count == starts.count, axes.count == starts.count, steps.count == starts.count else {
+                throw ModelError.malformed("Slice '\(node.name)': starts/ends/axes/steps of different lengths")
+            }
             return [try slice(v, starts: starts, ends: ends, axes: axes, steps: steps, node: node)]
         case "Gather":
             let v = try input(0)
@@ -215,7 +234,8 @@ enum Operators {
             let v = try input(0)
             return [.int64(shape: [v.shape.count], data: v.shape.map { Int64($0) })]
         case "ConstantOfShape":
-            let shape = try input(0).asInt64.map { Int($0) }
+            let shape = try input(0).asInt64.map { Int(truncatingIfNeeded: $0) }
+            try checkShape(shape, node)
             let count = shape.reduce(1, *)
             if case .tensor(let value)? = node.attributes["value"] {
                 if case .int64(_, let d) = value { return [.int64(shape: shape, data: [Int64](repeating: d.first ?? 0, count: count))] }
@@ -232,6 +252,18 @@ enum Operators {
             return [.float(try padBorder(x, pads: pads, reflect: mode == "reflect", node: node))]
         default:
             throw ModelError.unsupportedOperator(node.op, node: node.name)
+        }
+    }
+
+    /// Refuses shapes no real model produces: negative dims or more than 2^28 elements (1 GiB
+    /// of floats), so a corrupted file cannot ask for absurd allocations.
+    static func checkShape(_ shape: [Int], _ node: IRNode) throws {
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw ModelError.shapeMismatch("negative dimension \(shape) in node '\(node.name)'") }
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= 1 << 28 else { throw ModelError.unsupported("tensor of shape \(shape) in node '\(node.name)' is too large") }
+            count = p
         }
     }
 
@@ -266,9 +298,19 @@ enum Operators {
         } else if autoPad == "VALID" {
             pads = [0, 0, 0, 0]
         }
-        guard pads.count == 4, strides.count == 2, dilations.count == 2, pads.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.malformed("bad pads/strides in node '\(node.name)'")
+        guard pads.count == 4, strides.count == 2, dilations.count == 2, pads.allSatisfy({ (0...1024).contains($0) }),
+              strides.allSatisfy({ (1...1024).contains($0) }), dilations.allSatisfy({ (1...1024).contains($0) }),
+              kernel.allSatisfy({ (1...1024).contains($0) }) else {
+            throw ModelError.malformed("bad kernel/pads/strides/dilations in node '\(node.name)'")
         }
+        let g = Conv2DGeometry(kernelH: kernel[0], kernelW: kernel[1], strideH: strides[0], strideW: strides[1],
+                               padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3],
+                               dilationH: dilations[0], dilationW: dilations[1])
+        let (oh, ow) = g.outputSize(height: inputShape[2], width: inputShape[3])
+        guard oh > 0, ow > 0 else {
+            throw ModelError.shapeMismatch("\(node.op) '\(node.name)': window larger than its \(inputShape[2])×\(inputShape[3]) input")
+        }
+        try checkShape([inputShape[0], inputShape[1], oh, ow], node)
         return Conv2DGeometry(kernelH: kernel[0], kernelW: kernel[1], strideH: strides[0], strideW: strides[1],
                               padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3],
                               dilationH: dilations[0], dilationW: dilations[1])
@@ -372,7 +414,8 @@ enum Operators {
 
     static func concat(_ values: [IRValue], axis: Int, node: IRNode) throws -> IRValue {
         let rank = values[0].shape.count
-        guard values.allSatisfy({ $0.shape.count == rank }), axis < max(rank, 1) else {
+        guard axis >= 0, values.allSatisfy({ v in v.shape.count == rank && (0..<rank).allSatisfy { $0 == axis || v.shape[$0] == values[0].shape[$0] } }),
+              axis < max(rank, 1) else {
             throw ModelError.shapeMismatch("Concat '\(node.name)' of \(values.map(\.shape))")
         }
         var shape = values[0].shape
@@ -474,6 +517,8 @@ enum Operators {
         let rank = x.rank
         guard pads.count == 2 * rank, pads.allSatisfy({ $0 >= 0 }) else { throw ModelError.unsupported("Pad '\(node.name)' with pads \(pads)") }
         let outShape = (0..<rank).map { x.shape[$0] + pads[$0] + pads[$0 + rank] }
+        try checkShape(outShape, node)
+        guard x.shape.allSatisfy({ $0 > 0 }) else { throw ModelError.shapeMismatch("Pad '\(node.name)' of an empty tensor") }
         let inStrides = x.strides
         var out = [Float](repeating: 0, count: outShape.reduce(1, *))
         var index = [Int](repeating: 0, count: rank)
@@ -507,6 +552,7 @@ enum Operators {
             throw ModelError.unsupported("Pad '\(node.name)' with pads \(pads) (negative pads are not supported)")
         }
         let outShape = (0..<rank).map { x.shape[$0] + pads[$0] + pads[$0 + rank] }
+        try checkShape(outShape, node)
         var out = [Float](repeating: value, count: outShape.reduce(1, *))
         let outStrides = Tensor.strides(for: outShape)
         let inner = x.shape.last ?? 1
@@ -544,7 +590,15 @@ struct ConvStep {
         guard groups >= 1, inputShape[1] == weight.shape[1] * groups, weight.shape[0] % groups == 0 else {
             throw ModelError.shapeMismatch("Conv '\(node.name)': input \(inputShape), weight \(weight.shape), group \(groups)")
         }
-        let g = try Operators.geometry(node, inputShape: inputShape, kernel: node.ints("kernel_shape") ?? [weight.shape[2], weight.shape[3]])
+        let kernel = node.ints("kernel_shape") ?? [weight.shape[2], weight.shape[3]]
+        guard kernel == [weight.shape[2], weight.shape[3]] else {
+            throw ModelError.shapeMismatch("Conv '\(node.name)': kernel_shape \(kernel) but weights \(weight.shape)")
+        }
+        if let bias, bias.count != weight.shape[0] {
+            throw ModelError.shapeMismatch("Conv '\(node.name)': \(bias.count) biases for \(weight.shape[0]) filters")
+        }
+        let g = try Operators.geometry(node, inputShape: inputShape, kernel: kernel)
+        try Operators.checkShape([inputShape[0], weight.shape[0], 1, 1], node)
         return ConvStep(geometry: g, weight: weight.data, bias: bias?.data, outChannels: weight.shape[0], groups: groups, activation: activation)
     }
 
