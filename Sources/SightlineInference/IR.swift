@@ -45,6 +45,14 @@ public struct IRNode: Sendable {
     public var outputs: [String]
     public var attributes: [String: IRAttribute]
 
+    public init(op: String, name: String, inputs: [String], outputs: [String], attributes: [String: IRAttribute]) {
+        self.op = op
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.attributes = attributes
+    }
+
     func int(_ key: String, _ fallback: Int) -> Int {
         if case .int(let v)? = attributes[key] { return Int(v) }
         return fallback
@@ -72,6 +80,20 @@ public struct IRGraph: Sendable {
     public struct Input: Sendable, Equatable {
         public var name: String
         public var dims: [Int?]
+
+        public init(name: String, dims: [Int?]) {
+            self.name = name
+            self.dims = dims
+        }
+    }
+
+    public init(nodes: [IRNode], constants: [String: IRValue], inputs: [Input], outputs: [String], metadata: [String: String], opset: Int) {
+        self.nodes = nodes
+        self.constants = constants
+        self.inputs = inputs
+        self.outputs = outputs
+        self.metadata = metadata
+        self.opset = opset
     }
 
     public var nodes: [IRNode]

@@ -84,14 +84,30 @@ struct InferCommand: ParsableCommand {
         FFmpegLogLevel.quiet.apply()
         KernelThreads.setBLASThreads(1)
         do {
-            guard model == ModelZoo.openNSFW.name else { throw ModelStoreError.unknownModel(model, known: ModelZoo.all.map(\.name)) }
-            let classifier = try NSFWClassifier(store: cache.store, threads: threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
+            let cores = threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount
+            let score: (Frame) throws -> [String]
+            switch model {
+            case ModelZoo.openNSFW.name:
+                let classifier = try NSFWClassifier(store: cache.store, threads: cores)
+                score = { frame in
+                    let p = try classifier.scores([frame])[0]
+                    return [String(format: "nsfw %.4f  sfw %.4f", p, 1 - p)]
+                }
+            case ModelZoo.efficientNetLite0.name:
+                let classifier = try EfficientNetLite0(store: cache.store, threads: cores)
+                score = { frame in
+                    try classifier.classify([frame])[0].top(top).map { String(format: "%.4f  %@ (%d)", $0.probability, $0.label, $0.index) }
+                }
+            default:
+                throw ModelStoreError.unknownModel(model, known: ModelZoo.all.map(\.name))
+            }
             let rate = Rational(parsing: String(fps)) ?? Rational(1, 1)
             let source = VideoSource(url: input, options: SourceOptions(sampling: .perSecond(rate), output: OutputFormat(pixelFormat: .rgb24)))
             while let event = try source.next() {
                 guard case .frame(let frame) = event else { continue }
-                let score = try classifier.scores([frame])[0]
-                print(String(format: "%8.3f s  nsfw %.4f  sfw %.4f", frame.seconds, score, 1 - score))
+                let lines = try score(frame)
+                print(String(format: "%8.3f s  ", frame.seconds) + (lines.first ?? ""))
+                for line in lines.dropFirst() { print("            " + line) }
             }
         } catch let error as ModelStoreError {
             printError(error.description)
