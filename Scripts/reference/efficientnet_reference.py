@@ -4,6 +4,7 @@ package, TF-style SAME padding written as explicit pads, BatchNorm eps 1e-3, ReL
 then runs onnxruntime on real photos preprocessed exactly as Sightline does.
 
 Usage: python3 Scripts/reference/efficientnet_reference.py MODEL.pth OUT.onnx PHOTO... > outputs.json
+       (without photos: only write OUT.onnx)
 Needs: numpy, onnx, onnxruntime, the ffmpeg CLI. Reads the checkpoint with a restricted
 unpickler (only OrderedDict, _rebuild_tensor_v2 and storages), like Sightline's loader.
 """
@@ -141,6 +142,8 @@ def preprocess(img):
 def main():
     pth, onnx_path, photos = sys.argv[1], sys.argv[2], sys.argv[3:]
     build(load_state_dict(pth), onnx_path)
+    if not photos:
+        return  # export only (what `sightline bench infer efficientnet-lite0` uses)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])

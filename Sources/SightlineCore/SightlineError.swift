@@ -9,6 +9,7 @@ public enum SightlineError: Error, Sendable, Equatable, CustomStringConvertible 
     case connectionFailed(input: String, reason: String, attempts: Int)
     case invalidOption(name: String, value: String, hint: String)
     case cancelled(input: String)
+    case toolFailed(command: String, reason: String)
 
     public var description: String {
         switch self {
@@ -28,6 +29,8 @@ public enum SightlineError: Error, Sendable, Equatable, CustomStringConvertible 
             "invalid value '\(value)' for \(name): \(hint)"
         case .cancelled(let input):
             "'\(input)': cancelled"
+        case .toolFailed(let command, let reason):
+            "\(command) failed: \(reason)"
         }
     }
 }

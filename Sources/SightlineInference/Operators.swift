@@ -121,11 +121,24 @@ enum Operators {
         case "MatMul":
             return [.float(try matmul(try floatInput(0), try floatInput(1), node: node))]
         case "Gemm":
-            var a = try floatInput(0), b = try floatInput(1)
+            let a = try floatInput(0), b = try floatInput(1)
             guard a.rank == 2, b.rank == 2 else { throw ModelError.shapeMismatch("Gemm '\(node.name)' of \(a.shape) and \(b.shape)") }
-            if node.int("transA", 0) != 0 { a = Tensor(shape: [a.shape[1], a.shape[0]], data: transpose(a.data, shape: a.shape, perm: [1, 0]).data) }
-            if node.int("transB", 0) != 0 { b = Tensor(shape: [b.shape[1], b.shape[0]], data: transpose(b.data, shape: b.shape, perm: [1, 0]).data) }
-            var y = try matmul(a, b, node: node)
+            let transA = node.int("transA", 0) != 0, transB = node.int("transB", 0) != 0
+            let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
+            let n = transB ? b.shape[0] : b.shape[1]
+            guard (transB ? b.shape[1] : b.shape[0]) == k else { throw ModelError.shapeMismatch("Gemm '\(node.name)' of \(a.shape) and \(b.shape)") }
+            // The transposes are GEMM flags, never copies (a 1000×1280 classifier would
+            // otherwise be transposed on every run).
+            var product = [Float](repeating: 0, count: m * n)
+            a.data.withUnsafeBufferPointer { ap in
+                b.data.withUnsafeBufferPointer { bp in
+                    product.withUnsafeMutableBufferPointer { cp in
+                        gemm(transposeA: transA, transposeB: transB, m: m, n: n, k: k, a: ap.baseAddress!, lda: a.shape[1],
+                             b: bp.baseAddress!, ldb: b.shape[1], c: cp.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            var y = Tensor(shape: [m, n], data: product)
             let alpha = node.float("alpha", 1), beta = node.float("beta", 1)
             if alpha != 1 { for i in y.data.indices { y.data[i] *= alpha } }
             if inputs.count > 2, let c = inputs[2]?.asFloat {

@@ -196,6 +196,14 @@ public func depthwiseConv2d(
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
     activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
 ) {
+    let (outH, outW) = g.outputSize(height: height, width: width)
+    if outH * outW <= 1024 && channels >= 32 {
+        // Small planes, many channels (late MobileNet/EfficientNet layers): row loops would be
+        // a few elements long, so vectorise across channels instead.
+        depthwiseChannelsLast(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
+                              bias: bias, geometry: g, activation: activation, output: output, threads: threads)
+        return
+    }
     if threads > 1 && batch * channels >= 2 * threads {
         // Planes are independent: split them across threads.
         let planes = batch * channels
@@ -253,6 +261,63 @@ public func depthwiseConv2d(
                 }
                 activation.apply(line, count: ow)
             }
+        }
+    }
+}
+
+/// Depthwise conv computed channels-last: the input is transposed (and zero-padded) to
+/// [H+pads][W+pads][C], every tap then updates all channels of an output position in one
+/// contiguous, vectorised loop, and the result is transposed back to NCHW.
+func depthwiseChannelsLast(
+    input: UnsafePointer<Float>, batch: Int, channels c: Int, height: Int, width: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
+    activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
+) {
+    let (oh, ow) = g.outputSize(height: height, width: width)
+    let ph = height + g.padTop + g.padBottom, pw = width + g.padLeft + g.padRight
+    let taps = g.kernelH * g.kernelW
+    let padded = UnsafeMutablePointer<Float>.allocate(capacity: ph * pw * c)
+    let result = UnsafeMutablePointer<Float>.allocate(capacity: oh * ow * c)
+    let tapWeights = UnsafeMutablePointer<Float>.allocate(capacity: taps * c)  // [tap][channel]
+    defer { padded.deallocate(); result.deallocate(); tapWeights.deallocate() }
+    for ch in 0..<c { for t in 0..<taps { tapWeights[t * c + ch] = weight[ch * taps + t] } }
+    for n in 0..<batch {
+        padded.update(repeating: 0, count: ph * pw * c)
+        let src = input + n * c * height * width
+        for ch in 0..<c {
+            let plane = src + ch * height * width
+            for y in 0..<height {
+                let row = padded + ((y + g.padTop) * pw + g.padLeft) * c + ch
+                for x in 0..<width { row[x * c] = plane[y * width + x] }
+            }
+        }
+        // Output rows are independent: split them across threads when asked.
+        let shared = SharedBuffers(input: UnsafePointer(padded), weight: UnsafePointer(tapWeights), bias: bias, output: result)
+        let rowsPerBlock = threads > 1 ? (oh + threads - 1) / threads : oh
+        let rows = { @Sendable (block: Int) in
+            for oy in (block * rowsPerBlock)..<min(oh, (block + 1) * rowsPerBlock) {
+                for ox in 0..<ow {
+                    let out = shared.output + (oy * ow + ox) * c
+                    if let bias = shared.bias { out.update(from: bias, count: c) } else { out.update(repeating: 0, count: c) }
+                    for ky in 0..<g.kernelH {
+                        let iy = oy * g.strideH + ky * g.dilationH
+                        for kx in 0..<g.kernelW {
+                            let ix = ox * g.strideW + kx * g.dilationW
+                            let pixel = shared.input + (iy * pw + ix) * c
+                            let w = shared.weight + (ky * g.kernelW + kx) * c
+                            for ch in 0..<c { out[ch] += w[ch] * pixel[ch] }
+                        }
+                    }
+                    activation.apply(out, count: c)
+                }
+            }
+        }
+        let blockCount = (oh + rowsPerBlock - 1) / rowsPerBlock
+        if blockCount > 1 { DispatchQueue.concurrentPerform(iterations: blockCount, execute: rows) } else { rows(0) }
+        let dst = output + n * c * oh * ow
+        for p in 0..<(oh * ow) {
+            let from = result + p * c
+            for ch in 0..<c { dst[ch * oh * ow + p] = from[ch] }
         }
     }
 }

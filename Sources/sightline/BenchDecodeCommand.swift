@@ -162,7 +162,7 @@ func runTool(_ path: String, _ arguments: [String]) throws -> String {
     process.waitUntilExit()
     let text = String(decoding: data, as: UTF8.self)
     guard process.terminationStatus == 0 else {
-        throw SightlineError.decoderFailed(input: "\(path) \(arguments.joined(separator: " "))", reason: "exit \(process.terminationStatus): \(text.suffix(400))")
+        throw SightlineError.toolFailed(command: "\(path) \(arguments.joined(separator: " "))", reason: "exit \(process.terminationStatus): \(text.suffix(400))")
     }
     return text
 }

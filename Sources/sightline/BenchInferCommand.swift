@@ -22,14 +22,26 @@ struct BenchInferCommand: ParsableCommand {
 
     func run() throws {
         let manifest = try ModelZoo.manifest(named: model)
-        let path = try cache.store.verify(manifest)
-        let graph = try OnnxLoader.load(path: path)
-        let script = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("../../../Scripts/reference/onnxruntime_latency.py").standardized.path
-        let scriptPath = FileManager.default.fileExists(atPath: script) ? script : "Scripts/reference/onnxruntime_latency.py"
+        let weights = try cache.store.verify(manifest)
+        let scripts = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("../../../Scripts/reference").standardized.path
+        let scriptDir = FileManager.default.fileExists(atPath: scripts) ? scripts : "Scripts/reference"
+        let scriptPath = scriptDir + "/onnxruntime_latency.py"
+        let graph: IRGraph
+        let path: String
+        if manifest == ModelZoo.efficientNetLite0 {
+            // onnxruntime cannot read a .pth: it runs an ONNX export of the same weights.
+            graph = try EfficientNetLiteBuilder.graph(stateDict: try TorchLegacyLoader.load(path: weights))
+            path = NSTemporaryDirectory() + "sightline-efficientnet-lite0.onnx"
+            _ = try runTool(try findExecutable(python), [scriptDir + "/efficientnet_reference.py", weights, path])
+        } else {
+            graph = try OnnxLoader.load(path: weights)
+            path = weights
+        }
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         let batches = batch.split(separator: ",").compactMap { Int($0) }
-        let single = graph.inputs[0].dims.map { $0 ?? 1 }
+        // Dynamic axes (batch, and EfficientNet's spatial size) take the model's usual 224.
+        let single = graph.inputs[0].dims.enumerated().map { $0.element ?? ($0.offset == 0 ? 1 : ($0.offset == 1 && graph.inputs[0].dims.count == 4 && graph.inputs[0].dims[1] == nil ? 3 : 224)) }
         // Sightline owns the cores: convolutions split over Dispatch, OpenBLAS single-threaded.
         KernelThreads.setBLASThreads(1)
         print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ onnxruntime (≤ 1.0 is the target)")
