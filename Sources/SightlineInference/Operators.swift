@@ -10,7 +10,7 @@ enum Operators {
         "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
         "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "MatMul", "Gemm", "Softmax",
         "BatchNormalization", "Transpose", "Reshape", "Flatten", "Concat", "Slice", "Gather", "Shape",
-        "Squeeze", "Unsqueeze", "Pad", "ConstantOfShape", "Dropout",
+        "Squeeze", "Unsqueeze", "Pad", "ConstantOfShape", "Dropout", "ConvTranspose", "Resize",
     ]
 
     static func evaluate(_ node: IRNode, _ inputs: [IRValue?]) throws -> [IRValue] {
@@ -78,6 +78,69 @@ enum Operators {
             let x = try floatInput(0), w = try floatInput(1)
             let b = inputs.count > 2 ? inputs[2]?.asFloat : nil
             return [.float(try ConvStep.make(node: node, inputShape: x.shape, weight: w, bias: b, activation: .none).run(x, threads: 1))]
+        case "ConvTranspose":
+            let x = try floatInput(0), w = try floatInput(1)
+            let b = inputs.count > 2 ? inputs[2]?.asFloat : nil
+            guard x.rank == 4, w.rank == 4 else { throw ModelError.unsupported("ConvTranspose of rank \(x.rank) (node '\(node.name)')") }
+            let groups = node.int("group", 1)
+            guard groups >= 1, w.shape[0] == x.shape[1], x.shape[1] % groups == 0 else {
+                throw ModelError.shapeMismatch("ConvTranspose '\(node.name)': input \(x.shape), weight \(w.shape)")
+            }
+            let outChannels = w.shape[1] * groups
+            if let b, b.count != outChannels { throw ModelError.shapeMismatch("ConvTranspose '\(node.name)' bias") }
+            let kernel = node.ints("kernel_shape") ?? [w.shape[2], w.shape[3]]
+            let strides = node.ints("strides") ?? [1, 1], dilations = node.ints("dilations") ?? [1, 1]
+            var pads = node.ints("pads") ?? [0, 0, 0, 0]
+            if pads.isEmpty { pads = [0, 0, 0, 0] }
+            let outputPadding = node.ints("output_padding") ?? [0, 0]
+            guard kernel == [w.shape[2], w.shape[3]], strides.count == 2, dilations.count == 2, pads.count == 4, outputPadding.count == 2,
+                  strides.allSatisfy({ (1...64).contains($0) }), dilations.allSatisfy({ (1...64).contains($0) }), pads.allSatisfy({ (0...64).contains($0) }) else {
+                throw ModelError.malformed("bad ConvTranspose attributes in node '\(node.name)'")
+            }
+            let oh = (x.shape[2] - 1) * strides[0] - pads[0] - pads[2] + dilations[0] * (kernel[0] - 1) + 1 + outputPadding[0]
+            let ow = (x.shape[3] - 1) * strides[1] - pads[1] - pads[3] + dilations[1] * (kernel[1] - 1) + 1 + outputPadding[1]
+            guard oh > 0, ow > 0 else { throw ModelError.shapeMismatch("ConvTranspose '\(node.name)' output would be empty") }
+            try checkShape([x.shape[0], outChannels, oh, ow], node)
+            let g = Conv2DGeometry(kernelH: kernel[0], kernelW: kernel[1], strideH: strides[0], strideW: strides[1],
+                                   padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3],
+                                   dilationH: dilations[0], dilationW: dilations[1])
+            var out = [Float](repeating: 0, count: x.shape[0] * outChannels * oh * ow)
+            x.data.withUnsafeBufferPointer { xp in
+                w.data.withUnsafeBufferPointer { wp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        let biasData = b?.data ?? []
+                        biasData.withUnsafeBufferPointer { bp in
+                            convTranspose2d(input: xp.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                                            weight: wp.baseAddress!, outChannels: outChannels, bias: b == nil ? nil : bp.baseAddress,
+                                            groups: groups, geometry: g, outHeight: oh, outWidth: ow, output: op.baseAddress!)
+                        }
+                    }
+                }
+            }
+            return [.float(Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out))]
+        case "Resize":
+            let x = try floatInput(0)
+            guard x.rank == 4 else { throw ModelError.unsupported("Resize of rank \(x.rank) (node '\(node.name)')") }
+            let scales = inputs.count > 2 ? inputs[2]?.asFloat.data : nil
+            let sizes = inputs.count > 3 ? inputs[3]?.asInt64.map { Int($0) } : nil
+            var outShape = x.shape
+            if let sizes, sizes.count == 4 {
+                outShape = sizes
+            } else if let scales, scales.count == 4 {
+                outShape = (0..<4).map { Int((Float(x.shape[$0]) * scales[$0]).rounded(.down)) }
+            } else {
+                throw ModelError.missing("Resize '\(node.name)' needs 4 scales or sizes")
+            }
+            guard outShape[0] == x.shape[0], outShape[1] == x.shape[1], outShape[2] > 0, outShape[3] > 0 else {
+                throw ModelError.unsupported("Resize '\(node.name)' of batch/channel axes")
+            }
+            try checkShape(outShape, node)
+            let mode = node.string("mode") ?? "nearest"
+            let transform = node.string("coordinate_transformation_mode") ?? "half_pixel"
+            let nearestMode = node.string("nearest_mode") ?? "round_prefer_floor"
+            let scaleH = scales.map { $0[2] } ?? Float(outShape[2]) / Float(x.shape[2])
+            let scaleW = scales.map { $0[3] } ?? Float(outShape[3]) / Float(x.shape[3])
+            return [.float(try resize(x, to: outShape, mode: mode, transform: transform, nearestMode: nearestMode, scaleH: scaleH, scaleW: scaleW, node: node))]
         case "MaxPool", "AveragePool":
             let x = try floatInput(0)
             guard x.rank == 4 else { throw ModelError.unsupported("\(node.op) on rank \(x.rank) (node '\(node.name)')") }
@@ -423,6 +486,67 @@ enum Operators {
         let n = Float(x.count / max(sums.count, 1))
         let shape = keepDims ? outShapeKeep : x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
         return Tensor(shape: shape, data: sums.map { $0 / n })
+    }
+
+    /// ONNX Resize on H and W (nearest or linear, the common coordinate transforms).
+    static func resize(_ x: Tensor, to outShape: [Int], mode: String, transform: String, nearestMode: String,
+                       scaleH: Float, scaleW: Float, node: IRNode) throws -> Tensor {
+        let (h, w, oh, ow) = (x.shape[2], x.shape[3], outShape[2], outShape[3])
+        func source(_ o: Int, scale: Float, inSize: Int, outSize: Int) throws -> Float {
+            let o = Float(o)
+            switch transform {
+            case "half_pixel": return (o + 0.5) / scale - 0.5
+            case "pytorch_half_pixel": return outSize > 1 ? (o + 0.5) / scale - 0.5 : 0
+            case "asymmetric": return o / scale
+            case "align_corners": return outSize > 1 ? o * Float(inSize - 1) / Float(outSize - 1) : 0
+            default: throw ModelError.unsupported("Resize coordinate_transformation_mode '\(transform)' (node '\(node.name)')")
+            }
+        }
+        func nearest(_ v: Float, _ size: Int) throws -> Int {
+            let i: Int
+            switch nearestMode {
+            case "round_prefer_floor": i = v == v.rounded(.down) + 0.5 ? Int(v.rounded(.down)) : Int(v.rounded())
+            case "round_prefer_ceil": i = Int(v.rounded(.toNearestOrAwayFromZero))
+            case "floor": i = Int(v.rounded(.down))
+            case "ceil": i = Int(v.rounded(.up))
+            default: throw ModelError.unsupported("Resize nearest_mode '\(nearestMode)' (node '\(node.name)')")
+            }
+            return min(max(i, 0), size - 1)
+        }
+        let ys = try (0..<oh).map { try source($0, scale: scaleH, inSize: h, outSize: oh) }
+        let xs = try (0..<ow).map { try source($0, scale: scaleW, inSize: w, outSize: ow) }
+        var out = [Float](repeating: 0, count: outShape.reduce(1, *))
+        let planes = x.shape[0] * x.shape[1]
+        switch mode {
+        case "nearest":
+            let iy = try ys.map { try nearest($0, h) }, ix = try xs.map { try nearest($0, w) }
+            for p in 0..<planes {
+                for oy in 0..<oh { for ox in 0..<ow { out[(p * oh + oy) * ow + ox] = x.data[(p * h + iy[oy]) * w + ix[ox]] } }
+            }
+        case "linear":
+            func taps(_ v: Float, _ size: Int) -> (Int, Int, Float) {
+                let c = min(max(v, 0), Float(size - 1))
+                let i0 = Int(c.rounded(.down)), i1 = min(i0 + 1, size - 1)
+                return (i0, i1, c - Float(i0))
+            }
+            let ty = ys.map { taps($0, h) }, tx = xs.map { taps($0, w) }
+            for p in 0..<planes {
+                let base = p * h * w
+                for oy in 0..<oh {
+                    let (y0, y1, fy) = ty[oy]
+                    for ox in 0..<ow {
+                        let (x0, x1, fx) = tx[ox]
+                        let a = x.data[base + y0 * w + x0], b = x.data[base + y0 * w + x1]
+                        let c = x.data[base + y1 * w + x0], d = x.data[base + y1 * w + x1]
+                        let top = a + (b - a) * fx, bottom = c + (d - c) * fx
+                        out[(p * oh + oy) * ow + ox] = top + (bottom - top) * fy
+                    }
+                }
+            }
+        default:
+            throw ModelError.unsupported("Resize mode '\(mode)' (node '\(node.name)')")
+        }
+        return Tensor(shape: outShape, data: out)
     }
 
     static func concat(_ values: [IRValue], axis: Int, node: IRNode) throws -> IRValue {

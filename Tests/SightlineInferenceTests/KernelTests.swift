@@ -119,3 +119,31 @@ import SightlineCore
         #expect(avgOut == [3, 4, 4.5, 6, 7, 7.5, 7.5, 8.5, 9])
     }
 }
+
+@Suite struct ConvTransposeAndResizeTests {
+    @Test(arguments: [(1, 1, 0, 0), (2, 1, 1, 0), (2, 2, 0, 1), (3, 1, 1, 2)])
+    func convTransposeMatchesReference(stride: Int, groups: Int, pad: Int, dilation: Int) {
+        let (n, c, h, w, m, k) = (2, 4, 5, 6, 6, 3)
+        let d = max(dilation, 1)
+        let g = Conv2DGeometry(kernelH: k, kernelW: k, strideH: stride, strideW: stride, padTop: pad, padLeft: pad, padBottom: pad, padRight: pad,
+                               dilationH: d, dilationW: d)
+        let oh = (h - 1) * stride - 2 * pad + d * (k - 1) + 1, ow = (w - 1) * stride - 2 * pad + d * (k - 1) + 1
+        let input = (0..<(n * c * h * w)).map { Float(($0 * 31) % 17) / 17 - 0.5 }
+        let weight = (0..<(c * (m / groups) * k * k)).map { Float(($0 * 13) % 23) / 23 - 0.5 }
+        let bias = (0..<m).map { Float($0) / 10 }
+        let expected = referenceConvTranspose2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
+                                                bias: bias, groups: groups, geometry: g, outHeight: oh, outWidth: ow)
+        var actual = [Float](repeating: .nan, count: expected.count)
+        input.withUnsafeBufferPointer { i in
+            weight.withUnsafeBufferPointer { wp in
+                bias.withUnsafeBufferPointer { b in
+                    actual.withUnsafeMutableBufferPointer { o in
+                        convTranspose2d(input: i.baseAddress!, batch: n, channels: c, height: h, width: w, weight: wp.baseAddress!,
+                                        outChannels: m, bias: b.baseAddress!, groups: groups, geometry: g, outHeight: oh, outWidth: ow, output: o.baseAddress!)
+                    }
+                }
+            }
+        }
+        #expect(normalizedMSE(actual, expected) < 1e-10)
+    }
+}
