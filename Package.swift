@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "SightlineMedia", dependencies: ["SightlineCore", "CFFmpeg"]),
         .target(
             name: "SightlineKernels", dependencies: ["SightlineCore", "COpenBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release))]),
         .target(name: "SightlineInference", dependencies: ["SightlineCore", "SightlineKernels"]),
         .target(
             name: "SightlineModels",

@@ -11,6 +11,15 @@ public final class InferenceModel: @unchecked Sendable {
     /// Cores one inference may use (Dispatch splits convolutions; OpenBLAS stays at one thread).
     public let threads: Int
 
+    /// A single-threaded twin that shares the other model's plan cache.
+    private init(graph: IRGraph, threads: Int, sharing other: InferenceModel) throws {
+        self.threads = threads
+        self.graph = graph
+        self.sharedPlans = other
+    }
+
+    private var sharedPlans: InferenceModel?
+
     public init(graph: IRGraph, threads: Int = 1) throws {
         self.threads = max(1, threads)
         let unsupported = Set(graph.nodes.map(\.op)).subtracting(Operators.supported)
@@ -30,7 +39,41 @@ public final class InferenceModel: @unchecked Sendable {
 
     /// Runs the model on one input tensor; returns every declared output by name.
     public func run(_ input: Tensor) throws -> [String: Tensor] {
-        try run(input, profile: Optional<(String, Double) -> Void>.none)
+        let batch = input.shape.first ?? 1
+        if threads > 1 && batch >= threads {
+            return try runSplittingBatch(input)
+        }
+        return try run(input, profile: Optional<(String, Double) -> Void>.none)
+    }
+
+    /// Batches of at least `threads` items: each core runs a share of the batch on its own
+    /// (no synchronisation inside the network), and the outputs are concatenated.
+    private func runSplittingBatch(_ input: Tensor) throws -> [String: Tensor] {
+        let batch = input.shape[0], per = input.count / batch
+        let chunks = (0..<threads).map { t -> Range<Int> in (t * batch / threads)..<((t + 1) * batch / threads) }.filter { !$0.isEmpty }
+        let results = Mutex<[Int: Result<[String: Tensor], Error>]>([:])
+        let single = try InferenceModel(graph: graph, threads: 1, sharing: self)
+        DispatchQueue.concurrentPerform(iterations: chunks.count) { i in
+            let range = chunks[i]
+            let part = Tensor(shape: [range.count] + input.shape.dropFirst(), data: Array(input.data[(range.lowerBound * per)..<(range.upperBound * per)]))
+            let outcome = Result { try single.run(part, profile: Optional<(String, Double) -> Void>.none) }
+            results.withLock { $0[i] = outcome }
+        }
+        var merged: [String: Tensor] = [:]
+        for i in chunks.indices {
+            guard let outcome = results.withLock({ $0[i] }) else { throw ModelError.missing("batch part \(i)") }
+            for (name, tensor) in try outcome.get() {
+                guard tensor.shape.first == chunks[i].count else { return try run(input, profile: Optional<(String, Double) -> Void>.none) }
+                if var existing = merged[name] {
+                    existing.shape[0] += tensor.shape[0]
+                    existing.data += tensor.data
+                    merged[name] = existing
+                } else {
+                    merged[name] = tensor
+                }
+            }
+        }
+        return merged
     }
 
     /// Milliseconds spent per operator type over one run (the step profile `bench infer --profile` prints).
@@ -83,6 +126,7 @@ public final class InferenceModel: @unchecked Sendable {
     }
 
     func plan(for shape: [Int]) throws -> ExecutionPlan {
+        if let sharedPlans { return try sharedPlans.plan(for: shape) }
         if let cached = plans.withLock({ $0[shape] }) { return cached }
         let built = try ExecutionPlan.build(graph: graph, inputShapes: [inputName: shape])
         plans.withLock { $0[shape] = built }
