@@ -1,0 +1,146 @@
+import Foundation
+
+/// Shape contract for `attention` (one call covers a batch and all heads):
+///   q, k, v: [batch, length, heads·headDim] rows of `rowStride` floats (heads interleaved, as a
+///            Linear layer writes them — no transposes needed), head h at column offset h·headDim;
+///   keyMask: [batch, length], 1 for real tokens and 0 for padding (nil: all real);
+///   out:     same layout as q.
+/// out = softmax(q·kᵀ·scale + mask) · v per batch and head, computed in query blocks × key blocks
+/// with an online softmax (running max and sum), so the length×length score matrix is never
+/// materialised: memory is O(length), not O(length²).
+public func attention(
+    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+    batch: Int, length: Int, heads: Int, headDim: Int, rowStride: Int,
+    keyMask: UnsafePointer<Float>?, causal: Bool = false, scale: Float? = nil
+) {
+    let scale = scale ?? 1 / Float(headDim).squareRoot()
+    let queryBlock = 32, keyBlock = 128
+    let scores = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * keyBlock)
+    let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * headDim)
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * headDim)
+    let rowMax = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock)
+    let rowSum = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock)
+    defer { scores.deallocate(); accumulator.deallocate(); partial.deallocate(); rowMax.deallocate(); rowSum.deallocate() }
+    for b in 0..<batch {
+        // Padding keys contribute nothing; skipping whole padded tails saves their work too.
+        var validKeys = length
+        if let keyMask {
+            while validKeys > 0 && keyMask[b * length + validKeys - 1] == 0 { validKeys -= 1 }
+        }
+        for h in 0..<heads {
+            let base = b * length * rowStride + h * headDim
+            var q0 = 0
+            while q0 < length {
+                let qn = min(queryBlock, length - q0)
+                accumulator.update(repeating: 0, count: qn * headDim)
+                rowMax.update(repeating: -.infinity, count: qn)
+                rowSum.update(repeating: 0, count: qn)
+                var k0 = 0
+                let keyLimit = causal ? min(validKeys, q0 + qn) : validKeys
+                while k0 < keyLimit {
+                    let kn = min(keyBlock, keyLimit - k0)
+                    // scores[qn × kn] = Q_block · K_blockᵀ
+                    gemm(transposeA: false, transposeB: true, m: qn, n: kn, k: headDim, alpha: scale,
+                         a: q + base + q0 * rowStride, lda: rowStride, b: k + base + k0 * rowStride, ldb: rowStride,
+                         c: scores, ldc: kn)
+                    for i in 0..<qn {
+                        let row = scores + i * kn
+                        if let keyMask {
+                            for j in 0..<kn where keyMask[b * length + k0 + j] == 0 { row[j] = -.infinity }
+                        }
+                        if causal {
+                            for j in 0..<kn where k0 + j > q0 + i { row[j] = -.infinity }
+                        }
+                        var m = rowMax[i]
+                        for j in 0..<kn { m = max(m, row[j]) }
+                        if m == -.infinity { continue }  // every key so far is masked for this query
+                        let correction = rowMax[i] == -.infinity ? 0 : exp(rowMax[i] - m)
+                        var sum: Float = 0
+                        for j in 0..<kn {
+                            let e = row[j] == -.infinity ? 0 : exp(row[j] - m)
+                            row[j] = e
+                            sum += e
+                        }
+                        rowSum[i] = rowSum[i] * correction + sum
+                        rowMax[i] = m
+                        let acc = accumulator + i * headDim
+                        if correction != 1 { for d in 0..<headDim { acc[d] *= correction } }
+                    }
+                    // accumulator += P · V_block
+                    gemm(transposeA: false, transposeB: false, m: qn, n: headDim, k: kn, a: scores, lda: kn,
+                         b: v + base + k0 * rowStride, ldb: rowStride, beta: 1, c: accumulator, ldc: headDim)
+                    k0 += kn
+                }
+                for i in 0..<qn {
+                    let dst = out + base + (q0 + i) * rowStride
+                    let acc = accumulator + i * headDim
+                    let inv = rowSum[i] > 0 ? 1 / rowSum[i] : 0
+                    for d in 0..<headDim { dst[d] = acc[d] * inv }
+                }
+                q0 += qn
+            }
+        }
+    }
+}
+
+/// The reference twin of `attention`: the full score matrix, a plain softmax, Double sums.
+public func referenceAttention(
+    q: [Float], k: [Float], v: [Float], batch: Int, length: Int, heads: Int, headDim: Int, rowStride: Int,
+    keyMask: [Float]?, causal: Bool = false
+) -> [Float] {
+    var out = [Float](repeating: 0, count: q.count)
+    let scale = 1 / Double(headDim).squareRoot()
+    for b in 0..<batch {
+        for h in 0..<heads {
+            let base = b * length * rowStride + h * headDim
+            for i in 0..<length {
+                var scores = [Double](repeating: -.infinity, count: length)
+                for j in 0..<length {
+                    if let keyMask, keyMask[b * length + j] == 0 { continue }
+                    if causal && j > i { continue }
+                    var s = 0.0
+                    for d in 0..<headDim { s += Double(q[base + i * rowStride + d]) * Double(k[base + j * rowStride + d]) }
+                    scores[j] = s * scale
+                }
+                let m = scores.max() ?? 0
+                guard m > -.infinity else { continue }
+                let e = scores.map { $0 == -.infinity ? 0 : exp($0 - m) }
+                let sum = e.reduce(0, +)
+                for d in 0..<headDim {
+                    var acc = 0.0
+                    for j in 0..<length where e[j] > 0 { acc += e[j] * Double(v[base + j * rowStride + d]) }
+                    out[base + i * rowStride + d] = Float(acc / sum)
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// LayerNorm over the last axis: rows of `width` values, y = (x − mean)/√(var + eps)·γ + β, in place.
+public func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, epsilon: Float) {
+    for r in 0..<rows {
+        let row = x + r * width
+        var mean: Float = 0
+        for i in 0..<width { mean += row[i] }
+        mean /= Float(width)
+        var variance: Float = 0
+        for i in 0..<width { let d = row[i] - mean; variance += d * d }
+        variance /= Float(width)
+        let inv = 1 / (variance + epsilon).squareRoot()
+        for i in 0..<width { row[i] = (row[i] - mean) * inv * gamma[i] + beta[i] }
+    }
+}
+
+/// GELU, exact (erf) form, in place: x·½·(1 + erf(x/√2)).
+public func geluErf(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { x[i] = 0.5 * x[i] * (1 + erf(x[i] * 0.70710678118654752)) }
+}
+
+/// GELU, tanh approximation, in place.
+public func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let v = x[i]
+        x[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+    }
+}

@@ -1,0 +1,66 @@
+import Testing
+import SightlineCore
+@testable import SightlineKernels
+
+@Suite struct AttentionTests {
+    struct Case: Sendable, CustomStringConvertible {
+        var batch: Int, length: Int, heads: Int, headDim: Int, padded: Bool, causal: Bool
+        var description: String { "b\(batch) L\(length) h\(heads) d\(headDim)\(padded ? " padded" : "")\(causal ? " causal" : "")" }
+    }
+
+    static let cases: [Case] = [
+        Case(batch: 1, length: 1, heads: 1, headDim: 4, padded: false, causal: false),
+        Case(batch: 2, length: 7, heads: 3, headDim: 8, padded: true, causal: false),
+        Case(batch: 2, length: 33, heads: 2, headDim: 16, padded: true, causal: false),
+        Case(batch: 1, length: 130, heads: 4, headDim: 32, padded: false, causal: true),
+        Case(batch: 3, length: 300, heads: 2, headDim: 32, padded: true, causal: false),
+        Case(batch: 2, length: 257, heads: 12, headDim: 32, padded: true, causal: true),
+    ]
+
+    @Test(arguments: cases)
+    func fusedMatchesNaive(_ t: Case) {
+        let width = t.heads * t.headDim
+        let count = t.batch * t.length * width
+        var seed: UInt64 = UInt64(t.length * 31 + t.headDim)
+        func random() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(seed >> 40) % 2001 - 1000) / 500
+        }
+        let q = (0..<count).map { _ in random() }, k = (0..<count).map { _ in random() }, v = (0..<count).map { _ in random() }
+        // Padding: each batch item keeps a different number of real tokens (at least one).
+        let mask: [Float]? = t.padded ? (0..<(t.batch * t.length)).map { i in
+            let b = i / t.length, position = i % t.length
+            return position < max(1, t.length - b * (t.length / 3)) ? 1 : 0
+        } : nil
+        let expected = referenceAttention(q: q, k: k, v: v, batch: t.batch, length: t.length, heads: t.heads, headDim: t.headDim,
+                                          rowStride: width, keyMask: mask, causal: t.causal)
+        var actual = [Float](repeating: .nan, count: count)
+        let maskValues = mask ?? []
+        q.withUnsafeBufferPointer { qp in
+            k.withUnsafeBufferPointer { kp in
+                v.withUnsafeBufferPointer { vp in
+                    maskValues.withUnsafeBufferPointer { mp in
+                        actual.withUnsafeMutableBufferPointer { op in
+                            attention(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: op.baseAddress!, batch: t.batch,
+                                      length: t.length, heads: t.heads, headDim: t.headDim, rowStride: width,
+                                      keyMask: mask == nil ? nil : mp.baseAddress, causal: t.causal)
+                        }
+                    }
+                }
+            }
+        }
+        #expect(normalizedMSE(actual, expected) < 1e-10, "\(t)")
+    }
+
+    @Test func layerNormAndGelu() {
+        var x: [Float] = [1, 2, 3, 4, -1, -1, -1, -1]
+        let gamma: [Float] = [1, 1, 2, 2], beta: [Float] = [0, 0, 0, 1]
+        x.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: 2, width: 4, gamma: gamma, beta: beta, epsilon: 1e-12) }
+        let s = Float(1.25).squareRoot()
+        #expect(abs(x[0] - (-1.5 / s)) < 1e-5 && abs(x[3] - (2 * 1.5 / s + 1)) < 1e-5)
+        #expect(x[4] == 0 && x[7] == 1)
+        var g: [Float] = [-3, 0, 1, 3]
+        g.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: 4) }
+        #expect(abs(g[2] - 0.8413447) < 1e-6 && g[1] == 0 && abs(g[0] + 0.0040497) < 1e-6)
+    }
+}
