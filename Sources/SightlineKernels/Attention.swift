@@ -51,16 +51,13 @@ public func attention(
                         if causal {
                             for j in 0..<kn where k0 + j > q0 + i { row[j] = -.infinity }
                         }
-                        var m = rowMax[i]
-                        for j in 0..<kn { m = max(m, row[j]) }
-                        if m == -.infinity { continue }  // every key so far is masked for this query
-                        let correction = rowMax[i] == -.infinity ? 0 : exp(rowMax[i] - m)
-                        var sum: Float = 0
-                        for j in 0..<kn {
-                            let e = row[j] == -.infinity ? 0 : exp(row[j] - m)
-                            row[j] = e
-                            sum += e
+                        let m = laneMax(row, count: kn, start: rowMax[i])
+                        if m == -.infinity {  // every key so far is masked for this query
+                            row.update(repeating: 0, count: kn)
+                            continue
                         }
+                        let correction = rowMax[i] == -.infinity ? 0 : exp(rowMax[i] - m)
+                        let sum = expInPlace(row, count: kn, minus: m)  // masked (−∞) scores become 0
                         rowSum[i] = rowSum[i] * correction + sum
                         rowMax[i] = m
                         let acc = accumulator + i * headDim
@@ -142,5 +139,35 @@ public func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
     for i in 0..<count {
         let v = x[i]
         x[i] = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+    }
+}
+
+/// Attention the usual unfused way — the whole length×length score matrix per head through
+/// GEMM, a row softmax, GEMM again. The baseline `sightline bench attention` measures the fused
+/// kernel against (fast, but O(length²) memory).
+public func unfusedAttention(
+    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+    batch: Int, length: Int, heads: Int, headDim: Int, rowStride: Int, keyMask: UnsafePointer<Float>?
+) {
+    let scale = 1 / Float(headDim).squareRoot()
+    let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
+    defer { scores.deallocate() }
+    for b in 0..<batch {
+        for h in 0..<heads {
+            let base = b * length * rowStride + h * headDim
+            gemm(transposeA: false, transposeB: true, m: length, n: length, k: headDim, alpha: scale,
+                 a: q + base, lda: rowStride, b: k + base, ldb: rowStride, c: scores, ldc: length)
+            for i in 0..<length {
+                let row = scores + i * length
+                if let keyMask { for j in 0..<length where keyMask[b * length + j] == 0 { row[j] = -.infinity } }
+                var m = -Float.infinity
+                for j in 0..<length { m = max(m, row[j]) }
+                var sum: Float = 0
+                for j in 0..<length { row[j] = row[j] == -.infinity ? 0 : exp(row[j] - m); sum += row[j] }
+                for j in 0..<length { row[j] /= sum }
+            }
+            gemm(transposeA: false, transposeB: false, m: length, n: headDim, k: length, a: scores, lda: length,
+                 b: v + base, ldb: rowStride, c: out + base, ldc: rowStride)
+        }
     }
 }

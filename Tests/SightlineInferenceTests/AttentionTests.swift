@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import SightlineCore
 @testable import SightlineKernels
@@ -50,6 +51,25 @@ import SightlineCore
             }
         }
         #expect(normalizedMSE(actual, expected) < 1e-10, "\(t)")
+    }
+
+    @Test func fastExpMatchesLibm() {
+        var values: [Float] = (0..<2000).map { -Float($0) * 0.05 } + [-.infinity, -87, -100, -126.5, 0]
+        let expected = values.map { $0 == -.infinity ? Float(0) : Foundation.exp($0 - 0) }
+        let sum = values.withUnsafeMutableBufferPointer { expInPlace($0.baseAddress!, count: $0.count) }
+        // Relative error ≤ 1e-6 where softmax weights matter (x ≥ −16, weights ≥ 1e-7); far below
+        // that, float32 range reduction of x·log2(e) limits it to a few 1e-6, absolute ≤ 1e-12.
+        var worst: Float = 0
+        for (i, (got, want)) in zip(values, expected).enumerated() where i < 2000 && i <= 320 {
+            worst = max(worst, abs(got - want) / want)
+        }
+        #expect(worst <= 1e-6, "relative error \(worst)")
+        #expect(zip(values, expected).allSatisfy { $1 >= 1e-6 || abs($0 - $1) <= 1e-12 })
+        #expect(values[2000] == 0 && abs(values[2004] - 1) < 1e-6)  // exp(−∞) = 0, exp(0) = 1
+        #expect(abs(sum - expected.reduce(0, +)) < 1e-4)
+        var shifted: [Float] = [3, 2, 1]
+        _ = shifted.withUnsafeMutableBufferPointer { expInPlace($0.baseAddress!, count: 3, minus: 3) }
+        #expect(abs(shifted[1] - Foundation.exp(-1)) < 1e-7)
     }
 
     @Test func layerNormAndGelu() {
