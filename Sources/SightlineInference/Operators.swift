@@ -450,20 +450,51 @@ enum Operators {
         return out
     }
 
+    /// numpy matmul: [..., M, K] × [..., K, N] with the leading (batch) axes broadcast; a rank-1
+    /// operand is treated as a row (left) or column (right) vector.
     static func matmul(_ a: Tensor, _ b: Tensor, node: IRNode) throws -> Tensor {
-        guard a.rank >= 1, b.rank == 2 else { throw ModelError.unsupported("MatMul of ranks \(a.rank)×\(b.rank) (node '\(node.name)')") }
-        let k = a.shape.last ?? 1
-        guard b.shape[0] == k else { throw ModelError.shapeMismatch("MatMul '\(node.name)': \(a.shape) × \(b.shape)") }
-        let m = a.count / max(k, 1), n = b.shape[1]
-        var out = [Float](repeating: 0, count: m * n)
+        guard a.rank >= 1, b.rank >= 1 else { throw ModelError.unsupported("MatMul of scalars (node '\(node.name)')") }
+        let aShape = a.rank == 1 ? [1] + a.shape : a.shape
+        let bShape = b.rank == 1 ? b.shape + [1] : b.shape
+        let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
+        let n = bShape[bShape.count - 1]
+        guard bShape[bShape.count - 2] == k else { throw ModelError.shapeMismatch("MatMul '\(node.name)': \(a.shape) × \(b.shape)") }
+        let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
+        guard let batchShape = broadcastShape(aBatch, bBatch) else {
+            throw ModelError.shapeMismatch("MatMul '\(node.name)': batch axes \(aBatch) and \(bBatch)")
+        }
+        try checkShape(batchShape + [m, n], node)
+        let batches = batchShape.reduce(1, *)
+        var out = [Float](repeating: 0, count: batches * m * n)
+        // Offsets of each broadcast batch item in a and b.
+        func offsets(_ shape: [Int], matrix: Int) -> [Int] {
+            let padded = [Int](repeating: 1, count: batchShape.count - shape.count) + shape
+            let strides = Tensor.strides(for: padded)
+            return (0..<batches).map { flat in
+                var rest = flat, offset = 0
+                for d in stride(from: batchShape.count - 1, through: 0, by: -1) {
+                    let i = rest % batchShape[d]
+                    rest /= batchShape[d]
+                    if padded[d] != 1 { offset += i * strides[d] }
+                }
+                return offset * matrix
+            }
+        }
+        let aOffsets = offsets(aBatch, matrix: m * k), bOffsets = offsets(bBatch, matrix: k * n)
         a.data.withUnsafeBufferPointer { ap in
             b.data.withUnsafeBufferPointer { bp in
                 out.withUnsafeMutableBufferPointer { cp in
-                    gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+                    for i in 0..<batches {
+                        gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: ap.baseAddress! + aOffsets[i], lda: k,
+                             b: bp.baseAddress! + bOffsets[i], ldb: n, c: cp.baseAddress! + i * m * n, ldc: n)
+                    }
                 }
             }
         }
-        return Tensor(shape: Array(a.shape.dropLast()) + [n], data: out)
+        var shape = batchShape + [m, n]
+        if b.rank == 1 { shape.removeLast() }
+        if a.rank == 1 { shape.remove(at: shape.count - (b.rank == 1 ? 1 : 2)) }
+        return Tensor(shape: shape, data: out)
     }
 
     static func reduceMean(_ x: Tensor, axes: Set<Int>, keepDims: Bool) -> Tensor {

