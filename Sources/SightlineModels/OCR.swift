@@ -1,0 +1,358 @@
+import Foundation
+import SightlineCore
+import SightlineInference
+import SightlineKernels
+
+/// A line of text found in an image: its box (four corners, clockwise from top-left, in image
+/// pixels), the text, and the confidences of detection and recognition.
+public struct TextLine: Sendable, Equatable {
+    public var corners: [SIMD2<Float>]
+    public var text: String
+    public var confidence: Float
+    public var detectionScore: Float
+}
+
+/// PP-OCRv4 (the RapidOCR packaging): DB text detection → boxes → optional 180° angle
+/// classification → CRNN/SVTR recognition with CTC greedy decoding. Pre/post-processing follows
+/// PaddleOCR's defaults: detection on BGR with ImageNet mean/std, sides a multiple of 32 (longest
+/// ≤ 960); DB threshold 0.3, box score ≥ 0.5, unclip ratio 1.6; recognition at height 48,
+/// (x/255 − 0.5)/0.5, charset from the model's metadata plus a space.
+public final class TextRecognizer: @unchecked Sendable {
+    public let detector: InferenceModel
+    public let recognizer: InferenceModel
+    public let classifier: InferenceModel
+    public let characters: [String]
+    public var useAngleClassifier = true
+    public var maxSide = 960
+    public var binaryThreshold: Float = 0.3
+    public var boxThreshold: Float = 0.5
+    public var unclipRatio: Float = 1.6
+
+    public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
+        let m = ModelZoo.ppOCR
+        detector = try InferenceModel.loadONNX(path: try store.verify(m), threads: threads)
+        let recGraph = try OnnxLoader.load(path: try store.verify(m, companion: m.companions[0]))
+        recognizer = try InferenceModel(graph: recGraph, threads: threads)
+        classifier = try InferenceModel.loadONNX(path: try store.verify(m, companion: m.companions[1]), threads: threads)
+        guard let charset = recGraph.metadata["character"], !charset.isEmpty else {
+            throw ModelError.missing("the recogniser's 'character' metadata (its charset)")
+        }
+        characters = charset.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) + [" "]
+    }
+
+    /// All text lines in a frame, top to bottom, left to right.
+    public func read(_ frame: Frame) throws -> [TextLine] {
+        let bgr = Self.bgrBytes(frame)
+        let boxes = try detect(bgr, width: frame.width, height: frame.height)
+        guard !boxes.isEmpty else { return [] }
+        var crops = boxes.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.corners) }
+        if useAngleClassifier {
+            let flips = try classifyAngles(crops)
+            for (i, flip) in flips.enumerated() where flip { crops[i] = crops[i].rotated180() }
+        }
+        let texts = try recognize(crops)
+        return zip(boxes, texts).compactMap { box, text in
+            text.text.isEmpty ? nil : TextLine(corners: box.corners, text: text.text, confidence: text.confidence, detectionScore: box.score)
+        }
+    }
+
+    // MARK: - Detection
+
+    struct Box { var corners: [SIMD2<Float>]; var score: Float }
+
+    func detect(_ bgr: [UInt8], width: Int, height: Int) throws -> [Box] {
+        let scale = min(1, Float(maxSide) / Float(max(width, height)))
+        let dw = max(32, Int((Float(width) * scale / 32).rounded()) * 32)
+        let dh = max(32, Int((Float(height) * scale / 32).rounded()) * 32)
+        var resized = [Float](repeating: 0, count: dw * dh * 3)
+        bgr.withUnsafeBufferPointer { src in
+            resized.withUnsafeMutableBufferPointer { resizeBilinear(src.baseAddress!, width: width, height: height, channels: 3, toWidth: dw, toHeight: dh, output: $0.baseAddress!) }
+        }
+        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        var input = [Float](repeating: 0, count: 3 * dh * dw)
+        for p in 0..<(dw * dh) {
+            for c in 0..<3 { input[c * dw * dh + p] = (resized[p * 3 + c] / 255 - mean[c]) / std[c] }
+        }
+        guard let probability = try detector.run(Tensor(shape: [1, 3, dh, dw], data: input)).values.first else {
+            throw ModelError.missing("detector output")
+        }
+        let boxes = DBPostProcess.boxes(probability.data, width: dw, height: dh, threshold: binaryThreshold,
+                                        boxThreshold: boxThreshold, unclipRatio: unclipRatio)
+        let sx = Float(width) / Float(dw), sy = Float(height) / Float(dh)
+        return boxes.map { b in
+            Box(corners: b.corners.map { SIMD2(min(max($0.x * sx, 0), Float(width - 1)), min(max($0.y * sy, 0), Float(height - 1))) }, score: b.score)
+        }.sorted { a, b in
+            abs(a.corners[0].y - b.corners[0].y) < 10 ? a.corners[0].x < b.corners[0].x : a.corners[0].y < b.corners[0].y
+        }
+    }
+
+    // MARK: - Angle classification and recognition
+
+    func classifyAngles(_ crops: [Crop]) throws -> [Bool] {
+        let (h, w) = (48, 192)
+        var flips: [Bool] = []
+        for crop in crops {
+            let input = crop.normalizedTensor(height: h, width: w, maxWidth: w)
+            guard let out = try classifier.run(input).values.first else { throw ModelError.missing("classifier output") }
+            flips.append(out.data.count >= 2 && out.data[1] > out.data[0] && out.data[1] > 0.9)
+        }
+        return flips
+    }
+
+    func recognize(_ crops: [Crop]) throws -> [(text: String, confidence: Float)] {
+        var results: [(String, Float)] = []
+        for crop in crops {
+            let width = max(320, Int((48 * Float(crop.width) / Float(max(crop.height, 1))).rounded(.up)))
+            let input = crop.normalizedTensor(height: 48, width: width, maxWidth: width)
+            guard let out = try recognizer.run(input).values.first else { throw ModelError.missing("recogniser output") }
+            results.append(CTCDecoder.greedy(out.data, steps: out.shape[1], classes: out.shape[2], characters: characters))
+        }
+        return results
+    }
+
+    // MARK: - Pixels
+
+    static func bgrBytes(_ frame: Frame) -> [UInt8] {
+        switch frame.pixelFormat {
+        case .bgr24: return frame.pixels
+        case .rgb24:
+            var out = frame.pixels
+            for i in stride(from: 0, to: out.count, by: 3) { out.swapAt(i, i + 2) }
+            return out
+        case .gray8: return frame.pixels.flatMap { [$0, $0, $0] }
+        }
+    }
+
+    /// The box's content sampled into an upright rectangle (bilinear), BGR.
+    static func crop(_ bgr: [UInt8], width: Int, height: Int, box c: [SIMD2<Float>]) -> Crop {
+        let w = max(1, Int(max(simd_length(c[1] - c[0]), simd_length(c[2] - c[3])).rounded()))
+        let h = max(1, Int(max(simd_length(c[3] - c[0]), simd_length(c[2] - c[1])).rounded()))
+        var pixels = [Float](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            let v = (Float(y) + 0.5) / Float(h)
+            let left = c[0] + (c[3] - c[0]) * v, right = c[1] + (c[2] - c[1]) * v
+            for x in 0..<w {
+                let u = (Float(x) + 0.5) / Float(w)
+                let p = left + (right - left) * u - 0.5
+                let x0 = min(max(Int(p.x.rounded(.down)), 0), width - 1), y0 = min(max(Int(p.y.rounded(.down)), 0), height - 1)
+                let x1 = min(x0 + 1, width - 1), y1 = min(y0 + 1, height - 1)
+                let fx = min(max(p.x - Float(x0), 0), 1), fy = min(max(p.y - Float(y0), 0), 1)
+                for ch in 0..<3 {
+                    let a = Float(bgr[(y0 * width + x0) * 3 + ch]), b = Float(bgr[(y0 * width + x1) * 3 + ch])
+                    let d = Float(bgr[(y1 * width + x0) * 3 + ch]), e = Float(bgr[(y1 * width + x1) * 3 + ch])
+                    let top = a + (b - a) * fx, bottom = d + (e - d) * fx
+                    pixels[(y * w + x) * 3 + ch] = top + (bottom - top) * fy
+                }
+            }
+        }
+        return Crop(width: w, height: h, pixels: pixels)
+    }
+}
+
+/// An upright text crop (float BGR, H×W×3).
+struct Crop {
+    var width: Int
+    var height: Int
+    var pixels: [Float]
+
+    func rotated180() -> Crop {
+        var out = pixels
+        let n = width * height
+        for p in 0..<n { for c in 0..<3 { out[p * 3 + c] = pixels[(n - 1 - p) * 3 + c] } }
+        return Crop(width: width, height: height, pixels: out)
+    }
+
+    /// Resized to `height` keeping aspect (at most `maxWidth` wide), (x/255 − 0.5)/0.5, NCHW,
+    /// padded with zeros on the right to `width`.
+    func normalizedTensor(height oh: Int, width ow: Int, maxWidth: Int) -> Tensor {
+        let rw = min(maxWidth, max(1, Int((Float(oh) * Float(width) / Float(max(height, 1))).rounded(.up))))
+        var data = [Float](repeating: 0, count: 3 * oh * ow)
+        let sx = Float(width) / Float(rw), sy = Float(height) / Float(oh)
+        for y in 0..<oh {
+            let fy = max(0, (Float(y) + 0.5) * sy - 0.5)
+            let y0 = min(Int(fy), height - 1), y1 = min(y0 + 1, height - 1), wy = fy - Float(y0)
+            for x in 0..<min(rw, ow) {
+                let fx = max(0, (Float(x) + 0.5) * sx - 0.5)
+                let x0 = min(Int(fx), width - 1), x1 = min(x0 + 1, width - 1), wx = fx - Float(x0)
+                for c in 0..<3 {
+                    let a = pixels[(y0 * width + x0) * 3 + c], b = pixels[(y0 * width + x1) * 3 + c]
+                    let d = pixels[(y1 * width + x0) * 3 + c], e = pixels[(y1 * width + x1) * 3 + c]
+                    let top = a + (b - a) * wx, bottom = d + (e - d) * wx
+                    data[(c * oh + y) * ow + x] = ((top + (bottom - top) * wy) / 255 - 0.5) / 0.5
+                }
+            }
+        }
+        return Tensor(shape: [1, 3, oh, ow], data: data)
+    }
+}
+
+/// CTC greedy decoding: the best class per time step, repeats collapsed, blanks (class 0)
+/// dropped; class i > 0 is characters[i − 1]. Confidence is the mean probability of the kept steps.
+public enum CTCDecoder {
+    public static func greedy(_ probabilities: [Float], steps: Int, classes: Int, characters: [String]) -> (text: String, confidence: Float) {
+        var text = ""
+        var scores: [Float] = []
+        var previous = -1
+        for t in 0..<steps {
+            var best = 0
+            var bestScore = -Float.infinity
+            let row = t * classes
+            for c in 0..<classes where probabilities[row + c] > bestScore {
+                bestScore = probabilities[row + c]
+                best = c
+            }
+            if best != 0 && best != previous && best - 1 < characters.count {
+                text += characters[best - 1]
+                scores.append(bestScore)
+            }
+            previous = best
+        }
+        return (text, scores.isEmpty ? 0 : scores.reduce(0, +) / Float(scores.count))
+    }
+}
+
+/// DB (differentiable binarisation) post-processing: threshold the probability map, dilate,
+/// take connected regions, fit each with its minimum-area rectangle, score it by the mean
+/// probability inside, and grow it by area·ratio/perimeter (the "unclip").
+public enum DBPostProcess {
+    public struct Detection { public var corners: [SIMD2<Float>]; public var score: Float }
+
+    public static func boxes(_ prob: [Float], width w: Int, height h: Int, threshold: Float, boxThreshold: Float, unclipRatio: Float) -> [Detection] {
+        var mask = [Bool](repeating: false, count: w * h)
+        for i in 0..<(w * h) where prob[i] > threshold { mask[i] = true }
+        // 2×2 dilation, as PaddleOCR's use_dilation.
+        var dilated = mask
+        for y in 0..<h { for x in 0..<w where mask[y * w + x] {
+            if x + 1 < w { dilated[y * w + x + 1] = true }
+            if y + 1 < h { dilated[(y + 1) * w + x] = true }
+            if x + 1 < w && y + 1 < h { dilated[(y + 1) * w + x + 1] = true }
+        } }
+        var label = [Int32](repeating: 0, count: w * h)
+        var detections: [Detection] = []
+        var next: Int32 = 0
+        for start in 0..<(w * h) where dilated[start] && label[start] == 0 {
+            next += 1
+            var stack = [start]
+            label[start] = next
+            var points: [SIMD2<Float>] = []
+            while let p = stack.popLast() {
+                let x = p % w, y = p / w
+                var boundary = false
+                for (dx, dy) in [(-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1)] {
+                    let nx = x + dx, ny = y + dy
+                    guard nx >= 0, ny >= 0, nx < w, ny < h else { boundary = true; continue }
+                    let q = ny * w + nx
+                    if !dilated[q] { boundary = true; continue }
+                    if label[q] == 0 { label[q] = next; stack.append(q) }
+                }
+                if boundary {
+                    // Pixel corners, so a one-pixel-wide region still has an area.
+                    let fx = Float(x), fy = Float(y)
+                    points += [SIMD2(fx, fy), SIMD2(fx + 1, fy), SIMD2(fx, fy + 1), SIMD2(fx + 1, fy + 1)]
+                }
+            }
+            if points.count < 16 { continue }
+            let rect = MinAreaRect(points: convexHull(points))
+            if min(rect.width, rect.height) < 3 { continue }
+            let score = meanInside(prob, width: w, height: h, corners: rect.corners)
+            if score < boxThreshold { continue }
+            let area = rect.width * rect.height, perimeter = 2 * (rect.width + rect.height)
+            let grown = rect.grown(by: area * unclipRatio / perimeter)
+            if min(grown.width, grown.height) < 5 { continue }
+            detections.append(Detection(corners: grown.corners, score: score))
+        }
+        return detections
+    }
+
+    /// Mean probability over the pixels whose centres lie inside the quadrilateral.
+    static func meanInside(_ prob: [Float], width w: Int, height h: Int, corners c: [SIMD2<Float>]) -> Float {
+        let xs = c.map(\.x), ys = c.map(\.y)
+        let x0 = max(0, Int(xs.min()!.rounded(.down))), x1 = min(w - 1, Int(xs.max()!.rounded(.up)))
+        let y0 = max(0, Int(ys.min()!.rounded(.down))), y1 = min(h - 1, Int(ys.max()!.rounded(.up)))
+        guard x0 <= x1, y0 <= y1 else { return 0 }
+        var sum: Float = 0, count: Float = 0
+        for y in y0...y1 {
+            for x in x0...x1 {
+                let p = SIMD2(Float(x) + 0.5, Float(y) + 0.5)
+                var inside = true
+                for i in 0..<4 {
+                    let a = c[i], b = c[(i + 1) % 4]
+                    if (b.x - a.x) * (p.y - a.y) - (b.y - a.y) * (p.x - a.x) < 0 { inside = false; break }
+                }
+                if inside { sum += prob[y * w + x]; count += 1 }
+            }
+        }
+        return count > 0 ? sum / count : 0
+    }
+}
+
+/// Andrew's monotone chain convex hull, counter-clockwise in image coordinates (y down → the
+/// returned order is clockwise on screen).
+func convexHull(_ points: [SIMD2<Float>]) -> [SIMD2<Float>] {
+    let sorted = Set(points.map { [$0.x, $0.y] }).map { SIMD2($0[0], $0[1]) }.sorted { $0.x != $1.x ? $0.x < $1.x : $0.y < $1.y }
+    guard sorted.count > 2 else { return sorted }
+    func cross(_ o: SIMD2<Float>, _ a: SIMD2<Float>, _ b: SIMD2<Float>) -> Float { (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x) }
+    var lower: [SIMD2<Float>] = [], upper: [SIMD2<Float>] = []
+    for p in sorted {
+        while lower.count >= 2 && cross(lower[lower.count - 2], lower[lower.count - 1], p) <= 0 { lower.removeLast() }
+        lower.append(p)
+    }
+    for p in sorted.reversed() {
+        while upper.count >= 2 && cross(upper[upper.count - 2], upper[upper.count - 1], p) <= 0 { upper.removeLast() }
+        upper.append(p)
+    }
+    return Array(lower.dropLast() + upper.dropLast())
+}
+
+/// The minimum-area rectangle around a convex polygon (one side lies on a hull edge).
+struct MinAreaRect {
+    var center: SIMD2<Float>
+    var axis: SIMD2<Float>  // unit vector along `width`
+    var width: Float
+    var height: Float
+
+    init(points hull: [SIMD2<Float>]) {
+        var best = (area: Float.infinity, center: SIMD2<Float>(0, 0), axis: SIMD2<Float>(1, 0), w: Float(0), h: Float(0))
+        for i in 0..<hull.count {
+            let edge = hull[(i + 1) % hull.count] - hull[i]
+            let length = simd_length(edge)
+            guard length > 0 else { continue }
+            let u = edge / length, v = SIMD2(-u.y, u.x)
+            var minU = Float.infinity, maxU = -Float.infinity, minV = Float.infinity, maxV = -Float.infinity
+            for p in hull {
+                let a = simd_dot(p, u), b = simd_dot(p, v)
+                minU = min(minU, a); maxU = max(maxU, a); minV = min(minV, b); maxV = max(maxV, b)
+            }
+            let area = (maxU - minU) * (maxV - minV)
+            if area < best.area {
+                let c = u * ((minU + maxU) / 2) + v * ((minV + maxV) / 2)
+                best = (area, c, u, maxU - minU, maxV - minV)
+            }
+        }
+        // Report the long side as the width along a mostly-horizontal axis.
+        var axis = best.axis, w = best.w, h = best.h
+        if abs(axis.x) < abs(axis.y) { axis = SIMD2(-axis.y, axis.x); swap(&w, &h) }
+        if axis.x < 0 { axis = -axis }
+        center = best.center
+        self.axis = axis
+        width = w
+        height = h
+    }
+
+    func grown(by d: Float) -> MinAreaRect {
+        var r = self
+        r.width += 2 * d
+        r.height += 2 * d
+        return r
+    }
+
+    /// Top-left, top-right, bottom-right, bottom-left (y grows downwards).
+    var corners: [SIMD2<Float>] {
+        let u = axis * (width / 2), v = SIMD2(-axis.y, axis.x) * (height / 2)
+        let down = v.y >= 0 ? v : -v
+        return [center - u - down, center + u - down, center + u + down, center - u + down]
+    }
+}
+
+@inline(__always) func simd_length(_ v: SIMD2<Float>) -> Float { (v.x * v.x + v.y * v.y).squareRoot() }
+@inline(__always) func simd_dot(_ a: SIMD2<Float>, _ b: SIMD2<Float>) -> Float { a.x * b.x + a.y * b.y }
