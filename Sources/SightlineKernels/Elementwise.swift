@@ -31,65 +31,125 @@ public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
     return out
 }
 
-/// out = a ⊙ b with broadcasting. Fast paths: equal shapes, a scalar side, and a side that
-/// is constant along the innermost run (per-channel constants in NCHW); otherwise an index walk.
+/// out = a ⊙ b with broadcasting. Fast paths (one vectorisable loop per operator each): equal
+/// shapes; a scalar on either side; one side constant along the innermost run of the other (a
+/// per-channel constant on NCHW, the SE/HardSwish pattern). Everything else walks indices.
 public func broadcastBinary(_ op: BinaryOp, a: [Float], aShape: [Int], b: [Float], bShape: [Int], out: inout [Float], outShape: [Int]) {
     let count = outShape.reduce(1, *)
     if out.count != count { out = [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
-    if aShape == bShape {
-        // One loop per operator, so each vectorises (a switch per element would not).
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                out.withUnsafeMutableBufferPointer { po in
-                    let x = pa.baseAddress!, y = pb.baseAddress!, z = po.baseAddress!
-                    switch op {
-                    case .add: for i in 0..<count { z[i] = x[i] + y[i] }
-                    case .sub: for i in 0..<count { z[i] = x[i] - y[i] }
-                    case .mul: for i in 0..<count { z[i] = x[i] * y[i] }
-                    default: for i in 0..<count { z[i] = op.apply(x[i], y[i]) }
+    a.withUnsafeBufferPointer { pa in
+        b.withUnsafeBufferPointer { pb in
+            out.withUnsafeMutableBufferPointer { po in
+                let x = pa.baseAddress!, y = pb.baseAddress!, z = po.baseAddress!
+                if aShape == bShape {
+                    elementwise(op, x, y, z, count)
+                } else if b.count == 1 && a.count == count {
+                    elementwise(op, x, scalar: y[0], z, count)
+                } else if a.count == 1 && b.count == count {
+                    elementwise(op, scalar: x[0], y, z, count)
+                } else if let (outer, inner, bIsSmall) = runBroadcast(aShape: aShape, bShape: bShape, outShape: outShape) {
+                    // One side holds a constant per `inner`-long run of the other.
+                    for o in 0..<outer {
+                        let run = z + o * inner
+                        if bIsSmall {
+                            elementwise(op, x + o * inner, scalar: y[o % b.count], run, inner)
+                        } else {
+                            elementwise(op, scalar: x[o % a.count], y + o * inner, run, inner)
+                        }
                     }
+                } else {
+                    generalBroadcast(op, x, aShape, y, bShape, z, outShape)
                 }
             }
         }
-        return
     }
-    if b.count == 1 {
-        let s = b[0]
-        for i in 0..<count { out[i] = op.apply(a[i], s) }
-        if a.count == count { return }
+}
+
+/// When one operand is the full output shape and the other varies only in axes before a
+/// trailing block of size-1 axes (e.g. [1,C,1,1] against [N,C,H,W]), returns (runs, run length,
+/// whether b is the small side). The small side's value for run o is small[o % small.count].
+func runBroadcast(aShape: [Int], bShape: [Int], outShape: [Int]) -> (Int, Int, Bool)? {
+    let rank = outShape.count
+    let pa = [Int](repeating: 1, count: rank - aShape.count) + aShape
+    let pb = [Int](repeating: 1, count: rank - bShape.count) + bShape
+    let (full, small, bIsSmall) = pa == outShape ? (pa, pb, true) : pb == outShape ? (pb, pa, false) : ([], [], false)
+    guard !full.isEmpty else { return nil }
+    // Trailing axes where the small side is 1; before them, the small side must match fully
+    // or be 1 only on leading axes (so o % small.count indexes it).
+    var split = rank
+    while split > 0 && small[split - 1] == 1 { split -= 1 }
+    guard split < rank else { return nil }
+    var leading = 0
+    while leading < split && small[leading] == 1 { leading += 1 }
+    guard (leading..<split).allSatisfy({ small[$0] == full[$0] }) else { return nil }
+    let inner = full[split...].reduce(1, *)
+    return (full.reduce(1, *) / inner, inner, bIsSmall)
+}
+
+@inline(__always)
+func elementwise(_ op: BinaryOp, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch op {
+    case .add: for i in 0..<n { z[i] = x[i] + y[i] }
+    case .sub: for i in 0..<n { z[i] = x[i] - y[i] }
+    case .mul: for i in 0..<n { z[i] = x[i] * y[i] }
+    case .div: for i in 0..<n { z[i] = x[i] / y[i] }
+    case .max: for i in 0..<n { z[i] = Swift.max(x[i], y[i]) }
+    case .min: for i in 0..<n { z[i] = Swift.min(x[i], y[i]) }
+    case .pow: for i in 0..<n { z[i] = Foundation.pow(x[i], y[i]) }
     }
-    if a.count == 1 && b.count == count {
-        let s = a[0]
-        for i in 0..<count { out[i] = op.apply(s, b[i]) }
-        return
+}
+
+@inline(__always)
+func elementwise(_ op: BinaryOp, _ x: UnsafePointer<Float>, scalar s: Float, _ z: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch op {
+    case .add: for i in 0..<n { z[i] = x[i] + s }
+    case .sub: for i in 0..<n { z[i] = x[i] - s }
+    case .mul: for i in 0..<n { z[i] = x[i] * s }
+    case .div: let r = 1 / s; for i in 0..<n { z[i] = s == 0 ? x[i] / s : x[i] * r }
+    case .max: for i in 0..<n { z[i] = Swift.max(x[i], s) }
+    case .min: for i in 0..<n { z[i] = Swift.min(x[i], s) }
+    case .pow:
+        if s == 2 { for i in 0..<n { z[i] = x[i] * x[i] } } else { for i in 0..<n { z[i] = Foundation.pow(x[i], s) } }
     }
+}
+
+@inline(__always)
+func elementwise(_ op: BinaryOp, scalar s: Float, _ y: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch op {
+    case .add: for i in 0..<n { z[i] = s + y[i] }
+    case .sub: for i in 0..<n { z[i] = s - y[i] }
+    case .mul: for i in 0..<n { z[i] = s * y[i] }
+    case .div: for i in 0..<n { z[i] = s / y[i] }
+    case .max: for i in 0..<n { z[i] = Swift.max(s, y[i]) }
+    case .min: for i in 0..<n { z[i] = Swift.min(s, y[i]) }
+    case .pow: for i in 0..<n { z[i] = Foundation.pow(s, y[i]) }
+    }
+}
+
+/// The general case: walk the output index, innermost axis in a tight loop.
+func generalBroadcast(_ op: BinaryOp, _ x: UnsafePointer<Float>, _ aShape: [Int], _ y: UnsafePointer<Float>, _ bShape: [Int],
+                      _ z: UnsafeMutablePointer<Float>, _ outShape: [Int]) {
+    let count = outShape.reduce(1, *)
     let rank = outShape.count
     let pa = [Int](repeating: 1, count: rank - aShape.count) + aShape
     let pb = [Int](repeating: 1, count: rank - bShape.count) + bShape
     let sa = Tensor.strides(for: pa).enumerated().map { pa[$0.offset] == 1 ? 0 : $0.element }
     let sb = Tensor.strides(for: pb).enumerated().map { pb[$0.offset] == 1 ? 0 : $0.element }
-    // Innermost run over which both inputs advance uniformly.
     let inner = outShape.last ?? 1
     let ia = sa.last ?? 0, ib = sb.last ?? 0
     var index = [Int](repeating: 0, count: Swift.max(rank - 1, 0))
     var offset = 0
-    a.withUnsafeBufferPointer { ap in
-        b.withUnsafeBufferPointer { bp in
-            out.withUnsafeMutableBufferPointer { op2 in
-                while offset < count {
-                    var oa = 0, ob = 0
-                    for d in 0..<index.count { oa += index[d] * sa[d]; ob += index[d] * sb[d] }
-                    for i in 0..<inner { op2[offset + i] = op.apply(ap[oa + i * ia], bp[ob + i * ib]) }
-                    offset += inner
-                    var d = index.count - 1
-                    while d >= 0 {
-                        index[d] += 1
-                        if index[d] < outShape[d] { break }
-                        index[d] = 0
-                        d -= 1
-                    }
-                }
-            }
+    while offset < count {
+        var oa = 0, ob = 0
+        for d in 0..<index.count { oa += index[d] * sa[d]; ob += index[d] * sb[d] }
+        for i in 0..<inner { z[offset + i] = op.apply(x[oa + i * ia], y[ob + i * ib]) }
+        offset += inner
+        var d = index.count - 1
+        while d >= 0 {
+            index[d] += 1
+            if index[d] < outShape[d] { break }
+            index[d] = 0
+            d -= 1
         }
     }
 }

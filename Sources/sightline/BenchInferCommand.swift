@@ -11,7 +11,7 @@ struct BenchInferCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "infer", abstract: "Model latency vs onnxruntime in the same run (ratio < 1 means faster than onnxruntime).")
 
-    @Argument(help: "Model name.") var model: String
+    @Argument(help: "Model name (`sightline models list`), or pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls.") var model: String
     @Option(help: "Comma-separated thread counts.") var threads: String = "1,2"
     @Option(help: "Comma-separated batch sizes.") var batch: String = "1,8"
     @Option(help: "Timed runs per measurement (median reported).") var runs: Int = 10
@@ -21,8 +21,14 @@ struct BenchInferCommand: ParsableCommand {
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
-        let manifest = try ModelZoo.manifest(named: model)
-        let weights = try cache.store.verify(manifest)
+        // The OCR package holds three graphs: pp-ocrv4-det, pp-ocrv4-rec, pp-ocrv4-cls.
+        let ocrPart = ["pp-ocrv4-det": 0, "pp-ocrv4-rec": 1, "pp-ocrv4-cls": 2][model]
+        let manifest = try ModelZoo.manifest(named: ocrPart == nil ? model : ModelZoo.ppOCR.name)
+        let weights = switch ocrPart {
+        case 1?: try cache.store.verify(manifest, companion: manifest.companions[0])
+        case 2?: try cache.store.verify(manifest, companion: manifest.companions[1])
+        default: try cache.store.verify(manifest)
+        }
         let scripts = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("../../../Scripts/reference").standardized.path
         let scriptDir = FileManager.default.fileExists(atPath: scripts) ? scripts : "Scripts/reference"
@@ -41,7 +47,10 @@ struct BenchInferCommand: ParsableCommand {
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         let batches = batch.split(separator: ",").compactMap { Int($0) }
         // Dynamic axes (batch, and EfficientNet's spatial size) take the model's usual 224.
-        let single = graph.inputs[0].dims.enumerated().map { $0.element ?? ($0.offset == 0 ? 1 : ($0.offset == 1 && graph.inputs[0].dims.count == 4 && graph.inputs[0].dims[1] == nil ? 3 : 224)) }
+        let ocrShapes = [[1, 3, 736, 736], [1, 3, 48, 320], [1, 3, 48, 192]]
+        let single = ocrPart.map { ocrShapes[$0] } ?? graph.inputs[0].dims.enumerated().map {
+            $0.element ?? ($0.offset == 0 ? 1 : ($0.offset == 1 && graph.inputs[0].dims.count == 4 && graph.inputs[0].dims[1] == nil ? 3 : 224))
+        }
         // Sightline owns the cores: convolutions split over Dispatch, OpenBLAS single-threaded.
         KernelThreads.setBLASThreads(1)
         print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ onnxruntime (≤ 1.0 is the target)")

@@ -147,3 +147,26 @@ import SightlineCore
         #expect(normalizedMSE(actual, expected) < 1e-10)
     }
 }
+
+@Suite struct BroadcastFastPathTests {
+    @Test(arguments: [
+        ([2, 3, 4, 5], [1, 3, 1, 1]), ([2, 3, 4, 5], [3, 1, 1]), ([2, 3, 4, 5], [1]), ([1, 3, 1, 1], [2, 3, 4, 5]),
+        ([2, 3, 4, 5], [5]), ([2, 3, 4, 5], [2, 3, 1, 1]), ([2, 3, 4, 5], [4, 5]), ([2, 3, 4, 5], [2, 1, 4, 1]),
+    ])
+    func fastPathsMatchTheIndexWalk(aShape: [Int], bShape: [Int]) throws {
+        let outShape = try #require(broadcastShape(aShape, bShape))
+        let a = (0..<aShape.reduce(1, *)).map { Float($0 % 13) - 6 }
+        let b = (0..<bShape.reduce(1, *)).map { Float($0 % 7) + 0.5 }
+        for op in [BinaryOp.add, .sub, .mul, .div, .max, .min] {
+            var fast: [Float] = []
+            broadcastBinary(op, a: a, aShape: aShape, b: b, bShape: bShape, out: &fast, outShape: outShape)
+            var slow = [Float](repeating: 0, count: outShape.reduce(1, *))
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    slow.withUnsafeMutableBufferPointer { generalBroadcast(op, pa.baseAddress!, aShape, pb.baseAddress!, bShape, $0.baseAddress!, outShape) }
+                }
+            }
+            #expect(normalizedMSE(fast, slow) < 1e-12, "\(op) \(aShape) \(bShape)")
+        }
+    }
+}
