@@ -107,6 +107,18 @@ public final class InferenceModel: @unchecked Sendable {
                 let inputs = step.inputs.map { $0.isEmpty ? nil : (values[$0] ?? plan.constants[$0]) }
                 let outputs = try Operators.evaluate(node, inputs)
                 for (name, value) in zip(step.outputs, outputs) { values[name] = value }
+            case .attention(let scale):
+                let t = try step.inputs.map { name -> Tensor in
+                    guard let v = values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
+                    return v.asFloat
+                }
+                values[step.outputs[0]] = .float(Operators.fusedAttention(q: t[0], k: t[1], v: t[2], scale: scale))
+            case .layerNorm(let epsilon):
+                let t = try step.inputs.map { name -> Tensor in
+                    guard let v = values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
+                    return v.asFloat
+                }
+                values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
             }
             for name in plan.releases[index] { values[name] = nil }
         }

@@ -331,6 +331,36 @@ enum Operators {
         }
     }
 
+    /// softmax(q·kᵀ·scale)·v over the last two axes ([..., L, d]); leading axes are a batch.
+    static func fusedAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float) -> Tensor {
+        let length = q.shape[q.rank - 2], d = q.shape[q.rank - 1]
+        let batch = q.count / max(length * d, 1)
+        var out = [Float](repeating: 0, count: q.count)
+        q.data.withUnsafeBufferPointer { qp in
+            k.data.withUnsafeBufferPointer { kp in
+                v.data.withUnsafeBufferPointer { vp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        attention(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: op.baseAddress!, batch: batch,
+                                  length: length, heads: 1, headDim: d, rowStride: d, keyMask: nil, scale: scale)
+                    }
+                }
+            }
+        }
+        return Tensor(shape: q.shape, data: out)
+    }
+
+    static func fusedLayerNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float) -> Tensor {
+        var out = x
+        let width = x.shape.last ?? 1
+        gamma.data.withUnsafeBufferPointer { g in
+            beta.data.withUnsafeBufferPointer { b in
+                out.data.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: x.count / max(width, 1), width: width,
+                                                                    gamma: g.baseAddress!, beta: b.baseAddress!, epsilon: epsilon) }
+            }
+        }
+        return out
+    }
+
     /// Refuses shapes no real model produces: negative dims or more than 2^28 elements (1 GiB
     /// of floats), so a corrupted file cannot ask for absurd allocations.
     static func checkShape(_ shape: [Int], _ node: IRNode) throws {

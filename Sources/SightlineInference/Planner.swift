@@ -7,6 +7,10 @@ struct PlanStep {
     enum Kind {
         case conv(ConvStep)
         case generic(IRNode)
+        /// softmax(Q·Kᵀ·scale)·V over the last two axes of [..., L, d] tensors (fused kernel).
+        case attention(scale: Float)
+        /// LayerNorm over the last axis: inputs x, γ, β.
+        case layerNorm(epsilon: Float)
     }
 
     var kind: Kind
@@ -16,6 +20,8 @@ struct PlanStep {
         switch kind {
         case .conv: "Conv"
         case .generic(let node): node.op
+        case .attention: "Attention(fused)"
+        case .layerNorm: "LayerNorm(fused)"
         }
     }
 }
@@ -68,6 +74,8 @@ struct ExecutionPlan {
         plan.cancelTransposes()
         plan.removeAliases()
         plan.foldPads()
+        plan.fuseAttention()
+        plan.fuseLayerNorm()
         try plan.fuseConvolutions()
         plan.fuseElementwiseActivations()
         plan.removeDeadSteps()
@@ -401,6 +409,85 @@ struct ExecutionPlan {
             steps[i].outputs = [reluOut]
             shapes[reluOut] = shapes[out]
             steps.remove(at: u)
+        }
+    }
+
+    private func producer(of name: String) -> Int? { steps.firstIndex { $0.outputs.contains(name) } }
+
+    private func genericNode(_ i: Int) -> IRNode? {
+        if case .generic(let node) = steps[i].kind { return node }
+        return nil
+    }
+
+    private func scalarConstant(_ name: String) -> Float? {
+        guard let v = constants[name], v.shape.reduce(1, *) == 1 else { return nil }
+        return v.asFloat.data.first
+    }
+
+    /// MatMul(Q, Transpose(K)) [× or ÷ scalar] → Softmax(last axis) → MatMul(·, V) becomes one
+    /// fused attention step, which never materialises the score matrix.
+    mutating func fuseAttention() {
+        var i = 0
+        while i < steps.count {
+            defer { i += 1 }
+            guard let softmax = genericNode(i), softmax.op == "Softmax", let sIn = steps[i].inputs.first, let sOut = steps[i].outputs.first,
+                  let rank = shapes[sIn]?.count, [rank - 1, -1].contains(softmax.int("axis", -1)) else { continue }
+            let users = consumers(of: sOut)
+            guard users.count == 1, let m2 = users.first, let second = genericNode(m2), second.op == "MatMul",
+                  steps[m2].inputs.first == sOut, steps[m2].inputs.count == 2 else { continue }
+            var scale: Float = 1
+            var scoresName = sIn
+            var scaleStep: Int?
+            if let p = producer(of: sIn), let node = genericNode(p), node.op == "Mul" || node.op == "Div",
+               consumers(of: sIn) == [i], steps[p].inputs.count == 2, let k = scalarConstant(steps[p].inputs[1]) {
+                scale = node.op == "Mul" ? k : 1 / k
+                scoresName = steps[p].inputs[0]
+                scaleStep = p
+            }
+            guard let m1 = producer(of: scoresName), let first = genericNode(m1), first.op == "MatMul", consumers(of: scoresName).count == 1,
+                  steps[m1].inputs.count == 2, let t = producer(of: steps[m1].inputs[1]), let transpose = genericNode(t),
+                  transpose.op == "Transpose", consumers(of: steps[t].outputs[0]).count == 1 else { continue }
+            let q = steps[m1].inputs[0], k = steps[t].inputs[0], v = steps[m2].inputs[1]
+            guard let qs = shapes[q] ?? constants[q]?.shape, let ks = shapes[k] ?? constants[k]?.shape, let vs = shapes[v] ?? constants[v]?.shape,
+                  qs.count >= 2, qs == ks, qs == vs else { continue }
+            let r = qs.count
+            guard transpose.ints("perm") == Array(0..<(r - 2)) + [r - 1, r - 2] else { continue }
+            let output = steps[m2].outputs
+            steps[m2] = PlanStep(kind: .attention(scale: scale), inputs: [q, k, v], outputs: output)
+            for r in ([i, m1, t] + (scaleStep.map { [$0] } ?? [])).sorted(by: >) { steps.remove(at: r) }
+            i = -1
+        }
+    }
+
+    /// The decomposed LayerNorm exporters write — ReduceMean, Sub, Pow 2, ReduceMean, Add ε,
+    /// Sqrt, Div, then Mul γ and Add β — becomes one LayerNorm step.
+    mutating func fuseLayerNorm() {
+        var i = 0
+        while i < steps.count {
+            defer { i += 1 }
+            guard let mean = genericNode(i), mean.op == "ReduceMean", let x = steps[i].inputs.first,
+                  let meanOut = steps[i].outputs.first, let rank = shapes[x]?.count,
+                  let axes = mean.ints("axes"), axes == [-1] || axes == [rank - 1] else { continue }
+            func only(_ name: String, _ op: String) -> Int? {
+                let users = consumers(of: name)
+                guard users.count == 1, let u = users.first, genericNode(u)?.op == op else { return nil }
+                return u
+            }
+            guard let sub = only(meanOut, "Sub"), steps[sub].inputs == [x, meanOut] else { continue }
+            let centred = steps[sub].outputs[0]
+            let subUsers = consumers(of: centred)
+            guard subUsers.count == 2, let pow = subUsers.first(where: { genericNode($0)?.op == "Pow" }),
+                  let div = subUsers.first(where: { genericNode($0)?.op == "Div" }), scalarConstant(steps[pow].inputs[1]) == 2,
+                  let mean2 = only(steps[pow].outputs[0], "ReduceMean"), let addEps = only(steps[mean2].outputs[0], "Add"),
+                  let epsilon = scalarConstant(steps[addEps].inputs[1]), let sqrt = only(steps[addEps].outputs[0], "Sqrt"),
+                  steps[div].inputs == [centred, steps[sqrt].outputs[0]],
+                  let mul = only(steps[div].outputs[0], "Mul"), let gamma = constants[steps[mul].inputs[1]],
+                  let addBeta = only(steps[mul].outputs[0], "Add"), let beta = constants[steps[addBeta].inputs[1]],
+                  let width = shapes[x]?.last, gamma.shape.reduce(1, *) == width, beta.shape.reduce(1, *) == width else { continue }
+            let output = steps[addBeta].outputs
+            steps[addBeta] = PlanStep(kind: .layerNorm(epsilon: epsilon), inputs: [x, steps[mul].inputs[1], steps[addBeta].inputs[1]], outputs: output)
+            for r in [i, sub, pow, mean2, addEps, sqrt, div, mul].sorted(by: >) { steps.remove(at: r) }
+            i = -1
         }
     }
 

@@ -52,3 +52,17 @@ import SightlineInference
         }
     }
 }
+
+@Suite struct OCRPlanTests {
+    @Test func recogniserAttentionAndLayerNormAreFused() throws {
+        let store = ModelStore()
+        try store.fetch(ModelZoo.ppOCR)
+        let model = try InferenceModel.loadONNX(path: try store.verify(ModelZoo.ppOCR, companion: ModelZoo.ppOCR.companions[0]))
+        let summary = try model.planSummary(for: [1, 3, 48, 320])
+        // Two SVTR attention blocks; the remaining Softmax is the output over the charset.
+        #expect(summary["Attention(fused)"] == 2, "\(summary)")
+        #expect(summary["Softmax"] == 1)
+        #expect((summary["LayerNorm(fused)"] ?? 0) >= 4, "\(summary)")
+        #expect(summary["Sqrt"] == nil || summary["Sqrt"]! <= 1)
+    }
+}
