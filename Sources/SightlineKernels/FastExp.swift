@@ -6,18 +6,22 @@ import Foundation
 /// ≈ 2e-7. The exp loop has no reduction in it so the compiler vectorises it; the sum runs in
 /// eight lanes (a scalar float sum cannot be reordered, so it would not vectorise).
 public func expInPlace(_ p: UnsafeMutablePointer<Float>, count: Int, minus shift: Float = 0) -> Float {
-    let magic: Float = 12_582_912  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
-    for i in 0..<count {
-        let t = max((p[i] - shift) * 1.4426950408889634, -126)
-        let shifted = t + magic
-        let n = shifted - magic
-        let f = t - n
-        let poly = 1 + f * (0.6931471805599453 + f * (0.2402265069591007 + f * (0.05550410866482158
-            + f * (0.009618129107628477 + f * (0.0013333558146428443 + f * 0.00015403530393381606)))))
-        let exponent = (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
-        p[i] = t > -126 ? poly * Float(bitPattern: exponent) : 0
-    }
+    for i in 0..<count { p[i] = fastExp(p[i] - shift) }
     return laneSum(p, count: count)
+}
+
+/// exp(x) for x ≤ ~88 (results below 2⁻¹²⁶ flush to 0), branch-free so loops calling it vectorise.
+@inline(__always)
+public func fastExp(_ x: Float) -> Float {
+    let magic: Float = 12_582_912  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
+    let t = min(max(x * 1.4426950408889634, -126), 127)
+    let shifted = t + magic
+    let n = shifted - magic
+    let f = t - n
+    let poly = 1 + f * (0.6931471805599453 + f * (0.2402265069591007 + f * (0.05550410866482158
+        + f * (0.009618129107628477 + f * (0.0013333558146428443 + f * 0.00015403530393381606)))))
+    let exponent = (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
+    return t > -126 ? poly * Float(bitPattern: exponent) : 0
 }
 
 /// Σ p[0..<count] in eight lanes.

@@ -42,10 +42,15 @@ public final class MiniLMEmbedder: @unchecked Sendable {
 
     /// Unit-length 384-d embeddings, one per text. Texts are batched with padding masks.
     public func embed(_ texts: [String]) throws -> [[Float]] {
-        guard !texts.isEmpty else { return [] }
-        let encoded = texts.map { tokenizer.encode($0) }
+        try embed(tokenIDs: texts.map { tokenizer.encode($0) })
+    }
+
+    /// Embeddings of already tokenised texts ([CLS] … [SEP] each, at most 512 ids).
+    public func embed(tokenIDs encoded: [[Int32]]) throws -> [[Float]] {
+        guard !encoded.isEmpty else { return [] }
         let length = encoded.map(\.count).max() ?? 2
-        let batch = texts.count
+        let batch = encoded.count
+        guard length <= 512 else { throw ModelError.shapeMismatch("sequence of \(length) tokens (at most 512)") }
         var mask = [Float](repeating: 0, count: batch * length)
         var x = [Float](repeating: 0, count: batch * length * hidden)
         let words = try weight("embeddings.word_embeddings.weight"), positions = try weight("embeddings.position_embeddings.weight")

@@ -12,6 +12,43 @@ struct BenchInferCommand: ParsableCommand {
         commandName: "infer", abstract: "Model latency vs onnxruntime in the same run (ratio < 1 means faster than onnxruntime).")
 
     @Argument(help: "Model name (`sightline models list`), or pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls.") var model: String
+
+    /// MiniLM: sentences per second, ours vs onnxruntime on an ONNX export of the same weights.
+    func benchMiniLM() throws {
+        let manifest = ModelZoo.miniLM
+        let weights = try cache.store.verify(manifest)
+        let embedder = try MiniLMEmbedder(store: cache.store)
+        let scripts = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("../../../Scripts/reference").standardized.path
+        let scriptDir = FileManager.default.fileExists(atPath: scripts) ? scripts : "Scripts/reference"
+        let onnxPath = NSTemporaryDirectory() + "sightline-minilm.onnx"
+        KernelThreads.setBLASThreads(1)
+        print("sightline bench infer \(model) — \(tokens)-token sentences, median of \(runs) runs; ratio = ours ÷ onnxruntime time")
+        print(pad("threads", 9) + pad("batch", 7) + pad("ours sent/s", 13) + pad("onnxruntime sent/s", 20) + "ratio")
+        for t in threads.split(separator: ",").compactMap({ Int($0) }) {
+            KernelThreads.setBLASThreads(t)
+            for b in batch.split(separator: ",").compactMap({ Int($0) }) {
+                // The same ids the script feeds onnxruntime: a deterministic pattern, [CLS] … [SEP].
+                let ids: [[Int32]] = (0..<b).map { row in (0..<tokens).map { col in
+                    col == 0 ? 101 : col == tokens - 1 ? 102 : Int32(((row * tokens + col) * 7919) % 20000 + 1000)
+                } }
+                for _ in 0..<2 { _ = try embedder.embed(tokenIDs: ids) }
+                var times: [Double] = []
+                for _ in 0..<runs {
+                    let start = monotonicSeconds()
+                    _ = try embedder.embed(tokenIDs: ids)
+                    times.append(monotonicSeconds() - start)
+                }
+                times.sort()
+                let ours = times[times.count / 2]
+                let output = try runTool(try findExecutable(python), [scriptDir + "/minilm_onnx.py", weights, onnxPath, "--time", "\(b)", "\(tokens)", "\(t)", "\(runs)"])
+                let theirs = (JSONValue.parse(output.split(separator: "\n").last.map(String.init) ?? "")?["median_ms"]?.doubleValue ?? .nan) / 1000
+                print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", Double(b) / ours), 13)
+                      + pad(String(format: "%.1f", Double(b) / theirs), 20) + String(format: "%.2f", ours / theirs))
+            }
+        }
+        KernelThreads.setBLASThreads(1)
+    }
     @Option(help: "Comma-separated thread counts.") var threads: String = "1,2"
     @Option(help: "Comma-separated batch sizes.") var batch: String = "1,8"
     @Option(help: "Timed runs per measurement (median reported).") var runs: Int = 10
@@ -20,7 +57,13 @@ struct BenchInferCommand: ParsableCommand {
     var profile = false
     @OptionGroup var cache: ModelCacheOption
 
+    @Option(help: "MiniLM: tokens per sentence.") var tokens: Int = 32
+
     func run() throws {
+        if model == ModelZoo.miniLM.name {
+            try benchMiniLM()
+            return
+        }
         // The OCR package holds three graphs: pp-ocrv4-det, pp-ocrv4-rec, pp-ocrv4-cls.
         let ocrPart = ["pp-ocrv4-det": 0, "pp-ocrv4-rec": 1, "pp-ocrv4-cls": 2][model]
         let manifest = try ModelZoo.manifest(named: ocrPart == nil ? model : ModelZoo.ppOCR.name)

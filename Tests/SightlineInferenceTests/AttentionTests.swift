@@ -72,6 +72,14 @@ import SightlineCore
         #expect(abs(shifted[1] - Foundation.exp(-1)) < 1e-7)
     }
 
+    @Test func fastGeluMatchesLibmGelu() {
+        var fast = (0..<4001).map { Float($0 - 2000) / 250 }  // −8 … 8
+        var reference = fast
+        fast.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: $0.count) }
+        reference.withUnsafeMutableBufferPointer { referenceGeluErf($0.baseAddress!, count: $0.count) }
+        #expect(zip(fast, reference).allSatisfy { abs($0 - $1) <= 2e-6 * max(1, abs($1)) })
+    }
+
     @Test func layerNormAndGelu() {
         var x: [Float] = [1, 2, 3, 4, -1, -1, -1, -1]
         let gamma: [Float] = [1, 1, 2, 2], beta: [Float] = [0, 0, 0, 1]
