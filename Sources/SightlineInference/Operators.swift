@@ -10,7 +10,7 @@ enum Operators {
         "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
         "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "MatMul", "Gemm", "Softmax",
         "BatchNormalization", "Transpose", "Reshape", "Flatten", "Concat", "Slice", "Gather", "Shape",
-        "Squeeze", "Unsqueeze", "Pad", "ConstantOfShape", "Dropout", "ConvTranspose", "Resize",
+        "Squeeze", "Unsqueeze", "Pad", "ConstantOfShape", "Dropout", "ConvTranspose", "Resize", "LayerNormalization",
     ]
 
     static func evaluate(_ node: IRNode, _ inputs: [IRValue?]) throws -> [IRValue] {
@@ -78,6 +78,15 @@ enum Operators {
             let x = try floatInput(0), w = try floatInput(1)
             let b = inputs.count > 2 ? inputs[2]?.asFloat : nil
             return [.float(try ConvStep.make(node: node, inputShape: x.shape, weight: w, bias: b, activation: .none).run(x, threads: 1))]
+        case "LayerNormalization":
+            let x = try floatInput(0), gamma = try floatInput(1)
+            let beta = inputs.count > 2 ? inputs[2]?.asFloat : nil
+            var axis = node.int("axis", -1)
+            if axis < 0 { axis += x.rank }
+            guard axis == x.rank - 1, let width = x.shape.last, gamma.count == width, beta.map({ $0.count == width }) ?? true else {
+                throw ModelError.unsupported("LayerNormalization over axis \(axis) of \(x.shape) (node '\(node.name)')")
+            }
+            return [.float(fusedLayerNorm(x, gamma: gamma, beta: beta ?? Tensor(zeros: [width]), epsilon: node.float("epsilon", 1e-5)))]
         case "ConvTranspose":
             let x = try floatInput(0), w = try floatInput(1)
             let b = inputs.count > 2 ? inputs[2]?.asFloat : nil

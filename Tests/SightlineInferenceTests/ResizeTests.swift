@@ -31,3 +31,20 @@ import SightlineCore
         #expect(throws: ModelError.self) { try run(["coordinate_transformation_mode": .string("tf_crop_and_resize")], x, scales: [1, 1, 2, 2]) }
     }
 }
+
+@Suite struct LayerNormalizationOperatorTests {
+    @Test func nativeOperatorMatchesTheDefinition() throws {
+        let x = Tensor(shape: [2, 4], data: [1, 2, 3, 4, 10, 10, 10, 14])
+        let node = IRNode(op: "LayerNormalization", name: "ln", inputs: ["x", "g", "b"], outputs: ["y"], attributes: ["epsilon": .float(1e-5)])
+        let y = try Operators.evaluate(node, [.float(x), .float(Tensor(shape: [4], data: [1, 1, 1, 2])), .float(Tensor(shape: [4], data: [0, 0, 0, 1]))])[0].asFloat
+        for row in 0..<2 {
+            let v = Array(x.data[(row * 4)..<(row * 4 + 4)])
+            let mean = v.reduce(0, +) / 4
+            let variance = v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 4
+            for i in 0..<4 {
+                let want = (v[i] - mean) / (variance + 1e-5).squareRoot() * (i == 3 ? 2 : 1) + (i == 3 ? 1 : 0)
+                #expect(abs(y.data[row * 4 + i] - want) < 1e-5)
+            }
+        }
+    }
+}
