@@ -11,5 +11,8 @@ public enum BuiltinNodes {
         PublishSink.factory,
         JSONLSink.factory,
         NullSink.factory,
+        LabelsNode.factory,
+        NSFWNode.factory,
+        OCRNode.factory,
     ])
 }

