@@ -14,16 +14,23 @@ public struct TextLine: Sendable, Equatable {
 
 /// PP-OCRv4 (the RapidOCR packaging): DB text detection → boxes → optional 180° angle
 /// classification → CRNN/SVTR recognition with CTC greedy decoding. Pre/post-processing follows
-/// PaddleOCR's defaults: detection on BGR with ImageNet mean/std, sides a multiple of 32 (longest
-/// ≤ 960); DB threshold 0.3, box score ≥ 0.5, unclip ratio 1.6; recognition at height 48,
-/// (x/255 − 0.5)/0.5, charset from the model's metadata plus a space.
+/// the package's config.yaml — detection on BGR with (x/255 − 0.5)/0.5, sides rounded to a
+/// multiple of 32, DB threshold 0.3, box score ≥ 0.5, unclip ratio 1.6, dilation on; recognition
+/// at height 48, (x/255 − 0.5)/0.5, charset from the model's metadata plus a space — except the
+/// detection size: the package scales the shorter side up to 736, which split lines into words
+/// on small images in our tests (26/28 lines exact → 13/28), so we keep PaddleOCR's default of
+/// no upscaling with the longer side capped at 960 (`minSide` / `maxSide` change it).
 public final class TextRecognizer: @unchecked Sendable {
     public let detector: InferenceModel
     public let recognizer: InferenceModel
     public let classifier: InferenceModel
     public let characters: [String]
     public var useAngleClassifier = true
+    /// Shorter side scaled up to this (0: never upscale) and longer side capped at `maxSide`.
+    public var minSide = 0
     public var maxSide = 960
+    public var detectionMean: [Float] = [0.5, 0.5, 0.5]
+    public var detectionStd: [Float] = [0.5, 0.5, 0.5]
     public var binaryThreshold: Float = 0.3
     public var boxThreshold: Float = 0.5
     public var unclipRatio: Float = 1.6
@@ -61,17 +68,17 @@ public final class TextRecognizer: @unchecked Sendable {
     struct Box { var corners: [SIMD2<Float>]; var score: Float }
 
     func detect(_ bgr: [UInt8], width: Int, height: Int) throws -> [Box] {
-        let scale = min(1, Float(maxSide) / Float(max(width, height)))
-        let dw = max(32, Int((Float(width) * scale / 32).rounded()) * 32)
-        let dh = max(32, Int((Float(height) * scale / 32).rounded()) * 32)
+        var scale = minSide > 0 && min(width, height) < minSide ? Float(minSide) / Float(min(width, height)) : 1
+        scale = min(scale, Float(maxSide) / Float(max(width, height)))
+        let dw = max(32, Int((Float(Int(Float(width) * scale)) / 32).rounded()) * 32)
+        let dh = max(32, Int((Float(Int(Float(height) * scale)) / 32).rounded()) * 32)
         var resized = [Float](repeating: 0, count: dw * dh * 3)
         bgr.withUnsafeBufferPointer { src in
             resized.withUnsafeMutableBufferPointer { resizeBilinear(src.baseAddress!, width: width, height: height, channels: 3, toWidth: dw, toHeight: dh, output: $0.baseAddress!) }
         }
-        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
         var input = [Float](repeating: 0, count: 3 * dh * dw)
         for p in 0..<(dw * dh) {
-            for c in 0..<3 { input[c * dw * dh + p] = (resized[p * 3 + c] / 255 - mean[c]) / std[c] }
+            for c in 0..<3 { input[c * dw * dh + p] = (resized[p * 3 + c] / 255 - detectionMean[c]) / detectionStd[c] }
         }
         guard let probability = try detector.run(Tensor(shape: [1, 3, dh, dw], data: input)).values.first else {
             throw ModelError.missing("detector output")
