@@ -32,6 +32,19 @@ public struct Tensor: Sendable, Equatable {
     }
 }
 
+/// Steps a multi-dimensional index to the next position in row-major order (the last axis
+/// fastest), wrapping to zeros after the end. `index` may cover only the leading axes of `shape`.
+@inline(__always)
+public func advanceIndex(_ index: inout [Int], within shape: [Int]) {
+    var d = index.count - 1
+    while d >= 0 {
+        index[d] += 1
+        if index[d] < shape[d] { return }
+        index[d] = 0
+        d -= 1
+    }
+}
+
 /// Normalised mean squared error of `actual` against `expected`: Σ(a−e)² / Σe². The measure
 /// every kernel test uses to compare a fast kernel with its reference twin.
 public func normalizedMSE(_ actual: [Float], _ expected: [Float]) -> Double {

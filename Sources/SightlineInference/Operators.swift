@@ -545,13 +545,7 @@ enum Operators {
             var o = 0
             for d in 0..<x.rank where !axes.contains(d) { o += index[d] * outStrides[d] }
             sums[o] += value
-            var d = x.rank - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < x.shape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
+            advanceIndex(&index, within: x.shape)
         }
         let n = Float(x.count / max(sums.count, 1))
         let shape = keepDims ? outShapeKeep : x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
@@ -679,13 +673,7 @@ enum Operators {
             var offset = 0
             for d in 0..<shape.count { offset += (begin[d] + index[d] * step[d]) * strides[d] }
             sourceIndex[flat] = offset
-            var d = shape.count - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < outShape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
+            advanceIndex(&index, within: outShape)
         }
         switch v {
         case .float(let t): return .float(Tensor(shape: outShape, data: sourceIndex.map { t.data[$0] }))
@@ -742,13 +730,7 @@ enum Operators {
                 source += i * inStrides[d]
             }
             out[flat] = x.data[source]
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < outShape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
+            advanceIndex(&index, within: outShape)
         }
         return Tensor(shape: outShape, data: out)
     }
@@ -770,13 +752,7 @@ enum Operators {
             for d in 0..<(rank - 1) { o += (index[d] + pads[d]) * outStrides[d] }
             for i in 0..<inner { out[o + i] = x.data[offset + i] }
             offset += inner
-            var d = rank - 2
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < x.shape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
+            advanceIndex(&index, within: x.shape)
         }
         return Tensor(shape: outShape, data: out)
     }

@@ -83,13 +83,7 @@ public enum TorchLegacyLoader {
             for d in 0..<shape.count { source += index[d] * strides[d] }
             out[flat] = isLong ? Float(values.loadUnaligned(fromByteOffset: source * 8, as: Int64.self))
                 : values.loadUnaligned(fromByteOffset: source * 4, as: Float.self)
-            var d = shape.count - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < shape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
+            advanceIndex(&index, within: shape)
         }
         return Tensor(shape: shape, data: out)
     }

@@ -144,13 +144,7 @@ func generalBroadcast(_ op: BinaryOp, _ x: UnsafePointer<Float>, _ aShape: [Int]
         for d in 0..<index.count { oa += index[d] * sa[d]; ob += index[d] * sb[d] }
         for i in 0..<inner { z[offset + i] = op.apply(x[oa + i * ia], y[ob + i * ib]) }
         offset += inner
-        var d = index.count - 1
-        while d >= 0 {
-            index[d] += 1
-            if index[d] < outShape[d] { break }
-            index[d] = 0
-            d -= 1
-        }
+        advanceIndex(&index, within: outShape)
     }
 }
 
@@ -188,13 +182,7 @@ public func transpose(_ input: [Float], shape: [Int], perm: [Int]) -> (data: [Fl
                 for d in 0..<(rank - 1) { base += index[d] * strideInOut[d] }
                 for i in 0..<inner { dst[offset + i] = src[base + i * innerStride] }
                 offset += inner
-                var d = rank - 2
-                while d >= 0 {
-                    index[d] += 1
-                    if index[d] < outShape[d] { break }
-                    index[d] = 0
-                    d -= 1
-                }
+                advanceIndex(&index, within: outShape)
             }
         }
     }

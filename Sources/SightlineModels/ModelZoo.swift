@@ -49,7 +49,7 @@ public struct ImagePreprocessing: Sendable {
         var data = [Float](repeating: 0, count: frames.count * s * s * c)
         var resized = [Float](repeating: 0, count: resizeTo * resizeTo * c)
         for (n, frame) in frames.enumerated() {
-            let rgb = Self.packedRGB(frame)
+            let rgb = Self.packedPixels(frame, order: .rgb)
             rgb.withUnsafeBufferPointer { src in
                 resized.withUnsafeMutableBufferPointer { dst in
                     resizeBilinear(src.baseAddress!, width: frame.width, height: frame.height, channels: c,
@@ -72,15 +72,15 @@ public struct ImagePreprocessing: Sendable {
         return Tensor(shape: layout == .nhwc ? [frames.count, s, s, c] : [frames.count, c, s, s], data: data)
     }
 
-    /// The frame's pixels as packed RGB.
-    static func packedRGB(_ frame: Frame) -> [UInt8] {
-        switch frame.pixelFormat {
-        case .rgb24: return frame.pixels
-        case .bgr24:
+    /// The frame's pixels as packed 3-channel bytes in RGB or BGR order.
+    static func packedPixels(_ frame: Frame, order: ChannelOrder) -> [UInt8] {
+        switch (frame.pixelFormat, order) {
+        case (.rgb24, .rgb), (.bgr24, .bgr): return frame.pixels
+        case (.rgb24, .bgr), (.bgr24, .rgb):
             var out = frame.pixels
             for i in stride(from: 0, to: out.count, by: 3) { out.swapAt(i, i + 2) }
             return out
-        case .gray8:
+        case (.gray8, _):
             return frame.pixels.flatMap { [$0, $0, $0] }
         }
     }

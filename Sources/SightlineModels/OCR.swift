@@ -49,7 +49,7 @@ public final class TextRecognizer: @unchecked Sendable {
 
     /// All text lines in a frame, top to bottom, left to right.
     public func read(_ frame: Frame) throws -> [TextLine] {
-        let bgr = Self.bgrBytes(frame)
+        let bgr = ImagePreprocessing.packedPixels(frame, order: .bgr)
         let boxes = try detect(bgr, width: frame.width, height: frame.height)
         guard !boxes.isEmpty else { return [] }
         var crops = boxes.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.corners) }
@@ -118,17 +118,6 @@ public final class TextRecognizer: @unchecked Sendable {
     }
 
     // MARK: - Pixels
-
-    static func bgrBytes(_ frame: Frame) -> [UInt8] {
-        switch frame.pixelFormat {
-        case .bgr24: return frame.pixels
-        case .rgb24:
-            var out = frame.pixels
-            for i in stride(from: 0, to: out.count, by: 3) { out.swapAt(i, i + 2) }
-            return out
-        case .gray8: return frame.pixels.flatMap { [$0, $0, $0] }
-        }
-    }
 
     /// The box's content sampled into an upright rectangle (bilinear), BGR.
     static func crop(_ bgr: [UInt8], width: Int, height: Int, box c: [SIMD2<Float>]) -> Crop {
