@@ -58,6 +58,10 @@ struct BenchInferCommand: ParsableCommand {
     @OptionGroup var cache: ModelCacheOption
 
     @Option(help: "MiniLM: tokens per sentence.") var tokens: Int = 32
+    @Option(help: "OpenBLAS threads (default 1: Sightline splits work over Dispatch instead; set to compare who should own the cores).")
+    var blasThreads: Int = 1
+    @Flag(help: "Let OpenBLAS own the cores: our convolutions stay single-threaded, OpenBLAS gets --threads.")
+    var blasOwnsCores = false
 
     func run() throws {
         if model == ModelZoo.miniLM.name {
@@ -94,12 +98,13 @@ struct BenchInferCommand: ParsableCommand {
         let single = ocrPart.map { ocrShapes[$0] } ?? graph.inputs[0].dims.enumerated().map {
             $0.element ?? ($0.offset == 0 ? 1 : ($0.offset == 1 && graph.inputs[0].dims.count == 4 && graph.inputs[0].dims[1] == nil ? 3 : 224))
         }
-        // Sightline owns the cores: convolutions split over Dispatch, OpenBLAS single-threaded.
-        KernelThreads.setBLASThreads(1)
+        // Sightline owns the cores by default: convolutions split over Dispatch, OpenBLAS single-threaded.
+        KernelThreads.setBLASThreads(blasThreads)
         print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ onnxruntime (≤ 1.0 is the target)")
         print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("onnxruntime ms", 16) + "ratio")
         for t in threadCounts {
-            let inference = try InferenceModel(graph: graph, threads: t)
+            if blasOwnsCores { KernelThreads.setBLASThreads(t) }
+            let inference = try InferenceModel(graph: graph, threads: blasOwnsCores ? 1 : t)
             for b in batches {
                 let shape = [b] + single.dropFirst()
                 var seed: UInt64 = 1
