@@ -14,5 +14,6 @@ public enum BuiltinNodes {
         LabelsNode.factory,
         NSFWNode.factory,
         OCRNode.factory,
+        ShotsNode.factory,
     ])
 }

@@ -1,0 +1,163 @@
+import SightlineCore
+import SightlineGraph
+
+/// A frame's appearance for shot detection: a 32-bin luma histogram (what is in the picture)
+/// and a 16×9 luma grid (where it is), plus the mean luma (for fades through black).
+public struct ShotSignature: Sendable, Equatable {
+    public var histogram: [Float]
+    public var grid: [Float]
+    public var meanLuma: Float
+
+    public init(histogram: [Float], grid: [Float], meanLuma: Float) {
+        self.histogram = histogram
+        self.grid = grid
+        self.meanLuma = meanLuma
+    }
+
+    init(frame: Frame) {
+        let thumbnail = LumaThumbnail(frame: frame, width: 64, height: 36)
+        var bins = [Float](repeating: 0, count: 32)
+        for v in thumbnail.values { bins[min(31, Int(v / 8))] += 1 }
+        let n = Float(max(thumbnail.values.count, 1))
+        histogram = bins.map { $0 / n }
+        meanLuma = thumbnail.values.reduce(0, +) / n
+        grid = LumaThumbnail(frame: frame, width: 16, height: 9).values
+    }
+
+    /// 0 (same picture) … 1: the mean of the histogram distance (half the L1 distance) and the
+    /// grid's mean absolute luma change (a quarter of the luma range counts as complete change).
+    public func distance(to other: ShotSignature) -> Float {
+        let histogramDistance = zip(histogram, other.histogram).reduce(0) { $0 + abs($1.0 - $1.1) } / 2
+        guard grid.count == other.grid.count, !grid.isEmpty else { return histogramDistance }
+        let gridChange = zip(grid, other.grid).reduce(0) { $0 + abs($1.0 - $1.1) } / Float(grid.count)
+        return (histogramDistance + min(1, gridChange / 64)) / 2
+    }
+}
+
+/// Content-based shot boundaries as a pure state machine: feed (time, signature) per sampled
+/// frame, get back the shots that ended. A cut needs the next frame to stay different from the
+/// shot (a one-frame flash is not a cut); a fade through black cuts where the picture comes
+/// back; no shot is shorter than `minLength` seconds.
+public struct ShotDetector: Sendable {
+    public struct Shot: Sendable, Equatable {
+        public var index: Int
+        public var start: Double
+        public var end: Double
+        public var reason: String
+    }
+
+    public var threshold: Float
+    public var minLength: Double
+    public var blackLevel: Float
+    private var shotStart: Double?
+    private var shotIndex = 0
+    private var previous: (time: Double, signature: ShotSignature)?
+    private var candidate: (time: Double, before: ShotSignature)?
+    private var inBlack = false
+
+    public init(threshold: Float = 0.3, minLength: Double = 0.5, blackLevel: Float = 16) {
+        self.threshold = threshold
+        self.minLength = minLength
+        self.blackLevel = blackLevel
+    }
+
+    /// Returns the shot that ended before this frame, if any.
+    public mutating func push(time: Double, signature: ShotSignature) -> Shot? {
+        defer { previous = (time, signature) }
+        guard let start = shotStart, let prev = previous else {
+            shotStart = time
+            return nil
+        }
+        var ended: Shot?
+        var flashEnded = false
+        if let pending = candidate {
+            candidate = nil
+            // Still different from the frame before the candidate: a real cut at the candidate.
+            // Back to how it was: the candidate was a flash, and this frame is no new candidate.
+            if signature.distance(to: pending.before) > threshold {
+                if pending.time - start >= minLength { ended = cut(at: pending.time, reason: "cut") }
+            } else {
+                flashEnded = true
+            }
+        }
+        let dark = signature.meanLuma < blackLevel
+        if dark && !inBlack {
+            inBlack = true
+        } else if !dark && inBlack {
+            inBlack = false
+            // The picture returns after black: the next shot starts here.
+            if ended == nil, let s = shotStart, time - s >= minLength { ended = cut(at: time, reason: "fade") }
+        } else if !dark && ended == nil && !flashEnded && signature.distance(to: prev.signature) > threshold {
+            candidate = (time, prev.signature)
+        }
+        return ended
+    }
+
+    /// End of stream: the last shot.
+    public mutating func finish(at time: Double) -> Shot? {
+        guard let start = shotStart else { return nil }
+        shotStart = nil
+        return Shot(index: shotIndex, start: start, end: max(time, start), reason: "end")
+    }
+
+    private mutating func cut(at time: Double, reason: String) -> Shot? {
+        guard let start = shotStart else { return nil }
+        let shot = Shot(index: shotIndex, start: start, end: time, reason: reason)
+        shotIndex += 1
+        shotStart = time
+        return shot
+    }
+}
+
+/// `shots`: content-based shot segmentation, one `shots` record per shot when it ends.
+public final class ShotsNode: NodeProcessor {
+    private var detectors: [String: ShotDetector] = [:]
+    private var lastTime: [String: Double] = [:]
+    private let threshold: Float
+    private let minLength: Double
+
+    public static let descriptor = NodeDescriptor(
+        name: "shots",
+        description: "Shot boundaries from luma histograms (flash- and fade-aware); publishes a `shots` record per finished shot.",
+        role: .transform, inputs: .frames, outputs: .any,
+        options: [
+            OptionSpec("threshold", .double, default: .double(0.3), min: 0.01, max: 1, help: "picture change (0…1, histogram and layout) that counts as a cut"),
+            OptionSpec("min_length", .double, default: .double(0.5), min: 0, max: 3600, help: "shortest shot in seconds"),
+        ])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(ShotsNode(threshold: Float(options.double("threshold") ?? 0.3), minLength: options.double("min_length") ?? 0.5))
+    }
+
+    init(threshold: Float, minLength: Double) {
+        self.threshold = threshold
+        self.minLength = minLength
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        switch item {
+        case .frame(let frame):
+            var detector = detectors[frame.sourceID] ?? ShotDetector(threshold: threshold, minLength: minLength)
+            let signature = ShotSignature(frame: frame)
+            if let shot = detector.push(time: frame.seconds, signature: signature) {
+                emit(.record(record(shot, source: frame.sourceID, ingest: frame.ingestWallClock)))
+            }
+            detectors[frame.sourceID] = detector
+            lastTime[frame.sourceID] = frame.seconds
+            emit(item)
+        case .endOfStream(let eos):
+            if var detector = detectors[eos.sourceID], let shot = detector.finish(at: lastTime[eos.sourceID] ?? 0) {
+                emit(.record(record(shot, source: eos.sourceID, ingest: nil)))
+            }
+            detectors[eos.sourceID] = nil
+        case .record, .status:
+            emit(item)
+        }
+    }
+
+    private func record(_ shot: ShotDetector.Shot, source: String, ingest: Double?) -> Record {
+        Record(kind: "shots", sourceID: source, start: shot.start, end: shot.end,
+               fields: ["index": .int(Int64(shot.index)), "ended_by": .string(shot.reason)],
+               ingestWallClock: ingest, provenance: [Provenance(name: "shots-histogram", version: "1")])
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import SightlineCore
+@testable import SightlineGraph
+@testable import SightlineNodes
+import SightlineTestSupport
+
+/// Shot detection as timelines: synthetic signatures in, exact shots out.
+@Suite struct ShotDetectorTimelineTests {
+    /// A picture whose grey levels spread evenly over luma ± 40 (so a small brightness change
+    /// moves a little of the histogram, as in real footage).
+    static func picture(_ luma: Float) -> ShotSignature {
+        var h = [Float](repeating: 0, count: 32)
+        let values = (0..<81).map { min(255, max(0, luma - 40 + Float($0))) }
+        for v in values { h[min(31, Int(v / 8))] += 1 / Float(values.count) }
+        return ShotSignature(histogram: h, grid: [Float](repeating: luma, count: 144), meanLuma: luma)
+    }
+
+    private func run(_ frames: [(Double, Float)], threshold: Float = 0.3, minLength: Double = 0.5) -> [ShotDetector.Shot] {
+        var detector = ShotDetector(threshold: threshold, minLength: minLength)
+        var shots = frames.compactMap { detector.push(time: $0.0, signature: Self.picture($0.1)) }
+        if let last = detector.finish(at: frames.last?.0 ?? 0) { shots.append(last) }
+        return shots
+    }
+
+    @Test func hardCutsAreFoundAtTheFirstNewFrame() {
+        let frames = (0..<30).map { i -> (Double, Float) in (Double(i) / 10, i < 12 ? 100 : (i < 25 ? 200 : 60)) }
+        let shots = run(frames)
+        #expect(shots.map(\.start) == [0, 1.2, 2.5])
+        #expect(shots.map(\.end) == [1.2, 2.5, 2.9])
+        #expect(shots.map(\.reason) == ["cut", "cut", "end"])
+    }
+
+    @Test func aOneFrameFlashIsNotACut() {
+        let frames = (0..<20).map { i -> (Double, Float) in (Double(i) / 10, i == 8 ? 250 : 100) }
+        #expect(run(frames).count == 1)
+    }
+
+    @Test func cutsCloserThanTheMinimumLengthAreMerged() {
+        let frames = (0..<20).map { i -> (Double, Float) in (Double(i) / 10, i < 5 ? 100 : (i < 7 ? 200 : 40)) }
+        let shots = run(frames, minLength: 0.5)
+        #expect(shots.map(\.start) == [0, 0.5])  // the cut at 0.7 comes 0.2 s after 0.5: dropped
+    }
+
+    @Test func fadeThroughBlackCutsWhereThePictureReturns() {
+        // 100 fading down by 10s to black (no single step is a cut), black, then back up.
+        var frames: [(Double, Float)] = []
+        let levels: [Float] = [100, 100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 4, 4, 4, 12, 24, 36, 48, 60, 72]
+        for (i, l) in levels.enumerated() { frames.append((Double(i) / 10, l)) }
+        let shots = run(frames)
+        // Black (< 16) from 1.0 s to 1.4 s; 24 at 1.5 s is the first frame of the new shot.
+        #expect(shots.first?.reason == "fade")
+        #expect(shots.first.map { abs($0.end - 1.5) < 1e-9 } == true)
+        #expect(shots.count == 2)
+    }
+}
+
+/// A slideshow of real photos with known cut times, through the real decoder and the node.
+@Suite struct ShotsNodeTests {
+    @Test func slideshowCutsWithinOneFrame() throws {
+        let photos = try SamplePhotos.all()
+        let names = ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png"]
+        var args = ["-v", "error", "-y"]
+        for name in names { args += ["-loop", "1", "-framerate", "25", "-i", try #require(photos[name])] }
+        // Exactly 40 frames (1.6 s) per photo, so the cuts are at 1.6, 3.2 and 4.8 s.
+        let filter = (0..<names.count).map { "[\($0):v]scale=320:240,setsar=1,trim=end_frame=40,setpts=PTS-STARTPTS[v\($0)]" }.joined(separator: ";")
+            + ";" + (0..<names.count).map { "[v\($0)]" }.joined() + "concat=n=\(names.count):v=1:a=0[out]"
+        let video = Fixtures.shared.directory + "/slideshow-\(getpid()).mp4"
+        try Tool.run("ffmpeg", args + ["-filter_complex", filter, "-map", "[out]", "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
+
+        var registry = BuiltinNodes.registry
+        registry.register(CaptureSink.factory)
+        let (spec, errors) = PipelineParser.parse(text: """
+        nodes:
+          cam: {type: source, url: "\(video)", size: 160x120}
+          shots: {type: shots}
+          shot_sink: {type: capture}
+        edges:
+          - cam -> shots
+          - shots -> shot_sink
+        """, file: "slideshow")
+        #expect(errors.isEmpty)
+        let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
+        harness.runSource("cam")
+        harness.runUntilIdle()
+        let shots = CaptureSink.items(for: "shot_sink").compactMap { item -> Record? in
+            if case .record(let r) = item, r.kind == "shots" { return r }
+            return nil
+        }
+        #expect(shots.count == 4)
+        let cuts = shots.dropFirst().map(\.start)
+        for (found, expected) in zip(cuts, [1.6, 3.2, 4.8]) {
+            #expect(abs(found - expected) <= 0.04 + 1e-6, "cut at \(found), expected \(expected) ± one frame")
+        }
+    }
+}
