@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
         .target(
             name: "SightlineNodes",
-            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineModels"]
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineModels", "Yams"]
         ),
         .executableTarget(
             name: "sightline",

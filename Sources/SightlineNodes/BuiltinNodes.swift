@@ -15,5 +15,6 @@ public enum BuiltinNodes {
         NSFWNode.factory,
         OCRNode.factory,
         ShotsNode.factory,
+        ModerationNode.factory,
     ])
 }

@@ -16,7 +16,8 @@ import SightlineTestSupport
         let jsonl = Fixtures.shared.directory + "/understand-\(getpid()).jsonl"
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let run = try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)",
-                                     "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())", "--quiet"])
+                                     "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
+                                     "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml", "--quiet"])
         #expect(run.stderr.contains("2 frames"))
         let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
         let messages = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -32,7 +33,32 @@ import SightlineTestSupport
         #expect(nsfw.count == 2 && nsfw.allSatisfy { $0 < 0.2 })
         let text = data("ocr").compactMap { $0["text"] as? String }
         #expect(text.count == 2 && text.allSatisfy { $0.contains("BREAKING NEWS") }, "\(text)")
+        #expect(data("moderation").isEmpty, "a cat with a news caption raises no flag")
         let provenance = messages.compactMap { ($0["header"] as? [String: Any])?["provenance"] as? [[String: Any]] }.flatMap { $0 }
         #expect(provenance.contains { ($0["name"] as? String) == "pp-ocrv4" && ($0["sha256"] as? String)?.count == 64 })
+    }
+
+    @Test func onScreenProfanityRaisesAndEndsAFlag() throws {
+        // Three seconds of a sign, the middle second carrying a word on the policy's list.
+        let video = Fixtures.shared.directory + "/profanity-\(getpid()).mp4"
+        let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=white:s=480x160:r=25", "-t", "3", "-vf",
+                                "drawtext=fontfile=\(font):text='Oh damn':fontsize=48:fontcolor=black:x=40:y=50:enable='between(t,1,2)',"
+                                + "drawtext=fontfile=\(font):text='All good':fontsize=48:fontcolor=black:x=40:y=50:enable='not(between(t,1,2))'",
+                                "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
+        let jsonl = Fixtures.shared.directory + "/profanity-\(getpid()).jsonl"
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)",
+                           "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
+                           "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml", "--quiet"])
+        let flags = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { ($0["topic"] as? String) == "moderation/cam1/" }
+            .compactMap { $0["header"] as? [String: Any] }
+        let events = flags.compactMap { ($0["data"] as? [String: Any]).map { ($0["event"] as? String ?? "", $0["category"] as? String ?? "") } }
+        #expect(events.map(\.0) == ["flag_start", "flag_end"], "\(events)")
+        #expect(events.allSatisfy { $0.1 == "profanity" })
+        #expect(flags.first?["pts_start"] as? Double == 1)
+        #expect(flags.last?["pts_end"] as? Double == 2)
     }
 }

@@ -1,0 +1,237 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineModels
+import Yams
+
+/// One category of a moderation policy: which evidence scores it, and when a flag starts and ends.
+public struct ModerationCategory: Sendable, Equatable {
+    public enum Rule: Sendable, Equatable {
+        /// The open_nsfw score (records of kind `nsfw`).
+        case nsfw
+        /// Summed probability of these ImageNet labels (records of kind `labels`).
+        case labels(Set<String>)
+        /// 1 when on-screen text (records of kind `ocr`) contains one of these words, else 0.
+        case text([String])
+    }
+
+    public var name: String
+    public var rule: Rule
+    /// A flag starts once the score has stayed ≥ enter for minDuration seconds, and ends when it
+    /// drops below exit (exit ≤ enter: hysteresis, so a score hovering at the line does not flap).
+    public var enter: Double
+    public var exit: Double
+    public var minDuration: Double
+}
+
+/// A moderation policy file (YAML). See Pipelines/moderation-policy.yaml.
+public struct ModerationPolicy: Sendable, Equatable {
+    public var categories: [ModerationCategory]
+
+    public static func load(path: String) throws -> ModerationPolicy {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw SightlineError.cannotOpen(input: path, reason: "cannot read the moderation policy")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> ModerationPolicy {
+        func fail(_ why: String) -> SightlineError { .invalidOption(name: "moderation policy", value: file, hint: why) }
+        guard let root = try? Yams.load(yaml: text) as? [String: Any], let categories = root["categories"] as? [String: Any], !categories.isEmpty else {
+            throw fail("expected a mapping with 'categories'")
+        }
+        var result: [ModerationCategory] = []
+        for (name, value) in categories.sorted(by: { $0.key < $1.key }) {
+            guard let body = value as? [String: Any], let ruleName = body["rule"] as? String else {
+                throw fail("category '\(name)' needs a 'rule' (nsfw, labels or text)")
+            }
+            let rule: ModerationCategory.Rule
+            switch ruleName {
+            case "nsfw": rule = .nsfw
+            case "labels":
+                guard let classes = body["classes"] as? [String], !classes.isEmpty else { throw fail("category '\(name)': rule labels needs 'classes'") }
+                rule = .labels(Set(classes))
+            case "text":
+                guard let terms = body["terms"] as? [String], !terms.isEmpty else { throw fail("category '\(name)': rule text needs 'terms'") }
+                rule = .text(terms.map { $0.lowercased() })
+            default:
+                throw fail("category '\(name)': unknown rule '\(ruleName)' (nsfw, labels or text)")
+            }
+            func number(_ key: String, _ fallback: Double) throws -> Double {
+                guard let v = body[key] else { return fallback }
+                if let d = v as? Double { return d }
+                if let i = v as? Int { return Double(i) }
+                throw fail("category '\(name)': '\(key)' must be a number")
+            }
+            let enter = try number("enter", 0.5)
+            let exit = try number("exit", enter)
+            guard (0...1).contains(enter), (0...1).contains(exit), exit <= enter else {
+                throw fail("category '\(name)': need 0 ≤ exit ≤ enter ≤ 1")
+            }
+            let minDuration = try number("min_duration", 0)
+            guard minDuration >= 0 else { throw fail("category '\(name)': min_duration cannot be negative") }
+            result.append(ModerationCategory(name: name, rule: rule, enter: enter, exit: exit, minDuration: minDuration))
+        }
+        return ModerationPolicy(categories: result)
+    }
+}
+
+/// Hysteresis with a minimum duration, as a pure state machine: push (time, score) samples,
+/// get flag-start and flag-end events back.
+public struct FlagState: Sendable, Equatable {
+    public enum Event: Sendable, Equatable {
+        /// The flag started at `since` (the first qualifying sample), confirmed now.
+        case start(since: Double, peak: Double, evidence: [Double])
+        case end(since: Double, until: Double, peak: Double, evidence: [Double])
+    }
+
+    public let enter: Double, exit: Double, minDuration: Double
+    private var candidateSince: Double?
+    private var flaggedSince: Double?
+    private var peak = 0.0
+    private var evidence: [Double] = []
+    static let maxEvidence = 16
+
+    public init(enter: Double, exit: Double, minDuration: Double) {
+        self.enter = enter
+        self.exit = exit
+        self.minDuration = minDuration
+    }
+
+    public var isFlagged: Bool { flaggedSince != nil }
+
+    public mutating func push(time: Double, score: Double) -> Event? {
+        if let since = flaggedSince {
+            if score < exit {
+                let event = Event.end(since: since, until: time, peak: peak, evidence: evidence)
+                flaggedSince = nil
+                candidateSince = nil
+                peak = 0
+                evidence = []
+                return event
+            }
+            record(time, score)
+            return nil
+        }
+        guard score >= enter else {
+            candidateSince = nil
+            peak = 0
+            evidence = []
+            return nil
+        }
+        if candidateSince == nil { candidateSince = time }
+        record(time, score)
+        if let since = candidateSince, time - since >= minDuration {
+            flaggedSince = since
+            return .start(since: since, peak: peak, evidence: evidence)
+        }
+        return nil
+    }
+
+    /// End of stream while flagged: the flag ends at the last sample.
+    public mutating func finish(at time: Double) -> Event? {
+        guard let since = flaggedSince else { return nil }
+        flaggedSince = nil
+        return .end(since: since, until: time, peak: peak, evidence: evidence)
+    }
+
+    private mutating func record(_ time: Double, _ score: Double) {
+        peak = max(peak, score)
+        if score >= enter && evidence.count < Self.maxEvidence { evidence.append(time) }
+    }
+}
+
+/// `moderation`: turns `nsfw`, `labels` and `ocr` records into `moderation` flag-start /
+/// flag-end records per the policy's categories.
+public final class ModerationNode: NodeProcessor {
+    private let policy: ModerationPolicy
+    private var states: [String: [String: FlagState]] = [:]  // source → category → state
+    private var lastTime: [String: Double] = [:]
+
+    public static let descriptor = NodeDescriptor(
+        name: "moderation",
+        description: "Moderation flags from nsfw/labels/ocr records per a YAML policy (hysteresis, minimum duration); publishes `moderation` records.",
+        role: .transform, inputs: .records, outputs: .records,
+        options: [OptionSpec("policy", .string, default: .string("Pipelines/moderation-policy.yaml"), help: "moderation policy file (YAML)")])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        let path = options.string("policy") ?? ""
+        let policy = try ModerationPolicy.load(path: path)
+        // Label groups must name real ImageNet classes, or the category could never fire.
+        let known = Set(ImageNetLabels.names)
+        for category in policy.categories {
+            if case .labels(let classes) = category.rule, let unknown = classes.sorted().first(where: { !known.contains($0) }) {
+                throw SightlineError.invalidOption(name: "moderation policy", value: path,
+                                                   hint: "category '\(category.name)': '\(unknown)' is not an ImageNet class name")
+            }
+        }
+        return .processor(ModerationNode(policy: policy))
+    }
+
+    public init(policy: ModerationPolicy) {
+        self.policy = policy
+    }
+
+    /// The category's score from one record, or nil when the record is not its evidence.
+    static func score(_ category: ModerationCategory, _ record: Record) -> Double? {
+        switch (category.rule, record.kind) {
+        case (.nsfw, "nsfw"):
+            return record.fields["score"]?.doubleValue
+        case (.labels(let classes), "labels"):
+            guard case .array(let labels)? = record.fields["labels"] else { return 0 }
+            return labels.reduce(0.0) { sum, label in
+                guard let name = label["label"]?.stringValue, classes.contains(name) else { return sum }
+                return sum + (label["p"]?.doubleValue ?? 0)
+            }
+        case (.text(let terms), "ocr"):
+            let words = (record.fields["text"]?.stringValue ?? "").lowercased()
+                .split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
+            return terms.contains { term in
+                let parts = term.split(separator: " ").map(String.init)
+                guard !parts.isEmpty, words.count >= parts.count else { return false }
+                return (0...(words.count - parts.count)).contains { Array(words[$0..<($0 + parts.count)]) == parts }
+            } ? 1 : 0
+        default:
+            return nil
+        }
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        switch item {
+        case .record(let record):
+            emit(item)
+            lastTime[record.sourceID] = max(lastTime[record.sourceID] ?? record.end, record.end)
+            for category in policy.categories {
+                guard let score = Self.score(category, record) else { continue }
+                var state = states[record.sourceID]?[category.name]
+                    ?? FlagState(enter: category.enter, exit: category.exit, minDuration: category.minDuration)
+                if let event = state.push(time: record.start, score: score) {
+                    emit(.record(self.record(event, category: category.name, source: record.sourceID, ingest: record.ingestWallClock)))
+                }
+                states[record.sourceID, default: [:]][category.name] = state
+            }
+        case .endOfStream(let eos):
+            for category in policy.categories {
+                if var state = states[eos.sourceID]?[category.name], let event = state.finish(at: lastTime[eos.sourceID] ?? 0) {
+                    emit(.record(record(event, category: category.name, source: eos.sourceID, ingest: nil)))
+                }
+            }
+            states[eos.sourceID] = nil
+        case .frame, .status:
+            emit(item)
+        }
+    }
+
+    private func record(_ event: FlagState.Event, category: String, source: String, ingest: Double?) -> Record {
+        switch event {
+        case .start(let since, let peak, let evidence):
+            return Record(kind: "moderation", sourceID: source, start: since, end: evidence.last ?? since, fields: [
+                "event": "flag_start", "category": .string(category), "peak": .double(peak), "evidence": .array(evidence.map { .double($0) }),
+            ], ingestWallClock: ingest, provenance: [Provenance(name: "moderation-policy", version: "1")])
+        case .end(let since, let until, let peak, let evidence):
+            return Record(kind: "moderation", sourceID: source, start: since, end: until, fields: [
+                "event": "flag_end", "category": .string(category), "peak": .double(peak), "evidence": .array(evidence.map { .double($0) }),
+            ], ingestWallClock: ingest, provenance: [Provenance(name: "moderation-policy", version: "1")])
+        }
+    }
+}

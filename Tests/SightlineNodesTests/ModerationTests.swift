@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+import SightlineCore
+@testable import SightlineGraph
+@testable import SightlineNodes
+
+/// Hysteresis and minimum duration as timelines: (time, score) in, events out.
+@Suite struct FlagStateTimelineTests {
+    private func run(_ samples: [(Double, Double)], enter: Double = 0.8, exit: Double = 0.5, minDuration: Double = 0) -> [FlagState.Event] {
+        var state = FlagState(enter: enter, exit: exit, minDuration: minDuration)
+        var events = samples.compactMap { state.push(time: $0.0, score: $0.1) }
+        if let last = state.finish(at: samples.last?.0 ?? 0) { events.append(last) }
+        return events
+    }
+
+    @Test func entersAboveEnterAndLeavesBelowExit() {
+        let events = run([(0, 0.1), (1, 0.85), (2, 0.7), (3, 0.6), (4, 0.4), (5, 0.9)])
+        #expect(events == [
+            .start(since: 1, peak: 0.85, evidence: [1]),
+            .end(since: 1, until: 4, peak: 0.85, evidence: [1]),
+            .start(since: 5, peak: 0.9, evidence: [5]),
+            .end(since: 5, until: 5, peak: 0.9, evidence: [5]),
+        ])
+    }
+
+    @Test func hoveringBetweenExitAndEnterDoesNotFlap() {
+        let events = run([(0, 0.9), (1, 0.79), (2, 0.81), (3, 0.51), (4, 0.79), (5, 0.2)])
+        #expect(events.count == 2)  // one start, one end
+        #expect(events.last == .end(since: 0, until: 5, peak: 0.9, evidence: [0, 2]))
+    }
+
+    @Test func minimumDurationDelaysTheStartAndFiltersBlips() {
+        // A 0.5 s blip never starts a flag; a 1.5 s episode starts once it has lasted 1 s.
+        let events = run([(0, 0.9), (0.5, 0.2), (2, 0.9), (2.5, 0.95), (3, 0.9), (3.5, 0.1)], minDuration: 1)
+        #expect(events == [
+            .start(since: 2, peak: 0.95, evidence: [2, 2.5, 3]),
+            .end(since: 2, until: 3.5, peak: 0.95, evidence: [2, 2.5, 3]),
+        ])
+    }
+}
+
+@Suite struct ModerationPolicyTests {
+    @Test func defaultPolicyLoads() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let policy = try ModerationPolicy.load(path: root + "/Pipelines/moderation-policy.yaml")
+        #expect(policy.categories.map(\.name) == ["alcohol", "nsfw", "profanity", "weapons"])
+        #expect(policy.categories.first { $0.name == "nsfw" }?.minDuration == 1)
+    }
+
+    @Test(arguments: [
+        "categories: {x: {rule: nope}}", "categories: {x: {rule: labels}}", "categories: {x: {rule: nsfw, enter: 0.5, exit: 0.7}}",
+        "categories: {}", "nothing: here", "categories: {x: {rule: text, terms: [a], min_duration: -1}}",
+    ])
+    func badPoliciesAreRefused(yaml: String) {
+        #expect(throws: SightlineError.self) { try ModerationPolicy.parse(yaml, file: "p.yaml") }
+    }
+
+    @Test func scoresComeFromTheRightRecords() {
+        let labels = Record(kind: "labels", sourceID: "s", start: 1, end: 1, fields: ["labels": [
+            ["label": "rifle", "p": 0.5], ["label": "revolver", "p": 0.25], ["label": "tabby", "p": 0.2],
+        ]])
+        let weapons = ModerationCategory(name: "w", rule: .labels(["rifle", "revolver"]), enter: 0.4, exit: 0.2, minDuration: 0)
+        #expect(ModerationNode.score(weapons, labels) == 0.75)
+        let ocr = Record(kind: "ocr", sourceID: "s", start: 1, end: 1, fields: ["text": "Well, DAMN it!"])
+        let words = ModerationCategory(name: "p", rule: .text(["damn"]), enter: 1, exit: 1, minDuration: 0)
+        #expect(ModerationNode.score(words, ocr) == 1)
+        let innocent = Record(kind: "ocr", sourceID: "s", start: 1, end: 1, fields: ["text": "Amsterdam"])
+        #expect(ModerationNode.score(words, innocent) == 0)  // whole words only
+        #expect(ModerationNode.score(words, labels) == nil)  // not this category's evidence
+    }
+
+    @Test func nodeEmitsFlagStartAndEnd() throws {
+        let policy = try ModerationPolicy.parse("categories: {nsfw: {rule: nsfw, enter: 0.8, exit: 0.5}}", file: "p.yaml")
+        let node = ModerationNode(policy: policy)
+        let context = try TestContext()
+        var flags: [Record] = []
+        for (t, score) in [(0.0, 0.1), (1.0, 0.9), (2.0, 0.95), (3.0, 0.2)] {
+            try node.process(.record(Record(kind: "nsfw", sourceID: "cam", start: t, end: t, fields: ["score": .double(score)])), context: context) {
+                if case .record(let r) = $0, r.kind == "moderation" { flags.append(r) }
+            }
+        }
+        #expect(flags.map { $0.fields["event"] } == ["flag_start", "flag_end"])
+        #expect(flags.last?.fields["peak"] == .double(0.95))
+        #expect(flags.last?.start == 1 && flags.last?.end == 3)
+    }
+}
