@@ -16,5 +16,6 @@ public enum BuiltinNodes {
         OCRNode.factory,
         ShotsNode.factory,
         ModerationNode.factory,
+        SemanticEmbeddingNode.factory,
     ])
 }

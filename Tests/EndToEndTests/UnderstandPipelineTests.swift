@@ -28,7 +28,9 @@ import SightlineTestSupport
         #expect(labels.count == 2)
         let top = (labels.first?["labels"] as? [[String: Any]])?.compactMap { $0["label"] as? String } ?? []
         #expect(!Set(top.prefix(3)).isDisjoint(with: ["Egyptian cat", "tabby", "tiger cat"]), "\(top)")
-        #expect(data("embeddings").first?["dimension"] as? Int == 1280)
+        #expect(data("embeddings").contains { $0["dimension"] as? Int == 1280 })
+        let semantic = data("embeddings").filter { $0["space"] as? String == "minilm-384-conse" }
+        #expect(semantic.count == 2 && semantic.allSatisfy { ($0["text"] as? String)?.contains("BREAKING NEWS") == true })
         let nsfw = data("nsfw").compactMap { $0["score"] as? Double }
         #expect(nsfw.count == 2 && nsfw.allSatisfy { $0 < 0.2 })
         let text = data("ocr").compactMap { $0["text"] as? String }

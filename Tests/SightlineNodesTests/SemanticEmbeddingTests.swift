@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+import SightlineCore
+@testable import SightlineGraph
+@testable import SightlineModels
+@testable import SightlineNodes
+
+/// ConSE frame embeddings with the real MiniLM: text queries find the right frame.
+@Suite(.serialized) struct SemanticEmbeddingTests {
+    static func labels(_ index: Int, _ pairs: [(String, Double)]) -> Record {
+        Record(kind: "labels", sourceID: "cam", start: Double(index), end: Double(index), fields: [
+            "frame_index": .int(Int64(index)),
+            "labels": .array(pairs.map { .object(["label": .string($0.0), "p": .double($0.1)]) }),
+        ])
+    }
+
+    static func ocr(_ index: Int, _ text: String) -> Record {
+        Record(kind: "ocr", sourceID: "cam", start: Double(index), end: Double(index), fields: ["frame_index": .int(Int64(index)), "text": .string(text)])
+    }
+
+    @Test func textQueriesRankTheRightFrameFirst() throws {
+        try ModelStore().fetch(ModelZoo.miniLM)
+        let node = try SemanticEmbeddingNode(options: NodeOptions(["fetch": .bool(false), "text_weight": .double(0.5), "with_text": .bool(true)]))
+        let context = try TestContext()
+        var vectors: [Int: [Float]] = [:]
+        let frames: [(Record, Record)] = [
+            (Self.labels(0, [("Egyptian cat", 0.8), ("tabby", 0.1), ("tiger cat", 0.05)]), Self.ocr(0, "")),
+            (Self.labels(1, [("espresso", 0.7), ("cup", 0.2), ("coffee mug", 0.05)]), Self.ocr(1, "Morning menu")),
+            (Self.labels(2, [("moped", 0.5), ("motor scooter", 0.3), ("crash helmet", 0.1)]), Self.ocr(2, "")),
+            (Self.labels(3, [("scoreboard", 0.6), ("stage", 0.1)]), Self.ocr(3, "Final score 3 to 1")),
+        ]
+        for (labels, ocr) in frames {
+            for record in [labels, ocr] {
+                try node.process(.record(record), context: context) { item in
+                    if case .record(let r) = item, r.kind == "embeddings", let v = r.vector, let i = r.fields["frame_index"]?.intValue {
+                        vectors[Int(i)] = v
+                        #expect(r.fields["space"] == "minilm-384-conse")
+                        #expect(abs(v.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4)
+                    }
+                }
+            }
+        }
+        #expect(vectors.count == 4)
+        let embedder = try MiniLMEmbedder(store: ModelStore())
+        let queries = [("a cat", 0), ("a cup of coffee", 1), ("a man riding a scooter", 2), ("the football match result", 3)]
+        let queryVectors = try embedder.embed(queries.map(\.0))
+        var right = 0
+        for ((query, expected), q) in zip(queries, queryVectors) {
+            let best = vectors.max { a, b in zip(a.value, q).reduce(0) { $0 + $1.0 * $1.1 } < zip(b.value, q).reduce(0) { $0 + $1.0 * $1.1 } }?.key
+            if best == expected { right += 1 } else { print("query '\(query)' ranked frame \(String(describing: best)) first") }
+        }
+        #expect(right >= 3, "\(right)/4 queries found their frame first")
+    }
+}
