@@ -17,5 +17,6 @@ public enum BuiltinNodes {
         ShotsNode.factory,
         ModerationNode.factory,
         SemanticEmbeddingNode.factory,
+        CaptionsNode.factory,
     ])
 }

@@ -17,7 +17,8 @@ import SightlineTestSupport
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let run = try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)",
                                      "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
-                                     "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml", "--quiet"])
+                                     "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
+                                     "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--quiet"])
         #expect(run.stderr.contains("2 frames"))
         let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
         let messages = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -36,6 +37,8 @@ import SightlineTestSupport
         let text = data("ocr").compactMap { $0["text"] as? String }
         #expect(text.count == 2 && text.allSatisfy { $0.contains("BREAKING NEWS") }, "\(text)")
         #expect(data("moderation").isEmpty, "a cat with a news caption raises no flag")
+        let captions = data("captions").compactMap { $0["caption"] as? String }
+        #expect(captions.count == 1 && captions.allSatisfy { $0.contains("cat") && $0.contains("BREAKING NEWS") }, "\(captions)")
         let provenance = messages.compactMap { ($0["header"] as? [String: Any])?["provenance"] as? [[String: Any]] }.flatMap { $0 }
         #expect(provenance.contains { ($0["name"] as? String) == "pp-ocrv4" && ($0["sha256"] as? String)?.count == 64 })
     }
@@ -52,7 +55,17 @@ import SightlineTestSupport
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)",
                            "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
-                           "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml", "--quiet"])
+                           "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
+                           "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--quiet"])
+        let all = try String(contentsOfFile: jsonl, encoding: .utf8)
+        let captionData = all.split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { ($0["topic"] as? String) == "captions/cam1/" }
+            .compactMap { ($0["header"] as? [String: Any])?["data"] as? [String: Any] }
+        #expect(captionData.count == 1)
+        #expect((captionData.first?["caption"] as? String)?.contains("Oh d***") == true, "the flagged word is masked")
+        #expect(captionData.first?["flagged"] as? Bool == true)
+        #expect(!captionData.contains { ($0["caption"] as? String)?.lowercased().contains("damn") == true }, "never published unmasked")
         let flags = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
             .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .filter { ($0["topic"] as? String) == "moderation/cam1/" }

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+import SightlineCore
+@testable import SightlineGraph
+@testable import SightlineNodes
+
+@Suite struct CaptionComposerTests {
+    @Test func labelsAreAveragedOverTheSegmentAndTextQuoted() {
+        var composer = CaptionComposer()
+        composer.add(labels: [("Egyptian cat", 0.8), ("tabby", 0.1)])
+        composer.add(labels: [("Egyptian cat", 0.6), ("tabby", 0.3)])
+        composer.add(text: "BREAKING NEWS")
+        composer.add(text: "BREAKING NEWS")
+        let caption = composer.finish(start: 0, end: 4)
+        #expect(caption?.text == "Shows an Egyptian cat (or tabby), on-screen text “BREAKING NEWS”, a 4 s shot.")
+        #expect(caption?.labels.map(\.0) == ["Egyptian cat", "tabby"])
+        #expect(caption.map { abs($0.labels[0].1 - 0.7) < 1e-9 } == true)
+    }
+
+    @Test func adjacentSegmentsShowingTheSameThingDoNotRepeat() {
+        var composer = CaptionComposer()
+        composer.add(labels: [("espresso", 0.9)])
+        let first = composer.finish(start: 0, end: 3)
+        composer.add(labels: [("espresso", 0.8)])
+        let second = composer.finish(start: 3, end: 6)
+        composer.add(labels: [("moped", 0.7)])
+        let third = composer.finish(start: 6, end: 7)
+        #expect(first?.repeated == false && second?.repeated == true && third?.repeated == false)
+        #expect(second?.text.hasPrefix("Still showing an espresso") == true)
+        #expect(third?.text == "Shows a moped, a 1.0 s shot.")
+    }
+
+    @Test func emptySegmentsHaveNoCaption() {
+        var composer = CaptionComposer()
+        #expect(composer.finish(start: 0, end: 1) == nil)
+    }
+}
+
+@Suite struct CaptionsNodeTests {
+    @Test func captionPerShotWithFlaggedWordsMasked() throws {
+        let node = CaptionsNode(window: 0, maskedTerms: ["damn"], minConfidence: 0.15)
+        let context = try TestContext()
+        var captions: [Record] = []
+        let records: [Record] = [
+            Record(kind: "labels", sourceID: "cam", start: 0, end: 0, fields: ["labels": [["label": "scoreboard", "p": 0.9]]]),
+            Record(kind: "ocr", sourceID: "cam", start: 0, end: 0, fields: ["text": "Oh damn, 3 to 1"]),
+            Record(kind: "labels", sourceID: "cam", start: 2, end: 2, fields: ["labels": [["label": "moped", "p": 0.9]]]),
+            Record(kind: "shots", sourceID: "cam", start: 0, end: 2, fields: ["index": 0, "ended_by": "cut"]),
+        ]
+        for r in records {
+            try node.process(.record(r), context: context) { if case .record(let c) = $0, c.kind == "captions" { captions.append(c) } }
+        }
+        #expect(captions.count == 1)
+        let caption = try #require(captions.first)
+        #expect(caption.fields["caption"]?.stringValue == "Shows a scoreboard, on-screen text “Oh d***, 3 to 1”, a 2 s shot.")
+        #expect(caption.fields["flagged"] == .bool(true))
+        #expect(caption.fields["masked_terms"] == ["damn"])
+        #expect(caption.start == 0 && caption.end == 2)
+        #expect(caption.fields["caption"]?.stringValue?.contains("moped") == false, "the cut frame belongs to the next shot")
+    }
+
+    @Test func fixedWindowsWithoutShots() throws {
+        let node = CaptionsNode(window: 2, maskedTerms: [], minConfidence: 0.15)
+        let context = try TestContext()
+        var captions: [Record] = []
+        for t in 0..<5 {
+            let r = Record(kind: "labels", sourceID: "cam", start: Double(t), end: Double(t), fields: ["labels": [["label": t < 2 ? "tabby" : "moped", "p": 0.9]]])
+            try node.process(.record(r), context: context) { if case .record(let c) = $0, c.kind == "captions" { captions.append(c) } }
+        }
+        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let c) = $0, c.kind == "captions" { captions.append(c) } }
+        #expect(captions.map { [$0.start, $0.end] } == [[0, 2], [2, 4], [4, 4]])
+        #expect(captions.first?.fields["caption"]?.stringValue?.contains("tabby") == true)
+    }
+}
