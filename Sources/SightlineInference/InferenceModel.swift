@@ -96,28 +96,25 @@ public final class InferenceModel: @unchecked Sendable {
         }
         let plan = try self.plan(for: input.shape)
         var values: [String: IRValue] = [inputName: .float(input)]
+        func tensor(_ name: String) throws -> Tensor {
+            guard let v = values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
+            return v.asFloat
+        }
         for (index, step) in plan.steps.enumerated() {
             let started = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             defer { profile?(Self.profileKey(step, plan), Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
             switch step.kind {
             case .conv(let conv):
-                guard let x = values[step.inputs[0]] ?? plan.constants[step.inputs[0]] else { throw ModelError.missing(step.inputs[0]) }
-                values[step.outputs[0]] = .float(conv.run(x.asFloat, threads: threads))
+                values[step.outputs[0]] = .float(conv.run(try tensor(step.inputs[0]), threads: threads))
             case .generic(let node):
                 let inputs = step.inputs.map { $0.isEmpty ? nil : (values[$0] ?? plan.constants[$0]) }
                 let outputs = try Operators.evaluate(node, inputs)
                 for (name, value) in zip(step.outputs, outputs) { values[name] = value }
             case .attention(let scale):
-                let t = try step.inputs.map { name -> Tensor in
-                    guard let v = values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
-                    return v.asFloat
-                }
+                let t = try step.inputs.map(tensor)
                 values[step.outputs[0]] = .float(Operators.fusedAttention(q: t[0], k: t[1], v: t[2], scale: scale))
             case .layerNorm(let epsilon):
-                let t = try step.inputs.map { name -> Tensor in
-                    guard let v = values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
-                    return v.asFloat
-                }
+                let t = try step.inputs.map(tensor)
                 values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
             }
             for name in plan.releases[index] { values[name] = nil }

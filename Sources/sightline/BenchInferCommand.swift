@@ -13,14 +13,19 @@ struct BenchInferCommand: ParsableCommand {
 
     @Argument(help: "Model name (`sightline models list`), or pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls.") var model: String
 
+    /// Scripts/reference beside the built binary (.build/<config>/sightline), else relative to the cwd.
+    static var referenceScripts: String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("../../../Scripts/reference").standardized.path
+        return FileManager.default.fileExists(atPath: beside) ? beside : "Scripts/reference"
+    }
+
     /// MiniLM: sentences per second, ours vs onnxruntime on an ONNX export of the same weights.
     func benchMiniLM() throws {
         let manifest = ModelZoo.miniLM
         let weights = try cache.store.verify(manifest)
         let embedder = try MiniLMEmbedder(store: cache.store)
-        let scripts = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("../../../Scripts/reference").standardized.path
-        let scriptDir = FileManager.default.fileExists(atPath: scripts) ? scripts : "Scripts/reference"
+        let scriptDir = Self.referenceScripts
         let onnxPath = NSTemporaryDirectory() + "sightline-minilm.onnx"
         KernelThreads.setBLASThreads(1)
         print("sightline bench infer \(model) — \(tokens)-token sentences, median of \(runs) runs; ratio = ours ÷ onnxruntime time")
@@ -76,9 +81,7 @@ struct BenchInferCommand: ParsableCommand {
         case 2?: try cache.store.verify(manifest, companion: manifest.companions[1])
         default: try cache.store.verify(manifest)
         }
-        let scripts = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("../../../Scripts/reference").standardized.path
-        let scriptDir = FileManager.default.fileExists(atPath: scripts) ? scripts : "Scripts/reference"
+        let scriptDir = Self.referenceScripts
         let scriptPath = scriptDir + "/onnxruntime_latency.py"
         let graph: IRGraph
         let path: String

@@ -6,11 +6,7 @@ import SightlineTestSupport
 /// separate processes (pyzmq's Samples/subscriber.py and `sightline subscribe`).
 @Suite(.serialized) struct PipelineTests {
     let bin = sightlineBinary()
-    static let repoRoot: String = {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        for _ in 0..<2 { dir = dir.deletingLastPathComponent() }
-        return dir.path
-    }()
+    static let repoRoot = repositoryRoot
     var pythonSubscriber: String { Self.repoRoot + "/Samples/subscriber.py" }
 
     private func writePipeline(_ name: String, _ yaml: String) throws -> String {

@@ -14,7 +14,7 @@ import SightlineTestSupport
                                 "scale=640:-2,drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf:text='BREAKING NEWS':fontsize=40:fontcolor=white:box=1:boxcolor=black:x=20:y=h-60",
                                 "-t", "2", "-r", "25", "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
         let jsonl = Fixtures.shared.directory + "/understand-\(getpid()).jsonl"
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = repositoryRoot
         let run = try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)",
                                      "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
                                      "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
@@ -52,7 +52,7 @@ import SightlineTestSupport
                                 + "drawtext=fontfile=\(font):text='All good':fontsize=48:fontcolor=black:x=40:y=50:enable='not(between(t,1,2))'",
                                 "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
         let jsonl = Fixtures.shared.directory + "/profanity-\(getpid()).jsonl"
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = repositoryRoot
         try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)",
                            "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
                            "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",

@@ -3,6 +3,7 @@ import Testing
 import SightlineCore
 @testable import SightlineGraph
 @testable import SightlineNodes
+import SightlineTestSupport
 
 /// Hysteresis and minimum duration as timelines: (time, score) in, events out.
 @Suite struct FlagStateTimelineTests {
@@ -41,7 +42,7 @@ import SightlineCore
 
 @Suite struct ModerationPolicyTests {
     @Test func defaultPolicyLoads() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = repositoryRoot
         let policy = try ModerationPolicy.load(path: root + "/Pipelines/moderation-policy.yaml")
         #expect(policy.categories.map(\.name) == ["alcohol", "nsfw", "profanity", "weapons"])
         #expect(policy.categories.first { $0.name == "nsfw" }?.minDuration == 1)

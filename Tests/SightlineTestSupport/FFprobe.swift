@@ -41,3 +41,10 @@ public func sightlineBinary() -> String {
     }
     return ".build/debug/sightline"
 }
+
+/// The repository checkout the tests were built from (Pipelines/, Samples/, Scripts/).
+public let repositoryRoot: String = {
+    var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()  // Tests/SightlineTestSupport
+    for _ in 0..<2 { dir = dir.deletingLastPathComponent() }
+    return dir.path
+}()
