@@ -54,6 +54,9 @@ public final class GraphHarness {
         clock.advance(by: seconds)
         runtime.heartbeatIfDue()
         runUntilIdle()
+        // Nodes holding a batch whose wait is over release it now.
+        for runner in runtime.runners { runner.flushIfDue() }
+        runUntilIdle()
     }
 
     public func post(_ status: StatusEvent) {

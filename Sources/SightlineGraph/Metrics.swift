@@ -39,6 +39,11 @@ public final class GraphMetrics: Sendable {
             items.add(1, ordering: .relaxed)
             busyNanoseconds.add(nanoseconds, ordering: .relaxed)
         }
+
+        /// Work not tied to one item (a timed batch flush).
+        public func busy(nanoseconds: Int) {
+            busyNanoseconds.add(nanoseconds, ordering: .relaxed)
+        }
     }
 
     public final class SourceCounters: Sendable {

