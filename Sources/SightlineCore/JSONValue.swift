@@ -156,6 +156,11 @@ public enum JSONValue: Sendable, Equatable, Hashable {
         if case .string(let s) = self { return s }
         return nil
     }
+
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,

@@ -67,3 +67,14 @@ public struct StatusEvent: Sendable, Equatable {
         self.wallClock = wallClock
     }
 }
+
+/// Source ids. A batch source names each of its files `NODE/FILE`, so topics read
+/// `KIND/NODE/FILE/`, a subscriber can take a whole batch with `KIND/NODE/`, and each file
+/// is a source of its own (its own end-of-stream, its own per-source state in every node).
+public enum SourceName {
+    /// The node a source id belongs to: the part before the first "/".
+    public static func root(_ id: String) -> String {
+        guard let slash = id.firstIndex(of: "/") else { return id }
+        return String(id[..<slash])
+    }
+}

@@ -58,6 +58,7 @@ public final class GraphMetrics: Sendable {
         var sinkDrops: [String: Int] = [:]
         var latencies: [Double] = []
         var latencyCursor = 0
+        var delivered: [String: (seconds: Double, ended: Bool)] = [:]
     }
 
     private let state = Mutex(State())
@@ -88,12 +89,30 @@ public final class GraphMetrics: Sendable {
         counters(forNode: node).errors.add(1, ordering: .relaxed)
     }
 
+    // Drops are counted per source node (a batch's files count under their node).
     public func dropped(source: String, count: Int = 1) {
-        state.withLock { $0.drops[source, default: 0] += count }
+        state.withLock { $0.drops[SourceName.root(source), default: 0] += count }
     }
 
     public func sinkDropped(source: String, count: Int = 1) {
-        state.withLock { $0.sinkDrops[source, default: 0] += count }
+        state.withLock { $0.sinkDrops[SourceName.root(source), default: 0] += count }
+    }
+
+    /// A sink wrote output of `source` up to media time `seconds` (progress reporting).
+    public func delivered(source: String, seconds: Double) {
+        state.withLock { s in
+            if seconds > s.delivered[source]?.seconds ?? -.infinity { s.delivered[source, default: (0, false)].seconds = seconds }
+        }
+    }
+
+    /// A sink saw `source`'s end-of-stream.
+    public func delivered(endOf source: String) {
+        state.withLock { $0.delivered[source, default: (0, false)].ended = true }
+    }
+
+    /// Per source: the latest media time a sink wrote, and whether the source has ended there.
+    public func deliveredProgress() -> [String: (seconds: Double, ended: Bool)] {
+        state.withLock { $0.delivered }
     }
 
     public func frameIn(source: String) {

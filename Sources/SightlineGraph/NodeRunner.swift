@@ -111,10 +111,15 @@ final class NodeRunner: @unchecked Sendable {
             let source = eos.sourceID
             receivedEndOfStream[source, default: 0] += 1
             endOfStreamFields[source, default: [:]].merge(eos.fields) { old, _ in old }
-            guard receivedEndOfStream[source] == expectedEndOfStream[source] ?? 1 else { return }
+            // A file of a batch source (`NODE/FILE`) travels the same edges as its node.
+            let expected = expectedEndOfStream[source] ?? expectedEndOfStream[SourceName.root(source)] ?? 1
+            guard receivedEndOfStream[source] == expected else { return }
+            receivedEndOfStream[source] = nil
+            endOfStreamFields[source] = nil
             let merged = EndOfStream(sourceID: source, fields: endOfStreamFields[source] ?? [:])
             call(.endOfStream(merged))
             for port in outputs { _ = port.push(.endOfStream(merged), executor: runtime.executor, waker: self) }
+            guard expectedEndOfStream[source] != nil else { return }
             finishedSources.insert(source)
             if finishedSources.isSuperset(of: expectedEndOfStream.keys) { close() }
         case .status:
@@ -216,8 +221,11 @@ final class SourceRunner: @unchecked Sendable {
         let frameCounter = runtime.metrics.counters(forSource: processor.sourceID)
         var eos: EndOfStream
         do {
+            let ownID = processor.sourceID
             eos = try processor.run(context: runtime) { item in
-                if case .endOfStream = item { return .ok }
+                // The runner sends the source's own end-of-stream; a batch source ends each of
+                // its files (`NODE/FILE`) itself.
+                if case .endOfStream(let e) = item, e.sourceID == ownID { return .ok }
                 if case .frame = item { frameCounter.frameIn() }
                 var result = FlowResult.ok
                 for port in outputs {

@@ -123,9 +123,9 @@ public struct PipelineSpec: Sendable {
     }
 
     /// `--input URL` (one source) or `--input ID=URL`.
-    public mutating func applyInput(_ text: String, sourceType: String = "source") -> Diagnostic? {
+    public mutating func applyInput(_ text: String, sourceTypes: Set<String> = ["source", "files"]) -> Diagnostic? {
         let location = SourceLocation.commandLine("--input \(text)")
-        let sources = nodes.indices.filter { nodes[$0].type == sourceType }
+        let sources = nodes.indices.filter { sourceTypes.contains(nodes[$0].type) }
         if let eq = text.firstIndex(of: "="), !text[..<eq].contains(":"), !text[..<eq].contains("/"),
            let index = nodes.firstIndex(where: { $0.id == String(text[..<eq]) }) {
             nodes[index].setOption("url", OptionEntry(value: String(text[text.index(after: eq)...]), location: location))

@@ -376,4 +376,6 @@ public final class VideoSource {
 public struct SourceCancellation: Sendable {
     let interrupt: InterruptGuard
     public func cancel() { interrupt.cancel() }
+    /// Whether the source was told to stop (its end then does not mean the input was done).
+    public var isCancelled: Bool { interrupt.isCancelled }
 }

@@ -4,6 +4,7 @@ import SightlineGraph
 public enum BuiltinNodes {
     public static let registry = NodeRegistry([
         VideoSourceNode.factory,
+        FilesSourceNode.factory,
         SyntheticSource.factory,
         FrameStatsNode.factory,
         PerceptualHashNode.factory,

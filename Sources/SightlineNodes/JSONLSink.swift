@@ -6,58 +6,129 @@ import SightlineGraph
 /// `jsonl`: writes every record and status event as one line, in the same form
 /// `sightline subscribe` prints (`{"topic":…,"header":{…}}`). Each line is one write, so a
 /// file cut short by a kill still parses line by line; end-of-stream lines close each source.
+///
+/// With `dir` instead of `path`, each source gets its own file there, written as
+/// `NAME.jsonl.partial` and renamed to `NAME.jsonl` when the source ends complete; finished
+/// batch files are recorded in the folder's `BatchJournal`, which a `files` source with
+/// `resume` reads. Pipeline-wide status (heartbeats) goes to `pipeline.jsonl` there.
 public final class JSONLSink: NodeProcessor {
-    private let path: String
     private let includeVectors: Bool
     private var encoder: EnvelopeEncoder?
-    private let handle: FileHandle
+    private let single: FileHandle?
+    private let journal: BatchJournal?
+    private var perSource: [String: FileHandle] = [:]
 
     public static let descriptor = NodeDescriptor(
         name: "jsonl",
-        description: "Write records and status as JSON lines (the subscriber's line format) to a file.",
+        description: "Write records and status as JSON lines (the subscriber's line format) to a file, or one file per source in a folder.",
         role: .sink, inputs: .records, outputs: nil,
         options: [
-            OptionSpec("path", .string, required: true, help: "output file (created or truncated)"),
+            OptionSpec("path", .string, default: .string(""), help: "output file (created or truncated); set this or `dir`"),
+            OptionSpec("dir", .string, default: .string(""), help: "output folder: one NAME.jsonl per source, complete files only (batch jobs, resumable)"),
             OptionSpec("vectors", .bool, default: .bool(false), help: "include vector payloads as a \"vector\" array"),
         ])
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
-        .processor(try JSONLSink(path: options.string("path") ?? "", includeVectors: options.bool("vectors") ?? false))
+        .processor(try JSONLSink(path: options.string("path") ?? "", directory: options.string("dir") ?? "", includeVectors: options.bool("vectors") ?? false))
     }
 
-    init(path: String, includeVectors: Bool) throws {
-        self.path = path
+    init(path: String, directory: String = "", includeVectors: Bool) throws {
         self.includeVectors = includeVectors
+        guard path.isEmpty != directory.isEmpty else {
+            throw SightlineError.invalidOption(name: "jsonl path/dir", value: path.isEmpty ? "(neither)" : "(both)", hint: "set exactly one of `path` (one file) and `dir` (one file per source)")
+        }
+        if directory.isEmpty {
+            single = try Self.create(path)
+            journal = nil
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw SightlineError.cannotOpen(input: directory, reason: "cannot create the output folder: \(error.localizedDescription)")
+            }
+            single = nil
+            journal = BatchJournal(directory: directory)
+        }
+    }
+
+    private static func create(_ path: String) throws -> FileHandle {
         let url = URL(fileURLWithPath: path)
         try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             throw SightlineError.cannotOpen(input: path, reason: "cannot create the JSONL output file")
         }
-        self.handle = handle
+        return handle
     }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         if encoder == nil { encoder = EnvelopeEncoder(pipelineName: context.pipelineName, pipelineHash: context.pipelineHash) }
         let message: BusMessage
+        let source: String?
         switch item {
         case .record(let record):
             message = encoder!.encode(record, wallClock: context.clock.now())
             if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest) }
+            context.metrics.delivered(source: record.sourceID, seconds: record.end)
+            source = record.sourceID
         case .status(let status):
             message = encoder!.encode(status)
+            source = status.sourceID
         case .endOfStream(let eos):
             var fields = eos.fields
             fields.merge(context.metrics.sourceFields(eos.sourceID)) { mine, _ in mine }
             message = encoder!.encode(StatusEvent(kind: .endOfStream, sourceID: eos.sourceID, fields: fields, wallClock: context.clock.now()))
+            try handle(for: eos.sourceID).write(contentsOf: Data((message.jsonLine(includeVector: includeVectors) + "\n").utf8))
+            try finish(eos)
+            context.metrics.delivered(endOf: eos.sourceID)
+            return
         case .frame:
             return
         }
-        try handle.write(contentsOf: Data((message.jsonLine(includeVector: includeVectors) + "\n").utf8))
+        try handle(for: source).write(contentsOf: Data((message.jsonLine(includeVector: includeVectors) + "\n").utf8))
+    }
+
+    private func handle(for source: String?) throws -> FileHandle {
+        if let single { return single }
+        let key = source ?? "pipeline"
+        if let open = perSource[key] { return open }
+        let url = journal!.outputURL(forSource: key)
+        let handle = try Self.create(url.path + ".partial")
+        perSource[key] = handle
+        return handle
+    }
+
+    /// A source's file is complete: make it visible under its final name and, for a batch
+    /// file, record it in the journal (after the rename, so a crash in between redoes it).
+    private func finish(_ eos: EndOfStream) throws {
+        guard let journal, let handle = perSource.removeValue(forKey: eos.sourceID) else { return }
+        try handle.synchronize()
+        try handle.close()
+        let completed = eos.fields["completed"]?.boolValue ?? (eos.fields["error"] == nil)
+        guard completed else { return }  // stays .partial; a resumed run redoes it
+        let final = journal.outputURL(forSource: eos.sourceID)
+        _ = try? FileManager.default.removeItem(at: final)
+        try FileManager.default.moveItem(atPath: final.path + ".partial", toPath: final.path)
+        if let path = eos.fields["path"]?.stringValue, let size = eos.fields["size"]?.intValue, let mtime = eos.fields["mtime"]?.doubleValue {
+            try journal.append(.init(source: eos.sourceID, path: path, size: size, mtime: mtime,
+                                     output: final.lastPathComponent, finished: Date().timeIntervalSince1970))
+        }
     }
 
     public func close(context: any NodeContext) throws {
-        try handle.synchronize()
-        try handle.close()
+        if let single {
+            try single.synchronize()
+            try single.close()
+        }
+        for (source, handle) in perSource {
+            try handle.synchronize()
+            try handle.close()
+            if source == "pipeline", let journal {
+                let final = journal.outputURL(forSource: source)
+                _ = try? FileManager.default.removeItem(at: final)
+                try? FileManager.default.moveItem(atPath: final.path + ".partial", toPath: final.path)
+            }
+        }
+        perSource = [:]
     }
 }
 
@@ -87,8 +158,14 @@ public final class NullSink: NodeProcessor {
     public init() {}
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        if case .record(let record) = item, let ingest = record.ingestWallClock {
-            context.metrics.latency(context.clock.now() - ingest)
+        switch item {
+        case .record(let record):
+            if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest) }
+            context.metrics.delivered(source: record.sourceID, seconds: record.end)
+        case .endOfStream(let eos):
+            context.metrics.delivered(endOf: eos.sourceID)
+        default:
+            break
         }
     }
 }

@@ -58,6 +58,7 @@ public final class PublishSink: NodeProcessor {
         switch item {
         case .record(let record):
             let message = encoder!.encode(record, wallClock: context.clock.now())
+            context.metrics.delivered(source: record.sourceID, seconds: record.end)
             if try publisher.publish(message) {
                 if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest) }
             } else {
@@ -73,6 +74,7 @@ public final class PublishSink: NodeProcessor {
             fields.merge(context.metrics.sourceFields(eos.sourceID)) { mine, _ in mine }
             let message = encoder!.encode(StatusEvent(kind: .endOfStream, sourceID: eos.sourceID, fields: fields, wallClock: context.clock.now()))
             _ = try publisher.publish(message, whenFull: .block(statusTimeout))
+            context.metrics.delivered(endOf: eos.sourceID)
         case .frame:
             break
         }

@@ -14,22 +14,27 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         name: "source",
         description: "Decode a file or stream (file, http(s), HLS, RTSP, RTMP, SRT, UDP, TCP) into sampled RGB frames.",
         role: .source, inputs: nil, outputs: .frames,
-        options: [
-            OptionSpec("url", .string, required: true, help: "file path or URL FFmpeg can open"),
-            OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref"),
-            OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),
-            OptionSpec("every", .int, min: 1, max: 1_000_000, help: "keep every Nth decoded frame"),
-            OptionSpec("threads", .int, default: .int(0), min: 0, max: 64, help: "decoder threads (0: one per core)"),
-            OptionSpec("size", .size, help: "convert to WxH (Wx / xH keep aspect); default: source size"),
-            OptionSpec("resize", .choice(ResizeMode.allCases.map(\.rawValue)), default: .string("stretch"), help: "how to fit size: stretch, letterbox, crop"),
-            OptionSpec("pixel_format", .choice(PixelFormat.allCases.map(\.rawValue)), default: .string("rgb24"), help: "rgb24, bgr24 or gray8"),
-            OptionSpec("live", .choice(["auto", "on", "off"]), default: .string("auto"), help: "live behaviour (reconnect, monotonic time); auto: by URL scheme"),
-            OptionSpec("read_timeout", .double, default: .double(3), min: 0.05, max: 3600, help: "live: seconds without data before the source counts as lost"),
-            OptionSpec("open_timeout", .double, default: .double(5), min: 0.05, max: 3600, help: "live: seconds to connect and probe"),
-            OptionSpec("reconnect_attempts", .int, default: .int(10), min: 0, max: 1_000_000, help: "live: reconnect attempts after a loss"),
-            OptionSpec("reconnect_delay", .double, default: .double(0.5), min: 0, max: 3600, help: "live: first reconnect delay (doubles)"),
-            OptionSpec("reconnect_max_delay", .double, default: .double(8), min: 0, max: 3600, help: "live: longest reconnect delay"),
-        ])
+        options: [OptionSpec("url", .string, required: true, help: "file path or URL FFmpeg can open")] + decodeOptions + liveOptions)
+
+    /// How frames are decoded, sampled and converted (shared with the `files` source).
+    static let decodeOptions: [OptionSpec] = [
+        OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref"),
+        OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),
+        OptionSpec("every", .int, min: 1, max: 1_000_000, help: "keep every Nth decoded frame"),
+        OptionSpec("threads", .int, default: .int(0), min: 0, max: 64, help: "decoder threads (0: one per core)"),
+        OptionSpec("size", .size, help: "convert to WxH (Wx / xH keep aspect); default: source size"),
+        OptionSpec("resize", .choice(ResizeMode.allCases.map(\.rawValue)), default: .string("stretch"), help: "how to fit size: stretch, letterbox, crop"),
+        OptionSpec("pixel_format", .choice(PixelFormat.allCases.map(\.rawValue)), default: .string("rgb24"), help: "rgb24, bgr24 or gray8"),
+    ]
+
+    static let liveOptions: [OptionSpec] = [
+        OptionSpec("live", .choice(["auto", "on", "off"]), default: .string("auto"), help: "live behaviour (reconnect, monotonic time); auto: by URL scheme"),
+        OptionSpec("read_timeout", .double, default: .double(3), min: 0.05, max: 3600, help: "live: seconds without data before the source counts as lost"),
+        OptionSpec("open_timeout", .double, default: .double(5), min: 0.05, max: 3600, help: "live: seconds to connect and probe"),
+        OptionSpec("reconnect_attempts", .int, default: .int(10), min: 0, max: 1_000_000, help: "live: reconnect attempts after a loss"),
+        OptionSpec("reconnect_delay", .double, default: .double(0.5), min: 0, max: 3600, help: "live: first reconnect delay (doubles)"),
+        OptionSpec("reconnect_max_delay", .double, default: .double(8), min: 0, max: 3600, help: "live: longest reconnect delay"),
+    ]
 
     public static let factory = NodeFactory(descriptor: descriptor) { id, options in
         .source(try VideoSourceNode(id: id, options: options))
@@ -38,6 +43,12 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     init(id: String, options: NodeOptions) throws {
         sourceID = id
         let url = options.string("url") ?? ""
+        source = VideoSource(url: url, options: Self.sourceOptions(sourceID: id, url: url, options: options))
+        cancellation = source.cancellation
+    }
+
+    /// The decoder settings a node's options describe.
+    static func sourceOptions(sourceID id: String, url: String, options: NodeOptions) -> SourceOptions {
         let sampling: SamplingPolicy =
             if let fps = options.string("fps").flatMap(Rational.init(parsing:)) { .perSecond(fps) }
             else if let every = options.int("every") { .everyNth(every) }
@@ -45,7 +56,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         let size = options.string("size").flatMap(OptionSpec.parseSize)
         let liveSetting = options.string("live") ?? "auto"
         let isLive = liveSetting == "on" || (liveSetting == "auto" && SourceOptions.isLiveURL(url))
-        let sourceOptions = SourceOptions(
+        return SourceOptions(
             sourceID: id,
             mode: DecodeMode(rawValue: options.string("mode") ?? "all") ?? .all,
             sampling: sampling,
@@ -60,13 +71,17 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
                                  initialDelay: options.double("reconnect_delay") ?? 0.5,
                                  maxDelay: max(options.double("reconnect_max_delay") ?? 8, options.double("reconnect_delay") ?? 0.5)))
                 : nil)
-        source = VideoSource(url: url, options: sourceOptions)
-        cancellation = source.cancellation
     }
-
     public func cancel() { cancellation.cancel() }
 
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
+        let final = try Self.pump(source, sourceID: sourceID, context: context, emit: emit)
+        return EndOfStream(sourceID: sourceID, fields: Self.endFields(final))
+    }
+
+    /// Runs a decoder to its end: frames out, lifecycle and trouble to the status topic.
+    static func pump(_ source: VideoSource, sourceID: String, context: any NodeContext, startedFields: [String: JSONValue] = [:],
+                     emit: (Item) -> FlowResult) throws -> SourceStats {
         var started = false
         var final = SourceStats()
         while let event = try source.next() {
@@ -77,7 +92,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
                     context.post(StatusEvent(kind: .started, sourceID: sourceID, fields: [
                         "url": .string(info.url), "container": .string(info.container), "codec": .string(info.codec),
                         "width": .int(Int64(info.width)), "height": .int(Int64(info.height)),
-                    ], wallClock: context.clock.now()))
+                    ].merging(startedFields) { _, extra in extra }, wallClock: context.clock.now()))
                 }
             case .frame(let frame):
                 if emit(.frame(frame)) == .flushing { source.cancel() }
@@ -93,11 +108,15 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
                 final = stats
             }
         }
-        return EndOfStream(sourceID: sourceID, fields: [
+        return final
+    }
+
+    static func endFields(_ final: SourceStats) -> [String: JSONValue] {
+        [
             "frames_decoded": .int(Int64(final.framesDecoded)), "frames_emitted": .int(Int64(final.framesEmitted)),
             "frames_sampled_out": .int(Int64(final.framesSampledOut)), "corrupt_packets": .int(Int64(final.corruptPackets)),
             "corrupt_frames": .int(Int64(final.corruptFrames)), "read_errors": .int(Int64(final.readErrors)),
             "reconnects": .int(Int64(final.reconnects)), "gap_seconds": .double(final.gapSeconds),
-        ])
+        ]
     }
 }

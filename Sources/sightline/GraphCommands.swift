@@ -101,6 +101,13 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Do not echo status events (errors, gaps, reconnects) on stderr.")
     var quiet = false
 
+    @Option(help: "Progress bar with ETA for batch (`files`) sources: auto (when stderr is a terminal), on, off.")
+    var progress: ProgressSetting = .auto
+
+    enum ProgressSetting: String, ExpressibleByArgument, CaseIterable {
+        case auto, on, off
+    }
+
     func run() throws {
         FFmpegLogLevel.quiet.apply()
         let validated: ValidatedPipeline
@@ -129,6 +136,16 @@ struct RunCommand: ParsableCommand {
             }
         }
         let started = monotonicSeconds()
+        let isTerminal = isatty(STDERR_FILENO) == 1
+        let showProgress = progress == .on || (progress == .auto && isTerminal)
+        let reporter = showProgress ? ProgressReporter(runtime: runtime, overwrite: isTerminal) : nil
+        let observer = runtime.statusObserver
+        if let reporter {
+            runtime.statusObserver = { status in
+                reporter.observe(status)
+                observer?(status)
+            }
+        }
         let drainTimeout = self.drainTimeout
         let trap = SignalTrap {
             FileHandle.standardError.write(Data("sightline: stopping: draining queues (up to \(drainTimeout) s)\n".utf8))
@@ -136,7 +153,9 @@ struct RunCommand: ParsableCommand {
         }
         defer { withExtendedLifetime(trap) {} }
         runtime.start()
+        reporter?.start()
         _ = runtime.wait()
+        reporter?.finish()
 
         let elapsed = monotonicSeconds() - started
         let snapshot = runtime.metrics.snapshot()
@@ -154,6 +173,58 @@ struct RunCommand: ParsableCommand {
             for (source, message) in failed.sorted(by: { $0.key < $1.key }) { printError("source '\(source)' failed: \(message)") }
             throw ExitCode(3)
         }
+    }
+}
+
+/// Renders a batch source's progress on stderr: redrawn in place on a terminal, one line
+/// every few seconds otherwise (logs).
+final class ProgressReporter: @unchecked Sendable {
+    private let runtime: GraphRuntime
+    private let overwrite: Bool
+    private let state = NSLock()
+    private var plan: BatchProgress?
+    private var planStarted = 0.0
+    private var timer: DispatchSourceTimer?
+    private var lastLine = ""
+
+    init(runtime: GraphRuntime, overwrite: Bool) {
+        self.runtime = runtime
+        self.overwrite = overwrite
+    }
+
+    func observe(_ status: StatusEvent) {
+        guard let progress = BatchProgress(startedStatus: status) else { return }
+        state.lock()
+        plan = progress
+        planStarted = monotonicSeconds()
+        state.unlock()
+    }
+
+    func start() {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + 0.5, repeating: overwrite ? 0.5 : 5)
+        timer.setEventHandler { [weak self] in self?.draw() }
+        timer.resume()
+        self.timer = timer
+    }
+
+    func finish() {
+        timer?.cancel()
+        draw()
+        state.lock()
+        defer { state.unlock() }
+        if overwrite && !lastLine.isEmpty { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    private func draw() {
+        state.lock()
+        defer { state.unlock() }
+        guard let plan else { return }
+        let estimate = plan.estimate(delivered: runtime.metrics.deliveredProgress(), elapsed: monotonicSeconds() - planStarted)
+        let line = BatchProgress.render(estimate)
+        guard line != lastLine else { return }
+        lastLine = line
+        FileHandle.standardError.write(Data((overwrite ? "\r\u{1B}[K" + line : line + "\n").utf8))
     }
 }
 

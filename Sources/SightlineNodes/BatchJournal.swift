@@ -1,0 +1,84 @@
+import Foundation
+import SightlineCore
+
+/// What makes a batch resumable: a directory of per-source output files, each written as
+/// `NAME.jsonl.partial` and renamed to `NAME.jsonl` only when its source ended cleanly, plus a
+/// journal (`sightline-done.jsonl`, one line per finished input file: path, size, mtime). A
+/// re-run skips inputs the journal lists unchanged with their output present, and redoes the
+/// rest — an interrupted file's partial output is simply overwritten.
+public struct BatchJournal: Sendable {
+    public struct Entry: Codable, Sendable, Equatable {
+        public var source: String
+        public var path: String
+        public var size: Int64
+        public var mtime: Double
+        public var output: String
+        public var finished: Double
+    }
+
+    public static let fileName = "sightline-done.jsonl"
+    public let directory: URL
+
+    public init(directory: String) {
+        self.directory = URL(fileURLWithPath: directory, isDirectory: true)
+    }
+
+    /// The output file for a source id: the file part of `NODE/FILE`, or the id itself.
+    public static func outputName(forSource source: String) -> String {
+        let name = source.split(separator: "/", maxSplits: 1).dropFirst().first.map(String.init) ?? source
+        return name + ".jsonl"
+    }
+
+    public func outputURL(forSource source: String) -> URL {
+        directory.appendingPathComponent(Self.outputName(forSource: source))
+    }
+
+    /// Finished entries by input path (the last line for a path wins). Lines cut short by a
+    /// kill are ignored: that file simply counts as not finished.
+    public func entries() -> [String: Entry] {
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent(Self.fileName)) else { return [:] }
+        var result: [String: Entry] = [:]
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            if let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)) { result[entry.path] = entry }
+        }
+        return result
+    }
+
+    /// Whether `path` was finished by an earlier run and has not changed since.
+    public func isFinished(path: String, identity: FileIdentity?, entries: [String: Entry]) -> Bool {
+        guard let identity, let entry = entries[path], entry.size == identity.size, entry.mtime == identity.mtime else { return false }
+        return FileManager.default.fileExists(atPath: directory.appendingPathComponent(entry.output).path)
+    }
+
+    /// Records a finished file: one line, one write, synced.
+    public func append(_ entry: Entry) throws {
+        let url = directory.appendingPathComponent(Self.fileName)
+        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        var line = try JSONEncoder().encode(entry)
+        line.append(UInt8(ascii: "\n"))
+        try handle.write(contentsOf: line)
+        try handle.synchronize()
+    }
+}
+
+/// Size and modification time: enough to notice an input file was replaced.
+public struct FileIdentity: Sendable, Equatable {
+    public var size: Int64
+    public var mtime: Double
+
+    public init(size: Int64, mtime: Double) {
+        self.size = size
+        self.mtime = mtime
+    }
+
+    public init?(path: String) {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let size = (attributes[.size] as? NSNumber)?.int64Value,
+              let date = attributes[.modificationDate] as? Date else { return nil }
+        self.size = size
+        self.mtime = (date.timeIntervalSince1970 * 1000).rounded() / 1000
+    }
+}

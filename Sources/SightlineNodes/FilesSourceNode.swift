@@ -1,0 +1,160 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineMedia
+import Synchronization
+
+/// `files`: a batch job's source — every video in a folder (or listed in a text file), one
+/// after the other. Each file is a source of its own, `NODE/FILE`, so every node keeps and ends
+/// its per-source state per file and each file gets its own end-of-stream. With `resume`, files
+/// a previous run finished (see `BatchJournal`) are skipped and interrupted ones redone.
+public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
+    public let sourceID: String
+    private let options: NodeOptions
+    private let cancelled = Atomic<Bool>(false)
+    private let current = Mutex<SourceCancellation?>(nil)
+
+    public static let defaultExtensions = "mp4,m4v,mov,mkv,webm,avi,ts,mts,m2ts,mpg,mpeg,flv,wmv,3gp,ogv,h264,h265,hevc,y4m"
+
+    public static let descriptor = NodeDescriptor(
+        name: "files",
+        description: "Batch source: every video in a folder (recursively) or listed in a text file, each as source NODE/FILE; resumable.",
+        role: .source, inputs: nil, outputs: .frames,
+        options: [
+            OptionSpec("url", .string, required: true, help: "a folder, a text file with one path per line (# comments), or one video file"),
+            OptionSpec("extensions", .string, default: .string(defaultExtensions), help: "file name extensions taken from a folder (comma-separated)"),
+            OptionSpec("resume", .string, default: .string(""), help: "output folder of a jsonl sink (its `dir`): skip files it lists as finished; empty: process all"),
+        ] + VideoSourceNode.decodeOptions)
+
+    public static let factory = NodeFactory(descriptor: descriptor) { id, options in
+        .source(FilesSourceNode(id: id, options: options))
+    }
+
+    init(id: String, options: NodeOptions) {
+        sourceID = id
+        self.options = options
+    }
+
+    public func cancel() {
+        cancelled.store(true, ordering: .relaxed)
+        current.withLock { $0?.cancel() }
+    }
+
+    /// One input file and what this run does with it.
+    struct PlannedFile {
+        var path: String
+        var source: String
+        var identity: FileIdentity?
+        var duration: Double?
+        var skip: Bool
+    }
+
+    public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
+        let paths = try Self.inputFiles(options.string("url") ?? "", extensions: options.string("extensions") ?? Self.defaultExtensions)
+        let names = Self.uniqueNames(paths)
+        let resume = options.string("resume") ?? ""
+        let journal = resume.isEmpty ? nil : BatchJournal(directory: resume)
+        let finished = journal?.entries() ?? [:]
+        let plan = zip(paths, names).map { path, name -> PlannedFile in
+            let identity = FileIdentity(path: path)
+            let skip = journal?.isFinished(path: path, identity: identity, entries: finished) ?? false
+            let duration = skip ? nil : (try? MediaProbe.probe(url: path, timeout: 10))?.durationSeconds
+            return PlannedFile(path: path, source: "\(sourceID)/\(name)", identity: identity, duration: duration, skip: skip)
+        }
+        let toDo = plan.filter { !$0.skip }
+        context.post(StatusEvent(kind: .started, sourceID: sourceID, fields: [
+            "files": .int(Int64(plan.count)), "to_process": .int(Int64(toDo.count)), "skipped": .int(Int64(plan.count - toDo.count)),
+            "plan": .array(plan.map { file in
+                .object(["source": .string(file.source), "path": .string(file.path), "skip": .bool(file.skip),
+                         "duration_s": file.duration.map { .double(($0 * 1000).rounded() / 1000) } ?? .null])
+            }),
+        ], wallClock: context.clock.now()))
+
+        var processed = 0
+        var failed = 0
+        for (index, file) in toDo.enumerated() {
+            if cancelled.load(ordering: .relaxed) { break }
+            let video = VideoSource(url: file.path, options: VideoSourceNode.sourceOptions(sourceID: file.source, url: file.path, options: options))
+            current.withLock { $0 = video.cancellation }
+            var fields: [String: JSONValue] = ["path": .string(file.path), "file_index": .int(Int64(index + 1)), "files_to_process": .int(Int64(toDo.count))]
+            if let identity = file.identity {
+                fields["size"] = .int(identity.size)
+                fields["mtime"] = .double(identity.mtime)
+            }
+            do {
+                let stats = try VideoSourceNode.pump(video, sourceID: file.source, context: context, startedFields: fields, emit: emit)
+                fields.merge(VideoSourceNode.endFields(stats)) { mine, _ in mine }
+                let completed = !video.cancellation.isCancelled && !cancelled.load(ordering: .relaxed)
+                fields["completed"] = .bool(completed)
+                if completed { processed += 1 }
+            } catch {
+                failed += 1
+                fields["completed"] = false
+                fields["error"] = .string("\(error)")
+                context.post(StatusEvent(kind: .error, sourceID: file.source, fields: [
+                    "node": .string(sourceID), "message": .string("\(error)"), "fatal": .bool(true), "path": .string(file.path),
+                ], wallClock: context.clock.now()))
+            }
+            current.withLock { $0 = nil }
+            if emit(.endOfStream(EndOfStream(sourceID: file.source, fields: fields))) == .flushing { break }
+        }
+        return EndOfStream(sourceID: sourceID, fields: [
+            "files": .int(Int64(plan.count)), "processed": .int(Int64(processed)), "failed": .int(Int64(failed)),
+            "skipped": .int(Int64(plan.count - toDo.count)), "completed": .bool(!cancelled.load(ordering: .relaxed)),
+        ])
+    }
+
+    /// The videos a batch input names, sorted, as absolute paths.
+    static func inputFiles(_ input: String, extensions: String) throws -> [String] {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard !input.isEmpty, fm.fileExists(atPath: input, isDirectory: &isDirectory) else {
+            throw SightlineError.cannotOpen(input: input, reason: "no such file or folder")
+        }
+        let base = URL(fileURLWithPath: input)
+        if isDirectory.boolValue {
+            let wanted = Set(extensions.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            guard let walker = fm.enumerator(at: base, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles]) else {
+                throw SightlineError.cannotOpen(input: input, reason: "cannot list the folder")
+            }
+            var files: [String] = []
+            for case let url as URL in walker where wanted.contains(url.pathExtension.lowercased()) {
+                if (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { files.append(url.standardizedFileURL.path) }
+            }
+            guard !files.isEmpty else {
+                throw SightlineError.cannotOpen(input: input, reason: "the folder holds no video files (extensions: \(extensions))")
+            }
+            return files.sorted()
+        }
+        if ["txt", "list", "lst"].contains(base.pathExtension.lowercased()) {
+            let text = try String(contentsOf: base, encoding: .utf8)
+            let folder = base.deletingLastPathComponent()
+            var files: [String] = []
+            for raw in text.split(whereSeparator: \.isNewline) {
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+                let url = line.hasPrefix("/") ? URL(fileURLWithPath: line) : folder.appendingPathComponent(line)
+                guard fm.fileExists(atPath: url.path) else {
+                    throw SightlineError.cannotOpen(input: line, reason: "listed in \(input) but not found")
+                }
+                files.append(url.standardizedFileURL.path)
+            }
+            guard !files.isEmpty else { throw SightlineError.cannotOpen(input: input, reason: "the list names no files") }
+            return files
+        }
+        return [base.standardizedFileURL.path]
+    }
+
+    /// Topic-safe, unique names: the file name with anything but letters, digits, `.`, `_`
+    /// and `-` replaced by `_`; a repeated name gets `~2`, `~3`, … in list order.
+    static func uniqueNames(_ paths: [String]) -> [String] {
+        var seen: [String: Int] = [:]
+        return paths.map { path in
+            let base = URL(fileURLWithPath: path).lastPathComponent
+            let safe = String(base.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+            seen[safe, default: 0] += 1
+            let count = seen[safe] ?? 1
+            return count == 1 ? safe : "\(safe)~\(count)"
+        }
+    }
+}
