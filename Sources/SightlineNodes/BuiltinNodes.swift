@@ -19,5 +19,6 @@ public enum BuiltinNodes {
         ModerationNode.factory,
         SemanticEmbeddingNode.factory,
         CaptionsNode.factory,
+        SegmentEmbeddingsNode.factory,
     ])
 }

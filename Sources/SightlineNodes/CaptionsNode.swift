@@ -28,7 +28,7 @@ public struct CaptionComposer: Sendable {
     private var previousTopLabel: String?
     private var previousText: [String] = []
 
-    public init(minConfidence: Double = 0.15) {
+    public init(minConfidence: Double = 0.05) {
         self.minConfidence = minConfidence
     }
 
@@ -64,10 +64,11 @@ public struct CaptionComposer: Sendable {
         let top = confident.first?.0
         // Adjacent segments that show the same thing say so instead of repeating themselves.
         let repeated = top != nil && top == previousTopLabel && texts == previousText
-        if let top {
-            let others = confident.dropFirst().map(\.0)
-            let what = others.isEmpty ? top : "\(top) (or \(others.joined(separator: ", ")))"
-            parts.append(repeated ? "Still showing \(article(what)) \(what)" : "Shows \(article(what)) \(what)")
+        if let top, let topP = confident.first?.1 {
+            // Confidence in the words: the top label's share, and the runners-up with theirs.
+            let others = confident.dropFirst().map { "\($0.0) \(percent($0.1))" }
+            let what = others.isEmpty ? "\(top) (\(percent(topP)))" : "\(top) (\(percent(topP)); or \(others.joined(separator: ", ")))"
+            parts.append(repeated ? "Still showing \(article(top)) \(what)" : "Shows \(article(top)) \(what)")
         } else if frames > 0 {
             parts.append("Unclear scene")
         }
@@ -81,6 +82,8 @@ public struct CaptionComposer: Sendable {
         let text = parts.joined(separator: ", ") + "."
         return Caption(start: start, end: end, text: text, labels: Array(confident), onScreenText: texts, repeated: repeated)
     }
+
+    private func percent(_ p: Double) -> String { "\(Int((p * 100).rounded()))%" }
 
     private func article(_ phrase: String) -> String {
         guard let first = phrase.lowercased().first else { return "a" }
@@ -106,7 +109,7 @@ public final class CaptionsNode: NodeProcessor {
         options: [
             OptionSpec("window", .double, default: .double(0), min: 0, max: 3600, help: "fixed window in seconds; 0: use `shots` records from a shots node"),
             OptionSpec("policy", .string, default: .string(""), help: "moderation policy whose text terms are masked in captions (empty: none)"),
-            OptionSpec("min_confidence", .double, default: .double(0.15), min: 0, max: 1, help: "labels averaged below this are left out"),
+            OptionSpec("min_confidence", .double, default: .double(0.05), min: 0, max: 1, help: "labels averaged below this are left out (up to 3 are named, with their confidence)"),
         ])
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
@@ -116,7 +119,7 @@ public final class CaptionsNode: NodeProcessor {
                 if case .text(let words) = category.rule { terms += words }
             }
         }
-        return .processor(CaptionsNode(window: options.double("window") ?? 0, maskedTerms: terms, minConfidence: options.double("min_confidence") ?? 0.15))
+        return .processor(CaptionsNode(window: options.double("window") ?? 0, maskedTerms: terms, minConfidence: options.double("min_confidence") ?? 0.05))
     }
 
     init(window: Double, maskedTerms: [String], minConfidence: Double) {

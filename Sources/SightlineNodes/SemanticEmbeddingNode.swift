@@ -84,7 +84,7 @@ public final class SemanticEmbeddingNode: NodeProcessor {
         var provenance = record.provenance
         provenance.append(Provenance(name: ModelZoo.miniLM.name, version: "\(ModelZoo.miniLM.package)==\(ModelZoo.miniLM.version)", sha256: ModelZoo.miniLM.sha256))
         return Record(kind: "embeddings", sourceID: record.sourceID, start: record.start, end: record.end,
-                      fields: ["space": "minilm-384-conse", "dimension": 384, "labels": .array(used), "text": .string(trimmed),
+                      fields: ["space": "minilm-384-conse", "dimension": 384, "scope": "frame", "labels": .array(used), "text": .string(trimmed),
                                "frame_index": record.fields["frame_index"] ?? .null],
                       vector: vector.map { $0 / norm }, ingestWallClock: record.ingestWallClock, provenance: provenance)
     }

@@ -115,26 +115,32 @@ public final class ShotsNode: NodeProcessor {
     private var lastTime: [String: Double] = [:]
     private let threshold: Float
     private let minLength: Double
+    private let window: Double
+    private var windows: [String: (start: Double, index: Int)] = [:]
 
     public static let descriptor = NodeDescriptor(
         name: "shots",
-        description: "Shot boundaries from luma histograms (flash- and fade-aware); publishes a `shots` record per finished shot.",
+        description: "Shot boundaries from luma histograms (flash- and fade-aware), or fixed windows; a `shots` record per finished segment.",
         role: .transform, inputs: .frames, outputs: .any,
         options: [
             OptionSpec("threshold", .double, default: .double(0.3), min: 0.01, max: 1, help: "picture change (0…1, histogram and layout) that counts as a cut"),
             OptionSpec("min_length", .double, default: .double(0.5), min: 0, max: 3600, help: "shortest shot in seconds"),
+            OptionSpec("window", .double, default: .double(0), min: 0, max: 86_400, help: "fixed segments of this many seconds instead of shots (0: content-based shots)"),
         ])
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
-        .processor(ShotsNode(threshold: Float(options.double("threshold") ?? 0.3), minLength: options.double("min_length") ?? 0.5))
+        .processor(ShotsNode(threshold: Float(options.double("threshold") ?? 0.3), minLength: options.double("min_length") ?? 0.5,
+                             window: options.double("window") ?? 0))
     }
 
-    init(threshold: Float, minLength: Double) {
+    init(threshold: Float, minLength: Double, window: Double = 0) {
         self.threshold = threshold
         self.minLength = minLength
+        self.window = window
     }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        if window > 0 { return fixedWindows(item, emit: emit) }
         switch item {
         case .frame(let frame):
             var detector = detectors[frame.sourceID] ?? ShotDetector(threshold: threshold, minLength: minLength)
@@ -150,6 +156,29 @@ public final class ShotsNode: NodeProcessor {
                 emit(.record(record(shot, source: eos.sourceID, ingest: nil)))
             }
             detectors[eos.sourceID] = nil
+        case .record, .status:
+            emit(item)
+        }
+    }
+
+    /// Segments of `window` seconds of media time, starting at each source's first frame.
+    private func fixedWindows(_ item: Item, emit: (Item) -> Void) {
+        switch item {
+        case .frame(let frame):
+            var current = windows[frame.sourceID] ?? (frame.seconds, 0)
+            if frame.seconds >= current.start + window {
+                let shot = ShotDetector.Shot(index: current.index, start: current.start, end: frame.seconds, reason: "window")
+                emit(.record(record(shot, source: frame.sourceID, ingest: frame.ingestWallClock)))
+                current = (frame.seconds, current.index + 1)
+            }
+            windows[frame.sourceID] = current
+            lastTime[frame.sourceID] = frame.seconds
+            emit(item)
+        case .endOfStream(let eos):
+            if let current = windows.removeValue(forKey: eos.sourceID) {
+                let shot = ShotDetector.Shot(index: current.index, start: current.start, end: lastTime[eos.sourceID] ?? current.start, reason: "end")
+                emit(.record(record(shot, source: eos.sourceID, ingest: nil)))
+            }
         case .record, .status:
             emit(item)
         }

@@ -94,3 +94,21 @@ import SightlineTestSupport
         }
     }
 }
+
+@Suite struct FixedWindowTests {
+    @Test func windowsOfMediaTimeFromTheFirstFrame() throws {
+        let node = ShotsNode(threshold: 0.3, minLength: 0.5, window: 2)
+        let context = try TestContext()
+        var shots: [Record] = []
+        for t in [0.5, 1.5, 2.5, 3.0, 4.5, 5.0] {
+            let frame = Frame(sourceID: "cam", decodeIndex: Int(t * 2), timestamp: Timestamp(pts: Int64(t * 2), timeBase: Rational(1, 2)),
+                              seconds: t, ingestWallClock: 0, isKeyframe: true, width: 4, height: 4, pixelFormat: .gray8,
+                              pixels: [UInt8](repeating: UInt8(t * 40), count: 16))
+            try node.process(.frame(frame), context: context) { if case .record(let r) = $0 { shots.append(r) } }
+        }
+        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let r) = $0 { shots.append(r) } }
+        #expect(shots.map { [$0.start, $0.end] } == [[0.5, 2.5], [2.5, 4.5], [4.5, 5.0]])
+        #expect(shots.map { $0.fields["ended_by"]?.stringValue } == ["window", "window", "end"])
+        #expect(shots.map { $0.fields["index"]?.intValue } == [0, 1, 2])
+    }
+}
