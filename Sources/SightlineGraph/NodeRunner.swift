@@ -114,9 +114,9 @@ final class NodeRunner: @unchecked Sendable {
             // A file of a batch source (`NODE/FILE`) travels the same edges as its node.
             let expected = expectedEndOfStream[source] ?? expectedEndOfStream[SourceName.root(source)] ?? 1
             guard receivedEndOfStream[source] == expected else { return }
+            let merged = EndOfStream(sourceID: source, fields: endOfStreamFields[source] ?? [:])
             receivedEndOfStream[source] = nil
             endOfStreamFields[source] = nil
-            let merged = EndOfStream(sourceID: source, fields: endOfStreamFields[source] ?? [:])
             call(.endOfStream(merged))
             for port in outputs { _ = port.push(.endOfStream(merged), executor: runtime.executor, waker: self) }
             guard expectedEndOfStream[source] != nil else { return }

@@ -21,6 +21,7 @@ public final class InferenceModel: @unchecked Sendable {
     private var sharedPlans: InferenceModel?
 
     public init(graph: IRGraph, threads: Int = 1) throws {
+        KernelThreads.claimCores()
         self.threads = max(1, threads)
         let unsupported = Set(graph.nodes.map(\.op)).subtracting(Operators.supported)
         if let first = unsupported.sorted().first, let node = graph.nodes.first(where: { $0.op == first }) {
@@ -43,7 +44,36 @@ public final class InferenceModel: @unchecked Sendable {
         if threads > 1 && batch >= threads {
             return try runSplittingBatch(input)
         }
+        if batch > 1 && batch & (batch - 1) != 0 {
+            return try runInPowerOfTwoParts(input)
+        }
         return try run(input, profile: Optional<(String, Double) -> Void>.none)
+    }
+
+    /// Dynamic batching hands over any batch size, and each size needs its own plan (built
+    /// with a dry run). Sizes that are not powers of two run as power-of-two parts (7 = 4+2+1),
+    /// so a long job builds at most log2(max batch) + 1 plans per input size.
+    private func runInPowerOfTwoParts(_ input: Tensor) throws -> [String: Tensor] {
+        let batch = input.shape[0], per = input.count / batch
+        var merged: [String: Tensor] = [:]
+        var start = 0
+        while start < batch {
+            var size = 1
+            while size * 2 <= batch - start { size *= 2 }
+            let part = Tensor(shape: [size] + input.shape.dropFirst(), data: Array(input.data[(start * per)..<((start + size) * per)]))
+            for (name, tensor) in try run(part, profile: Optional<(String, Double) -> Void>.none) {
+                guard tensor.shape.first == size else { return try run(input, profile: Optional<(String, Double) -> Void>.none) }
+                if var existing = merged[name] {
+                    existing.shape[0] += size
+                    existing.data += tensor.data
+                    merged[name] = existing
+                } else {
+                    merged[name] = tensor
+                }
+            }
+            start += size
+        }
+        return merged
     }
 
     /// Batches of at least `threads` items: each core runs a share of the batch on its own
@@ -56,7 +86,7 @@ public final class InferenceModel: @unchecked Sendable {
         DispatchQueue.concurrentPerform(iterations: chunks.count) { i in
             let range = chunks[i]
             let part = Tensor(shape: [range.count] + input.shape.dropFirst(), data: Array(input.data[(range.lowerBound * per)..<(range.upperBound * per)]))
-            let outcome = Result { try single.run(part, profile: Optional<(String, Double) -> Void>.none) }
+            let outcome = Result { try single.run(part) }
             results.withLock { $0[i] = outcome }
         }
         var merged: [String: Tensor] = [:]

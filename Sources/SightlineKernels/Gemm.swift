@@ -36,5 +36,17 @@ public enum KernelThreads {
         openblas_set_num_threads(Int32(max(1, count)))
     }
 
+    /// Sightline owns the cores (measured: issue 4's note): OpenBLAS runs single-threaded in
+    /// the calling thread, and parallelism comes from Dispatch and from the graph running
+    /// nodes side by side. Without this, every node's GEMM starts OpenBLAS's own threads, and
+    /// with several nodes busy they spin in sched_yield waiting for each other (a batch run
+    /// spent 45% of its time in the kernel that way). Called by every model load; a benchmark
+    /// may still set another count afterwards.
+    public static func claimCores() {
+        _ = claimOnce
+    }
+
+    private static let claimOnce: Void = { openblas_set_num_threads(1) }()
+
     public static var blasThreads: Int { Int(openblas_get_num_threads()) }
 }
