@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+import SightlineTestSupport
+
+/// Pipelines/batch.yaml on a folder of real-photo clips: killed mid-folder, run again, every
+/// file done exactly once with complete outputs; bad inputs fail alone and are retried.
+@Suite(.serialized) struct BatchPipelineTests {
+    let bin = sightlineBinary()
+    let root = repositoryRoot
+
+    private func jsonLines(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    private func data(_ message: [String: Any]) -> [String: Any] {
+        ((message["header"] as? [String: Any])?["data"] as? [String: Any]) ?? [:]
+    }
+
+    private func files(in folder: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+    }
+
+    @Test func killedMidFolderThenResumedDoesEveryFileExactlyOnce() throws {
+        let base = Fixtures.shared.directory + "/batch-resume-\(getpid())"
+        try? FileManager.default.removeItem(atPath: base)
+        let videos = base + "/videos", out = base + "/out"
+        try FileManager.default.createDirectory(atPath: videos + "/more", withIntermediateDirectories: true)
+        let photos = try SamplePhotos.all()
+        let clips = [("chelsea.png", "a-cat.mp4"), ("coffee.png", "b-coffee.mp4"), ("motorcycle_left.png", "c-moped.mov"), ("astronaut.png", "more/d-astronaut.mkv")]
+        for (photo, name) in clips {
+            try Tool.run("ffmpeg", ["-v", "error", "-y", "-loop", "1", "-i", try #require(photos[photo]), "-vf", "scale=480:-2",
+                                    "-t", "4", "-r", "25", "-c:v", "libx264", "-pix_fmt", "yuv420p", videos + "/" + name])
+        }
+        try "not a video".write(toFile: videos + "/notes.txt", atomically: true, encoding: .utf8)
+        let arguments = ["run", root + "/Pipelines/batch.yaml", "--input", videos,
+                         "--set", "files.resume=\(out)", "--set", "results.dir=\(out)",
+                         "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
+                         "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
+                         "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--progress", "on"]
+
+        // First run: killed (SIGKILL, nothing flushed) once the first file is complete.
+        let first = try LineStreamingProcess(bin, arguments)
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: out + "/a-cat.mp4.jsonl") { Thread.sleep(forTimeInterval: 0.02) }
+        first.kill()
+        _ = first.waitForExit(timeout: 10)
+        let afterKill = files(in: out).filter { $0.hasSuffix(".mp4.jsonl") || $0.hasSuffix(".mov.jsonl") || $0.hasSuffix(".mkv.jsonl") }
+        #expect(afterKill.contains("a-cat.mp4.jsonl"))
+        #expect(afterKill.count < 4, "the kill came before the end of the folder: \(afterKill)")
+        let firstOutput = try Data(contentsOf: URL(fileURLWithPath: out + "/a-cat.mp4.jsonl"))
+
+        // Second run: skips the finished file, redoes the interrupted one, does the rest.
+        let second = try Tool.run(bin, arguments)
+        #expect(second.stderr.contains("ETA"), "progress bar: \(second.stderr)")
+        #expect(second.stderr.contains("(1 already done)") || second.stderr.contains("already done"), "\(second.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/a-cat.mp4.jsonl")) == firstOutput, "a finished file is not redone")
+        #expect(!files(in: out).contains { $0.hasSuffix(".partial") }, "\(files(in: out))")
+
+        let journal = try jsonLines(out + "/sightline-done.jsonl")
+        let journalPaths = journal.compactMap { $0["path"] as? String }
+        #expect(journalPaths.count == 4 && Set(journalPaths).count == 4, "each file recorded once: \(journalPaths)")
+        for (_, name) in clips {
+            let file = (name as NSString).lastPathComponent
+            let messages = try jsonLines(out + "/\(file).jsonl")
+            let source = "files/\(file)"
+            #expect(messages.allSatisfy { ($0["header"] as? [String: Any])?["source"] as? String == source }, "\(file)")
+            let labels = messages.filter { ($0["topic"] as? String) == "labels/\(source)/" }
+            let indices = labels.compactMap { data($0)["frame_index"] as? Int }
+            #expect(indices.count == 8 && Set(indices).count == 8, "\(file): 4 s at 2 frames/s, each frame once: \(indices)")
+            let ends = messages.filter { data($0)["event"] as? String == "end_of_stream" }
+            #expect(ends.count == 1 && data(ends[0])["completed"] as? Bool == true, "\(file)")
+            let starts = messages.filter { data($0)["event"] as? String == "started" }
+            #expect(starts.count == 1, "\(file) was started once in its output")
+            #expect(messages.contains { ($0["topic"] as? String) == "captions/\(source)/" })
+            let segments = messages.filter { ($0["topic"] as? String) == "embeddings/\(source)/" && data($0)["scope"] as? String == "segment" }
+            #expect(Set(segments.compactMap { data($0)["dimension"] as? Int }) == [1280, 384], "\(file): both segment embeddings")
+        }
+        let cat = try jsonLines(out + "/a-cat.mp4.jsonl").filter { ($0["topic"] as? String) == "captions/files/a-cat.mp4/" }
+        #expect(cat.contains { (data($0)["caption"] as? String)?.contains("cat") == true })
+
+        // Third run: nothing left to do.
+        let third = try Tool.run(bin, arguments + ["--progress", "off"])
+        #expect(third.stderr.contains("0 frames"), "\(third.stderr)")
+    }
+
+    @Test func aBrokenFileFailsAloneAndIsRetriedNextTime() throws {
+        let base = Fixtures.shared.directory + "/batch-broken-\(getpid())"
+        try? FileManager.default.removeItem(atPath: base)
+        let videos = base + "/videos", out = base + "/out"
+        try FileManager.default.createDirectory(atPath: videos, withIntermediateDirectories: true)
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=10", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", videos + "/good.mp4"])
+        try Data(repeating: 0x42, count: 5000).write(to: URL(fileURLWithPath: videos + "/broken.mp4"))
+        let pipeline = base + "/stats-batch.yaml"
+        try """
+        pipeline: stats-batch
+        nodes:
+          files: {type: files, url: x, resume: \(out)}
+          stats: {type: frame_stats}
+          results: {type: jsonl, dir: \(out)}
+        edges:
+          - files -> stats
+          - stats -> results
+        """.write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let first = try Tool.run(bin, ["run", pipeline, "--input", videos], check: false)
+        #expect(first.status == 3, "a failed file makes the exit status 3: \(first.stderr)")
+        #expect(first.stderr.contains("broken.mp4"))
+        #expect(files(in: out).contains("good.mp4.jsonl"))
+        #expect(!files(in: out).contains("broken.mp4.jsonl"))
+        let stats = try jsonLines(out + "/good.mp4.jsonl").filter { ($0["topic"] as? String) == "stats/files/good.mp4/" }
+        #expect(stats.count == 20)
+        // Re-run: only the broken file is tried again.
+        let second = try Tool.run(bin, ["run", pipeline, "--input", videos, "--progress", "on"], check: false)
+        #expect(second.status == 3)
+        #expect(second.stderr.contains("(1 already done)"), "\(second.stderr)")
+        #expect(try jsonLines(out + "/sightline-done.jsonl").count == 1)
+
+        let missing = try Tool.run(bin, ["run", pipeline, "--input", base + "/nowhere"], check: false)
+        #expect(missing.status != 0 && missing.stderr.contains("no such file or folder"), "\(missing.stderr)")
+    }
+}
