@@ -45,8 +45,14 @@ let package = Package(
         .target(name: "SightlineMedia", dependencies: ["SightlineCore", "CFFmpeg"]),
         .target(
             name: "SightlineKernels", dependencies: ["SightlineCore", "COpenBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release))]),
-        .target(name: "SightlineInference", dependencies: ["SightlineCore", "SightlineKernels"]),
+            swiftSettings: [
+                .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
+                // Kernels are optimised in debug builds too: the tests run real models end to end.
+                .unsafeFlags(["-O"], .when(configuration: .debug)),
+            ]),
+        .target(
+            name: "SightlineInference", dependencies: ["SightlineCore", "SightlineKernels"],
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(
             name: "SightlineModels",
             dependencies: [
@@ -96,7 +102,7 @@ let package = Package(
             dependencies: ["SightlineModels", "SightlineInference", "SightlineMedia", "SightlineCore", "SightlineTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
