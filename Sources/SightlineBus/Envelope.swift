@@ -27,11 +27,27 @@ public struct EnvelopeEncoder: Sendable {
     public var vectorFormat: Envelope.VectorFormat
     private var sequence: [String: Int64] = [:]
     private var pipelineBytes: [UInt8] = []
+    /// Per source: where its media came from (`{"url", "sha256"?}`), from its `started` status.
+    private var origins: [String: JSONValue] = [:]
 
     public init(pipelineName: String, pipelineHash: String, vectorFormat: Envelope.VectorFormat = .float32) {
         self.pipelineName = pipelineName
         self.pipelineHash = pipelineHash
         self.vectorFormat = vectorFormat
+    }
+
+    /// Every later message of `source` carries `origin: {"url", "sha256"}` (sha256 of the file's
+    /// bytes; absent for live streams, which have no fixed content).
+    public mutating func setOrigin(source: String, url: String, sha256: String?) {
+        var origin: [String: JSONValue] = ["url": .string(url)]
+        if let sha256 { origin["sha256"] = .string(sha256) }
+        origins[source] = .object(origin)
+    }
+
+    /// Sinks call this for every status: a source's `started` status names its origin.
+    public mutating func noteOrigin(from status: StatusEvent) {
+        guard status.kind == .started, let source = status.sourceID, let url = status.fields["url"]?.stringValue else { return }
+        setOrigin(source: source, url: url, sha256: status.fields["sha256"]?.stringValue)
     }
 
     public mutating func encode(_ record: Record, wallClock: Double) -> BusMessage {
@@ -44,7 +60,8 @@ public struct EnvelopeEncoder: Sendable {
         }
         let header = writeHeader(
             topic: topic, kind: record.kind, source: record.sourceID, wallClock: wallClock, data: record.fields,
-            span: (record.start, record.end), provenance: .array(record.provenance.map(\.json)), payload: payloadInfo)
+            span: (record.start, record.end), provenance: .array(record.provenance.map(\.json)), payload: payloadInfo,
+            ingest: record.ingestWallClock)
         return BusMessage(topic: topic, header: header, payload: payload)
     }
 
@@ -63,7 +80,7 @@ public struct EnvelopeEncoder: Sendable {
     /// this runs once per published message).
     private mutating func writeHeader(
         topic: String, kind: String, source: String, wallClock: Double, data: [String: JSONValue],
-        span: (Double, Double)?, provenance: JSONValue?, payload: JSONValue?
+        span: (Double, Double)?, provenance: JSONValue?, payload: JSONValue?, ingest: Double? = nil
     ) -> [UInt8] {
         let seq = sequence[topic, default: 0]
         sequence[topic] = seq + 1
@@ -81,7 +98,9 @@ public struct EnvelopeEncoder: Sendable {
         }
         out.append(UInt8(ascii: "{"))
         key("data", first: true); JSONValue.object(data).write(to: &out)
+        if let ingest { key("ingest_wallclock"); JSONValue.double(ingest).write(to: &out) }
         key("kind"); JSONValue.string(kind).write(to: &out)
+        if let origin = origins[source] { key("origin"); origin.write(to: &out) }
         if let payload { key("payload"); payload.write(to: &out) }
         key("pipeline"); out.append(contentsOf: pipelineBytes)
         if let provenance { key("provenance"); provenance.write(to: &out) }

@@ -114,11 +114,14 @@ public struct NodeDescriptor: Sendable {
     /// Whether instances keep no state across items, so several lanes may run at once
     /// (items are routed to lanes by source, so each source stays in order).
     public var allowsConcurrency: Bool
+    /// Groups of options of which exactly one must be given (e.g. a file `path` or a `dir`).
+    public var exactlyOneOf: [[String]]
 
     public init(
         name: String, description: String, role: Role, inputs: PortKind?, outputs: PortKind?,
-        options: [OptionSpec], allowsConcurrency: Bool = false
+        options: [OptionSpec], allowsConcurrency: Bool = false, exactlyOneOf: [[String]] = []
     ) {
+        self.exactlyOneOf = exactlyOneOf
         self.name = name
         self.description = description
         self.role = role

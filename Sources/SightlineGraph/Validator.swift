@@ -75,6 +75,15 @@ public enum PipelineValidator {
                                                   hint: "\(option.name): \(option.help)"))
                 }
             }
+            for group in descriptor.exactlyOneOf {
+                let given = group.filter { name in node.option(name).map { !$0.value.isEmpty } ?? false }
+                if given.count != 1 {
+                    let names = group.map { "'\($0)'" }.joined(separator: " or ")
+                    diagnostics.append(Diagnostic(given.count > 1 ? (node.option(given[1])?.location ?? node.location) : node.location,
+                                                  given.isEmpty ? "node '\(node.id)' (\(node.type)) needs option \(names)" : "node '\(node.id)' (\(node.type)) takes only one of \(names)",
+                                                  hint: group.compactMap { descriptor.option($0).map { "\($0.name): \($0.help)" } }.joined(separator: "; ")))
+                }
+            }
             if node.concurrency > 1 && !descriptor.allowsConcurrency {
                 diagnostics.append(Diagnostic(node.location, "node '\(node.id)' (\(node.type)) keeps state and cannot run with concurrency \(node.concurrency)",
                                               hint: "remove 'concurrency' or use 1"))

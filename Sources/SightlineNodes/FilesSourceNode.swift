@@ -81,6 +81,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
                 fields["size"] = .int(identity.size)
                 fields["mtime"] = .double(identity.mtime)
             }
+            fields.merge(VideoSourceNode.originFields(file.path)) { _, origin in origin }
             do {
                 let stats = try VideoSourceNode.pump(video, sourceID: file.source, context: context, startedFields: fields, emit: emit)
                 fields.merge(VideoSourceNode.endFields(stats)) { mine, _ in mine }

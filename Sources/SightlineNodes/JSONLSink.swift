@@ -23,10 +23,10 @@ public final class JSONLSink: NodeProcessor {
         description: "Write records and status as JSON lines (the subscriber's line format) to a file, or one file per source in a folder.",
         role: .sink, inputs: .records, outputs: nil,
         options: [
-            OptionSpec("path", .string, default: .string(""), help: "output file (created or truncated); set this or `dir`"),
-            OptionSpec("dir", .string, default: .string(""), help: "output folder: one NAME.jsonl per source, complete files only (batch jobs, resumable)"),
+            OptionSpec("path", .string, help: "output file (created or truncated); set this or `dir`"),
+            OptionSpec("dir", .string, help: "output folder: one NAME.jsonl per source, complete files only (batch jobs, resumable)"),
             OptionSpec("vectors", .bool, default: .bool(false), help: "include vector payloads as a \"vector\" array"),
-        ])
+        ], exactlyOneOf: [["path", "dir"]])
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try JSONLSink(path: options.string("path") ?? "", directory: options.string("dir") ?? "", includeVectors: options.bool("vectors") ?? false))
@@ -71,6 +71,7 @@ public final class JSONLSink: NodeProcessor {
             context.metrics.delivered(source: record.sourceID, seconds: record.end)
             source = record.sourceID
         case .status(let status):
+            encoder!.noteOrigin(from: status)
             message = encoder!.encode(status)
             source = status.sourceID
         case .endOfStream(let eos):

@@ -65,6 +65,7 @@ public final class PublishSink: NodeProcessor {
                 context.metrics.sinkDropped(source: record.sourceID)
             }
         case .status(let status):
+            encoder!.noteOrigin(from: status)
             // Status is what tells subscribers about trouble: wait for room rather than drop.
             if !(try publisher.publish(encoder!.encode(status), whenFull: .block(statusTimeout))) {
                 context.metrics.sinkDropped(source: status.sourceID ?? Envelope.pipelineSource)

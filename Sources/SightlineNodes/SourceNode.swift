@@ -2,12 +2,14 @@ import Foundation
 import SightlineCore
 import SightlineGraph
 import SightlineMedia
+import SightlineModels
 
 /// `source`: decodes a file or live URL with SightlineMedia and emits sampled, converted frames.
 /// Its node id is the source id that topics and messages carry.
 public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     public let sourceID: String
     private let source: VideoSource
+    private let url: String
     private let cancellation: SourceCancellation
 
     public static let descriptor = NodeDescriptor(
@@ -43,6 +45,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     init(id: String, options: NodeOptions) throws {
         sourceID = id
         let url = options.string("url") ?? ""
+        self.url = url
         source = VideoSource(url: url, options: Self.sourceOptions(sourceID: id, url: url, options: options))
         cancellation = source.cancellation
     }
@@ -74,8 +77,15 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     }
     public func cancel() { cancellation.cancel() }
 
+    /// Provenance of the media: a local file's sha256 goes into its `started` status, and the
+    /// sinks put `origin: {url, sha256}` on every message of the source. Live URLs have none.
+    static func originFields(_ url: String) -> [String: JSONValue] {
+        guard FileManager.default.fileExists(atPath: url), let digest = try? ModelStore.sha256(ofFile: url) else { return [:] }
+        return ["sha256": .string(digest)]
+    }
+
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
-        let final = try Self.pump(source, sourceID: sourceID, context: context, emit: emit)
+        let final = try Self.pump(source, sourceID: sourceID, context: context, startedFields: Self.originFields(url), emit: emit)
         return EndOfStream(sourceID: sourceID, fields: Self.endFields(final))
     }
 

@@ -203,7 +203,7 @@ import SightlineTestSupport
         #expect(result.status == 1)
         let lines = result.stderr.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.hasPrefix("\(pipeline):2:41: error: option 'fps'") })
-        #expect(lines.contains { $0.hasPrefix("\(pipeline):3:3: error: node 'out' (jsonl) needs option 'path'") })
+        #expect(lines.contains { $0.hasPrefix("\(pipeline):3:3: error: node 'out' (jsonl) needs option 'path' or 'dir'") })
         #expect(lines.contains { $0.hasPrefix("\(pipeline):6:5: error: dangling edge out -> nowhere") })
         #expect(result.stderr.contains("hint:"))
         let run = try Tool.run(bin, ["run", pipeline], check: false)

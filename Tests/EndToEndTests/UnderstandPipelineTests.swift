@@ -23,14 +23,17 @@ import SightlineTestSupport
         let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
         let messages = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         func data(_ kind: String) -> [[String: Any]] {
-            messages.filter { ($0["topic"] as? String) == "\(kind)/cam1/" }.compactMap { ($0["header"] as? [String: Any])?["data"] as? [String: Any] }
+            records(kind).compactMap { $0["data"] as? [String: Any] }
+        }
+        func records(_ kind: String) -> [[String: Any]] {
+            messages.filter { ($0["topic"] as? String) == "\(kind)/cam1/" }.compactMap { $0["header"] as? [String: Any] }
         }
         let labels = data("labels")
         #expect(labels.count == 2)
         let top = (labels.first?["labels"] as? [[String: Any]])?.compactMap { $0["label"] as? String } ?? []
         #expect(!Set(top.prefix(3)).isDisjoint(with: ["Egyptian cat", "tabby", "tiger cat"]), "\(top)")
         #expect(data("embeddings").contains { $0["dimension"] as? Int == 1280 })
-        let semantic = data("embeddings").filter { $0["space"] as? String == "minilm-384-conse" }
+        let semantic = data("embeddings").filter { $0["space"] as? String == "minilm-384-conse" && $0["scope"] as? String == "frame" }
         #expect(semantic.count == 2 && semantic.allSatisfy { ($0["text"] as? String)?.contains("BREAKING NEWS") == true })
         let nsfw = data("nsfw").compactMap { $0["score"] as? Double }
         #expect(nsfw.count == 2 && nsfw.allSatisfy { $0 < 0.2 })
@@ -39,6 +42,17 @@ import SightlineTestSupport
         #expect(data("moderation").isEmpty, "a cat with a news caption raises no flag")
         let captions = data("captions").compactMap { $0["caption"] as? String }
         #expect(captions.count == 1 && captions.allSatisfy { $0.contains("cat") && $0.contains("BREAKING NEWS") }, "\(captions)")
+        // Provenance on every result: the source file and its content hash, the pipeline hash.
+        let digest = try Tool.run("sha256sum", [video]).stdout.split(separator: " ").first.map(String.init)
+        let results = messages.filter { ($0["header"] as? [String: Any])?["kind"] as? String != "status" }
+        #expect(!results.isEmpty)
+        for message in results {
+            let header = try #require(message["header"] as? [String: Any])
+            let origin = header["origin"] as? [String: Any]
+            #expect(origin?["url"] as? String == video && origin?["sha256"] as? String == digest, "\(header)")
+            #expect(((header["pipeline"] as? [String: Any])?["hash"] as? String)?.count == 64)
+        }
+        #expect(records("labels").allSatisfy { $0["ingest_wallclock"] is Double })
         let provenance = messages.compactMap { ($0["header"] as? [String: Any])?["provenance"] as? [[String: Any]] }.flatMap { $0 }
         #expect(provenance.contains { ($0["name"] as? String) == "pp-ocrv4" && ($0["sha256"] as? String)?.count == 64 })
     }
