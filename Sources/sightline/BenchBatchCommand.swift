@@ -1,0 +1,152 @@
+import ArgumentParser
+import Foundation
+import SightlineCore
+import SightlineModels
+
+/// `sightline bench batch`: Pipelines/batch.yaml against a Python baseline doing the same job
+/// (Samples/baseline/batch_baseline.py: ffmpeg CLI + onnxruntime + RapidOCR + pyzmq), same
+/// models, same clip, same core count, measured in the same run; then their outputs compared.
+struct BenchBatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch",
+        abstract: "The batch pipeline vs a Python baseline (ffmpeg CLI + onnxruntime + pyzmq) on a 720p clip; prints the speed ratio and output agreement.",
+        discussion: "Needs python3 with onnxruntime, onnx, tokenizers, pyzmq and rapidocr-onnxruntime==1.4.4 (pip install them).")
+
+    @Option(help: "Clip to process (default: a 30 s 720p clip made from the bundled sample).") var input: String?
+    @Option(help: "Runs of each; the best time counts.") var runs: Int = 2
+    @Option(help: "Cores for both (onnxruntime intra-op threads; the pipeline file's node threads).") var threads: Int = 2
+    @Option(help: "Python with the baseline's packages.") var python: String = "python3"
+    @OptionGroup var cache: ModelCacheOption
+
+    /// A file of the repository: beside the built binary (.build/<config>/sightline), else relative to the cwd.
+    static func repositoryFile(_ relative: String) -> String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("../../../" + relative).standardized.path
+        return FileManager.default.fileExists(atPath: beside) ? beside : relative
+    }
+
+    func run() throws {
+        let python = try findExecutable(self.python)
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: python)
+        check.arguments = ["-c", "import onnxruntime, onnx, tokenizers, zmq, rapidocr_onnxruntime"]
+        check.standardError = FileHandle.nullDevice
+        try check.run()
+        check.waitUntilExit()
+        guard check.terminationStatus == 0 else {
+            throw ValidationError("the baseline needs: \(self.python) -m pip install onnxruntime onnx tokenizers pyzmq rapidocr-onnxruntime==1.4.4")
+        }
+        let clip = try input ?? Self.defaultClip()
+        let models = try prepareModels(python: python)
+        let work = NSTemporaryDirectory() + "sightline-bench-batch-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let pipeline = Self.repositoryFile("Pipelines/batch.yaml")
+        let policy = Self.repositoryFile("Pipelines/moderation-policy.yaml")
+        let baseline = Self.repositoryFile("Samples/baseline/batch_baseline.py")
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        print("sightline bench batch — \(clip), 2 sampled frames/s, \(threads) cores, best of \(runs); ratio = baseline time ÷ ours (target ≥ 1.5)")
+
+        var ours: [Double] = [], theirs: [Double] = []
+        let ourOut = work + "/ours", theirOut = work + "/baseline.jsonl"
+        for run in 0..<runs {
+            try? FileManager.default.removeItem(atPath: ourOut)
+            var started = monotonicSeconds()
+            _ = try runTool(me, ["run", pipeline, "--input", clip, "--set", "files.resume=", "--set", "results.dir=\(ourOut)",
+                                 "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(Self.freeTCPPort())",
+                                 "--set", "labels.threads=\(threads)", "--set", "nsfw.threads=\(threads)", "--set", "ocr.threads=\(threads)",
+                                 "--set", "captions.policy=\(policy)", "--set", "moderation.policy=\(policy)", "--progress", "off", "--quiet"])
+            ours.append(monotonicSeconds() - started)
+            started = monotonicSeconds()
+            _ = try runTool(python, [baseline, clip, "--models", models, "--out", theirOut, "--threads", "\(threads)",
+                                     "--endpoint", "tcp://127.0.0.1:\(Self.freeTCPPort())"])
+            theirs.append(monotonicSeconds() - started)
+            print(String(format: "  run %d: sightline %.2f s, python baseline %.2f s", run + 1, ours.last ?? 0, theirs.last ?? 0))
+        }
+        let best = (ours.min() ?? .infinity, theirs.min() ?? .infinity)
+        print(String(format: "sightline %.2f s   python baseline %.2f s   ratio %.2f× %@", best.0, best.1, best.1 / best.0,
+                     best.1 / best.0 >= 1.5 ? "(target met)" : "(target 1.5× not met)"))
+        try compare(ours: ourOut + "/" + URL(fileURLWithPath: clip).lastPathComponent + ".jsonl", baseline: theirOut)
+    }
+
+    /// Do both produce the same results? Per sampled frame: top-1 label, NSFW score, OCR text.
+    func compare(ours: String, baseline: String) throws {
+        func load(_ path: String) throws -> [(kind: String, time: Double, data: [String: Any])] {
+            try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").compactMap { line in
+                guard let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let header = json["header"] as? [String: Any], let kind = header["kind"] as? String,
+                      let data = header["data"] as? [String: Any] else { return nil }
+                return (kind, (header["pts_start"] as? Double) ?? -1, data)
+            }
+        }
+        let a = try load(ours), b = try load(baseline)
+        func byTime(_ rows: [(kind: String, time: Double, data: [String: Any])], _ kind: String) -> [Int: [String: Any]] {
+            var out: [Int: [String: Any]] = [:]
+            for row in rows where row.kind == kind { out[Int((row.time * 2).rounded())] = row.data }
+            return out
+        }
+        let (la, lb) = (byTime(a, "labels"), byTime(b, "labels"))
+        let frames = Set(la.keys).intersection(lb.keys)
+        let top1 = { (d: [String: Any]) in ((d["labels"] as? [[String: Any]])?.first?["label"] as? String) ?? "" }
+        let agree = frames.filter { top1(la[$0] ?? [:]) == top1(lb[$0] ?? [:]) }.count
+        let (na, nb) = (byTime(a, "nsfw"), byTime(b, "nsfw"))
+        let nsfwDiff = Set(na.keys).intersection(nb.keys).map { abs(((na[$0]?["score"] as? Double) ?? 0) - ((nb[$0]?["score"] as? Double) ?? 0)) }.max() ?? 0
+        let (oa, ob) = (byTime(a, "ocr"), byTime(b, "ocr"))
+        let ocrFrames = Set(oa.keys).intersection(ob.keys)
+        let ocrEqual = ocrFrames.filter { (oa[$0]?["text"] as? String ?? "") == (ob[$0]?["text"] as? String ?? "") }.count
+        print("outputs: \(la.count) vs \(lb.count) sampled frames; top-1 label agrees on \(agree)/\(frames.count); "
+              + String(format: "largest NSFW score difference %.4f; ", nsfwDiff) + "OCR text equal on \(ocrEqual)/\(ocrFrames.count) frames; "
+              + "captions \(a.filter { $0.kind == "captions" }.count) vs \(b.filter { $0.kind == "captions" }.count)")
+    }
+
+    /// The bundled sample (bigbuckbunny, 1280×720) looped to 30 s, encoded once and cached.
+    static func defaultClip() throws -> String {
+        let cacheRoot = (ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline"))
+        let path = cacheRoot + "/bench/batch-720p-30s.mp4"
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let sample = cacheRoot + "/samples/bigbuckbunny.mp4"
+        guard FileManager.default.fileExists(atPath: sample) else {
+            throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first, or pass --input")
+        }
+        try FileManager.default.createDirectory(atPath: cacheRoot + "/bench", withIntermediateDirectories: true)
+        _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-stream_loop", "6", "-i", sample, "-t", "30",
+                                                        "-c:v", "libx264", "-preset", "medium", "-g", "50", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
+        try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
+        return path
+    }
+
+    /// The baseline's model folder: the same files Sightline loads (ONNX as is; the .pth and
+    /// the safetensors exported to ONNX by Scripts/reference), label names, tokenizer.
+    func prepareModels(python: String) throws -> String {
+        let store = cache.store
+        for manifest in [ModelZoo.openNSFW, ModelZoo.efficientNetLite0, ModelZoo.ppOCR, ModelZoo.miniLM] { try store.fetch(manifest) }
+        let dir = (ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline")) + "/bench/baseline-models"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func link(_ source: String, _ name: String) throws {
+            let target = dir + "/" + name
+            try? FileManager.default.removeItem(atPath: target)
+            try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: source)
+        }
+        try link(try store.verify(ModelZoo.openNSFW), "open_nsfw.onnx")
+        let ocr = ModelZoo.ppOCR
+        try link(try store.verify(ocr), "ch_PP-OCRv4_det_infer.onnx")
+        try link(try store.verify(ocr, companion: ocr.companions[0]), "ch_PP-OCRv4_rec_infer.onnx")
+        try link(try store.verify(ocr, companion: ocr.companions[1]), "ch_ppocr_mobile_v2.0_cls_infer.onnx")
+        let minilm = ModelZoo.miniLM
+        guard let tokenizer = minilm.companions.first(where: { $0.fileInWheel.hasSuffix("/tokenizer.json") }) else {
+            throw ValidationError("the MiniLM manifest lists no tokenizer.json")
+        }
+        try link(try store.verify(minilm, companion: tokenizer), "tokenizer.json")
+        try ImageNetLabels.names.joined(separator: "\n").write(toFile: dir + "/imagenet.txt", atomically: true, encoding: .utf8)
+        let scripts = BenchInferCommand.referenceScripts
+        if !FileManager.default.fileExists(atPath: dir + "/efficientnet-lite0.onnx") {
+            _ = try runTool(python, [scripts + "/efficientnet_reference.py", try store.verify(ModelZoo.efficientNetLite0), dir + "/efficientnet-lite0.onnx"])
+        }
+        if !FileManager.default.fileExists(atPath: dir + "/minilm.onnx") {
+            _ = try runTool(python, [scripts + "/minilm_onnx.py", try store.verify(minilm), dir + "/minilm.onnx"])
+        }
+        return dir
+    }
+
+    static func freeTCPPort() -> Int { Int.random(in: 40000..<50000) }
+}
