@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import SightlineBus
+import SightlineCore
+
+/// `sightline bench live`: Pipelines/live.yaml on a 720p30 stream that ffmpeg pushes over UDP
+/// in real time; a subscriber measures frame-to-message latency (receive time − the frame's
+/// ingest wall clock) and the pipeline process's memory is sampled as it runs.
+struct BenchLiveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "live",
+        abstract: "Live 720p30 over UDP through Pipelines/live.yaml: frame-to-message latency p50/p99 and memory over time (targets: p50 ≤ 300 ms, p99 ≤ 1 s, flat memory).")
+
+    @Option(help: "Seconds to run.") var duration: Double = 600
+    @Option(help: "Seconds between progress lines.") var every: Double = 30
+
+    func run() throws {
+        FileHandle.standardError.write(Data())
+        let clip = try Self.liveClip()
+        let udpPort = Int.random(in: 20000..<30000), busPort = Int.random(in: 30000..<40000)
+        let udp = "udp://127.0.0.1:\(udpPort)"
+        let pipeline = BenchBatchCommand.repositoryFile("Pipelines/live.yaml")
+        let policy = BenchBatchCommand.repositoryFile("Pipelines/moderation-policy.yaml")
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+
+        let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: "tcp://127.0.0.1:\(busPort)", defaultRole: .sub))
+        let graph = Process()
+        graph.executableURL = URL(fileURLWithPath: me)
+        graph.arguments = ["run", pipeline, "--input", udp, "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(busPort)",
+                           "--set", "captions.policy=\(policy)", "--set", "moderation.policy=\(policy)", "--quiet", "--progress", "off"]
+        graph.standardError = FileHandle.nullDevice
+        try graph.run()
+        let sender = Process()
+        sender.executableURL = URL(fileURLWithPath: try findExecutable("ffmpeg"))
+        sender.arguments = ["-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", clip, "-t", "\(Int(duration) + 10)",
+                            "-c", "copy", "-f", "mpegts", udp + "?pkt_size=1316"]
+        try sender.run()
+        defer {
+            if sender.isRunning { sender.terminate() }
+            if graph.isRunning { kill(graph.processIdentifier, SIGINT) }
+            graph.waitUntilExit()
+        }
+
+        print("sightline bench live — 720p30 H.264 over UDP (real time), Pipelines/live.yaml (2 sampled frames/s), \(Int(duration)) s")
+        print(pad("time s", 9) + pad("messages", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("RSS MB", 9) + "dropped")
+        let started = monotonicSeconds()
+        var latencies: [String: [Double]] = [:]
+        var window: [Double] = []
+        var messages = 0
+        var rss: [(Double, Double)] = []
+        var nextReport = every
+        var dropped = 0
+        while monotonicSeconds() - started < duration {
+            if let message = try subscriber.receive(timeout: 0.5), let header = message.headerJSON {
+                messages += 1
+                let kind = header["kind"]?.stringValue ?? "?"
+                if let ingest = header["ingest_wallclock"]?.doubleValue {
+                    let latency = Date().timeIntervalSince1970 - ingest
+                    latencies[kind, default: []].append(latency)
+                    window.append(latency)
+                }
+                if kind == "status", header["data"]?["event"]?.stringValue == "heartbeat",
+                   let sources = header["data"]?["sources"]?["cam"] {
+                    dropped = Int((sources["dropped_in_graph"]?.intValue ?? 0) + (sources["dropped_at_sink"]?.intValue ?? 0))
+                }
+            }
+            let elapsed = monotonicSeconds() - started
+            if elapsed >= nextReport {
+                nextReport += every
+                let memory = Self.residentMegabytes(pid: graph.processIdentifier)
+                rss.append((elapsed, memory))
+                window.sort()
+                print(pad(String(format: "%.0f", elapsed), 9) + pad("\(messages)", 10)
+                      + pad(Self.percentile(window, 50).map { String(format: "%.0f", $0 * 1000) } ?? "-", 9)
+                      + pad(Self.percentile(window, 99).map { String(format: "%.0f", $0 * 1000) } ?? "-", 9)
+                      + pad(String(format: "%.0f", memory), 9) + "\(dropped)")
+                window.removeAll()
+            }
+        }
+        let all = latencies.filter { $0.key != "status" }.values.flatMap { $0 }.sorted()
+        print("per kind (frame-to-message, whole run):")
+        for (kind, values) in latencies.sorted(by: { $0.key < $1.key }) where kind != "status" {
+            let sorted = values.sorted()
+            print("  " + pad(kind, 12) + pad("\(sorted.count) msgs", 11) + String(format: "p50 %6.0f ms   p99 %6.0f ms",
+                  (Self.percentile(sorted, 50) ?? 0) * 1000, (Self.percentile(sorted, 99) ?? 0) * 1000))
+        }
+        let p50 = Self.percentile(all, 50) ?? .infinity, p99 = Self.percentile(all, 99) ?? .infinity
+        print(String(format: "all results: p50 %.0f ms (target ≤ 300), p99 %.0f ms (target ≤ 1000) — %@", p50 * 1000, p99 * 1000,
+                     p50 <= 0.3 && p99 <= 1.0 ? "met" : "NOT met"))
+        if let first = rss.first(where: { $0.0 >= 60 }) ?? rss.first, let last = rss.last {
+            print(String(format: "memory: %.0f MB at %.0f s, %.0f MB at %.0f s (%+.1f%%), peak %.0f MB", first.1, first.0, last.1, last.0,
+                         (last.1 - first.1) / max(first.1, 1) * 100, rss.map(\.1).max() ?? 0))
+        }
+        print("dropped frames (graph + sink): \(dropped)")
+    }
+
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double? {
+        guard !sorted.isEmpty else { return nil }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p / 100).rounded()))]
+    }
+
+    static func residentMegabytes(pid: Int32) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kb = line.split(separator: " ").compactMap({ Double($0) }).first else { return 0 }
+        return kb / 1024
+    }
+
+    /// The bundled sample re-encoded at 1280×720, 30 fps, 1 s GOP (cached).
+    static func liveClip() throws -> String {
+        let cacheRoot = (ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline"))
+        let path = cacheRoot + "/bench/live-720p30.mp4"
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let sample = cacheRoot + "/samples/bigbuckbunny.mp4"
+        guard FileManager.default.fileExists(atPath: sample) else {
+            throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first")
+        }
+        try FileManager.default.createDirectory(atPath: cacheRoot + "/bench", withIntermediateDirectories: true)
+        _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-i", sample, "-vf", "scale=1280:720,fps=30",
+                                                        "-c:v", "libx264", "-preset", "medium", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
+        try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
+        return path
+    }
+}
