@@ -51,6 +51,8 @@ public struct Record: Sendable, Equatable {
 public struct StatusEvent: Sendable, Equatable {
     public enum Kind: String, Sendable {
         case started, gap, reconnecting, drops, error, heartbeat
+        /// Sparse computation: tiles computed (region selector) and work saved (delta models).
+        case regions, delta
         case endOfStream = "end_of_stream"
     }
 

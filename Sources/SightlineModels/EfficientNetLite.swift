@@ -143,11 +143,23 @@ public final class EfficientNetLite0: @unchecked Sendable {
     }
 
     public func classify(input: Tensor) throws -> [Result] {
-        let outputs = try model.run(input)
+        try results(try model.run(input), count: input.shape[0])
+    }
+
+    /// Delta execution for one frame of a source (see `InferenceModel.runDelta`): only what
+    /// the changed tiles can reach is recomputed; `tiles == nil` runs dense and refreshes.
+    public func classifyDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.5) throws -> (Result, DeltaStats) {
+        let input = Self.preprocessing.tensor(for: [frame])
+        let mask = tiles.map { Self.preprocessing.changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
+        let (outputs, stats) = try model.runDelta(input, changed: mask, layout: .nchw, state: state, denseAbove: denseAbove)
+        guard let result = try results(outputs, count: 1).first else { throw ModelError.missing("EfficientNet outputs") }
+        return (result, stats)
+    }
+
+    private func results(_ outputs: [String: Tensor], count n: Int) throws -> [Result] {
         guard var logits = outputs[EfficientNetLiteBuilder.logitsName], let features = outputs[EfficientNetLiteBuilder.featuresName] else {
             throw ModelError.missing("EfficientNet outputs")
         }
-        let n = input.shape[0]
         let classes = logits.count / max(n, 1), width = features.count / max(n, 1)
         return (0..<n).map { i in
             var p = Array(logits.data[(i * classes)..<((i + 1) * classes)])

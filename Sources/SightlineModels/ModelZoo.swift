@@ -43,6 +43,39 @@ public struct ImagePreprocessing: Sendable {
     public var mean: [Float]
     public var scale: [Float]
 
+    public init(resizeTo: Int, crop: Int, order: ChannelOrder, layout: Layout, mean: [Float], scale: [Float]) {
+        self.resizeTo = resizeTo
+        self.crop = crop
+        self.order = order
+        self.layout = layout
+        self.mean = mean
+        self.scale = scale
+    }
+
+    /// The model-input positions (crop × crop) a change in `tiles` of the frame can reach:
+    /// each input pixel is a bilinear mix of the 2×2 source pixels around its centre, so it
+    /// counts as changed when any of those lies in a changed tile (conservative, so a mask of
+    /// every moved tile gives exactly the dense result).
+    public func changedInputMask(frameWidth: Int, frameHeight: Int, tiles: TileMask) -> ChangeMask {
+        let offset = (resizeTo - crop) / 2
+        func sourceTiles(_ dst: Int, source: Int, tile: Int, count: Int) -> (Int, Int) {
+            let x = (Double(dst + offset) + 0.5) * Double(source) / Double(resizeTo) - 0.5
+            let x0 = min(max(Int(x.rounded(.down)), 0), source - 1), x1 = min(x0 + 1, source - 1)
+            return (min(x0 / tile, count - 1), min(x1 / tile, count - 1))
+        }
+        let columns = (0..<crop).map { sourceTiles($0, source: frameWidth, tile: tiles.tileSize, count: tiles.columns) }
+        let rows = (0..<crop).map { sourceTiles($0, source: frameHeight, tile: tiles.tileSize, count: tiles.rows) }
+        var bits = [Bool](repeating: false, count: crop * crop)
+        for y in 0..<crop {
+            let (r0, r1) = rows[y]
+            for x in 0..<crop {
+                let (c0, c1) = columns[x]
+                bits[y * crop + x] = tiles[r0, c0] || tiles[r0, c1] || tiles[r1, c0] || tiles[r1, c1]
+            }
+        }
+        return ChangeMask(height: crop, width: crop, bits: bits)
+    }
+
     /// Builds the model input for a batch of decoded frames (any size; rgb24/bgr24/gray8).
     public func tensor(for frames: [Frame]) -> Tensor {
         let c = 3, s = crop
@@ -105,6 +138,15 @@ public final class NSFWClassifier: @unchecked Sendable {
         try scores(input: Self.preprocessing.tensor(for: frames))
     }
 
+    /// P(NSFW) for one frame of a source with delta execution (see `InferenceModel.runDelta`).
+    public func scoreDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.5) throws -> (Float, DeltaStats) {
+        let input = Self.preprocessing.tensor(for: [frame])
+        let mask = tiles.map { Self.preprocessing.changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
+        let (outputs, stats) = try model.runDelta(input, changed: mask, layout: .nhwc, state: state, denseAbove: denseAbove)
+        guard let output = outputs.values.first, output.count >= 2 else { throw ModelError.missing("open_nsfw output") }
+        return (output.data[1], stats)
+    }
+
     /// P(NSFW) per item of an already preprocessed [N, 224, 224, 3] batch.
     public func scores(input: Tensor) throws -> [Float] {
         guard let output = try model.run(input).values.first else { throw ModelError.missing("open_nsfw output") }
@@ -119,4 +161,48 @@ public enum ImageNetLabels {
               let text = try? String(contentsOf: url, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").map { String($0.split(separator: ",").first ?? $0).trimmingCharacters(in: .whitespaces) }
     }()
+}
+
+/// Which tiles of a frame changed: a grid of `tileSize`-pixel tiles, row-major.
+public struct TileMask: Sendable, Equatable {
+    public var tileSize: Int
+    public var columns: Int
+    public var rows: Int
+    public var bits: [Bool]
+
+    public init(tileSize: Int, columns: Int, rows: Int, bits: [Bool]) {
+        precondition(bits.count == columns * rows)
+        self.tileSize = tileSize
+        self.columns = columns
+        self.rows = rows
+        self.bits = bits
+    }
+
+    public subscript(row: Int, column: Int) -> Bool { bits[row * columns + column] }
+
+    public var fraction: Double { bits.isEmpty ? 0 : Double(bits.filter { $0 }.count) / Double(bits.count) }
+
+    /// Row-major bits as hex, four tiles per digit (the `regions` record's `mask`).
+    public var hex: String {
+        var out = ""
+        out.reserveCapacity((bits.count + 3) / 4)
+        for start in stride(from: 0, to: bits.count, by: 4) {
+            var nibble = 0
+            for i in 0..<4 where start + i < bits.count && bits[start + i] { nibble |= 8 >> i }
+            out.append(String(nibble, radix: 16))
+        }
+        return out
+    }
+
+    public init?(hex: String, tileSize: Int, columns: Int, rows: Int) {
+        let count = columns * rows
+        guard hex.count == (count + 3) / 4 else { return nil }
+        var bits: [Bool] = []
+        bits.reserveCapacity(count)
+        for character in hex {
+            guard let nibble = Int(String(character), radix: 16) else { return nil }
+            for i in 0..<4 where bits.count < count { bits.append(nibble & (8 >> i) != 0) }
+        }
+        self.init(tileSize: tileSize, columns: columns, rows: rows, bits: bits)
+    }
 }

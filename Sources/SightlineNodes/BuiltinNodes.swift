@@ -20,5 +20,6 @@ public enum BuiltinNodes {
         SemanticEmbeddingNode.factory,
         CaptionsNode.factory,
         SegmentEmbeddingsNode.factory,
+        RegionsNode.factory,
     ])
 }

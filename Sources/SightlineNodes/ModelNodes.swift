@@ -25,14 +25,29 @@ enum ModelNodeOptions {
 /// one batch becomes records, one list per frame.
 public class BatchedModelNode: NodeProcessor {
     private var stage: FrameBatchStage!
+    /// Delta inference (`delta: true`): frames go one by one through the activation cache.
+    let delta: DeltaSupport?
 
-    init(batching options: NodeOptions) {
+    init(batching options: NodeOptions, name: String) {
+        delta = (options.bool("delta") ?? false) ? DeltaSupport(node: name, options: options) : nil
         stage = FrameBatchStage(options: options) { [unowned self] frames in try self.infer(frames) }
     }
 
     func infer(_ frames: [Frame]) throws -> [[Record]] { fatalError("subclass") }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        if let delta {
+            switch item {
+            case .record(let record): delta.observe(record)
+            case .frame(let frame):
+                if let status = delta.status(for: frame.sourceID, every: 50, final: false, context: context) { context.post(status) }
+            case .endOfStream(let eos):
+                defer { if let status = delta.status(for: eos.sourceID, every: 0, final: true, context: context) { context.post(status) } }
+                try stage.process(item, context: context, emit: emit)
+                return
+            case .status: break
+            }
+        }
         try stage.process(item, context: context, emit: emit)
     }
 
@@ -53,7 +68,7 @@ public final class LabelsNode: BatchedModelNode {
     public static let descriptor = NodeDescriptor(
         name: "labels", description: "ImageNet-1k labels per frame (EfficientNet-Lite0); optionally the 1280-d visual embedding.",
         role: .transform, inputs: .frames, outputs: .any,
-        options: ModelNodeOptions.common + [
+        options: ModelNodeOptions.common + DeltaSupport.options + [
             OptionSpec("top", .int, default: .int(5), min: 1, max: 1000, help: "labels per frame"),
             OptionSpec("embeddings", .bool, default: .bool(false), help: "also publish the L2-normalised 1280-d feature (kind `embeddings`)"),
         ])
@@ -66,11 +81,19 @@ public final class LabelsNode: BatchedModelNode {
         model = try EfficientNetLite0(store: try ModelNodeOptions.store(ModelZoo.efficientNetLite0, options: options), threads: options.int("threads") ?? 1)
         top = options.int("top") ?? 5
         embeddings = options.bool("embeddings") ?? false
-        super.init(batching: options)
+        super.init(batching: options, name: "labels")
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
-        zip(frames, try model.classify(frames)).map { records(frame: $0, result: $1) }
+        if let delta {
+            return try frames.map { frame in
+                try delta.results(for: frame) { tiles, state in
+                    let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove)
+                    return (records(frame: frame, result: result), stats)
+                }
+            }
+        }
+        return zip(frames, try model.classify(frames)).map { records(frame: $0, result: $1) }
     }
 
     private func records(frame: Frame, result: EfficientNetLite0.Result) -> [Record] {
@@ -98,7 +121,7 @@ public final class NSFWNode: BatchedModelNode {
 
     public static let descriptor = NodeDescriptor(
         name: "nsfw", description: "P(NSFW) per frame (Yahoo open_nsfw); publishes an `nsfw` record.",
-        role: .transform, inputs: .frames, outputs: .any, options: ModelNodeOptions.common)
+        role: .transform, inputs: .frames, outputs: .any, options: ModelNodeOptions.common + DeltaSupport.options)
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try NSFWNode(options: options))
@@ -106,15 +129,25 @@ public final class NSFWNode: BatchedModelNode {
 
     init(options: NodeOptions) throws {
         model = try NSFWClassifier(store: try ModelNodeOptions.store(ModelZoo.openNSFW, options: options), threads: options.int("threads") ?? 1)
-        super.init(batching: options)
+        super.init(batching: options, name: "nsfw")
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
-        zip(frames, try model.scores(frames)).map { frame, score in
-            [Record(kind: "nsfw", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                    fields: ["score": .double((Double(score) * 1e6).rounded() / 1e6), "frame_index": .int(Int64(frame.decodeIndex))],
-                    ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.openNSFW)])]
+        if let delta {
+            return try frames.map { frame in
+                try delta.results(for: frame) { tiles, state in
+                    let (score, stats) = try model.scoreDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove)
+                    return ([record(frame, score)], stats)
+                }
+            }
         }
+        return zip(frames, try model.scores(frames)).map { [record($0, $1)] }
+    }
+
+    private func record(_ frame: Frame, _ score: Float) -> Record {
+        Record(kind: "nsfw", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+               fields: ["score": .double((Double(score) * 1e6).rounded() / 1e6), "frame_index": .int(Int64(frame.decodeIndex))],
+               ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.openNSFW)])
     }
 }
 
@@ -139,7 +172,7 @@ public final class OCRNode: BatchedModelNode {
         reader = try TextRecognizer(store: try ModelNodeOptions.store(ModelZoo.ppOCR, options: options), threads: options.int("threads") ?? 1)
         reader.useAngleClassifier = options.bool("angle_classifier") ?? true
         minConfidence = Float(options.double("min_confidence") ?? 0.5)
-        super.init(batching: options)
+        super.init(batching: options, name: "ocr")
     }
 
     /// Frames differ in how many text lines they hold, so OCR runs frame by frame; batching

@@ -49,7 +49,7 @@ private func take<T>(_ batcher: inout DynamicBatcher<T>) -> [T] { batcher.take()
     final class FakeModel: BatchedModelNode {
         nonisolated(unsafe) static var batches: [Int] = []
         static let descriptor = NodeDescriptor(name: "fake_model", description: "test", role: .transform, inputs: .frames, outputs: .any, options: FrameBatchStage.options)
-        static let factory = NodeFactory(descriptor: descriptor) { _, options in .processor(FakeModel(batching: options)) }
+        static let factory = NodeFactory(descriptor: descriptor) { _, options in .processor(FakeModel(batching: options, name: "fake")) }
 
         override func infer(_ frames: [Frame]) throws -> [[Record]] {
             Self.batches.append(frames.count)

@@ -1,0 +1,238 @@
+import Foundation
+import SightlineCore
+import SightlineKernels
+
+/// Which positions of one image (H×W) changed since the cached run.
+public struct ChangeMask: Sendable, Equatable {
+    public var height: Int
+    public var width: Int
+    public var bits: [Bool]
+
+    public init(height: Int, width: Int, bits: [Bool]) {
+        precondition(bits.count == height * width)
+        self.height = height
+        self.width = width
+        self.bits = bits
+    }
+
+    public var count: Int { bits.reduce(0) { $0 + ($1 ? 1 : 0) } }
+    public var fraction: Double { bits.isEmpty ? 0 : Double(count) / Double(bits.count) }
+}
+
+/// The memory delta execution keeps per source: the effective input of the last run and
+/// every intermediate value it produced (the plan's "release after last use" is not applied).
+public final class DeltaState: @unchecked Sendable {
+    var inputShape: [Int]?
+    var values: [String: IRValue] = [:]
+
+    public init() {}
+
+    /// Forget everything: the next run is dense.
+    public func reset() {
+        inputShape = nil
+        values = [:]
+    }
+
+    public var isEmpty: Bool { values.isEmpty }
+}
+
+/// What one delta run cost, in multiply-accumulates of the convolutions (where the time goes).
+public struct DeltaStats: Sendable, Equatable {
+    public var denseMACs: Double = 0
+    public var computedMACs: Double = 0
+    /// Fraction of input positions that changed (1 for a dense run).
+    public var changedInput: Double = 1
+    /// Convolutions that took the masked path.
+    public var maskedConvolutions = 0
+    public var savedFraction: Double { denseMACs > 0 ? 1 - computedMACs / denseMACs : 0 }
+}
+
+public enum InputLayout: Sendable {
+    case nchw, nhwc
+}
+
+extension InferenceModel {
+    /// How each value differs from the cached run.
+    enum Change {
+        case none
+        case spatial(ChangeMask, InputLayout)
+        case all
+    }
+
+    /// Runs the model recomputing only what `changed` input positions can reach (one image).
+    /// Positions outside the mask keep the cached input — so with a mask that marks every
+    /// position whose pixels moved at all, the result equals a dense run; with a coarser mask
+    /// (noise ignored) the error is bounded by what was ignored. Convolutions whose changed
+    /// outputs exceed `denseAbove` of the plane, a missing cache, a new shape or `changed == nil`
+    /// run dense. Outputs are exactly those of `run`.
+    public func runDelta(_ input: Tensor, changed: ChangeMask?, layout: InputLayout, state: DeltaState,
+                         denseAbove: Double = 0.5) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+        guard input.shape.first == 1, input.rank == 4 else { throw ModelError.unsupported("delta execution takes one image (batch 1, rank 4), got \(input.shape)") }
+        let plan = try self.plan(for: input.shape)
+        var stats = DeltaStats()
+        let spatial = layout == .nchw ? (input.shape[2], input.shape[3]) : (input.shape[1], input.shape[2])
+        var changes: [String: Change] = [:]
+        var effective = input
+        let canReuse = state.inputShape == input.shape && state.values[inputName] != nil
+        if canReuse, let changed, changed.height == spatial.0, changed.width == spatial.1,
+           case .float(let previous)? = state.values[inputName] {
+            // Positions outside the mask keep what the cache was computed from.
+            effective = previous
+            let channels = layout == .nchw ? input.shape[1] : input.shape[3]
+            let plane = spatial.0 * spatial.1
+            for p in 0..<plane where changed.bits[p] {
+                for c in 0..<channels {
+                    let i = layout == .nchw ? c * plane + p : p * channels + c
+                    effective.data[i] = input.data[i]
+                }
+            }
+            stats.changedInput = changed.fraction
+            changes[inputName] = changed.fraction > denseAbove ? .all : (changed.count == 0 ? .none : .spatial(changed, layout))
+        } else {
+            state.values = [:]
+            changes[inputName] = .all
+        }
+        state.inputShape = input.shape
+        state.values[inputName] = .float(effective)
+
+        func value(_ name: String) throws -> IRValue {
+            guard let v = state.values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
+            return v
+        }
+        for step in plan.steps {
+            let inputChanges: [Change] = step.inputs.map { name in
+                if name.isEmpty || plan.constants[name] != nil { return .none }
+                return changes[name] ?? .all
+            }
+            let cached = step.outputs.allSatisfy { state.values[$0] != nil }
+            if let conv = step.conv {
+                let x = try value(step.inputs[0]).asFloat
+                let (oh, ow) = conv.geometry.outputSize(height: x.shape[2], width: x.shape[3])
+                let macs = Double(conv.outChannels * oh * ow * (x.shape[1] / conv.groups) * conv.geometry.kernelH * conv.geometry.kernelW)
+                stats.denseMACs += macs
+                if cached, case .none = inputChanges[0] {
+                    changes[step.outputs[0]] = Change.none
+                    continue
+                }
+                if cached, case .spatial(let mask, .nchw) = inputChanges[0], case .float(var out)? = state.values[step.outputs[0]] {
+                    let (outMask, _, _) = dilateMask(mask.bits, height: mask.height, width: mask.width, geometry: conv.geometry)
+                    let positions = outMask.indices.filter { outMask[$0] }.map(Int32.init)
+                    let dilated = ChangeMask(height: oh, width: ow, bits: outMask)
+                    if positions.isEmpty {
+                        changes[step.outputs[0]] = Change.none
+                        continue
+                    }
+                    if Double(positions.count) <= denseAbove * Double(oh * ow) {
+                        conv.runMasked(x, positions: positions, into: &out)
+                        stats.computedMACs += macs * Double(positions.count) / Double(oh * ow)
+                        stats.maskedConvolutions += 1
+                        state.values[step.outputs[0]] = .float(out)
+                        changes[step.outputs[0]] = .spatial(dilated, .nchw)
+                    } else {
+                        // Mostly changed: dense, and from here on the change counts as
+                        // everywhere (receptive fields only grow; no more mask bookkeeping).
+                        state.values[step.outputs[0]] = .float(conv.run(x, threads: threads))
+                        stats.computedMACs += macs
+                        changes[step.outputs[0]] = .all
+                    }
+                    continue
+                }
+                state.values[step.outputs[0]] = .float(conv.run(x, threads: threads))
+                stats.computedMACs += macs
+                changes[step.outputs[0]] = .all
+                continue
+            }
+            if cached, inputChanges.allSatisfy({ if case .none = $0 { true } else { false } }) {
+                for name in step.outputs { changes[name] = Change.none }
+                continue
+            }
+            // Everything but convolutions is cheap: computed densely (so exactly), with the
+            // change mask carried through where the operator keeps positions apart.
+            switch step.kind {
+            case .generic(let node):
+                let inputs = try step.inputs.map { $0.isEmpty ? nil : try value($0) }
+                let outputs = try Operators.evaluate(node, inputs)
+                for (name, v) in zip(step.outputs, outputs) { state.values[name] = v }
+                let out = step.outputs[0]
+                changes[out] = Self.propagate(node, inputChanges, outputShape: outputs.first.map(\.asFloat.shape) ?? [],
+                                              inputShape: try? value(step.inputs[0]).asFloat.shape)
+                for name in step.outputs.dropFirst() { changes[name] = .all }
+            case .attention(let scale):
+                let t = try step.inputs.map { try value($0).asFloat }
+                state.values[step.outputs[0]] = .float(Operators.fusedAttention(q: t[0], k: t[1], v: t[2], scale: scale))
+                changes[step.outputs[0]] = .all
+            case .layerNorm(let epsilon):
+                let t = try step.inputs.map { try value($0).asFloat }
+                state.values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
+                changes[step.outputs[0]] = .all
+            case .conv:
+                break
+            }
+        }
+        var result: [String: Tensor] = [:]
+        for (declaredName, name) in zip(graph.outputs, plan.outputs) {
+            guard let v = state.values[name] ?? plan.constants[name] else { throw ModelError.missing("output '\(declaredName)'") }
+            result[declaredName] = v.asFloat
+        }
+        return (result, stats)
+    }
+
+    /// The change of a dense-computed operator's output: elementwise operators keep the union
+    /// of their inputs' masks, pooling windows dilate it like a convolution, the NHWC↔NCHW
+    /// transposes move it to the other layout; anything else counts as changed everywhere.
+    static func propagate(_ node: IRNode, _ inputs: [Change], outputShape: [Int], inputShape: [Int]?) -> Change {
+        var masks: [(ChangeMask, InputLayout)] = []
+        for change in inputs {
+            switch change {
+            case .none: continue
+            case .all: return .all
+            case .spatial(let m, let l): masks.append((m, l))
+            }
+        }
+        guard let (first, layout) = masks.first, masks.allSatisfy({ $0.1 == layout && $0.0.height == first.height && $0.0.width == first.width }) else {
+            return masks.isEmpty ? .none : .all
+        }
+        var union = first
+        for (m, _) in masks.dropFirst() { for i in union.bits.indices where m.bits[i] { union.bits[i] = true } }
+        let spatialOut = layout == .nchw ? outputShape.dropFirst(2).map { $0 } : Array(outputShape.dropFirst().prefix(2))
+        if ExecutionPlan.unaryElementwise.contains(node.op) || ExecutionPlan.binaryElementwise.contains(node.op) {
+            return outputShape.count == 4 && spatialOut == [first.height, first.width] ? .spatial(union, layout) : .all
+        }
+        if (node.op == "MaxPool" || node.op == "AveragePool"), layout == .nchw, let inputShape, let kernel = node.ints("kernel_shape"),
+           let geometry = try? Operators.geometry(node, inputShape: inputShape, kernel: kernel) {
+            let (bits, h, w) = dilateMask(union.bits, height: union.height, width: union.width, geometry: geometry)
+            return outputShape.count == 4 && outputShape[2] == h && outputShape[3] == w ? .spatial(ChangeMask(height: h, width: w, bits: bits), .nchw) : .all
+        }
+        if node.op == "Transpose", let perm = node.ints("perm") {
+            if perm == [0, 3, 1, 2], layout == .nhwc { return .spatial(union, .nchw) }
+            if perm == [0, 2, 3, 1], layout == .nchw { return .spatial(union, .nhwc) }
+        }
+        return .all
+    }
+}
+
+extension PlanStep {
+    var conv: ConvStep? {
+        if case .conv(let c) = kind { return c }
+        return nil
+    }
+}
+
+extension ConvStep {
+    /// Recomputes the output at `positions` (oy·W'+ox) in place; one image.
+    func runMasked(_ x: Tensor, positions: [Int32], into out: inout Tensor) {
+        x.data.withUnsafeBufferPointer { src in
+            weight.withUnsafeBufferPointer { w in
+                out.data.withUnsafeMutableBufferPointer { dst in
+                    let output = dst.baseAddress!
+                    func run(_ b: UnsafePointer<Float>?) {
+                        maskedConv2d(input: src.baseAddress!, channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                                     weight: w.baseAddress!, outChannels: outChannels, bias: b, groups: groups,
+                                     geometry: geometry, activation: activation, positions: positions, output: output)
+                    }
+                    if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                }
+            }
+        }
+    }
+}

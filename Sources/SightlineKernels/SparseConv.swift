@@ -1,0 +1,145 @@
+/// Delta (sparse) convolution: recompute a convolution only where its input changed.
+///
+/// A change mask says which input positions (of one image, H×W) differ from the input the
+/// cached output was computed from. An output position must be recomputed exactly when its
+/// receptive field — the kernel window, with stride, padding and dilation — touches a changed
+/// input (`dilateMask`); every other output keeps its cached value. DeltaCNN (CVPR 2022) does
+/// this on GPUs; here it is im2col over the changed positions only → one GEMM → scatter.
+
+/// The output positions (H'×W') whose window touches a `true` input position.
+public func dilateMask(_ mask: [Bool], height: Int, width: Int, geometry g: Conv2DGeometry) -> (mask: [Bool], height: Int, width: Int) {
+    let (oh, ow) = g.outputSize(height: height, width: width)
+    var out = [Bool](repeating: false, count: max(0, oh * ow))
+    guard oh > 0, ow > 0 else { return (out, max(0, oh), max(0, ow)) }
+    if g.dilationH == 1 && g.dilationW == 1 {
+        // Integral image: each output asks "any change in my window?" in O(1).
+        var sum = [Int32](repeating: 0, count: (height + 1) * (width + 1))
+        for y in 0..<height {
+            var row: Int32 = 0
+            for x in 0..<width {
+                row += mask[y * width + x] ? 1 : 0
+                sum[(y + 1) * (width + 1) + x + 1] = sum[y * (width + 1) + x + 1] + row
+            }
+        }
+        for oy in 0..<oh {
+            let y0 = max(0, oy * g.strideH - g.padTop), y1 = min(height, oy * g.strideH - g.padTop + g.kernelH)
+            guard y0 < y1 else { continue }
+            for ox in 0..<ow {
+                let x0 = max(0, ox * g.strideW - g.padLeft), x1 = min(width, ox * g.strideW - g.padLeft + g.kernelW)
+                guard x0 < x1 else { continue }
+                let count = sum[y1 * (width + 1) + x1] - sum[y0 * (width + 1) + x1] - sum[y1 * (width + 1) + x0] + sum[y0 * (width + 1) + x0]
+                out[oy * ow + ox] = count > 0
+            }
+        }
+    } else {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                out[oy * ow + ox] = windowTouches(mask, height: height, width: width, g, oy, ox)
+            }
+        }
+    }
+    return (out, oh, ow)
+}
+
+/// The reference twin of `dilateMask`: every tap of every window, one by one.
+public func referenceDilateMask(_ mask: [Bool], height: Int, width: Int, geometry g: Conv2DGeometry) -> [Bool] {
+    let (oh, ow) = g.outputSize(height: height, width: width)
+    var out = [Bool](repeating: false, count: max(0, oh * ow))
+    for oy in 0..<max(0, oh) {
+        for ox in 0..<max(0, ow) {
+            out[oy * ow + ox] = windowTouches(mask, height: height, width: width, g, oy, ox)
+        }
+    }
+    return out
+}
+
+private func windowTouches(_ mask: [Bool], height: Int, width: Int, _ g: Conv2DGeometry, _ oy: Int, _ ox: Int) -> Bool {
+    for ky in 0..<g.kernelH {
+        let iy = oy * g.strideH - g.padTop + ky * g.dilationH
+        guard iy >= 0 && iy < height else { continue }
+        for kx in 0..<g.kernelW {
+            let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
+            if ix >= 0 && ix < width && mask[iy * width + ix] { return true }
+        }
+    }
+    return false
+}
+
+/// Recomputes conv2d (one image, NCHW) at the output `positions` (oy·W'+ox) only, writing into
+/// `output` ([M, H', W'], holding the previous result); all other outputs are left as they are.
+/// Same arithmetic as `conv2d`: bias, then the activation.
+public func maskedConv2d(
+    input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
+    weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?, groups: Int,
+    geometry g: Conv2DGeometry, activation: Activation, positions: [Int32],
+    output: UnsafeMutablePointer<Float>
+) {
+    let (oh, ow) = g.outputSize(height: height, width: width)
+    let outSpatial = oh * ow
+    let taps = g.kernelH * g.kernelW
+    if groups == channels && groups == outChannels {
+        // Depthwise: a direct loop per channel and position.
+        for c in 0..<channels {
+            let plane = input + c * height * width
+            let w = weight + c * taps
+            let b = bias?[c] ?? 0
+            let out = output + c * outSpatial
+            for position in positions {
+                let p = Int(position), oy = p / ow, ox = p % ow
+                var sum: Float = 0
+                for ky in 0..<g.kernelH {
+                    let iy = oy * g.strideH - g.padTop + ky * g.dilationH
+                    guard iy >= 0 && iy < height else { continue }
+                    for kx in 0..<g.kernelW {
+                        let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
+                        if ix >= 0 && ix < width { sum += w[ky * g.kernelW + kx] * plane[iy * width + ix] }
+                    }
+                }
+                out[p] = activation.apply(sum + b)
+            }
+        }
+        return
+    }
+    // Grouped or dense: gather the changed positions' patches (im2col restricted to them),
+    // one GEMM per group and chunk of positions, then scatter.
+    let cg = channels / groups, mg = outChannels / groups
+    let k = cg * taps
+    let chunk = max(1, min(positions.count, 4096))
+    var columns = [Float](repeating: 0, count: k * chunk)
+    var result = [Float](repeating: 0, count: mg * chunk)
+    for group in 0..<groups {
+        var start = 0
+        while start < positions.count {
+            let n = min(chunk, positions.count - start)
+            columns.withUnsafeMutableBufferPointer { cols in
+                for c in 0..<cg {
+                    let plane = input + (group * cg + c) * height * width
+                    for ky in 0..<g.kernelH {
+                        for kx in 0..<g.kernelW {
+                            let row = cols.baseAddress! + ((c * g.kernelH + ky) * g.kernelW + kx) * n
+                            for j in 0..<n {
+                                let p = Int(positions[start + j]), oy = p / ow, ox = p % ow
+                                let iy = oy * g.strideH - g.padTop + ky * g.dilationH
+                                let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
+                                row[j] = (iy >= 0 && iy < height && ix >= 0 && ix < width) ? plane[iy * width + ix] : 0
+                            }
+                        }
+                    }
+                }
+            }
+            columns.withUnsafeBufferPointer { cols in
+                result.withUnsafeMutableBufferPointer { r in
+                    gemm(transposeA: false, transposeB: false, m: mg, n: n, k: k,
+                         a: weight + group * mg * k, lda: k, b: cols.baseAddress!, ldb: n, c: r.baseAddress!, ldc: n)
+                }
+            }
+            for m in 0..<mg {
+                let channel = group * mg + m
+                let b = bias?[channel] ?? 0
+                let out = output + channel * outSpatial
+                for j in 0..<n { out[Int(positions[start + j])] = activation.apply(result[m * n + j] + b) }
+            }
+            start += n
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineInference
+import SightlineModels
+
+/// What a model node needs for delta inference: the `regions` record of each frame (from an
+/// upstream `regions` node), the per-source activation cache, the last results (reused for
+/// skipped frames, marked `reused`), and the work-saved counters it reports on the status topic.
+final class DeltaSupport {
+    static let options: [OptionSpec] = [
+        OptionSpec("delta", .bool, default: .bool(false), help: "recompute only what changed (needs a `regions` node upstream); reuse results of skipped frames"),
+        OptionSpec("dense_above", .double, default: .double(0.5), min: 0, max: 1, help: "delta: a layer whose changed outputs exceed this fraction runs dense"),
+    ]
+
+    struct Counters {
+        var frames = 0
+        var reused = 0
+        var denseMACs = 0.0
+        var computedMACs = 0.0
+        var seconds = 0.0
+    }
+
+    let node: String
+    let denseAbove: Double
+    private var regions: [String: [Int: Record]] = [:]
+    private var states: [String: DeltaState] = [:]
+    private var lastResults: [String: [Record]] = [:]
+    private(set) var counters: [String: Counters] = [:]
+    private var reported: [String: Int] = [:]
+
+    init(node: String, options: NodeOptions) {
+        self.node = node
+        denseAbove = options.double("dense_above") ?? 0.5
+    }
+
+    func observe(_ record: Record) {
+        guard record.kind == "regions", let index = record.fields["frame_index"]?.intValue else { return }
+        regions[record.sourceID, default: [:]][Int(index)] = record
+    }
+
+    /// Runs `compute` (delta) or reuses the last results, per the frame's `regions` record.
+    func results(for frame: Frame, compute: (TileMask?, DeltaState) throws -> ([Record], DeltaStats)) throws -> [Record] {
+        let source = frame.sourceID
+        let region = regions[source]?.removeValue(forKey: frame.decodeIndex)
+        // Records of frames that never came (dropped upstream) are not kept forever.
+        if let pending = regions[source], pending.count > 64 { regions[source] = pending.filter { $0.key > frame.decodeIndex } }
+        var c = counters[source] ?? Counters()
+        c.frames += 1
+        defer { counters[source] = c }
+        if region?.fields["skip"]?.boolValue == true, let last = lastResults[source] {
+            c.reused += 1
+            return last.map { reused($0, frame: frame) }
+        }
+        var tiles: TileMask? = nil
+        if let region, region.fields["refresh"]?.boolValue != true, let hex = region.fields["mask"]?.stringValue,
+           let size = region.fields["tile"]?.intValue, let columns = region.fields["columns"]?.intValue, let rows = region.fields["rows"]?.intValue {
+            tiles = TileMask(hex: hex, tileSize: Int(size), columns: Int(columns), rows: Int(rows))
+        }
+        let state = states[source] ?? DeltaState()
+        states[source] = state
+        let started = DispatchTime.now().uptimeNanoseconds
+        let (records, stats) = try compute(tiles, state)
+        c.seconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        c.denseMACs += stats.denseMACs
+        c.computedMACs += stats.computedMACs
+        lastResults[source] = records
+        return records.map { record in
+            var r = record
+            r.fields["delta"] = .object(["changed_input": .double((stats.changedInput * 1e4).rounded() / 1e4),
+                                         "work_saved": .double((stats.savedFraction * 1e4).rounded() / 1e4)])
+            return r
+        }
+    }
+
+    private func reused(_ record: Record, frame: Frame) -> Record {
+        var r = record
+        r.start = frame.seconds
+        r.end = frame.seconds
+        r.ingestWallClock = frame.ingestWallClock
+        r.fields["frame_index"] = .int(Int64(frame.decodeIndex))
+        r.fields["reused"] = true
+        r.fields["delta"] = nil
+        return r
+    }
+
+    /// A `delta` status every `every` frames of a source (and at its end).
+    func status(for source: String, every: Int, final: Bool, context: any NodeContext) -> StatusEvent? {
+        guard let c = counters[source], c.frames > 0, final || c.frames - (reported[source] ?? 0) >= every else { return nil }
+        reported[source] = c.frames
+        if final {
+            counters[source] = nil
+            states[source] = nil
+            lastResults[source] = nil
+            regions[source] = nil
+            reported[source] = nil
+        }
+        let total = c.denseMACs * Double(c.frames) / Double(max(c.frames - c.reused, 1))
+        return StatusEvent(kind: .delta, sourceID: source, fields: [
+            "node": .string(node), "frames": .int(Int64(c.frames)), "reused": .int(Int64(c.reused)),
+            "work_saved": .double(total > 0 ? ((1 - c.computedMACs / total) * 1e4).rounded() / 1e4 : 0),
+            "model_seconds": .double((c.seconds * 1000).rounded() / 1000),
+        ], wallClock: context.clock.now())
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineModels
+
+/// Which tiles of a sampled frame changed since the picture the models last computed, as a
+/// pure state machine. Scores are per tile against a reference that is updated only where
+/// a tile is recomputed, so a slow drift accumulates until it crosses the threshold (the error
+/// stays bounded by the threshold). With threshold 0 a tile changes when any byte of it does
+/// (exactly what dense inference would see); above 0 a tile changes when more than
+/// `minChangedPixels` of its pixels moved by more than `threshold` luma levels once the frame's
+/// global brightness shift is removed (sensor noise and exposure changes do not count).
+public struct RegionSelector: Sendable {
+    public struct Decision: Sendable, Equatable {
+        public var tiles: TileMask
+        /// Fraction of tiles above the threshold.
+        public var changedFraction: Double
+        /// Nothing worth computing: reuse the previous outputs.
+        public var skip: Bool
+        /// Recompute everything (first frame, every `refreshEvery` frames, a shot change, or
+        /// more than `fullAbove` of the tiles changed).
+        public var refresh: Bool
+        public var reason: String
+    }
+
+    public var tileSize: Int
+    public var threshold: Double
+    public var skipBelow: Double
+    public var fullAbove: Double
+    public var refreshEvery: Int
+    /// With threshold > 0: the fraction of a tile's pixels that must move for it to count.
+    public var minChangedPixels: Double
+    private var reference: [UInt8] = []
+    private var size: (width: Int, height: Int, bpp: Int)?
+    private var sinceRefresh = 0
+    private var refreshRequested = false
+
+    public init(tileSize: Int = 16, threshold: Double = 12, minChangedPixels: Double = 0.02, skipBelow: Double = 0.005, fullAbove: Double = 0.6, refreshEvery: Int = 50) {
+        self.minChangedPixels = minChangedPixels
+        self.tileSize = max(1, tileSize)
+        self.threshold = max(0, threshold)
+        self.skipBelow = skipBelow
+        self.fullAbove = fullAbove
+        self.refreshEvery = max(1, refreshEvery)
+    }
+
+    /// The next frame is recomputed in full (a shot change was reported).
+    public mutating func requestRefresh() { refreshRequested = true }
+
+    public mutating func push(_ frame: Frame) -> Decision {
+        let bpp = frame.pixelFormat.bytesPerPixel
+        let columns = (frame.width + tileSize - 1) / tileSize, rows = (frame.height + tileSize - 1) / tileSize
+        let all = TileMask(tileSize: tileSize, columns: columns, rows: rows, bits: [Bool](repeating: true, count: columns * rows))
+        guard let size, size.width == frame.width, size.height == frame.height, size.bpp == bpp,
+              reference.count == frame.pixels.count, sinceRefresh + 1 < refreshEvery, !refreshRequested else {
+            let reason = self.size == nil ? "first frame" : (refreshRequested ? "shot change" : (sinceRefresh + 1 >= refreshEvery ? "periodic refresh" : "new frame size"))
+            refresh(frame)
+            return Decision(tiles: all, changedFraction: 1, skip: false, refresh: true, reason: reason)
+        }
+        let scores = tileScores(frame, columns: columns, rows: rows)
+        let bits = scores.map { threshold == 0 ? $0 > 0 : $0 > minChangedPixels }
+        let tiles = TileMask(tileSize: tileSize, columns: columns, rows: rows, bits: bits)
+        let fraction = tiles.fraction
+        if fraction > fullAbove {
+            refresh(frame)
+            return Decision(tiles: all, changedFraction: fraction, skip: false, refresh: true, reason: "most tiles changed")
+        }
+        if fraction == 0 || fraction < skipBelow {
+            // The reference stays: what did change keeps counting until it is large enough.
+            return Decision(tiles: TileMask(tileSize: tileSize, columns: columns, rows: rows, bits: [Bool](repeating: false, count: bits.count)),
+                            changedFraction: fraction, skip: true, refresh: false, reason: "below threshold")
+        }
+        sinceRefresh += 1
+        copyTiles(frame, tiles: tiles)
+        return Decision(tiles: tiles, changedFraction: fraction, skip: false, refresh: false, reason: "changed tiles")
+    }
+
+    private mutating func refresh(_ frame: Frame) {
+        reference = frame.pixels
+        size = (frame.width, frame.height, frame.pixelFormat.bytesPerPixel)
+        sinceRefresh = 0
+        refreshRequested = false
+    }
+
+    /// Per tile: with threshold 0, the number of differing bytes; otherwise the fraction of the
+    /// tile's pixels (sampled every second row and column) whose luma moved by more than
+    /// `threshold` after the frame's global brightness shift is removed — a small moving object
+    /// counts, sensor noise and exposure changes do not.
+    func tileScores(_ frame: Frame, columns: Int, rows: Int) -> [Double] {
+        let bpp = frame.pixelFormat.bytesPerPixel, w = frame.width, h = frame.height
+        var scores = [Double](repeating: 0, count: columns * rows)
+        frame.pixels.withUnsafeBufferPointer { new in
+            reference.withUnsafeBufferPointer { old in
+                if threshold == 0 {
+                    for y in 0..<h {
+                        let row = y * w * bpp, tileRow = (y / tileSize) * columns
+                        for x in 0..<w {
+                            let o = row + x * bpp
+                            var differs = false
+                            for c in 0..<bpp where new[o + c] != old[o + c] { differs = true }
+                            if differs { scores[tileRow + x / tileSize] += 1 }
+                        }
+                    }
+                    return
+                }
+                let (r, g, b): (Int, Int, Int) = frame.pixelFormat == .bgr24 ? (2, 1, 0) : (0, 1, 2)
+                let sw = (w + 1) / 2, sh = (h + 1) / 2
+                var differences = [Int16](repeating: 0, count: sw * sh)
+                var total = 0
+                differences.withUnsafeMutableBufferPointer { d in
+                    for sy in 0..<sh {
+                        let row = sy * 2 * w
+                        for sx in 0..<sw {
+                            let o = (row + sx * 2) * bpp
+                            let delta = bpp == 1 ? Int(new[o]) - Int(old[o])
+                                : (77 * (Int(new[o + r]) - Int(old[o + r])) + 150 * (Int(new[o + g]) - Int(old[o + g])) + 29 * (Int(new[o + b]) - Int(old[o + b]))) >> 8
+                            d[sy * sw + sx] = Int16(delta)
+                            total += delta
+                        }
+                    }
+                }
+                let shift = Int((Double(total) / Double(max(1, sw * sh))).rounded())
+                let limit = Int(threshold)
+                var counts = [Int](repeating: 0, count: columns * rows)
+                for sy in 0..<sh {
+                    let tileRow = (sy * 2 / tileSize) * columns
+                    for sx in 0..<sw {
+                        let t = tileRow + sx * 2 / tileSize
+                        counts[t] += 1
+                        if abs(Int(differences[sy * sw + sx]) - shift) > limit { scores[t] += 1 }
+                    }
+                }
+                for t in scores.indices { scores[t] /= Double(max(counts[t], 1)) }
+            }
+        }
+        return scores
+    }
+
+    private mutating func copyTiles(_ frame: Frame, tiles: TileMask) {
+        let bpp = frame.pixelFormat.bytesPerPixel, w = frame.width
+        for row in 0..<tiles.rows {
+            for column in 0..<tiles.columns where tiles[row, column] {
+                let x0 = column * tileSize, x1 = min(w, x0 + tileSize)
+                for y in (row * tileSize)..<min(frame.height, (row + 1) * tileSize) {
+                    let start = (y * w + x0) * bpp, end = (y * w + x1) * bpp
+                    reference.replaceSubrange(start..<end, with: frame.pixels[start..<end])
+                }
+            }
+        }
+    }
+}
+
+/// `regions`: the sparse region selector. Per sampled frame, a `regions` record (before the
+/// frame) with the tile grid of changed tiles against what the models last computed; model
+/// nodes with `delta: true` recompute only what those tiles reach, and reuse their previous
+/// results for frames marked `skip`. A `shots` record from upstream forces a full refresh.
+public final class RegionsNode: NodeProcessor {
+    private var selectors: [String: RegionSelector] = [:]
+    private var counts: [String: (frames: Int, skipped: Int, tiles: Double)] = [:]
+    private let template: RegionSelector
+    private let reportEvery: Int
+
+    public static let descriptor = NodeDescriptor(
+        name: "regions",
+        description: "Sparse region selector: changed tiles per frame against the last computed picture (kind `regions`); frames with nothing changed are marked skip.",
+        role: .transform, inputs: .frames, outputs: .any,
+        options: [
+            OptionSpec("tile", .int, default: .int(16), min: 4, max: 512, help: "tile size in pixels"),
+            OptionSpec("threshold", .double, default: .double(12), min: 0, max: 255, help: "luma change of a pixel (after the global brightness shift) that counts; 0: any byte of the tile (exact)"),
+            OptionSpec("min_pixels", .double, default: .double(0.02), min: 0, max: 1, help: "fraction of a tile's pixels that must change for the tile to count"),
+            OptionSpec("skip_below", .double, default: .double(0.005), min: 0, max: 1, help: "skip the frame (reuse results) when fewer tiles than this fraction changed"),
+            OptionSpec("full_above", .double, default: .double(0.6), min: 0, max: 1, help: "recompute everything when more tiles than this fraction changed"),
+            OptionSpec("refresh_every", .int, default: .int(50), min: 1, max: 1_000_000, help: "full refresh after this many partial frames"),
+            OptionSpec("report_every", .int, default: .int(50), min: 1, max: 1_000_000, help: "post a `regions` status every N frames per source"),
+        ])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(RegionsNode(selector: RegionSelector(
+            tileSize: options.int("tile") ?? 16, threshold: options.double("threshold") ?? 12,
+            minChangedPixels: options.double("min_pixels") ?? 0.02, skipBelow: options.double("skip_below") ?? 0.005,
+            fullAbove: options.double("full_above") ?? 0.6, refreshEvery: options.int("refresh_every") ?? 50), reportEvery: options.int("report_every") ?? 50))
+    }
+
+    init(selector: RegionSelector, reportEvery: Int) {
+        template = selector
+        self.reportEvery = reportEvery
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        switch item {
+        case .frame(let frame):
+            var selector = selectors[frame.sourceID] ?? template
+            let decision = selector.push(frame)
+            selectors[frame.sourceID] = selector
+            let computed = decision.skip ? 0 : decision.tiles.fraction
+            emit(.record(Record(kind: "regions", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds, fields: [
+                "frame_index": .int(Int64(frame.decodeIndex)), "tile": .int(Int64(decision.tiles.tileSize)),
+                "columns": .int(Int64(decision.tiles.columns)), "rows": .int(Int64(decision.tiles.rows)),
+                "changed_fraction": .double((decision.changedFraction * 1e4).rounded() / 1e4),
+                "computed_fraction": .double((computed * 1e4).rounded() / 1e4),
+                "skip": .bool(decision.skip), "refresh": .bool(decision.refresh), "reason": .string(decision.reason),
+                "mask": .string(decision.tiles.hex),
+            ], ingestWallClock: frame.ingestWallClock, provenance: [Provenance(name: "regions-tiles", version: "1")])))
+            var c = counts[frame.sourceID] ?? (0, 0, 0)
+            c.frames += 1
+            if decision.skip { c.skipped += 1 }
+            c.tiles += computed
+            counts[frame.sourceID] = c
+            if c.frames % reportEvery == 0 { context.post(status(frame.sourceID, c, context: context)) }
+            emit(item)
+        case .record(let record):
+            if record.kind == "shots" { selectors[record.sourceID]?.requestRefresh() }
+            emit(item)
+        case .endOfStream(let eos):
+            if let c = counts.removeValue(forKey: eos.sourceID), c.frames % reportEvery != 0 { context.post(status(eos.sourceID, c, context: context)) }
+            selectors[eos.sourceID] = nil
+        case .status:
+            emit(item)
+        }
+    }
+
+    private func status(_ source: String, _ c: (frames: Int, skipped: Int, tiles: Double), context: any NodeContext) -> StatusEvent {
+        StatusEvent(kind: .regions, sourceID: source, fields: [
+            "frames": .int(Int64(c.frames)), "skipped": .int(Int64(c.skipped)),
+            "tiles_computed_fraction": .double((c.tiles / Double(max(c.frames, 1)) * 1e4).rounded() / 1e4),
+        ], wallClock: context.clock.now())
+    }
+}
