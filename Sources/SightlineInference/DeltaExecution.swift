@@ -24,6 +24,8 @@ public struct ChangeMask: Sendable, Equatable {
 public final class DeltaState: @unchecked Sendable {
     var inputShape: [Int]?
     var values: [String: IRValue] = [:]
+    /// Mean |value| of each convolution output at the last dense pass (the truncation scale).
+    var scales: [String: Float] = [:]
 
     public init() {}
 
@@ -31,6 +33,7 @@ public final class DeltaState: @unchecked Sendable {
     public func reset() {
         inputShape = nil
         values = [:]
+        scales = [:]
     }
 
     public var isEmpty: Bool { values.isEmpty }
@@ -64,9 +67,12 @@ extension InferenceModel {
     /// position whose pixels moved at all, the result equals a dense run; with a coarser mask
     /// (noise ignored) the error is bounded by what was ignored. Convolutions whose changed
     /// outputs exceed `denseAbove` of the plane, a missing cache, a new shape or `changed == nil`
-    /// run dense. Outputs are exactly those of `run`.
+    /// run dense. Outputs are exactly those of `run`. With `truncation` τ > 0, each convolution's
+    /// output positions whose values moved less than τ × the layer's mean magnitude keep their
+    /// old values and stop the change from spreading (DeltaCNN's per-layer threshold; the error
+    /// per layer stays below τ, and a dense layer can hand a sparse change on again).
     public func runDelta(_ input: Tensor, changed: ChangeMask?, layout: InputLayout, state: DeltaState,
-                         denseAbove: Double = 0.5) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+                         denseAbove: Double = 0.5, truncation: Float = 0) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
         guard input.shape.first == 1, input.rank == 4 else { throw ModelError.unsupported("delta execution takes one image (batch 1, rank 4), got \(input.shape)") }
         let plan = try self.plan(for: input.shape)
         var stats = DeltaStats()
@@ -90,6 +96,7 @@ extension InferenceModel {
             changes[inputName] = changed.fraction > denseAbove ? .all : (changed.count == 0 ? .none : .spatial(changed, layout))
         } else {
             state.values = [:]
+            state.scales = [:]
             changes[inputName] = .all
         }
         state.inputShape = input.shape
@@ -106,40 +113,90 @@ extension InferenceModel {
             }
             let cached = step.outputs.allSatisfy { state.values[$0] != nil }
             if let conv = step.conv {
+                let name = step.outputs[0]
                 let x = try value(step.inputs[0]).asFloat
                 let (oh, ow) = conv.geometry.outputSize(height: x.shape[2], width: x.shape[3])
-                let macs = Double(conv.outChannels * oh * ow * (x.shape[1] / conv.groups) * conv.geometry.kernelH * conv.geometry.kernelW)
+                let plane = oh * ow
+                let macs = Double(conv.outChannels * plane * (x.shape[1] / conv.groups) * conv.geometry.kernelH * conv.geometry.kernelW)
                 stats.denseMACs += macs
                 if cached, case .none = inputChanges[0] {
-                    changes[step.outputs[0]] = Change.none
+                    changes[name] = Change.none
                     continue
                 }
-                if cached, case .spatial(let mask, .nchw) = inputChanges[0], case .float(var out)? = state.values[step.outputs[0]] {
+                let previous: Tensor? = cached ? state.values[name]?.asFloat : nil
+                var out: Tensor
+                var recomputed: [Int32]? = nil  // nil: every position
+                var dilated: ChangeMask? = nil
+                if let previous, case .spatial(let mask, .nchw) = inputChanges[0] {
                     let (outMask, _, _) = dilateMask(mask.bits, height: mask.height, width: mask.width, geometry: conv.geometry)
                     let positions = outMask.indices.filter { outMask[$0] }.map(Int32.init)
-                    let dilated = ChangeMask(height: oh, width: ow, bits: outMask)
                     if positions.isEmpty {
-                        changes[step.outputs[0]] = Change.none
+                        changes[name] = Change.none
                         continue
                     }
-                    if Double(positions.count) <= denseAbove * Double(oh * ow) {
+                    if Double(positions.count) <= denseAbove * Double(plane) {
+                        out = previous
                         conv.runMasked(x, positions: positions, into: &out)
-                        stats.computedMACs += macs * Double(positions.count) / Double(oh * ow)
+                        stats.computedMACs += macs * Double(positions.count) / Double(plane)
                         stats.maskedConvolutions += 1
-                        state.values[step.outputs[0]] = .float(out)
-                        changes[step.outputs[0]] = .spatial(dilated, .nchw)
+                        recomputed = positions
+                        dilated = ChangeMask(height: oh, width: ow, bits: outMask)
                     } else {
-                        // Mostly changed: dense, and from here on the change counts as
-                        // everywhere (receptive fields only grow; no more mask bookkeeping).
-                        state.values[step.outputs[0]] = .float(conv.run(x, threads: threads))
+                        out = conv.run(x, threads: threads)
                         stats.computedMACs += macs
-                        changes[step.outputs[0]] = .all
                     }
+                } else {
+                    out = conv.run(x, threads: threads)
+                    stats.computedMACs += macs
+                }
+                if truncation > 0, let previous, previous.shape == out.shape {
+                    // DeltaCNN's truncation: a position whose new values all stay within τ of
+                    // what downstream layers last saw keeps the old values and does not count
+                    // as changed; the small difference waits until it grows past τ.
+                    let tau = truncation * (state.scales[name] ?? 0)
+                    let channels = out.shape[1]
+                    var bits = [Bool](repeating: false, count: plane)
+                    var changedCount = 0
+                    out.data.withUnsafeMutableBufferPointer { o in
+                        previous.data.withUnsafeBufferPointer { old in
+                            // Channel-major passes (contiguous memory): the largest change per
+                            // position, then put back the old values where it stayed below τ.
+                            var largest = [Float](repeating: 0, count: plane)
+                            let candidates = recomputed.map { $0.map(Int.init) }
+                            for c in 0..<channels {
+                                let a = o.baseAddress! + c * plane, b = old.baseAddress! + c * plane
+                                if let candidates {
+                                    for p in candidates { largest[p] = max(largest[p], abs(a[p] - b[p])) }
+                                } else {
+                                    for p in 0..<plane { largest[p] = max(largest[p], abs(a[p] - b[p])) }
+                                }
+                            }
+                            let keep = (candidates ?? Array(0..<plane)).filter { largest[$0] < tau }
+                            for p in (candidates ?? Array(0..<plane)) where largest[p] >= tau {
+                                bits[p] = true
+                                changedCount += 1
+                            }
+                            for c in 0..<channels {
+                                let a = o.baseAddress! + c * plane, b = old.baseAddress! + c * plane
+                                for p in keep { a[p] = b[p] }
+                            }
+                        }
+                    }
+                    state.values[name] = .float(out)
+                    changes[name] = changedCount == 0 ? Change.none : .spatial(ChangeMask(height: oh, width: ow, bits: bits), .nchw)
                     continue
                 }
-                state.values[step.outputs[0]] = .float(conv.run(x, threads: threads))
-                stats.computedMACs += macs
-                changes[step.outputs[0]] = .all
+                if previous == nil || state.scales[name] == nil {
+                    // A dense pass: remember each layer's typical magnitude for truncation.
+                    state.scales[name] = out.data.reduce(0) { $0 + abs($1) } / Float(max(out.count, 1))
+                }
+                state.values[name] = .float(out)
+                if let dilated {
+                    changes[name] = .spatial(dilated, .nchw)
+                } else {
+                    // Mostly (or wholly) changed: from here on the change counts as everywhere.
+                    changes[name] = .all
+                }
                 continue
             }
             if cached, inputChanges.allSatisfy({ if case .none = $0 { true } else { false } }) {

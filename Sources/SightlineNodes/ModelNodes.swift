@@ -88,7 +88,7 @@ public final class LabelsNode: BatchedModelNode {
         if let delta {
             return try frames.map { frame in
                 try delta.results(for: frame) { tiles, state in
-                    let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove)
+                    let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
                     return (records(frame: frame, result: result), stats)
                 }
             }
@@ -136,7 +136,7 @@ public final class NSFWNode: BatchedModelNode {
         if let delta {
             return try frames.map { frame in
                 try delta.results(for: frame) { tiles, state in
-                    let (score, stats) = try model.scoreDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove)
+                    let (score, stats) = try model.scoreDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
                     return ([record(frame, score)], stats)
                 }
             }

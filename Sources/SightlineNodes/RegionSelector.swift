@@ -35,7 +35,7 @@ public struct RegionSelector: Sendable {
     private var sinceRefresh = 0
     private var refreshRequested = false
 
-    public init(tileSize: Int = 16, threshold: Double = 12, minChangedPixels: Double = 0.02, skipBelow: Double = 0.005, fullAbove: Double = 0.6, refreshEvery: Int = 50) {
+    public init(tileSize: Int = 16, threshold: Double = 12, minChangedPixels: Double = 0.1, skipBelow: Double = 0.005, fullAbove: Double = 0.6, refreshEvery: Int = 20) {
         self.minChangedPixels = minChangedPixels
         self.tileSize = max(1, tileSize)
         self.threshold = max(0, threshold)
@@ -167,18 +167,18 @@ public final class RegionsNode: NodeProcessor {
         options: [
             OptionSpec("tile", .int, default: .int(16), min: 4, max: 512, help: "tile size in pixels"),
             OptionSpec("threshold", .double, default: .double(12), min: 0, max: 255, help: "luma change of a pixel (after the global brightness shift) that counts; 0: any byte of the tile (exact)"),
-            OptionSpec("min_pixels", .double, default: .double(0.02), min: 0, max: 1, help: "fraction of a tile's pixels that must change for the tile to count"),
+            OptionSpec("min_pixels", .double, default: .double(0.1), min: 0, max: 1, help: "fraction of a tile's pixels that must change for the tile to count"),
             OptionSpec("skip_below", .double, default: .double(0.005), min: 0, max: 1, help: "skip the frame (reuse results) when fewer tiles than this fraction changed"),
             OptionSpec("full_above", .double, default: .double(0.6), min: 0, max: 1, help: "recompute everything when more tiles than this fraction changed"),
-            OptionSpec("refresh_every", .int, default: .int(50), min: 1, max: 1_000_000, help: "full refresh after this many partial frames"),
+            OptionSpec("refresh_every", .int, default: .int(20), min: 1, max: 1_000_000, help: "full refresh after this many partial frames"),
             OptionSpec("report_every", .int, default: .int(50), min: 1, max: 1_000_000, help: "post a `regions` status every N frames per source"),
         ])
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(RegionsNode(selector: RegionSelector(
             tileSize: options.int("tile") ?? 16, threshold: options.double("threshold") ?? 12,
-            minChangedPixels: options.double("min_pixels") ?? 0.02, skipBelow: options.double("skip_below") ?? 0.005,
-            fullAbove: options.double("full_above") ?? 0.6, refreshEvery: options.int("refresh_every") ?? 50), reportEvery: options.int("report_every") ?? 50))
+            minChangedPixels: options.double("min_pixels") ?? 0.1, skipBelow: options.double("skip_below") ?? 0.005,
+            fullAbove: options.double("full_above") ?? 0.6, refreshEvery: options.int("refresh_every") ?? 20), reportEvery: options.int("report_every") ?? 50))
     }
 
     init(selector: RegionSelector, reportEvery: Int) {

@@ -20,10 +20,11 @@ struct BenchDeltaCommand: ParsableCommand {
     @Option(help: "Sampled frames per second.") var fps: Double = 5
     @Option(help: "Frames per clip at most.") var limit: Int = 150
     @Option(help: "Region selector threshold: luma change per pixel that counts (0 = any byte, exact).") var threshold: Double = 12
-    @Option(help: "Fraction of a tile's pixels that must change.") var minPixels: Double = 0.02
+    @Option(help: "Fraction of a tile's pixels that must change.") var minPixels: Double = 0.1
     @Option(help: "Tile size in pixels.") var tile: Int = 16
-    @Option(help: "Full refresh after this many partial frames.") var refreshEvery: Int = 50
+    @Option(help: "Full refresh after this many partial frames.") var refreshEvery: Int = 20
     @Option(help: "A layer whose changed outputs exceed this fraction runs dense.") var denseAbove: Double = 0.5
+    @Option(help: "Per-layer truncation: changes below this fraction of a layer's mean magnitude stop spreading (0 = none).") var truncation: Float = 0
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
@@ -37,7 +38,7 @@ struct BenchDeltaCommand: ParsableCommand {
         let paths = try clips.isEmpty ? ["vtest.avi", "bigbuckbunny.mp4", "bikes.mp4"].map(Self.sample) : clips
         print("sightline bench delta — EfficientNet-Lite0 + open_nsfw, 1 thread, \(fps) frames/s, tile \(tile), threshold \(threshold); ratio = dense time ÷ delta time")
         print(pad("clip", 18) + pad("frames", 8) + pad("skipped", 9) + pad("dense ms", 10) + pad("delta ms", 10) + pad("ratio", 8)
-              + pad("MACs saved", 12) + pad("top-1 agree", 13) + pad("cos mean/min", 15) + "nsfw max diff")
+              + pad("tiles", 8) + pad("MACs saved", 12) + pad("top-1 agree", 13) + pad("cos mean/min", 15) + "nsfw max diff")
         for path in paths {
             let frames = try Self.decode(path, fps: fps, limit: limit)
             // Dense: every frame through both models.
@@ -55,10 +56,11 @@ struct BenchDeltaCommand: ParsableCommand {
             let labelState = DeltaState(), nsfwState = DeltaState()
             var deltaTime = 0.0, denseMACs = 0.0, computedMACs = 0.0, skipped = 0
             var last: (EfficientNetLite0.Result, Float)?
-            var agree = 0, cosines: [Double] = [], nsfwDiff: Float = 0
+            var agree = 0, cosines: [Double] = [], nsfwDiff: Float = 0, changedTiles = 0.0
             for (i, frame) in frames.enumerated() {
                 let t0 = monotonicSeconds()
                 let decision = selector.push(frame)
+                changedTiles += decision.skip ? 0 : (decision.refresh ? 1 : decision.tiles.fraction)
                 var result: (EfficientNetLite0.Result, Float)
                 if decision.skip, let last {
                     result = last
@@ -66,8 +68,8 @@ struct BenchDeltaCommand: ParsableCommand {
                     denseMACs += 0
                 } else {
                     let tiles = decision.refresh ? nil : decision.tiles
-                    let (r, a) = try labels.classifyDelta(frame, tiles: tiles, state: labelState, denseAbove: denseAbove)
-                    let (s, b) = try nsfw.scoreDelta(frame, tiles: tiles, state: nsfwState, denseAbove: denseAbove)
+                    let (r, a) = try labels.classifyDelta(frame, tiles: tiles, state: labelState, denseAbove: denseAbove, truncation: truncation)
+                    let (s, b) = try nsfw.scoreDelta(frame, tiles: tiles, state: nsfwState, denseAbove: denseAbove, truncation: truncation)
                     computedMACs += a.computedMACs + b.computedMACs
                     denseMACs += a.denseMACs + b.denseMACs
                     result = (r, s)
@@ -83,7 +85,7 @@ struct BenchDeltaCommand: ParsableCommand {
             let saved = 1 - computedMACs / max(perFrame * Double(frames.count), 1)
             print(pad(URL(fileURLWithPath: path).lastPathComponent, 18) + pad("\(frames.count)", 8) + pad("\(skipped)", 9)
                   + pad(String(format: "%.0f", denseTime * 1000), 10) + pad(String(format: "%.0f", deltaTime * 1000), 10)
-                  + pad(String(format: "%.2f×", denseTime / max(deltaTime, 1e-9)), 8) + pad(String(format: "%.1f%%", saved * 100), 12)
+                  + pad(String(format: "%.2f×", denseTime / max(deltaTime, 1e-9)), 8) + pad(String(format: "%.0f%%", changedTiles / Double(max(frames.count, 1)) * 100), 8) + pad(String(format: "%.1f%%", saved * 100), 12)
                   + pad(String(format: "%.1f%%", Double(agree) / Double(max(frames.count, 1)) * 100), 13)
                   + pad(String(format: "%.4f/%.4f", cosines.reduce(0, +) / Double(max(cosines.count, 1)), cosines.min() ?? 0), 15)
                   + String(format: "%.4f", nsfwDiff))
