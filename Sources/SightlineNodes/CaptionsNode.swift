@@ -1,6 +1,7 @@
 import Foundation
 import SightlineCore
 import SightlineGraph
+import SightlineModels
 
 /// Builds one caption per segment from the evidence that arrived during it: ImageNet labels
 /// averaged over the segment's sampled frames (with confidence), the on-screen text, and scene
@@ -189,8 +190,8 @@ public final class CaptionsNode: NodeProcessor {
     private func captionRecord(_ caption: CaptionComposer.Caption, source: String, record: Record?) -> Record {
         let (text, flagged) = mask(caption.text)
         var provenance = [Provenance(name: "captions-compose", version: "1")]
-        if caption.labels.isEmpty == false { provenance.append(Provenance(name: "efficientnet-lite0", version: "labels")) }
-        if !caption.onScreenText.isEmpty { provenance.append(Provenance(name: "pp-ocrv4", version: "ocr")) }
+        if caption.labels.isEmpty == false { provenance.append(ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)) }
+        if !caption.onScreenText.isEmpty { provenance.append(ModelNodeOptions.provenance(ModelZoo.ppOCR)) }
         return Record(kind: "captions", sourceID: source, start: caption.start, end: caption.end, fields: [
             "caption": .string(text), "flagged": .bool(!flagged.isEmpty), "masked_terms": .array(flagged.map { .string($0) }),
             "repeated": .bool(caption.repeated),

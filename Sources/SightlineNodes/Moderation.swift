@@ -165,11 +165,26 @@ public final class ModerationNode: NodeProcessor {
                                                    hint: "category '\(category.name)': '\(unknown)' is not an ImageNet class name")
             }
         }
-        return .processor(ModerationNode(policy: policy))
+        let digest = (try? ModelStore.sha256(ofFile: path)) ?? ""
+        return .processor(ModerationNode(policy: policy, policyProvenance: Provenance(name: "moderation-policy", version: path, sha256: digest.isEmpty ? nil : digest)))
     }
 
-    public init(policy: ModerationPolicy) {
+    /// The policy file (path and sha256) and the model whose evidence each rule reads.
+    private let policyProvenance: Provenance
+
+    public init(policy: ModerationPolicy, policyProvenance: Provenance = Provenance(name: "moderation-policy", version: "1")) {
         self.policy = policy
+        self.policyProvenance = policyProvenance
+    }
+
+    private func provenance(_ category: String) -> [Provenance] {
+        guard let rule = policy.categories.first(where: { $0.name == category })?.rule else { return [policyProvenance] }
+        let model: ModelManifest = switch rule {
+        case .nsfw: ModelZoo.openNSFW
+        case .labels: ModelZoo.efficientNetLite0
+        case .text: ModelZoo.ppOCR
+        }
+        return [policyProvenance, ModelNodeOptions.provenance(model)]
     }
 
     /// The category's score from one record, or nil when the record is not its evidence.
@@ -227,11 +242,11 @@ public final class ModerationNode: NodeProcessor {
         case .start(let since, let peak, let evidence):
             return Record(kind: "moderation", sourceID: source, start: since, end: evidence.last ?? since, fields: [
                 "event": "flag_start", "category": .string(category), "peak": .double(peak), "evidence": .array(evidence.map { .double($0) }),
-            ], ingestWallClock: ingest, provenance: [Provenance(name: "moderation-policy", version: "1")])
+            ], ingestWallClock: ingest, provenance: provenance(category))
         case .end(let since, let until, let peak, let evidence):
             return Record(kind: "moderation", sourceID: source, start: since, end: until, fields: [
                 "event": "flag_end", "category": .string(category), "peak": .double(peak), "evidence": .array(evidence.map { .double($0) }),
-            ], ingestWallClock: ingest, provenance: [Provenance(name: "moderation-policy", version: "1")])
+            ], ingestWallClock: ingest, provenance: provenance(category))
         }
     }
 }

@@ -89,5 +89,9 @@ import SightlineTestSupport
         #expect(events.allSatisfy { $0.1 == "profanity" })
         #expect(flags.first?["pts_start"] as? Double == 1)
         #expect(flags.last?["pts_end"] as? Double == 2)
+        // A flag names the policy file (with its sha256) and the model whose evidence raised it.
+        let provenance = (flags.first?["provenance"] as? [[String: Any]]) ?? []
+        #expect(provenance.contains { $0["name"] as? String == "moderation-policy" && ($0["sha256"] as? String)?.count == 64 }, "\(provenance)")
+        #expect(provenance.contains { $0["name"] as? String == "pp-ocrv4" && ($0["sha256"] as? String)?.count == 64 }, "\(provenance)")
     }
 }
