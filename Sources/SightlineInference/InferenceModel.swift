@@ -8,6 +8,7 @@ import Synchronization
 public final class InferenceModel: @unchecked Sendable {
     public let graph: IRGraph
     private let plans = Mutex<[[Int]: ExecutionPlan]>([:])
+    private let planUse = Mutex<[[Int]]>([])
     /// Cores one inference may use (Dispatch splits convolutions; OpenBLAS stays at one thread).
     public let threads: Int
 
@@ -164,13 +165,31 @@ public final class InferenceModel: @unchecked Sendable {
         return "Conv \(g.kernelH)x\(g.kernelW)/\(g.strideH)\(conv.groups > 1 ? " g\(conv.groups)" : "")"
     }
 
+    /// Plans kept per model. Input shapes can vary without end (an OCR line's width), and a
+    /// plan holds its own folded weights, so the least recently used plans are dropped.
+    public static let planCacheLimit = 16
+
     func plan(for shape: [Int]) throws -> ExecutionPlan {
         if let sharedPlans { return try sharedPlans.plan(for: shape) }
-        if let cached = plans.withLock({ $0[shape] }) { return cached }
+        if let cached = plans.withLock({ cache -> ExecutionPlan? in
+            guard let plan = cache[shape] else { return nil }
+            planUse.withLock { $0.removeAll { $0 == shape }; $0.append(shape) }
+            return plan
+        }) { return cached }
         let built = try ExecutionPlan.build(graph: graph, inputShapes: [inputName: shape])
-        plans.withLock { $0[shape] = built }
+        plans.withLock { cache in
+            cache[shape] = built
+            planUse.withLock { use in
+                use.removeAll { $0 == shape }
+                use.append(shape)
+                while use.count > Self.planCacheLimit { cache[use.removeFirst()] = nil }
+            }
+        }
         return built
     }
+
+    /// Number of cached plans (tests).
+    public var cachedPlanCount: Int { (sharedPlans ?? self).plans.withLock { $0.count } }
 
     /// Steps per operator after optimisation, for `bench` and tests.
     public func planSummary(for shape: [Int]) throws -> [String: Int] {

@@ -109,7 +109,10 @@ public final class TextRecognizer: @unchecked Sendable {
     func recognize(_ crops: [Crop]) throws -> [(text: String, confidence: Float)] {
         var results: [(String, Float)] = []
         for crop in crops {
-            let width = max(320, Int((48 * Float(crop.width) / Float(max(crop.height, 1))).rounded(.up)))
+            // Widths round up to a multiple of 64 (zero padding on the right, as PaddleOCR pads
+            // a batch), so a long run builds a handful of plans instead of one per line width.
+            let natural = max(320, Int((48 * Float(crop.width) / Float(max(crop.height, 1))).rounded(.up)))
+            let width = (natural + 63) / 64 * 64
             let input = crop.normalizedTensor(height: 48, width: width, maxWidth: width)
             guard let out = try recognizer.run(input).values.first else { throw ModelError.missing("recogniser output") }
             results.append(CTCDecoder.greedy(out.data, steps: out.shape[1], classes: out.shape[2], characters: characters))

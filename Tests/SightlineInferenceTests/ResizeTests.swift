@@ -48,3 +48,16 @@ import SightlineCore
         }
     }
 }
+
+@Suite struct PlanCacheTests {
+    @Test func planCacheStaysBoundedWhenInputShapesKeepChanging() throws {
+        let graph = IRGraph(nodes: [IRNode(op: "Relu", name: "r", inputs: ["x"], outputs: ["y"], attributes: [:])],
+                            constants: [:], inputs: [.init(name: "x", dims: [1, 3, 48, nil])], outputs: ["y"], metadata: [:], opset: 13)
+        let model = try InferenceModel(graph: graph)
+        for width in 1...40 {
+            let out = try model.run(Tensor(shape: [1, 3, 48, width], data: [Float](repeating: -1, count: 3 * 48 * width)))
+            #expect(out["y"]?.data.allSatisfy { $0 == 0 } == true)
+        }
+        #expect(model.cachedPlanCount == InferenceModel.planCacheLimit)
+    }
+}
