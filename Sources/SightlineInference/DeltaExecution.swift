@@ -72,7 +72,7 @@ extension InferenceModel {
     /// old values and stop the change from spreading (DeltaCNN's per-layer threshold; the error
     /// per layer stays below τ, and a dense layer can hand a sparse change on again).
     public func runDelta(_ input: Tensor, changed: ChangeMask?, layout: InputLayout, state: DeltaState,
-                         denseAbove: Double = 0.5, truncation: Float = 0) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+                         denseAbove: Double = 0.3, truncation: Float = 0) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
         guard input.shape.first == 1, input.rank == 4 else { throw ModelError.unsupported("delta execution takes one image (batch 1, rank 4), got \(input.shape)") }
         let plan = try self.plan(for: input.shape)
         var stats = DeltaStats()
@@ -186,7 +186,7 @@ extension InferenceModel {
                     changes[name] = changedCount == 0 ? Change.none : .spatial(ChangeMask(height: oh, width: ow, bits: bits), .nchw)
                     continue
                 }
-                if previous == nil || state.scales[name] == nil {
+                if truncation > 0 && (previous == nil || state.scales[name] == nil) {
                     // A dense pass: remember each layer's typical magnitude for truncation.
                     state.scales[name] = out.data.reduce(0) { $0 + abs($1) } / Float(max(out.count, 1))
                 }

@@ -139,7 +139,7 @@ public final class NSFWClassifier: @unchecked Sendable {
     }
 
     /// P(NSFW) for one frame of a source with delta execution (see `InferenceModel.runDelta`).
-    public func scoreDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.5, truncation: Float = 0) throws -> (Float, DeltaStats) {
+    public func scoreDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.3, truncation: Float = 0) throws -> (Float, DeltaStats) {
         let input = Self.preprocessing.tensor(for: [frame])
         let mask = tiles.map { Self.preprocessing.changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
         let (outputs, stats) = try model.runDelta(input, changed: mask, layout: .nhwc, state: state, denseAbove: denseAbove, truncation: truncation)

@@ -10,7 +10,7 @@ import SightlineModels
 final class DeltaSupport {
     static let options: [OptionSpec] = [
         OptionSpec("delta", .bool, default: .bool(false), help: "recompute only what changed (needs a `regions` node upstream); reuse results of skipped frames"),
-        OptionSpec("dense_above", .double, default: .double(0.5), min: 0, max: 1, help: "delta: a layer whose changed outputs exceed this fraction runs dense"),
+        OptionSpec("dense_above", .double, default: .double(0.3), min: 0, max: 1, help: "delta: a layer whose changed outputs exceed this fraction runs dense"),
         OptionSpec("truncation", .double, default: .double(0), min: 0, max: 10, help: "delta: per-layer changes below this fraction of the layer's mean magnitude stop spreading (0: exact)"),
     ]
 
@@ -33,7 +33,7 @@ final class DeltaSupport {
 
     init(node: String, options: NodeOptions) {
         self.node = node
-        denseAbove = options.double("dense_above") ?? 0.5
+        denseAbove = options.double("dense_above") ?? 0.3
         truncation = Float(options.double("truncation") ?? 0)
     }
 

@@ -92,13 +92,14 @@ public struct RegionSelector: Sendable {
         frame.pixels.withUnsafeBufferPointer { new in
             reference.withUnsafeBufferPointer { old in
                 if threshold == 0 {
+                    // Exact: a tile changed when any byte of it did (memcmp per tile row).
                     for y in 0..<h {
                         let row = y * w * bpp, tileRow = (y / tileSize) * columns
-                        for x in 0..<w {
-                            let o = row + x * bpp
-                            var differs = false
-                            for c in 0..<bpp where new[o + c] != old[o + c] { differs = true }
-                            if differs { scores[tileRow + x / tileSize] += 1 }
+                        for column in 0..<columns where scores[tileRow + column] == 0 {
+                            let x0 = column * tileSize, x1 = min(w, x0 + tileSize)
+                            if memcmp(new.baseAddress! + row + x0 * bpp, old.baseAddress! + row + x0 * bpp, (x1 - x0) * bpp) != 0 {
+                                scores[tileRow + column] = 1
+                            }
                         }
                     }
                     return

@@ -23,7 +23,7 @@ struct BenchDeltaCommand: ParsableCommand {
     @Option(help: "Fraction of a tile's pixels that must change.") var minPixels: Double = 0.1
     @Option(help: "Tile size in pixels.") var tile: Int = 16
     @Option(help: "Full refresh after this many partial frames.") var refreshEvery: Int = 20
-    @Option(help: "A layer whose changed outputs exceed this fraction runs dense.") var denseAbove: Double = 0.5
+    @Option(help: "A layer whose changed outputs exceed this fraction runs dense.") var denseAbove: Double = 0.3
     @Option(help: "Per-layer truncation: changes below this fraction of a layer's mean magnitude stop spreading (0 = none).") var truncation: Float = 0
     @OptionGroup var cache: ModelCacheOption
 
