@@ -49,6 +49,9 @@ import SightlineCore
         ConvCase(n: 2, c: 5, h: 20, w: 17, m: 7, k: 3, stride: 1, pad: (1, 1, 1, 1), activation: .relu),  // several column blocks
         ConvCase(n: 1, c: 16, h: 24, w: 24, m: 16, groups: 16, k: 3, stride: 2, pad: (0, 0, 1, 1)),  // depthwise, SAME stride 2
         ConvCase(n: 2, c: 40, h: 7, w: 7, m: 40, groups: 40, k: 5, stride: 1, pad: (2, 2, 2, 2), activation: .clip(min: 0, max: 6)),  // channels-last depthwise
+        ConvCase(c: 3, h: 37, w: 61, m: 3, groups: 3, k: 3, stride: 1, pad: (1, 1, 1, 1)),  // depthwise, wide rows: SIMD interior + tails
+        ConvCase(c: 3, h: 29, w: 67, m: 3, groups: 3, k: 5, stride: 2, pad: (1, 2, 2, 1), activation: .relu),  // depthwise stride 2, odd width
+        ConvCase(c: 2, h: 21, w: 45, m: 2, groups: 2, k: 3, stride: 1, pad: (2, 2, 2, 2), dilation: 2),  // depthwise dilated
         ConvCase(n: 1, c: 64, h: 14, w: 13, m: 64, groups: 64, k: 3, stride: 2, pad: (0, 0, 1, 1)),  // channels-last, stride 2
     ]
 
