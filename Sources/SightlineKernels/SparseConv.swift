@@ -78,24 +78,52 @@ public func maskedConv2d(
     let outSpatial = oh * ow
     let taps = g.kernelH * g.kernelW
     if groups == channels && groups == outChannels {
-        // Depthwise: a direct loop per channel and position.
-        for c in 0..<channels {
-            let plane = input + c * height * width
-            let w = weight + c * taps
-            let b = bias?[c] ?? 0
-            let out = output + c * outSpatial
-            for position in positions {
-                let p = Int(position), oy = p / ow, ox = p % ow
-                var sum: Float = 0
-                for ky in 0..<g.kernelH {
-                    let iy = oy * g.strideH - g.padTop + ky * g.dilationH
-                    guard iy >= 0 && iy < height else { continue }
-                    for kx in 0..<g.kernelW {
-                        let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
-                        if ix >= 0 && ix < width { sum += w[ky * g.kernelW + kx] * plane[iy * width + ix] }
+        // Depthwise: positions come sorted, so they form runs along output rows; each run is
+        // computed like the dense kernel, one pass over the run per tap (the compiler
+        // vectorises the run when the stride is 1), bounds-checked only at the edges.
+        var runs: [(row: Int, start: Int, end: Int)] = []
+        var i = 0
+        while i < positions.count {
+            let p = Int(positions[i]), row = p / ow
+            var end = p % ow + 1
+            var j = i + 1
+            while j < positions.count && end < ow && Int(positions[j]) == row * ow + end { end += 1; j += 1 }
+            runs.append((row, p % ow, end))
+            i = j
+        }
+        var line = [Float](repeating: 0, count: ow)
+        line.withUnsafeMutableBufferPointer { buffer in
+            let line = buffer.baseAddress!
+            for c in 0..<channels {
+                let plane = input + c * height * width
+                let w = weight + c * taps
+                let b = bias?[c] ?? 0
+                let out = output + c * outSpatial
+                for run in runs {
+                    let count = run.end - run.start
+                    line.update(repeating: b, count: count)
+                    for ky in 0..<g.kernelH {
+                        let iy = run.row * g.strideH - g.padTop + ky * g.dilationH
+                        guard iy >= 0 && iy < height else { continue }
+                        let src = plane + iy * width
+                        for kx in 0..<g.kernelW {
+                            let tap = w[ky * g.kernelW + kx]
+                            let x0 = kx * g.dilationW - g.padLeft
+                            // Columns of the run whose input lies inside the row.
+                            let first = max(run.start, x0 < 0 ? (-x0 + g.strideW - 1) / g.strideW : 0)
+                            let last = min(run.end, x0 >= width ? 0 : (width - 1 - x0) / g.strideW + 1)
+                            guard first < last else { continue }
+                            if g.strideW == 1 {
+                                let s = src + x0
+                                for ox in first..<last { line[ox - run.start] += tap * s[ox] }
+                            } else {
+                                for ox in first..<last { line[ox - run.start] += tap * src[ox * g.strideW + x0] }
+                            }
+                        }
                     }
+                    activation.apply(line, count: count)
+                    (out + run.row * ow + run.start).update(from: line, count: count)
                 }
-                out[p] = activation.apply(sum + b)
             }
         }
         return
