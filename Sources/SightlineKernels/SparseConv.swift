@@ -135,20 +135,33 @@ public func maskedConv2d(
     let chunk = max(1, min(positions.count, 4096))
     var columns = [Float](repeating: 0, count: k * chunk)
     var result = [Float](repeating: 0, count: mg * chunk)
+    var originY = [Int](repeating: 0, count: chunk), originX = [Int](repeating: 0, count: chunk)
     for group in 0..<groups {
         var start = 0
         while start < positions.count {
             let n = min(chunk, positions.count - start)
+            // Window origins once per chunk (no division in the gather loops).
+            for j in 0..<n {
+                let p = Int(positions[start + j])
+                originY[j] = (p / ow) * g.strideH - g.padTop
+                originX[j] = (p % ow) * g.strideW - g.padLeft
+            }
+            let pointwise = taps == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0 && oh == height && ow == width
             columns.withUnsafeMutableBufferPointer { cols in
                 for c in 0..<cg {
                     let plane = input + (group * cg + c) * height * width
+                    if pointwise {
+                        // 1×1, stride 1: the output position is the input position.
+                        let row = cols.baseAddress! + c * n
+                        for j in 0..<n { row[j] = plane[Int(positions[start + j])] }
+                        continue
+                    }
                     for ky in 0..<g.kernelH {
                         for kx in 0..<g.kernelW {
                             let row = cols.baseAddress! + ((c * g.kernelH + ky) * g.kernelW + kx) * n
+                            let dy = ky * g.dilationH, dx = kx * g.dilationW
                             for j in 0..<n {
-                                let p = Int(positions[start + j]), oy = p / ow, ox = p % ow
-                                let iy = oy * g.strideH - g.padTop + ky * g.dilationH
-                                let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
+                                let iy = originY[j] + dy, ix = originX[j] + dx
                                 row[j] = (iy >= 0 && iy < height && ix >= 0 && ix < width) ? plane[iy * width + ix] : 0
                             }
                         }
