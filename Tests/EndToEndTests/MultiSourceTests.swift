@@ -39,6 +39,14 @@ import SightlineTestSupport
         #expect(runner.waitForExit(timeout: 20) == 3, "a failed source makes the exit status 3")
         #expect(runner.errorOutput.contains("source 'dead' failed"))
 
+        // The subscriber is a separate process: give its last lines time to arrive.
+        let ended = subscriber.waitFor(timeout: 15) { events in
+            let finished = Set(events.compactMap { $0["header"] as? [String: Any] }
+                .filter { ($0["data"] as? [String: Any])?["event"] as? String == "end_of_stream" }
+                .compactMap { $0["source"] as? String })
+            return finished.isSuperset(of: ["cam1", "cam2", "cam3", "cam4", "dead"])
+        }
+        #expect(ended, "every source's end_of_stream reached the subscriber")
         let events = subscriber.events
         for i in 1...4 {
             let topic = "stats/cam\(i)/"
