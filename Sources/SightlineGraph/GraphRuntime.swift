@@ -23,6 +23,8 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
     private let startedAt: Double
     private let reportedDrops = Mutex<[String: Int]>([:])
     private let failures = Mutex<[String: String]>([:])
+    /// Sources whose end-of-stream has been sent: no status about them may follow it.
+    private let ended = Mutex<Set<String>>([])
     /// Called (on any thread) for every status event, e.g. to echo trouble on a terminal.
     public var statusObserver: (@Sendable (StatusEvent) -> Void)?
 
@@ -164,6 +166,11 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
         }
     }
 
+    /// A source is about to send its end-of-stream (its final counters travel with it).
+    func sourceEnding(_ id: String) {
+        ended.withLock { _ = $0.insert(id) }
+    }
+
     func runnerClosed(_ runner: NodeRunner) {
         let all = closedCount.withLock { count -> Bool in
             count += 1
@@ -181,7 +188,8 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
         post(StatusEvent(kind: .heartbeat, sourceID: nil, fields: heartbeatFields(now: now), wallClock: now))
         // Drops get their own status message per source whenever the count moved.
         let drops = metrics.snapshot()
-        for source in sources {
+        let endedSources = ended.withLock { $0 }
+        for source in sources where !endedSources.contains(source.nodeID) {
             let total = (drops.drops[source.nodeID] ?? 0) + (drops.sinkDrops[source.nodeID] ?? 0)
             let changed = reportedDrops.withLock { reported -> Bool in
                 defer { reported[source.nodeID] = total }

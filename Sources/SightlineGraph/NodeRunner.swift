@@ -243,6 +243,7 @@ final class SourceRunner: @unchecked Sendable {
             ], wallClock: runtime.clock.now()))
             eos = EndOfStream(sourceID: processor.sourceID, fields: ["error": .string("\(error)")])
         }
+        runtime.sourceEnding(processor.sourceID)
         for port in outputs { _ = port.push(.endOfStream(eos), executor: runtime.executor) }
     }
 }
