@@ -785,12 +785,37 @@ struct ConvStep {
         return ConvStep(geometry: g, weight: weight.data, bias: bias?.data, outChannels: weight.shape[0], groups: groups, activation: activation)
     }
 
+    /// Weights transformed for Winograd F(2×2, 3×3), set by the planner's last pass (after
+    /// BatchNorm and affine folding changed the weights) for the 3×3 stride-1 convolutions.
+    var winogradWeights: [Float]?
+
+    mutating func prepareWinograd(channels: Int) {
+        guard Winograd.applies(channels: channels, outChannels: outChannels, groups: groups, geometry: geometry) else { return }
+        winogradWeights = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
+    }
+
     func run(_ x: Tensor, threads: Int) -> Tensor {
         let (oh, ow) = geometry.outputSize(height: x.shape[2], width: x.shape[3])
         // Every element is written by the kernel (GEMM with beta 0, or the depthwise loop), so
         // the buffer is not zero-filled first.
         var out = [Float](unsafeUninitializedCapacity: x.shape[0] * outChannels * oh * ow) { _, count in
             count = x.shape[0] * outChannels * oh * ow
+        }
+        if let winogradWeights, winogradWeights.count == 16 * outChannels * x.shape[1] {
+            x.data.withUnsafeBufferPointer { src in
+                winogradWeights.withUnsafeBufferPointer { u in
+                    out.withUnsafeMutableBufferPointer { dst in
+                        let output = dst.baseAddress!
+                        func run(_ b: UnsafePointer<Float>?) {
+                            Winograd.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                                          transformedWeights: u.baseAddress!, outChannels: outChannels, bias: b, geometry: geometry,
+                                          activation: activation, output: output, threads: threads)
+                        }
+                        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                    }
+                }
+            }
+            return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
         }
         x.data.withUnsafeBufferPointer { src in
             weight.withUnsafeBufferPointer { w in

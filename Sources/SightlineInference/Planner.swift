@@ -79,8 +79,20 @@ struct ExecutionPlan {
         try plan.fuseConvolutions()
         plan.fuseElementwiseActivations()
         plan.removeDeadSteps()
+        plan.prepareWinograd()
         plan.computeReleases()
         return plan
+    }
+
+    /// 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): their weights are transformed
+    /// once here, after every pass that changes weights.
+    mutating func prepareWinograd() {
+        guard ProcessInfo.processInfo.environment["SIGHTLINE_NO_WINOGRAD"] == nil else { return }
+        for i in steps.indices {
+            guard case .conv(var conv) = steps[i].kind, let shape = shapes[steps[i].inputs[0]], shape.count == 4 else { continue }
+            conv.prepareWinograd(channels: shape[1])
+            steps[i].kind = .conv(conv)
+        }
     }
 
     // MARK: - Passes

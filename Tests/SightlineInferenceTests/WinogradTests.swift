@@ -1,0 +1,58 @@
+import Testing
+@testable import SightlineKernels
+
+/// Winograd F(2×2, 3×3) against the reference convolution.
+@Suite struct WinogradTests {
+    @Test(arguments: [1, 2])
+    func matchesTheReferenceConvolution(threads: Int) {
+        var seed: UInt64 = 3
+        func random() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int32(truncatingIfNeeded: seed >> 32)) / Float(Int32.max)
+        }
+        // (batch, channels, out channels, height, width, pads top/left/bottom/right, activation)
+        let cases: [(Int, Int, Int, Int, Int, (Int, Int, Int, Int), Activation)] = [
+            (1, 8, 8, 10, 10, (1, 1, 1, 1), .none),
+            (2, 16, 24, 13, 17, (1, 1, 1, 1), .relu),          // odd output: partial tiles
+            (1, 9, 12, 7, 5, (0, 0, 0, 0), .clip(min: 0, max: 6)),
+            (1, 12, 8, 20, 31, (0, 0, 1, 1), .none),           // asymmetric (SAME-style) padding
+            (1, 32, 16, 57, 43, (2, 1, 0, 3), .hardSwish),     // uneven pads, many tiles (several blocks)
+        ]
+        for (n, c, m, h, w, pad, activation) in cases {
+            let g = Conv2DGeometry(kernelH: 3, kernelW: 3, padTop: pad.0, padLeft: pad.1, padBottom: pad.2, padRight: pad.3)
+            #expect(Winograd.applies(channels: c, outChannels: m, groups: 1, geometry: g))
+            let input = (0..<(n * c * h * w)).map { _ in random() }
+            let weight = (0..<(m * c * 9)).map { _ in random() }
+            let bias = (0..<m).map { _ in random() }
+            let want = referenceConv2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
+                                       bias: bias, groups: 1, geometry: g, activation: activation)
+            let u = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: m, channels: c) }
+            var got = [Float](repeating: .nan, count: want.count)
+            input.withUnsafeBufferPointer { x in
+                u.withUnsafeBufferPointer { uw in
+                    bias.withUnsafeBufferPointer { b in
+                        got.withUnsafeMutableBufferPointer { o in
+                            Winograd.conv(input: x.baseAddress!, batch: n, channels: c, height: h, width: w, transformedWeights: uw.baseAddress!,
+                                          outChannels: m, bias: b.baseAddress!, geometry: g, activation: activation, output: o.baseAddress!, threads: threads)
+                        }
+                    }
+                }
+            }
+            var error = 0.0, energy = 1e-30
+            for (a, b) in zip(got, want) {
+                error += Double(a - b) * Double(a - b)
+                energy += Double(b) * Double(b)
+            }
+            #expect(error / energy < 1e-10, "n\(n) c\(c) m\(m) \(h)x\(w) pad \(pad): NMSE \(error / energy)")
+            #expect(!got.contains { $0.isNaN }, "every output written")
+        }
+    }
+
+    @Test func onlyThreeByThreeStrideOneUngroupedConvolutions() {
+        let g = Conv2DGeometry(kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        #expect(!Winograd.applies(channels: 16, outChannels: 16, groups: 16, geometry: g))
+        #expect(!Winograd.applies(channels: 16, outChannels: 16, groups: 1,
+                                  geometry: Conv2DGeometry(kernelH: 3, kernelW: 3, strideH: 2, strideW: 2)))
+        #expect(!Winograd.applies(channels: 3, outChannels: 16, groups: 1, geometry: g), "too few channels to gain")
+    }
+}
