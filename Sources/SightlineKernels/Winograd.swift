@@ -56,7 +56,8 @@ public enum Winograd {
         // A block's transformed tiles (16·C·B floats) and products (16·M·B): about 4 MB each
         // at most — large enough that the 16 GEMMs run with a long N (measured on open_nsfw:
         // 256 KB blocks 13.9 ms, 1 MB 11.4 ms, 4 MB 11.6 ms for its 3×3 convolutions).
-        let blockSize = max(16, min(total, 1_048_576 / max(1, 16 * max(c, m))))
+        // With several threads, at least one block per thread.
+        let blockSize = max(16, min((total + threads - 1) / max(threads, 1), 1_048_576 / max(1, 16 * max(c, m))))
         let blocks = (total + blockSize - 1) / blockSize
         let shared = SharedBuffers(input: input, weight: u, bias: bias, output: output)
         let work = { @Sendable (block: Int) in
