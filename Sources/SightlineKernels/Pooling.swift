@@ -54,20 +54,31 @@ public func globalAveragePool(input: UnsafePointer<Float>, planes: Int, spatial:
 /// input rows, over the clamped column window.
 func maxPoolFast(input: UnsafePointer<Float>, planes: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
                  outH oh: Int, outW ow: Int, output: UnsafeMutablePointer<Float>) {
+    // Separable: the max over each row's window first (per output column), then over the
+    // window's rows — kH + kW comparisons per output instead of kH·kW, and the second pass
+    // runs along contiguous rows.
+    let columns = (0..<ow).map { ox in (max(0, ox * g.strideW - g.padLeft), min(width, ox * g.strideW - g.padLeft + g.kernelW)) }
+    let rowMax = UnsafeMutablePointer<Float>.allocate(capacity: height * ow)
+    defer { rowMax.deallocate() }
     for plane in 0..<planes {
         let src = input + plane * height * width
         let dst = output + plane * oh * ow
+        for y in 0..<height {
+            let row = src + y * width, out = rowMax + y * ow
+            for ox in 0..<ow {
+                let (x0, x1) = columns[ox]
+                var best = -Float.infinity
+                for x in x0..<max(x0, x1) { best = max(best, row[x]) }
+                out[ox] = best
+            }
+        }
         for oy in 0..<oh {
             let y0 = max(0, oy * g.strideH - g.padTop), y1 = min(height, oy * g.strideH - g.padTop + g.kernelH)
             let line = dst + oy * ow
-            for ox in 0..<ow {
-                let x0 = max(0, ox * g.strideW - g.padLeft), x1 = min(width, ox * g.strideW - g.padLeft + g.kernelW)
-                var best = -Float.infinity
-                for y in y0..<max(y0, y1) {
-                    let row = src + y * width
-                    for x in x0..<max(x0, x1) { best = max(best, row[x]) }
-                }
-                line[ox] = best
+            line.update(repeating: -Float.infinity, count: ow)
+            for y in y0..<max(y0, y1) {
+                let r = rowMax + y * ow
+                for ox in 0..<ow { line[ox] = max(line[ox], r[ox]) }
             }
         }
     }
