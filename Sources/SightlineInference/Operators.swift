@@ -238,11 +238,15 @@ enum Operators {
             guard [scale, bias, mean, variance].allSatisfy({ $0.count == channels }) else {
                 throw ModelError.shapeMismatch("BatchNormalization '\(node.name)': parameters do not match \(channels) channels")
             }
-            for n in 0..<x.shape[0] {
-                for c in 0..<channels {
-                    let k = scale[c] / (variance[c] + eps).squareRoot()
-                    let base = (n * channels + c) * spatial
-                    for i in 0..<spatial { x.data[base + i] = (x.data[base + i] - mean[c]) * k + bias[c] }
+            let batch = x.shape[0]
+            x.data.withUnsafeMutableBufferPointer { data in
+                for n in 0..<batch {
+                    for c in 0..<channels {
+                        // (x − mean)·k + bias as one multiply-add per element.
+                        let k = scale[c] / (variance[c] + eps).squareRoot(), shift = bias[c] - mean[c] * k
+                        let plane = data.baseAddress! + (n * channels + c) * spatial
+                        for i in 0..<spatial { plane[i] = plane[i] * k + shift }
+                    }
                 }
             }
             return [.float(x)]

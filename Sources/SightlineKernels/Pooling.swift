@@ -43,9 +43,20 @@ public func pool2d(
 /// Mean over H×W per (n, c): [N, C, H, W] → [N, C].
 public func globalAveragePool(input: UnsafePointer<Float>, planes: Int, spatial: Int, output: UnsafeMutablePointer<Float>) {
     for p in 0..<planes {
-        var sum: Float = 0
         let src = input + p * spatial
-        for i in 0..<spatial { sum += src[i] }
+        // Eight independent partial sums: a single running sum is one dependent add per
+        // element (strict floating point does not let the compiler split it).
+        var lanes = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= spatial {
+            lanes += UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var sum = lanes.sum()
+        while i < spatial {
+            sum += src[i]
+            i += 1
+        }
         output[p] = sum / Float(spatial)
     }
 }
