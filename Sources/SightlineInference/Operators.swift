@@ -588,8 +588,21 @@ enum Operators {
         switch mode {
         case "nearest":
             let iy = try ys.map { try nearest($0, h) }, ix = try xs.map { try nearest($0, w) }
-            for p in 0..<planes {
-                for oy in 0..<oh { for ox in 0..<ow { out[(p * oh + oy) * ow + ox] = x.data[(p * h + iy[oy]) * w + ix[ox]] } }
+            x.data.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    for p in 0..<planes {
+                        for oy in 0..<oh {
+                            let line = dst.baseAddress! + (p * oh + oy) * ow
+                            if oy > 0 && iy[oy] == iy[oy - 1] {
+                                // Upsampling repeats rows: copy the one just written.
+                                line.update(from: line - ow, count: ow)
+                                continue
+                            }
+                            let row = src.baseAddress! + (p * h + iy[oy]) * w
+                            for ox in 0..<ow { line[ox] = row[ix[ox]] }
+                        }
+                    }
+                }
             }
         case "linear":
             func taps(_ v: Float, _ size: Int) -> (Int, Int, Float) {
