@@ -29,6 +29,14 @@ public enum Activation: Sendable, Equatable {
             for i in 0..<count { buffer[i] = max(buffer[i], 0) }
         case .clip(let lo, let hi):
             for i in 0..<count { buffer[i] = min(max(buffer[i], lo), hi) }
+        // Written out so the loops vectorise (the per-element switch below does not).
+        case .hardSwish:
+            for i in 0..<count {
+                let x = buffer[i]
+                buffer[i] = x * min(max(x / 6 + 0.5, 0), 1)
+            }
+        case .hardSigmoid(let alpha, let beta):
+            for i in 0..<count { buffer[i] = min(max(alpha * buffer[i] + beta, 0), 1) }
         default:
             for i in 0..<count { buffer[i] = apply(buffer[i]) }
         }

@@ -65,4 +65,13 @@ import SightlineInference
         #expect((summary["LayerNorm(fused)"] ?? 0) >= 4, "\(summary)")
         #expect(summary["Sqrt"] == nil || summary["Sqrt"]! <= 1)
     }
+
+    @Test func detectorHardSwishIsFusedIntoItsConvolutions() throws {
+        let store = ModelStore()
+        try store.fetch(ModelZoo.ppOCR)
+        let model = try InferenceModel.loadONNX(path: try store.verify(ModelZoo.ppOCR))
+        let summary = try model.planSummary(for: [1, 3, 320, 320])
+        // x · Clip(x + 3, 0, 6) / 6 after a convolution, 24 times in PP-LCNet: now the conv's activation.
+        #expect(summary["Clip"] == nil && summary["Div"] == nil, "\(summary)")
+    }
 }
