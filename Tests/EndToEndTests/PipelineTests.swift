@@ -32,13 +32,16 @@ import SightlineTestSupport
           cam1: {type: source, url: "\(clip)", size: 64x48}
           stats: {type: frame_stats, histogram_bins: 8}
           hash: {type: phash}
-          out: {type: publish, endpoint: "pub+bind:tcp://127.0.0.1:\(port)", wait_subscribers: 2, wait_timeout: 30}
+          out: {type: publish, endpoint: "pub+bind:tcp://127.0.0.1:\(port)", wait_subscribers: 2, wait_timeout: 30, block_timeout: 120}
           file: {type: jsonl, path: "\(jsonl)", vectors: true}
         edges:
           - cam1 -> stats
           - stats -> hash
           - hash -> out, file
         """)
+        // block_timeout: a subscriber slowed down by the other tests sharing the cores is
+        // waited for rather than dropped (the default 5 s then drop-and-count is what a live
+        // pipeline wants; this test checks that nothing is lost).
         let python = try LineStreamingProcess("python3", [pythonSubscriber, "tcp://127.0.0.1:\(port)", "--vectors", "--until-end", "--idle-timeout", "30"])
         let swift = try LineStreamingProcess(bin, ["subscribe", "tcp://127.0.0.1:\(port)", "--vectors", "--until-end", "--idle-timeout", "30"])
         defer { python.kill(); swift.kill() }
