@@ -18,13 +18,6 @@ struct BenchBatchCommand: ParsableCommand {
     @Option(help: "Python with the baseline's packages.") var python: String = "python3"
     @OptionGroup var cache: ModelCacheOption
 
-    /// A file of the repository: beside the built binary (.build/<config>/sightline), else relative to the cwd.
-    static func repositoryFile(_ relative: String) -> String {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("../../../" + relative).standardized.path
-        return FileManager.default.fileExists(atPath: beside) ? beside : relative
-    }
-
     func run() throws {
         let python = try findExecutable(self.python)
         let check = Process()
@@ -41,9 +34,9 @@ struct BenchBatchCommand: ParsableCommand {
         let work = NSTemporaryDirectory() + "sightline-bench-batch-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let pipeline = Self.repositoryFile("Pipelines/batch.yaml")
-        let policy = Self.repositoryFile("Pipelines/moderation-policy.yaml")
-        let baseline = Self.repositoryFile("Samples/baseline/batch_baseline.py")
+        let pipeline = repositoryFile("Pipelines/batch.yaml")
+        let policy = repositoryFile("Pipelines/moderation-policy.yaml")
+        let baseline = repositoryFile("Samples/baseline/batch_baseline.py")
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         print("sightline bench batch — \(clip), 2 sampled frames/s, \(threads) cores, best of \(runs); ratio = baseline time ÷ ours (target ≥ 1.5)")
 
@@ -101,14 +94,14 @@ struct BenchBatchCommand: ParsableCommand {
 
     /// The bundled sample (bigbuckbunny, 1280×720) looped to 30 s, encoded once and cached.
     static func defaultClip() throws -> String {
-        let cacheRoot = (ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline"))
-        let path = cacheRoot + "/bench/batch-720p-30s.mp4"
+        let root = cacheRoot()
+        let path = root + "/bench/batch-720p-30s.mp4"
         if FileManager.default.fileExists(atPath: path) { return path }
-        let sample = cacheRoot + "/samples/bigbuckbunny.mp4"
+        let sample = root + "/samples/bigbuckbunny.mp4"
         guard FileManager.default.fileExists(atPath: sample) else {
             throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first, or pass --input")
         }
-        try FileManager.default.createDirectory(atPath: cacheRoot + "/bench", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
         _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-stream_loop", "6", "-i", sample, "-t", "30",
                                                         "-c:v", "libx264", "-preset", "medium", "-g", "50", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
         try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
@@ -120,7 +113,7 @@ struct BenchBatchCommand: ParsableCommand {
     func prepareModels(python: String) throws -> String {
         let store = cache.store
         for manifest in [ModelZoo.openNSFW, ModelZoo.efficientNetLite0, ModelZoo.ppOCR, ModelZoo.miniLM] { try store.fetch(manifest) }
-        let dir = (ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline")) + "/bench/baseline-models"
+        let dir = cacheRoot() + "/bench/baseline-models"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         func link(_ source: String, _ name: String) throws {
             let target = dir + "/" + name

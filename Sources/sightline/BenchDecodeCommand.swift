@@ -112,8 +112,7 @@ struct BenchDecodeCommand: ParsableCommand {
     }
 
     private func synthesiseClips(ffmpeg: String) throws -> [String] {
-        let root = cacheDir ?? ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"]
-            ?? (NSHomeDirectory() + "/.cache/sightline")
+        let root = cacheDir ?? cacheRoot()
         let dir = root + "/bench"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var clips: [String] = []

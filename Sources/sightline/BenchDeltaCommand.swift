@@ -103,7 +103,7 @@ struct BenchDeltaCommand: ParsableCommand {
     }
 
     static func sample(_ name: String) throws -> String {
-        try runTool(BenchBatchCommand.repositoryFile("Scripts/fetch-sample"), [name]).split(separator: "\n").last.map(String.init) ?? name
+        try runTool(repositoryFile("Scripts/fetch-sample"), [name]).split(separator: "\n").last.map(String.init) ?? name
     }
 
     static func decode(_ path: String, fps: Double, limit: Int) throws -> [Frame] {

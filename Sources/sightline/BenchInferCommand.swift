@@ -13,12 +13,7 @@ struct BenchInferCommand: ParsableCommand {
 
     @Argument(help: "Model name (`sightline models list`), or pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls.") var model: String
 
-    /// Scripts/reference beside the built binary (.build/<config>/sightline), else relative to the cwd.
-    static var referenceScripts: String {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("../../../Scripts/reference").standardized.path
-        return FileManager.default.fileExists(atPath: beside) ? beside : "Scripts/reference"
-    }
+    static var referenceScripts: String { repositoryFile("Scripts/reference") }
 
     /// MiniLM: sentences per second, ours vs onnxruntime on an ONNX export of the same weights.
     func benchMiniLM() throws {

@@ -19,8 +19,8 @@ struct BenchLiveCommand: ParsableCommand {
         let clip = try Self.liveClip()
         let udpPort = Int.random(in: 20000..<30000), busPort = Int.random(in: 30000..<40000)
         let udp = "udp://127.0.0.1:\(udpPort)"
-        let pipeline = BenchBatchCommand.repositoryFile("Pipelines/live.yaml")
-        let policy = BenchBatchCommand.repositoryFile("Pipelines/moderation-policy.yaml")
+        let pipeline = repositoryFile("Pipelines/live.yaml")
+        let policy = repositoryFile("Pipelines/moderation-policy.yaml")
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
 
         let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: "tcp://127.0.0.1:\(busPort)", defaultRole: .sub))
@@ -108,14 +108,14 @@ struct BenchLiveCommand: ParsableCommand {
 
     /// The bundled sample re-encoded at 1280×720, 30 fps, 1 s GOP (cached).
     static func liveClip() throws -> String {
-        let cacheRoot = (ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline"))
-        let path = cacheRoot + "/bench/live-720p30.mp4"
+        let root = cacheRoot()
+        let path = root + "/bench/live-720p30.mp4"
         if FileManager.default.fileExists(atPath: path) { return path }
-        let sample = cacheRoot + "/samples/bigbuckbunny.mp4"
+        let sample = root + "/samples/bigbuckbunny.mp4"
         guard FileManager.default.fileExists(atPath: sample) else {
             throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first")
         }
-        try FileManager.default.createDirectory(atPath: cacheRoot + "/bench", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
         _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-i", sample, "-vf", "scale=1280:720,fps=30",
                                                         "-c:v", "libx264", "-preset", "medium", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
         try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)

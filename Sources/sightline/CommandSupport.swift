@@ -15,6 +15,19 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// A file of the repository: beside the built binary (.build/<config>/sightline), else
+/// relative to the working directory.
+func repositoryFile(_ relative: String) -> String {
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        .appendingPathComponent("../../../" + relative).standardized.path
+    return FileManager.default.fileExists(atPath: beside) ? beside : relative
+}
+
+/// Where fetched samples and benchmark clips live: $SIGHTLINE_CACHE or ~/.cache/sightline.
+func cacheRoot() -> String {
+    ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline")
+}
+
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("sightline: \(message)\n".utf8))
 }
