@@ -7,8 +7,7 @@ import Synchronization
 /// size may vary) and cached. Thread-safe; each call runs on the caller's thread.
 public final class InferenceModel: @unchecked Sendable {
     public let graph: IRGraph
-    private let plans = Mutex<[[Int]: ExecutionPlan]>([:])
-    private let planUse = Mutex<[[Int]]>([])
+    private let plans = Mutex(PlanCache())
     /// Cores one inference may use (Dispatch splits convolutions; OpenBLAS stays at one thread).
     public let threads: Int
 
@@ -57,48 +56,52 @@ public final class InferenceModel: @unchecked Sendable {
     /// Other inputs (token sequences, whose GEMMs gain from more rows) in power-of-two parts
     /// (7 = 4+2+1), so dynamic batching builds at most log2(max batch) + 1 plans per shape.
     private func runInParts(_ input: Tensor, imageByImage: Bool) throws -> [String: Tensor] {
-        let batch = input.shape[0], per = input.count / batch
-        var merged: [String: Tensor] = [:]
+        let batch = input.shape[0]
+        var ranges: [Range<Int>] = []
         var start = 0
         while start < batch {
             var size = 1
             while !imageByImage && size * 2 <= batch - start { size *= 2 }
-            let part = Tensor(shape: [size] + input.shape.dropFirst(), data: Array(input.data[(start * per)..<((start + size) * per)]))
-            for (name, tensor) in try run(part, profile: Optional<(String, Double) -> Void>.none) {
-                guard tensor.shape.first == size else { return try run(input, profile: Optional<(String, Double) -> Void>.none) }
-                if var existing = merged[name] {
-                    existing.shape[0] += size
-                    existing.data += tensor.data
-                    merged[name] = existing
-                } else {
-                    merged[name] = tensor
-                }
-            }
+            ranges.append(start..<(start + size))
             start += size
         }
-        return merged
+        let parts = try ranges.map { try run(Self.slice(input, $0), profile: Optional<(String, Double) -> Void>.none) }
+        return try Self.concatenate(parts, ranges: ranges) ?? run(input, profile: Optional<(String, Double) -> Void>.none)
     }
 
     /// Batches of at least `threads` items: each core runs a share of the batch on its own
     /// (no synchronisation inside the network), and the outputs are concatenated.
     private func runSplittingBatch(_ input: Tensor) throws -> [String: Tensor] {
-        let batch = input.shape[0], per = input.count / batch
+        let batch = input.shape[0]
         let chunks = (0..<threads).map { t -> Range<Int> in (t * batch / threads)..<((t + 1) * batch / threads) }.filter { !$0.isEmpty }
         let results = Mutex<[Int: Result<[String: Tensor], Error>]>([:])
         let single = try InferenceModel(graph: graph, threads: 1, sharing: self)
         DispatchQueue.concurrentPerform(iterations: chunks.count) { i in
-            let range = chunks[i]
-            let part = Tensor(shape: [range.count] + input.shape.dropFirst(), data: Array(input.data[(range.lowerBound * per)..<(range.upperBound * per)]))
-            let outcome = Result { try single.run(part) }
+            let outcome = Result { try single.run(Self.slice(input, chunks[i])) }
             results.withLock { $0[i] = outcome }
         }
-        var merged: [String: Tensor] = [:]
-        for i in chunks.indices {
+        let parts = try chunks.indices.map { i in
             guard let outcome = results.withLock({ $0[i] }) else { throw ModelError.missing("batch part \(i)") }
-            for (name, tensor) in try outcome.get() {
-                guard tensor.shape.first == chunks[i].count else { return try run(input, profile: Optional<(String, Double) -> Void>.none) }
+            return try outcome.get()
+        }
+        return try Self.concatenate(parts, ranges: chunks) ?? run(input, profile: Optional<(String, Double) -> Void>.none)
+    }
+
+    /// Items `range` of a batch.
+    static func slice(_ input: Tensor, _ range: Range<Int>) -> Tensor {
+        let per = input.count / max(input.shape[0], 1)
+        return Tensor(shape: [range.count] + input.shape.dropFirst(), data: Array(input.data[(range.lowerBound * per)..<(range.upperBound * per)]))
+    }
+
+    /// The parts' outputs joined along the batch axis; nil when an output is not batched
+    /// (its first axis is not the part's size), so the caller runs the whole batch at once.
+    static func concatenate(_ parts: [[String: Tensor]], ranges: [Range<Int>]) -> [String: Tensor]? {
+        var merged: [String: Tensor] = [:]
+        for (outputs, range) in zip(parts, ranges) {
+            for (name, tensor) in outputs {
+                guard tensor.shape.first == range.count else { return nil }
                 if var existing = merged[name] {
-                    existing.shape[0] += tensor.shape[0]
+                    existing.shape[0] += range.count
                     existing.data += tensor.data
                     merged[name] = existing
                 } else {
@@ -173,25 +176,14 @@ public final class InferenceModel: @unchecked Sendable {
 
     func plan(for shape: [Int]) throws -> ExecutionPlan {
         if let sharedPlans { return try sharedPlans.plan(for: shape) }
-        if let cached = plans.withLock({ cache -> ExecutionPlan? in
-            guard let plan = cache[shape] else { return nil }
-            planUse.withLock { $0.removeAll { $0 == shape }; $0.append(shape) }
-            return plan
-        }) { return cached }
+        if let cached = plans.withLock({ $0.plan(for: shape) }) { return cached }
         let built = try ExecutionPlan.build(graph: graph, inputShapes: [inputName: shape])
-        plans.withLock { cache in
-            cache[shape] = built
-            planUse.withLock { use in
-                use.removeAll { $0 == shape }
-                use.append(shape)
-                while use.count > Self.planCacheLimit { cache[use.removeFirst()] = nil }
-            }
-        }
+        plans.withLock { $0.insert(built, for: shape, limit: Self.planCacheLimit) }
         return built
     }
 
     /// Number of cached plans (tests).
-    public var cachedPlanCount: Int { (sharedPlans ?? self).plans.withLock { $0.count } }
+    public var cachedPlanCount: Int { (sharedPlans ?? self).plans.withLock { $0.plans.count } }
 
     /// Steps per operator after optimisation, for `bench` and tests.
     public func planSummary(for shape: [Int]) throws -> [String: Int] {
@@ -209,5 +201,28 @@ extension InferenceModel {
             let shapes = step.outputs.map { plan.shapes[$0].map { "\($0)" } ?? "?" }
             return "\(step.op) \(step.inputs.map { String($0.suffix(28)) }) -> \(step.outputs.map { String($0.suffix(28)) }) \(shapes)"
         }
+    }
+}
+
+/// Plans by input shape, least recently used first out.
+struct PlanCache {
+    var plans: [[Int]: ExecutionPlan] = [:]
+    private var use: [[Int]] = []
+
+    mutating func plan(for shape: [Int]) -> ExecutionPlan? {
+        guard let plan = plans[shape] else { return nil }
+        touch(shape)
+        return plan
+    }
+
+    mutating func insert(_ plan: ExecutionPlan, for shape: [Int], limit: Int) {
+        plans[shape] = plan
+        touch(shape)
+        while use.count > limit { plans[use.removeFirst()] = nil }
+    }
+
+    private mutating func touch(_ shape: [Int]) {
+        use.removeAll { $0 == shape }
+        use.append(shape)
     }
 }
