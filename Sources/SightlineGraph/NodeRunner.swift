@@ -129,13 +129,16 @@ final class NodeRunner: @unchecked Sendable {
         }
     }
 
+    /// Sends what the processor emits to every output edge.
+    private func route(_ output: Item) {
+        if case .endOfStream = output { return }  // the scheduler owns end-of-stream
+        for port in outputs { _ = port.push(output, executor: runtime.executor, waker: self) }
+    }
+
     private func call(_ item: Item) {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            try processor.process(item, context: runtime) { [self] output in
-                if case .endOfStream = output { return }  // the scheduler owns end-of-stream
-                for port in outputs { _ = port.push(output, executor: runtime.executor, waker: self) }
-            }
+            try processor.process(item, context: runtime, emit: route)
         } catch {
             runtime.metrics.nodeFailed(nodeID)
             postError(error, source: item.sourceID)
@@ -168,10 +171,7 @@ final class NodeRunner: @unchecked Sendable {
         }
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            try processor.flush(context: runtime) { [self] output in
-                if case .endOfStream = output { return }
-                for port in outputs { _ = port.push(output, executor: runtime.executor, waker: self) }
-            }
+            try processor.flush(context: runtime, emit: route)
         } catch {
             runtime.metrics.nodeFailed(nodeID)
             postError(error, source: nil)
