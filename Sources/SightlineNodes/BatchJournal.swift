@@ -33,6 +33,21 @@ public struct BatchJournal: Sendable {
         directory.appendingPathComponent(Self.outputName(forSource: source))
     }
 
+    /// Where a source's output is written until it is complete.
+    public func partialURL(forSource source: String) -> URL {
+        directory.appendingPathComponent(Self.outputName(forSource: source) + ".partial")
+    }
+
+    /// The source's output is complete: its partial file takes the final name (replacing an
+    /// older one). Returns the final URL.
+    @discardableResult
+    public func commitOutput(forSource source: String) throws -> URL {
+        let final = outputURL(forSource: source)
+        _ = try? FileManager.default.removeItem(at: final)
+        try FileManager.default.moveItem(at: partialURL(forSource: source), to: final)
+        return final
+    }
+
     /// Finished entries by input path (the last line for a path wins). Lines cut short by a
     /// kill are ignored: that file simply counts as not finished.
     public func entries() -> [String: Entry] {

@@ -92,8 +92,7 @@ public final class JSONLSink: NodeProcessor {
         if let single { return single }
         let key = source ?? "pipeline"
         if let open = perSource[key] { return open }
-        let url = journal!.outputURL(forSource: key)
-        let handle = try Self.create(url.path + ".partial")
+        let handle = try Self.create(journal!.partialURL(forSource: key).path)
         perSource[key] = handle
         return handle
     }
@@ -106,9 +105,7 @@ public final class JSONLSink: NodeProcessor {
         try handle.close()
         let completed = eos.fields["completed"]?.boolValue ?? (eos.fields["error"] == nil)
         guard completed else { return }  // stays .partial; a resumed run redoes it
-        let final = journal.outputURL(forSource: eos.sourceID)
-        _ = try? FileManager.default.removeItem(at: final)
-        try FileManager.default.moveItem(atPath: final.path + ".partial", toPath: final.path)
+        let final = try journal.commitOutput(forSource: eos.sourceID)
         if let path = eos.fields["path"]?.stringValue, let size = eos.fields["size"]?.intValue, let mtime = eos.fields["mtime"]?.doubleValue {
             try journal.append(.init(source: eos.sourceID, path: path, size: size, mtime: mtime,
                                      output: final.lastPathComponent, finished: Date().timeIntervalSince1970))
@@ -123,11 +120,7 @@ public final class JSONLSink: NodeProcessor {
         for (source, handle) in perSource {
             try handle.synchronize()
             try handle.close()
-            if source == "pipeline", let journal {
-                let final = journal.outputURL(forSource: source)
-                _ = try? FileManager.default.removeItem(at: final)
-                try? FileManager.default.moveItem(atPath: final.path + ".partial", toPath: final.path)
-            }
+            if source == "pipeline" { _ = try? journal?.commitOutput(forSource: source) }
         }
         perSource = [:]
     }
