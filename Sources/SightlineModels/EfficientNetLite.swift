@@ -149,9 +149,7 @@ public final class EfficientNetLite0: @unchecked Sendable {
     /// Delta execution for one frame of a source (see `InferenceModel.runDelta`): only what
     /// the changed tiles can reach is recomputed; `tiles == nil` runs dense and refreshes.
     public func classifyDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.3, truncation: Float = 0) throws -> (Result, DeltaStats) {
-        let input = Self.preprocessing.tensor(for: [frame])
-        let mask = tiles.map { Self.preprocessing.changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
-        let (outputs, stats) = try model.runDelta(input, changed: mask, layout: .nchw, state: state, denseAbove: denseAbove, truncation: truncation)
+        let (outputs, stats) = try Self.preprocessing.runDelta(model, frame: frame, tiles: tiles, state: state, denseAbove: denseAbove, truncation: truncation)
         guard let result = try results(outputs, count: 1).first else { throw ModelError.missing("EfficientNet outputs") }
         return (result, stats)
     }

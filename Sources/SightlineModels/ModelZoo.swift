@@ -31,7 +31,8 @@ public enum ModelZoo {
 
 /// How a model wants its pixels: resize, centre crop, channel order, layout, normalisation.
 public struct ImagePreprocessing: Sendable {
-    public enum Layout: Sendable { case nhwc, nchw }
+    /// NCHW or NHWC (the inference engine's own layout type, so delta execution takes it as is).
+    public typealias Layout = InputLayout
     public enum ChannelOrder: Sendable { case rgb, bgr }
 
     /// The image is stretched to resizeTo×resizeTo, then the centre crop×crop is taken.
@@ -74,6 +75,15 @@ public struct ImagePreprocessing: Sendable {
             }
         }
         return ChangeMask(height: crop, width: crop, bits: bits)
+    }
+
+    /// Delta execution of `model` on one frame (see `InferenceModel.runDelta`): the input as
+    /// usual, the changed tiles mapped onto it, in this preprocessing's layout.
+    public func runDelta(_ model: InferenceModel, frame: Frame, tiles: TileMask?, state: DeltaState,
+                         denseAbove: Double, truncation: Float) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+        let mask = tiles.map { changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
+        return try model.runDelta(tensor(for: [frame]), changed: mask, layout: layout, state: state,
+                                  denseAbove: denseAbove, truncation: truncation)
     }
 
     /// Builds the model input for a batch of decoded frames (any size; rgb24/bgr24/gray8).
@@ -140,9 +150,7 @@ public final class NSFWClassifier: @unchecked Sendable {
 
     /// P(NSFW) for one frame of a source with delta execution (see `InferenceModel.runDelta`).
     public func scoreDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.3, truncation: Float = 0) throws -> (Float, DeltaStats) {
-        let input = Self.preprocessing.tensor(for: [frame])
-        let mask = tiles.map { Self.preprocessing.changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
-        let (outputs, stats) = try model.runDelta(input, changed: mask, layout: .nhwc, state: state, denseAbove: denseAbove, truncation: truncation)
+        let (outputs, stats) = try Self.preprocessing.runDelta(model, frame: frame, tiles: tiles, state: state, denseAbove: denseAbove, truncation: truncation)
         guard let output = outputs.values.first, output.count >= 2 else { throw ModelError.missing("open_nsfw output") }
         return (output.data[1], stats)
     }

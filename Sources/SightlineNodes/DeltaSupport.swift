@@ -42,6 +42,11 @@ final class DeltaSupport {
         regions[record.sourceID, default: [:]][Int(index)] = record
     }
 
+    /// Per frame, in order: `compute` (delta) or the last results reused, per its `regions` record.
+    func results(for frames: [Frame], compute: (Frame, TileMask?, DeltaState) throws -> ([Record], DeltaStats)) throws -> [[Record]] {
+        try frames.map { frame in try results(for: frame) { try compute(frame, $0, $1) } }
+    }
+
     /// Runs `compute` (delta) or reuses the last results, per the frame's `regions` record.
     func results(for frame: Frame, compute: (TileMask?, DeltaState) throws -> ([Record], DeltaStats)) throws -> [Record] {
         let source = frame.sourceID

@@ -86,11 +86,9 @@ public final class LabelsNode: BatchedModelNode {
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         if let delta {
-            return try frames.map { frame in
-                try delta.results(for: frame) { tiles, state in
-                    let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
-                    return (records(frame: frame, result: result), stats)
-                }
+            return try delta.results(for: frames) { frame, tiles, state in
+                let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
+                return (records(frame: frame, result: result), stats)
             }
         }
         return zip(frames, try model.classify(frames)).map { records(frame: $0, result: $1) }
@@ -134,11 +132,9 @@ public final class NSFWNode: BatchedModelNode {
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         if let delta {
-            return try frames.map { frame in
-                try delta.results(for: frame) { tiles, state in
-                    let (score, stats) = try model.scoreDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
-                    return ([record(frame, score)], stats)
-                }
+            return try delta.results(for: frames) { frame, tiles, state in
+                let (score, stats) = try model.scoreDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
+                return ([record(frame, score)], stats)
             }
         }
         return zip(frames, try model.scores(frames)).map { [record($0, $1)] }
