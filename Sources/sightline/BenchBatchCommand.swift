@@ -37,7 +37,7 @@ struct BenchBatchCommand: ParsableCommand {
         let pipeline = repositoryFile("Pipelines/batch.yaml")
         let policy = repositoryFile("Pipelines/moderation-policy.yaml")
         let baseline = repositoryFile("Samples/baseline/batch_baseline.py")
-        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let me = ownExecutable()
         print("sightline bench batch — \(clip), 2 sampled frames/s, \(threads) cores, best of \(runs); ratio = baseline time ÷ ours (target ≥ 1.5)")
 
         var ours: [Double] = [], theirs: [Double] = []
@@ -94,18 +94,7 @@ struct BenchBatchCommand: ParsableCommand {
 
     /// The bundled sample (bigbuckbunny, 1280×720) looped to 30 s, encoded once and cached.
     static func defaultClip() throws -> String {
-        let root = cacheRoot()
-        let path = root + "/bench/batch-720p-30s.mp4"
-        if FileManager.default.fileExists(atPath: path) { return path }
-        let sample = root + "/samples/bigbuckbunny.mp4"
-        guard FileManager.default.fileExists(atPath: sample) else {
-            throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first, or pass --input")
-        }
-        try FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
-        _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-stream_loop", "6", "-i", sample, "-t", "30",
-                                                        "-c:v", "libx264", "-preset", "medium", "-g", "50", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
-        try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
-        return path
+        try benchClip("batch-720p-30s.mp4", encoding: ["-stream_loop", "6"], input: ["-t", "30", "-g", "50"], hint: ", or pass --input")
     }
 
     /// The baseline's model folder: the same files Sightline loads (ONNX as is; the .pth and
@@ -142,4 +131,26 @@ struct BenchBatchCommand: ParsableCommand {
     }
 
     static func freeTCPPort() -> Int { Int.random(in: 40000..<50000) }
+}
+
+/// A benchmark clip made once from the bundled sample (bigbuckbunny) with ffmpeg and cached in
+/// the cache's `bench/` folder. `encoding` goes before the input, `input` after it.
+func benchClip(_ name: String, encoding: [String] = [], input: [String], hint: String = "") throws -> String {
+    let root = cacheRoot()
+    let path = root + "/bench/" + name
+    if FileManager.default.fileExists(atPath: path) { return path }
+    let sample = root + "/samples/bigbuckbunny.mp4"
+    guard FileManager.default.fileExists(atPath: sample) else {
+        throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first" + hint)
+    }
+    try FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
+    _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y"] + encoding + ["-i", sample] + input
+                    + ["-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
+    try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
+    return path
+}
+
+/// This executable, to run pipelines as a child process.
+func ownExecutable() -> String {
+    URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
 }

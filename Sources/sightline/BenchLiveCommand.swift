@@ -21,7 +21,7 @@ struct BenchLiveCommand: ParsableCommand {
         let udp = "udp://127.0.0.1:\(udpPort)"
         let pipeline = repositoryFile("Pipelines/live.yaml")
         let policy = repositoryFile("Pipelines/moderation-policy.yaml")
-        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let me = ownExecutable()
 
         let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: "tcp://127.0.0.1:\(busPort)", defaultRole: .sub))
         let graph = Process()
@@ -108,17 +108,6 @@ struct BenchLiveCommand: ParsableCommand {
 
     /// The bundled sample re-encoded at 1280×720, 30 fps, 1 s GOP (cached).
     static func liveClip() throws -> String {
-        let root = cacheRoot()
-        let path = root + "/bench/live-720p30.mp4"
-        if FileManager.default.fileExists(atPath: path) { return path }
-        let sample = root + "/samples/bigbuckbunny.mp4"
-        guard FileManager.default.fileExists(atPath: sample) else {
-            throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first")
-        }
-        try FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
-        _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-i", sample, "-vf", "scale=1280:720,fps=30",
-                                                        "-c:v", "libx264", "-preset", "medium", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
-        try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
-        return path
+        try benchClip("live-720p30.mp4", input: ["-vf", "scale=1280:720,fps=30", "-g", "30", "-bf", "0"])
     }
 }
