@@ -43,8 +43,10 @@ let package = Package(
 
         .target(name: "SightlineCore"),
         .target(name: "SightlineMedia", dependencies: ["SightlineCore", "CFFmpeg"]),
+        // Vector inner loops in C (AVX2/FMA chosen at run time); see its header for why.
+        .target(name: "CSightlineKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
-            name: "SightlineKernels", dependencies: ["SightlineCore", "COpenBLAS"],
+            name: "SightlineKernels", dependencies: ["SightlineCore", "COpenBLAS", "CSightlineKernels"],
             swiftSettings: [
                 .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
                 // Kernels are optimised in debug builds too: the tests run real models end to end.

@@ -93,7 +93,7 @@ extension InferenceModel {
                 }
             }
             stats.changedInput = changed.fraction
-            changes[inputName] = changed.fraction > denseAbove ? .all : (changed.count == 0 ? .none : .spatial(changed, layout))
+            changes[inputName] = changed.fraction > denseAbove ? .all : (changed.count == 0 ? Change.none : .spatial(changed, layout))
         } else {
             state.values = [:]
             state.scales = [:]

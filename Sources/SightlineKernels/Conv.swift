@@ -189,9 +189,26 @@ func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: In
     }
 }
 
-/// Depthwise conv (one filter per channel), direct: each output row accumulates kernel taps
-/// over contiguous input rows, which the compiler vectorises for stride 1.
+/// Depthwise conv (one filter per channel): the AVX2 plane kernel where it applies (dilation 1,
+/// stride 1 or 2, a CPU with AVX2/FMA), otherwise `portableDepthwiseConv2d`.
 public func depthwiseConv2d(
+    input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
+    activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
+) {
+    if VectorDepthwise.applies(g) {
+        VectorDepthwise.conv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
+                             bias: bias, geometry: g, activation: activation, output: output, threads: threads)
+    } else {
+        portableDepthwiseConv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
+                                bias: bias, geometry: g, activation: activation, output: output, threads: threads)
+    }
+}
+
+/// Depthwise conv in plain Swift, any geometry: each output row accumulates kernel taps over
+/// contiguous input rows, which the compiler vectorises for stride 1; small planes with many
+/// channels go channels-last instead.
+public func portableDepthwiseConv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
     activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
@@ -214,7 +231,7 @@ public func depthwiseConv2d(
             let start = t * per, end = min(planes, start + per)
             for plane in start..<max(start, end) {
                 let c = plane % channels
-                depthwiseConv2d(
+                portableDepthwiseConv2d(
                     input: shared.input + plane * height * width, batch: 1, channels: 1,
                     height: height, width: width, weight: shared.weight + c * g.kernelH * g.kernelW,
                     bias: shared.bias.map { $0 + c }, geometry: g, activation: activation,

@@ -155,7 +155,7 @@ public final class EfficientNetLite0: @unchecked Sendable {
     }
 
     private func results(_ outputs: [String: Tensor], count n: Int) throws -> [Result] {
-        guard var logits = outputs[EfficientNetLiteBuilder.logitsName], let features = outputs[EfficientNetLiteBuilder.featuresName] else {
+        guard let logits = outputs[EfficientNetLiteBuilder.logitsName], let features = outputs[EfficientNetLiteBuilder.featuresName] else {
             throw ModelError.missing("EfficientNet outputs")
         }
         let classes = logits.count / max(n, 1), width = features.count / max(n, 1)

@@ -68,7 +68,7 @@ public struct BatchJournal: Sendable {
     /// Records a finished file: one line, one write, synced.
     public func append(_ entry: Entry) throws {
         let url = directory.appendingPathComponent(Self.fileName)
-        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
         try handle.seekToEnd()

@@ -53,6 +53,12 @@ import SightlineCore
         ConvCase(c: 3, h: 29, w: 67, m: 3, groups: 3, k: 5, stride: 2, pad: (1, 2, 2, 1), activation: .relu),  // depthwise stride 2, odd width
         ConvCase(c: 2, h: 21, w: 45, m: 2, groups: 2, k: 3, stride: 1, pad: (2, 2, 2, 2), dilation: 2),  // depthwise dilated
         ConvCase(n: 1, c: 64, h: 14, w: 13, m: 64, groups: 64, k: 3, stride: 2, pad: (0, 0, 1, 1)),  // channels-last, stride 2
+        // Vector depthwise: 32-wide blocks, 8-wide blocks and a partial tail in one row; odd left pad at stride 2
+        // (even input columns land in the odd phase); an activation the C kernel leaves to Swift.
+        ConvCase(n: 2, c: 5, h: 19, w: 83, m: 5, groups: 5, k: 3, stride: 2, pad: (1, 1, 1, 1), activation: .hardSwish),
+        ConvCase(c: 4, h: 9, w: 70, m: 4, groups: 4, k: 5, stride: 1, pad: (2, 2, 2, 2), activation: .relu),
+        ConvCase(c: 3, h: 12, w: 75, m: 3, groups: 3, k: 5, stride: 2, pad: (2, 1, 2, 1), activation: .clip(min: -1, max: 1)),
+        ConvCase(c: 2, h: 6, w: 40, m: 2, groups: 2, k: 7, stride: 1, pad: (3, 3, 3, 3)),  // kernel size without a specialised copy
     ]
 
     @Test(arguments: convCases)
@@ -79,6 +85,21 @@ import SightlineCore
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), \(threads) threads")
         }
+        // The portable depthwise kernel stays tested where the vector one takes over.
+        guard t.groups == t.c && t.c == t.m && t.groups > 1 else { return }
+        var portable = [Float](repeating: .nan, count: expected.count)
+        input.withUnsafeBufferPointer { i in
+            weight.withUnsafeBufferPointer { w in
+                bias.withUnsafeBufferPointer { b in
+                    portable.withUnsafeMutableBufferPointer { o in
+                        portableDepthwiseConv2d(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w,
+                                                weight: w.baseAddress!, bias: b.baseAddress!, geometry: g, activation: t.activation,
+                                                output: o.baseAddress!, threads: 2)
+                    }
+                }
+            }
+        }
+        #expect(normalizedMSE(portable, expected) < 1e-10, "\(t), portable kernel")
     }
 
     @Test func samePaddingMatchesTensorFlow() {
