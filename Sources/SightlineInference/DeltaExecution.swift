@@ -288,6 +288,12 @@ extension ConvStep {
                                      geometry: geometry, activation: activation, positions: positions, output: output)
                     }
                     if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                    if let (scale, shift) = postAffine {
+                        let spatial = out.shape[2] * out.shape[3]
+                        for c in 0..<outChannels {
+                            for p in positions { output[c * spatial + Int(p)] = output[c * spatial + Int(p)] * scale + shift }
+                        }
+                    }
                 }
             }
         }

@@ -802,6 +802,19 @@ struct ConvStep {
         return ConvStep(geometry: g, weight: weight.data, bias: bias?.data, outChannels: weight.shape[0], groups: groups, activation: activation)
     }
 
+    /// y·scale + shift after the activation, for scalar Mul/Add steps that follow an activated
+    /// convolution (PP-LCNet's learnable affine blocks after every hard-swish). They cannot fold
+    /// into the weights the way they do before the activation; applied in place while the
+    /// output is still in cache, instead of two more passes that each allocate a tensor.
+    var postAffine: (scale: Float, shift: Float)?
+
+    func applyPostAffine(_ out: inout [Float]) {
+        guard let (scale, shift) = postAffine else { return }
+        out.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] = p[i] * scale + shift }
+        }
+    }
+
     /// Weights transformed for Winograd F(2×2, 3×3), set by the planner's last pass (after
     /// BatchNorm and affine folding changed the weights) for the 3×3 stride-1 convolutions.
     var winogradWeights: [Float]?
@@ -832,6 +845,7 @@ struct ConvStep {
                     }
                 }
             }
+            applyPostAffine(&out)
             return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
         }
         x.data.withUnsafeBufferPointer { src in
@@ -851,6 +865,7 @@ struct ConvStep {
                 }
             }
         }
+        applyPostAffine(&out)
         return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
     }
 }

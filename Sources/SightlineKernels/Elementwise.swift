@@ -153,11 +153,10 @@ public func softmax(_ data: inout [Float], rows: Int, axisSize: Int) {
     data.withUnsafeMutableBufferPointer { p in
         for r in 0..<rows {
             let row = p.baseAddress! + r * axisSize
-            var m = -Float.infinity
-            for i in 0..<axisSize { m = Swift.max(m, row[i]) }
-            var sum: Float = 0
-            for i in 0..<axisSize { row[i] = exp(row[i] - m); sum += row[i] }
-            for i in 0..<axisSize { row[i] /= sum }
+            let m = laneMax(row, count: axisSize, start: -Float.infinity)
+            let sum = expInPlace(row, count: axisSize, minus: m)
+            let scale = 1 / sum
+            for i in 0..<axisSize { row[i] *= scale }
         }
     }
 }

@@ -44,7 +44,10 @@ func laneMax(_ p: UnsafePointer<Float>, count: Int, start: Float) -> Float {
     var lanes = SIMD8<Float>(repeating: start)
     var i = 0
     while i + 8 <= count {
-        lanes = pointwiseMax(lanes, UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self))
+        // `replacing(with:where:)` compiles to a compare and blend; the generic `pointwiseMax`
+        // is not specialised for SIMD8 and costs a call per vector.
+        let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+        lanes.replace(with: v, where: v .> lanes)
         i += 8
     }
     var m = lanes.max()

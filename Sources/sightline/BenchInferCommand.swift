@@ -68,14 +68,8 @@ struct BenchInferCommand: ParsableCommand {
             try benchMiniLM()
             return
         }
-        // The OCR package holds three graphs: pp-ocrv4-det, pp-ocrv4-rec, pp-ocrv4-cls.
-        let ocrPart = ["pp-ocrv4-det": 0, "pp-ocrv4-rec": 1, "pp-ocrv4-cls": 2][model]
-        let manifest = try ModelZoo.manifest(named: ocrPart == nil ? model : ModelZoo.ppOCR.name)
-        let weights = switch ocrPart {
-        case 1?: try cache.store.verify(manifest, companion: manifest.companions[0])
-        case 2?: try cache.store.verify(manifest, companion: manifest.companions[1])
-        default: try cache.store.verify(manifest)
-        }
+        let ocrPart = ModelCacheOption.ocrGraphs[model]
+        let (manifest, weights) = try cache.verifiedFile(model)
         let scriptDir = Self.referenceScripts
         let scriptPath = scriptDir + "/onnxruntime_latency.py"
         let graph: IRGraph

@@ -17,6 +17,20 @@ struct ModelCacheOption: ParsableArguments {
     var directory: String?
 
     var store: ModelStore { ModelStore(directory: directory ?? ModelStore.defaultDirectory()) }
+
+    /// The OCR package holds three ONNX graphs, named pp-ocrv4-det, pp-ocrv4-rec and pp-ocrv4-cls
+    /// on the command line; nil for other names.
+    static let ocrGraphs = ["pp-ocrv4-det": 0, "pp-ocrv4-rec": 1, "pp-ocrv4-cls": 2]
+
+    /// The verified file of a model, or of one of the OCR graphs.
+    func verifiedFile(_ name: String) throws -> (manifest: ModelManifest, path: String) {
+        let part = Self.ocrGraphs[name]
+        let manifest = try ModelZoo.manifest(named: part == nil ? name : ModelZoo.ppOCR.name)
+        switch part {
+        case let part? where part > 0: return (manifest, try store.verify(manifest, companion: manifest.companions[part - 1]))
+        default: return (manifest, try store.verify(manifest))
+        }
+    }
 }
 
 struct ModelsListCommand: ParsableCommand {

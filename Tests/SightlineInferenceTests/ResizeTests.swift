@@ -1,6 +1,7 @@
 import Testing
 import SightlineCore
 @testable import SightlineInference
+import SightlineKernels
 
 @Suite struct ResizeOperatorTests {
     private func run(_ attributes: [String: IRAttribute], _ x: Tensor, scales: [Float]) throws -> Tensor {
@@ -59,5 +60,49 @@ import SightlineCore
             #expect(out["y"]?.data.allSatisfy { $0 == 0 } == true)
         }
         #expect(model.cachedPlanCount == InferenceModel.planCacheLimit)
+    }
+}
+
+@Suite struct PostAffineFusionTests {
+    /// Conv → Relu → Mul(0.5) → Add(2) → Sub(1): the scalar steps after the activation become
+    /// the convolution's post-activation affine, with the same result as running them apart.
+    @Test func scalarAffineAfterAnActivatedConvolutionIsFused() throws {
+        let weight = Tensor(shape: [4, 3, 3, 3], data: (0..<108).map { Float(($0 * 37) % 17) / 8 - 1 })
+        let x = Tensor(shape: [1, 3, 6, 5], data: (0..<90).map { Float(($0 * 13) % 11) / 5 - 1 })
+        func scalar(_ v: Float) -> IRValue { .float(Tensor(shape: [], data: [v])) }
+        let nodes = [
+            IRNode(op: "Conv", name: "c", inputs: ["x", "w"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+            IRNode(op: "Relu", name: "r", inputs: ["c"], outputs: ["r"], attributes: [:]),
+            IRNode(op: "Mul", name: "m", inputs: ["half", "r"], outputs: ["m"], attributes: [:]),
+            IRNode(op: "Add", name: "a", inputs: ["m", "two"], outputs: ["a"], attributes: [:]),
+            IRNode(op: "Sub", name: "s", inputs: ["a", "one"], outputs: ["y"], attributes: [:]),
+        ]
+        let graph = IRGraph(nodes: nodes, constants: ["w": .float(weight), "half": scalar(0.5), "two": scalar(2), "one": scalar(1)],
+                            inputs: [.init(name: "x", dims: [1, 3, 6, 5])], outputs: ["y"], metadata: [:], opset: 13)
+        let model = try InferenceModel(graph: graph)
+        let summary = try model.planSummary(for: [1, 3, 6, 5])
+        #expect(summary == ["Conv": 1], "\(summary)")
+        let y = try #require(try model.run(x)["y"])
+        let g = Conv2DGeometry(kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        let conv = referenceConv2d(input: x.data, batch: 1, channels: 3, height: 6, width: 5, weight: weight.data, outChannels: 4,
+                                   bias: nil, groups: 1, geometry: g, activation: .relu)
+        #expect(y.data.count == conv.count)
+        for (got, c) in zip(y.data, conv) { #expect(abs(got - (c * 0.5 + 2 - 1)) < 1e-5) }
+    }
+
+    /// `2 − relu(conv)` is not an affine of the form y·s + b with the conv first: left alone.
+    @Test func subtractionFromAConstantIsNotFused() throws {
+        let nodes = [
+            IRNode(op: "Conv", name: "c", inputs: ["x", "w"], outputs: ["c"], attributes: [:]),
+            IRNode(op: "Relu", name: "r", inputs: ["c"], outputs: ["r"], attributes: [:]),
+            IRNode(op: "Sub", name: "s", inputs: ["two", "r"], outputs: ["y"], attributes: [:]),
+        ]
+        let graph = IRGraph(nodes: nodes, constants: ["w": .float(Tensor(shape: [2, 1, 1, 1], data: [1, -1])),
+                                                      "two": .float(Tensor(shape: [], data: [2]))],
+                            inputs: [.init(name: "x", dims: [1, 1, 2, 2])], outputs: ["y"], metadata: [:], opset: 13)
+        let model = try InferenceModel(graph: graph)
+        #expect(try model.planSummary(for: [1, 1, 2, 2])["Sub"] == 1)
+        let y = try #require(try model.run(Tensor(shape: [1, 1, 2, 2], data: [1, -2, 3, -4]))["y"])
+        #expect(y.data == [1, 2, -1, 2, 2, 0, 2, -2])
     }
 }
