@@ -56,7 +56,7 @@ AVX2 void sl_depthwise_fill(const float *plane, long height, long width, long pa
 // One output plane; s, kh and kw are constants in the specialised copies below, so the tap
 // loops unroll and the phase offsets fold.
 AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
-    const float *scratch, long pw, const int s, const int kh, const int kw,
+    const float *scratch, long pw, const int s, long sh, const int kh, const int kw,
     const float *w, float bias, int act, float flo, float fhi, float *out, long oh, long ow) {
     __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi), b = _mm256_set1_ps(bias);
     for (long oy = 0; oy < oh; oy++) {
@@ -65,7 +65,7 @@ AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
         for (; ox + 32 <= ow; ox += 32) {
             __m256 a0 = b, a1 = b, a2 = b, a3 = b;
             for (int ky = 0; ky < kh; ky++) {
-                const float *rb = scratch + ((oy * s + ky) * s) * pw + ox;
+                const float *rb = scratch + ((oy * sh + ky) * s) * pw + ox;
                 for (int kx = 0; kx < kw; kx++) {
                     const float *p = rb + (kx % s) * pw + kx / s;
                     __m256 t = _mm256_broadcast_ss(w + ky * kw + kx);
@@ -83,7 +83,7 @@ AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
         for (; ox < ow; ox += 8) {
             __m256 a0 = b;
             for (int ky = 0; ky < kh; ky++) {
-                const float *rb = scratch + ((oy * s + ky) * s) * pw + ox;
+                const float *rb = scratch + ((oy * sh + ky) * s) * pw + ox;
                 for (int kx = 0; kx < kw; kx++)
                     a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + ky * kw + kx), _mm256_loadu_ps(rb + (kx % s) * pw + kx / s), a0);
             }
@@ -99,12 +99,12 @@ AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
     }
 }
 
-AVX2 void sl_depthwise_plane(const float *scratch, long pw, int s, int kh, int kw,
+AVX2 void sl_depthwise_plane(const float *scratch, long pw, int s, long sh, int kh, int kw,
                              const float *w, float bias, int act, float lo, float hi,
                              float *out, long oh, long ow) {
-    if (s == 1 && kh == 3 && kw == 3) sl_depthwise_rows(scratch, pw, 1, 3, 3, w, bias, act, lo, hi, out, oh, ow);
-    else if (s == 1 && kh == 5 && kw == 5) sl_depthwise_rows(scratch, pw, 1, 5, 5, w, bias, act, lo, hi, out, oh, ow);
-    else if (s == 2 && kh == 3 && kw == 3) sl_depthwise_rows(scratch, pw, 2, 3, 3, w, bias, act, lo, hi, out, oh, ow);
-    else if (s == 2 && kh == 5 && kw == 5) sl_depthwise_rows(scratch, pw, 2, 5, 5, w, bias, act, lo, hi, out, oh, ow);
-    else sl_depthwise_rows(scratch, pw, s, kh, kw, w, bias, act, lo, hi, out, oh, ow);
+    if (s == 1 && kh == 3 && kw == 3) sl_depthwise_rows(scratch, pw, 1, sh, 3, 3, w, bias, act, lo, hi, out, oh, ow);
+    else if (s == 1 && kh == 5 && kw == 5) sl_depthwise_rows(scratch, pw, 1, sh, 5, 5, w, bias, act, lo, hi, out, oh, ow);
+    else if (s == 2 && kh == 3 && kw == 3) sl_depthwise_rows(scratch, pw, 2, sh, 3, 3, w, bias, act, lo, hi, out, oh, ow);
+    else if (s == 2 && kh == 5 && kw == 5) sl_depthwise_rows(scratch, pw, 2, sh, 5, 5, w, bias, act, lo, hi, out, oh, ow);
+    else sl_depthwise_rows(scratch, pw, s, sh, kh, kw, w, bias, act, lo, hi, out, oh, ow);
 }

@@ -57,6 +57,16 @@ public func broadcastBinary(_ op: BinaryOp, a: [Float], aShape: [Int], b: [Float
                             elementwise(op, scalar: x[o % a.count], y + o * inner, run, inner)
                         }
                     }
+                } else if let (rows, row, bIsSmall) = rowBroadcast(aShape: aShape, bShape: bShape, outShape: outShape) {
+                    // One side is a single row repeated over the other's leading axes (a bias
+                    // [C] added to [N, L, C], the transformer pattern).
+                    for r in 0..<rows {
+                        if bIsSmall {
+                            elementwise(op, x + r * row, y, z + r * row, row)
+                        } else {
+                            elementwise(op, x, y + r * row, z + r * row, row)
+                        }
+                    }
                 } else {
                     generalBroadcast(op, x, aShape, y, bShape, z, outShape)
                 }
@@ -84,6 +94,21 @@ func runBroadcast(aShape: [Int], bShape: [Int], outShape: [Int]) -> (Int, Int, B
     guard (leading..<split).allSatisfy({ small[$0] == full[$0] }) else { return nil }
     let inner = full[split...].reduce(1, *)
     return (full.reduce(1, *) / inner, inner, bIsSmall)
+}
+
+/// When one operand is the full output shape and the other is 1 on leading axes and equal to
+/// it on the trailing ones, returns (rows, row length, whether b is the small side).
+func rowBroadcast(aShape: [Int], bShape: [Int], outShape: [Int]) -> (Int, Int, Bool)? {
+    let rank = outShape.count
+    let pa = [Int](repeating: 1, count: rank - aShape.count) + aShape
+    let pb = [Int](repeating: 1, count: rank - bShape.count) + bShape
+    let (full, small, bIsSmall) = pa == outShape ? (pa, pb, true) : pb == outShape ? (pb, pa, false) : ([], [], false)
+    guard !full.isEmpty else { return nil }
+    var split = 0
+    while split < rank && small[split] == 1 { split += 1 }
+    guard split > 0, (split..<rank).allSatisfy({ small[$0] == full[$0] }) else { return nil }
+    let row = full[split...].reduce(1, *)
+    return (full.reduce(1, *) / max(row, 1), row, bIsSmall)
 }
 
 @inline(__always)

@@ -8,7 +8,7 @@ import Dispatch
 /// which stays as the path for other geometries and CPUs without AVX2.
 enum VectorDepthwise {
     static func applies(_ g: Conv2DGeometry) -> Bool {
-        g.dilationH == 1 && g.dilationW == 1 && g.strideH == g.strideW && (g.strideW == 1 || g.strideW == 2)
+        g.dilationH == 1 && g.dilationW == 1 && g.strideH >= 1 && (g.strideW == 1 || g.strideW == 2)
             && sl_has_avx2_fma()
     }
 
@@ -30,7 +30,7 @@ enum VectorDepthwise {
         let (oh, ow) = g.outputSize(height: height, width: width)
         let s = g.strideW
         let phaseWidth = (ow + 7) / 8 * 8 + (g.kernelW - 1) / s + 1
-        let rows = max(height + g.padTop + g.padBottom, (oh - 1) * s + g.kernelH)
+        let rows = max(height + g.padTop + g.padBottom, (oh - 1) * g.strideH + g.kernelH)
         let planes = batch * channels
         let taps = g.kernelH * g.kernelW
         let fused = code(activation)
@@ -45,7 +45,7 @@ enum VectorDepthwise {
                 let out = shared.output + plane * oh * ow
                 sl_depthwise_fill(shared.input + plane * height * width, height, width, g.padTop, g.padLeft, Int32(s),
                                   scratch, phaseWidth)
-                sl_depthwise_plane(scratch, phaseWidth, Int32(s), Int32(g.kernelH), Int32(g.kernelW), shared.weight + c * taps,
+                sl_depthwise_plane(scratch, phaseWidth, Int32(s), g.strideH, Int32(g.kernelH), Int32(g.kernelW), shared.weight + c * taps,
                                    shared.bias?[c] ?? 0, fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, out, oh, ow)
                 if fused == nil { activation.apply(out, count: oh * ow) }
             }

@@ -35,7 +35,9 @@ import SightlineCore
     struct ConvCase: Sendable, CustomStringConvertible {
         var n = 1, c = 3, h = 9, w = 11, m = 4, groups = 1, k = 3, stride = 1, pad = (0, 0, 0, 0), dilation = 1
         var activation: Activation = .none
-        var description: String { "n\(n) c\(c) \(h)x\(w) m\(m) g\(groups) k\(k) s\(stride) p\(pad) d\(dilation) \(activation)" }
+        /// Vertical and horizontal stride when they differ (overrides `stride`).
+        var strideHW: (Int, Int)? = nil
+        var description: String { "n\(n) c\(c) \(h)x\(w) m\(m) g\(groups) k\(k) s\(strideHW.map { "\($0.0)x\($0.1)" } ?? "\(stride)") p\(pad) d\(dilation) \(activation)" }
     }
 
     static let convCases: [ConvCase] = [
@@ -59,11 +61,15 @@ import SightlineCore
         ConvCase(c: 4, h: 9, w: 70, m: 4, groups: 4, k: 5, stride: 1, pad: (2, 2, 2, 2), activation: .relu),
         ConvCase(c: 3, h: 12, w: 75, m: 3, groups: 3, k: 5, stride: 2, pad: (2, 1, 2, 1), activation: .clip(min: -1, max: 1)),
         ConvCase(c: 2, h: 6, w: 40, m: 2, groups: 2, k: 7, stride: 1, pad: (3, 3, 3, 3)),  // kernel size without a specialised copy
+        // PP-OCR rec halves only the height (stride 2×1) or only the width (1×2).
+        ConvCase(c: 3, h: 13, w: 41, m: 3, groups: 3, k: 5, pad: (2, 2, 2, 2), activation: .hardSwish, strideHW: (2, 1)),
+        ConvCase(c: 3, h: 12, w: 50, m: 3, groups: 3, k: 3, pad: (1, 1, 1, 1), strideHW: (1, 2)),
     ]
 
     @Test(arguments: convCases)
     func convMatchesReference(_ t: ConvCase) {
-        let g = Conv2DGeometry(kernelH: t.k, kernelW: t.k, strideH: t.stride, strideW: t.stride, padTop: t.pad.0, padLeft: t.pad.1,
+        let g = Conv2DGeometry(kernelH: t.k, kernelW: t.k, strideH: t.strideHW?.0 ?? t.stride, strideW: t.strideHW?.1 ?? t.stride,
+                               padTop: t.pad.0, padLeft: t.pad.1,
                                padBottom: t.pad.2, padRight: t.pad.3, dilationH: t.dilation, dilationW: t.dilation)
         let input = random(t.n * t.c * t.h * t.w, seed: 5)
         let weight = random(t.m * (t.c / t.groups) * t.k * t.k, seed: 6)
@@ -118,6 +124,34 @@ import SightlineCore
             #expect(out[(i * 4 + j) * 3 + k] == a[i * 3 + k] - b[j])
         } } }
         #expect(broadcastShape([2, 3], [4, 3]) == nil)
+    }
+
+    /// Every fast path (equal shapes, scalar, per-channel run, repeated row) and the general walk
+    /// agree with index arithmetic, with the small operand on either side.
+    @Test(arguments: [([2, 5, 3], [3]), ([2, 5, 3], [5, 3]), ([2, 5, 3], [1, 1, 3]), ([2, 5, 4, 3], [5, 1, 1]),
+                      ([2, 5, 3], [2, 5, 3]), ([2, 5, 3], [1]), ([2, 5, 3], [2, 1, 3])])
+    func broadcastFastPathsMatchIndexing(_ shapes: ([Int], [Int])) {
+        let (fullShape, smallShape) = shapes
+        let full = random(fullShape.reduce(1, *), seed: 11), small = random(smallShape.reduce(1, *), seed: 12)
+        let strides = { (shape: [Int]) -> [Int] in
+            var st = [Int](repeating: 1, count: shape.count)
+            for d in stride(from: shape.count - 2, through: 0, by: -1) { st[d] = st[d + 1] * shape[d + 1] }
+            return st
+        }
+        let padded = [Int](repeating: 1, count: fullShape.count - smallShape.count) + smallShape
+        let fullStrides = strides(fullShape), smallStrides = strides(padded)
+        func smallIndex(_ flat: Int) -> Int {
+            var index = 0
+            for d in 0..<fullShape.count where padded[d] != 1 { index += (flat / fullStrides[d]) % fullShape[d] * smallStrides[d] }
+            return index
+        }
+        var ab: [Float] = [], ba: [Float] = []
+        broadcastBinary(.sub, a: full, aShape: fullShape, b: small, bShape: smallShape, out: &ab, outShape: fullShape)
+        broadcastBinary(.sub, a: small, aShape: smallShape, b: full, bShape: fullShape, out: &ba, outShape: fullShape)
+        for i in full.indices {
+            #expect(ab[i] == full[i] - small[smallIndex(i)], "\(shapes) a−b at \(i)")
+            #expect(ba[i] == small[smallIndex(i)] - full[i], "\(shapes) b−a at \(i)")
+        }
     }
 
     @Test func transposeAndSoftmax() {

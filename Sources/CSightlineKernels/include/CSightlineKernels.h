@@ -15,17 +15,17 @@ bool sl_has_avx2_fma(void);
 /// Activation codes shared by the C kernels: 0 none, 1 relu, 2 clip(lo, hi).
 enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2 };
 
-/// Depthwise convolution of one plane, dilation 1, stride s (1 or 2) in both directions.
+/// Depthwise convolution of one plane, dilation 1, horizontal stride s (1 or 2), vertical stride sh.
 ///
 /// `scratch` holds the zero-padded plane split into s column phases,
 /// scratch[(y*s + phase)*phase_width + j] = padded[y][j*s + phase], with at least
-/// (oh-1)*s + kh rows and phase_width >= round_up(ow, 8) + (kw-1)/s + 1 columns, so every
+/// (oh-1)*sh + kh rows and phase_width >= round_up(ow, 8) + (kw-1)/s + 1 columns, so every
 /// tap of 8 neighbouring outputs is one contiguous load. Pad cells must be zero; only the
 /// image cells are written by `sl_depthwise_fill`, so the same scratch serves every plane of
 /// one geometry. out is [oh][ow].
 void sl_depthwise_fill(const float *plane, long height, long width, long pad_top, long pad_left,
                        int s, float *scratch, long phase_width);
-void sl_depthwise_plane(const float *scratch, long phase_width, int s, int kh, int kw,
+void sl_depthwise_plane(const float *scratch, long phase_width, int s, long sh, int kh, int kw,
                         const float *weight, float bias, int act, float lo, float hi,
                         float *out, long oh, long ow);
 
