@@ -1,4 +1,5 @@
 #include "CSightlineKernels.h"
+#include "vector_activation.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -12,12 +13,6 @@ bool sl_has_avx2_fma(void) {
 }
 
 #define AVX2 __attribute__((target("avx2,fma")))
-
-AVX2 static inline __m256 sl_finish(__m256 v, int act, __m256 lo, __m256 hi) {
-    if (act == SL_ACT_RELU) return _mm256_max_ps(v, _mm256_setzero_ps());
-    if (act == SL_ACT_CLIP) return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-    return v;
-}
 
 AVX2 void sl_depthwise_fill(const float *plane, long height, long width, long pad_top, long pad_left,
                             int s, float *scratch, long phase_width) {
@@ -75,10 +70,10 @@ AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
                     a3 = _mm256_fmadd_ps(t, _mm256_loadu_ps(p + 24), a3);
                 }
             }
-            _mm256_storeu_ps(line + ox, sl_finish(a0, act, lo, hi));
-            _mm256_storeu_ps(line + ox + 8, sl_finish(a1, act, lo, hi));
-            _mm256_storeu_ps(line + ox + 16, sl_finish(a2, act, lo, hi));
-            _mm256_storeu_ps(line + ox + 24, sl_finish(a3, act, lo, hi));
+            _mm256_storeu_ps(line + ox, sl_act(a0, act, lo, hi));
+            _mm256_storeu_ps(line + ox + 8, sl_act(a1, act, lo, hi));
+            _mm256_storeu_ps(line + ox + 16, sl_act(a2, act, lo, hi));
+            _mm256_storeu_ps(line + ox + 24, sl_act(a3, act, lo, hi));
         }
         for (; ox < ow; ox += 8) {
             __m256 a0 = b;
@@ -87,7 +82,7 @@ AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
                 for (int kx = 0; kx < kw; kx++)
                     a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + ky * kw + kx), _mm256_loadu_ps(rb + (kx % s) * pw + kx / s), a0);
             }
-            a0 = sl_finish(a0, act, lo, hi);
+            a0 = sl_act(a0, act, lo, hi);
             if (ox + 8 <= ow) {
                 _mm256_storeu_ps(line + ox, a0);
             } else {

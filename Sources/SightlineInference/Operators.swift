@@ -819,6 +819,14 @@ struct ConvStep {
     /// BatchNorm and affine folding changed the weights) for the 3×3 stride-1 convolutions.
     var winogradWeights: [Float]?
 
+    /// Weights packed for `PointwiseConv` (1×1 convolutions), set by the same pass.
+    var pointwiseWeights: [Float]?
+
+    mutating func preparePointwise(channels: Int) {
+        guard PointwiseConv.applies(channels: channels, groups: groups, geometry: geometry) else { return }
+        pointwiseWeights = weight.withUnsafeBufferPointer { PointwiseConv.pack($0.baseAddress!, outChannels: outChannels, channels: channels) }
+    }
+
     mutating func prepareWinograd(channels: Int) {
         guard Winograd.applies(channels: channels, outChannels: outChannels, groups: groups, geometry: geometry) else { return }
         winogradWeights = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
@@ -830,6 +838,22 @@ struct ConvStep {
         // the buffer is not zero-filled first.
         var out = [Float](unsafeUninitializedCapacity: x.shape[0] * outChannels * oh * ow) { _, count in
             count = x.shape[0] * outChannels * oh * ow
+        }
+        if let pointwiseWeights, pointwiseWeights.count == (outChannels + 5) / 6 * 6 * x.shape[1] {
+            x.data.withUnsafeBufferPointer { src in
+                pointwiseWeights.withUnsafeBufferPointer { w in
+                    out.withUnsafeMutableBufferPointer { dst in
+                        func run(_ b: UnsafePointer<Float>?) {
+                            PointwiseConv.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], spatial: oh * ow,
+                                               packedWeight: w.baseAddress!, outChannels: outChannels, bias: b,
+                                               activation: activation, output: dst.baseAddress!, threads: threads)
+                        }
+                        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                    }
+                }
+            }
+            applyPostAffine(&out)
+            return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
         }
         if let winogradWeights, winogradWeights.count == 16 * outChannels * x.shape[1] {
             x.data.withUnsafeBufferPointer { src in

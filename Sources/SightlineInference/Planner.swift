@@ -81,18 +81,20 @@ struct ExecutionPlan {
         plan.fusePostAffine()
         plan.fuseElementwiseActivations()
         plan.removeDeadSteps()
-        plan.prepareWinograd()
+        plan.prepareKernelWeights()
         plan.computeReleases()
         return plan
     }
 
-    /// 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): their weights are transformed
-    /// once here, after every pass that changes weights.
-    mutating func prepareWinograd() {
-        guard ProcessInfo.processInfo.environment["SIGHTLINE_NO_WINOGRAD"] == nil else { return }
+    /// Weights rearranged for the fast kernels, once, after every pass that changes weights:
+    /// 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3) (SIGHTLINE_NO_WINOGRAD turns it
+    /// off), 1×1 convolutions on pre-packed panels (SIGHTLINE_NO_PACKED_POINTWISE: OpenBLAS).
+    mutating func prepareKernelWeights() {
+        let environment = ProcessInfo.processInfo.environment
         for i in steps.indices {
             guard case .conv(var conv) = steps[i].kind, let shape = shapes[steps[i].inputs[0]], shape.count == 4 else { continue }
-            conv.prepareWinograd(channels: shape[1])
+            if environment["SIGHTLINE_NO_WINOGRAD"] == nil { conv.prepareWinograd(channels: shape[1]) }
+            if environment["SIGHTLINE_NO_PACKED_POINTWISE"] == nil { conv.preparePointwise(channels: shape[1]) }
             steps[i].kind = .conv(conv)
         }
     }

@@ -18,6 +18,7 @@ enum VectorDepthwise {
         case .none: (Int32(SL_ACT_NONE), 0, 0)
         case .relu: (Int32(SL_ACT_RELU), 0, 0)
         case .clip(let lo, let hi): (Int32(SL_ACT_CLIP), lo, hi)
+        case .hardSwish: (Int32(SL_ACT_HARDSWISH), 0, 0)
         default: nil
         }
     }

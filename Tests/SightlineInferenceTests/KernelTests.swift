@@ -108,6 +108,36 @@ import SightlineCore
         #expect(normalizedMSE(portable, expected) < 1e-10, "\(t), portable kernel")
     }
 
+    /// The packed 1×1 kernel against the reference convolution: filter counts that do not fill
+    /// the last 6-row panel, plane sizes with and without a partial 16-column block, planes long
+    /// enough to be split into column chunks, every activation (fused in C or applied after),
+    /// batches, and the column and row-panel ways of splitting across threads.
+    @Test(arguments: [(1, 16, 12, 49, Activation.none), (2, 7, 13, 196, .relu), (1, 24, 5, 4100, .clip(min: 0, max: 6)),
+                      (1, 40, 200, 61, .hardSwish), (2, 3, 1, 17, .sigmoid), (1, 130, 33, 16, .hardSigmoid(alpha: 0.2, beta: 0.5))])
+    func pointwiseConvMatchesReference(_ t: (Int, Int, Int, Int, Activation)) throws {
+        let (n, c, m, spatial, activation) = t
+        guard PointwiseConv.applies(channels: c, groups: 1, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1)) else { return }
+        let input = random(n * c * spatial, seed: 21), weight = random(m * c, seed: 22), bias = random(m, seed: 23)
+        let expected = referenceConv2d(input: input, batch: n, channels: c, height: 1, width: spatial, weight: weight, outChannels: m,
+                                       bias: bias, groups: 1, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1), activation: activation)
+        let packed = weight.withUnsafeBufferPointer { PointwiseConv.pack($0.baseAddress!, outChannels: m, channels: c) }
+        for threads in [1, 2, 3] {
+            var actual = [Float](repeating: .nan, count: expected.count)
+            input.withUnsafeBufferPointer { i in
+                packed.withUnsafeBufferPointer { w in
+                    bias.withUnsafeBufferPointer { b in
+                        actual.withUnsafeMutableBufferPointer { o in
+                            PointwiseConv.conv(input: i.baseAddress!, batch: n, channels: c, spatial: spatial, packedWeight: w.baseAddress!,
+                                               outChannels: m, bias: b.baseAddress!, activation: activation, output: o.baseAddress!,
+                                               threads: threads)
+                        }
+                    }
+                }
+            }
+            #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
+        }
+    }
+
     @Test func samePaddingMatchesTensorFlow() {
         // TF SAME: out = ceil(in / stride); the odd pixel of padding goes at the end.
         #expect(Conv2DGeometry.samePadding(input: 224, kernel: 3, stride: 2, dilation: 1) == (0, 1))

@@ -12,8 +12,8 @@
 /// True when the CPU runs AVX2 and FMA (checked once).
 bool sl_has_avx2_fma(void);
 
-/// Activation codes shared by the C kernels: 0 none, 1 relu, 2 clip(lo, hi).
-enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2 };
+/// Activation codes shared by the C kernels: none, relu, clip(lo, hi), hard-swish.
+enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2, SL_ACT_HARDSWISH = 3 };
 
 /// Depthwise convolution of one plane, dilation 1, horizontal stride s (1 or 2), vertical stride sh.
 ///
@@ -28,5 +28,18 @@ void sl_depthwise_fill(const float *plane, long height, long width, long pad_top
 void sl_depthwise_plane(const float *scratch, long phase_width, int s, long sh, int kh, int kw,
                         const float *weight, float bias, int act, float lo, float hi,
                         float *out, long oh, long ow);
+
+/// A [m × k] row-major matrix as panels of 6 rows, [ceil(m/6)][k][6], zero-padded: the
+/// left operand of `sl_gemm_packed_a`, packed once (a convolution's weights).
+void sl_pack_rows6(const float *a, long m, long k, float *packed);
+
+/// C[m × n] = A · B + bias (per row of C), activated, for row panels panel_begin..<panel_end of
+/// A (rows 6·panel_begin ..< min(m, 6·panel_end)). A is packed by `sl_pack_rows6`; B is read in
+/// place, [k × n] with row stride ldb (a 1×1 convolution's input planes); C has row stride ldc.
+/// scratch holds k·16 floats (the last, partial column block). Every element of the selected
+/// rows of C is written (no accumulation).
+void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_begin, long panel_end,
+                      const float *b, long ldb, long n, float *c, long ldc, const float *bias,
+                      int act, float lo, float hi, float *scratch);
 
 #endif

@@ -1,0 +1,86 @@
+#include "CSightlineKernels.h"
+#include "vector_activation.h"
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+void sl_pack_rows6(const float *a, long m, long k, float *packed) {
+    long panels = (m + 5) / 6;
+    for (long p = 0; p < panels; p++) {
+        float *dst = packed + p * k * 6;
+        for (long kk = 0; kk < k; kk++) {
+            for (long r = 0; r < 6; r++) {
+                long row = p * 6 + r;
+                dst[kk * 6 + r] = row < m ? a[row * k + kk] : 0.0f;
+            }
+        }
+    }
+}
+
+// C[6×16] = A panel [k][6] · B [k rows, stride ldb, 16 columns] + bias per row, activated.
+// Rows ≥ `rows` of the panel are zero padding and are not stored.
+AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, long ldb, float *c, long ldc, int rows,
+                                       const float *bias, int act, __m256 lo, __m256 hi) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    float bv[6];
+    for (int r = 0; r < 6; r++) bv[r] = (bias && r < rows) ? bias[r] : 0.0f;
+    c00 = c01 = _mm256_set1_ps(bv[0]);
+    c10 = c11 = _mm256_set1_ps(bv[1]);
+    c20 = c21 = _mm256_set1_ps(bv[2]);
+    c30 = c31 = _mm256_set1_ps(bv[3]);
+    c40 = c41 = _mm256_set1_ps(bv[4]);
+    c50 = c51 = _mm256_set1_ps(bv[5]);
+    for (long kk = 0; kk < k; kk++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 t;
+        t = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(t, b0, c00); c01 = _mm256_fmadd_ps(t, b1, c01);
+        t = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(t, b0, c10); c11 = _mm256_fmadd_ps(t, b1, c11);
+        t = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(t, b0, c20); c21 = _mm256_fmadd_ps(t, b1, c21);
+        t = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(t, b0, c30); c31 = _mm256_fmadd_ps(t, b1, c31);
+        t = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(t, b0, c40); c41 = _mm256_fmadd_ps(t, b1, c41);
+        t = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(t, b0, c50); c51 = _mm256_fmadd_ps(t, b1, c51);
+        a += 6;
+        b += ldb;
+    }
+    __m256 out[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    for (int r = 0; r < rows; r++) {
+        _mm256_storeu_ps(c + r * ldc, sl_act(out[2 * r], act, lo, hi));
+        _mm256_storeu_ps(c + r * ldc + 8, sl_act(out[2 * r + 1], act, lo, hi));
+    }
+}
+
+AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_begin, long panel_end,
+                           const float *b, long ldb, long n, float *c, long ldc, const float *bias,
+                           int act, float flo, float fhi, float *scratch) {
+    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
+    // Column chunks whose rows of B stay in L2 (≈256 KB) while every row panel of A passes over them.
+    long chunk = (65536 / (k > 0 ? k : 1)) / 16 * 16;
+    if (chunk < 16) chunk = 16;
+    float tile[6 * 16];
+    for (long n0 = 0; n0 < n; n0 += chunk) {
+        long n1 = n0 + chunk < n ? n0 + chunk : n;
+        for (long p = panel_begin; p < panel_end; p++) {
+            long row0 = p * 6;
+            int rows = (int)(m - row0 < 6 ? m - row0 : 6);
+            const float *a = packed_a + p * k * 6;
+            const float *bias_rows = bias ? bias + row0 : NULL;
+            long j = n0;
+            for (; j + 16 <= n1; j += 16)
+                sl_kernel_6x16(k, a, b + j, ldb, c + row0 * ldc + j, ldc, rows, bias_rows, act, lo, hi);
+            if (j < n1) {
+                // Last columns: copy them into a zero-padded [k][16] block once per chunk, compute a
+                // full tile, store what exists.
+                long cols = n1 - j;
+                if (p == panel_begin) {
+                    for (long kk = 0; kk < k; kk++) {
+                        memcpy(scratch + kk * 16, b + kk * ldb + j, (size_t)cols * sizeof(float));
+                        memset(scratch + kk * 16 + cols, 0, (size_t)(16 - cols) * sizeof(float));
+                    }
+                }
+                sl_kernel_6x16(k, a, scratch, 16, tile, 16, rows, bias_rows, act, lo, hi);
+                for (int r = 0; r < rows; r++) memcpy(c + (row0 + r) * ldc + j, tile + r * 16, (size_t)cols * sizeof(float));
+            }
+        }
+    }
+}
