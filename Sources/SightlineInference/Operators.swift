@@ -819,12 +819,15 @@ struct ConvStep {
     /// BatchNorm and affine folding changed the weights) for the 3×3 stride-1 convolutions.
     var winogradWeights: [Float]?
 
-    /// Weights packed for `PointwiseConv` (1×1 convolutions), set by the same pass.
-    var pointwiseWeights: [Float]?
+    /// Weights packed for `PackedConv` (ungrouped convolutions that do not take Winograd), set
+    /// by the same pass.
+    var packedWeights: [Float]?
 
-    mutating func preparePointwise(channels: Int) {
-        guard PointwiseConv.applies(channels: channels, groups: groups, geometry: geometry) else { return }
-        pointwiseWeights = weight.withUnsafeBufferPointer { PointwiseConv.pack($0.baseAddress!, outChannels: outChannels, channels: channels) }
+    mutating func preparePacked(channels: Int) {
+        guard winogradWeights == nil, PackedConv.applies(groups: groups) else { return }
+        let depth = channels * geometry.kernelH * geometry.kernelW
+        guard weight.count == outChannels * depth else { return }
+        packedWeights = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: outChannels, depth: depth) }
     }
 
     mutating func prepareWinograd(channels: Int) {
@@ -839,14 +842,16 @@ struct ConvStep {
         var out = [Float](unsafeUninitializedCapacity: x.shape[0] * outChannels * oh * ow) { _, count in
             count = x.shape[0] * outChannels * oh * ow
         }
-        if let pointwiseWeights, pointwiseWeights.count == (outChannels + 5) / 6 * 6 * x.shape[1] {
+        if let packedWeights,
+           packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: x.shape[1] * geometry.kernelH * geometry.kernelW) {
             x.data.withUnsafeBufferPointer { src in
-                pointwiseWeights.withUnsafeBufferPointer { w in
+                packedWeights.withUnsafeBufferPointer { w in
                     out.withUnsafeMutableBufferPointer { dst in
                         func run(_ b: UnsafePointer<Float>?) {
-                            PointwiseConv.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], spatial: oh * ow,
-                                               packedWeight: w.baseAddress!, outChannels: outChannels, bias: b,
-                                               activation: activation, output: dst.baseAddress!, threads: threads)
+                            PackedConv.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2],
+                                            width: x.shape[3], geometry: geometry, packedWeight: w.baseAddress!,
+                                            outChannels: outChannels, bias: b, activation: activation, output: dst.baseAddress!,
+                                            threads: threads)
                         }
                         if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
                     }

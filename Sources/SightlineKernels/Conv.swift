@@ -169,18 +169,18 @@ func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: In
                     if iy < 0 || iy >= height {
                         (line + oxStart).update(repeating: 0, count: oxEnd - oxStart)
                     } else {
+                        // Zeros where the tap falls in the padding, a plain (strided) copy between.
                         let src = plane + iy * width
+                        let inStart = min(oxEnd, max(oxStart, x0 >= 0 ? 0 : (-x0 + g.strideW - 1) / g.strideW))
+                        let inEnd = max(inStart, min(oxEnd, width - x0 <= 0 ? 0 : (width - x0 - 1) / g.strideW + 1))
+                        if inStart > oxStart { (line + oxStart).update(repeating: 0, count: inStart - oxStart) }
                         if g.strideW == 1 {
-                            for ox in oxStart..<oxEnd {
-                                let ix = ox + x0
-                                line[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
-                            }
+                            (line + inStart).update(from: src + inStart + x0, count: inEnd - inStart)
                         } else {
-                            for ox in oxStart..<oxEnd {
-                                let ix = ox * g.strideW + x0
-                                line[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
-                            }
+                            let s = g.strideW
+                            for ox in inStart..<inEnd { line[ox] = src[ox * s + x0] }
                         }
+                        if oxEnd > inEnd { (line + inEnd).update(repeating: 0, count: oxEnd - inEnd) }
                     }
                     p += oxEnd - oxStart
                 }

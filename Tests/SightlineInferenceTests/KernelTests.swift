@@ -49,6 +49,9 @@ import SightlineCore
         ConvCase(c: 4, h: 12, w: 12, m: 8, groups: 2, k: 3, stride: 1, pad: (2, 2, 2, 2), dilation: 2, activation: .hardSwish),
         ConvCase(n: 3, c: 2, h: 5, w: 7, m: 3, k: 2, stride: 3, pad: (0, 1, 1, 0), activation: .sigmoid),
         ConvCase(n: 2, c: 5, h: 20, w: 17, m: 7, k: 3, stride: 1, pad: (1, 1, 1, 1), activation: .relu),  // several column blocks
+        ConvCase(n: 1, c: 3, h: 40, w: 37, m: 13, k: 7, stride: 2, pad: (3, 3, 3, 3), activation: .relu),  // ResNet stem
+        ConvCase(n: 2, c: 12, h: 9, w: 9, m: 20, k: 1, stride: 2, activation: .hardSwish),  // strided 1×1 (downsampling shortcut)
+        ConvCase(n: 1, c: 64, h: 60, w: 50, m: 7, k: 3, stride: 1, pad: (1, 1, 1, 1)),  // unfolded blocks smaller than a plane
         ConvCase(n: 1, c: 16, h: 24, w: 24, m: 16, groups: 16, k: 3, stride: 2, pad: (0, 0, 1, 1)),  // depthwise, SAME stride 2
         ConvCase(n: 2, c: 40, h: 7, w: 7, m: 40, groups: 40, k: 5, stride: 1, pad: (2, 2, 2, 2), activation: .clip(min: 0, max: 6)),  // channels-last depthwise
         ConvCase(c: 3, h: 37, w: 61, m: 3, groups: 3, k: 3, stride: 1, pad: (1, 1, 1, 1)),  // depthwise, wide rows: SIMD interior + tails
@@ -91,6 +94,25 @@ import SightlineCore
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), \(threads) threads")
         }
+        // Ungrouped: the packed-weight kernel (im2col blocks or planes read in place) as the planner uses it.
+        if t.groups == 1 && PackedConv.applies(groups: 1) {
+            let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: t.m, depth: t.c * t.k * t.k) }
+            for threads in [1, 2, 3] {
+                var actual = [Float](repeating: .nan, count: expected.count)
+                input.withUnsafeBufferPointer { i in
+                    packed.withUnsafeBufferPointer { w in
+                        bias.withUnsafeBufferPointer { b in
+                            actual.withUnsafeMutableBufferPointer { o in
+                                PackedConv.conv(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g,
+                                                packedWeight: w.baseAddress!, outChannels: t.m, bias: b.baseAddress!,
+                                                activation: t.activation, output: o.baseAddress!, threads: threads)
+                            }
+                        }
+                    }
+                }
+                #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), packed, \(threads) threads")
+            }
+        }
         // The portable depthwise kernel stays tested where the vector one takes over.
         guard t.groups == t.c && t.c == t.m && t.groups > 1 else { return }
         var portable = [Float](repeating: .nan, count: expected.count)
@@ -116,20 +138,21 @@ import SightlineCore
                       (1, 40, 200, 61, .hardSwish), (2, 3, 1, 17, .sigmoid), (1, 130, 33, 16, .hardSigmoid(alpha: 0.2, beta: 0.5))])
     func pointwiseConvMatchesReference(_ t: (Int, Int, Int, Int, Activation)) throws {
         let (n, c, m, spatial, activation) = t
-        guard PointwiseConv.applies(channels: c, groups: 1, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1)) else { return }
+        guard PackedConv.applies(groups: 1) else { return }
         let input = random(n * c * spatial, seed: 21), weight = random(m * c, seed: 22), bias = random(m, seed: 23)
         let expected = referenceConv2d(input: input, batch: n, channels: c, height: 1, width: spatial, weight: weight, outChannels: m,
                                        bias: bias, groups: 1, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1), activation: activation)
-        let packed = weight.withUnsafeBufferPointer { PointwiseConv.pack($0.baseAddress!, outChannels: m, channels: c) }
+        let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c) }
         for threads in [1, 2, 3] {
             var actual = [Float](repeating: .nan, count: expected.count)
             input.withUnsafeBufferPointer { i in
                 packed.withUnsafeBufferPointer { w in
                     bias.withUnsafeBufferPointer { b in
                         actual.withUnsafeMutableBufferPointer { o in
-                            PointwiseConv.conv(input: i.baseAddress!, batch: n, channels: c, spatial: spatial, packedWeight: w.baseAddress!,
-                                               outChannels: m, bias: b.baseAddress!, activation: activation, output: o.baseAddress!,
-                                               threads: threads)
+                            PackedConv.conv(input: i.baseAddress!, batch: n, channels: c, height: 1, width: spatial,
+                                            geometry: Conv2DGeometry(kernelH: 1, kernelW: 1), packedWeight: w.baseAddress!,
+                                            outChannels: m, bias: b.baseAddress!, activation: activation, output: o.baseAddress!,
+                                            threads: threads)
                         }
                     }
                 }

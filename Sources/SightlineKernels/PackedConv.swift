@@ -1,0 +1,100 @@
+import CSightlineKernels
+import Dispatch
+
+/// Ungrouped convolutions as out[M × OH·OW] = W[M × C·kh·kw] · columns, on the AVX2 kernel
+/// `sl_gemm_packed_a`: the weights are packed once into 6-row panels when the plan is built;
+/// a 1×1 stride-1 convolution reads its input planes in place, any other geometry unfolds
+/// column blocks that fit L2 (im2col) and reads those in place; bias and activation are applied
+/// while the results are in registers. OpenBLAS, by contrast, packs both operands on every
+/// call and leaves bias and activation to another pass over the output.
+public enum PackedConv {
+    public static func applies(groups: Int) -> Bool { groups == 1 && sl_has_avx2_fma() }
+
+    /// Weights [M × K] as 6-row panels.
+    public static func pack(_ weight: UnsafePointer<Float>, outChannels m: Int, depth k: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: (m + 5) / 6 * 6 * k) { buffer, count in
+            sl_pack_rows6(weight, m, k, buffer.baseAddress!)
+            count = (m + 5) / 6 * 6 * k
+        }
+    }
+
+    public static func packedCount(outChannels m: Int, depth k: Int) -> Int { (m + 5) / 6 * 6 * k }
+
+    public static func conv(
+        input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
+        packedWeight: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation,
+        output: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
+        let (oh, ow) = g.outputSize(height: height, width: width)
+        let spatial = oh * ow
+        let depth = channels * g.kernelH * g.kernelW
+        let pointwise = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1
+            && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
+        let fused = VectorDepthwise.code(activation)
+        let panels = (m + 5) / 6
+        let shared = SharedBuffers(input: input, weight: packedWeight, bias: bias, output: output)
+
+        /// Rows (panels q0..<q1) × columns p0..<p1 of one image's output, from B = the input
+        /// planes (pointwise) or unfolded columns (ldb = their count).
+        @Sendable func multiply(_ b: UnsafePointer<Float>, ldb: Int, image n: Int, columns p0: Int, _ p1: Int,
+                                panels q0: Int, _ q1: Int, scratch: UnsafeMutablePointer<Float>) {
+            let y = shared.output + n * m * spatial + p0
+            sl_gemm_packed_a(m, depth, shared.weight, q0, q1, b, ldb, p1 - p0, y, spatial, shared.bias,
+                             fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, scratch)
+            if fused == nil {
+                for row in (q0 * 6)..<min(m, q1 * 6) { activation.apply(y + row * spatial, count: p1 - p0) }
+            }
+        }
+
+        if threads > 1 && spatial < 64 * threads && panels >= 2 {
+            // Late layers: few positions, many filters. Unfold once per image, split the filters.
+            let columns = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: depth * spatial)
+            defer { columns?.deallocate() }
+            let parts = min(threads, panels)
+            for n in 0..<batch {
+                let image = input + n * channels * height * width
+                if let columns {
+                    im2col(image, channels: channels, height: height, width: width, geometry: g, outH: oh, outW: ow,
+                           from: 0, to: spatial, columns: columns)
+                }
+                let b = SharedBuffers(input: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: image)), weight: packedWeight,
+                                      bias: nil, output: output)
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: depth * 16)
+                    defer { scratch.deallocate() }
+                    multiply(b.input, ldb: spatial, image: n, columns: 0, spatial,
+                             panels: part * panels / parts, (part + 1) * panels / parts, scratch: scratch)
+                }
+            }
+            return
+        }
+        // Column blocks: one per thread for a 1×1 convolution; unfolded blocks small enough
+        // to stay in L2 (~512 KB) otherwise, since im2col of an early layer would stream
+        // megabytes through memory twice.
+        let perThread = (spatial + max(1, min(threads, spatial / 64)) - 1) / max(1, min(threads, spatial / 64))
+        let blockSize = pointwise ? perThread : max(64, min(perThread, 131_072 / max(depth, 1)))
+        let blocks = (spatial + blockSize - 1) / blockSize
+        let work = { @Sendable (block: Int) in
+            let p0 = block * blockSize, p1 = min(spatial, p0 + blockSize)
+            guard p0 < p1 else { return }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: depth * 16)
+            let columns = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: depth * (p1 - p0))
+            defer { scratch.deallocate(); columns?.deallocate() }
+            for n in 0..<batch {
+                let image = shared.input + n * channels * height * width
+                if let columns {
+                    im2col(image, channels: channels, height: height, width: width, geometry: g, outH: oh, outW: ow,
+                           from: p0, to: p1, columns: columns)
+                    multiply(columns, ldb: p1 - p0, image: n, columns: p0, p1, panels: 0, panels, scratch: scratch)
+                } else {
+                    multiply(image + p0, ldb: spatial, image: n, columns: p0, p1, panels: 0, panels, scratch: scratch)
+                }
+            }
+        }
+        if blocks == 1 || threads == 1 {
+            for block in 0..<blocks { work(block) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: blocks, execute: work)
+        }
+    }
+}
