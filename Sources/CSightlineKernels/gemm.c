@@ -20,17 +20,20 @@ void sl_pack_rows6(const float *a, long m, long k, float *packed) {
 
 // C[6×16] = A panel [k][6] · B [k rows, stride ldb, 16 columns] + bias per row, activated.
 // Rows ≥ `rows` of the panel are zero padding and are not stored.
+// bias: one value per row of C (bias_rows, `rows` of them) or 16 per column (bias_cols), or none.
 AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, long ldb, float *c, long ldc, int rows,
-                                       const float *bias, int act, __m256 lo, __m256 hi) {
+                                       const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     float bv[6];
-    for (int r = 0; r < 6; r++) bv[r] = (bias && r < rows) ? bias[r] : 0.0f;
-    c00 = c01 = _mm256_set1_ps(bv[0]);
-    c10 = c11 = _mm256_set1_ps(bv[1]);
-    c20 = c21 = _mm256_set1_ps(bv[2]);
-    c30 = c31 = _mm256_set1_ps(bv[3]);
-    c40 = c41 = _mm256_set1_ps(bv[4]);
-    c50 = c51 = _mm256_set1_ps(bv[5]);
+    for (int r = 0; r < 6; r++) bv[r] = (bias_rows && r < rows) ? bias_rows[r] : 0.0f;
+    __m256 col0 = bias_cols ? _mm256_loadu_ps(bias_cols) : _mm256_setzero_ps();
+    __m256 col1 = bias_cols ? _mm256_loadu_ps(bias_cols + 8) : _mm256_setzero_ps();
+    c00 = _mm256_add_ps(_mm256_set1_ps(bv[0]), col0); c01 = _mm256_add_ps(_mm256_set1_ps(bv[0]), col1);
+    c10 = _mm256_add_ps(_mm256_set1_ps(bv[1]), col0); c11 = _mm256_add_ps(_mm256_set1_ps(bv[1]), col1);
+    c20 = _mm256_add_ps(_mm256_set1_ps(bv[2]), col0); c21 = _mm256_add_ps(_mm256_set1_ps(bv[2]), col1);
+    c30 = _mm256_add_ps(_mm256_set1_ps(bv[3]), col0); c31 = _mm256_add_ps(_mm256_set1_ps(bv[3]), col1);
+    c40 = _mm256_add_ps(_mm256_set1_ps(bv[4]), col0); c41 = _mm256_add_ps(_mm256_set1_ps(bv[4]), col1);
+    c50 = _mm256_add_ps(_mm256_set1_ps(bv[5]), col0); c51 = _mm256_add_ps(_mm256_set1_ps(bv[5]), col1);
     for (long kk = 0; kk < k; kk++) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 t;
@@ -67,7 +70,7 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
             const float *bias_rows = bias ? bias + row0 : NULL;
             long j = n0;
             for (; j + 16 <= n1; j += 16)
-                sl_kernel_6x16(k, a, b + j, ldb, c + row0 * ldc + j, ldc, rows, bias_rows, act, lo, hi);
+                sl_kernel_6x16(k, a, b + j, ldb, c + row0 * ldc + j, ldc, rows, bias_rows, NULL, act, lo, hi);
             if (j < n1) {
                 // Last columns: copy them into a zero-padded [k][16] block once per chunk, compute a
                 // full tile, store what exists.
@@ -78,8 +81,66 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
                         memset(scratch + kk * 16 + cols, 0, (size_t)(16 - cols) * sizeof(float));
                     }
                 }
-                sl_kernel_6x16(k, a, scratch, 16, tile, 16, rows, bias_rows, act, lo, hi);
+                sl_kernel_6x16(k, a, scratch, 16, tile, 16, rows, bias_rows, NULL, act, lo, hi);
                 for (int r = 0; r < rows; r++) memcpy(c + (row0 + r) * ldc + j, tile + r * 16, (size_t)cols * sizeof(float));
+            }
+        }
+    }
+}
+
+void sl_pack_cols16(const float *b, long k, long n, long ldb, int transposed, float *packed) {
+    long panels = (n + 15) / 16;
+    for (long q = 0; q < panels; q++) {
+        float *dst = packed + q * k * 16;
+        for (long kk = 0; kk < k; kk++) {
+            for (long j = 0; j < 16; j++) {
+                long col = q * 16 + j;
+                dst[kk * 16 + j] = col >= n ? 0.0f : transposed ? b[col * ldb + kk] : b[kk * ldb + col];
+            }
+        }
+    }
+}
+
+AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                           long panel_begin, long panel_end, float *c, long ldc, const float *bias,
+                           int act, float flo, float fhi, float *scratch) {
+    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
+    float tile[6 * 16], bias_tail[16];
+    // Row blocks of up to 10 panels of A, packed into scratch and kept in L2 while every
+    // column panel of B passes over them once.
+    for (long m0 = 0; m0 < m; m0 += 60) {
+        long m1 = m0 + 60 < m ? m0 + 60 : m;
+        long row_panels = (m1 - m0 + 5) / 6;
+        for (long p = 0; p < row_panels; p++) {
+            float *dst = scratch + p * k * 6;
+            for (long kk = 0; kk < k; kk++)
+                for (long r = 0; r < 6; r++) {
+                    long row = m0 + p * 6 + r;
+                    dst[kk * 6 + r] = row < m1 ? a[row * lda + kk] : 0.0f;
+                }
+        }
+        for (long q = panel_begin; q < panel_end; q++) {
+            long col0 = q * 16;
+            long cols = n - col0 < 16 ? n - col0 : 16;
+            const float *bp = packed_b + q * k * 16;
+            const float *bias_cols = NULL;
+            if (bias) {
+                if (cols == 16) bias_cols = bias + col0;
+                else {
+                    for (long j = 0; j < 16; j++) bias_tail[j] = j < cols ? bias[col0 + j] : 0.0f;
+                    bias_cols = bias_tail;
+                }
+            }
+            for (long p = 0; p < row_panels; p++) {
+                long row0 = m0 + p * 6;
+                int rows = (int)(m1 - row0 < 6 ? m1 - row0 : 6);
+                const float *ap = scratch + p * k * 6;
+                if (cols == 16) {
+                    sl_kernel_6x16(k, ap, bp, 16, c + row0 * ldc + col0, ldc, rows, NULL, bias_cols, act, lo, hi);
+                } else {
+                    sl_kernel_6x16(k, ap, bp, 16, tile, 16, rows, NULL, bias_cols, act, lo, hi);
+                    for (int r = 0; r < rows; r++) memcpy(c + (row0 + r) * ldc + col0, tile + r * 16, (size_t)cols * sizeof(float));
+                }
             }
         }
     }

@@ -22,11 +22,24 @@ public final class MiniLMEmbedder: @unchecked Sendable {
     public let manifest = ModelZoo.miniLM
     public static let dimension = 384
     private let weights: [String: Tensor]
+    /// The encoder's linear layers with their weights packed once (nil without AVX2: OpenBLAS).
+    private let packed: [String: PackedLinear]
+    /// Cores one embedding call may use (linear layers split by output columns).
+    public let threads: Int
     let hidden = 384, heads = 12, intermediate = 1536, layers = 6, epsilon: Float = 1e-12
 
-    public init(store: ModelStore = ModelStore()) throws {
+    public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
         let manifest = ModelZoo.miniLM
         weights = try SafetensorsLoader.load(path: try store.verify(manifest))
+        self.threads = max(1, threads)
+        var packed: [String: PackedLinear] = [:]
+        for (name, w) in weights where name.hasSuffix(".weight") && w.rank == 2 && name.hasPrefix("encoder.") {
+            let prefix = String(name.dropLast(".weight".count))
+            if let linear = PackedLinear(weight: w.data, outputs: w.shape[0], inputs: w.shape[1], bias: weights[prefix + ".bias"]?.data) {
+                packed[prefix] = linear
+            }
+        }
+        self.packed = packed
         tokenizer = try WordPieceTokenizer(
             vocabularyFile: try store.verify(manifest, companion: manifest.companions[0]),
             tokenizerJSON: try store.verify(manifest, companion: manifest.companions[1]), maxLength: 256)
@@ -117,6 +130,12 @@ public final class MiniLMEmbedder: @unchecked Sendable {
         let w = try weight(prefix + ".weight"), b = try weight(prefix + ".bias")
         let outDim = w.shape[0], inDim = w.shape[1]
         guard x.count == rows * inDim, b.count == outDim else { throw ModelError.shapeMismatch("\(prefix): \(w.shape)") }
+        if let linear = packed[prefix] {
+            return [Float](unsafeUninitializedCapacity: rows * outDim) { buffer, count in
+                x.withUnsafeBufferPointer { linear.apply($0.baseAddress!, rows: rows, into: buffer.baseAddress!, threads: threads) }
+                count = rows * outDim
+            }
+        }
         var y = [Float](repeating: 0, count: rows * outDim)
         for r in 0..<rows { for o in 0..<outDim { y[r * outDim + o] = b.data[o] } }
         x.withUnsafeBufferPointer { xp in

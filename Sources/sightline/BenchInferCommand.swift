@@ -19,14 +19,14 @@ struct BenchInferCommand: ParsableCommand {
     func benchMiniLM() throws {
         let manifest = ModelZoo.miniLM
         let weights = try cache.store.verify(manifest)
-        let embedder = try MiniLMEmbedder(store: cache.store)
         let scriptDir = Self.referenceScripts
         let onnxPath = NSTemporaryDirectory() + "sightline-minilm.onnx"
         KernelThreads.setBLASThreads(1)
         print("sightline bench infer \(model) — \(tokens)-token sentences, median of \(runs) runs; ratio = ours ÷ onnxruntime time")
         print(pad("threads", 9) + pad("batch", 7) + pad("ours sent/s", 13) + pad("onnxruntime sent/s", 20) + "ratio")
         for t in threads.split(separator: ",").compactMap({ Int($0) }) {
-            KernelThreads.setBLASThreads(t)
+            KernelThreads.setBLASThreads(t)  // the BLAS fallback (no AVX2); the packed kernels take `threads`
+            let embedder = try MiniLMEmbedder(store: cache.store, threads: t)
             for b in batch.split(separator: ",").compactMap({ Int($0) }) {
                 // The same ids the script feeds onnxruntime: a deterministic pattern, [CLS] … [SEP].
                 let ids: [[Int32]] = (0..<b).map { row in (0..<tokens).map { col in

@@ -161,6 +161,29 @@ import SightlineCore
         }
     }
 
+    /// The packed linear layer against the reference GEMM: output widths with a partial
+    /// 16-column panel, row counts across the 60-row blocks and 6-row panels, activations.
+    @Test(arguments: [(1, 8, 16, Activation.none), (32, 384, 1536, .none), (7, 33, 21, .relu), (61, 20, 5, .hardSwish),
+                      (130, 17, 40, .sigmoid)])
+    func packedLinearMatchesReference(_ t: (Int, Int, Int, Activation)) throws {
+        let (rows, inputs, outputs, activation) = t
+        let x = random(rows * inputs, seed: 31), w = random(outputs * inputs, seed: 32), b = random(outputs, seed: 33)
+        guard let linear = PackedLinear(weight: w, outputs: outputs, inputs: inputs, bias: b) else { return }
+        var expected = [Float](repeating: 0, count: rows * outputs)
+        for r in 0..<rows { for o in 0..<outputs { expected[r * outputs + o] = b[o] } }
+        referenceGemm(transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, a: x, lda: inputs, b: w, ldb: inputs,
+                      beta: 1, c: &expected, ldc: outputs)
+        for i in expected.indices { expected[i] = activation.apply(expected[i]) }
+        for threads in [1, 2, 3] {
+            var y = [Float](repeating: .nan, count: rows * outputs)
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { linear.apply(xp.baseAddress!, rows: rows, into: $0.baseAddress!, activation: activation, threads: threads) }
+            }
+            #expect(normalizedMSE(y, expected) < 1e-10, "\(t), \(threads) threads")
+        }
+        #expect(PackedLinear(weight: w, outputs: outputs + 1, inputs: inputs, bias: b) == nil)
+    }
+
     @Test func samePaddingMatchesTensorFlow() {
         // TF SAME: out = ceil(in / stride); the odd pixel of padding goes at the end.
         #expect(Conv2DGeometry.samePadding(input: 224, kernel: 3, stride: 2, dilation: 1) == (0, 1))
