@@ -14,6 +14,8 @@ bool sl_has_avx2_fma(void) {
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
+void sl_cpu_relax(void) { _mm_pause(); }
+
 AVX2 void sl_depthwise_fill(const float *plane, long height, long width, long pad_top, long pad_left,
                             int s, float *scratch, long phase_width) {
     for (long y = 0; y < height; y++) {

@@ -34,7 +34,7 @@ public struct Conv2DGeometry: Sendable, Equatable {
 /// (groups == C == M) take the direct kernel; everything else im2col + GEMM per group.
 ///
 /// Threads: the output's spatial positions are split into `threads` column blocks run with
-/// `DispatchQueue.concurrentPerform`, each doing its own im2col and a single-threaded GEMM.
+/// `KernelPool`, each doing its own im2col and a single-threaded GEMM.
 /// Sightline owns the cores this way and keeps OpenBLAS at one thread (its own threading
 /// helps little on the small GEMMs of a CNN and would oversubscribe the Dispatch workers).
 public func conv2d(
@@ -97,7 +97,7 @@ public func conv2d(
     if blocks == 1 || threads == 1 {
         for block in 0..<blocks { work(block) }
     } else {
-        DispatchQueue.concurrentPerform(iterations: blocks, execute: work)
+        KernelPool.shared.run(blocks, work)
     }
 }
 
@@ -121,7 +121,7 @@ func splitFiltersConv(
             let shared = SharedBuffers(input: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: inBase)), weight: weight + group * mPerGroup * kSize,
                                        bias: bias.map { $0 + group * mPerGroup }, output: output + (n * outChannels + group * mPerGroup) * spatial)
             let per = (mPerGroup + threads - 1) / threads
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            KernelPool.shared.run(threads) { t in
                 let m0 = t * per, m1 = min(mPerGroup, m0 + per)
                 guard m0 < m1 else { return }
                 gemm(transposeA: false, transposeB: false, m: m1 - m0, n: spatial, k: kSize, a: shared.weight + m0 * kSize, lda: kSize,
@@ -227,7 +227,7 @@ public func portableDepthwiseConv2d(
         let per = (planes + threads - 1) / threads
         let shared = SharedBuffers(input: input, weight: weight, bias: bias, output: output)
         let (oh, ow) = g.outputSize(height: height, width: width)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        KernelPool.shared.run(threads) { t in
             let start = t * per, end = min(planes, start + per)
             for plane in start..<max(start, end) {
                 let c = plane % channels
@@ -330,7 +330,7 @@ func depthwiseChannelsLast(
             }
         }
         let blockCount = (oh + rowsPerBlock - 1) / rowsPerBlock
-        if blockCount > 1 { DispatchQueue.concurrentPerform(iterations: blockCount, execute: rows) } else { rows(0) }
+        if blockCount > 1 { KernelPool.shared.run(blockCount, rows) } else { rows(0) }
         let dst = output + n * c * oh * ow
         for p in 0..<(oh * ow) {
             let from = result + p * c
@@ -373,7 +373,7 @@ public func referenceConv2d(
     return out
 }
 
-/// The buffers of one kernel call, handed to `concurrentPerform` workers. Each worker writes a
+/// The buffers of one kernel call, handed to `KernelPool` workers. Each worker writes a
 /// disjoint part of `output` and only reads the rest, which is what makes sharing them sound.
 struct SharedBuffers: @unchecked Sendable {
     let input: UnsafePointer<Float>

@@ -59,7 +59,7 @@ public enum PackedConv {
                 }
                 let b = SharedBuffers(input: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: image)), weight: packedWeight,
                                       bias: nil, output: output)
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                KernelPool.shared.run(parts) { part in
                     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: depth * 16)
                     defer { scratch.deallocate() }
                     multiply(b.input, ldb: spatial, image: n, columns: 0, spatial,
@@ -94,7 +94,7 @@ public enum PackedConv {
         if blocks == 1 || threads == 1 {
             for block in 0..<blocks { work(block) }
         } else {
-            DispatchQueue.concurrentPerform(iterations: blocks, execute: work)
+            KernelPool.shared.run(blocks, work)
         }
     }
 }

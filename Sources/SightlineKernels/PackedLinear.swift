@@ -39,7 +39,7 @@ public struct PackedLinear: Sendable {
                     sl_gemm_packed_b(rows, inputs, shared.input, inputs, shared.weight, outputs, q0, q1, shared.output, outputs,
                                      shared.bias, fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, scratch)
                 }
-                if parts > 1 { DispatchQueue.concurrentPerform(iterations: parts, execute: work) } else { work(0) }
+                if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
             }
             if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
         }

@@ -51,6 +51,6 @@ enum VectorDepthwise {
                 if fused == nil { activation.apply(out, count: oh * ow) }
             }
         }
-        if parts > 1 { DispatchQueue.concurrentPerform(iterations: parts, execute: work) } else { work(0) }
+        if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
     }
 }

@@ -136,7 +136,7 @@ public enum Winograd {
             }
         }
         if threads > 1 && blocks > 1 {
-            DispatchQueue.concurrentPerform(iterations: blocks, execute: work)
+            KernelPool.shared.run(blocks, work)
         } else {
             for block in 0..<blocks { work(block) }
         }

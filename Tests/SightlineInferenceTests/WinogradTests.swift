@@ -1,5 +1,8 @@
 import Testing
 @testable import SightlineKernels
+import Dispatch
+import Foundation
+import Synchronization
 
 /// Winograd F(2×2, 3×3) against the reference convolution.
 @Suite struct WinogradTests {
@@ -54,5 +57,38 @@ import Testing
         #expect(!Winograd.applies(channels: 16, outChannels: 16, groups: 1,
                                   geometry: Conv2DGeometry(kernelH: 3, kernelW: 3, strideH: 2, strideW: 2)))
         #expect(!Winograd.applies(channels: 3, outChannels: 16, groups: 1, geometry: g), "too few channels to gain")
+    }
+}
+
+@Suite struct KernelPoolTests {
+    /// Every iteration runs exactly once, across many jobs in a row (the helper spinning
+    /// between them), jobs after the helper has gone to sleep, and uneven iteration counts.
+    @Test func everyIterationRunsOnce() throws {
+        let pool = KernelPool.shared
+        for iterations in [2, 3, 7, 64, 1000] {
+            for round in 0..<50 {
+                let hits = Mutex<[Int]>([Int](repeating: 0, count: iterations))
+                pool.run(iterations) { i in hits.withLock { $0[i] += 1 } }
+                #expect(hits.withLock { $0 } == [Int](repeating: 1, count: iterations), "\(iterations) iterations, round \(round)")
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.05)  // helpers park
+        let hits = Mutex(0)
+        pool.run(5) { _ in hits.withLock { $0 += 1 } }
+        #expect(hits.withLock { $0 } == 5)
+    }
+
+    /// Callers on several threads at once, and a split inside a split: whoever finds the pool
+    /// busy runs on Dispatch instead; nothing deadlocks and nothing is lost.
+    @Test func concurrentAndNestedCallers() {
+        let total = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<100 {
+                KernelPool.shared.run(4) { _ in
+                    KernelPool.shared.run(3) { _ in total.withLock { $0 += 1 } }
+                }
+            }
+        }
+        #expect(total.withLock { $0 } == 8 * 100 * 4 * 3)
     }
 }

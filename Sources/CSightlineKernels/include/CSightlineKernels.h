@@ -55,4 +55,8 @@ void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *pac
                       long panel_begin, long panel_end, float *c, long ldc, const float *bias,
                       int act, float lo, float hi, float *scratch);
 
+/// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power in
+/// the kernel pool's wait loops.
+void sl_cpu_relax(void);
+
 #endif
