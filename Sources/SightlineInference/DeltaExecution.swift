@@ -26,6 +26,8 @@ public final class DeltaState: @unchecked Sendable {
     var values: [String: IRValue] = [:]
     /// Mean |value| of each convolution output at the last dense pass (the truncation scale).
     var scales: [String: Float] = [:]
+    /// Consecutive frames that asked for a mostly changed input (a moving camera).
+    var movingStreak = 0
 
     public init() {}
 
@@ -80,7 +82,32 @@ extension InferenceModel {
         var changes: [String: Change] = [:]
         var effective = input
         let canReuse = state.inputShape == input.shape && state.values[inputName] != nil
-        if canReuse, let changed, changed.height == spatial.0, changed.width == spatial.1,
+        // No mask (a refresh: first frame, shot change, or the selector saw most tiles change)
+        // counts as mostly changed too.
+        let mostlyChanged = changed.map { $0.fraction > denseAbove } ?? true
+        state.movingStreak = mostlyChanged ? state.movingStreak + 1 : 0
+        if mostlyChanged, state.movingStreak > 2 {
+            // A moving camera: the third mostly changed frame in a row stops caching (keeping
+            // every layer's activations costs ~5% over a plain run, for nothing while the whole
+            // picture moves). The first calmer frame runs dense again and caches.
+            state.reset()
+            state.movingStreak = 3
+            let outputs = try run(input)
+            stats.changedInput = changed?.fraction ?? 1
+            stats.denseMACs = plan.steps.reduce(0) { total, step in
+                guard let conv = step.conv, let x = plan.shapes[step.inputs[0]], x.count == 4 else { return total }
+                let (oh, ow) = conv.geometry.outputSize(height: x[2], width: x[3])
+                return total + Double(conv.outChannels * oh * ow * (x[1] / conv.groups) * conv.geometry.kernelH * conv.geometry.kernelW)
+            }
+            stats.computedMACs = stats.denseMACs
+            return (outputs, stats)
+        }
+        if canReuse, let changed, changed.height == spatial.0, changed.width == spatial.1, mostlyChanged {
+            // Mostly changed: every layer runs dense on the new frame (exact), so the cached
+            // input is not consulted.
+            stats.changedInput = changed.fraction
+            changes[inputName] = .all
+        } else if canReuse, let changed, changed.height == spatial.0, changed.width == spatial.1,
            case .float(let previous)? = state.values[inputName] {
             // Positions outside the mask keep what the cache was computed from.
             effective = previous
@@ -283,9 +310,18 @@ extension ConvStep {
                 out.data.withUnsafeMutableBufferPointer { dst in
                     let output = dst.baseAddress!
                     func run(_ b: UnsafePointer<Float>?) {
-                        maskedConv2d(input: src.baseAddress!, channels: x.shape[1], height: x.shape[2], width: x.shape[3],
-                                     weight: w.baseAddress!, outChannels: outChannels, bias: b, groups: groups,
-                                     geometry: geometry, activation: activation, positions: positions, output: output)
+                        let depth = x.shape[1] * geometry.kernelH * geometry.kernelW
+                        func masked(_ packed: UnsafePointer<Float>?) {
+                            maskedConv2d(input: src.baseAddress!, channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                                         weight: w.baseAddress!, outChannels: outChannels, bias: b, groups: groups,
+                                         geometry: geometry, activation: activation, positions: positions, output: output,
+                                         packedWeight: packed)
+                        }
+                        if let packedWeights, packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) {
+                            packedWeights.withUnsafeBufferPointer { masked($0.baseAddress!) }
+                        } else {
+                            masked(nil)
+                        }
                     }
                     if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
                     if let (scale, shift) = postAffine {

@@ -1,3 +1,4 @@
+import CSightlineKernels
 /// Delta (sparse) convolution: recompute a convolution only where its input changed.
 ///
 /// A change mask says which input positions (of one image, H×W) differ from the input the
@@ -72,7 +73,7 @@ public func maskedConv2d(
     input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?, groups: Int,
     geometry g: Conv2DGeometry, activation: Activation, positions: [Int32],
-    output: UnsafeMutablePointer<Float>
+    output: UnsafeMutablePointer<Float>, packedWeight: UnsafePointer<Float>? = nil
 ) {
     let (oh, ow) = g.outputSize(height: height, width: width)
     let outSpatial = oh * ow
@@ -167,6 +168,23 @@ public func maskedConv2d(
                         }
                     }
                 }
+            }
+            if groups == 1, let packedWeight, let fused = VectorDepthwise.code(activation) {
+                // The dense convolution's packed weights and AVX2 kernel, bias and activation included.
+                columns.withUnsafeBufferPointer { cols in
+                    result.withUnsafeMutableBufferPointer { r in
+                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: k * 16)
+                        defer { scratch.deallocate() }
+                        sl_gemm_packed_a(mg, k, packedWeight, 0, (mg + 5) / 6, cols.baseAddress!, n, n, r.baseAddress!, n, bias,
+                                         fused.0, fused.1, fused.2, scratch)
+                    }
+                }
+                for m in 0..<mg {
+                    let out = output + m * outSpatial
+                    for j in 0..<n { out[Int(positions[start + j])] = result[m * n + j] }
+                }
+                start += n
+                continue
             }
             columns.withUnsafeBufferPointer { cols in
                 result.withUnsafeMutableBufferPointer { r in

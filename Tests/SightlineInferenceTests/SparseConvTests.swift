@@ -36,8 +36,8 @@ import Testing
 
     @Test func maskedConvolutionEqualsDenseAtTheChosenPositionsOnly() {
         var rng = Rng(state: 11)
-        // (channels, out channels, groups): dense, depthwise, grouped.
-        for (c, m, groups) in [(5, 7, 1), (6, 6, 6), (4, 6, 2)] {
+        // (channels, out channels, groups, packed weights): dense (OpenBLAS and the packed AVX2 kernel), depthwise, grouped.
+        for (c, m, groups, packed) in [(5, 7, 1, false), (5, 7, 1, true), (6, 6, 6, false), (4, 6, 2, false)] {
             for g in Self.geometries {
                 let h = 13, w = 11
                 let input = (0..<(c * h * w)).map { _ in rng.next() }
@@ -49,13 +49,18 @@ import Testing
                                             bias: bias, groups: groups, geometry: g, activation: activation)
                 let positions = (0..<(oh * ow)).filter { _ in rng.bool(0.3) }.map(Int32.init)
                 var output = [Float](repeating: -999, count: m * oh * ow)
+                let packedWeight = packed && PackedConv.applies(groups: groups)
+                    ? weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c * g.kernelH * g.kernelW) } : nil
                 input.withUnsafeBufferPointer { x in
                     weight.withUnsafeBufferPointer { wt in
                         bias.withUnsafeBufferPointer { b in
                             output.withUnsafeMutableBufferPointer { o in
-                                maskedConv2d(input: x.baseAddress!, channels: c, height: h, width: w, weight: wt.baseAddress!, outChannels: m,
-                                             bias: b.baseAddress!, groups: groups, geometry: g, activation: activation, positions: positions,
-                                             output: o.baseAddress!)
+                                func run(_ p: UnsafePointer<Float>?) {
+                                    maskedConv2d(input: x.baseAddress!, channels: c, height: h, width: w, weight: wt.baseAddress!, outChannels: m,
+                                                 bias: b.baseAddress!, groups: groups, geometry: g, activation: activation, positions: positions,
+                                                 output: o.baseAddress!, packedWeight: p)
+                                }
+                                if let packedWeight { packedWeight.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
                             }
                         }
                     }
@@ -74,7 +79,7 @@ import Testing
                         }
                     }
                 }
-                #expect(error / energy < 1e-10, "\(c)→\(m) groups \(groups) \(g)")
+                #expect(error / energy < 1e-10, "\(c)→\(m) groups \(groups) packed \(packed) \(g)")
                 #expect(untouched, "positions outside the mask keep their old values")
             }
         }

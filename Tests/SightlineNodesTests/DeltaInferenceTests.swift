@@ -125,4 +125,33 @@ import SightlineTestSupport
         let norms = (result.features.reduce(0) { $0 + Double($1) * Double($1) } * dense.features.reduce(0) { $0 + Double($1) * Double($1) }).squareRoot()
         #expect(dot / norms > 0.99)
     }
+
+    /// A moving camera: after three mostly changed frames in a row the model stops caching
+    /// (plain runs, results equal to `classify`); the first calm frame runs dense and caches
+    /// again, and the one after it takes the masked path.
+    @Test func aMovingCameraStopsCachingAndACalmFrameResumes() throws {
+        let (first, second) = try Self.frames()
+        let model = try Self.efficientNet()
+        let state = DeltaState()
+        let columns = (first.width + 15) / 16, rows = (first.height + 15) / 16
+        let everything = TileMask(tileSize: 16, columns: columns, rows: rows, bits: [Bool](repeating: true, count: columns * rows))
+        var patch = TileMask(tileSize: 16, columns: columns, rows: rows, bits: [Bool](repeating: false, count: columns * rows))
+        for y in (150 / 16)...(189 / 16) { for x in (300 / 16)...(359 / 16) { patch.bits[y * columns + x] = true } }
+        _ = try model.classifyDelta(first, tiles: nil, state: state)
+        var frames = [second, first, second, first]
+        for (i, frame) in frames.enumerated() {
+            let (result, stats) = try model.classifyDelta(frame, tiles: everything, state: state)
+            #expect(stats.maskedConvolutions == 0 && stats.savedFraction == 0)
+            // The refresh before the loop counts as the first moving frame.
+            #expect(state.isEmpty == (i >= 1), "frame \(i): caching stops from the third moving frame on")
+            let dense = try model.classify([frame])[0]
+            #expect(Self.nmse(result.features, dense.features) < 1e-10)
+        }
+        frames = [second, first]
+        let (_, calm) = try model.classifyDelta(frames[0], tiles: patch, state: state)
+        #expect(!state.isEmpty && calm.maskedConvolutions == 0, "the first calm frame refills the cache")
+        let (result, next) = try model.classifyDelta(frames[1], tiles: patch, state: state)
+        #expect(next.maskedConvolutions > 0 && next.savedFraction > 0.2, "\(next)")
+        #expect(result.top(1).first?.index == (try model.classify([frames[1]])[0]).top(1).first?.index)
+    }
 }
