@@ -818,6 +818,8 @@ struct ConvStep {
     /// Weights transformed for Winograd F(2×2, 3×3), set by the planner's last pass (after
     /// BatchNorm and affine folding changed the weights) for the 3×3 stride-1 convolutions.
     var winogradWeights: [Float]?
+    /// The same, packed for the AVX2 GEMM kernel.
+    var winogradPacked: [Float]?
 
     /// Weights packed for `PackedConv` (ungrouped convolutions that do not take Winograd), set
     /// by the same pass.
@@ -833,6 +835,7 @@ struct ConvStep {
     mutating func prepareWinograd(channels: Int) {
         guard Winograd.applies(channels: channels, outChannels: outChannels, groups: groups, geometry: geometry) else { return }
         winogradWeights = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
+        winogradPacked = winogradWeights.flatMap { Winograd.packTransformed($0, outChannels: outChannels, channels: channels) }
     }
 
     func run(_ x: Tensor, threads: Int) -> Tensor {
@@ -866,9 +869,13 @@ struct ConvStep {
                     out.withUnsafeMutableBufferPointer { dst in
                         let output = dst.baseAddress!
                         func run(_ b: UnsafePointer<Float>?) {
-                            Winograd.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
-                                          transformedWeights: u.baseAddress!, outChannels: outChannels, bias: b, geometry: geometry,
-                                          activation: activation, output: output, threads: threads)
+                            func conv(_ packed: UnsafePointer<Float>?) {
+                                Winograd.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2],
+                                              width: x.shape[3], transformedWeights: u.baseAddress!, outChannels: outChannels, bias: b,
+                                              geometry: geometry, activation: activation, output: output, threads: threads,
+                                              packedWeights: packed)
+                            }
+                            if let winogradPacked { winogradPacked.withUnsafeBufferPointer { conv($0.baseAddress!) } } else { conv(nil) }
                         }
                         if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
                     }

@@ -375,6 +375,11 @@ public func referenceConv2d(
 
 /// The buffers of one kernel call, handed to `KernelPool` workers. Each worker writes a
 /// disjoint part of `output` and only reads the rest, which is what makes sharing them sound.
+/// A read-only pointer handed to kernel workers.
+struct SharedPointer: @unchecked Sendable {
+    let pointer: UnsafePointer<Float>
+}
+
 struct SharedBuffers: @unchecked Sendable {
     let input: UnsafePointer<Float>
     let weight: UnsafePointer<Float>

@@ -1,3 +1,4 @@
+import CSightlineKernels
 import Dispatch
 
 /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (Lavin & Gray, 2016): each 2×2 output
@@ -41,13 +42,28 @@ public enum Winograd {
         return u
     }
 
+    /// Transformed weights ([16][M][C], from `transformWeights`) packed for the AVX2 kernel:
+    /// [16] × `PackedConv.packedCount(outChannels: M, depth: C)`; nil without AVX2.
+    public static func packTransformed(_ u: [Float], outChannels m: Int, channels c: Int) -> [Float]? {
+        guard PackedConv.applies(groups: 1), u.count == 16 * m * c else { return nil }
+        let panelSize = PackedConv.packedCount(outChannels: m, depth: c)
+        return [Float](unsafeUninitializedCapacity: 16 * panelSize) { buffer, count in
+            u.withUnsafeBufferPointer { src in
+                for k in 0..<16 { sl_pack_rows6(src.baseAddress! + k * m * c, m, c, buffer.baseAddress! + k * panelSize) }
+            }
+            count = 16 * panelSize
+        }
+    }
+
     /// The convolution (NCHW, any padding), bias and activation, with weights already
     /// transformed by `transformWeights`.
     public static func conv(
         input: UnsafePointer<Float>, batch: Int, channels c: Int, height: Int, width: Int,
         transformedWeights u: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?,
-        geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
+        geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1,
+        packedWeights: UnsafePointer<Float>? = nil
     ) {
+        let packed = packedWeights.map { SharedPointer(pointer: $0) }
         let (oh, ow) = g.outputSize(height: height, width: width)
         let tilesH = (oh + 1) / 2, tilesW = (ow + 1) / 2
         let tilesPerImage = tilesH * tilesW
@@ -103,10 +119,21 @@ public enum Winograd {
                     store(b3, 3)
                 }
             }
-            // 16 GEMMs: products[k] (M×n) = U[k] (M×C) · V[k] (C×n).
-            for k in 0..<16 {
-                gemm(transposeA: false, transposeB: false, m: m, n: n, k: c,
-                     a: shared.weight + k * m * c, lda: c, b: v + k * c * n, ldb: n, c: products + k * m * n, ldc: n)
+            // 16 GEMMs: products[k] (M×n) = U[k] (M×C) · V[k] (C×n); on the AVX2 kernel with U
+            // packed at plan time when available (OpenBLAS would pack both sides every call).
+            if let packed {
+                let panelSize = PackedConv.packedCount(outChannels: m, depth: c)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: c * 16)
+                defer { scratch.deallocate() }
+                for k in 0..<16 {
+                    sl_gemm_packed_a(m, c, packed.pointer + k * panelSize, 0, (m + 5) / 6, v + k * c * n, n, n, products + k * m * n, n,
+                                     nil, Int32(SL_ACT_NONE), 0, 0, scratch)
+                }
+            } else {
+                for k in 0..<16 {
+                    gemm(transposeA: false, transposeB: false, m: m, n: n, k: c,
+                         a: shared.weight + k * m * c, lda: c, b: v + k * c * n, ldb: n, c: products + k * m * n, ldc: n)
+                }
             }
             // Output transform: Y = Aᵀ M A, then bias and activation, clipped at the edges.
             let productStride = m * n

@@ -30,13 +30,19 @@ import Synchronization
             let want = referenceConv2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
                                        bias: bias, groups: 1, geometry: g, activation: activation)
             let u = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: m, channels: c) }
+            // Both GEMM paths: OpenBLAS on U as is, and the AVX2 kernel on U packed (where the CPU has it).
+            for packed in [nil, Winograd.packTransformed(u, outChannels: m, channels: c)] {
             var got = [Float](repeating: .nan, count: want.count)
             input.withUnsafeBufferPointer { x in
                 u.withUnsafeBufferPointer { uw in
                     bias.withUnsafeBufferPointer { b in
                         got.withUnsafeMutableBufferPointer { o in
-                            Winograd.conv(input: x.baseAddress!, batch: n, channels: c, height: h, width: w, transformedWeights: uw.baseAddress!,
-                                          outChannels: m, bias: b.baseAddress!, geometry: g, activation: activation, output: o.baseAddress!, threads: threads)
+                            func run(_ p: UnsafePointer<Float>?) {
+                                Winograd.conv(input: x.baseAddress!, batch: n, channels: c, height: h, width: w, transformedWeights: uw.baseAddress!,
+                                              outChannels: m, bias: b.baseAddress!, geometry: g, activation: activation, output: o.baseAddress!,
+                                              threads: threads, packedWeights: p)
+                            }
+                            if let packed { packed.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
                         }
                     }
                 }
@@ -46,8 +52,9 @@ import Synchronization
                 error += Double(a - b) * Double(a - b)
                 energy += Double(b) * Double(b)
             }
-            #expect(error / energy < 1e-10, "n\(n) c\(c) m\(m) \(h)x\(w) pad \(pad): NMSE \(error / energy)")
+            #expect(error / energy < 1e-10, "n\(n) c\(c) m\(m) \(h)x\(w) pad \(pad) packed \(packed != nil): NMSE \(error / energy)")
             #expect(!got.contains { $0.isNaN }, "every output written")
+            }
         }
     }
 
