@@ -105,3 +105,32 @@ AVX2 void sl_depthwise_plane(const float *scratch, long pw, int s, long sh, int 
     else if (s == 2 && kh == 5 && kw == 5) sl_depthwise_rows(scratch, pw, 2, sh, 5, 5, w, bias, act, lo, hi, out, oh, ow);
     else sl_depthwise_rows(scratch, pw, s, sh, kh, kw, w, bias, act, lo, hi, out, oh, ow);
 }
+
+// Max pooling over the same phase-split scratch (pad cells hold -inf instead of zero).
+AVX2 static inline __attribute__((always_inline)) void sl_maxpool_rows(
+    const float *scratch, long pw, const int s, long sh, const int kh, const int kw, float *out, long oh, long ow) {
+    for (long oy = 0; oy < oh; oy++) {
+        float *line = out + oy * ow;
+        for (long ox = 0; ox < ow; ox += 8) {
+            __m256 best = _mm256_set1_ps(-__builtin_inff());
+            for (int ky = 0; ky < kh; ky++) {
+                const float *rb = scratch + ((oy * sh + ky) * s) * pw + ox;
+                for (int kx = 0; kx < kw; kx++) best = _mm256_max_ps(best, _mm256_loadu_ps(rb + (kx % s) * pw + kx / s));
+            }
+            if (ox + 8 <= ow) {
+                _mm256_storeu_ps(line + ox, best);
+            } else {
+                float tail[8];
+                _mm256_storeu_ps(tail, best);
+                memcpy(line + ox, tail, (size_t)(ow - ox) * sizeof(float));
+            }
+        }
+    }
+}
+
+AVX2 void sl_maxpool_plane(const float *scratch, long pw, int s, long sh, int kh, int kw, float *out, long oh, long ow) {
+    if (s == 2 && kh == 3 && kw == 3) sl_maxpool_rows(scratch, pw, 2, sh, 3, 3, out, oh, ow);
+    else if (s == 1 && kh == 3 && kw == 3) sl_maxpool_rows(scratch, pw, 1, sh, 3, 3, out, oh, ow);
+    else if (s == 2 && kh == 2 && kw == 2) sl_maxpool_rows(scratch, pw, 2, sh, 2, 2, out, oh, ow);
+    else sl_maxpool_rows(scratch, pw, s, sh, kh, kw, out, oh, ow);
+}

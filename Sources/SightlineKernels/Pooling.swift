@@ -5,6 +5,10 @@ public func pool2d(
     geometry g: Conv2DGeometry, isMax: Bool, countIncludePad: Bool = false, output: UnsafeMutablePointer<Float>
 ) {
     let (oh, ow) = g.outputSize(height: height, width: width)
+    if isMax && VectorDepthwise.applies(g) {
+        VectorDepthwise.maxPool(input: input, planes: batch * channels, height: height, width: width, geometry: g, output: output)
+        return
+    }
     if isMax && g.dilationH == 1 && g.dilationW == 1 {
         maxPoolFast(input: input, planes: batch * channels, height: height, width: width, geometry: g, outH: oh, outW: ow, output: output)
         return

@@ -23,6 +23,28 @@ enum VectorDepthwise {
         }
     }
 
+    /// Max pooling (dilation 1, stride 1 or 2 across) of every plane on `sl_maxpool_plane`.
+    static func maxPool(input: UnsafePointer<Float>, planes: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
+                        output: UnsafeMutablePointer<Float>, threads: Int = 1) {
+        let (oh, ow) = g.outputSize(height: height, width: width)
+        let s = g.strideW
+        let phaseWidth = (ow + 7) / 8 * 8 + (g.kernelW - 1) / s + 1
+        let rows = max(height + g.padTop + g.padBottom, (oh - 1) * g.strideH + g.kernelH)
+        let shared = SharedBuffers(input: input, weight: input, bias: nil, output: output)
+        let parts = max(1, min(threads, planes))
+        let work = { @Sendable (part: Int) in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * s * phaseWidth)
+            defer { scratch.deallocate() }
+            scratch.initialize(repeating: -.infinity, count: rows * s * phaseWidth)
+            for plane in (part * planes / parts)..<((part + 1) * planes / parts) {
+                sl_depthwise_fill(shared.input + plane * height * width, height, width, g.padTop, g.padLeft, Int32(s), scratch, phaseWidth)
+                sl_maxpool_plane(scratch, phaseWidth, Int32(s), g.strideH, Int32(g.kernelH), Int32(g.kernelW),
+                                 shared.output + plane * oh * ow, oh, ow)
+            }
+        }
+        if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
+    }
+
     static func conv(
         input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,

@@ -252,6 +252,35 @@ import SightlineCore
         #expect(maxOut == [5, 6, 6, 8, 9, 9, 8, 9, 9])
         #expect(avgOut == [3, 4, 4.5, 6, 7, 7.5, 7.5, 8.5, 9])
     }
+
+    /// Max pooling (the vector kernel where it applies) against the window definition, on
+    /// negative values so a padded cell counted as 0 would show: ResNet's 3×3/2, odd pads, wide
+    /// rows with partial vectors, 2×2/2, stride 1, a stride of 3 (the scalar paths).
+    @Test(arguments: [(3, 2, (1, 1, 1, 1), 2, 37, 45), (3, 2, (0, 0, 1, 1), 3, 20, 21), (2, 2, (0, 0, 0, 0), 1, 16, 40),
+                      (3, 1, (1, 1, 1, 1), 2, 9, 70), (3, 3, (1, 0, 1, 2), 1, 13, 17), (5, 2, (2, 2, 2, 2), 1, 11, 33)])
+    func maxPoolingMatchesTheWindowDefinition(_ t: (Int, Int, (Int, Int, Int, Int), Int, Int, Int)) {
+        let (k, stride, pad, planes, h, w) = t
+        let g = Conv2DGeometry(kernelH: k, kernelW: k, strideH: stride, strideW: stride, padTop: pad.0, padLeft: pad.1,
+                               padBottom: pad.2, padRight: pad.3)
+        let (oh, ow) = g.outputSize(height: h, width: w)
+        let x = random(planes * h * w, seed: 41).map { -1 - abs($0) }
+        var want = [Float](repeating: 0, count: planes * oh * ow)
+        for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
+            var best = -Float.infinity
+            for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * stride - pad.0 + ky, ix = ox * stride - pad.1 + kx
+                if iy >= 0 && iy < h && ix >= 0 && ix < w { best = max(best, x[(p * h + iy) * w + ix]) }
+            } }
+            want[(p * oh + oy) * ow + ox] = best
+        } } }
+        var got = [Float](repeating: .nan, count: want.count)
+        x.withUnsafeBufferPointer { src in
+            got.withUnsafeMutableBufferPointer {
+                pool2d(input: src.baseAddress!, batch: 1, channels: planes, height: h, width: w, geometry: g, isMax: true, output: $0.baseAddress!)
+            }
+        }
+        #expect(got == want, "\(t)")
+    }
 }
 
 @Suite struct ConvTransposeAndResizeTests {

@@ -29,6 +29,11 @@ void sl_depthwise_plane(const float *scratch, long phase_width, int s, long sh, 
                         const float *weight, float bias, int act, float lo, float hi,
                         float *out, long oh, long ow);
 
+/// Max pooling of one plane over the same scratch layout as `sl_depthwise_plane`, whose pad
+/// cells must hold -infinity (so they never win).
+void sl_maxpool_plane(const float *scratch, long phase_width, int s, long sh, int kh, int kw,
+                      float *out, long oh, long ow);
+
 /// A [m × k] row-major matrix as panels of 6 rows, [ceil(m/6)][k][6], zero-padded: the
 /// left operand of `sl_gemm_packed_a`, packed once (a convolution's weights).
 void sl_pack_rows6(const float *a, long m, long k, float *packed);
