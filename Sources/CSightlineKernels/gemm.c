@@ -5,18 +5,23 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-void sl_pack_rows6(const float *a, long m, long k, float *packed) {
-    long panels = (m + 5) / 6;
+// Rows of A (row stride lda) as zero-padded panels of `width` rows, [ceil(m/width)][k][width]:
+// panels of 6 rows are the left operand of the 6×16 kernel; panels of 16 rows of a matrix
+// stored transposed (a Linear weight, [n × k]) are its right operand.
+static void pack_panels(const float *a, long m, long k, long lda, int width, float *packed) {
+    long panels = (m + width - 1) / width;
     for (long p = 0; p < panels; p++) {
-        float *dst = packed + p * k * 6;
+        float *dst = packed + p * k * width;
         for (long kk = 0; kk < k; kk++) {
-            for (long r = 0; r < 6; r++) {
-                long row = p * 6 + r;
-                dst[kk * 6 + r] = row < m ? a[row * k + kk] : 0.0f;
+            for (long r = 0; r < width; r++) {
+                long row = p * width + r;
+                dst[kk * width + r] = row < m ? a[row * lda + kk] : 0.0f;
             }
         }
     }
 }
+
+void sl_pack_rows6(const float *a, long m, long k, float *packed) { pack_panels(a, m, k, k, 6, packed); }
 
 // C[6×16] = A panel [k][6] · B [k rows, stride ldb, 16 columns] + bias per row, activated.
 // Rows ≥ `rows` of the panel are zero padding and are not stored.
@@ -88,18 +93,7 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
     }
 }
 
-void sl_pack_cols16(const float *b, long k, long n, long ldb, int transposed, float *packed) {
-    long panels = (n + 15) / 16;
-    for (long q = 0; q < panels; q++) {
-        float *dst = packed + q * k * 16;
-        for (long kk = 0; kk < k; kk++) {
-            for (long j = 0; j < 16; j++) {
-                long col = q * 16 + j;
-                dst[kk * 16 + j] = col >= n ? 0.0f : transposed ? b[col * ldb + kk] : b[kk * ldb + col];
-            }
-        }
-    }
-}
+void sl_pack_linear16(const float *w, long n, long k, float *packed) { pack_panels(w, n, k, k, 16, packed); }
 
 AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
                            long panel_begin, long panel_end, float *c, long ldc, const float *bias,
@@ -111,14 +105,7 @@ AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float
     for (long m0 = 0; m0 < m; m0 += 60) {
         long m1 = m0 + 60 < m ? m0 + 60 : m;
         long row_panels = (m1 - m0 + 5) / 6;
-        for (long p = 0; p < row_panels; p++) {
-            float *dst = scratch + p * k * 6;
-            for (long kk = 0; kk < k; kk++)
-                for (long r = 0; r < 6; r++) {
-                    long row = m0 + p * 6 + r;
-                    dst[kk * 6 + r] = row < m1 ? a[row * lda + kk] : 0.0f;
-                }
-        }
+        pack_panels(a + m0 * lda, m1 - m0, k, lda, 6, scratch);
         for (long q = panel_begin; q < panel_end; q++) {
             long col0 = q * 16;
             long cols = n - col0 < 16 ? n - col0 : 16;

@@ -18,7 +18,7 @@ public struct PackedLinear: Sendable {
         self.bias = bias
         let count = (outputs + 15) / 16 * 16 * inputs
         panels = [Float](unsafeUninitializedCapacity: count) { buffer, n in
-            weight.withUnsafeBufferPointer { sl_pack_cols16($0.baseAddress!, inputs, outputs, inputs, 1, buffer.baseAddress!) }
+            weight.withUnsafeBufferPointer { sl_pack_linear16($0.baseAddress!, outputs, inputs, buffer.baseAddress!) }
             n = count
         }
     }

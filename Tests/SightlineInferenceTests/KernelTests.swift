@@ -79,18 +79,22 @@ import SightlineCore
         let bias = random(t.m, seed: 7)
         let expected = referenceConv2d(input: input, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: weight,
                                        outChannels: t.m, bias: bias, groups: t.groups, geometry: g, activation: t.activation)
-        for threads in [1, 2, 3] {
-            var actual = [Float](repeating: .nan, count: expected.count)
+        /// One kernel's output on the case's input and bias, with `weights` as that kernel wants them.
+        func output(_ weights: [Float], _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+            var out = [Float](repeating: .nan, count: expected.count)
             input.withUnsafeBufferPointer { i in
-                weight.withUnsafeBufferPointer { w in
+                weights.withUnsafeBufferPointer { w in
                     bias.withUnsafeBufferPointer { b in
-                        actual.withUnsafeMutableBufferPointer { o in
-                            conv2d(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: w.baseAddress!,
-                                   outChannels: t.m, bias: b.baseAddress!, groups: t.groups, geometry: g, activation: t.activation,
-                                   output: o.baseAddress!, threads: threads)
-                        }
+                        out.withUnsafeMutableBufferPointer { kernel(i.baseAddress!, w.baseAddress!, b.baseAddress!, $0.baseAddress!) }
                     }
                 }
+            }
+            return out
+        }
+        for threads in [1, 2, 3] {
+            let actual = output(weight) {
+                conv2d(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, outChannels: t.m, bias: $2,
+                       groups: t.groups, geometry: g, activation: t.activation, output: $3, threads: threads)
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), \(threads) threads")
         }
@@ -98,34 +102,18 @@ import SightlineCore
         if t.groups == 1 && PackedConv.applies(groups: 1) {
             let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: t.m, depth: t.c * t.k * t.k) }
             for threads in [1, 2, 3] {
-                var actual = [Float](repeating: .nan, count: expected.count)
-                input.withUnsafeBufferPointer { i in
-                    packed.withUnsafeBufferPointer { w in
-                        bias.withUnsafeBufferPointer { b in
-                            actual.withUnsafeMutableBufferPointer { o in
-                                PackedConv.conv(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g,
-                                                packedWeight: w.baseAddress!, outChannels: t.m, bias: b.baseAddress!,
-                                                activation: t.activation, output: o.baseAddress!, threads: threads)
-                            }
-                        }
-                    }
+                let actual = output(packed) {
+                    PackedConv.conv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g, packedWeight: $1,
+                                    outChannels: t.m, bias: $2, activation: t.activation, output: $3, threads: threads)
                 }
                 #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), packed, \(threads) threads")
             }
         }
         // The portable depthwise kernel stays tested where the vector one takes over.
         guard t.groups == t.c && t.c == t.m && t.groups > 1 else { return }
-        var portable = [Float](repeating: .nan, count: expected.count)
-        input.withUnsafeBufferPointer { i in
-            weight.withUnsafeBufferPointer { w in
-                bias.withUnsafeBufferPointer { b in
-                    portable.withUnsafeMutableBufferPointer { o in
-                        portableDepthwiseConv2d(input: i.baseAddress!, batch: t.n, channels: t.c, height: t.h, width: t.w,
-                                                weight: w.baseAddress!, bias: b.baseAddress!, geometry: g, activation: t.activation,
-                                                output: o.baseAddress!, threads: 2)
-                    }
-                }
-            }
+        let portable = output(weight) {
+            portableDepthwiseConv2d(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2, geometry: g,
+                                    activation: t.activation, output: $3, threads: 2)
         }
         #expect(normalizedMSE(portable, expected) < 1e-10, "\(t), portable kernel")
     }

@@ -47,10 +47,10 @@ void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_begin, l
                       const float *b, long ldb, long n, float *c, long ldc, const float *bias,
                       int act, float lo, float hi, float *scratch);
 
-/// B [k × n] (row-major with row stride ldb, or stored transposed as [n × k] with row stride
-/// ldb, like a PyTorch Linear weight) as panels of 16 columns, [ceil(n/16)][k][16], zero-padded:
-/// the right operand of `sl_gemm_packed_b`, packed once.
-void sl_pack_cols16(const float *b, long k, long n, long ldb, int transposed, float *packed);
+/// The right operand B = Wᵀ of `sl_gemm_packed_b` for a linear layer with weight W [n × k]
+/// (PyTorch's [out × in]), as panels of 16 columns of B, [ceil(n/16)][k][16], zero-padded;
+/// packed once.
+void sl_pack_linear16(const float *w, long n, long k, float *packed);
 
 /// C[m × n] = A[m × k] (row stride lda) · B + bias (per column of C), activated, for column
 /// panels panel_begin..<panel_end of B (columns 16·panel_begin ..< min(n, 16·panel_end)).
