@@ -27,7 +27,7 @@ import SightlineTestSupport
     @Test func cutsCaptionsAndTextSearchOnTenRealPhotos() throws {
         let photos = try SamplePhotos.all()
         let seconds = 2
-        let video = Fixtures.shared.directory + "/slideshow-\(getpid()).mp4"
+        let video = Fixtures.shared.directory + "/understand-slideshow-\(UUID().uuidString).mp4"  // unique: suites run in parallel in one process
         var arguments = ["-v", "error", "-y"]
         for slide in Self.slides { arguments += ["-loop", "1", "-framerate", "25", "-t", "\(seconds)", "-i", try #require(photos[slide.photo])] }
         let scaled = Self.slides.indices.map {
@@ -37,7 +37,7 @@ import SightlineTestSupport
         arguments += ["-filter_complex", (scaled + [concat]).joined(separator: ";"), "-map", "[out]", "-r", "25", "-c:v", "libx264", video]
         try Tool.run("ffmpeg", arguments)
 
-        let jsonl = Fixtures.shared.directory + "/slideshow-\(getpid()).jsonl"
+        let jsonl = Fixtures.shared.directory + "/understand-slideshow-\(UUID().uuidString).jsonl"
         try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", video, "--set", "file.path=\(jsonl)", "--set", "file.vectors=true",
                            "--set", "cam1.fps=2", "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
                            "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",

@@ -65,7 +65,7 @@ import SightlineTestSupport
         // Exactly 40 frames (1.6 s) per photo, so the cuts are at 1.6, 3.2 and 4.8 s.
         let filter = (0..<names.count).map { "[\($0):v]scale=320:240,setsar=1,trim=end_frame=40,setpts=PTS-STARTPTS[v\($0)]" }.joined(separator: ";")
             + ";" + (0..<names.count).map { "[v\($0)]" }.joined() + "concat=n=\(names.count):v=1:a=0[out]"
-        let video = Fixtures.shared.directory + "/slideshow-\(getpid()).mp4"
+        let video = Fixtures.shared.directory + "/shot-slideshow-\(UUID().uuidString).mp4"  // unique: suites run in parallel in one process
         try Tool.run("ffmpeg", args + ["-filter_complex", filter, "-map", "[out]", "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
 
         var registry = BuiltinNodes.registry
