@@ -55,6 +55,51 @@ public enum Winograd {
         }
     }
 
+    /// The AVX2 path: blocks of whole tile rows; each row's input and output transforms run
+    /// eight tiles per vector (`sl_winograd_input_row` / `sl_winograd_output_row`), the 16
+    /// products on the packed GEMM kernel. Measured on open_nsfw's 3×3 layers, the scalar
+    /// transforms were ~15% of the whole model.
+    static func vectorConv(
+        input: UnsafePointer<Float>, batch: Int, channels c: Int, height: Int, width: Int, packedWeights: UnsafePointer<Float>,
+        outChannels m: Int, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry, fused: (Int32, Float, Float),
+        output: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        let (oh, ow) = g.outputSize(height: height, width: width)
+        let tilesH = (oh + 1) / 2, tilesW = (ow + 1) / 2
+        let tileRows = batch * tilesH
+        // Rows per block: the block's transformed tiles and products within ~1 MB each (see
+        // `conv`), at least one block per thread.
+        let rowsByMemory = max(1, 1_048_576 / max(1, 16 * max(c, m) * tilesW))
+        let rowsPerBlock = max(1, min(rowsByMemory, (tileRows + max(threads, 1) - 1) / max(threads, 1)))
+        let blocks = (tileRows + rowsPerBlock - 1) / rowsPerBlock
+        let shared = SharedBuffers(input: input, weight: packedWeights, bias: bias, output: output)
+        let panelSize = PackedConv.packedCount(outChannels: m, depth: c)
+        let work = { @Sendable (block: Int) in
+            let r0 = block * rowsPerBlock, r1 = min(tileRows, r0 + rowsPerBlock)
+            guard r0 < r1 else { return }
+            let n = (r1 - r0) * tilesW
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * c * n)
+            let products = UnsafeMutablePointer<Float>.allocate(capacity: 16 * m * n)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(8 * (tilesW + 16), c * 16))
+            defer { v.deallocate(); products.deallocate(); scratch.deallocate() }
+            for row in r0..<r1 {
+                let image = row / tilesH, ty = row % tilesH
+                sl_winograd_input_row(shared.input + image * c * height * width, c, height, width, g.padTop, g.padLeft, ty, tilesW,
+                                      v + (row - r0) * tilesW, n, scratch)
+            }
+            for k in 0..<16 {
+                sl_gemm_packed_a(m, c, shared.weight + k * panelSize, 0, (m + 5) / 6, v + k * c * n, n, n, products + k * m * n, n,
+                                 nil, Int32(SL_ACT_NONE), 0, 0, scratch)
+            }
+            for row in r0..<r1 {
+                let image = row / tilesH, ty = row % tilesH
+                sl_winograd_output_row(products + (row - r0) * tilesW, m, n, tilesW, shared.output + image * m * oh * ow, oh, ow, ty,
+                                       shared.bias, fused.0, fused.1, fused.2)
+            }
+        }
+        if threads > 1 && blocks > 1 { KernelPool.shared.run(blocks, work) } else { for block in 0..<blocks { work(block) } }
+    }
+
     /// The convolution (NCHW, any padding), bias and activation, with weights already
     /// transformed by `transformWeights`.
     public static func conv(
@@ -63,6 +108,11 @@ public enum Winograd {
         geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1,
         packedWeights: UnsafePointer<Float>? = nil
     ) {
+        if let packedWeights, let fused = VectorDepthwise.code(activation) {
+            vectorConv(input: input, batch: batch, channels: c, height: height, width: width, packedWeights: packedWeights,
+                       outChannels: m, bias: bias, geometry: g, fused: fused, output: output, threads: threads)
+            return
+        }
         let packed = packedWeights.map { SharedPointer(pointer: $0) }
         let (oh, ow) = g.outputSize(height: height, width: width)
         let tilesH = (oh + 1) / 2, tilesW = (ow + 1) / 2

@@ -60,6 +60,18 @@ void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *pac
                       long panel_begin, long panel_end, float *c, long ldc, const float *bias,
                       int act, float lo, float hi, float *scratch);
 
+/// Winograd F(2×2, 3×3) input transform of tile row `ty` (tiles_w tiles) of one image
+/// [channels][height][width]: V[k][ch][j] for k < 16 written at v + (k·channels + ch)·n + j,
+/// j = 0..<tiles_w (v already offset to the row's first tile). scratch holds 8·(tiles_w + 16) floats.
+void sl_winograd_input_row(const float *image, long channels, long height, long width, long pad_top, long pad_left,
+                           long ty, long tiles_w, float *v, long n, float *scratch);
+
+/// The output transform of the same tile row: products[k][o][j] at products + (k·m + o)·n + j
+/// (offset to the row's first tile) → output rows 2·ty and 2·ty + 1 of out_image [m][oh][ow],
+/// plus bias, activated (codes as above); outputs past oh × ow are not written.
+void sl_winograd_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow,
+                            long ty, const float *bias, int act, float lo, float hi);
+
 /// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power in
 /// the kernel pool's wait loops.
 void sl_cpu_relax(void);

@@ -1,0 +1,107 @@
+#include "CSightlineKernels.h"
+#include "vector_activation.h"
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// Winograd F(2×2, 3×3) transforms for one row of tiles, eight tiles per vector. Input tile
+// column `col` of tiles tx..tx+7 is padded-row position 2·tx + col: even columns for col 0
+// and 2, odd for 1 and 3, so after splitting each input row into even and odd columns every
+// element of eight tiles is one contiguous load.
+
+AVX2 void sl_winograd_input_row(const float *image, long channels, long height, long width, long pad_top, long pad_left,
+                                long ty, long tiles_w, float *v, long n, float *scratch) {
+    long pw = tiles_w + 16;  // even/odd columns of one padded row, with room for 8-wide loads past the end
+    for (long ch = 0; ch < channels; ch++) {
+        const float *plane = image + ch * height * width;
+        // scratch: 4 rows × {even, odd} × pw
+        for (int r = 0; r < 4; r++) {
+            float *even = scratch + (r * 2) * pw, *odd = even + pw;
+            memset(even, 0, (size_t)(2 * pw) * sizeof(float));
+            long y = 2 * ty - pad_top + r;
+            if (y < 0 || y >= height) continue;
+            const float *row = plane + y * width;
+            // padded column X = x + pad_left → phase X % 2, index X / 2 (only the 2·tiles_w + 2 columns tiles read)
+            long limit = 2 * tiles_w + 2;
+            for (long x = 0; x < width; x++) {
+                long X = x + pad_left;
+                if (X >= limit) break;
+                if (X & 1) odd[X >> 1] = row[x]; else even[X >> 1] = row[x];
+            }
+        }
+        for (long tx = 0; tx < tiles_w; tx += 8) {
+            __m256 d[4][4];
+            for (int r = 0; r < 4; r++) {
+                const float *even = scratch + (r * 2) * pw + tx, *odd = even + pw;
+                d[r][0] = _mm256_loadu_ps(even);
+                d[r][1] = _mm256_loadu_ps(odd);
+                d[r][2] = _mm256_loadu_ps(even + 1);
+                d[r][3] = _mm256_loadu_ps(odd + 1);
+            }
+            // Bᵀ d: rows; then · B: columns.
+            __m256 t[4][4];
+            for (int c = 0; c < 4; c++) {
+                t[0][c] = _mm256_sub_ps(d[0][c], d[2][c]);
+                t[1][c] = _mm256_add_ps(d[1][c], d[2][c]);
+                t[2][c] = _mm256_sub_ps(d[2][c], d[1][c]);
+                t[3][c] = _mm256_sub_ps(d[1][c], d[3][c]);
+            }
+            long count = tiles_w - tx < 8 ? tiles_w - tx : 8;
+            for (int r = 0; r < 4; r++) {
+                __m256 e[4] = {
+                    _mm256_sub_ps(t[r][0], t[r][2]), _mm256_add_ps(t[r][1], t[r][2]),
+                    _mm256_sub_ps(t[r][2], t[r][1]), _mm256_sub_ps(t[r][1], t[r][3]),
+                };
+                for (int c = 0; c < 4; c++) {
+                    float *dst = v + ((long)(r * 4 + c) * channels + ch) * n + tx;
+                    if (count == 8) _mm256_storeu_ps(dst, e[c]);
+                    else { float tmp[8]; _mm256_storeu_ps(tmp, e[c]); memcpy(dst, tmp, (size_t)count * sizeof(float)); }
+                }
+            }
+        }
+    }
+}
+
+AVX2 void sl_winograd_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow,
+                                 long ty, const float *bias, int act, float flo, float fhi) {
+    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
+    long oy = 2 * ty;
+    for (long o = 0; o < m; o++) {
+        __m256 b = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+        float *row0 = out_image + (o * oh + oy) * ow, *row1 = row0 + ow;
+        for (long tx = 0; tx < tiles_w; tx += 8) {
+            __m256 p[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++) p[r][c] = _mm256_loadu_ps(products + ((long)(r * 4 + c) * m + o) * n + tx);
+            // Aᵀ M (rows), then · A (columns).
+            __m256 r0[4], r1[4];
+            for (int c = 0; c < 4; c++) {
+                r0[c] = _mm256_add_ps(_mm256_add_ps(p[0][c], p[1][c]), p[2][c]);
+                r1[c] = _mm256_sub_ps(_mm256_sub_ps(p[1][c], p[2][c]), p[3][c]);
+            }
+            __m256 y00 = sl_act(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r0[0], r0[1]), r0[2]), b), act, lo, hi);
+            __m256 y01 = sl_act(_mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r0[1], r0[2]), r0[3]), b), act, lo, hi);
+            __m256 y10 = sl_act(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r1[0], r1[1]), r1[2]), b), act, lo, hi);
+            __m256 y11 = sl_act(_mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r1[1], r1[2]), r1[3]), b), act, lo, hi);
+            // Interleave the two output columns of each tile: 16 contiguous outputs per row.
+            __m256 lo0 = _mm256_unpacklo_ps(y00, y01), hi0 = _mm256_unpackhi_ps(y00, y01);
+            __m256 lo1 = _mm256_unpacklo_ps(y10, y11), hi1 = _mm256_unpackhi_ps(y10, y11);
+            __m256 a0 = _mm256_permute2f128_ps(lo0, hi0, 0x20), a1 = _mm256_permute2f128_ps(lo0, hi0, 0x31);
+            __m256 c0 = _mm256_permute2f128_ps(lo1, hi1, 0x20), c1 = _mm256_permute2f128_ps(lo1, hi1, 0x31);
+            long ox = 2 * tx;
+            long count = ow - ox < 16 ? ow - ox : 16;  // outputs of these tiles inside the row
+            if (count == 16) {
+                _mm256_storeu_ps(row0 + ox, a0); _mm256_storeu_ps(row0 + ox + 8, a1);
+                if (oy + 1 < oh) { _mm256_storeu_ps(row1 + ox, c0); _mm256_storeu_ps(row1 + ox + 8, c1); }
+            } else {
+                float tmp[16];
+                _mm256_storeu_ps(tmp, a0); _mm256_storeu_ps(tmp + 8, a1);
+                memcpy(row0 + ox, tmp, (size_t)count * sizeof(float));
+                if (oy + 1 < oh) {
+                    _mm256_storeu_ps(tmp, c0); _mm256_storeu_ps(tmp + 8, c1);
+                    memcpy(row1 + ox, tmp, (size_t)count * sizeof(float));
+                }
+            }
+        }
+    }
+}
