@@ -95,9 +95,18 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
 
 void sl_pack_linear16(const float *w, long n, long k, float *packed) { pack_panels(w, n, k, k, 16, packed); }
 
-AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
-                           long panel_begin, long panel_end, float *c, long ldc, const float *bias,
-                           int act, float flo, float fhi, float *scratch) {
+// Columns p0..p0+rows of X [k × ldx] (rows of Xᵀ) as one zero-padded 6-row panel [k][6].
+static void pack_columns6(const float *x, long rows, long k, long ldx, float *panel) {
+    for (long kk = 0; kk < k; kk++) {
+        const float *src = x + kk * ldx;
+        float *dst = panel + kk * 6;
+        for (long r = 0; r < 6; r++) dst[r] = r < rows ? src[r] : 0.0f;
+    }
+}
+
+AVX2 static void sl_gemm_packed_b_any(long m, long k, const float *a, long lda, int a_transposed, const float *packed_b, long n,
+                                      long panel_begin, long panel_end, float *c, long ldc, int c_transposed,
+                                      const float *bias, int act, float flo, float fhi, float *scratch) {
     __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
     float tile[6 * 16], bias_tail[16];
     // Row blocks of up to 10 panels of A, packed into scratch and kept in L2 while every
@@ -105,7 +114,14 @@ AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float
     for (long m0 = 0; m0 < m; m0 += 60) {
         long m1 = m0 + 60 < m ? m0 + 60 : m;
         long row_panels = (m1 - m0 + 5) / 6;
-        pack_panels(a + m0 * lda, m1 - m0, k, lda, 6, scratch);
+        if (a_transposed) {
+            for (long p = 0; p < row_panels; p++) {
+                long row0 = m0 + p * 6;
+                pack_columns6(a + row0, m1 - row0 < 6 ? m1 - row0 : 6, k, lda, scratch + p * k * 6);
+            }
+        } else {
+            pack_panels(a + m0 * lda, m1 - m0, k, lda, 6, scratch);
+        }
         for (long q = panel_begin; q < panel_end; q++) {
             long col0 = q * 16;
             long cols = n - col0 < 16 ? n - col0 : 16;
@@ -122,13 +138,32 @@ AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float
                 long row0 = m0 + p * 6;
                 int rows = (int)(m1 - row0 < 6 ? m1 - row0 : 6);
                 const float *ap = scratch + p * k * 6;
-                if (cols == 16) {
+                if (cols == 16 && !c_transposed) {
                     sl_kernel_6x16(k, ap, bp, 16, c + row0 * ldc + col0, ldc, rows, NULL, bias_cols, act, lo, hi);
                 } else {
                     sl_kernel_6x16(k, ap, bp, 16, tile, 16, rows, NULL, bias_cols, act, lo, hi);
-                    for (int r = 0; r < rows; r++) memcpy(c + (row0 + r) * ldc + col0, tile + r * 16, (size_t)cols * sizeof(float));
+                    if (c_transposed) {
+                        // C stored as [n × ldc]: column j of the tile is row col0 + j of C.
+                        for (long j = 0; j < cols; j++)
+                            for (int r = 0; r < rows; r++) c[(col0 + j) * ldc + row0 + r] = tile[r * 16 + j];
+                    } else {
+                        for (int r = 0; r < rows; r++) memcpy(c + (row0 + r) * ldc + col0, tile + r * 16, (size_t)cols * sizeof(float));
+                    }
                 }
             }
         }
     }
+}
+
+AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                           long panel_begin, long panel_end, float *c, long ldc, const float *bias,
+                           int act, float lo, float hi, float *scratch) {
+    sl_gemm_packed_b_any(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
+}
+
+AVX2 void sl_pointwise_transposed(long positions, long channels, const float *x, const float *packed_w, long out_channels,
+                                  long panel_begin, long panel_end, float *out, const float *bias,
+                                  int act, float lo, float hi, float *scratch) {
+    sl_gemm_packed_b_any(positions, channels, x, positions, 1, packed_w, out_channels, panel_begin, panel_end, out, positions, 1,
+                         bias, act, lo, hi, scratch);
 }

@@ -824,12 +824,19 @@ struct ConvStep {
     /// Weights packed for `PackedConv` (ungrouped convolutions that do not take Winograd), set
     /// by the same pass.
     var packedWeights: [Float]?
+    /// A 1×1 convolution over a small plane, packed for `PackedConv.convTransposed` instead.
+    var packedTransposed: [Float]?
 
-    mutating func preparePacked(channels: Int) {
+    mutating func preparePacked(channels: Int, height: Int, width: Int) {
         guard winogradWeights == nil, PackedConv.applies(groups: groups) else { return }
         let depth = channels * geometry.kernelH * geometry.kernelW
         guard weight.count == outChannels * depth else { return }
-        packedWeights = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: outChannels, depth: depth) }
+        let pointwise = geometry == Conv2DGeometry(kernelH: 1, kernelW: 1)
+        if pointwise && PackedConv.prefersTransposed(spatial: height * width) {
+            packedTransposed = weight.withUnsafeBufferPointer { PackedConv.packTransposed($0.baseAddress!, outChannels: outChannels, channels: channels) }
+        } else {
+            packedWeights = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: outChannels, depth: depth) }
+        }
     }
 
     mutating func prepareWinograd(channels: Int) {
@@ -844,6 +851,22 @@ struct ConvStep {
         // the buffer is not zero-filled first.
         var out = [Float](unsafeUninitializedCapacity: x.shape[0] * outChannels * oh * ow) { _, count in
             count = x.shape[0] * outChannels * oh * ow
+        }
+        if let packedTransposed, packedTransposed.count == PackedConv.transposedCount(outChannels: outChannels, channels: x.shape[1]) {
+            x.data.withUnsafeBufferPointer { src in
+                packedTransposed.withUnsafeBufferPointer { w in
+                    out.withUnsafeMutableBufferPointer { dst in
+                        func run(_ b: UnsafePointer<Float>?) {
+                            PackedConv.convTransposed(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], spatial: oh * ow,
+                                                      packedWeight: w.baseAddress!, outChannels: outChannels, bias: b,
+                                                      activation: activation, output: dst.baseAddress!, threads: threads)
+                        }
+                        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                    }
+                }
+            }
+            applyPostAffine(&out)
+            return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
         }
         if let packedWeights,
            packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: x.shape[1] * geometry.kernelH * geometry.kernelW) {

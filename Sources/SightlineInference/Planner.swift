@@ -94,7 +94,7 @@ struct ExecutionPlan {
         for i in steps.indices {
             guard case .conv(var conv) = steps[i].kind, let shape = shapes[steps[i].inputs[0]], shape.count == 4 else { continue }
             if environment["SIGHTLINE_NO_WINOGRAD"] == nil { conv.prepareWinograd(channels: shape[1]) }
-            if environment["SIGHTLINE_NO_PACKED_CONV"] == nil { conv.preparePacked(channels: shape[1]) }
+            if environment["SIGHTLINE_NO_PACKED_CONV"] == nil { conv.preparePacked(channels: shape[1], height: shape[2], width: shape[3]) }
             steps[i].kind = .conv(conv)
         }
     }

@@ -20,6 +20,52 @@ public enum PackedConv {
 
     public static func packedCount(outChannels m: Int, depth k: Int) -> Int { (m + 5) / 6 * 6 * k }
 
+    // MARK: Small planes, transposed
+
+    /// Whether a 1×1 convolution over `spatial` positions wastes clearly less work computed
+    /// transposed (positions in 6-row panels, output channels in 16-column panels) than in
+    /// 16-position column panels: 7×7 (49 positions) pads to 54 instead of 64.
+    public static func prefersTransposed(spatial: Int) -> Bool {
+        guard spatial <= 60, spatial % 16 != 0 else { return false }
+        let byColumns = Double((spatial + 15) / 16 * 16), byRows = Double((spatial + 5) / 6 * 6)
+        return byColumns > byRows * 1.05
+    }
+
+    /// W [M × C] for `convTransposed`: 16-column panels of Wᵀ.
+    public static func packTransposed(_ weight: UnsafePointer<Float>, outChannels m: Int, channels c: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: transposedCount(outChannels: m, channels: c)) { buffer, count in
+            sl_pack_linear16(weight, m, c, buffer.baseAddress!)
+            count = transposedCount(outChannels: m, channels: c)
+        }
+    }
+
+    public static func transposedCount(outChannels m: Int, channels c: Int) -> Int { (m + 15) / 16 * 16 * c }
+
+    /// A 1×1 stride-1 convolution computed as outᵀ = xᵀ · Wᵀ (see `prefersTransposed`); input
+    /// and output stay NCHW. Output-channel panels are split over threads.
+    public static func convTransposed(
+        input: UnsafePointer<Float>, batch: Int, channels c: Int, spatial: Int, packedWeight: UnsafePointer<Float>,
+        outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation, output: UnsafeMutablePointer<Float>,
+        threads: Int = 1
+    ) {
+        let fused = VectorDepthwise.code(activation)
+        let panels = (m + 15) / 16
+        let parts = max(1, min(threads, panels))
+        let shared = SharedBuffers(input: input, weight: packedWeight, bias: bias, output: output)
+        let work = { @Sendable (part: Int) in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 60 * c)
+            defer { scratch.deallocate() }
+            let q0 = part * panels / parts, q1 = (part + 1) * panels / parts
+            for n in 0..<batch {
+                let y = shared.output + n * m * spatial
+                sl_pointwise_transposed(spatial, c, shared.input + n * c * spatial, shared.weight, m, q0, q1, y, shared.bias,
+                                        fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, scratch)
+                if fused == nil { activation.apply(y + q0 * 16 * spatial, count: (min(m, q1 * 16) - q0 * 16) * spatial) }
+            }
+        }
+        if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
+    }
+
     public static func conv(
         input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
         packedWeight: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation,

@@ -147,6 +147,24 @@ import SightlineCore
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
+        // Transposed (positions as rows, for small planes): any plane size, blocks of 60 positions.
+        let transposed = weight.withUnsafeBufferPointer { PackedConv.packTransposed($0.baseAddress!, outChannels: m, channels: c) }
+        for threads in [1, 2, 3] {
+            var actual = [Float](repeating: .nan, count: expected.count)
+            input.withUnsafeBufferPointer { i in
+                transposed.withUnsafeBufferPointer { w in
+                    bias.withUnsafeBufferPointer { b in
+                        actual.withUnsafeMutableBufferPointer { o in
+                            PackedConv.convTransposed(input: i.baseAddress!, batch: n, channels: c, spatial: spatial, packedWeight: w.baseAddress!,
+                                                      outChannels: m, bias: b.baseAddress!, activation: activation, output: o.baseAddress!,
+                                                      threads: threads)
+                        }
+                    }
+                }
+            }
+            #expect(normalizedMSE(actual, expected) < 1e-10, "transposed n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
+        }
+        #expect(PackedConv.prefersTransposed(spatial: 49) && !PackedConv.prefersTransposed(spatial: 196) && !PackedConv.prefersTransposed(spatial: 48))
     }
 
     /// The packed linear layer against the reference GEMM: output widths with a partial
