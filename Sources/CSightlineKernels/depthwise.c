@@ -52,14 +52,24 @@ AVX2 void sl_depthwise_fill(const float *plane, long height, long width, long pa
 
 // One output plane; s, kh and kw are constants in the specialised copies below, so the tap
 // loops unroll and the phase offsets fold.
+AVX2 static inline void sl_store_tail(float *line, long ox, long ow, __m256 v) {
+    if (ox + 8 <= ow) {
+        _mm256_storeu_ps(line + ox, v);
+    } else {
+        float tail[8];
+        _mm256_storeu_ps(tail, v);
+        memcpy(line + ox, tail, (size_t)(ow - ox) * sizeof(float));
+    }
+}
+
 AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
     const float *scratch, long pw, const int s, long sh, const int kh, const int kw,
     const float *w, float bias, int act, float flo, float fhi, float *out, long oh, long ow) {
     __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi), b = _mm256_set1_ps(bias);
+    long wide = ow / 32 * 32;
     for (long oy = 0; oy < oh; oy++) {
         float *line = out + oy * ow;
-        long ox = 0;
-        for (; ox + 32 <= ow; ox += 32) {
+        for (long ox = 0; ox < wide; ox += 32) {
             __m256 a0 = b, a1 = b, a2 = b, a3 = b;
             for (int ky = 0; ky < kh; ky++) {
                 const float *rb = scratch + ((oy * sh + ky) * s) * pw + ox;
@@ -77,21 +87,28 @@ AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
             _mm256_storeu_ps(line + ox + 16, sl_act(a2, act, lo, hi));
             _mm256_storeu_ps(line + ox + 24, sl_act(a3, act, lo, hi));
         }
-        for (; ox < ow; ox += 8) {
-            __m256 a0 = b;
+    }
+    // The last < 32 columns, eight at a time, four output rows together: one accumulator per
+    // row would be a chain of kh·kw dependent FMAs (small planes, 7×7 or 14×14, are all tail).
+    // Rows past oh read the scratch's spare zero rows and are not stored.
+    for (long oy = 0; oy < oh; oy += 4) {
+        long rows = oh - oy < 4 ? oh - oy : 4;
+        for (long ox = wide; ox < ow; ox += 8) {
+            __m256 a0 = b, a1 = b, a2 = b, a3 = b;
             for (int ky = 0; ky < kh; ky++) {
-                const float *rb = scratch + ((oy * sh + ky) * s) * pw + ox;
-                for (int kx = 0; kx < kw; kx++)
-                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + ky * kw + kx), _mm256_loadu_ps(rb + (kx % s) * pw + kx / s), a0);
+                const float *r0 = scratch + ((oy * sh + ky) * s) * pw + ox;
+                const long step = sh * s * pw;  // one output row down
+                for (int kx = 0; kx < kw; kx++) {
+                    const float *p = r0 + (kx % s) * pw + kx / s;
+                    __m256 t = _mm256_broadcast_ss(w + ky * kw + kx);
+                    a0 = _mm256_fmadd_ps(t, _mm256_loadu_ps(p), a0);
+                    a1 = _mm256_fmadd_ps(t, _mm256_loadu_ps(p + step), a1);
+                    a2 = _mm256_fmadd_ps(t, _mm256_loadu_ps(p + 2 * step), a2);
+                    a3 = _mm256_fmadd_ps(t, _mm256_loadu_ps(p + 3 * step), a3);
+                }
             }
-            a0 = sl_act(a0, act, lo, hi);
-            if (ox + 8 <= ow) {
-                _mm256_storeu_ps(line + ox, a0);
-            } else {
-                float tail[8];
-                _mm256_storeu_ps(tail, a0);
-                memcpy(line + ox, tail, (size_t)(ow - ox) * sizeof(float));
-            }
+            __m256 acc[4] = {a0, a1, a2, a3};
+            for (long r = 0; r < rows; r++) sl_store_tail(out + (oy + r) * ow, ox, ow, sl_act(acc[r], act, lo, hi));
         }
     }
 }

@@ -53,7 +53,9 @@ enum VectorDepthwise {
         let (oh, ow) = g.outputSize(height: height, width: width)
         let s = g.strideW
         let phaseWidth = (ow + 7) / 8 * 8 + (g.kernelW - 1) / s + 1
-        let rows = max(height + g.padTop + g.padBottom, (oh - 1) * g.strideH + g.kernelH)
+        // Three output rows' worth of spare zero rows: the kernel computes narrow columns four
+        // rows at a time.
+        let rows = max(height + g.padTop + g.padBottom, (oh - 1) * g.strideH + g.kernelH) + 3 * g.strideH
         let planes = batch * channels
         let taps = g.kernelH * g.kernelW
         let fused = code(activation)

@@ -19,7 +19,8 @@ enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2, SL_ACT_HARDSWISH = 3 }
 ///
 /// `scratch` holds the zero-padded plane split into s column phases,
 /// scratch[(y*s + phase)*phase_width + j] = padded[y][j*s + phase], with at least
-/// (oh-1)*sh + kh rows and phase_width >= round_up(ow, 8) + (kw-1)/s + 1 columns, so every
+/// (oh-1)*sh + kh + 3*sh rows (three spare zero rows' worth: the narrow part computes four
+/// output rows at once) and phase_width >= round_up(ow, 8) + (kw-1)/s + 1 columns, so every
 /// tap of 8 neighbouring outputs is one contiguous load. Pad cells must be zero; only the
 /// image cells are written by `sl_depthwise_fill`, so the same scratch serves every plane of
 /// one geometry. out is [oh][ow].
