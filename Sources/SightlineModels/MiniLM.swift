@@ -21,6 +21,7 @@ public final class MiniLMEmbedder: @unchecked Sendable {
     public let tokenizer: WordPieceTokenizer
     public let manifest = ModelZoo.miniLM
     public static let dimension = 384
+    /// Tensors by name; the packed linear layers' weights are dropped once packed.
     private let weights: [String: Tensor]
     /// The encoder's linear layers with their weights packed once (nil without AVX2: OpenBLAS).
     private let packed: [String: PackedLinear]
@@ -30,7 +31,10 @@ public final class MiniLMEmbedder: @unchecked Sendable {
 
     public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
         let manifest = ModelZoo.miniLM
-        weights = try SafetensorsLoader.load(path: try store.verify(manifest))
+        var weights = try SafetensorsLoader.load(path: try store.verify(manifest))
+        for name in ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "encoder.layer.5.output.dense.weight"] {
+            guard weights[name] != nil else { throw ModelError.missing("'\(name)' in the MiniLM weights") }
+        }
         self.threads = max(1, threads)
         var packed: [String: PackedLinear] = [:]
         for (name, w) in weights where name.hasSuffix(".weight") && w.rank == 2 && name.hasPrefix("encoder.") {
@@ -39,13 +43,13 @@ public final class MiniLMEmbedder: @unchecked Sendable {
                 packed[prefix] = linear
             }
         }
+        // The packed copy is the one used: keeping both would hold the encoder's 42 MB twice.
+        for prefix in packed.keys { weights[prefix + ".weight"] = nil }
+        self.weights = weights
         self.packed = packed
         tokenizer = try WordPieceTokenizer(
             vocabularyFile: try store.verify(manifest, companion: manifest.companions[0]),
             tokenizerJSON: try store.verify(manifest, companion: manifest.companions[1]), maxLength: 256)
-        for name in ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "encoder.layer.5.output.dense.weight"] {
-            guard weights[name] != nil else { throw ModelError.missing("'\(name)' in the MiniLM weights") }
-        }
     }
 
     private func weight(_ name: String) throws -> Tensor {
@@ -127,15 +131,16 @@ public final class MiniLMEmbedder: @unchecked Sendable {
 
     /// y = x·Wᵀ + b for a PyTorch Linear (weight [out, in]).
     private func linear(_ x: [Float], rows: Int, _ prefix: String) throws -> [Float] {
+        if let linear = packed[prefix] {
+            guard x.count == rows * linear.inputs else { throw ModelError.shapeMismatch("\(prefix): \(linear.outputs)×\(linear.inputs)") }
+            return [Float](unsafeUninitializedCapacity: rows * linear.outputs) { buffer, count in
+                x.withUnsafeBufferPointer { linear.apply($0.baseAddress!, rows: rows, into: buffer.baseAddress!, threads: threads) }
+                count = rows * linear.outputs
+            }
+        }
         let w = try weight(prefix + ".weight"), b = try weight(prefix + ".bias")
         let outDim = w.shape[0], inDim = w.shape[1]
         guard x.count == rows * inDim, b.count == outDim else { throw ModelError.shapeMismatch("\(prefix): \(w.shape)") }
-        if let linear = packed[prefix] {
-            return [Float](unsafeUninitializedCapacity: rows * outDim) { buffer, count in
-                x.withUnsafeBufferPointer { linear.apply($0.baseAddress!, rows: rows, into: buffer.baseAddress!, threads: threads) }
-                count = rows * outDim
-            }
-        }
         var y = [Float](repeating: 0, count: rows * outDim)
         for r in 0..<rows { for o in 0..<outDim { y[r * outDim + o] = b.data[o] } }
         x.withUnsafeBufferPointer { xp in
