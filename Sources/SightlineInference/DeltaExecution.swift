@@ -318,21 +318,16 @@ extension ConvStep {
             weight.withUnsafeBufferPointer { w in
                 out.data.withUnsafeMutableBufferPointer { dst in
                     let output = dst.baseAddress!
-                    func run(_ b: UnsafePointer<Float>?) {
-                        let depth = x.shape[1] * geometry.kernelH * geometry.kernelW
-                        func masked(_ packed: UnsafePointer<Float>?) {
+                    let depth = x.shape[1] * geometry.kernelH * geometry.kernelW
+                    let packed = packedWeights?.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) ? packedWeights : nil
+                    withOptionalPointer(bias) { b in
+                        withOptionalPointer(packed) { p in
                             maskedConv2d(input: src.baseAddress!, channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                                          weight: w.baseAddress!, outChannels: outChannels, bias: b, groups: groups,
                                          geometry: geometry, activation: activation, positions: positions, output: output,
-                                         packedWeight: packed)
-                        }
-                        if let packedWeights, packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) {
-                            packedWeights.withUnsafeBufferPointer { masked($0.baseAddress!) }
-                        } else {
-                            masked(nil)
+                                         packedWeight: p)
                         }
                     }
-                    if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
                     if let (scale, shift) = postAffine {
                         let spatial = out.shape[2] * out.shape[3]
                         for c in 0..<outChannels {

@@ -846,85 +846,49 @@ struct ConvStep {
     }
 
     func run(_ x: Tensor, threads: Int) -> Tensor {
-        let (oh, ow) = geometry.outputSize(height: x.shape[2], width: x.shape[3])
+        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = geometry.outputSize(height: height, width: width)
         // Every element is written by the kernel (GEMM with beta 0, or the depthwise loop), so
         // the buffer is not zero-filled first.
-        var out = [Float](unsafeUninitializedCapacity: x.shape[0] * outChannels * oh * ow) { _, count in
-            count = x.shape[0] * outChannels * oh * ow
+        var out = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { _, count in
+            count = batch * outChannels * oh * ow
         }
-        if let packedTransposed, packedTransposed.count == PackedConv.transposedCount(outChannels: outChannels, channels: x.shape[1]) {
-            x.data.withUnsafeBufferPointer { src in
-                packedTransposed.withUnsafeBufferPointer { w in
-                    out.withUnsafeMutableBufferPointer { dst in
-                        func run(_ b: UnsafePointer<Float>?) {
-                            PackedConv.convTransposed(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], spatial: oh * ow,
-                                                      packedWeight: w.baseAddress!, outChannels: outChannels, bias: b,
-                                                      activation: activation, output: dst.baseAddress!, threads: threads)
-                        }
-                        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
-                    }
-                }
-            }
-            applyPostAffine(&out)
-            return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
-        }
-        if let packedWeights,
-           packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: x.shape[1] * geometry.kernelH * geometry.kernelW) {
-            x.data.withUnsafeBufferPointer { src in
-                packedWeights.withUnsafeBufferPointer { w in
-                    out.withUnsafeMutableBufferPointer { dst in
-                        func run(_ b: UnsafePointer<Float>?) {
-                            PackedConv.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2],
-                                            width: x.shape[3], geometry: geometry, packedWeight: w.baseAddress!,
-                                            outChannels: outChannels, bias: b, activation: activation, output: dst.baseAddress!,
-                                            threads: threads)
-                        }
-                        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
-                    }
-                }
-            }
-            applyPostAffine(&out)
-            return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
-        }
-        if let winogradWeights, winogradWeights.count == 16 * outChannels * x.shape[1] {
-            x.data.withUnsafeBufferPointer { src in
-                winogradWeights.withUnsafeBufferPointer { u in
-                    out.withUnsafeMutableBufferPointer { dst in
-                        let output = dst.baseAddress!
-                        func run(_ b: UnsafePointer<Float>?) {
-                            func conv(_ packed: UnsafePointer<Float>?) {
-                                Winograd.conv(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2],
-                                              width: x.shape[3], transformedWeights: u.baseAddress!, outChannels: outChannels, bias: b,
-                                              geometry: geometry, activation: activation, output: output, threads: threads,
-                                              packedWeights: packed)
-                            }
-                            if let winogradPacked { winogradPacked.withUnsafeBufferPointer { conv($0.baseAddress!) } } else { conv(nil) }
-                        }
-                        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
-                    }
-                }
-            }
-            applyPostAffine(&out)
-            return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
-        }
+        let depth = channels * geometry.kernelH * geometry.kernelW
         x.data.withUnsafeBufferPointer { src in
-            weight.withUnsafeBufferPointer { w in
-                out.withUnsafeMutableBufferPointer { dst in
-                    if let bias {
-                        bias.withUnsafeBufferPointer { b in
-                            conv2d(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
-                                   weight: w.baseAddress!, outChannels: outChannels, bias: b.baseAddress!, groups: groups,
-                                   geometry: geometry, activation: activation, output: dst.baseAddress!, threads: threads)
+            out.withUnsafeMutableBufferPointer { dst in
+                withOptionalPointer(bias) { b in
+                    let input = src.baseAddress!, output = dst.baseAddress!
+                    // The weights the planner prepared decide the kernel (see `prepareKernelWeights`).
+                    if let packedTransposed, packedTransposed.count == PackedConv.transposedCount(outChannels: outChannels, channels: channels) {
+                        packedTransposed.withUnsafeBufferPointer {
+                            PackedConv.convTransposed(input: input, batch: batch, channels: channels, spatial: oh * ow, packedWeight: $0.baseAddress!,
+                                                      outChannels: outChannels, bias: b, activation: activation, output: output, threads: threads)
+                        }
+                    } else if let packedWeights, packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) {
+                        packedWeights.withUnsafeBufferPointer {
+                            PackedConv.conv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: geometry,
+                                            packedWeight: $0.baseAddress!, outChannels: outChannels, bias: b, activation: activation,
+                                            output: output, threads: threads)
+                        }
+                    } else if let winogradWeights, winogradWeights.count == 16 * outChannels * channels {
+                        winogradWeights.withUnsafeBufferPointer { u in
+                            withOptionalPointer(winogradPacked) { packed in
+                                Winograd.conv(input: input, batch: batch, channels: channels, height: height, width: width,
+                                              transformedWeights: u.baseAddress!, outChannels: outChannels, bias: b, geometry: geometry,
+                                              activation: activation, output: output, threads: threads, packedWeights: packed)
+                            }
                         }
                     } else {
-                        conv2d(input: src.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
-                               weight: w.baseAddress!, outChannels: outChannels, bias: nil, groups: groups,
-                               geometry: geometry, activation: activation, output: dst.baseAddress!, threads: threads)
+                        weight.withUnsafeBufferPointer {
+                            conv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: $0.baseAddress!,
+                                   outChannels: outChannels, bias: b, groups: groups, geometry: geometry, activation: activation,
+                                   output: output, threads: threads)
+                        }
                     }
                 }
             }
         }
         applyPostAffine(&out)
-        return Tensor(shape: [x.shape[0], outChannels, oh, ow], data: out)
+        return Tensor(shape: [batch, outChannels, oh, ow], data: out)
     }
 }

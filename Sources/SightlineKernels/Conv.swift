@@ -386,3 +386,11 @@ struct SharedBuffers: @unchecked Sendable {
     let bias: UnsafePointer<Float>?
     let output: UnsafeMutablePointer<Float>
 }
+
+/// body(the array's base address), or body(nil) when there is no array: for kernels that take
+/// an optional operand (a bias, packed weights) held as an optional array.
+@inline(__always)
+public func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+    guard let array else { return try body(nil) }
+    return try array.withUnsafeBufferPointer { try body($0.baseAddress) }
+}

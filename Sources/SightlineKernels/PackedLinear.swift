@@ -30,7 +30,7 @@ public struct PackedLinear: Sendable {
         let columnPanels = (outputs + 15) / 16
         let parts = max(1, min(threads, columnPanels))
         panels.withUnsafeBufferPointer { b in
-            let run = { (bias: UnsafePointer<Float>?) in
+            withOptionalPointer(bias) { bias in
                 let shared = SharedBuffers(input: x, weight: b.baseAddress!, bias: bias, output: y)
                 let work = { @Sendable (part: Int) in
                     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 60 * inputs)
@@ -41,7 +41,6 @@ public struct PackedLinear: Sendable {
                 }
                 if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
             }
-            if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
         }
         if fused == nil { activation.apply(y, count: rows * outputs) }
     }

@@ -60,7 +60,7 @@ import Testing
                                                  bias: b.baseAddress!, groups: groups, geometry: g, activation: activation, positions: positions,
                                                  output: o.baseAddress!, packedWeight: p)
                                 }
-                                if let packedWeight { packedWeight.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                                withOptionalPointer(packedWeight, run)
                             }
                         }
                     }

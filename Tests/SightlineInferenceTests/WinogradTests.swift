@@ -42,7 +42,7 @@ import Synchronization
                                               outChannels: m, bias: b.baseAddress!, geometry: g, activation: activation, output: o.baseAddress!,
                                               threads: threads, packedWeights: p)
                             }
-                            if let packed { packed.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                            withOptionalPointer(packed, run)
                         }
                     }
                 }
