@@ -96,8 +96,7 @@ extension InferenceModel {
             stats.changedInput = changed?.fraction ?? 1
             stats.denseMACs = plan.steps.reduce(0) { total, step in
                 guard let conv = step.conv, let x = plan.shapes[step.inputs[0]], x.count == 4 else { return total }
-                let (oh, ow) = conv.geometry.outputSize(height: x[2], width: x[3])
-                return total + Double(conv.outChannels * oh * ow * (x[1] / conv.groups) * conv.geometry.kernelH * conv.geometry.kernelW)
+                return total + conv.macs(inputShape: x)
             }
             stats.computedMACs = stats.denseMACs
             return (outputs, stats)
@@ -144,7 +143,7 @@ extension InferenceModel {
                 let x = try value(step.inputs[0]).asFloat
                 let (oh, ow) = conv.geometry.outputSize(height: x.shape[2], width: x.shape[3])
                 let plane = oh * ow
-                let macs = Double(conv.outChannels * plane * (x.shape[1] / conv.groups) * conv.geometry.kernelH * conv.geometry.kernelW)
+                let macs = conv.macs(inputShape: x.shape)
                 stats.denseMACs += macs
                 if cached, case .none = inputChanges[0] {
                     changes[name] = Change.none
@@ -312,6 +311,12 @@ extension PlanStep {
 }
 
 extension ConvStep {
+    /// Multiply-accumulates of a dense run on one image of `inputShape` (NCHW).
+    func macs(inputShape x: [Int]) -> Double {
+        let (oh, ow) = geometry.outputSize(height: x[2], width: x[3])
+        return Double(outChannels * oh * ow * (x[1] / groups) * geometry.kernelH * geometry.kernelW)
+    }
+
     /// Recomputes the output at `positions` (oy·W'+ox) in place; one image.
     func runMasked(_ x: Tensor, positions: [Int32], into out: inout Tensor) {
         x.data.withUnsafeBufferPointer { src in
