@@ -1,3 +1,4 @@
+import CSightlineKernels
 import Foundation
 
 /// Elementwise activations, applied in place. Fused into the producing kernel where possible.
@@ -40,6 +41,28 @@ public enum Activation: Sendable, Equatable {
         case .sigmoid:
             // Branch-free exp (relative error ~2e-7), so the loop vectorises; libm's exp does not.
             for i in 0..<count { buffer[i] = 1 / (1 + fastExp(-buffer[i])) }
+        }
+    }
+}
+
+/// An activation as the C kernels apply it in registers: a code and the clip bounds.
+public struct KernelActivation: Sendable {
+    public var code: Int32
+    public var lo: Float = 0, hi: Float = 0
+
+    public static let none = KernelActivation(code: Int32(SL_ACT_NONE))
+}
+
+extension Activation {
+    /// The C kernels' form of this activation; nil for those they do not fuse (sigmoid, hard
+    /// sigmoid), which the caller applies over the output afterwards.
+    public var kernelActivation: KernelActivation? {
+        switch self {
+        case .none: .none
+        case .relu: KernelActivation(code: Int32(SL_ACT_RELU))
+        case .clip(let lo, let hi): KernelActivation(code: Int32(SL_ACT_CLIP), lo: lo, hi: hi)
+        case .hardSwish: KernelActivation(code: Int32(SL_ACT_HARDSWISH))
+        default: nil
         }
     }
 }

@@ -48,7 +48,8 @@ public enum PackedConv {
         outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation, output: UnsafeMutablePointer<Float>,
         threads: Int = 1
     ) {
-        let fused = VectorDepthwise.code(activation)
+        let fused = activation.kernelActivation
+        let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let panels = (m + 15) / 16
         let parts = max(1, min(threads, panels))
         let shared = SharedBuffers(input: input, weight: packedWeight, bias: bias, output: output)
@@ -59,7 +60,7 @@ public enum PackedConv {
             for n in 0..<batch {
                 let y = shared.output + n * m * spatial
                 sl_pointwise_transposed(spatial, c, shared.input + n * c * spatial, shared.weight, m, q0, q1, y, shared.bias,
-                                        fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, scratch)
+                                        kernel.code, kernel.lo, kernel.hi, scratch)
                 if fused == nil { activation.apply(y + q0 * 16 * spatial, count: (min(m, q1 * 16) - q0 * 16) * spatial) }
             }
         }
@@ -76,7 +77,8 @@ public enum PackedConv {
         let depth = channels * g.kernelH * g.kernelW
         let pointwise = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1
             && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
-        let fused = VectorDepthwise.code(activation)
+        let fused = activation.kernelActivation
+        let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let panels = (m + 5) / 6
         let shared = SharedBuffers(input: input, weight: packedWeight, bias: bias, output: output)
 
@@ -86,7 +88,7 @@ public enum PackedConv {
                                 panels q0: Int, _ q1: Int, scratch: UnsafeMutablePointer<Float>) {
             let y = shared.output + n * m * spatial + p0
             sl_gemm_packed_a(m, depth, shared.weight, q0, q1, b, ldb, p1 - p0, y, spatial, shared.bias,
-                             fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, scratch)
+                             kernel.code, kernel.lo, kernel.hi, scratch)
             if fused == nil {
                 for row in (q0 * 6)..<min(m, q1 * 6) { activation.apply(y + row * spatial, count: p1 - p0) }
             }

@@ -26,7 +26,8 @@ public struct PackedLinear: Sendable {
     /// x [rows × inputs] → y [rows × outputs]; column panels split over `threads`.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, activation: Activation = .none,
                       threads: Int = 1) {
-        let fused = VectorDepthwise.code(activation)
+        let fused = activation.kernelActivation
+        let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let columnPanels = (outputs + 15) / 16
         let parts = max(1, min(threads, columnPanels))
         panels.withUnsafeBufferPointer { b in
@@ -37,7 +38,7 @@ public struct PackedLinear: Sendable {
                     defer { scratch.deallocate() }
                     let q0 = part * columnPanels / parts, q1 = (part + 1) * columnPanels / parts
                     sl_gemm_packed_b(rows, inputs, shared.input, inputs, shared.weight, outputs, q0, q1, shared.output, outputs,
-                                     shared.bias, fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, scratch)
+                                     shared.bias, kernel.code, kernel.lo, kernel.hi, scratch)
                 }
                 if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
             }

@@ -169,14 +169,14 @@ public func maskedConv2d(
                     }
                 }
             }
-            if groups == 1, let packedWeight, let fused = VectorDepthwise.code(activation) {
+            if groups == 1, let packedWeight, let fused = activation.kernelActivation {
                 // The dense convolution's packed weights and AVX2 kernel, bias and activation included.
                 columns.withUnsafeBufferPointer { cols in
                     result.withUnsafeMutableBufferPointer { r in
                         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: k * 16)
                         defer { scratch.deallocate() }
                         sl_gemm_packed_a(mg, k, packedWeight, 0, (mg + 5) / 6, cols.baseAddress!, n, n, r.baseAddress!, n, bias,
-                                         fused.0, fused.1, fused.2, scratch)
+                                         fused.code, fused.lo, fused.hi, scratch)
                     }
                 }
                 for m in 0..<mg {

@@ -12,17 +12,6 @@ enum VectorDepthwise {
             && sl_has_avx2_fma()
     }
 
-    /// Activation the C kernel applies itself; others run over each output plane afterwards.
-    static func code(_ activation: Activation) -> (Int32, Float, Float)? {
-        switch activation {
-        case .none: (Int32(SL_ACT_NONE), 0, 0)
-        case .relu: (Int32(SL_ACT_RELU), 0, 0)
-        case .clip(let lo, let hi): (Int32(SL_ACT_CLIP), lo, hi)
-        case .hardSwish: (Int32(SL_ACT_HARDSWISH), 0, 0)
-        default: nil
-        }
-    }
-
     /// Max pooling (dilation 1, stride 1 or 2 across) of every plane on `sl_maxpool_plane`.
     static func maxPool(input: UnsafePointer<Float>, planes: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
                         output: UnsafeMutablePointer<Float>, threads: Int = 1) {
@@ -58,7 +47,8 @@ enum VectorDepthwise {
         let rows = max(height + g.padTop + g.padBottom, (oh - 1) * g.strideH + g.kernelH) + 3 * g.strideH
         let planes = batch * channels
         let taps = g.kernelH * g.kernelW
-        let fused = code(activation)
+        let fused = activation.kernelActivation
+        let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let shared = SharedBuffers(input: input, weight: weight, bias: bias, output: output)
         let parts = max(1, min(threads, planes))
         let work = { @Sendable (part: Int) in
@@ -71,7 +61,7 @@ enum VectorDepthwise {
                 sl_depthwise_fill(shared.input + plane * height * width, height, width, g.padTop, g.padLeft, Int32(s),
                                   scratch, phaseWidth)
                 sl_depthwise_plane(scratch, phaseWidth, Int32(s), g.strideH, Int32(g.kernelH), Int32(g.kernelW), shared.weight + c * taps,
-                                   shared.bias?[c] ?? 0, fused?.0 ?? Int32(SL_ACT_NONE), fused?.1 ?? 0, fused?.2 ?? 0, out, oh, ow)
+                                   shared.bias?[c] ?? 0, kernel.code, kernel.lo, kernel.hi, out, oh, ow)
                 if fused == nil { activation.apply(out, count: oh * ow) }
             }
         }

@@ -61,7 +61,7 @@ public enum Winograd {
     /// transforms were ~15% of the whole model.
     static func vectorConv(
         input: UnsafePointer<Float>, batch: Int, channels c: Int, height: Int, width: Int, packedWeights: UnsafePointer<Float>,
-        outChannels m: Int, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry, fused: (Int32, Float, Float),
+        outChannels m: Int, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry, fused: KernelActivation,
         output: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let (oh, ow) = g.outputSize(height: height, width: width)
@@ -94,7 +94,7 @@ public enum Winograd {
             for row in r0..<r1 {
                 let image = row / tilesH, ty = row % tilesH
                 sl_winograd_output_row(products + (row - r0) * tilesW, m, n, tilesW, shared.output + image * m * oh * ow, oh, ow, ty,
-                                       shared.bias, fused.0, fused.1, fused.2)
+                                       shared.bias, fused.code, fused.lo, fused.hi)
             }
         }
         if threads > 1 && blocks > 1 { KernelPool.shared.run(blocks, work) } else { for block in 0..<blocks { work(block) } }
@@ -108,7 +108,7 @@ public enum Winograd {
         geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1,
         packedWeights: UnsafePointer<Float>? = nil
     ) {
-        if let packedWeights, let fused = VectorDepthwise.code(activation) {
+        if let packedWeights, let fused = activation.kernelActivation {
             vectorConv(input: input, batch: batch, channels: c, height: height, width: width, packedWeights: packedWeights,
                        outChannels: m, bias: bias, geometry: g, fused: fused, output: output, threads: threads)
             return
