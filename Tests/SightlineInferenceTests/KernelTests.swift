@@ -12,6 +12,20 @@ import SightlineCore
         }
     }
 
+    /// A kernel's output (`count` values, NaN until written) on input, weights and bias.
+    private func output(count: Int, input: [Float], weights: [Float], bias: [Float],
+                        _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        var out = [Float](repeating: .nan, count: count)
+        input.withUnsafeBufferPointer { i in
+            weights.withUnsafeBufferPointer { w in
+                bias.withUnsafeBufferPointer { b in
+                    out.withUnsafeMutableBufferPointer { kernel(i.baseAddress!, w.baseAddress!, b.baseAddress!, $0.baseAddress!) }
+                }
+            }
+        }
+        return out
+    }
+
     @Test(arguments: [(1, 1, 1), (7, 5, 3), (64, 49, 147), (33, 17, 300)])
     func gemmMatchesReference(m: Int, n: Int, k: Int) {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -81,15 +95,7 @@ import SightlineCore
                                        outChannels: t.m, bias: bias, groups: t.groups, geometry: g, activation: t.activation)
         /// One kernel's output on the case's input and bias, with `weights` as that kernel wants them.
         func output(_ weights: [Float], _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-            var out = [Float](repeating: .nan, count: expected.count)
-            input.withUnsafeBufferPointer { i in
-                weights.withUnsafeBufferPointer { w in
-                    bias.withUnsafeBufferPointer { b in
-                        out.withUnsafeMutableBufferPointer { kernel(i.baseAddress!, w.baseAddress!, b.baseAddress!, $0.baseAddress!) }
-                    }
-                }
-            }
-            return out
+            self.output(count: expected.count, input: input, weights: weights, bias: bias, kernel)
         }
         for threads in [1, 2, 3] {
             let actual = output(weight) {
@@ -132,35 +138,18 @@ import SightlineCore
                                        bias: bias, groups: 1, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1), activation: activation)
         let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c) }
         for threads in [1, 2, 3] {
-            var actual = [Float](repeating: .nan, count: expected.count)
-            input.withUnsafeBufferPointer { i in
-                packed.withUnsafeBufferPointer { w in
-                    bias.withUnsafeBufferPointer { b in
-                        actual.withUnsafeMutableBufferPointer { o in
-                            PackedConv.conv(input: i.baseAddress!, batch: n, channels: c, height: 1, width: spatial,
-                                            geometry: Conv2DGeometry(kernelH: 1, kernelW: 1), packedWeight: w.baseAddress!,
-                                            outChannels: m, bias: b.baseAddress!, activation: activation, output: o.baseAddress!,
-                                            threads: threads)
-                        }
-                    }
-                }
+            let actual = output(count: expected.count, input: input, weights: packed, bias: bias) {
+                PackedConv.conv(input: $0, batch: n, channels: c, height: 1, width: spatial, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1),
+                                packedWeight: $1, outChannels: m, bias: $2, activation: activation, output: $3, threads: threads)
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
         // Transposed (positions as rows, for small planes): any plane size, blocks of 60 positions.
         let transposed = weight.withUnsafeBufferPointer { PackedConv.packTransposed($0.baseAddress!, outChannels: m, channels: c) }
         for threads in [1, 2, 3] {
-            var actual = [Float](repeating: .nan, count: expected.count)
-            input.withUnsafeBufferPointer { i in
-                transposed.withUnsafeBufferPointer { w in
-                    bias.withUnsafeBufferPointer { b in
-                        actual.withUnsafeMutableBufferPointer { o in
-                            PackedConv.convTransposed(input: i.baseAddress!, batch: n, channels: c, spatial: spatial, packedWeight: w.baseAddress!,
-                                                      outChannels: m, bias: b.baseAddress!, activation: activation, output: o.baseAddress!,
-                                                      threads: threads)
-                        }
-                    }
-                }
+            let actual = output(count: expected.count, input: input, weights: transposed, bias: bias) {
+                PackedConv.convTransposed(input: $0, batch: n, channels: c, spatial: spatial, packedWeight: $1, outChannels: m, bias: $2,
+                                          activation: activation, output: $3, threads: threads)
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "transposed n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
