@@ -257,6 +257,9 @@ extension InferenceModel {
                 let t = try step.inputs.map { try value($0).asFloat }
                 state.values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
                 changes[step.outputs[0]] = .all
+            case .linear(let linear):
+                state.values[step.outputs[0]] = .float(linear.run(try value(step.inputs[0]).asFloat, threads: threads))
+                changes[step.outputs[0]] = .all
             case .conv:
                 break
             }

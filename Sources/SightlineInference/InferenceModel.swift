@@ -122,6 +122,27 @@ public final class InferenceModel: @unchecked Sendable {
         return totals.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.milliseconds > $1.milliseconds }
     }
 
+    /// Median milliseconds of every step in plan order over `runs` runs, with the step's
+    /// profile key and input shape (`bench infer --profile-steps`: lines up with onnxruntime's
+    /// per-node profile).
+    public func stepProfile(_ input: Tensor, runs: Int) throws -> [(step: String, inputShape: [Int], milliseconds: Double)] {
+        let plan = try self.plan(for: input.shape)
+        var samples = [[Double]](repeating: [], count: plan.steps.count)
+        for _ in 0..<max(runs, 1) {
+            var index = 0
+            _ = try run(input) { _, seconds in
+                samples[index].append(seconds * 1000)
+                index += 1
+            }
+        }
+        return plan.steps.enumerated().map { index, step in
+            let sorted = samples[index].sorted()
+            let shape = step.inputs.first.flatMap { plan.shapes[$0] } ?? []
+            let key = Self.profileKey(step, plan) + (step.conv.map { " →\($0.outChannels)" } ?? "")
+            return (key, shape, sorted.isEmpty ? 0 : sorted[sorted.count / 2])
+        }
+    }
+
     private func run(_ input: Tensor, profile: ((String, Double) -> Void)?) throws -> [String: Tensor] {
         let declared = graph.inputs[0].dims
         guard declared.count == input.rank else {
@@ -152,6 +173,8 @@ public final class InferenceModel: @unchecked Sendable {
             case .layerNorm(let epsilon):
                 let t = try step.inputs.map(tensor)
                 values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
+            case .linear(let linear):
+                values[step.outputs[0]] = .float(linear.run(try tensor(step.inputs[0]), threads: threads))
             }
             for name in plan.releases[index] { values[name] = nil }
         }

@@ -775,6 +775,20 @@ enum Operators {
     }
 }
 
+/// x · Wᵀ + b over the last axis of x, W packed once (a Gemm or MatMul by constant weights).
+struct LinearStep {
+    var linear: PackedLinear
+
+    func run(_ x: Tensor, threads: Int) -> Tensor {
+        let rows = x.count / max(linear.inputs, 1)
+        var out = [Float](repeating: 0, count: rows * linear.outputs)
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { linear.apply(src.baseAddress!, rows: rows, into: $0.baseAddress!, threads: threads) }
+        }
+        return Tensor(shape: Array(x.shape.dropLast()) + [linear.outputs], data: out)
+    }
+}
+
 /// A convolution with its weights prepared once: bias and activation fused.
 struct ConvStep {
     var geometry: Conv2DGeometry

@@ -55,6 +55,8 @@ struct BenchInferCommand: ParsableCommand {
     @Option(help: "Python with onnxruntime installed.") var python: String = "python3"
     @Flag(help: "Also print where our time goes, per operator type (batch 1, first thread count).")
     var profile = false
+    @Flag(help: "Also print every step's median time in plan order with its input shape (batch 1, first thread count).")
+    var profileSteps = false
     @OptionGroup var cache: ModelCacheOption
 
     @Option(help: "MiniLM: tokens per sentence.") var tokens: Int = 32
@@ -121,6 +123,11 @@ struct BenchInferCommand: ParsableCommand {
                     for row in rows {
                         print("    " + pad(row.op, 20) + pad(String(format: "%6.2f ms", row.milliseconds), 12)
                               + pad(String(format: "%4.1f%%", row.milliseconds / total * 100), 8) + "\(row.steps) steps")
+                    }
+                }
+                if profileSteps && b == batches.first && t == threadCounts.first {
+                    for row in try inference.stepProfile(input, runs: runs) {
+                        print("    " + pad(String(format: "%7.3f ms", row.milliseconds), 12) + pad(row.step, 26) + "\(row.inputShape)")
                     }
                 }
                 print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", ours), 11) + pad(String(format: "%.1f", theirs), 16)

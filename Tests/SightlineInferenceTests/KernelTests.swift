@@ -81,6 +81,14 @@ import SightlineCore
         // PP-OCR rec halves only the height (stride 2×1) or only the width (1×2).
         ConvCase(c: 3, h: 13, w: 41, m: 3, groups: 3, k: 5, pad: (2, 2, 2, 2), activation: .hardSwish, strideHW: (2, 1)),
         ConvCase(c: 3, h: 12, w: 50, m: 3, groups: 3, k: 3, pad: (1, 1, 1, 1), strideHW: (1, 2)),
+        // Interleaved depthwise: a partial last group of lanes (20 = 8 + 8 + 4) in two images, planes
+        // narrower than one block of 8, a 7×7 kernel at stride 2, EfficientNet's 5×5 stride 2 on
+        // an even plane (SAME pads 1/2), and a plane too large for the interleaved scratch.
+        ConvCase(n: 2, c: 20, h: 9, w: 13, m: 20, groups: 20, k: 3, stride: 1, pad: (1, 1, 1, 1), activation: .clip(min: 0, max: 6)),
+        ConvCase(c: 11, h: 5, w: 3, m: 11, groups: 11, k: 3, stride: 1, pad: (1, 1, 1, 1), activation: .relu),
+        ConvCase(c: 9, h: 17, w: 19, m: 9, groups: 9, k: 7, stride: 2, pad: (3, 3, 3, 3), activation: .hardSwish),
+        ConvCase(c: 16, h: 14, w: 14, m: 16, groups: 16, k: 5, stride: 2, pad: (1, 1, 2, 2), activation: .clip(min: 0, max: 6)),
+        ConvCase(c: 8, h: 300, w: 300, m: 8, groups: 8, k: 3, stride: 1, pad: (1, 1, 1, 1)),
     ]
 
     @Test(arguments: convCases)
@@ -115,13 +123,40 @@ import SightlineCore
                 #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), packed, \(threads) threads")
             }
         }
-        // The portable depthwise kernel stays tested where the vector one takes over.
+        // The portable depthwise kernel stays tested where the vector one takes over, and both
+        // vector kernels are tested whichever the size rule picks.
         guard t.groups == t.c && t.c == t.m && t.groups > 1 else { return }
+        if VectorDepthwise.applies(g) {
+            for threads in [1, 3] {
+                let planes = output(weight) {
+                    VectorDepthwise.planeConv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2,
+                                              geometry: g, activation: t.activation, output: $3, threads: threads)
+                }
+                #expect(normalizedMSE(planes, expected) < 1e-10, "\(t), plane kernel, \(threads) threads")
+                guard let scratch = VectorDepthwise.interleavedScratch(height: t.h, width: t.w, geometry: g) else { continue }
+                let interleaved = output(weight) {
+                    VectorDepthwise.interleavedConv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2,
+                                                    geometry: g, activation: t.activation, output: $3, threads: threads, scratch: scratch)
+                }
+                #expect(normalizedMSE(interleaved, expected) < 1e-10, "\(t), interleaved kernel, \(threads) threads")
+            }
+        }
         let portable = output(weight) {
             portableDepthwiseConv2d(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2, geometry: g,
                                     activation: t.activation, output: $3, threads: 2)
         }
         #expect(normalizedMSE(portable, expected) < 1e-10, "\(t), portable kernel")
+    }
+
+    /// Which depthwise kernel a plane gets: the interleaved one while eight padded planes stay
+    /// in L2 (EfficientNet's 112² planes), the plane kernel beyond (PP-OCR det's 368²) and for
+    /// kernels wider than eight.
+    @Test func depthwiseKernelChoice() {
+        guard !VectorDepthwise.planeKernelForced else { return }
+        let same3 = Conv2DGeometry(kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        #expect(VectorDepthwise.interleavedScratch(height: 112, width: 112, geometry: same3) != nil)
+        #expect(VectorDepthwise.interleavedScratch(height: 368, width: 368, geometry: same3) == nil)
+        #expect(VectorDepthwise.interleavedScratch(height: 7, width: 7, geometry: Conv2DGeometry(kernelH: 9, kernelW: 9)) == nil)
     }
 
     /// The packed 1×1 kernel against the reference convolution: filter counts that do not fill

@@ -106,3 +106,37 @@ import SightlineKernels
         #expect(y.data == [1, 2, -1, 2, 2, 0, 2, -2])
     }
 }
+
+@Suite struct PackedLinearStepTests {
+    /// Gemm (weights as given or transposed, with a bias row) and MatMul on a rank-3 input
+    /// with constant weights become packed linear steps, with the same result as the generic
+    /// operator; a Gemm with alpha ≠ 1 stays generic.
+    @Test(arguments: [("Gemm", 0, true), ("Gemm", 1, true), ("Gemm", 1, false), ("MatMul", 0, false)])
+    func constantWeightsRunPacked(_ t: (String, Int, Bool)) throws {
+        let (op, transB, withBias) = t
+        let k = 37, n = 21
+        let inputShape = op == "MatMul" ? [2, 3, k] : [5, k]
+        let weight = Tensor(shape: transB == 1 ? [n, k] : [k, n], data: (0..<(k * n)).map { Float(($0 * 31) % 23) / 11 - 1 })
+        let bias = Tensor(shape: [n], data: (0..<n).map { Float($0) / 7 })
+        let x = Tensor(shape: inputShape, data: (0..<inputShape.reduce(1, *)).map { Float(($0 * 17) % 13) / 6 - 1 })
+        let inputs = ["x", "w"] + (withBias ? ["b"] : [])
+        func graph(alpha: Float) -> IRGraph {
+            let attributes: [String: IRAttribute] = op == "Gemm" ? ["transB": .int(Int64(transB)), "alpha": .float(alpha)] : [:]
+            return IRGraph(nodes: [IRNode(op: op, name: "g", inputs: inputs, outputs: ["y"], attributes: attributes)],
+                           constants: ["w": .float(weight), "b": .float(bias)], inputs: [.init(name: "x", dims: [nil] + inputShape.dropFirst().map { $0 })],
+                           outputs: ["y"], metadata: [:], opset: 13)
+        }
+        let node = try #require(graph(alpha: 1).nodes.first)
+        let expected = try Operators.evaluate(node, [.float(x), .float(weight)] + (withBias ? [.float(bias)] : []))[0].asFloat
+        let model = try InferenceModel(graph: graph(alpha: 1))
+        // Without AVX2 the packed kernel does not exist and the step stays generic.
+        let packed = PackedLinear(weight: [1], outputs: 1, inputs: 1, bias: nil) != nil
+        #expect(try model.planSummary(for: inputShape) == [packed ? "Gemm(packed)" : op: 1])
+        let y = try #require(try model.run(x)["y"])
+        #expect(y.shape == expected.shape)
+        for (got, want) in zip(y.data, expected.data) { #expect(abs(got - want) < 1e-4) }
+        if op == "Gemm" {
+            #expect(try InferenceModel(graph: graph(alpha: 2)).planSummary(for: inputShape) == ["Gemm": 1])
+        }
+    }
+}

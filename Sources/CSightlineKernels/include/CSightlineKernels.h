@@ -30,6 +30,22 @@ void sl_depthwise_plane(const float *scratch, long phase_width, int s, long sh, 
                         const float *weight, float bias, int act, float lo, float hi,
                         float *out, long oh, long ow);
 
+/// Depthwise convolution of eight planes at once, channels in the vector lanes (dilation 1,
+/// horizontal stride s of 1 or 2, any vertical stride sh, kernel width kw of 1…8).
+///
+/// `sl_depthwise8_fill` interleaves `lanes` (≤ 8) planes, each height × width at plane_stride
+/// floats apart, into scratch[(y + pad_top)·padded_width + x + pad_left][8]; missing lanes are
+/// zero. Only image cells are written, so pad cells must be zeroed once and the same scratch
+/// serves every group of one geometry. The scratch needs max(height + pads, (oh−1)·sh + kh) rows
+/// and padded_width ≥ (round_up(ow, 8) − 1)·s + kw columns (whole blocks of 8 outputs are read).
+/// `sl_depthwise8_planes` writes the `lanes` output planes (oh × ow, plane_stride apart) from
+/// weight8 [kh·kw][8] and bias8 [8] (the group's weights and biases interleaved), activated.
+void sl_depthwise8_fill(const float *planes, long plane_stride, int lanes, long height, long width,
+                        long pad_top, long pad_left, float *scratch, long padded_width);
+void sl_depthwise8_planes(const float *scratch, long padded_width, int s, long sh, int kh, int kw,
+                          const float *weight8, const float *bias8, int act, float lo, float hi,
+                          float *out, long plane_stride, int lanes, long oh, long ow);
+
 /// Max pooling of one plane over the same scratch layout as `sl_depthwise_plane`, whose pad
 /// cells must hold -infinity (so they never win).
 void sl_maxpool_plane(const float *scratch, long phase_width, int s, long sh, int kh, int kw,

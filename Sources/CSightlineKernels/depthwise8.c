@@ -1,0 +1,122 @@
+// Depthwise convolution with eight channels in the vector lanes. The plane-at-a-time kernel in
+// depthwise.c wastes lanes on small planes (a 7-wide row fills 7 of 8 lanes, and a 7×7 plane
+// pays a padded copy per 49 outputs) and splits strided rows into column phases. Here eight
+// planes are interleaved into one padded scratch, [row][column][8], so every tap of every
+// output is one full vector whatever the plane size or stride, and eight neighbouring outputs
+// leave the registers through one 8×8 transpose straight into the eight NCHW planes.
+#include "CSightlineKernels.h"
+#include "vector_activation.h"
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+/// r[i] holds row i of an 8×8 block; afterwards r[i] holds column i.
+INLINE AVX2 void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/// Lanes 0..<n (1 ≤ n ≤ 7) set: the masked loads and stores of a partial block.
+INLINE AVX2 __m256i tail_mask(long n) {
+    static const int table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(table + 8 - n));
+}
+
+AVX2 void sl_depthwise8_fill(const float *planes, long plane_stride, int lanes, long height, long width,
+                             long pad_top, long pad_left, float *scratch, long padded_width) {
+    for (long y = 0; y < height; y++) {
+        float *dst = scratch + ((y + pad_top) * padded_width + pad_left) * 8;
+        long x = 0;
+        for (; x + 8 <= width; x += 8) {
+            __m256 r[8];
+            for (int c = 0; c < 8; c++)
+                r[c] = c < lanes ? _mm256_loadu_ps(planes + c * plane_stride + y * width + x) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (x + j) * 8, r[j]);
+        }
+        if (x < width) {
+            // The last, partial block: masked loads, the same transpose, only its columns stored.
+            long n = width - x;
+            __m256i mask = tail_mask(n);
+            __m256 r[8];
+            for (int c = 0; c < 8; c++)
+                r[c] = c < lanes ? _mm256_maskload_ps(planes + c * plane_stride + y * width + x, mask) : _mm256_setzero_ps();
+            transpose8(r);
+            for (long j = 0; j < n; j++) _mm256_storeu_ps(dst + (x + j) * 8, r[j]);
+        }
+    }
+}
+
+/// One specialisation per (kw, s): with both constant the tap loops unroll and the
+/// "which output does this input column feed" test disappears at compile time.
+INLINE AVX2 void depthwise8_rows(const float *scratch, long padded_width, const int s, long sh, int kh, const int kw,
+                                 const float *weight8, const float *bias8, int act, float lo, float hi,
+                                 float *out, long plane_stride, int lanes, long oh, long ow) {
+    const __m256 bias = _mm256_loadu_ps(bias8), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    for (long oy = 0; oy < oh; oy++) {
+        for (long ox = 0; ox < ow; ox += 8) {
+            __m256 acc[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) acc[j] = bias;
+            for (int ky = 0; ky < kh; ky++) {
+                const float *row = scratch + ((oy * sh + ky) * padded_width + ox * s) * 8;
+                __m256 w[8];
+#pragma unroll
+                for (int kx = 0; kx < kw; kx++) w[kx] = _mm256_loadu_ps(weight8 + (ky * kw + kx) * 8);
+                // Each input column is loaded once and feeds every output whose window holds it.
+#pragma unroll
+                for (int i = 0; i < 7 * s + kw; i++) {
+                    __m256 v = _mm256_loadu_ps(row + i * 8);
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        int kx = i - j * s;
+                        if (kx >= 0 && kx < kw) acc[j] = _mm256_fmadd_ps(v, w[kx], acc[j]);
+                    }
+                }
+            }
+            for (int j = 0; j < 8; j++) acc[j] = sl_act(acc[j], act, vlo, vhi);
+            transpose8(acc);
+            float *dst = out + oy * ow + ox;
+            if (ox + 8 <= ow || (oy * ow + ox + 8 <= oh * ow)) {
+                // A partial block that still ends inside its plane spills into rows this loop
+                // writes later (masked stores are microcoded on AMD: slower).
+                for (int c = 0; c < lanes; c++) _mm256_storeu_ps(dst + c * plane_stride, acc[c]);
+            } else {
+                float tail[8];
+                for (int c = 0; c < lanes; c++) {
+                    _mm256_storeu_ps(tail, acc[c]);
+                    for (long j = 0; j < ow - ox; j++) dst[c * plane_stride + j] = tail[j];
+                }
+            }
+        }
+    }
+}
+
+AVX2 void sl_depthwise8_planes(const float *scratch, long padded_width, int s, long sh, int kh, int kw,
+                               const float *weight8, const float *bias8, int act, float lo, float hi,
+                               float *out, long plane_stride, int lanes, long oh, long ow) {
+#define CASE(KW, S)                                                                                         \
+    if (kw == KW && s == S) {                                                                               \
+        depthwise8_rows(scratch, padded_width, S, sh, kh, KW, weight8, bias8, act, lo, hi, out, plane_stride, \
+                        lanes, oh, ow);                                                                     \
+        return;                                                                                             \
+    }
+    CASE(3, 1) CASE(3, 2) CASE(5, 1) CASE(5, 2) CASE(7, 1) CASE(7, 2)
+    CASE(1, 1) CASE(1, 2) CASE(2, 1) CASE(2, 2) CASE(4, 1) CASE(4, 2) CASE(6, 1) CASE(6, 2) CASE(8, 1) CASE(8, 2)
+#undef CASE
+}
