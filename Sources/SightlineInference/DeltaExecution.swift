@@ -26,8 +26,8 @@ public final class DeltaState: @unchecked Sendable {
     var values: [String: IRValue] = [:]
     /// Mean |value| of each convolution output at the last dense pass (the truncation scale).
     var scales: [String: Float] = [:]
-    /// Consecutive frames that asked for a mostly changed input (a moving camera).
-    var movingStreak = 0
+    /// Whether the next frame runs masked, dense or plain.
+    public internal(set) var schedule = DeltaSchedule()
 
     public init() {}
 
@@ -49,6 +49,8 @@ public struct DeltaStats: Sendable, Equatable {
     public var changedInput: Double = 1
     /// Convolutions that took the masked path.
     public var maskedConvolutions = 0
+    /// How the frame ran (masked, dense refilling the cache, or plain).
+    public var mode: DeltaSchedule.Mode = .dense
     public var savedFraction: Double { denseMACs > 0 ? 1 - computedMACs / denseMACs : 0 }
 }
 
@@ -73,8 +75,10 @@ extension InferenceModel {
     /// output positions whose values moved less than τ × the layer's mean magnitude keep their
     /// old values and stop the change from spreading (DeltaCNN's per-layer threshold; the error
     /// per layer stays below τ, and a dense layer can hand a sparse change on again).
+    /// `state.schedule` picks the mode per frame: a moving camera, or masked runs that save less
+    /// than `minSaving` of the work, run plain for a while (see `DeltaSchedule`).
     public func runDelta(_ input: Tensor, changed: ChangeMask?, layout: InputLayout, state: DeltaState,
-                         denseAbove: Double = 0.3, truncation: Float = 0) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+                         denseAbove: Double = 0.3, truncation: Float = 0, minSaving: Double = 0.15) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
         guard input.shape.first == 1, input.rank == 4 else { throw ModelError.unsupported("delta execution takes one image (batch 1, rank 4), got \(input.shape)") }
         let plan = try self.plan(for: input.shape)
         var stats = DeltaStats()
@@ -82,18 +86,14 @@ extension InferenceModel {
         var changes: [String: Change] = [:]
         var effective = input
         let canReuse = state.inputShape == input.shape && state.values[inputName] != nil
-        // No mask (a refresh: first frame, shot change, or the selector saw most tiles change)
-        // counts as mostly changed too.
-        let mostlyChanged = changed.map { $0.fraction > denseAbove } ?? true
-        state.movingStreak = mostlyChanged ? state.movingStreak + 1 : 0
-        if mostlyChanged, state.movingStreak > 2 {
-            // A moving camera: the third mostly changed frame in a row stops caching (keeping
-            // every layer's activations costs ~5% over a plain run, for nothing while the whole
-            // picture moves). The first calmer frame runs dense again and caches.
+        // A mask of another size cannot be applied: the frame counts as a refresh.
+        let mask = changed.flatMap { $0.height == spatial.0 && $0.width == spatial.1 ? $0 : nil }
+        stats.changedInput = mask?.fraction ?? 1
+        let mode = state.schedule.next(changed: mask?.fraction, hasCache: canReuse, denseAbove: denseAbove)
+        stats.mode = mode
+        if mode == .plain {
             state.reset()
-            state.movingStreak = 3
             let outputs = try run(input)
-            stats.changedInput = changed?.fraction ?? 1
             stats.denseMACs = plan.steps.reduce(0) { total, step in
                 guard let conv = step.conv, let x = plan.shapes[step.inputs[0]], x.count == 4 else { return total }
                 return total + conv.macs(inputShape: x)
@@ -101,29 +101,29 @@ extension InferenceModel {
             stats.computedMACs = stats.denseMACs
             return (outputs, stats)
         }
-        if canReuse, let changed, changed.height == spatial.0, changed.width == spatial.1, mostlyChanged {
-            // Mostly changed: every layer runs dense on the new frame (exact), so the cached
-            // input is not consulted.
-            stats.changedInput = changed.fraction
-            changes[inputName] = .all
-        } else if canReuse, let changed, changed.height == spatial.0, changed.width == spatial.1,
-           case .float(let previous)? = state.values[inputName] {
+        var masked = false
+        if mode == .masked, let mask, case .float(let previous)? = state.values[inputName] {
             // Positions outside the mask keep what the cache was computed from.
+            masked = true
             effective = previous
             let channels = layout == .nchw ? input.shape[1] : input.shape[3]
             let plane = spatial.0 * spatial.1
-            for p in 0..<plane where changed.bits[p] {
+            for p in 0..<plane where mask.bits[p] {
                 for c in 0..<channels {
                     let i = layout == .nchw ? c * plane + p : p * channels + c
                     effective.data[i] = input.data[i]
                 }
             }
-            stats.changedInput = changed.fraction
-            changes[inputName] = changed.fraction > denseAbove ? .all : (changed.count == 0 ? Change.none : .spatial(changed, layout))
+            changes[inputName] = mask.count == 0 ? Change.none : .spatial(mask, layout)
         } else {
-            state.values = [:]
-            state.scales = [:]
+            // Dense: every layer runs on the new frame (exact). Cached values of the same shape
+            // stay for truncation to compare against.
+            if !canReuse {
+                state.values = [:]
+                state.scales = [:]
+            }
             changes[inputName] = .all
+            stats.mode = .dense
         }
         state.inputShape = input.shape
         state.values[inputName] = .float(effective)
@@ -269,6 +269,7 @@ extension InferenceModel {
             guard let v = state.values[name] ?? plan.constants[name] else { throw ModelError.missing("output '\(declaredName)'") }
             result[declaredName] = v.asFloat
         }
+        if masked { state.schedule.record(maskedSaving: stats.savedFraction, minSaving: minSaving) }
         return (result, stats)
     }
 

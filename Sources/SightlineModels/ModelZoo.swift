@@ -80,10 +80,10 @@ public struct ImagePreprocessing: Sendable {
     /// Delta execution of `model` on one frame (see `InferenceModel.runDelta`): the input as
     /// usual, the changed tiles mapped onto it, in this preprocessing's layout.
     public func runDelta(_ model: InferenceModel, frame: Frame, tiles: TileMask?, state: DeltaState,
-                         denseAbove: Double, truncation: Float) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+                         denseAbove: Double, truncation: Float, minSaving: Double = 0.15) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
         let mask = tiles.map { changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
         return try model.runDelta(tensor(for: [frame]), changed: mask, layout: layout, state: state,
-                                  denseAbove: denseAbove, truncation: truncation)
+                                  denseAbove: denseAbove, truncation: truncation, minSaving: minSaving)
     }
 
     /// Builds the model input for a batch of decoded frames (any size; rgb24/bgr24/gray8).
@@ -149,8 +149,10 @@ public final class NSFWClassifier: @unchecked Sendable {
     }
 
     /// P(NSFW) for one frame of a source with delta execution (see `InferenceModel.runDelta`).
-    public func scoreDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.3, truncation: Float = 0) throws -> (Float, DeltaStats) {
-        let (outputs, stats) = try Self.preprocessing.runDelta(model, frame: frame, tiles: tiles, state: state, denseAbove: denseAbove, truncation: truncation)
+    public func scoreDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.3, truncation: Float = 0,
+                           minSaving: Double = 0.15) throws -> (Float, DeltaStats) {
+        let (outputs, stats) = try Self.preprocessing.runDelta(model, frame: frame, tiles: tiles, state: state, denseAbove: denseAbove,
+                                                               truncation: truncation, minSaving: minSaving)
         guard let output = outputs.values.first, output.count >= 2 else { throw ModelError.missing("open_nsfw output") }
         return (output.data[1], stats)
     }

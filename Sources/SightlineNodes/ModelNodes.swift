@@ -87,7 +87,7 @@ public final class LabelsNode: BatchedModelNode {
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         if let delta {
             return try delta.results(for: frames) { frame, tiles, state in
-                let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
+                let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation, minSaving: delta.minSaving)
                 return (records(frame: frame, result: result), stats)
             }
         }
@@ -133,7 +133,7 @@ public final class NSFWNode: BatchedModelNode {
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         if let delta {
             return try delta.results(for: frames) { frame, tiles, state in
-                let (score, stats) = try model.scoreDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation)
+                let (score, stats) = try model.scoreDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation, minSaving: delta.minSaving)
                 return ([record(frame, score)], stats)
             }
         }
