@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
         .target(
             name: "SightlineNodes",
-            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineModels", "Yams"]
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineModels", "Yams"]
         ),
         .executableTarget(
             name: "sightline",

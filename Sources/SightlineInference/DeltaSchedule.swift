@@ -4,8 +4,9 @@
 /// - `dense`: run every layer on the new frame and cache the activations for the next one;
 /// - `plain`: run the model as `run` does and keep no cache (caching every layer costs ~5%).
 ///
-/// Two situations make the cache a loss. A moving camera: from the third mostly changed frame
-/// in a row the runs are plain, and the first calm frame refills the cache. And changes that
+/// Two situations make the cache a loss. A moving camera: from the second mostly changed frame
+/// in a row the runs are plain (one refresh followed by calm frames, a shot change, still
+/// caches), and the first calm frame refills the cache. And changes that
 /// look small but spread: a masked run that saved less than `minSaving` of the work (on
 /// EfficientNet, receptive fields carry 10–25% changed tiles over nearly every deep layer)
 /// costs bookkeeping for nothing, so the following frames run plain, 2, 4, 8 … up to
@@ -37,7 +38,7 @@ public struct DeltaSchedule: Sendable, Equatable {
             plainLeft -= 1
             return .plain
         }
-        if mostlyChanged { return movingStreak > 2 ? .plain : .dense }
+        if mostlyChanged { return movingStreak > 1 ? .plain : .dense }
         return hasCache ? .masked : .dense
     }
 

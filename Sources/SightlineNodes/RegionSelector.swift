@@ -1,6 +1,7 @@
 import Foundation
 import SightlineCore
 import SightlineGraph
+import SightlineKernels
 import SightlineModels
 
 /// Which tiles of a sampled frame changed since the picture the models last computed, as a
@@ -76,7 +77,17 @@ public struct RegionSelector: Sendable {
     }
 
     private mutating func refresh(_ frame: Frame) {
-        reference = frame.pixels
+        if reference.count == frame.pixels.count {
+            // Copied into the buffer the selector owns: sharing the frame's storage made the
+            // next tile update copy the whole frame into fresh memory (page faults included).
+            reference.withUnsafeMutableBufferPointer { dst in
+                frame.pixels.withUnsafeBufferPointer { src in
+                    if let to = dst.baseAddress, let from = src.baseAddress { memcpy(to, from, src.count) }
+                }
+            }
+        } else {
+            reference = Array(frame.pixels)
+        }
         size = (frame.width, frame.height, frame.pixelFormat.bytesPerPixel)
         sinceRefresh = 0
         refreshRequested = false
@@ -104,59 +115,20 @@ public struct RegionSelector: Sendable {
                     }
                     return
                 }
-                let (r, g, b): (Int, Int, Int) = frame.pixelFormat == .bgr24 ? (2, 1, 0) : (0, 1, 2)
+                let channels = frame.pixelFormat == .bgr24 ? (red: 2, green: 1, blue: 0) : (red: 0, green: 1, blue: 2)
                 let sw = (w + 1) / 2, sh = (h + 1) / 2
-                // Raw pointers and a column → tile table: this runs on every sampled frame
-                // (a 720p frame is 230 k samples), and the bounds-checked version took ~2 ms.
                 let differences = UnsafeMutablePointer<Int16>.allocate(capacity: sw * sh)
-                let tileOfColumn = UnsafeMutablePointer<Int>.allocate(capacity: sw)
-                defer { differences.deallocate(); tileOfColumn.deallocate() }
-                for sx in 0..<sw { tileOfColumn[sx] = sx * 2 / tileSize }
-                let newBase = new.baseAddress!, oldBase = old.baseAddress!
-                var total = 0
-                for sy in 0..<sh {
-                    let line = differences + sy * sw
-                    let rowNew = newBase + sy * 2 * w * bpp, rowOld = oldBase + sy * 2 * w * bpp
-                    var rowTotal = 0
-                    // Wrapping arithmetic: the values cannot overflow, and without overflow
-                    // checks the loops compile to straight-line code.
-                    if bpp == 1 {
-                        for sx in 0..<sw {
-                            let delta = Int32(rowNew[sx &* 2]) &- Int32(rowOld[sx &* 2])
-                            line[sx] = Int16(truncatingIfNeeded: delta)
-                            rowTotal &+= Int(delta)
-                        }
-                    } else {
-                        for sx in 0..<sw {
-                            let pn = rowNew + sx &* 2 &* bpp, po = rowOld + sx &* 2 &* bpp
-                            let red = Int32(pn[r]) &- Int32(po[r]), green = Int32(pn[g]) &- Int32(po[g]), blue = Int32(pn[b]) &- Int32(po[b])
-                            let delta = (77 &* red &+ 150 &* green &+ 29 &* blue) >> 8
-                            line[sx] = Int16(truncatingIfNeeded: delta)
-                            rowTotal &+= Int(delta)
-                        }
-                    }
-                    total += rowTotal
-                }
+                let counts = UnsafeMutablePointer<Int32>.allocate(capacity: columns * rows)
+                let moved = UnsafeMutablePointer<Int32>.allocate(capacity: columns * rows)
+                defer { differences.deallocate(); counts.deallocate(); moved.deallocate() }
+                counts.initialize(repeating: 0, count: columns * rows)
+                moved.initialize(repeating: 0, count: columns * rows)
+                let total = FrameDifference.sampledLuma(new: new.baseAddress!, old: old.baseAddress!, width: w, height: h, bytesPerPixel: bpp,
+                                                        channels: channels, into: differences)
                 let shift = Int((Double(total) / Double(max(1, sw * sh))).rounded())
-                let limit = Int(threshold)
-                var counts = [Int](repeating: 0, count: columns * rows)
-                var moved = [Int](repeating: 0, count: columns * rows)
-                counts.withUnsafeMutableBufferPointer { counts in
-                    moved.withUnsafeMutableBufferPointer { moved in
-                        for sy in 0..<sh {
-                            let tileRow = (sy * 2 / tileSize) * columns
-                            let line = differences + sy * sw
-                            for sx in 0..<sw {
-                                let t = tileRow &+ tileOfColumn[sx]
-                                counts[t] &+= 1
-                                let d = Int(line[sx]) &- shift
-                                if d > limit || d < -limit { moved[t] &+= 1 }
-                            }
-                        }
-                    }
-                }
-                for t in scores.indices { scores[t] = Double(moved[t]) }
-                for t in scores.indices { scores[t] /= Double(max(counts[t], 1)) }
+                FrameDifference.movedSamples(differences, width: w, height: h, tileSize: tileSize, columns: columns, shift: shift,
+                                             limit: Int(threshold), counts: counts, moved: moved)
+                for t in scores.indices { scores[t] = Double(moved[t]) / Double(max(counts[t], 1)) }
             }
         }
         return scores

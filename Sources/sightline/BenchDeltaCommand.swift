@@ -39,7 +39,7 @@ struct BenchDeltaCommand: ParsableCommand {
         let paths = try clips.isEmpty ? ["vtest.avi", "bigbuckbunny.mp4", "bikes.mp4"].map(Self.sample) : clips
         print("sightline bench delta — EfficientNet-Lite0 + open_nsfw, 1 thread, \(fps) frames/s, tile \(tile), threshold \(threshold); ratio = dense time ÷ delta time")
         print(pad("clip", 18) + pad("frames", 8) + pad("skipped", 9) + pad("dense ms", 10) + pad("delta ms", 10) + pad("(selector)", 11) + pad("ratio", 8)
-              + pad("tiles", 8) + pad("MACs saved", 12) + pad("top-1 agree", 13) + pad("cos mean/min", 15) + pad("nsfw max diff", 15) + "model runs")
+              + pad("tiles", 8) + pad("MACs saved", 12) + pad("top-1 agree", 13) + pad("cos mean/min", 15) + pad("nsfw max diff", 15) + "model runs (mean time)")
         for path in paths {
             let frames = try Self.decode(path, fps: fps, limit: limit)
             // Plans for this frame size are built outside the timed loops (the first clip would
@@ -53,7 +53,7 @@ struct BenchDeltaCommand: ParsableCommand {
             var selector = RegionSelector(tileSize: tile, threshold: threshold, minChangedPixels: minPixels, skipBelow: 0.005, fullAbove: 0.6, refreshEvery: refreshEvery)
             let labelState = DeltaState(), nsfwState = DeltaState()
             var denseTime = 0.0, deltaTime = 0.0, selectorTime = 0.0, denseMACs = 0.0, computedMACs = 0.0, skipped = 0
-            var modes: [DeltaSchedule.Mode: Int] = [:]
+            var modes: [DeltaSchedule.Mode: Int] = [:], modeTime: [DeltaSchedule.Mode: Double] = [:]
             var last: (EfficientNetLite0.Result, Float)?
             var agree = 0, cosines: [Double] = [], nsfwDiff: Float = 0, changedTiles = 0.0
             for (i, frame) in frames.enumerated() {
@@ -74,8 +74,12 @@ struct BenchDeltaCommand: ParsableCommand {
                         return last
                     }
                     let tiles = decision.refresh ? nil : decision.tiles
+                    let t1 = monotonicSeconds()
                     let (r, a) = try labels.classifyDelta(frame, tiles: tiles, state: labelState, denseAbove: denseAbove, truncation: truncation, minSaving: minSaving)
+                    let t2 = monotonicSeconds()
                     let (s, b) = try nsfw.scoreDelta(frame, tiles: tiles, state: nsfwState, denseAbove: denseAbove, truncation: truncation, minSaving: minSaving)
+                    modeTime[a.mode, default: 0] += t2 - t1
+                    modeTime[b.mode, default: 0] += monotonicSeconds() - t2
                     computedMACs += a.computedMACs + b.computedMACs
                     denseMACs += a.denseMACs + b.denseMACs
                     modes[a.mode, default: 0] += 1
@@ -105,7 +109,9 @@ struct BenchDeltaCommand: ParsableCommand {
                   + pad(String(format: "%.1f%%", Double(agree) / Double(max(frames.count, 1)) * 100), 13)
                   + pad(String(format: "%.4f/%.4f", cosines.reduce(0, +) / Double(max(cosines.count, 1)), cosines.min() ?? 0), 15)
                   + pad(String(format: "%.4f", nsfwDiff), 15)
-                  + "masked \(modes[.masked] ?? 0), dense \(modes[.dense] ?? 0), plain \(modes[.plain] ?? 0)")
+                  + [DeltaSchedule.Mode.masked, .dense, .plain].map { mode in
+                      "\(mode) \(modes[mode] ?? 0)" + ((modes[mode] ?? 0) > 0 ? String(format: " (%.1f ms)", (modeTime[mode] ?? 0) * 1000 / Double(modes[mode] ?? 1)) : "")
+                  }.joined(separator: ", "))
         }
     }
 

@@ -98,6 +98,17 @@ void sl_winograd_input_row(const float *image, long channels, long height, long 
 void sl_winograd_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow,
                             long ty, const float *bias, int act, float lo, float hi);
 
+/// The region selector: luma change new − old (BT.601 weights, 8-bit levels) of every second
+/// pixel of every second row of two packed frames (bpp bytes per pixel; red/green/blue are
+/// byte offsets, ignored when bpp is 1), written as [ceil(h/2)][ceil(w/2)]; returns their sum.
+/// `row` is scratch for `width` values.
+long sl_sampled_luma_difference(const unsigned char *new_pixels, const unsigned char *old_pixels, long width, long height, int bpp,
+                                int red, int green, int blue, short *differences, short *row);
+/// Per tile (tile_size pixels, `columns` across), adds how many samples it holds to counts and
+/// how many moved by more than `limit` from `shift` to moved.
+void sl_moved_samples(const short *differences, long width, long height, long tile_size, long columns,
+                      long shift, long limit, int *counts, int *moved);
+
 /// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power in
 /// the kernel pool's wait loops.
 void sl_cpu_relax(void);
