@@ -121,7 +121,17 @@ enum VectorDepthwise {
         let work = { @Sendable (part: Int) in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size.rows * size.columns * 8)
             defer { scratch.deallocate() }
-            scratch.initialize(repeating: 0, count: size.rows * size.columns * 8)
+            // Only the pad cells need zeros: every group's fill writes all image cells (zeroing
+            // the whole 416 KB scratch of a 112² layer cost more than its pads).
+            let row = size.columns * 8
+            scratch.initialize(repeating: 0, count: g.padTop * row)
+            let imageEnd = g.padTop + height
+            (scratch + imageEnd * row).initialize(repeating: 0, count: (size.rows - imageEnd) * row)
+            let right = g.padLeft + width
+            for y in g.padTop..<imageEnd {
+                (scratch + y * row).initialize(repeating: 0, count: g.padLeft * 8)
+                (scratch + y * row + right * 8).initialize(repeating: 0, count: (size.columns - right) * 8)
+            }
             var weight8 = [Float](repeating: 0, count: taps * 8), bias8 = [Float](repeating: 0, count: 8)
             for group in (part * groups / parts)..<((part + 1) * groups / parts) {
                 let image = group / groupsPerImage, first = (group % groupsPerImage) * 8
