@@ -26,8 +26,11 @@ void sl_pack_rows6(const float *a, long m, long k, float *packed) { pack_panels(
 // C[6×16] = A panel [k][6] · B [k rows, stride ldb, 16 columns] + bias per row, activated.
 // Rows ≥ `rows` of the panel are zero padding and are not stored.
 // bias: one value per row of C (bias_rows, `rows` of them) or 16 per column (bias_cols), or none.
-AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, long ldb, float *c, long ldc, int rows,
-                                       const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
+// With `indirect` set, row kk of B is indirect[kk] + b_column instead (an implicit im2col);
+// callers pass a constant NULL or non-NULL, so each inlined copy keeps one addressing mode.
+AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
+    long k, const float *a, const float *b, long ldb, const float *const *indirect, long b_column, float *c, long ldc, int rows,
+    const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     float bv[6];
     for (int r = 0; r < 6; r++) bv[r] = (bias_rows && r < rows) ? bias_rows[r] : 0.0f;
@@ -40,6 +43,7 @@ AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, l
     c40 = _mm256_add_ps(_mm256_set1_ps(bv[4]), col0); c41 = _mm256_add_ps(_mm256_set1_ps(bv[4]), col1);
     c50 = _mm256_add_ps(_mm256_set1_ps(bv[5]), col0); c51 = _mm256_add_ps(_mm256_set1_ps(bv[5]), col1);
     for (long kk = 0; kk < k; kk++) {
+        if (indirect) b = indirect[kk] + b_column;
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 t;
         t = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(t, b0, c00); c01 = _mm256_fmadd_ps(t, b1, c01);
@@ -55,6 +59,32 @@ AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, l
     for (int r = 0; r < rows; r++) {
         _mm256_storeu_ps(c + r * ldc, sl_act(out[2 * r], act, lo, hi));
         _mm256_storeu_ps(c + r * ldc + 8, sl_act(out[2 * r + 1], act, lo, hi));
+    }
+}
+
+AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, long ldb, float *c, long ldc, int rows,
+                                       const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
+    sl_kernel_6x16_any(k, a, b, ldb, NULL, 0, c, ldc, rows, bias_rows, bias_cols, act, lo, hi);
+}
+
+AVX2 void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel_begin, long panel_end,
+                               const float *const *rows, long ow, float *c, long ldc, const float *bias,
+                               int act, float flo, float fhi) {
+    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
+    float tile[6 * 16];
+    for (long p = panel_begin; p < panel_end; p++) {
+        long row0 = p * 6;
+        int count = (int)(m - row0 < 6 ? m - row0 : 6);
+        const float *a = packed_a + p * k * 6;
+        const float *bias_rows = bias ? bias + row0 : NULL;
+        long j = 0;
+        for (; j + 16 <= ow; j += 16)
+            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, c + row0 * ldc + j, ldc, count, bias_rows, NULL, act, lo, hi);
+        if (j < ow) {
+            // The rows are readable past ow (padded planes): compute a whole tile, keep what exists.
+            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, tile, 16, count, bias_rows, NULL, act, lo, hi);
+            for (int r = 0; r < count; r++) memcpy(c + (row0 + r) * ldc + j, tile + r * 16, (size_t)(ow - j) * sizeof(float));
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import CSightlineKernels
 import Dispatch
+import Foundation
 
 /// Ungrouped convolutions as out[M × OH·OW] = W[M × C·kh·kw] · columns, on the AVX2 kernel
 /// `sl_gemm_packed_a`: the weights are packed once into 6-row panels when the plan is built;
@@ -77,6 +78,11 @@ public enum PackedConv {
         let depth = channels * g.kernelH * g.kernelW
         let pointwise = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1
             && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
+        if !pointwise, indirectApplies(g) {
+            indirectConv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: g,
+                         packedWeight: packedWeight, outChannels: m, bias: bias, activation: activation, output: output, threads: threads)
+            return
+        }
         let fused = activation.kernelActivation
         let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let panels = (m + 5) / 6
@@ -143,6 +149,78 @@ public enum PackedConv {
             for block in 0..<blocks { work(block) }
         } else {
             KernelPool.shared.run(blocks, work)
+        }
+    }
+
+    // MARK: Implicit im2col
+
+    /// Geometries `indirectConv` takes: kernels larger than 1×1 (a strided 1×1 reads a quarter
+    /// of its input, which im2col copies and the planes would copy whole: 0.84 → 1.5 ms on
+    /// open_nsfw's 512→1024), dilation 1, horizontal stride 1 or 2 (the column phase split of
+    /// `sl_depthwise_fill`), any vertical stride. `SIGHTLINE_NO_INDIRECT_CONV=1` keeps them on
+    /// im2col (A/B runs).
+    static func indirectApplies(_ g: Conv2DGeometry) -> Bool {
+        g.kernelH * g.kernelW > 1 && g.dilationH == 1 && g.dilationW == 1 && (g.strideW == 1 || g.strideW == 2) && !indirectDisabled
+    }
+
+    static let indirectDisabled = getenv("SIGHTLINE_NO_INDIRECT_CONV") != nil
+
+    /// A convolution without unfolding: each input plane is copied once, zero-padded and split
+    /// into column phases for stride 2 (`sl_depthwise_fill`'s layout), so the kh·kw taps of 16
+    /// neighbouring outputs are 16 contiguous floats of that copy. Per output row a table of
+    /// C·kh·kw row pointers stands in for im2col's columns (`sl_conv_indirect_row`). im2col wrote
+    /// and re-read kh·kw times the input: on stems (3 channels, 147 taps for open_nsfw's 7×7)
+    /// that copy cost about as much as the multiplications. Output rows are split over threads.
+    static func indirectConv(
+        input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
+        packedWeight: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation,
+        output: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        let (oh, ow) = g.outputSize(height: height, width: width)
+        let spatial = oh * ow
+        let (kh, kw, sh, sw) = (g.kernelH, g.kernelW, g.strideH, g.strideW)
+        let depth = channels * kh * kw
+        let fused = activation.kernelActivation
+        let kernel = fused ?? .none  // nil: applied afterwards, over the output
+        let panels = (m + 5) / 6
+        // Rows are read up to a whole block of 16 outputs past the last one.
+        let phaseWidth = (ow + 15) / 16 * 16 + (kw - 1) / sw + 1
+        let rows = max(height + g.padTop + g.padBottom, (oh - 1) * sh + kh)
+        let planeSize = rows * sw * phaseWidth
+        let planes = UnsafeMutablePointer<Float>.allocate(capacity: channels * planeSize)
+        defer { planes.deallocate() }
+        planes.initialize(repeating: 0, count: channels * planeSize)
+        let shared = SharedBuffers(input: UnsafePointer(planes), weight: packedWeight, bias: bias, output: output)
+        let parts = max(1, min(threads, oh))
+        for n in 0..<batch {
+            let image = input + n * channels * height * width
+            for c in 0..<channels {
+                sl_depthwise_fill(image + c * height * width, height, width, g.padTop, g.padLeft, Int32(sw), planes + c * planeSize, phaseWidth)
+            }
+            let imageOffset = n * m * spatial
+            let work = { @Sendable (part: Int) in
+                let table = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: depth)
+                defer { table.deallocate() }
+                for oy in (part * oh / parts)..<((part + 1) * oh / parts) {
+                    var t = 0
+                    for c in 0..<channels {
+                        for ky in 0..<kh {
+                            let row = shared.input + c * planeSize + (oy * sh + ky) * sw * phaseWidth
+                            for kx in 0..<kw {
+                                table[t] = row + (kx % sw) * phaseWidth + kx / sw
+                                t += 1
+                            }
+                        }
+                    }
+                    let y = shared.output + imageOffset + oy * ow
+                    sl_conv_indirect_row(m, depth, shared.weight, 0, panels, table, ow, y, spatial, shared.bias,
+                                         kernel.code, kernel.lo, kernel.hi)
+                    if fused == nil {
+                        for row in 0..<m { activation.apply(y + row * spatial, count: ow) }
+                    }
+                }
+            }
+            if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
         }
     }
 }

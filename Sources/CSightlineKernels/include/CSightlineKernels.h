@@ -64,6 +64,14 @@ void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_begin, l
                       const float *b, long ldb, long n, float *c, long ldc, const float *bias,
                       int act, float lo, float hi, float *scratch);
 
+/// One output row (ow positions) of a convolution as an implicit im2col: C[m × ow] (row stride
+/// ldc) = A · B for row panels panel_begin..<panel_end of A (packed by `sl_pack_rows6`), where
+/// row kk of B is rows[kk][0 ..< ow], each readable up to round_up(ow, 16) floats. Bias per row
+/// of C, activated (codes as above).
+void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel_begin, long panel_end,
+                          const float *const *rows, long ow, float *c, long ldc, const float *bias,
+                          int act, float lo, float hi);
+
 /// The right operand B = Wᵀ of `sl_gemm_packed_b` for a linear layer with weight W [n × k]
 /// (PyTorch's [out × in]), as panels of 16 columns of B, [ceil(n/16)][k][16], zero-padded;
 /// packed once.
