@@ -31,7 +31,8 @@ public final class DeltaState: @unchecked Sendable {
 
     public init() {}
 
-    /// Forget everything: the next run is dense.
+    /// Forget the cached activations (the schedule keeps its counts): nothing runs masked until
+    /// a dense run refills the cache.
     public func reset() {
         inputShape = nil
         values = [:]

@@ -189,16 +189,20 @@ func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: In
     }
 }
 
-/// Depthwise conv (one filter per channel): the AVX2 plane kernel where it applies (dilation 1,
-/// stride 1 or 2, a CPU with AVX2/FMA), otherwise `portableDepthwiseConv2d`.
+/// Depthwise conv (one filter per channel): where the AVX2 kernels apply (dilation 1, stride 1
+/// or 2 across, a CPU with AVX2/FMA) the eight-lane interleaved kernel for planes whose copy
+/// stays in L2, else the plane kernel (see `VectorDepthwise`); otherwise `portableDepthwiseConv2d`.
 public func depthwiseConv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
     activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
 ) {
-    if VectorDepthwise.applies(g) {
-        VectorDepthwise.conv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
-                             bias: bias, geometry: g, activation: activation, output: output, threads: threads)
+    if VectorDepthwise.applies(g), let scratch = VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) {
+        VectorDepthwise.interleavedConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
+                                        bias: bias, geometry: g, activation: activation, output: output, threads: threads, scratch: scratch)
+    } else if VectorDepthwise.applies(g) {
+        VectorDepthwise.planeConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
+                                  bias: bias, geometry: g, activation: activation, output: output, threads: threads)
     } else {
         portableDepthwiseConv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
                                 bias: bias, geometry: g, activation: activation, output: output, threads: threads)

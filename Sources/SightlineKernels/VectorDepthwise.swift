@@ -53,20 +53,6 @@ enum VectorDepthwise {
     /// (A/B runs against the eight-lane kernel).
     static let planeKernelForced = getenv("SIGHTLINE_DEPTHWISE_PLANES") != nil
 
-    static func conv(
-        input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
-        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
-        activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int
-    ) {
-        if let scratch = interleavedScratch(height: height, width: width, geometry: g) {
-            interleavedConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
-                            bias: bias, geometry: g, activation: activation, output: output, threads: threads, scratch: scratch)
-        } else {
-            planeConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
-                      bias: bias, geometry: g, activation: activation, output: output, threads: threads)
-        }
-    }
-
     /// One plane at a time on `sl_depthwise_plane` (large planes, and kernels wider than 8).
     static func planeConv(
         input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
