@@ -23,6 +23,7 @@ struct BenchDeltaCommand: ParsableCommand {
     @Option(help: "Fraction of a tile's pixels that must change.") var minPixels: Double = 0.1
     @Option(help: "Tile size in pixels.") var tile: Int = 16
     @Option(help: "Full refresh after this many partial frames.") var refreshEvery: Int = 20
+    @Option(help: "Skip a frame (reuse the last results) when fewer tiles than this fraction changed.") var skipBelow: Double = 0.005
     @Option(help: "A layer whose changed outputs exceed this fraction runs dense.") var denseAbove: Double = 0.3
     @Option(help: "A masked run saving less than this fraction of the work makes the next frames run plain for a while.") var minSaving: Double = 0.15
     @Option(help: "Per-layer truncation: changes below this fraction of a layer's mean magnitude stop spreading (0 = none).") var truncation: Float = 0
@@ -50,7 +51,7 @@ struct BenchDeltaCommand: ParsableCommand {
             }
             // Dense and delta alternate frame by frame (which goes first alternates too), so a
             // change in the machine's speed during the clip touches both alike.
-            var selector = RegionSelector(tileSize: tile, threshold: threshold, minChangedPixels: minPixels, skipBelow: 0.005, fullAbove: 0.6, refreshEvery: refreshEvery)
+            var selector = RegionSelector(tileSize: tile, threshold: threshold, minChangedPixels: minPixels, skipBelow: skipBelow, fullAbove: 0.6, refreshEvery: refreshEvery)
             let labelState = DeltaState(), nsfwState = DeltaState()
             var denseTime = 0.0, deltaTime = 0.0, selectorTime = 0.0, denseMACs = 0.0, computedMACs = 0.0, skipped = 0
             var modes: [DeltaSchedule.Mode: Int] = [:], modeTime: [DeltaSchedule.Mode: Double] = [:]
