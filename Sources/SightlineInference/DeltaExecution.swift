@@ -79,7 +79,7 @@ extension InferenceModel {
     /// `state.schedule` picks the mode per frame: a moving camera, or masked runs that save less
     /// than `minSaving` of the work, run plain for a while (see `DeltaSchedule`).
     public func runDelta(_ input: Tensor, changed: ChangeMask?, layout: InputLayout, state: DeltaState,
-                         denseAbove: Double = 0.3, truncation: Float = 0, minSaving: Double = 0.15) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+                         denseAbove: Double = 0.3, truncation: Float = 0, minSaving: Double = 0.2) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
         guard input.shape.first == 1, input.rank == 4 else { throw ModelError.unsupported("delta execution takes one image (batch 1, rank 4), got \(input.shape)") }
         let plan = try self.plan(for: input.shape)
         var stats = DeltaStats()

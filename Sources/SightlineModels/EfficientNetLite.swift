@@ -149,7 +149,7 @@ public final class EfficientNetLite0: @unchecked Sendable {
     /// Delta execution for one frame of a source (see `InferenceModel.runDelta`): only what
     /// the changed tiles can reach is recomputed; `tiles == nil` runs dense and refreshes.
     public func classifyDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.3, truncation: Float = 0,
-                              minSaving: Double = 0.15) throws -> (Result, DeltaStats) {
+                              minSaving: Double = 0.2) throws -> (Result, DeltaStats) {
         let (outputs, stats) = try Self.preprocessing.runDelta(model, frame: frame, tiles: tiles, state: state, denseAbove: denseAbove,
                                                                truncation: truncation, minSaving: minSaving)
         guard let result = try results(outputs, count: 1).first else { throw ModelError.missing("EfficientNet outputs") }

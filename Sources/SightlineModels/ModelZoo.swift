@@ -80,7 +80,7 @@ public struct ImagePreprocessing: Sendable {
     /// Delta execution of `model` on one frame (see `InferenceModel.runDelta`): the input as
     /// usual, the changed tiles mapped onto it, in this preprocessing's layout.
     public func runDelta(_ model: InferenceModel, frame: Frame, tiles: TileMask?, state: DeltaState,
-                         denseAbove: Double, truncation: Float, minSaving: Double = 0.15) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
+                         denseAbove: Double, truncation: Float, minSaving: Double = 0.2) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
         let mask = tiles.map { changedInputMask(frameWidth: frame.width, frameHeight: frame.height, tiles: $0) }
         return try model.runDelta(tensor(for: [frame]), changed: mask, layout: layout, state: state,
                                   denseAbove: denseAbove, truncation: truncation, minSaving: minSaving)
@@ -150,7 +150,7 @@ public final class NSFWClassifier: @unchecked Sendable {
 
     /// P(NSFW) for one frame of a source with delta execution (see `InferenceModel.runDelta`).
     public func scoreDelta(_ frame: Frame, tiles: TileMask?, state: DeltaState, denseAbove: Double = 0.3, truncation: Float = 0,
-                           minSaving: Double = 0.15) throws -> (Float, DeltaStats) {
+                           minSaving: Double = 0.2) throws -> (Float, DeltaStats) {
         let (outputs, stats) = try Self.preprocessing.runDelta(model, frame: frame, tiles: tiles, state: state, denseAbove: denseAbove,
                                                                truncation: truncation, minSaving: minSaving)
         guard let output = outputs.values.first, output.count >= 2 else { throw ModelError.missing("open_nsfw output") }

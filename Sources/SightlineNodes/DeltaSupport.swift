@@ -12,7 +12,7 @@ final class DeltaSupport {
         OptionSpec("delta", .bool, default: .bool(false), help: "recompute only what changed (needs a `regions` node upstream); reuse results of skipped frames"),
         OptionSpec("dense_above", .double, default: .double(0.3), min: 0, max: 1, help: "delta: a layer whose changed outputs exceed this fraction runs dense"),
         OptionSpec("truncation", .double, default: .double(0), min: 0, max: 10, help: "delta: per-layer changes below this fraction of the layer's mean magnitude stop spreading (0: exact)"),
-        OptionSpec("min_saving", .double, default: .double(0.15), min: 0, max: 1, help: "delta: a masked run that saved less than this fraction of the work makes the next frames run plain (2, 4, … 32 of them) before trying again"),
+        OptionSpec("min_saving", .double, default: .double(0.2), min: 0, max: 1, help: "delta: a masked run that saved less than this fraction of the work makes the next frames run plain (2, 4, … 32 of them) before trying again"),
     ]
 
     struct Counters {
@@ -37,7 +37,7 @@ final class DeltaSupport {
         self.node = node
         denseAbove = options.double("dense_above") ?? 0.3
         truncation = Float(options.double("truncation") ?? 0)
-        minSaving = options.double("min_saving") ?? 0.15
+        minSaving = options.double("min_saving") ?? 0.2
     }
 
     func observe(_ record: Record) {

@@ -25,7 +25,7 @@ struct BenchDeltaCommand: ParsableCommand {
     @Option(help: "Full refresh after this many partial frames.") var refreshEvery: Int = 20
     @Option(help: "Skip a frame (reuse the last results) when fewer tiles than this fraction changed.") var skipBelow: Double = 0.005
     @Option(help: "A layer whose changed outputs exceed this fraction runs dense.") var denseAbove: Double = 0.3
-    @Option(help: "A masked run saving less than this fraction of the work makes the next frames run plain for a while.") var minSaving: Double = 0.15
+    @Option(help: "A masked run saving less than this fraction of the work makes the next frames run plain for a while.") var minSaving: Double = 0.2
     @Option(help: "Per-layer truncation: changes below this fraction of a layer's mean magnitude stop spreading (0 = none).") var truncation: Float = 0
     @OptionGroup var cache: ModelCacheOption
 
