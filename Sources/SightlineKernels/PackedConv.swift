@@ -185,39 +185,59 @@ public enum PackedConv {
         let panels = (m + 5) / 6
         // Rows are read up to a whole block of 16 outputs past the last one.
         let phaseWidth = (ow + 15) / 16 * 16 + (kw - 1) / sw + 1
-        let rows = max(height + g.padTop + g.padBottom, (oh - 1) * sh + kh)
-        let planeSize = rows * sw * phaseWidth
-        let planes = UnsafeMutablePointer<Float>.allocate(capacity: channels * planeSize)
-        defer { planes.deallocate() }
-        planes.initialize(repeating: 0, count: channels * planeSize)
-        let shared = SharedBuffers(input: UnsafePointer(planes), weight: packedWeight, bias: bias, output: output)
+        let rowSize = sw * phaseWidth
+        // Output rows go in bands whose input rows (all channels) stay near 256 KB: a whole
+        // padded copy of PP-OCR det's 736² stem input was 7 MB per call, which glibc kept
+        // (+130 MB resident in the live pipeline).
+        let band = max(1, min(oh, (65_536 / max(channels * rowSize, 1) - kh) / sh + 1))
+        let bandRows = (band - 1) * sh + kh
+        let shared = SharedBuffers(input: input, weight: packedWeight, bias: bias, output: output)
         let parts = max(1, min(threads, oh))
         for n in 0..<batch {
-            let image = input + n * channels * height * width
-            for c in 0..<channels {
-                sl_depthwise_fill(image + c * height * width, height, width, g.padTop, g.padLeft, Int32(sw), planes + c * planeSize, phaseWidth)
-            }
             let imageOffset = n * m * spatial
             let work = { @Sendable (part: Int) in
                 let table = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: depth)
-                defer { table.deallocate() }
-                for oy in (part * oh / parts)..<((part + 1) * oh / parts) {
-                    var t = 0
+                let planes = UnsafeMutablePointer<Float>.allocate(capacity: channels * bandRows * rowSize)
+                defer { table.deallocate(); planes.deallocate() }
+                planes.initialize(repeating: 0, count: channels * bandRows * rowSize)
+                let image = shared.input + n * channels * height * width
+                var r0 = part * oh / parts
+                let end = (part + 1) * oh / parts
+                while r0 < end {
+                    let r1 = min(end, r0 + band)
+                    // Padded rows r0·sh ..< (r1−1)·sh + kh; those that are image rows are copied,
+                    // the others (top and bottom padding) zeroed, as a previous band left them.
+                    let first = r0 * sh, count = (r1 - 1 - r0) * sh + kh
+                    let y0 = max(0, first - g.padTop), y1 = min(height, first + count - g.padTop)
+                    let top = max(0, min(count, y0 + g.padTop - first))
+                    let filled = max(0, y1 - y0)
                     for c in 0..<channels {
-                        for ky in 0..<kh {
-                            let row = shared.input + c * planeSize + (oy * sh + ky) * sw * phaseWidth
-                            for kx in 0..<kw {
-                                table[t] = row + (kx % sw) * phaseWidth + kx / sw
-                                t += 1
-                            }
+                        let plane = planes + c * bandRows * rowSize
+                        plane.update(repeating: 0, count: top * rowSize)
+                        (plane + (top + filled) * rowSize).update(repeating: 0, count: (count - top - filled) * rowSize)
+                        if filled > 0 {
+                            sl_depthwise_fill(image + c * height * width + y0 * width, filled, width, top, g.padLeft, Int32(sw), plane, phaseWidth)
                         }
                     }
-                    let y = shared.output + imageOffset + oy * ow
-                    sl_conv_indirect_row(m, depth, shared.weight, 0, panels, table, ow, y, spatial, shared.bias,
-                                         kernel.code, kernel.lo, kernel.hi)
-                    if fused == nil {
-                        for row in 0..<m { activation.apply(y + row * spatial, count: ow) }
+                    for oy in r0..<r1 {
+                        var t = 0
+                        for c in 0..<channels {
+                            for ky in 0..<kh {
+                                let row = UnsafePointer(planes) + c * bandRows * rowSize + ((oy - r0) * sh + ky) * rowSize
+                                for kx in 0..<kw {
+                                    table[t] = row + (kx % sw) * phaseWidth + kx / sw
+                                    t += 1
+                                }
+                            }
+                        }
+                        let y = shared.output + imageOffset + oy * ow
+                        sl_conv_indirect_row(m, depth, shared.weight, 0, panels, table, ow, y, spatial, shared.bias,
+                                             kernel.code, kernel.lo, kernel.hi)
+                        if fused == nil {
+                            for row in 0..<m { activation.apply(y + row * spatial, count: ow) }
+                        }
                     }
+                    r0 = r1
                 }
             }
             if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }

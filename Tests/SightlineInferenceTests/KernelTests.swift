@@ -90,10 +90,12 @@ import SightlineCore
         ConvCase(c: 16, h: 14, w: 14, m: 16, groups: 16, k: 5, stride: 2, pad: (1, 1, 2, 2), activation: .clip(min: 0, max: 6)),
         ConvCase(c: 8, h: 300, w: 300, m: 8, groups: 8, k: 3, stride: 1, pad: (1, 1, 1, 1)),
         // Implicit im2col (PackedConv.indirectConv): a stem-like 5×5 stride 2 with odd pads and a
-        // row of 2 blocks + tail, unequal strides (2×1), and a dilated convolution, which stays
-        // on im2col.
+        // row of 2 blocks + tail, unequal strides (2×1), enough channels that the output rows go
+        // in bands (also the 64-channel case above), and a dilated convolution, which stays on
+        // im2col.
         ConvCase(n: 2, c: 3, h: 75, w: 77, m: 13, k: 5, stride: 2, pad: (2, 1, 2, 2), activation: .clip(min: 0, max: 6)),
         ConvCase(c: 7, h: 13, w: 21, m: 9, k: 3, pad: (1, 1, 1, 1), activation: .hardSwish, strideHW: (2, 1)),
+        ConvCase(c: 40, h: 41, w: 37, m: 10, k: 3, stride: 2, pad: (1, 1, 1, 1), activation: .relu),  // in bands of output rows
         ConvCase(c: 5, h: 16, w: 19, m: 6, k: 3, stride: 1, pad: (2, 2, 2, 2), dilation: 2, activation: .relu),
     ]
 
