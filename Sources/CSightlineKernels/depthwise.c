@@ -50,8 +50,7 @@ AVX2 void sl_depthwise_fill(const float *plane, long height, long width, long pa
     }
 }
 
-// One output plane; s, kh and kw are constants in the specialised copies below, so the tap
-// loops unroll and the phase offsets fold.
+// Eight outputs at line[ox …], fewer where the row ends at ow.
 AVX2 static inline void sl_store_tail(float *line, long ox, long ow, __m256 v) {
     if (ox + 8 <= ow) {
         _mm256_storeu_ps(line + ox, v);
@@ -62,6 +61,8 @@ AVX2 static inline void sl_store_tail(float *line, long ox, long ow, __m256 v) {
     }
 }
 
+// One output plane; s, kh and kw are constants in the specialised copies below, so the tap
+// loops unroll and the phase offsets fold.
 AVX2 static inline __attribute__((always_inline)) void sl_depthwise_rows(
     const float *scratch, long pw, const int s, long sh, const int kh, const int kw,
     const float *w, float bias, int act, float flo, float fhi, float *out, long oh, long ow) {
@@ -134,13 +135,7 @@ AVX2 static inline __attribute__((always_inline)) void sl_maxpool_rows(
                 const float *rb = scratch + ((oy * sh + ky) * s) * pw + ox;
                 for (int kx = 0; kx < kw; kx++) best = _mm256_max_ps(best, _mm256_loadu_ps(rb + (kx % s) * pw + kx / s));
             }
-            if (ox + 8 <= ow) {
-                _mm256_storeu_ps(line + ox, best);
-            } else {
-                float tail[8];
-                _mm256_storeu_ps(tail, best);
-                memcpy(line + ox, tail, (size_t)(ow - ox) * sizeof(float));
-            }
+            sl_store_tail(line, ox, ow, best);
         }
     }
 }

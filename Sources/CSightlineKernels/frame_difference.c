@@ -4,26 +4,27 @@
 #include <stdint.h>
 _Static_assert(sizeof(short) == sizeof(int16_t) && sizeof(int) == sizeof(int32_t), "header types");
 
-/// One row of packed 3-byte pixels: with the channel offsets constant (inlined per order) the
-/// stride-3 loop becomes shuffles and vector arithmetic.
-static inline __attribute__((always_inline)) void luma_row3(const uint8_t *pn, const uint8_t *po, long width, int16_t *row,
-                                                            const int red, const int green, const int blue) {
+/// Luma change of one row of packed pixels (bpp bytes each). Inlined with constant bpp and
+/// channel offsets for RGB and BGR, where the stride-3 loop becomes shuffles and vector
+/// arithmetic; called with run-time ones for other layouts.
+static inline __attribute__((always_inline)) void luma_row(const uint8_t *pn, const uint8_t *po, long width, int16_t *row,
+                                                           const int bpp, const int red, const int green, const int blue) {
     for (long x = 0; x < width; x++) {
-        int r = (int)pn[3 * x + red] - (int)po[3 * x + red];
-        int g = (int)pn[3 * x + green] - (int)po[3 * x + green];
-        int b = (int)pn[3 * x + blue] - (int)po[3 * x + blue];
+        int r = (int)pn[bpp * x + red] - (int)po[bpp * x + red];
+        int g = (int)pn[bpp * x + green] - (int)po[bpp * x + green];
+        int b = (int)pn[bpp * x + blue] - (int)po[bpp * x + blue];
         row[x] = (int16_t)((77 * r + 150 * g + 29 * b) >> 8);
     }
 }
 
 #define AVX2 __attribute__((target("avx2,fma")))
 static AVX2 void luma_row3_avx2(const uint8_t *pn, const uint8_t *po, long width, int16_t *row, int bgr) {
-    if (bgr) luma_row3(pn, po, width, row, 2, 1, 0);
-    else luma_row3(pn, po, width, row, 0, 1, 2);
+    if (bgr) luma_row(pn, po, width, row, 3, 2, 1, 0);
+    else luma_row(pn, po, width, row, 3, 0, 1, 2);
 }
 static void luma_row3_portable(const uint8_t *pn, const uint8_t *po, long width, int16_t *row, int bgr) {
-    if (bgr) luma_row3(pn, po, width, row, 2, 1, 0);
-    else luma_row3(pn, po, width, row, 0, 1, 2);
+    if (bgr) luma_row(pn, po, width, row, 3, 2, 1, 0);
+    else luma_row(pn, po, width, row, 3, 0, 1, 2);
 }
 
 long sl_sampled_luma_difference(const uint8_t *new_pixels, const uint8_t *old_pixels, long width, long height, int bpp,
@@ -35,19 +36,14 @@ long sl_sampled_luma_difference(const uint8_t *new_pixels, const uint8_t *old_pi
     for (long sy = 0; sy < sh; sy++) {
         const uint8_t *pn = new_pixels + sy * 2 * width * bpp, *po = old_pixels + sy * 2 * width * bpp;
         int16_t *line = differences + sy * sw;
+        // Every pixel of the row (vectorised), then every second one kept.
         if (bpp == 1) {
             for (long x = 0; x < width; x++) row[x] = (int16_t)((int)pn[x] - (int)po[x]);
         } else if (packed_rgb) {
-            // Every pixel of the row (vectorised), then every second one kept.
             if (avx2) luma_row3_avx2(pn, po, width, row, red == 2);
             else luma_row3_portable(pn, po, width, row, red == 2);
         } else {
-            for (long x = 0; x < width; x++) {
-                int r = (int)pn[bpp * x + red] - (int)po[bpp * x + red];
-                int g = (int)pn[bpp * x + green] - (int)po[bpp * x + green];
-                int b = (int)pn[bpp * x + blue] - (int)po[bpp * x + blue];
-                row[x] = (int16_t)((77 * r + 150 * g + 29 * b) >> 8);
-            }
+            luma_row(pn, po, width, row, bpp, red, green, blue);
         }
         int row_total = 0;
         for (long sx = 0; sx < sw; sx++) {

@@ -91,8 +91,8 @@ extension InferenceModel {
         let mask = changed.flatMap { $0.height == spatial.0 && $0.width == spatial.1 ? $0 : nil }
         stats.changedInput = mask?.fraction ?? 1
         let mode = state.schedule.next(changed: mask?.fraction, hasCache: canReuse, denseAbove: denseAbove)
-        stats.mode = mode
         if mode == .plain {
+            stats.mode = .plain
             state.reset()
             let outputs = try run(input)
             stats.denseMACs = plan.steps.reduce(0) { total, step in
@@ -124,8 +124,9 @@ extension InferenceModel {
                 state.scales = [:]
             }
             changes[inputName] = .all
-            stats.mode = .dense
         }
+        // A masked frame whose cache turned out unusable ran dense.
+        stats.mode = masked ? .masked : .dense
         state.inputShape = input.shape
         state.values[inputName] = .float(effective)
 

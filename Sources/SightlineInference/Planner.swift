@@ -122,10 +122,7 @@ struct ExecutionPlan {
                 bias = c.data
             }
             // PackedLinear takes W as [outputs × inputs]: B itself when transposed, else Bᵀ.
-            var weight = b.data
-            if !transB {
-                for row in 0..<k { for column in 0..<n { weight[column * k + row] = b.data[row * n + column] } }
-            }
+            let weight = transB ? b.data : transpose(b.data, shape: [k, n], perm: [1, 0]).data
             guard let linear = PackedLinear(weight: weight, outputs: n, inputs: k, bias: bias) else { continue }
             steps[i].kind = .linear(LinearStep(linear: linear))
             steps[i].inputs = [steps[i].inputs[0]]

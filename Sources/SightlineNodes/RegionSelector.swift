@@ -86,7 +86,8 @@ public struct RegionSelector: Sendable {
                 }
             }
         } else {
-            reference = Array(frame.pixels)
+            // A new size: share the frame's storage; the first tile update makes it our own.
+            reference = frame.pixels
         }
         size = (frame.width, frame.height, frame.pixelFormat.bytesPerPixel)
         sinceRefresh = 0
