@@ -29,6 +29,8 @@ public final class BusPublisher: @unchecked Sendable {
     public let endpoints: [BusEndpoint]
     public let options: Options
     private let context: ZMQContext
+    /// A context the publisher made itself is terminated by `close`.
+    private let ownsContext: Bool
     private let socket: ZMQSocket
     public private(set) var subscriptionsSeen = 0
     /// Connected peers, from the socket monitor (handshakes minus disconnects).
@@ -43,6 +45,7 @@ public final class BusPublisher: @unchecked Sendable {
         self.endpoints = endpoints
         self.options = options
         self.context = try context ?? ZMQContext()
+        ownsContext = context == nil
         socket = try ZMQSocket(context: self.context, type: ZMQ_XPUB)
         try socket.set(ZMQ_SNDHWM, options.highWaterMark)
         try socket.set(ZMQ_XPUB_NODROP, 1)
@@ -135,11 +138,13 @@ public final class BusPublisher: @unchecked Sendable {
         }
     }
 
-    /// Closes the socket; ZeroMQ keeps sending what is queued for up to the linger time.
+    /// Closes the socket and returns once what is queued has been sent, or the linger time ran
+    /// out: a pipeline's last messages (end-of-stream) must leave before the process exits.
     public func close() {
         zmq_socket_monitor(socket.handle, nil, 0)
         monitor.close(lingerMilliseconds: 0)
         socket.close(lingerMilliseconds: options.lingerMilliseconds)
+        if ownsContext { context.terminate() }
     }
 }
 

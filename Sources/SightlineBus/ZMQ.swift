@@ -18,13 +18,24 @@ public struct ZMQError: Error, CustomStringConvertible {
 /// Owns a ZeroMQ context. Sockets keep their context alive.
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    private var terminated = false
 
     public init() throws {
         guard let handle = zmq_ctx_new() else { throw ZMQError("zmq_ctx_new") }
         self.handle = handle
     }
 
-    deinit { zmq_ctx_term(handle) }
+    /// Waits until every socket of the context is closed and their queued messages have left
+    /// (or their linger time ran out). Called by the owner once its sockets are closed; a
+    /// context only terminated in deinit loses what is still queued if the process exits
+    /// while the context is still referenced.
+    public func terminate() {
+        guard !terminated else { return }
+        terminated = true
+        zmq_ctx_term(handle)
+    }
+
+    deinit { terminate() }
 }
 
 /// Owns one ZeroMQ socket. Not thread-safe (ZeroMQ sockets never are): use it from one
