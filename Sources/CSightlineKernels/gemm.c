@@ -1,14 +1,13 @@
 #include "CSightlineKernels.h"
 #include "vector_activation.h"
+#include "vector_transpose.h"
+#include "gemm_pack.h"
 #include <immintrin.h>
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-// Rows of A (row stride lda) as zero-padded panels of `width` rows, [ceil(m/width)][k][width]:
-// panels of 6 rows are the left operand of the 6×16 kernel; panels of 16 rows of a matrix
-// stored transposed (a Linear weight, [n × k]) are its right operand.
-static void pack_panels(const float *a, long m, long k, long lda, int width, float *packed) {
+void sl_pack_panels(const float *a, long m, long k, long lda, int width, float *packed) {
     long panels = (m + width - 1) / width;
     for (long p = 0; p < panels; p++) {
         float *dst = packed + p * k * width;
@@ -21,16 +20,36 @@ static void pack_panels(const float *a, long m, long k, long lda, int width, flo
     }
 }
 
-void sl_pack_rows6(const float *a, long m, long k, float *packed) { pack_panels(a, m, k, k, 6, packed); }
+void sl_pack_rows6(const float *a, long m, long k, float *packed) { sl_pack_panels(a, m, k, k, 6, packed); }
 
 // C[6×16] = A panel [k][6] · B [k rows, stride ldb, 16 columns] + bias per row, activated.
-// Rows ≥ `rows` of the panel are zero padding and are not stored.
+// Rows ≥ `rows` of the panel are zero padding and are not stored. With `transposed_out`, C is
+// stored as Cᵀ (column j at c + j·ldc) and only its first `cols` columns are; otherwise all 16.
 // bias: one value per row of C (bias_rows, `rows` of them) or 16 per column (bias_cols), or none.
 // With `indirect` set, row kk of B is indirect[kk] + b_column instead (an implicit im2col);
 // callers pass a constant NULL or non-NULL, so each inlined copy keeps one addressing mode.
+// Weights stream from L3 or memory on every run of a model; the hardware prefetcher starts
+// each panel late, so the next panel is requested into L2 while the current one is computed.
+static inline void prefetch_panel(const float *panel, long floats) {
+    for (long i = 0; i < floats; i += 16) _mm_prefetch((const char *)(panel + i), _MM_HINT_T1);
+}
+
+// The first `count` (1…6) lanes of v to p.
+AVX2 static inline __attribute__((always_inline)) void store_lanes(float *p, __m256 v, int count) {
+    __m128 low = _mm256_castps256_ps128(v);
+    if (count == 6) {
+        _mm_storeu_ps(p, low);
+        _mm_storel_pi((__m64 *)(p + 4), _mm256_extractf128_ps(v, 1));
+    } else {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, v);
+        for (int i = 0; i < count; i++) p[i] = lanes[i];
+    }
+}
+
 AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
     long k, const float *a, const float *b, long ldb, const float *const *indirect, long b_column, float *c, long ldc, int rows,
-    const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
+    int cols, int transposed_out, const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     float bv[6];
     for (int r = 0; r < 6; r++) bv[r] = (bias_rows && r < rows) ? bias_rows[r] : 0.0f;
@@ -56,6 +75,18 @@ AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
         b += ldb;
     }
     __m256 out[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    if (transposed_out) {
+        // C stored transposed, [column][ldc]: two 8×8 transposes (rows 6 and 7 are zero) turn
+        // each column into the `rows` contiguous floats it owns.
+        __m256 z = _mm256_setzero_ps();
+        __m256 left[8] = {out[0], out[2], out[4], out[6], out[8], out[10], z, z};
+        __m256 right[8] = {out[1], out[3], out[5], out[7], out[9], out[11], z, z};
+        for (int j = 0; j < 8; j++) { left[j] = sl_act(left[j], act, lo, hi); right[j] = sl_act(right[j], act, lo, hi); }
+        transpose8(left);
+        transpose8(right);
+        for (int j = 0; j < cols; j++) store_lanes(c + j * ldc, j < 8 ? left[j] : right[j - 8], rows);
+        return;
+    }
     for (int r = 0; r < rows; r++) {
         _mm256_storeu_ps(c + r * ldc, sl_act(out[2 * r], act, lo, hi));
         _mm256_storeu_ps(c + r * ldc + 8, sl_act(out[2 * r + 1], act, lo, hi));
@@ -64,7 +95,7 @@ AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
 
 AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, long ldb, float *c, long ldc, int rows,
                                        const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
-    sl_kernel_6x16_any(k, a, b, ldb, NULL, 0, c, ldc, rows, bias_rows, bias_cols, act, lo, hi);
+    sl_kernel_6x16_any(k, a, b, ldb, NULL, 0, c, ldc, rows, 16, 0, bias_rows, bias_cols, act, lo, hi);
 }
 
 AVX2 void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel_begin, long panel_end,
@@ -79,10 +110,10 @@ AVX2 void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel
         const float *bias_rows = bias ? bias + row0 : NULL;
         long j = 0;
         for (; j + 16 <= ow; j += 16)
-            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, c + row0 * ldc + j, ldc, count, bias_rows, NULL, act, lo, hi);
+            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, c + row0 * ldc + j, ldc, count, 16, 0, bias_rows, NULL, act, lo, hi);
         if (j < ow) {
             // The rows are readable past ow (padded planes): compute a whole tile, keep what exists.
-            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, tile, 16, count, bias_rows, NULL, act, lo, hi);
+            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, tile, 16, count, 16, 0, bias_rows, NULL, act, lo, hi);
             for (int r = 0; r < count; r++) memcpy(c + (row0 + r) * ldc + j, tile + r * 16, (size_t)(ow - j) * sizeof(float));
         }
     }
@@ -102,6 +133,7 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
             long row0 = p * 6;
             int rows = (int)(m - row0 < 6 ? m - row0 : 6);
             const float *a = packed_a + p * k * 6;
+            if (p + 1 < panel_end) prefetch_panel(a + k * 6, k * 6);
             const float *bias_rows = bias ? bias + row0 : NULL;
             long j = n0;
             for (; j + 16 <= n1; j += 16)
@@ -123,14 +155,13 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
     }
 }
 
-void sl_pack_linear16(const float *w, long n, long k, float *packed) { pack_panels(w, n, k, k, 16, packed); }
+void sl_pack_linear16(const float *w, long n, long k, float *packed) { sl_pack_panels(w, n, k, k, 16, packed); }
 
-// Columns p0..p0+rows of X [k × ldx] (rows of Xᵀ) as one zero-padded 6-row panel [k][6].
-static void pack_columns6(const float *x, long rows, long k, long ldx, float *panel) {
+void sl_pack_columns(const float *x, long rows, long k, long ldx, int width, float *panel) {
     for (long kk = 0; kk < k; kk++) {
         const float *src = x + kk * ldx;
-        float *dst = panel + kk * 6;
-        for (long r = 0; r < 6; r++) dst[r] = r < rows ? src[r] : 0.0f;
+        float *dst = panel + kk * width;
+        for (long r = 0; r < width; r++) dst[r] = r < rows ? src[r] : 0.0f;
     }
 }
 
@@ -147,10 +178,10 @@ AVX2 static void sl_gemm_packed_b_any(long m, long k, const float *a, long lda, 
         if (a_transposed) {
             for (long p = 0; p < row_panels; p++) {
                 long row0 = m0 + p * 6;
-                pack_columns6(a + row0, m1 - row0 < 6 ? m1 - row0 : 6, k, lda, scratch + p * k * 6);
+                sl_pack_columns(a + row0, m1 - row0 < 6 ? m1 - row0 : 6, k, lda, 6, scratch + p * k * 6);
             }
         } else {
-            pack_panels(a + m0 * lda, m1 - m0, k, lda, 6, scratch);
+            sl_pack_panels(a + m0 * lda, m1 - m0, k, lda, 6, scratch);
         }
         for (long q = panel_begin; q < panel_end; q++) {
             long col0 = q * 16;
@@ -168,32 +199,37 @@ AVX2 static void sl_gemm_packed_b_any(long m, long k, const float *a, long lda, 
                 long row0 = m0 + p * 6;
                 int rows = (int)(m1 - row0 < 6 ? m1 - row0 : 6);
                 const float *ap = scratch + p * k * 6;
-                if (cols == 16 && !c_transposed) {
+                if (c_transposed) {
+                    // C stored as [n × ldc]: column j of the tile is row col0 + j of C.
+                    sl_kernel_6x16_any(k, ap, bp, 16, NULL, 0, c + col0 * ldc + row0, ldc, rows, (int)cols, 1, NULL, bias_cols,
+                                       act, lo, hi);
+                } else if (cols == 16) {
                     sl_kernel_6x16(k, ap, bp, 16, c + row0 * ldc + col0, ldc, rows, NULL, bias_cols, act, lo, hi);
                 } else {
                     sl_kernel_6x16(k, ap, bp, 16, tile, 16, rows, NULL, bias_cols, act, lo, hi);
-                    if (c_transposed) {
-                        // C stored as [n × ldc]: column j of the tile is row col0 + j of C.
-                        for (long j = 0; j < cols; j++)
-                            for (int r = 0; r < rows; r++) c[(col0 + j) * ldc + row0 + r] = tile[r * 16 + j];
-                    } else {
-                        for (int r = 0; r < rows; r++) memcpy(c + (row0 + r) * ldc + col0, tile + r * 16, (size_t)cols * sizeof(float));
-                    }
+                    for (int r = 0; r < rows; r++) memcpy(c + (row0 + r) * ldc + col0, tile + r * 16, (size_t)cols * sizeof(float));
                 }
             }
         }
     }
 }
 
-AVX2 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
-                           long panel_begin, long panel_end, float *c, long ldc, const float *bias,
-                           int act, float lo, float hi, float *scratch) {
-    sl_gemm_packed_b_any(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
+void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                      long panel_begin, long panel_end, float *c, long ldc, const float *bias,
+                      int act, float lo, float hi, float *scratch, bool avx512) {
+    if (avx512)
+        sl_gemm_packed_b_7x16(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
+    else
+        sl_gemm_packed_b_any(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
 }
 
-AVX2 void sl_pointwise_transposed(long positions, long channels, const float *x, const float *packed_w, long out_channels,
-                                  long panel_begin, long panel_end, float *out, const float *bias,
-                                  int act, float lo, float hi, float *scratch) {
-    sl_gemm_packed_b_any(positions, channels, x, positions, 1, packed_w, out_channels, panel_begin, panel_end, out, positions, 1,
-                         bias, act, lo, hi, scratch);
+void sl_pointwise_transposed(long positions, long channels, const float *x, const float *packed_w, long out_channels,
+                             long panel_begin, long panel_end, float *out, const float *bias,
+                             int act, float lo, float hi, float *scratch, bool avx512) {
+    if (avx512)
+        sl_gemm_packed_b_7x16(positions, channels, x, positions, 1, packed_w, out_channels, panel_begin, panel_end, out, positions,
+                              1, bias, act, lo, hi, scratch);
+    else
+        sl_gemm_packed_b_any(positions, channels, x, positions, 1, packed_w, out_channels, panel_begin, panel_end, out, positions,
+                             1, bias, act, lo, hi, scratch);
 }

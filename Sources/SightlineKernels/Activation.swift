@@ -58,7 +58,7 @@ extension Activation {
     /// sigmoid), which the caller applies over the output afterwards.
     public var kernelActivation: KernelActivation? {
         switch self {
-        case .none: .none
+        case .none: KernelActivation.none
         case .relu: KernelActivation(code: Int32(SL_ACT_RELU))
         case .clip(let lo, let hi): KernelActivation(code: Int32(SL_ACT_CLIP), lo: lo, hi: hi)
         case .hardSwish: KernelActivation(code: Int32(SL_ACT_HARDSWISH))

@@ -25,7 +25,7 @@ public struct PackedLinear: Sendable {
 
     /// x [rows × inputs] → y [rows × outputs]; column panels split over `threads`.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, activation: Activation = .none,
-                      threads: Int = 1) {
+                      threads: Int = 1, kernel tiles: TileKernel = .preferred) {
         let fused = activation.kernelActivation
         let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let columnPanels = (outputs + 15) / 16
@@ -34,11 +34,11 @@ public struct PackedLinear: Sendable {
             withOptionalPointer(bias) { bias in
                 let shared = SharedBuffers(input: x, weight: b.baseAddress!, bias: bias, output: y)
                 let work = { @Sendable (part: Int) in
-                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 60 * inputs)
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: TileKernel.scratchPerDepth * inputs)
                     defer { scratch.deallocate() }
                     let q0 = part * columnPanels / parts, q1 = (part + 1) * columnPanels / parts
                     sl_gemm_packed_b(rows, inputs, shared.input, inputs, shared.weight, outputs, q0, q1, shared.output, outputs,
-                                     shared.bias, kernel.code, kernel.lo, kernel.hi, scratch)
+                                     shared.bias, kernel.code, kernel.lo, kernel.hi, scratch, tiles == .avx512)
                 }
                 if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
             }

@@ -172,6 +172,7 @@ import SightlineCore
     /// enough to be split into column chunks, every activation (fused in C or applied after),
     /// batches, and the column and row-panel ways of splitting across threads.
     @Test(arguments: [(1, 16, 12, 49, Activation.none), (2, 7, 13, 196, .relu), (1, 24, 5, 4100, .clip(min: 0, max: 6)),
+                      (1, 33, 40, 71, .clip(min: 0, max: 6)),
                       (1, 40, 200, 61, .hardSwish), (2, 3, 1, 17, .sigmoid), (1, 130, 33, 16, .hardSigmoid(alpha: 0.2, beta: 0.5))])
     func pointwiseConvMatchesReference(_ t: (Int, Int, Int, Int, Activation)) throws {
         let (n, c, m, spatial, activation) = t
@@ -187,22 +188,35 @@ import SightlineCore
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
-        // Transposed (positions as rows, for small planes): any plane size, blocks of 60 positions.
+        // Transposed (positions as rows, for small planes): any plane size, blocks of ten row
+        // panels, on each tile kernel this CPU runs.
         let transposed = weight.withUnsafeBufferPointer { PackedConv.packTransposed($0.baseAddress!, outChannels: m, channels: c) }
-        for threads in [1, 2, 3] {
-            let actual = output(count: expected.count, input: input, weights: transposed, bias: bias) {
-                PackedConv.convTransposed(input: $0, batch: n, channels: c, spatial: spatial, packedWeight: $1, outChannels: m, bias: $2,
-                                          activation: activation, output: $3, threads: threads)
+        for kernel in TileKernel.allCases where kernel.available {
+            for threads in [1, 2, 3] {
+                let actual = output(count: expected.count, input: input, weights: transposed, bias: bias) {
+                    PackedConv.convTransposed(input: $0, batch: n, channels: c, spatial: spatial, packedWeight: $1, outChannels: m, bias: $2,
+                                              activation: activation, output: $3, threads: threads, kernel: kernel)
+                }
+                #expect(normalizedMSE(actual, expected) < 1e-10,
+                        "transposed \(kernel) n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
             }
-            #expect(normalizedMSE(actual, expected) < 1e-10, "transposed n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
-        #expect(PackedConv.prefersTransposed(spatial: 49) && !PackedConv.prefersTransposed(spatial: 196) && !PackedConv.prefersTransposed(spatial: 48))
     }
 
-    /// The packed linear layer against the reference GEMM: output widths with a partial
-    /// 16-column panel, row counts across the 60-row blocks and 6-row panels, activations.
+    /// Which 1×1 convolutions run transposed: 7×7 on both tile kernels; 14×14 only on 7-row
+    /// tiles; never a plane that 16-column panels fill (48) or one as large as 28×28.
+    @Test func transposedPointwiseChoice() {
+        #expect(PackedConv.prefersTransposed(spatial: 49, kernel: .avx2) && !PackedConv.prefersTransposed(spatial: 196, kernel: .avx2))
+        #expect(!PackedConv.prefersTransposed(spatial: 48, kernel: .avx2))
+        #expect(PackedConv.prefersTransposed(spatial: 49, kernel: .avx512) && PackedConv.prefersTransposed(spatial: 196, kernel: .avx512))
+        #expect(!PackedConv.prefersTransposed(spatial: 48, kernel: .avx512) && !PackedConv.prefersTransposed(spatial: 784, kernel: .avx512))
+    }
+
+    /// The packed linear layer against the reference GEMM, on each tile kernel: output widths
+    /// with a partial 16-column panel, row counts across the blocks of ten 6- or 7-row panels,
+    /// activations.
     @Test(arguments: [(1, 8, 16, Activation.none), (32, 384, 1536, .none), (7, 33, 21, .relu), (61, 20, 5, .hardSwish),
-                      (130, 17, 40, .sigmoid)])
+                      (130, 17, 40, .sigmoid), (71, 9, 3, .clip(min: 0, max: 6))])
     func packedLinearMatchesReference(_ t: (Int, Int, Int, Activation)) throws {
         let (rows, inputs, outputs, activation) = t
         let x = random(rows * inputs, seed: 31), w = random(outputs * inputs, seed: 32), b = random(outputs, seed: 33)
@@ -212,12 +226,16 @@ import SightlineCore
         referenceGemm(transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, a: x, lda: inputs, b: w, ldb: inputs,
                       beta: 1, c: &expected, ldc: outputs)
         for i in expected.indices { expected[i] = activation.apply(expected[i]) }
-        for threads in [1, 2, 3] {
-            var y = [Float](repeating: .nan, count: rows * outputs)
-            x.withUnsafeBufferPointer { xp in
-                y.withUnsafeMutableBufferPointer { linear.apply(xp.baseAddress!, rows: rows, into: $0.baseAddress!, activation: activation, threads: threads) }
+        for kernel in TileKernel.allCases where kernel.available {
+            for threads in [1, 2, 3] {
+                var y = [Float](repeating: .nan, count: rows * outputs)
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer {
+                        linear.apply(xp.baseAddress!, rows: rows, into: $0.baseAddress!, activation: activation, threads: threads, kernel: kernel)
+                    }
+                }
+                #expect(normalizedMSE(y, expected) < 1e-10, "\(t), \(kernel), \(threads) threads")
             }
-            #expect(normalizedMSE(y, expected) < 1e-10, "\(t), \(threads) threads")
         }
         #expect(PackedLinear(weight: w, outputs: outputs + 1, inputs: inputs, bias: b) == nil)
     }

@@ -11,6 +11,8 @@
 
 /// True when the CPU runs AVX2 and FMA (checked once).
 bool sl_has_avx2_fma(void);
+/// AVX-512 F and VL (and AVX2/FMA): the 7×16 GEMM tiles of gemm512.c may run.
+bool sl_has_avx512(void);
 
 /// Activation codes shared by the C kernels: none, relu, clip(lo, hi), hard-swish.
 enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2, SL_ACT_HARDSWISH = 3 };
@@ -79,20 +81,21 @@ void sl_pack_linear16(const float *w, long n, long k, float *packed);
 
 /// C[m × n] = A[m × k] (row stride lda) · B + bias (per column of C), activated, for column
 /// panels panel_begin..<panel_end of B (columns 16·panel_begin ..< min(n, 16·panel_end)).
-/// scratch holds 60·k floats (A packed in blocks of 60 rows). Every element of the selected
-/// columns of C is written.
+/// scratch holds 70·k floats (A packed in blocks of 10 panels). Every element of the selected
+/// columns of C is written. `avx512` picks the 7×16 AVX-512 tiles (gemm512.c; only when
+/// `sl_has_avx512()`), otherwise the AVX2 6×16 tiles.
 void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
                       long panel_begin, long panel_end, float *c, long ldc, const float *bias,
-                      int act, float lo, float hi, float *scratch);
+                      int act, float lo, float hi, float *scratch, bool avx512);
 
 /// A 1×1 convolution of one image computed transposed, outᵀ[HW × M] = xᵀ[HW × C] · Wᵀ, for
 /// small planes (7×7: 49 positions fill 6-row panels with 8% padding where 16-column panels
 /// of positions would waste 23%): x [C × HW] and out [M × HW] stay NCHW, W is packed by
 /// `sl_pack_linear16` (W [M × C]), output-channel panels panel_begin..<panel_end; bias per
-/// output channel; scratch holds 60·C floats.
+/// output channel; scratch holds 70·C floats; `avx512` as for `sl_gemm_packed_b`.
 void sl_pointwise_transposed(long positions, long channels, const float *x, const float *packed_w, long out_channels,
                              long panel_begin, long panel_end, float *out, const float *bias,
-                             int act, float lo, float hi, float *scratch);
+                             int act, float lo, float hi, float *scratch, bool avx512);
 
 /// Winograd F(2×2, 3×3) input transform of tile row `ty` (tiles_w tiles) of one image
 /// [channels][height][width]: V[k][ch][j] for k < 16 written at v + (k·channels + ch)·n + j,
