@@ -853,6 +853,19 @@ struct ConvStep {
         }
     }
 
+    /// A depthwise convolution's weights and biases interleaved eight channels to a vector for
+    /// the eight-lane kernel (`VectorDepthwise.interleavedWeights`), set by the same pass.
+    var depthwiseInterleaved: [Float]?
+
+    mutating func prepareDepthwise(channels: Int) {
+        guard groups == channels, groups == outChannels, groups > 1, weight.count == channels * geometry.kernelH * geometry.kernelW else { return }
+        depthwiseInterleaved = weight.withUnsafeBufferPointer { w in
+            withOptionalPointer(bias) { b in
+                VectorDepthwise.interleavedWeights(w.baseAddress!, bias: b, channels: channels, taps: geometry.kernelH * geometry.kernelW)
+            }
+        }
+    }
+
     mutating func prepareWinograd(channels: Int) {
         guard Winograd.applies(channels: channels, outChannels: outChannels, groups: groups, geometry: geometry) else { return }
         winogradWeights = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
@@ -893,10 +906,12 @@ struct ConvStep {
                             }
                         }
                     } else {
-                        weight.withUnsafeBufferPointer {
-                            conv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: $0.baseAddress!,
-                                   outChannels: outChannels, bias: b, groups: groups, geometry: geometry, activation: activation,
-                                   output: output, threads: threads)
+                        weight.withUnsafeBufferPointer { w in
+                            withOptionalPointer(depthwiseInterleaved) { interleaved in
+                                conv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: w.baseAddress!,
+                                       outChannels: outChannels, bias: b, groups: groups, geometry: geometry, activation: activation,
+                                       output: output, threads: threads, depthwiseInterleaved: interleaved)
+                            }
                         }
                     }
                 }

@@ -91,13 +91,15 @@ struct ExecutionPlan {
 
     /// Weights rearranged for the fast kernels, once, after every pass that changes weights:
     /// 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3) (SIGHTLINE_NO_WINOGRAD turns it
-    /// off), other ungrouped ones on pre-packed panels (SIGHTLINE_NO_PACKED_CONV: OpenBLAS).
+    /// off), other ungrouped ones on pre-packed panels (SIGHTLINE_NO_PACKED_CONV: OpenBLAS),
+    /// depthwise ones with their weights interleaved for the eight-lane kernel.
     mutating func prepareKernelWeights() {
         let environment = ProcessInfo.processInfo.environment
         for i in steps.indices {
             guard case .conv(var conv) = steps[i].kind, let shape = shapes[steps[i].inputs[0]], shape.count == 4 else { continue }
             if environment["SIGHTLINE_NO_WINOGRAD"] == nil { conv.prepareWinograd(channels: shape[1]) }
             if environment["SIGHTLINE_NO_PACKED_CONV"] == nil { conv.preparePacked(channels: shape[1], height: shape[2], width: shape[3]) }
+            conv.prepareDepthwise(channels: shape[1])
             steps[i].kind = .conv(conv)
         }
         if environment["SIGHTLINE_NO_PACKED_CONV"] == nil { packLinearLayers() }

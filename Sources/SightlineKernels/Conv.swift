@@ -41,12 +41,13 @@ public func conv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?, groups: Int,
     geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>,
-    threads: Int = 1
+    threads: Int = 1, depthwiseInterleaved: UnsafePointer<Float>? = nil
 ) {
     let (oh, ow) = g.outputSize(height: height, width: width)
     if groups == channels && groups == outChannels && groups > 1 {
         depthwiseConv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
-                        bias: bias, geometry: g, activation: activation, output: output, threads: threads)
+                        bias: bias, geometry: g, activation: activation, output: output, threads: threads,
+                        interleaved: depthwiseInterleaved)
         return
     }
     let cPerGroup = channels / groups
@@ -195,11 +196,12 @@ func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: In
 public func depthwiseConv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
-    activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
+    activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1, interleaved: UnsafePointer<Float>? = nil
 ) {
     if VectorDepthwise.applies(g), let scratch = VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) {
         VectorDepthwise.interleavedConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
-                                        bias: bias, geometry: g, activation: activation, output: output, threads: threads, scratch: scratch)
+                                        bias: bias, geometry: g, activation: activation, output: output, threads: threads, scratch: scratch,
+                                        interleaved: interleaved)
     } else if VectorDepthwise.applies(g) {
         VectorDepthwise.planeConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
                                   bias: bias, geometry: g, activation: activation, output: output, threads: threads)
