@@ -60,17 +60,26 @@ public enum PackedConv {
         let fused = activation.kernelActivation
         let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let panels = (m + 15) / 16
-        let parts = max(1, min(threads, panels))
+        let rowPanels = (spatial + tiles.rows - 1) / tiles.rows
+        // Threads take position ranges when there are enough (14×14: each packs only its own
+        // positions, where splitting the filters made every thread pack all of them), else
+        // ranges of output-channel panels (7×7: the weights are the larger operand).
+        let byPositions = rowPanels >= 4 * threads
+        let parts = max(1, min(threads, byPositions ? rowPanels : panels))
         let shared = SharedBuffers(input: input, weight: packedWeight, bias: bias, output: output)
         let work = { @Sendable (part: Int) in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: TileKernel.scratchPerDepth * c)
             defer { scratch.deallocate() }
-            let q0 = part * panels / parts, q1 = (part + 1) * panels / parts
+            let (q0, q1) = byPositions ? (0, panels) : (part * panels / parts, (part + 1) * panels / parts)
+            let (p0, p1) = byPositions
+                ? (part * rowPanels / parts * tiles.rows, min(spatial, (part + 1) * rowPanels / parts * tiles.rows)) : (0, spatial)
             for n in 0..<batch {
                 let y = shared.output + n * m * spatial
-                sl_pointwise_transposed(spatial, c, shared.input + n * c * spatial, shared.weight, m, q0, q1, y, shared.bias,
+                sl_pointwise_transposed(spatial, p0, p1, c, shared.input + n * c * spatial, shared.weight, m, q0, q1, y, shared.bias,
                                         kernel.code, kernel.lo, kernel.hi, scratch, tiles == .avx512)
-                if fused == nil { activation.apply(y + q0 * 16 * spatial, count: (min(m, q1 * 16) - q0 * 16) * spatial) }
+                if fused == nil {
+                    for channel in (q0 * 16)..<min(m, q1 * 16) { activation.apply(y + channel * spatial + p0, count: p1 - p0) }
+                }
             }
         }
         if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }

@@ -91,11 +91,12 @@ void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *pac
 /// A 1×1 convolution of one image computed transposed, outᵀ[HW × M] = xᵀ[HW × C] · Wᵀ, for
 /// small planes (7×7: 49 positions fill 6-row panels with 8% padding where 16-column panels
 /// of positions would waste 23%): x [C × HW] and out [M × HW] stay NCHW, W is packed by
-/// `sl_pack_linear16` (W [M × C]), output-channel panels panel_begin..<panel_end; bias per
-/// output channel; scratch holds 70·C floats; `avx512` as for `sl_gemm_packed_b`.
-void sl_pointwise_transposed(long positions, long channels, const float *x, const float *packed_w, long out_channels,
-                             long panel_begin, long panel_end, float *out, const float *bias,
-                             int act, float lo, float hi, float *scratch, bool avx512);
+/// `sl_pack_linear16` (W [M × C]). Computes positions position_begin..<position_end of
+/// output-channel panels panel_begin..<panel_end; bias per output channel; scratch holds
+/// 70·C floats; `avx512` as for `sl_gemm_packed_b`.
+void sl_pointwise_transposed(long positions, long position_begin, long position_end, long channels, const float *x,
+                             const float *packed_w, long out_channels, long panel_begin, long panel_end, float *out,
+                             const float *bias, int act, float lo, float hi, float *scratch, bool avx512);
 
 /// Winograd F(2×2, 3×3) input transform of tile row `ty` (tiles_w tiles) of one image
 /// [channels][height][width]: V[k][ch][j] for k < 16 written at v + (k·channels + ch)·n + j,
