@@ -49,7 +49,7 @@ AVX2 static inline __attribute__((always_inline)) void store_lanes(float *p, __m
 
 AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
     long k, const float *a, const float *b, long ldb, const float *const *indirect, long b_column, float *c, long ldc, int rows,
-    int cols, int transposed_out, const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
+    int cols, int transposed_out, long prefetch_ahead, const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     float bv[6];
     for (int r = 0; r < 6; r++) bv[r] = (bias_rows && r < rows) ? bias_rows[r] : 0.0f;
@@ -71,6 +71,7 @@ AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
         t = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(t, b0, c30); c31 = _mm256_fmadd_ps(t, b1, c31);
         t = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(t, b0, c40); c41 = _mm256_fmadd_ps(t, b1, c41);
         t = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(t, b0, c50); c51 = _mm256_fmadd_ps(t, b1, c51);
+        if (prefetch_ahead) _mm_prefetch((const char *)(b + prefetch_ahead), _MM_HINT_T0);
         a += 6;
         b += ldb;
     }
@@ -95,7 +96,7 @@ AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
 
 AVX2 static inline void sl_kernel_6x16(long k, const float *a, const float *b, long ldb, float *c, long ldc, int rows,
                                        const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
-    sl_kernel_6x16_any(k, a, b, ldb, NULL, 0, c, ldc, rows, 16, 0, bias_rows, bias_cols, act, lo, hi);
+    sl_kernel_6x16_any(k, a, b, ldb, NULL, 0, c, ldc, rows, 16, 0, 0, bias_rows, bias_cols, act, lo, hi);
 }
 
 AVX2 void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel_begin, long panel_end,
@@ -110,10 +111,10 @@ AVX2 void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel
         const float *bias_rows = bias ? bias + row0 : NULL;
         long j = 0;
         for (; j + 16 <= ow; j += 16)
-            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, c + row0 * ldc + j, ldc, count, 16, 0, bias_rows, NULL, act, lo, hi);
+            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, c + row0 * ldc + j, ldc, count, 16, 0, 0, bias_rows, NULL, act, lo, hi);
         if (j < ow) {
             // The rows are readable past ow (padded planes): compute a whole tile, keep what exists.
-            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, tile, 16, count, 16, 0, bias_rows, NULL, act, lo, hi);
+            sl_kernel_6x16_any(k, a, NULL, 0, rows, j, tile, 16, count, 16, 0, 0, bias_rows, NULL, act, lo, hi);
             for (int r = 0; r < count; r++) memcpy(c + (row0 + r) * ldc + j, tile + r * 16, (size_t)(ow - j) * sizeof(float));
         }
     }
@@ -136,6 +137,14 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
             if (p + 1 < panel_end) prefetch_panel(a + k * 6, k * 6);
             const float *bias_rows = bias ? bias + row0 : NULL;
             long j = n0;
+            if (p == panel_begin) {
+                // The first pass over a chunk reads B from memory: k rows of 64 bytes per tile are
+                // more streams than the hardware prefetcher follows (at batch 8 the activations
+                // leave L3), so each row is requested four tiles ahead.
+                for (; j + 16 <= n1; j += 16)
+                    sl_kernel_6x16_any(k, a, b + j, ldb, NULL, 0, c + row0 * ldc + j, ldc, rows, 16, 0, j + 80 <= n1 ? 64 : 0,
+                                       bias_rows, NULL, act, lo, hi);
+            }
             for (; j + 16 <= n1; j += 16)
                 sl_kernel_6x16(k, a, b + j, ldb, c + row0 * ldc + j, ldc, rows, bias_rows, NULL, act, lo, hi);
             if (j < n1) {
@@ -201,7 +210,7 @@ AVX2 static void sl_gemm_packed_b_any(long m, long k, const float *a, long lda, 
                 const float *ap = scratch + p * k * 6;
                 if (c_transposed) {
                     // C stored as [n × ldc]: column j of the tile is row col0 + j of C.
-                    sl_kernel_6x16_any(k, ap, bp, 16, NULL, 0, c + col0 * ldc + row0, ldc, rows, (int)cols, 1, NULL, bias_cols,
+                    sl_kernel_6x16_any(k, ap, bp, 16, NULL, 0, c + col0 * ldc + row0, ldc, rows, (int)cols, 1, 0, NULL, bias_cols,
                                        act, lo, hi);
                 } else if (cols == 16) {
                     sl_kernel_6x16(k, ap, bp, 16, c + row0 * ldc + col0, ldc, rows, NULL, bias_cols, act, lo, hi);
