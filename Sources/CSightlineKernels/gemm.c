@@ -227,21 +227,14 @@ void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *pac
                       long panel_begin, long panel_end, float *c, long ldc, const float *bias,
                       int act, float lo, float hi, float *scratch, bool avx512) {
     if (avx512)
-        sl_gemm_packed_b_7x16(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
+        sl_gemm_packed_b_7x16(m, k, a, lda, packed_b, n, panel_begin, panel_end, c, ldc, bias, act, lo, hi, scratch);
     else
         sl_gemm_packed_b_any(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
 }
 
-void sl_pointwise_transposed(long positions, long position_begin, long position_end, long channels, const float *x,
-                             const float *packed_w, long out_channels, long panel_begin, long panel_end, float *out,
-                             const float *bias, int act, float lo, float hi, float *scratch, bool avx512) {
-    long count = position_end - position_begin;
-    x += position_begin;
-    out += position_begin;
-    if (avx512)
-        sl_gemm_packed_b_7x16(count, channels, x, positions, 1, packed_w, out_channels, panel_begin, panel_end, out, positions,
-                              1, bias, act, lo, hi, scratch);
-    else
-        sl_gemm_packed_b_any(count, channels, x, positions, 1, packed_w, out_channels, panel_begin, panel_end, out, positions,
-                             1, bias, act, lo, hi, scratch);
+AVX2 void sl_pointwise_transposed(long positions, long position_begin, long position_end, long channels, const float *x,
+                                  const float *packed_w, long out_channels, long panel_begin, long panel_end, float *out,
+                                  const float *bias, int act, float lo, float hi, float *scratch) {
+    sl_gemm_packed_b_any(position_end - position_begin, channels, x + position_begin, positions, 1, packed_w, out_channels,
+                         panel_begin, panel_end, out + position_begin, positions, 1, bias, act, lo, hi, scratch);
 }

@@ -73,6 +73,25 @@ INLINE AVX512 void kernel_7x16(long k, const float *a, const float *b, float *c,
     }
 }
 
+// A single row (a linear layer at batch 1): seven-row tiles would spend 6/7 of their FMAs
+// on padding, so this one splits k over four accumulators instead; it streams B at memory speed.
+INLINE AVX512 void kernel_1x16(long k, const float *a, const float *b, float *c, int cols, const float *bias_cols, int act,
+                               __m512 lo, __m512 hi) {
+    __mmask16 columns = (__mmask16)((1u << cols) - 1);
+    __m512 s0 = bias_cols ? _mm512_maskz_loadu_ps(columns, bias_cols) : _mm512_setzero_ps();
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    long kk = 0;
+    for (; kk + 4 <= k; kk += 4, a += 28, b += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), _mm512_loadu_ps(b), s0);
+        s1 = _mm512_fmadd_ps(_mm512_set1_ps(a[7]), _mm512_loadu_ps(b + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_set1_ps(a[14]), _mm512_loadu_ps(b + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_set1_ps(a[21]), _mm512_loadu_ps(b + 48), s3);
+    }
+    for (; kk < k; kk++, a += 7, b += 16) s0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), _mm512_loadu_ps(b), s0);
+    __m512 sum = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+    _mm512_mask_storeu_ps(c, columns, act16(sum, act, lo, hi));
+}
+
 // Columns 0..<rows (≤ 7) of X [k × ldx] as one zero-padded panel [k][7]: one masked load and
 // store per row (sl_pack_columns' scalar loop cost 40 µs on a 14×14 layer of 672 channels).
 INLINE AVX512 void pack_columns7(const float *x, long rows, long k, long ldx, float *panel) {
@@ -81,8 +100,8 @@ INLINE AVX512 void pack_columns7(const float *x, long rows, long k, long ldx, fl
         _mm256_mask_storeu_ps(panel + kk * 7, 0x7F, _mm256_maskz_loadu_ps(mask, x + kk * ldx));
 }
 
-AVX512 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, int a_transposed, const float *packed_b, long n,
-                                  long panel_begin, long panel_end, float *c, long ldc, int c_transposed,
+AVX512 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                                  long panel_begin, long panel_end, float *c, long ldc,
                                   const float *bias, int act, float flo, float fhi, float *scratch) {
     __m512 lo = _mm512_set1_ps(flo), hi = _mm512_set1_ps(fhi);
     // Row blocks of up to 10 panels of A, packed into scratch and kept in L2 while every
@@ -90,14 +109,7 @@ AVX512 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, int 
     for (long m0 = 0; m0 < m; m0 += 70) {
         long m1 = m0 + 70 < m ? m0 + 70 : m;
         long row_panels = (m1 - m0 + 6) / 7;
-        if (a_transposed) {
-            for (long p = 0; p < row_panels; p++) {
-                long row0 = m0 + p * 7;
-                pack_columns7(a + row0, m1 - row0 < 7 ? m1 - row0 : 7, k, lda, scratch + p * k * 7);
-            }
-        } else {
-            sl_pack_panels(a + m0 * lda, m1 - m0, k, lda, 7, scratch);
-        }
+        sl_pack_panels(a + m0 * lda, m1 - m0, k, lda, 7, scratch);
         for (long q = panel_begin; q < panel_end; q++) {
             long col0 = q * 16;
             int cols = (int)(n - col0 < 16 ? n - col0 : 16);
@@ -107,10 +119,41 @@ AVX512 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, int 
                 long row0 = m0 + p * 7;
                 int rows = (int)(m1 - row0 < 7 ? m1 - row0 : 7);
                 const float *ap = scratch + p * k * 7;
-                if (c_transposed)
-                    kernel_7x16(k, ap, bp, c + col0 * ldc + row0, ldc, rows, cols, 1, bias_cols, act, lo, hi);
+                if (rows == 1)
+                    kernel_1x16(k, ap, bp, c + row0 * ldc + col0, cols, bias_cols, act, lo, hi);
                 else
                     kernel_7x16(k, ap, bp, c + row0 * ldc + col0, ldc, rows, cols, 0, bias_cols, act, lo, hi);
+            }
+        }
+    }
+}
+
+AVX512 void sl_pointwise_transposed_7x16(long batch, long positions, long position_begin, long position_end, long channels,
+                                         const float *x, const float *packed_w, long out_channels, long panel_begin,
+                                         long panel_end, float *out, const float *bias, int act, float flo, float fhi,
+                                         float *scratch, long block_panels) {
+    __m512 lo = _mm512_set1_ps(flo), hi = _mm512_set1_ps(fhi);
+    // Row panels are numbered over every image: panel i is image i / per_image, positions from
+    // position_begin + 7·(i % per_image). A block of them, packed, meets each weight panel once.
+    long per_image = (position_end - position_begin + 6) / 7;
+    long total = batch * per_image;
+    for (long b0 = 0; b0 < total; b0 += block_panels) {
+        long b1 = b0 + block_panels < total ? b0 + block_panels : total;
+        for (long i = b0; i < b1; i++) {
+            long image = i / per_image, p0 = position_begin + (i % per_image) * 7;
+            long rows = position_end - p0 < 7 ? position_end - p0 : 7;
+            pack_columns7(x + image * channels * positions + p0, rows, channels, positions, scratch + (i - b0) * channels * 7);
+        }
+        for (long q = panel_begin; q < panel_end; q++) {
+            long col0 = q * 16;
+            int cols = (int)(out_channels - col0 < 16 ? out_channels - col0 : 16);
+            const float *bp = packed_w + q * channels * 16;
+            const float *bias_cols = bias ? bias + col0 : NULL;
+            for (long i = b0; i < b1; i++) {
+                long image = i / per_image, p0 = position_begin + (i % per_image) * 7;
+                int rows = (int)(position_end - p0 < 7 ? position_end - p0 : 7);
+                float *c = out + image * out_channels * positions + col0 * positions + p0;
+                kernel_7x16(channels, scratch + (i - b0) * channels * 7, bp, c, positions, rows, cols, 1, bias_cols, act, lo, hi);
             }
         }
     }

@@ -10,9 +10,8 @@ void sl_pack_panels(const float *a, long m, long k, long lda, int width, float *
 /// Columns 0..<rows of X [k × ldx] (rows of Xᵀ) as one zero-padded panel [k][width].
 void sl_pack_columns(const float *x, long rows, long k, long ldx, int width, float *panel);
 
-/// The AVX-512 twin of gemm.c's packed-B loop (C = A · B, or Cᵀ with c_transposed; A read as
-/// Aᵀ [k × lda] with a_transposed), on 7×16 tiles; scratch holds 70·k floats.
-void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, int a_transposed, const float *packed_b, long n,
-                           long panel_begin, long panel_end, float *c, long ldc, int c_transposed,
+/// The AVX-512 twin of gemm.c's packed-B loop, C = A · B on 7×16 tiles; scratch holds 70·k floats.
+void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                           long panel_begin, long panel_end, float *c, long ldc,
                            const float *bias, int act, float flo, float fhi, float *scratch);
 #endif

@@ -66,19 +66,34 @@ public enum PackedConv {
         // ranges of output-channel panels (7×7: the weights are the larger operand).
         let byPositions = rowPanels >= 4 * threads
         let parts = max(1, min(threads, byPositions ? rowPanels : panels))
+        // AVX-512: blocks of row panels (across images) whose packed copy stays near 512 KB,
+        // each meeting every weight panel once (at batch 8 the 7×7 layers streamed their
+        // weights once per image).
+        let blockPanels = max(10, 131_072 / max(1, tiles.rows * c))
         let shared = SharedBuffers(input: input, weight: packedWeight, bias: bias, output: output)
         let work = { @Sendable (part: Int) in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: TileKernel.scratchPerDepth * c)
-            defer { scratch.deallocate() }
             let (q0, q1) = byPositions ? (0, panels) : (part * panels / parts, (part + 1) * panels / parts)
             let (p0, p1) = byPositions
                 ? (part * rowPanels / parts * tiles.rows, min(spatial, (part + 1) * rowPanels / parts * tiles.rows)) : (0, spatial)
-            for n in 0..<batch {
-                let y = shared.output + n * m * spatial
-                sl_pointwise_transposed(spatial, p0, p1, c, shared.input + n * c * spatial, shared.weight, m, q0, q1, y, shared.bias,
-                                        kernel.code, kernel.lo, kernel.hi, scratch, tiles == .avx512)
-                if fused == nil {
-                    for channel in (q0 * 16)..<min(m, q1 * 16) { activation.apply(y + channel * spatial + p0, count: p1 - p0) }
+            if tiles == .avx512 {
+                let block = min(blockPanels, batch * ((p1 - p0 + 6) / 7))
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * 7 * c)
+                defer { scratch.deallocate() }
+                sl_pointwise_transposed_7x16(batch, spatial, p0, p1, c, shared.input, shared.weight, m, q0, q1, shared.output, shared.bias,
+                                             kernel.code, kernel.lo, kernel.hi, scratch, block)
+            } else {
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 60 * c)
+                defer { scratch.deallocate() }
+                for n in 0..<batch {
+                    sl_pointwise_transposed(spatial, p0, p1, c, shared.input + n * c * spatial, shared.weight, m, q0, q1,
+                                            shared.output + n * m * spatial, shared.bias, kernel.code, kernel.lo, kernel.hi, scratch)
+                }
+            }
+            if fused == nil {
+                for n in 0..<batch {
+                    for channel in (q0 * 16)..<min(m, q1 * 16) {
+                        activation.apply(shared.output + (n * m + channel) * spatial + p0, count: p1 - p0)
+                    }
                 }
             }
         }

@@ -172,7 +172,7 @@ import SightlineCore
     /// enough to be split into column chunks, every activation (fused in C or applied after),
     /// batches, and the column and row-panel ways of splitting across threads.
     @Test(arguments: [(1, 16, 12, 49, Activation.none), (2, 7, 13, 196, .relu), (1, 24, 5, 4100, .clip(min: 0, max: 6)),
-                      (1, 33, 40, 71, .clip(min: 0, max: 6)), (2, 9, 20, 210, .sigmoid),
+                      (1, 33, 40, 71, .clip(min: 0, max: 6)), (2, 9, 20, 210, .sigmoid), (3, 2000, 20, 49, .relu),
                       (1, 40, 200, 61, .hardSwish), (2, 3, 1, 17, .sigmoid), (1, 130, 33, 16, .hardSigmoid(alpha: 0.2, beta: 0.5))])
     func pointwiseConvMatchesReference(_ t: (Int, Int, Int, Int, Activation)) throws {
         let (n, c, m, spatial, activation) = t
@@ -188,9 +188,9 @@ import SightlineCore
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
-        // Transposed (positions as rows, for small planes): any plane size, blocks of ten row
-        // panels, threads splitting positions (196, 210, 4100) or filters, on each tile kernel
-        // this CPU runs.
+        // Transposed (positions as rows, for small planes): any plane size, blocks of row panels
+        // (2000 channels: blocks of ten 7-row panels that span images), threads splitting
+        // positions (196, 210, 4100) or filters, on each tile kernel this CPU runs.
         let transposed = weight.withUnsafeBufferPointer { PackedConv.packTransposed($0.baseAddress!, outChannels: m, channels: c) }
         for kernel in TileKernel.allCases where kernel.available {
             for threads in [1, 2, 3] {

@@ -88,15 +88,24 @@ void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *pac
                       long panel_begin, long panel_end, float *c, long ldc, const float *bias,
                       int act, float lo, float hi, float *scratch, bool avx512);
 
-/// A 1×1 convolution of one image computed transposed, outᵀ[HW × M] = xᵀ[HW × C] · Wᵀ, for
-/// small planes (7×7: 49 positions fill 6-row panels with 8% padding where 16-column panels
-/// of positions would waste 23%): x [C × HW] and out [M × HW] stay NCHW, W is packed by
-/// `sl_pack_linear16` (W [M × C]). Computes positions position_begin..<position_end of
-/// output-channel panels panel_begin..<panel_end; bias per output channel; scratch holds
-/// 70·C floats; `avx512` as for `sl_gemm_packed_b`.
+/// A 1×1 convolution of one image computed transposed on AVX2 6×16 tiles, outᵀ[HW × M] =
+/// xᵀ[HW × C] · Wᵀ, for small planes (7×7: 49 positions fill 6-row panels with 8% padding
+/// where 16-column panels of positions would waste 23%): x [C × HW] and out [M × HW] stay NCHW,
+/// W is packed by `sl_pack_linear16` (W [M × C]). Computes positions position_begin..<position_end
+/// of output-channel panels panel_begin..<panel_end; bias per output channel; scratch holds
+/// 60·C floats.
 void sl_pointwise_transposed(long positions, long position_begin, long position_end, long channels, const float *x,
                              const float *packed_w, long out_channels, long panel_begin, long panel_end, float *out,
-                             const float *bias, int act, float lo, float hi, float *scratch, bool avx512);
+                             const float *bias, int act, float lo, float hi, float *scratch);
+
+/// The same on AVX-512 7×16 tiles (gemm512.c; only when `sl_has_avx512()`), for `batch` images
+/// at once (x [batch × C × HW], out [batch × M × HW]): the 7-row panels of every image are
+/// packed in blocks of `block_panels` (scratch holds block_panels·7·C floats), and each block
+/// meets every weight panel once, so weights stream once per block rather than once per image.
+void sl_pointwise_transposed_7x16(long batch, long positions, long position_begin, long position_end, long channels,
+                                  const float *x, const float *packed_w, long out_channels, long panel_begin,
+                                  long panel_end, float *out, const float *bias, int act, float lo, float hi,
+                                  float *scratch, long block_panels);
 
 /// Winograd F(2×2, 3×3) input transform of tile row `ty` (tiles_w tiles) of one image
 /// [channels][height][width]: V[k][ch][j] for k < 16 written at v + (k·channels + ch)·n + j,
