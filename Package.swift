@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "SightlineInferenceTests", dependencies: ["SightlineInference", "SightlineKernels", "SightlineCore"]),
         .testTarget(
             name: "SightlineModelsTests",
-            dependencies: ["SightlineModels", "SightlineInference", "SightlineMedia", "SightlineCore", "SightlineTestSupport"],
+            dependencies: ["SightlineModels", "SightlineInference", "SightlineKernels", "SightlineMedia", "SightlineCore", "SightlineTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"]),

@@ -37,14 +37,11 @@ INLINE AVX512 __m512 act16(__m512 v, int act, __m512 lo, __m512 hi) {
     }
 }
 
-// C[rows × cols] (rows ≤ 7, cols ≤ 16) = A panel [k][7] · B panel [k][16] + bias per column,
-// activated; stored as C (row r at c + r·ldc) or, with transposed_out, as Cᵀ (column j at
-// c + j·ldc: two 8×8 transposes of the accumulators' halves, row 7 zero).
-INLINE AVX512 void kernel_7x16(long k, const float *a, const float *b, float *c, long ldc, int rows, int cols,
-                               int transposed_out, const float *bias_cols, int act, __m512 lo, __m512 hi) {
-    __mmask16 columns = (__mmask16)((1u << cols) - 1);
+// acc[r] = row r of A panel [k][7] · B panel [k][16] + bias per column (lanes ≥ cols of the
+// bias read as zero), activated.
+INLINE AVX512 void tile_7x16(long k, const float *a, const float *b, const float *bias_cols, __mmask16 columns, int act,
+                             __m512 lo, __m512 hi, __m512 acc[7]) {
     __m512 init = bias_cols ? _mm512_maskz_loadu_ps(columns, bias_cols) : _mm512_setzero_ps();
-    __m512 acc[7];
 #pragma unroll
     for (int r = 0; r < 7; r++) acc[r] = init;
     for (long kk = 0; kk < k; kk++) {
@@ -56,6 +53,16 @@ INLINE AVX512 void kernel_7x16(long k, const float *a, const float *b, float *c,
     }
 #pragma unroll
     for (int r = 0; r < 7; r++) acc[r] = act16(acc[r], act, lo, hi);
+}
+
+// C[rows × cols] (rows ≤ 7, cols ≤ 16) = tile_7x16, stored as C (row r at c + r·ldc) or, with
+// transposed_out, as Cᵀ (column j at c + j·ldc: two 8×8 transposes of the accumulators'
+// halves, row 7 zero).
+INLINE AVX512 void kernel_7x16(long k, const float *a, const float *b, float *c, long ldc, int rows, int cols,
+                               int transposed_out, const float *bias_cols, int act, __m512 lo, __m512 hi) {
+    __mmask16 columns = (__mmask16)((1u << cols) - 1);
+    __m512 acc[7];
+    tile_7x16(k, a, b, bias_cols, columns, act, lo, hi, acc);
     if (transposed_out) {
         __m256 left[8], right[8];
 #pragma unroll
@@ -155,6 +162,36 @@ AVX512 void sl_pointwise_transposed_7x16(long batch, long positions, long positi
                 float *c = out + image * out_channels * positions + col0 * positions + p0;
                 kernel_7x16(channels, scratch + (i - b0) * channels * 7, bp, c, positions, rows, cols, 1, bias_cols, act, lo, hi);
             }
+        }
+    }
+}
+
+AVX512 void sl_pack_positions7(const float *x, long positions, long channels, long panel_begin, long panel_end, float *packed) {
+    for (long p = panel_begin; p < panel_end; p++) {
+        long p0 = p * 7;
+        pack_columns7(x + p0, positions - p0 < 7 ? positions - p0 : 7, channels, positions, packed + p * channels * 7);
+    }
+}
+
+AVX512 void sl_expand_interleaved_7x16(const float *packed_x, long positions, long width, long channels, const float *packed_w,
+                                       long panel, const float *bias, int act, float flo, float fhi, float *planes,
+                                       long group_floats, long padded_width, long pad_top, long pad_left) {
+    __m512 lo = _mm512_set1_ps(flo), hi = _mm512_set1_ps(fhi);
+    const float *bp = packed_w + panel * channels * 16;
+    const float *bias_cols = bias ? bias + panel * 16 : NULL;
+    long row_panels = (positions + 6) / 7;
+    for (long p = 0; p < row_panels; p++) {
+        long p0 = p * 7;
+        int rows = (int)(positions - p0 < 7 ? positions - p0 : 7);
+        __m512 acc[7];
+        tile_7x16(channels, packed_x + p * channels * 7, bp, bias_cols, 0xFFFF, act, lo, hi, acc);
+        long y = p0 / width, x = p0 % width;
+        for (int r = 0; r < rows; r++) {
+            // Lanes 0-7 are channels of the first group, 8-15 of the second.
+            float *dst = planes + ((y + pad_top) * padded_width + x + pad_left) * 8;
+            _mm256_storeu_ps(dst, _mm512_castps512_ps256(acc[r]));
+            _mm256_storeu_ps(dst + group_floats, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1)));
+            if (++x == width) { x = 0; y++; }
         }
     }
 }

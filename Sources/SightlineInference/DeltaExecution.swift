@@ -95,7 +95,7 @@ extension InferenceModel {
             stats.mode = .plain
             state.reset()
             let outputs = try run(input)
-            stats.denseMACs = plan.steps.reduce(0) { total, step in
+            stats.denseMACs = plan.steps.flatMap(\.unfused).reduce(0) { total, step in
                 guard let conv = step.conv, let x = plan.shapes[step.inputs[0]], x.count == 4 else { return total }
                 return total + conv.macs(inputShape: x)
             }
@@ -134,7 +134,9 @@ extension InferenceModel {
             guard let v = state.values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
             return v
         }
-        for step in plan.steps {
+        // Convolutions one by one (a fused expand → depthwise step as its two): each keeps its
+        // own cached output and change mask.
+        for step in plan.steps.flatMap(\.unfused) {
             let inputChanges: [Change] = step.inputs.map { name in
                 if name.isEmpty || plan.constants[name] != nil { return .none }
                 return changes[name] ?? .all
@@ -262,8 +264,8 @@ extension InferenceModel {
             case .linear(let linear):
                 state.values[step.outputs[0]] = .float(linear.run(try value(step.inputs[0]).asFloat, threads: threads))
                 changes[step.outputs[0]] = .all
-            case .conv:
-                break
+            case .conv, .expandDepthwise:
+                break  // convolutions are handled above; `unfused` leaves no fused step
             }
         }
         var result: [String: Tensor] = [:]

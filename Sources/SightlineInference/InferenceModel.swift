@@ -138,7 +138,7 @@ public final class InferenceModel: @unchecked Sendable {
         return plan.steps.enumerated().map { index, step in
             let sorted = samples[index].sorted()
             let shape = step.inputs.first.flatMap { plan.shapes[$0] } ?? []
-            let key = Self.profileKey(step, plan) + (step.conv.map { " →\($0.outChannels)" } ?? "")
+            let key = Self.profileKey(step, plan) + (step.unfused.last?.conv.map { " →\($0.outChannels)" } ?? "")
             return (key, shape, sorted.isEmpty ? 0 : sorted[sorted.count / 2])
         }
     }
@@ -175,6 +175,8 @@ public final class InferenceModel: @unchecked Sendable {
                 values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
             case .linear(let linear):
                 values[step.outputs[0]] = .float(linear.run(try tensor(step.inputs[0]), threads: threads))
+            case .expandDepthwise(let fused):
+                values[step.outputs[0]] = .float(fused.run(try tensor(step.inputs[0]), threads: threads))
             }
             for name in plan.releases[index] { values[name] = nil }
         }
@@ -188,6 +190,10 @@ public final class InferenceModel: @unchecked Sendable {
 
     /// Convolutions are profiled by kernel size and stride, everything else by operator.
     static func profileKey(_ step: PlanStep, _ plan: ExecutionPlan) -> String {
+        if case .expandDepthwise(let fused) = step.kind {
+            let g = fused.depthwise.geometry
+            return "Conv 1x1+dw \(g.kernelH)x\(g.kernelW)/\(g.strideH)"
+        }
         guard case .conv(let conv) = step.kind else { return step.op }
         let g = conv.geometry
         return "Conv \(g.kernelH)x\(g.kernelW)/\(g.strideH)\(conv.groups > 1 ? " g\(conv.groups)" : "")"

@@ -13,6 +13,8 @@ struct PlanStep {
         case layerNorm(epsilon: Float)
         /// Gemm / MatMul by constant weights on pre-packed panels (input: the activations only).
         case linear(LinearStep)
+        /// A 1×1 convolution feeding a depthwise one, computed together (input: the 1×1's).
+        case expandDepthwise(ExpandDepthwiseStep)
     }
 
     var kind: Kind
@@ -25,6 +27,7 @@ struct PlanStep {
         case .attention: "Attention(fused)"
         case .layerNorm: "LayerNorm(fused)"
         case .linear: "Gemm(packed)"
+        case .expandDepthwise: "Conv+DepthwiseConv(fused)"
         }
     }
 }
@@ -85,6 +88,7 @@ struct ExecutionPlan {
         plan.fuseElementwiseActivations()
         plan.removeDeadSteps()
         plan.prepareKernelWeights()
+        plan.fuseExpandDepthwise()
         plan.computeReleases()
         return plan
     }

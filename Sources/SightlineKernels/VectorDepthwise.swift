@@ -102,6 +102,22 @@ public enum VectorDepthwise {
         return out
     }
 
+    /// Zeroes the pad cells of an interleaved scratch: its fill (or the fused expand) writes
+    /// every image cell, and zeroing the whole 416 KB scratch of a 112² layer cost more than
+    /// its pads.
+    static func zeroPads(_ scratch: UnsafeMutablePointer<Float>, size: (rows: Int, columns: Int), geometry g: Conv2DGeometry,
+                         height: Int, width: Int) {
+        let row = size.columns * 8
+        scratch.initialize(repeating: 0, count: g.padTop * row)
+        let imageEnd = g.padTop + height
+        (scratch + imageEnd * row).initialize(repeating: 0, count: (size.rows - imageEnd) * row)
+        let right = g.padLeft + width
+        for y in g.padTop..<imageEnd {
+            (scratch + y * row).initialize(repeating: 0, count: g.padLeft * 8)
+            (scratch + y * row + right * 8).initialize(repeating: 0, count: (size.columns - right) * 8)
+        }
+    }
+
     /// Eight channels at a time on `sl_depthwise8_planes` (channels in the vector lanes): one
     /// interleaved copy of eight planes per group, every tap a full vector at any plane size
     /// and stride. Groups are split over the threads. `interleaved` is `interleavedWeights` of
@@ -131,17 +147,7 @@ public enum VectorDepthwise {
         let work = { @Sendable (part: Int) in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size.rows * size.columns * 8)
             defer { scratch.deallocate() }
-            // Only the pad cells need zeros: every group's fill writes all image cells (zeroing
-            // the whole 416 KB scratch of a 112² layer cost more than its pads).
-            let row = size.columns * 8
-            scratch.initialize(repeating: 0, count: g.padTop * row)
-            let imageEnd = g.padTop + height
-            (scratch + imageEnd * row).initialize(repeating: 0, count: (size.rows - imageEnd) * row)
-            let right = g.padLeft + width
-            for y in g.padTop..<imageEnd {
-                (scratch + y * row).initialize(repeating: 0, count: g.padLeft * 8)
-                (scratch + y * row + right * 8).initialize(repeating: 0, count: (size.columns - right) * 8)
-            }
+            zeroPads(scratch, size: size, geometry: g, height: height, width: width)
             for group in (part * groups / parts)..<((part + 1) * groups / parts) {
                 let image = group / groupsPerImage, first = (group % groupsPerImage) * 8
                 let lanes = min(8, channels - first)

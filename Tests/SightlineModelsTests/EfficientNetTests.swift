@@ -1,4 +1,5 @@
 import Foundation
+import SightlineKernels
 import Testing
 import SightlineCore
 import SightlineInference
@@ -80,7 +81,13 @@ import SightlineTestSupport
         let summary = try Self.classifier().model.planSummary(for: [1, 3, 224, 224])
         #expect(summary["BatchNormalization"] == nil)
         #expect(summary["Clip"] == nil)
-        #expect(summary["Conv"] == 49)  // stem, 2 + 15 × 3 in the blocks, head
+        // Stem, 2 + 15 × 3 in the blocks, head; where the fused kernel runs, each block's expand
+        // and depthwise convolutions are one step (15 blocks expand).
+        let fused = summary["Conv+DepthwiseConv(fused)"] ?? 0
+        #expect((summary["Conv"] ?? 0) + 2 * fused == 49, "\(summary)")
+        if ExpandDepthwise.applies(expandedChannels: 96, height: 112, width: 112, depthwise: Conv2DGeometry(kernelH: 3, kernelW: 3)) {
+            #expect(fused == 15, "\(summary)")
+        }
     }
 }
 

@@ -107,6 +107,19 @@ void sl_pointwise_transposed_7x16(long batch, long positions, long position_begi
                                   long panel_end, float *out, const float *bias, int act, float lo, float hi,
                                   float *scratch, long block_panels);
 
+/// The expand half of a fused 1×1 → depthwise block (AVX-512; `sl_has_avx512()`).
+/// `sl_pack_positions7` packs row panels panel_begin..<panel_end of xᵀ (x [C × positions]) as
+/// 7-row panels [panel][C][7] (zero past the last position). `sl_expand_interleaved_7x16`
+/// computes the 16 output channels of weight panel `panel` (W packed by `sl_pack_linear16`) at
+/// every position, bias added and activated, and stores them in the depthwise kernel's
+/// interleaved layout: channels 16·panel ..< +8 into the padded plane at `planes`, the next 8 at
+/// planes + group_floats, position (y, x) of a `width`-wide image at
+/// ((y + pad_top)·padded_width + x + pad_left)·8. Pad cells are not written.
+void sl_pack_positions7(const float *x, long positions, long channels, long panel_begin, long panel_end, float *packed);
+void sl_expand_interleaved_7x16(const float *packed_x, long positions, long width, long channels, const float *packed_w,
+                                long panel, const float *bias, int act, float lo, float hi, float *planes,
+                                long group_floats, long padded_width, long pad_top, long pad_left);
+
 /// Winograd F(2×2, 3×3) input transform of tile row `ty` (tiles_w tiles) of one image
 /// [channels][height][width]: V[k][ch][j] for k < 16 written at v + (k·channels + ch)·n + j,
 /// j = 0..<tiles_w (v already offset to the row's first tile). scratch holds 8·(tiles_w + 16) floats.

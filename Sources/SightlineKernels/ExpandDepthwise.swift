@@ -1,0 +1,75 @@
+import CSightlineKernels
+import Foundation
+
+/// A 1×1 convolution ("expand") whose output only feeds a depthwise convolution, as in every
+/// MobileNet/EfficientNet block, computed without materialising the expanded tensor in NCHW:
+/// for each panel of 16 expanded channels, the 7×16 AVX-512 tiles write straight into the
+/// depthwise kernel's interleaved layout (two padded planes of 8 channels, which stay in L2),
+/// and the depthwise kernel runs on them at once. Unfused, the expanded tensor (4.8 MB at
+/// 112² × 96) went to memory and came back, and every group was transposed into that layout
+/// again by `sl_depthwise8_fill`. Only where `applies` (AVX-512, 16·k expanded channels, a
+/// depthwise geometry the eight-lane kernel takes); `SIGHTLINE_NO_FUSED_DEPTHWISE=1` keeps the
+/// two convolutions apart (A/B runs).
+public enum ExpandDepthwise {
+    public static func applies(expandedChannels: Int, height: Int, width: Int, depthwise g: Conv2DGeometry) -> Bool {
+        sl_has_avx512() && !disabled && expandedChannels % 16 == 0 && VectorDepthwise.applies(g)
+            && VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) != nil
+    }
+
+    static let disabled = getenv("SIGHTLINE_NO_FUSED_DEPTHWISE") != nil
+
+    /// x [batch × channels × height × width] → depthwise(act(expand(x))) [batch × expanded × oh × ow].
+    /// `expandWeights`: W [expanded × channels] packed by `PackedConv.packTransposed`;
+    /// `interleaved`: the depthwise weights and biases from `VectorDepthwise.interleavedWeights`.
+    public static func run(
+        input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
+        expandWeights: UnsafePointer<Float>, expandBias: UnsafePointer<Float>?, expandActivation: KernelActivation,
+        expandedChannels c: Int, depthwise g: Conv2DGeometry, interleaved: UnsafePointer<Float>, activation: Activation,
+        output: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        guard let size = VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) else { return }
+        let positions = height * width
+        let rowPanels = (positions + 6) / 7
+        let (oh, ow) = g.outputSize(height: height, width: width)
+        let taps = g.kernelH * g.kernelW
+        let fused = activation.kernelActivation
+        let kernel = fused ?? .none  // nil: applied afterwards, over the output
+        let panels = c / 16
+        let groupFloats = size.rows * size.columns * 8
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: rowPanels * channels * 7)
+        defer { packed.deallocate() }
+        let shared = SharedBuffers(input: input, weight: expandWeights, bias: expandBias, output: output)
+        let packedShared = SharedBuffers(input: UnsafePointer(packed), weight: interleaved, bias: nil, output: packed)
+        for n in 0..<batch {
+            // xᵀ in 7-row panels, once per image: every panel of expanded channels reads all of it.
+            let packParts = max(1, min(threads, rowPanels / 16))
+            let pack = { @Sendable (part: Int) in
+                sl_pack_positions7(shared.input + n * channels * positions, positions, channels,
+                                   part * rowPanels / packParts, (part + 1) * rowPanels / packParts, packedShared.output)
+            }
+            if packParts > 1 { KernelPool.shared.run(packParts, pack) } else { pack(0) }
+            let parts = max(1, min(threads, panels))
+            let work = { @Sendable (part: Int) in
+                let planes = UnsafeMutablePointer<Float>.allocate(capacity: 2 * groupFloats)
+                defer { planes.deallocate() }
+                VectorDepthwise.zeroPads(planes, size: size, geometry: g, height: height, width: width)
+                VectorDepthwise.zeroPads(planes + groupFloats, size: size, geometry: g, height: height, width: width)
+                for q in (part * panels / parts)..<((part + 1) * panels / parts) {
+                    sl_expand_interleaved_7x16(packedShared.input, positions, width, channels, shared.weight, q, shared.bias,
+                                               expandActivation.code, expandActivation.lo, expandActivation.hi, planes, groupFloats,
+                                               size.columns, g.padTop, g.padLeft)
+                    for half in 0..<2 {
+                        let group = 2 * q + half
+                        let weight8 = packedShared.weight + group * (taps + 1) * 8
+                        let out = shared.output + (n * c + group * 8) * oh * ow
+                        sl_depthwise8_planes(planes + half * groupFloats, size.columns, Int32(g.strideW), g.strideH, Int32(g.kernelH),
+                                             Int32(g.kernelW), weight8, weight8 + taps * 8, kernel.code, kernel.lo, kernel.hi,
+                                             out, oh * ow, 8, oh, ow)
+                        if fused == nil { activation.apply(out, count: 8 * oh * ow) }
+                    }
+                }
+            }
+            if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
+        }
+    }
+}
