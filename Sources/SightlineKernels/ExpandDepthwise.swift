@@ -48,17 +48,22 @@ public enum ExpandDepthwise {
                                    part * rowPanels / packParts, (part + 1) * rowPanels / packParts, packedShared.output)
             }
             if packParts > 1 { KernelPool.shared.run(packParts, pack) } else { pack(0) }
-            let parts = max(1, min(threads, panels))
+            // Threads take ranges of 8-channel groups: with an odd number of panels (144
+            // channels: 9) the panel in the middle is expanded by both threads, each running the
+            // depthwise half it owns, instead of one thread taking a whole panel more.
+            let groups = 2 * panels
+            let parts = max(1, min(threads, groups))
             let work = { @Sendable (part: Int) in
                 let planes = UnsafeMutablePointer<Float>.allocate(capacity: 2 * groupFloats)
                 defer { planes.deallocate() }
                 VectorDepthwise.zeroPads(planes, size: size, geometry: g, height: height, width: width)
                 VectorDepthwise.zeroPads(planes + groupFloats, size: size, geometry: g, height: height, width: width)
-                for q in (part * panels / parts)..<((part + 1) * panels / parts) {
+                let g0 = part * groups / parts, g1 = (part + 1) * groups / parts
+                for q in (g0 / 2)..<((g1 + 1) / 2) {
                     sl_expand_interleaved_7x16(packedShared.input, positions, width, channels, shared.weight, q, shared.bias,
                                                expandActivation.code, expandActivation.lo, expandActivation.hi, planes, groupFloats,
                                                size.columns, g.padTop, g.padLeft)
-                    for half in 0..<2 {
+                    for half in 0..<2 where (g0..<g1).contains(2 * q + half) {
                         let group = 2 * q + half
                         let weight8 = packedShared.weight + group * (taps + 1) * 8
                         let out = shared.output + (n * c + group * 8) * oh * ow
