@@ -6,14 +6,6 @@ import SightlineCore
 /// The fused 1×1 → depthwise kernel against the two reference convolutions, and the planner
 /// pass that uses it.
 @Suite struct ExpandDepthwiseTests {
-    private func random(_ count: Int, seed: UInt64) -> [Float] {
-        var state = seed
-        return (0..<count).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int(state >> 40) % 2001 - 1000) / 1000
-        }
-    }
-
     struct Case: Sendable, CustomStringConvertible {
         var batch: Int, channels: Int, expanded: Int, height: Int, width: Int
         var geometry: Conv2DGeometry

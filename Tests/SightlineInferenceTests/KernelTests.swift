@@ -4,14 +4,6 @@ import SightlineCore
 
 /// Each fast kernel against its reference twin, by normalised MSE.
 @Suite struct KernelTests {
-    private func random(_ count: Int, seed: UInt64) -> [Float] {
-        var state = seed
-        return (0..<count).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int(state >> 40) % 2001 - 1000) / 1000
-        }
-    }
-
     /// A kernel's output (`count` values, NaN until written) on input, weights and bias.
     private func output(count: Int, input: [Float], weights: [Float], bias: [Float],
                         _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
