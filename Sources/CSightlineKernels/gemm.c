@@ -28,12 +28,6 @@ void sl_pack_rows6(const float *a, long m, long k, float *packed) { sl_pack_pane
 // bias: one value per row of C (bias_rows, `rows` of them) or 16 per column (bias_cols), or none.
 // With `indirect` set, row kk of B is indirect[kk] + b_column instead (an implicit im2col);
 // callers pass a constant NULL or non-NULL, so each inlined copy keeps one addressing mode.
-// Weights stream from L3 or memory on every run of a model; the hardware prefetcher starts
-// each panel late, so the next panel is requested into L2 while the current one is computed.
-static inline void prefetch_panel(const float *panel, long floats) {
-    for (long i = 0; i < floats; i += 16) _mm_prefetch((const char *)(panel + i), _MM_HINT_T1);
-}
-
 // The first `count` (1…6) lanes of v to p.
 AVX2 static inline __attribute__((always_inline)) void store_lanes(float *p, __m256 v, int count) {
     __m128 low = _mm256_castps256_ps128(v);
@@ -134,7 +128,6 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
             long row0 = p * 6;
             int rows = (int)(m - row0 < 6 ? m - row0 : 6);
             const float *a = packed_a + p * k * 6;
-            if (p + 1 < panel_end) prefetch_panel(a + k * 6, k * 6);
             const float *bias_rows = bias ? bias + row0 : NULL;
             long j = n0;
             if (p == panel_begin) {
