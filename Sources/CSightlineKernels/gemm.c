@@ -22,12 +22,6 @@ void sl_pack_panels(const float *a, long m, long k, long lda, int width, float *
 
 void sl_pack_rows6(const float *a, long m, long k, float *packed) { sl_pack_panels(a, m, k, k, 6, packed); }
 
-// C[6×16] = A panel [k][6] · B [k rows, stride ldb, 16 columns] + bias per row, activated.
-// Rows ≥ `rows` of the panel are zero padding and are not stored. With `transposed_out`, C is
-// stored as Cᵀ (column j at c + j·ldc) and only its first `cols` columns are; otherwise all 16.
-// bias: one value per row of C (bias_rows, `rows` of them) or 16 per column (bias_cols), or none.
-// With `indirect` set, row kk of B is indirect[kk] + b_column instead (an implicit im2col);
-// callers pass a constant NULL or non-NULL, so each inlined copy keeps one addressing mode.
 // The first `count` (1…6) lanes of v to p.
 AVX2 static inline __attribute__((always_inline)) void store_lanes(float *p, __m256 v, int count) {
     __m128 low = _mm256_castps256_ps128(v);
@@ -41,6 +35,13 @@ AVX2 static inline __attribute__((always_inline)) void store_lanes(float *p, __m
     }
 }
 
+// C[6×16] = A panel [k][6] · B [k rows, stride ldb, 16 columns] + bias per row, activated.
+// Rows ≥ `rows` of the panel are zero padding and are not stored. With `transposed_out`, C is
+// stored as Cᵀ (column j at c + j·ldc) and only its first `cols` columns are; otherwise all 16.
+// bias: one value per row of C (bias_rows, `rows` of them) or 16 per column (bias_cols), or none.
+// With `indirect` set, row kk of B is indirect[kk] + b_column instead (an implicit im2col);
+// callers pass a constant NULL or non-NULL, so each inlined copy keeps one addressing mode.
+// prefetch_ahead (floats; 0: none) requests each row of B that far ahead of the tile.
 AVX2 static inline __attribute__((always_inline)) void sl_kernel_6x16_any(
     long k, const float *a, const float *b, long ldb, const float *const *indirect, long b_column, float *c, long ldc, int rows,
     int cols, int transposed_out, long prefetch_ahead, const float *bias_rows, const float *bias_cols, int act, __m256 lo, __m256 hi) {
@@ -159,11 +160,12 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
 
 void sl_pack_linear16(const float *w, long n, long k, float *packed) { sl_pack_panels(w, n, k, k, 16, packed); }
 
-void sl_pack_columns(const float *x, long rows, long k, long ldx, int width, float *panel) {
+// Columns 0..<rows of X [k × ldx] (rows of Xᵀ) as one zero-padded 6-row panel [k][6].
+static void pack_columns6(const float *x, long rows, long k, long ldx, float *panel) {
     for (long kk = 0; kk < k; kk++) {
         const float *src = x + kk * ldx;
-        float *dst = panel + kk * width;
-        for (long r = 0; r < width; r++) dst[r] = r < rows ? src[r] : 0.0f;
+        float *dst = panel + kk * 6;
+        for (long r = 0; r < 6; r++) dst[r] = r < rows ? src[r] : 0.0f;
     }
 }
 
@@ -180,7 +182,7 @@ AVX2 static void sl_gemm_packed_b_any(long m, long k, const float *a, long lda, 
         if (a_transposed) {
             for (long p = 0; p < row_panels; p++) {
                 long row0 = m0 + p * 6;
-                sl_pack_columns(a + row0, m1 - row0 < 6 ? m1 - row0 : 6, k, lda, 6, scratch + p * k * 6);
+                pack_columns6(a + row0, m1 - row0 < 6 ? m1 - row0 : 6, k, lda, scratch + p * k * 6);
             }
         } else {
             sl_pack_panels(a + m0 * lda, m1 - m0, k, lda, 6, scratch);

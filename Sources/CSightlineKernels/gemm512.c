@@ -100,7 +100,8 @@ INLINE AVX512 void kernel_1x16(long k, const float *a, const float *b, float *c,
 }
 
 // Columns 0..<rows (≤ 7) of X [k × ldx] as one zero-padded panel [k][7]: one masked load and
-// store per row (sl_pack_columns' scalar loop cost 40 µs on a 14×14 layer of 672 channels).
+// store per row (a scalar loop, as gemm.c's 6-row packing, cost 40 µs on a 14×14 layer of
+// 672 channels).
 INLINE AVX512 void pack_columns7(const float *x, long rows, long k, long ldx, float *panel) {
     __mmask8 mask = (__mmask8)((1u << rows) - 1);
     for (long kk = 0; kk < k; kk++)

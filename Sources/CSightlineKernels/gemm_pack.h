@@ -7,9 +7,6 @@
 /// a matrix stored transposed (a Linear weight, [n × k]) are its right operand.
 void sl_pack_panels(const float *a, long m, long k, long lda, int width, float *packed);
 
-/// Columns 0..<rows of X [k × ldx] (rows of Xᵀ) as one zero-padded panel [k][width].
-void sl_pack_columns(const float *x, long rows, long k, long ldx, int width, float *panel);
-
 /// The AVX-512 twin of gemm.c's packed-B loop, C = A · B on 7×16 tiles; scratch holds 70·k floats.
 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
                            long panel_begin, long panel_end, float *c, long ldc,

@@ -10,9 +10,9 @@ struct ExpandDepthwiseStep {
     var depthwise: ConvStep
     /// The expanded tensor's name (an input of `depthwise` in `unfused`).
     var intermediate: String
-    /// The expand weights as 16-column panels of Wᵀ (`PackedConv.packTransposed`).
+    /// The expand weights as 16-column panels of Wᵀ (`PackedConv.packTransposed`): the expand
+    /// step's own when it runs transposed (planes up to 14×14), else packed here.
     var expandPanels: [Float]
-    var depthwiseInterleaved: [Float]
 
     /// Fuses `expand` → `depthwise` when the kernels take them: an unpadded 1×1 stride-1
     /// expand with a fusable activation and no post-affine, into a depthwise convolution of the
@@ -21,17 +21,21 @@ struct ExpandDepthwiseStep {
         guard x.count == 4, expand.geometry == Conv2DGeometry(kernelH: 1, kernelW: 1), expand.groups == 1,
               expand.postAffine == nil, depthwise.postAffine == nil, expand.activation.kernelActivation != nil,
               depthwise.groups == expand.outChannels, depthwise.outChannels == expand.outChannels,
-              expand.weight.count == expand.outChannels * x[1], let interleaved = depthwise.depthwiseInterleaved,
+              expand.weight.count == expand.outChannels * x[1], depthwise.depthwiseInterleaved != nil,
               ExpandDepthwise.applies(expandedChannels: expand.outChannels, height: x[2], width: x[3], depthwise: depthwise.geometry)
         else { return nil }
-        let panels = expand.weight.withUnsafeBufferPointer {
+        let count = PackedConv.transposedCount(outChannels: expand.outChannels, channels: x[1])
+        let panels = expand.packedTransposed.flatMap { $0.count == count ? $0 : nil } ?? expand.weight.withUnsafeBufferPointer {
             PackedConv.packTransposed($0.baseAddress!, outChannels: expand.outChannels, channels: x[1])
         }
-        return ExpandDepthwiseStep(expand: expand, depthwise: depthwise, intermediate: intermediate, expandPanels: panels,
-                                   depthwiseInterleaved: interleaved)
+        return ExpandDepthwiseStep(expand: expand, depthwise: depthwise, intermediate: intermediate, expandPanels: panels)
     }
 
     func run(_ x: Tensor, threads: Int) -> Tensor {
+        // `make` only fuses a depthwise step whose weights the planner interleaved.
+        guard let depthwiseInterleaved = depthwise.depthwiseInterleaved else {
+            return depthwise.run(expand.run(x, threads: threads), threads: threads)
+        }
         let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let c = expand.outChannels
         let (oh, ow) = depthwise.geometry.outputSize(height: height, width: width)

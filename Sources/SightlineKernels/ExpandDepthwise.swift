@@ -39,6 +39,7 @@ public enum ExpandDepthwise {
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: rowPanels * channels * 7)
         defer { packed.deallocate() }
         let shared = SharedBuffers(input: input, weight: expandWeights, bias: expandBias, output: output)
+        // The packed xᵀ (written by the packing threads, read by all) and the depthwise weights.
         let packedShared = SharedBuffers(input: UnsafePointer(packed), weight: interleaved, bias: nil, output: packed)
         for n in 0..<batch {
             // xᵀ in 7-row panels, once per image: every panel of expanded channels reads all of it.
