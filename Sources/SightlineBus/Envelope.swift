@@ -46,31 +46,39 @@ public struct EnvelopeEncoder: Sendable {
 
     /// Sinks call this for every status: a source's `started` status names its origin.
     public mutating func noteOrigin(from status: StatusEvent) {
-        guard status.kind == .started, let source = status.sourceID, let url = status.fields["url"]?.stringValue else { return }
-        setOrigin(source: source, url: url, sha256: status.fields["sha256"]?.stringValue)
+        guard case .started(let opened) = status.detail, let source = status.sourceID else { return }
+        setOrigin(source: source, url: opened.url, sha256: opened.sha256)
     }
 
+    /// A typed result as a message: its `data` made by `WireEncoding`, its vector as the payload.
     public mutating func encode(_ record: Record, wallClock: Double) -> BusMessage {
-        let topic = Envelope.topic(kind: record.kind, source: record.sourceID)
+        encode(kind: record.kind.rawValue, source: record.sourceID, start: record.start, end: record.end,
+               data: WireEncoding.data(record.value, delta: record.delta), vector: record.value.vector,
+               provenance: record.provenance, ingestWallClock: record.ingestWallClock, wallClock: wallClock)
+    }
+
+    /// A result message from its parts: what `encode(_ record:)` does once the data is JSON.
+    public mutating func encode(kind: String, source: String, start: Double, end: Double, data: [String: JSONValue],
+                                vector: [Float]? = nil, provenance: [Provenance] = [], ingestWallClock: Double? = nil,
+                                wallClock: Double) -> BusMessage {
+        let topic = Envelope.topic(kind: kind, source: source)
         var payload: [UInt8]? = nil
         var payloadInfo: JSONValue? = nil
-        if let vector = record.vector {
+        if let vector {
             payloadInfo = .object(["dtype": .string(vectorFormat.rawValue), "count": .int(Int64(vector.count)), "byte_order": "little"])
             payload = Self.encodeVector(vector, format: vectorFormat)
         }
         let header = writeHeader(
-            topic: topic, kind: record.kind, source: record.sourceID, wallClock: wallClock, data: record.fields,
-            span: (record.start, record.end), provenance: .array(record.provenance.map(\.json)), payload: payloadInfo,
-            ingest: record.ingestWallClock)
+            topic: topic, kind: kind, source: source, wallClock: wallClock, data: data,
+            span: (start, end), provenance: .array(provenance.map(WireEncoding.json)), payload: payloadInfo,
+            ingest: ingestWallClock)
         return BusMessage(topic: topic, header: header, payload: payload)
     }
 
     public mutating func encode(_ status: StatusEvent) -> BusMessage {
         let source = status.sourceID ?? Envelope.pipelineSource
         let topic = Envelope.topic(kind: "status", source: source)
-        var data = status.fields
-        data["event"] = .string(status.kind.rawValue)
-        let header = writeHeader(topic: topic, kind: "status", source: source, wallClock: status.wallClock, data: data,
+        let header = writeHeader(topic: topic, kind: "status", source: source, wallClock: status.wallClock, data: WireEncoding.data(status),
                                  span: nil, provenance: nil, payload: nil)
         return BusMessage(topic: topic, header: header, payload: nil)
     }

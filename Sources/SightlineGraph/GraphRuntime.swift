@@ -157,8 +157,8 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
     }
 
     public func post(_ status: StatusEvent) {
-        if status.kind == .error, status.fields["fatal"] == .bool(true), let source = status.sourceID {
-            failures.withLock { $0[source] = status.fields["message"]?.stringValue ?? "failed" }
+        if case .error(let failure) = status.detail, failure.fatal, let source = status.sourceID {
+            failures.withLock { $0[source] = failure.message }
         }
         statusObserver?(status)
         for runner in runners where runner.role == .sink {
@@ -185,7 +185,7 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
     public func heartbeatIfDue() {
         let now = clock.now()
         guard heartbeatState.withLock({ $0.isDue(now: now) }) else { return }
-        post(StatusEvent(kind: .heartbeat, sourceID: nil, fields: heartbeatFields(now: now), wallClock: now))
+        post(StatusEvent(.heartbeat(heartbeat(now: now)), sourceID: nil, wallClock: now))
         // Drops get their own status message per source whenever the count moved.
         let drops = metrics.snapshot()
         let endedSources = ended.withLock { $0 }
@@ -196,40 +196,25 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
                 return reported[source.nodeID, default: 0] != total
             }
             if changed {
-                post(StatusEvent(kind: .drops, sourceID: source.nodeID, fields: metrics.sourceFields(source.nodeID), wallClock: now))
+                post(StatusEvent(.drops(metrics.sourceCounters(source.nodeID)), sourceID: source.nodeID, wallClock: now))
             }
         }
     }
 
-    func heartbeatFields(now: Double) -> [String: JSONValue] {
+    func heartbeat(now: Double) -> Heartbeat {
         let snapshot = metrics.snapshot()
         let uptime = max(now - startedAt, 1e-9)
-        var sources: [String: JSONValue] = [:]
+        var sources: [String: Heartbeat.SourceRate] = [:]
         for source in self.sources {
             let frames = snapshot.framesIn[source.nodeID] ?? 0
-            sources[source.nodeID] = .object([
-                "frames_in": .int(Int64(frames)),
-                "fps": .double((Double(frames) / uptime * 100).rounded() / 100),
-                "dropped_in_graph": .int(Int64(snapshot.drops[source.nodeID] ?? 0)),
-                "dropped_at_sink": .int(Int64(snapshot.sinkDrops[source.nodeID] ?? 0)),
-            ])
+            sources[source.nodeID] = .init(framesIn: frames, fps: Double(frames) / uptime, droppedInGraph: snapshot.drops[source.nodeID] ?? 0,
+                                           droppedAtSink: snapshot.sinkDrops[source.nodeID] ?? 0)
         }
-        var nodes: [String: JSONValue] = [:]
-        for (id, stats) in snapshot.nodes {
-            nodes[id] = .object([
-                "items": .int(Int64(stats.items)), "errors": .int(Int64(stats.errors)),
-                "busy_ms_per_item": .double(stats.items > 0 ? (stats.busySeconds / Double(stats.items) * 1e5).rounded() / 100 : 0),
-            ])
+        let nodes = snapshot.nodes.mapValues { stats in
+            Heartbeat.NodeCost(items: stats.items, errors: stats.errors, busySecondsPerItem: stats.items > 0 ? stats.busySeconds / Double(stats.items) : 0)
         }
-        var fields: [String: JSONValue] = [
-            "uptime_s": .double((uptime * 100).rounded() / 100), "sources": .object(sources), "nodes": .object(nodes),
-            "queued": .int(Int64(queues.reduce(0) { $0 + $1.count })),
-        ]
-        if let p50 = snapshot.latencyPercentile(50), let p99 = snapshot.latencyPercentile(99) {
-            fields["latency_p50_ms"] = .double((p50 * 1e4).rounded() / 10)
-            fields["latency_p99_ms"] = .double((p99 * 1e4).rounded() / 10)
-        }
-        return fields
+        return Heartbeat(uptime: uptime, queued: queues.reduce(0) { $0 + $1.count }, latencyP50: snapshot.latencyPercentile(50),
+                         latencyP99: snapshot.latencyPercentile(99), sources: sources, nodes: nodes)
     }
 }
 

@@ -36,8 +36,8 @@ public final class GraphHarness {
     }
 
     /// Ends a source: end-of-stream goes out on all its edges.
-    public func endStream(_ sourceID: String, fields: [String: JSONValue] = [:]) {
-        emit(.endOfStream(EndOfStream(sourceID: sourceID, fields: fields)), fromSource: sourceID)
+    public func endStream(_ sourceID: String, _ end: EndOfStream? = nil) {
+        emit(.endOfStream(end ?? EndOfStream(sourceID: sourceID)), fromSource: sourceID)
     }
 
     /// Runs a source node's real loop on this thread until it ends, then its end-of-stream.
@@ -149,6 +149,6 @@ public final class SyntheticSource: SourceProcessor, @unchecked Sendable {
             if emit(.frame(frame)) == .flushing { break }
             emitted += 1
         }
-        return EndOfStream(sourceID: sourceID, fields: ["frames": .int(Int64(emitted))])
+        return EndOfStream(sourceID: sourceID, frames: emitted)
     }
 }

@@ -46,14 +46,14 @@ public final class GraphMetrics: Sendable {
         }
     }
 
-    public final class SourceCounters: Sendable {
+    public final class SourceFrameCounter: Sendable {
         let framesIn = Atomic<Int>(0)
         public func frameIn() { framesIn.add(1, ordering: .relaxed) }
     }
 
     private struct State {
         var nodeCounters: [String: NodeCounters] = [:]
-        var sourceCounters: [String: SourceCounters] = [:]
+        var sourceCounters: [String: SourceFrameCounter] = [:]
         var drops: [String: Int] = [:]
         var sinkDrops: [String: Int] = [:]
         var latencies: [Double] = []
@@ -76,10 +76,10 @@ public final class GraphMetrics: Sendable {
         }
     }
 
-    public func counters(forSource source: String) -> SourceCounters {
+    public func counters(forSource source: String) -> SourceFrameCounter {
         state.withLock { s in
             if let existing = s.sourceCounters[source] { return existing }
-            let created = SourceCounters()
+            let created = SourceFrameCounter()
             s.sourceCounters[source] = created
             return created
         }
@@ -143,13 +143,10 @@ public final class GraphMetrics: Sendable {
     }
 
     /// Counters for one source, as status messages carry them.
-    public func sourceFields(_ source: String) -> [String: JSONValue] {
+    public func sourceCounters(_ source: String) -> SightlineCore.SourceCounters {
         state.withLock { s in
-            [
-                "frames_in": .int(Int64(s.sourceCounters[source]?.framesIn.load(ordering: .relaxed) ?? 0)),
-                "dropped_in_graph": .int(Int64(s.drops[source] ?? 0)),
-                "dropped_at_sink": .int(Int64(s.sinkDrops[source] ?? 0)),
-            ]
+            SightlineCore.SourceCounters(framesIn: s.sourceCounters[source]?.framesIn.load(ordering: .relaxed) ?? 0,
+                           droppedInGraph: s.drops[source] ?? 0, droppedAtSink: s.sinkDrops[source] ?? 0)
         }
     }
 }

@@ -19,16 +19,6 @@ public enum Item: Sendable {
     }
 }
 
-public struct EndOfStream: Sendable, Equatable {
-    public var sourceID: String
-    public var fields: [String: JSONValue]
-
-    public init(sourceID: String, fields: [String: JSONValue] = [:]) {
-        self.sourceID = sourceID
-        self.fields = fields
-    }
-}
-
 /// GStreamer's flow result: what happened to a pushed item.
 public enum FlowResult: Sendable, Equatable {
     case ok

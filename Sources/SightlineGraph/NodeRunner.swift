@@ -21,7 +21,7 @@ final class NodeRunner: @unchecked Sendable {
     private var counters: GraphMetrics.NodeCounters?
 
     private var receivedEndOfStream: [String: Int] = [:]
-    private var endOfStreamFields: [String: [String: JSONValue]] = [:]
+    private var endOfStreams: [String: EndOfStream] = [:]
     private var finishedSources = Set<String>()
     private(set) var isClosed = false
     private var nextInput = 0
@@ -110,13 +110,13 @@ final class NodeRunner: @unchecked Sendable {
         case .endOfStream(let eos):
             let source = eos.sourceID
             receivedEndOfStream[source, default: 0] += 1
-            endOfStreamFields[source, default: [:]].merge(eos.fields) { old, _ in old }
+            endOfStreams[source] = endOfStreams[source].map { $0.merging(eos) } ?? eos
             // A file of a batch source (`NODE/FILE`) travels the same edges as its node.
             let expected = expectedEndOfStream[source] ?? expectedEndOfStream[SourceName.root(source)] ?? 1
             guard receivedEndOfStream[source] == expected else { return }
-            let merged = EndOfStream(sourceID: source, fields: endOfStreamFields[source] ?? [:])
+            let merged = endOfStreams[source] ?? eos
             receivedEndOfStream[source] = nil
-            endOfStreamFields[source] = nil
+            endOfStreams[source] = nil
             call(.endOfStream(merged))
             for port in outputs { _ = port.push(.endOfStream(merged), executor: runtime.executor, waker: self) }
             guard expectedEndOfStream[source] != nil else { return }
@@ -195,10 +195,8 @@ final class NodeRunner: @unchecked Sendable {
         let now = runtime.clock.now()
         guard now - lastErrorPost >= 1 else { return }
         lastErrorPost = now
-        runtime.post(StatusEvent(kind: .error, sourceID: source, fields: [
-            "node": .string(nodeID), "message": .string("\(error)"),
-            "errors_so_far": .int(Int64(runtime.metrics.snapshot().nodes[nodeID]?.errors ?? 0)),
-        ], wallClock: now))
+        runtime.post(StatusEvent(.error(NodeFailure(node: nodeID, message: "\(error)", errorsSoFar: runtime.metrics.snapshot().nodes[nodeID]?.errors ?? 0)),
+                                 sourceID: source, wallClock: now))
     }
 }
 
@@ -238,10 +236,9 @@ final class SourceRunner: @unchecked Sendable {
                 return result
             }
         } catch {
-            runtime.post(StatusEvent(kind: .error, sourceID: processor.sourceID, fields: [
-                "node": .string(nodeID), "message": .string("\(error)"), "fatal": .bool(true),
-            ], wallClock: runtime.clock.now()))
-            eos = EndOfStream(sourceID: processor.sourceID, fields: ["error": .string("\(error)")])
+            runtime.post(StatusEvent(.error(NodeFailure(node: nodeID, message: "\(error)", fatal: true)), sourceID: processor.sourceID,
+                                     wallClock: runtime.clock.now()))
+            eos = EndOfStream(sourceID: processor.sourceID, error: "\(error)")
         }
         runtime.sourceEnding(processor.sourceID)
         for port in outputs { _ = port.push(.endOfStream(eos), executor: runtime.executor) }

@@ -28,11 +28,8 @@ public struct BatchProgress: Sendable {
 
     /// From the `started` status a `files` source posts; nil for any other status.
     public init?(startedStatus status: StatusEvent) {
-        guard status.kind == .started, case .array(let plan)? = status.fields["plan"] else { return nil }
-        files = plan.compactMap { entry in
-            guard let source = entry["source"]?.stringValue else { return nil }
-            return File(source: source, duration: entry["duration_s"]?.doubleValue, skip: entry["skip"]?.boolValue ?? false)
-        }
+        guard case .batchStarted(let plan) = status.detail else { return nil }
+        files = plan.entries.map { File(source: $0.source, duration: $0.duration, skip: $0.skip) }
     }
 
     public func estimate(delivered: [String: (seconds: Double, ended: Bool)], elapsed: Double) -> Estimate {

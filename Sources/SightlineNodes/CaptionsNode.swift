@@ -5,22 +5,9 @@ import SightlineModels
 
 /// Builds one caption per segment from the evidence that arrived during it: ImageNet labels
 /// averaged over the segment's sampled frames (with confidence), the on-screen text, and scene
-/// context (how long, how much it moved). Pure: feed records, get captions at segment ends.
+/// context (how long, how much it moved). Pure: feed evidence, get captions at segment ends
+/// (unmasked: the node applies the moderation policy's word list).
 public struct CaptionComposer: Sendable {
-    public struct Caption: Sendable, Equatable {
-        public var start: Double
-        public var end: Double
-        public var text: String
-        public var labels: [(String, Double)]
-        public var onScreenText: [String]
-        public var repeated: Bool
-
-        public static func == (a: Caption, b: Caption) -> Bool {
-            a.start == b.start && a.end == b.end && a.text == b.text && a.onScreenText == b.onScreenText && a.repeated == b.repeated
-                && a.labels.map(\.0) == b.labels.map(\.0)
-        }
-    }
-
     public var minConfidence: Double
     /// Evidence with its media time: a segment takes what falls before its end and leaves the
     /// rest for the next one (a shot boundary can be confirmed after the next frame went by).
@@ -81,7 +68,7 @@ public struct CaptionComposer: Sendable {
         previousTopLabel = top
         previousText = texts
         let text = parts.joined(separator: ", ") + "."
-        return Caption(start: start, end: end, text: text, labels: Array(confident), onScreenText: texts, repeated: repeated)
+        return Caption(text: text, maskedTerms: [], repeated: repeated, labels: confident.map { (name: $0.0, probability: $0.1) }, onScreenText: texts)
     }
 
     private func percent(_ p: Double) -> String { "\(Int((p * 100).rounded()))%" }
@@ -135,34 +122,37 @@ public final class CaptionsNode: NodeProcessor {
             emit(item)
             let source = record.sourceID
             var composer = composers[source] ?? CaptionComposer(minConfidence: minConfidence)
-            if window > 0 && record.kind != "shots" {
+            if window > 0 && record.kind != .shots {
                 let start = windowStart[source] ?? record.start
                 windowStart[source] = start
                 if record.start >= start + window {
-                    if let caption = composer.finish(start: start, end: record.start, final: false) { emit(.record(captionRecord(caption, source: source, record: record))) }
+                    if let caption = composer.finish(start: start, end: record.start, final: false) {
+                        emit(.record(captionRecord(caption, source: source, start: start, end: record.start, record: record)))
+                    }
                     windowStart[source] = record.start
                 }
             }
-            switch record.kind {
-            case "labels":
-                if case .array(let labels)? = record.fields["labels"] {
-                    composer.add(labels: labels.compactMap { l in l["label"]?.stringValue.map { ($0, l["p"]?.doubleValue ?? 0) } }, at: record.start)
-                }
-            case "ocr":
-                composer.add(text: record.fields["text"]?.stringValue ?? "", at: record.start)
-            case "shots" where window == 0:
+            switch record.value {
+            case .labels(let labels):
+                composer.add(labels: labels.top.map { ($0.name, $0.probability) }, at: record.start)
+            case .ocr(let text):
+                composer.add(text: text.text, at: record.start)
+            case .shot(let shot) where window == 0:
                 // A shot that ended by a cut stops before the cut frame; the last shot includes its end.
-                let isLast = record.fields["ended_by"]?.stringValue == "end"
-                if let caption = composer.finish(start: record.start, end: record.end, final: isLast) { emit(.record(captionRecord(caption, source: source, record: record))) }
+                if let caption = composer.finish(start: record.start, end: record.end, final: shot.includesEnd) {
+                    emit(.record(captionRecord(caption, source: source, start: record.start, end: record.end, record: record)))
+                }
             default:
                 break
             }
             lastTime[source] = max(lastTime[source] ?? record.end, record.end)
             composers[source] = composer
         case .endOfStream(let eos):
-            if window > 0, var composer = composers[eos.sourceID], let start = windowStart[eos.sourceID],
-               let caption = composer.finish(start: start, end: lastTime[eos.sourceID] ?? start) {
-                emit(.record(captionRecord(caption, source: eos.sourceID, record: nil)))
+            if window > 0, var composer = composers[eos.sourceID], let start = windowStart[eos.sourceID] {
+                let end = lastTime[eos.sourceID] ?? start
+                if let caption = composer.finish(start: start, end: end) {
+                    emit(.record(captionRecord(caption, source: eos.sourceID, start: start, end: end, record: nil)))
+                }
             }
             composers[eos.sourceID] = nil
             windowStart[eos.sourceID] = nil
@@ -187,18 +177,13 @@ public final class CaptionsNode: NodeProcessor {
         return (out, flagged)
     }
 
-    private func captionRecord(_ caption: CaptionComposer.Caption, source: String, record: Record?) -> Record {
-        let (text, flagged) = mask(caption.text)
+    private func captionRecord(_ composed: Caption, source: String, start: Double, end: Double, record: Record?) -> Record {
+        var caption = composed
+        (caption.text, caption.maskedTerms) = mask(composed.text)
+        caption.onScreenText = composed.onScreenText.map { mask($0).0 }
         var provenance = [Provenance(name: "captions-compose", version: "1")]
-        if caption.labels.isEmpty == false { provenance.append(ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)) }
+        if !caption.labels.isEmpty { provenance.append(ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)) }
         if !caption.onScreenText.isEmpty { provenance.append(ModelNodeOptions.provenance(ModelZoo.ppOCR)) }
-        return Record(kind: "captions", sourceID: source, start: caption.start, end: caption.end, fields: [
-            "caption": .string(text), "flagged": .bool(!flagged.isEmpty), "masked_terms": .array(flagged.map { .string($0) }),
-            "repeated": .bool(caption.repeated),
-            "evidence": .object([
-                "labels": .array(caption.labels.map { .object(["label": .string($0.0), "p": .double(($0.1 * 1e4).rounded() / 1e4)]) }),
-                "on_screen_text": .array(caption.onScreenText.map { .string(mask($0).0) }),
-            ]),
-        ], ingestWallClock: record?.ingestWallClock, provenance: provenance)
+        return Record(.caption(caption), sourceID: source, start: start, end: end, ingestWallClock: record?.ingestWallClock, provenance: provenance)
     }
 }

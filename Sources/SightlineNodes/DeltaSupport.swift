@@ -27,7 +27,7 @@ final class DeltaSupport {
     let denseAbove: Double
     let truncation: Float
     let minSaving: Double
-    private var regions: [String: [Int: Record]] = [:]
+    private var regions: [String: [Int: ChangedRegions]] = [:]
     private var states: [String: DeltaState] = [:]
     private var lastResults: [String: [Record]] = [:]
     private(set) var counters: [String: Counters] = [:]
@@ -41,8 +41,8 @@ final class DeltaSupport {
     }
 
     func observe(_ record: Record) {
-        guard record.kind == "regions", let index = record.fields["frame_index"]?.intValue else { return }
-        regions[record.sourceID, default: [:]][Int(index)] = record
+        guard case .regions(let region) = record.value else { return }
+        regions[record.sourceID, default: [:]][region.frameIndex] = region
     }
 
     /// Per frame, in order: `compute` (delta) or the last results reused, per its `regions` record.
@@ -59,15 +59,11 @@ final class DeltaSupport {
         var c = counters[source] ?? Counters()
         c.frames += 1
         defer { counters[source] = c }
-        if region?.fields["skip"]?.boolValue == true, let last = lastResults[source] {
+        if region?.skip == true, let last = lastResults[source] {
             c.reused += 1
             return last.map { reused($0, frame: frame) }
         }
-        var tiles: TileMask? = nil
-        if let region, region.fields["refresh"]?.boolValue != true, let hex = region.fields["mask"]?.stringValue,
-           let size = region.fields["tile"]?.intValue, let columns = region.fields["columns"]?.intValue, let rows = region.fields["rows"]?.intValue {
-            tiles = TileMask(hex: hex, tileSize: Int(size), columns: Int(columns), rows: Int(rows))
-        }
+        let tiles = region.flatMap { $0.refresh ? nil : $0.tiles }
         let state = states[source] ?? DeltaState()
         states[source] = state
         let started = DispatchTime.now().uptimeNanoseconds
@@ -78,20 +74,18 @@ final class DeltaSupport {
         lastResults[source] = records
         return records.map { record in
             var r = record
-            r.fields["delta"] = .object(["changed_input": .double((stats.changedInput * 1e4).rounded() / 1e4),
-                                         "work_saved": .double((stats.savedFraction * 1e4).rounded() / 1e4)])
+            r.delta = .computed(changedInput: stats.changedInput, workSaved: stats.savedFraction)
             return r
         }
     }
 
     private func reused(_ record: Record, frame: Frame) -> Record {
         var r = record
+        r.value = record.value.reused(forFrame: frame.decodeIndex)
         r.start = frame.seconds
         r.end = frame.seconds
         r.ingestWallClock = frame.ingestWallClock
-        r.fields["frame_index"] = .int(Int64(frame.decodeIndex))
-        r.fields["reused"] = true
-        r.fields["delta"] = nil
+        r.delta = .reused
         return r
     }
 
@@ -107,10 +101,8 @@ final class DeltaSupport {
             reported[source] = nil
         }
         let total = c.denseMACs * Double(c.frames) / Double(max(c.frames - c.reused, 1))
-        return StatusEvent(kind: .delta, sourceID: source, fields: [
-            "node": .string(node), "frames": .int(Int64(c.frames)), "reused": .int(Int64(c.reused)),
-            "work_saved": .double(total > 0 ? ((1 - c.computedMACs / total) * 1e4).rounded() / 1e4 : 0),
-            "model_seconds": .double((c.seconds * 1000).rounded() / 1000),
-        ], wallClock: context.clock.now())
+        return StatusEvent(.delta(DeltaSummary(node: node, frames: c.frames, reused: c.reused,
+                                               workSaved: total > 0 ? 1 - c.computedMACs / total : 0, modelSeconds: c.seconds)),
+                           sourceID: source, wallClock: context.clock.now())
     }
 }

@@ -62,13 +62,8 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
             return PlannedFile(path: path, source: "\(sourceID)/\(name)", identity: identity, duration: duration, skip: skip)
         }
         let toDo = plan.filter { !$0.skip }
-        context.post(StatusEvent(kind: .started, sourceID: sourceID, fields: [
-            "files": .int(Int64(plan.count)), "to_process": .int(Int64(toDo.count)), "skipped": .int(Int64(plan.count - toDo.count)),
-            "plan": .array(plan.map { file in
-                .object(["source": .string(file.source), "path": .string(file.path), "skip": .bool(file.skip),
-                         "duration_s": file.duration.map { .double(($0 * 1000).rounded() / 1000) } ?? .null])
-            }),
-        ], wallClock: context.clock.now()))
+        let batchPlan = BatchPlan(entries: plan.map { .init(source: $0.source, path: $0.path, skip: $0.skip, duration: $0.duration) })
+        context.post(StatusEvent(.batchStarted(batchPlan), sourceID: sourceID, wallClock: context.clock.now()))
 
         var processed = 0
         var failed = 0
@@ -76,33 +71,27 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
             if cancelled.load(ordering: .relaxed) { break }
             let video = VideoSource(url: file.path, options: VideoSourceNode.sourceOptions(sourceID: file.source, url: file.path, options: options))
             current.withLock { $0 = video.cancellation }
-            var fields: [String: JSONValue] = ["path": .string(file.path), "file_index": .int(Int64(index + 1)), "files_to_process": .int(Int64(toDo.count))]
-            if let identity = file.identity {
-                fields["size"] = .int(identity.size)
-                fields["mtime"] = .double(identity.mtime)
-            }
-            fields.merge(VideoSourceNode.originFields(file.path)) { _, origin in origin }
+            let batchFile = BatchFile(path: file.path, index: index + 1, count: toDo.count, size: file.identity?.size, mtime: file.identity?.mtime)
+            let sha256 = VideoSourceNode.contentHash(file.path)
+            var end = EndOfStream(sourceID: file.source, batchFile: batchFile, sha256: sha256)
             do {
-                let stats = try VideoSourceNode.pump(video, sourceID: file.source, context: context, startedFields: fields, emit: emit)
-                fields.merge(VideoSourceNode.endFields(stats)) { mine, _ in mine }
+                let stats = try VideoSourceNode.pump(video, sourceID: file.source, context: context, sha256: sha256, batchFile: batchFile, emit: emit)
+                end.decoder = VideoSourceNode.counters(stats)
                 let completed = !video.cancellation.isCancelled && !cancelled.load(ordering: .relaxed)
-                fields["completed"] = .bool(completed)
+                end.completed = completed
                 if completed { processed += 1 }
             } catch {
                 failed += 1
-                fields["completed"] = false
-                fields["error"] = .string("\(error)")
-                context.post(StatusEvent(kind: .error, sourceID: file.source, fields: [
-                    "node": .string(sourceID), "message": .string("\(error)"), "fatal": .bool(true), "path": .string(file.path),
-                ], wallClock: context.clock.now()))
+                end.completed = false
+                end.error = "\(error)"
+                context.post(StatusEvent(.error(NodeFailure(node: sourceID, message: "\(error)", fatal: true, path: file.path)),
+                                         sourceID: file.source, wallClock: context.clock.now()))
             }
             current.withLock { $0 = nil }
-            if emit(.endOfStream(EndOfStream(sourceID: file.source, fields: fields))) == .flushing { break }
+            if emit(.endOfStream(end)) == .flushing { break }
         }
-        return EndOfStream(sourceID: sourceID, fields: [
-            "files": .int(Int64(plan.count)), "processed": .int(Int64(processed)), "failed": .int(Int64(failed)),
-            "skipped": .int(Int64(plan.count - toDo.count)), "completed": .bool(!cancelled.load(ordering: .relaxed)),
-        ])
+        return EndOfStream(sourceID: sourceID, batch: BatchTotals(files: plan.count, processed: processed, failed: failed, skipped: plan.count - toDo.count),
+                           completed: !cancelled.load(ordering: .relaxed))
     }
 
     /// The videos a batch input names, sorted, as absolute paths.

@@ -29,24 +29,16 @@ public final class FrameStatsNode: NodeProcessor {
         case .frame(var frame):
             let thumbnail = LumaThumbnail(frame: frame, width: 64, height: 36)
             let meanLuma = Self.meanLuma(frame)
-            var fields: [String: JSONValue] = [
-                "mean_luma": .double((meanLuma * 100).rounded() / 100),
-                "frame_index": .int(Int64(frame.decodeIndex)),
-                "width": .int(Int64(frame.width)), "height": .int(Int64(frame.height)),
-            ]
+            var motion: Double? = nil
             if let last = previous[frame.sourceID], last.values.count == thumbnail.values.count {
-                let motion = Self.motionEnergy(last, thumbnail)
-                fields["motion"] = .double((motion * 1e5).rounded() / 1e5)
-                frame.metadata["sl.frame_stats.motion"] = String(motion)
-            } else {
-                fields["motion"] = .null
+                motion = Self.motionEnergy(last, thumbnail)
             }
+            if let motion { frame.metadata["sl.frame_stats.motion"] = String(motion) }
             previous[frame.sourceID] = thumbnail
             frame.metadata["sl.frame_stats.mean_luma"] = String(meanLuma)
-            emit(.record(Record(kind: "stats", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                                fields: fields, vector: histogramBins > 0 ? Self.histogram(thumbnail, bins: histogramBins) : nil,
-                                ingestWallClock: frame.ingestWallClock,
-                                provenance: [Provenance(name: "frame_stats", version: "1")])))
+            let stats = FrameStatistics(frameIndex: frame.decodeIndex, width: frame.width, height: frame.height, meanLuma: meanLuma, motion: motion,
+                                        histogram: histogramBins > 0 ? Self.histogram(thumbnail, bins: histogramBins) : nil)
+            emit(.record(Record(.stats(stats), frame: frame, provenance: [Provenance(name: "frame_stats", version: "1")])))
             emit(.frame(frame))
         case .endOfStream(let eos):
             previous[eos.sourceID] = nil

@@ -75,9 +75,8 @@ public final class JSONLSink: NodeProcessor {
             message = encoder!.encode(status)
             source = status.sourceID
         case .endOfStream(let eos):
-            var fields = eos.fields
-            fields.merge(context.metrics.sourceFields(eos.sourceID)) { mine, _ in mine }
-            message = encoder!.encode(StatusEvent(kind: .endOfStream, sourceID: eos.sourceID, fields: fields, wallClock: context.clock.now()))
+            let status = StatusEvent(.endOfStream(eos, context.metrics.sourceCounters(eos.sourceID)), sourceID: eos.sourceID, wallClock: context.clock.now())
+            message = encoder!.encode(status)
             try handle(for: eos.sourceID).write(contentsOf: Data((message.jsonLine(includeVector: includeVectors) + "\n").utf8))
             try finish(eos)
             context.metrics.delivered(endOf: eos.sourceID)
@@ -103,11 +102,10 @@ public final class JSONLSink: NodeProcessor {
         guard let journal, let handle = perSource.removeValue(forKey: eos.sourceID) else { return }
         try handle.synchronize()
         try handle.close()
-        let completed = eos.fields["completed"]?.boolValue ?? (eos.fields["error"] == nil)
-        guard completed else { return }  // stays .partial; a resumed run redoes it
+        guard eos.isComplete else { return }  // stays .partial; a resumed run redoes it
         let final = try journal.commitOutput(forSource: eos.sourceID)
-        if let path = eos.fields["path"]?.stringValue, let size = eos.fields["size"]?.intValue, let mtime = eos.fields["mtime"]?.doubleValue {
-            try journal.append(.init(source: eos.sourceID, path: path, size: size, mtime: mtime,
+        if let file = eos.batchFile, let size = file.size, let mtime = file.mtime {
+            try journal.append(.init(source: eos.sourceID, path: file.path, size: size, mtime: mtime,
                                      output: final.lastPathComponent, finished: Date().timeIntervalSince1970))
         }
     }

@@ -95,22 +95,19 @@ public final class LabelsNode: BatchedModelNode {
     }
 
     private func records(frame: Frame, result: EfficientNetLite0.Result) -> [Record] {
-        var out: [Record] = []
         let provenance = [ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)]
-        let labels: [JSONValue] = result.top(top).map {
-            .object(["label": .string($0.label), "index": .int(Int64($0.index)), "p": .double((Double($0.probability) * 1e5).rounded() / 1e5)])
-        }
-        out.append(Record(kind: "labels", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                          fields: ["labels": .array(labels), "frame_index": .int(Int64(frame.decodeIndex))],
-                          ingestWallClock: frame.ingestWallClock, provenance: provenance))
+        let top = result.top(top).map { ScoredLabel(name: $0.label, index: $0.index, probability: Double($0.probability)) }
+        var out = [Record(.labels(Labels(frameIndex: frame.decodeIndex, top: top)), frame: frame, provenance: provenance)]
         if embeddings {
             let norm = max(result.features.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-            out.append(Record(kind: "embeddings", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                              fields: ["space": "efficientnet-lite0-pooled", "dimension": 1280, "scope": "frame", "frame_index": .int(Int64(frame.decodeIndex))],
-                              vector: result.features.map { $0 / norm }, ingestWallClock: frame.ingestWallClock, provenance: provenance))
+            let embedding = Embedding(space: Self.embeddingSpace, scope: .frame(index: frame.decodeIndex), vector: result.features.map { $0 / norm })
+            out.append(Record(.embedding(embedding), frame: frame, provenance: provenance))
         }
         return out
     }
+
+    /// The space of the visual embedding (EfficientNet-Lite0's pooled 1280-d feature).
+    public static let embeddingSpace = "efficientnet-lite0-pooled"
 }
 
 /// `nsfw`: the open_nsfw score per frame.
@@ -141,9 +138,8 @@ public final class NSFWNode: BatchedModelNode {
     }
 
     private func record(_ frame: Frame, _ score: Float) -> Record {
-        Record(kind: "nsfw", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-               fields: ["score": .double((Double(score) * 1e6).rounded() / 1e6), "frame_index": .int(Int64(frame.decodeIndex))],
-               ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.openNSFW)])
+        Record(.nsfw(NSFWScore(frameIndex: frame.decodeIndex, score: Double(score))), frame: frame,
+               provenance: [ModelNodeOptions.provenance(ModelZoo.openNSFW)])
     }
 }
 
@@ -178,16 +174,11 @@ public final class OCRNode: BatchedModelNode {
     }
 
     private func record(_ frame: Frame) throws -> Record {
-        let lines = try reader.read(frame).filter { $0.confidence >= minConfidence }
-        let values: [JSONValue] = lines.map { line in
-            .object([
-                "text": .string(line.text), "confidence": .double((Double(line.confidence) * 1e4).rounded() / 1e4),
-                "box": .array(line.corners.map { .array([.double(Double($0.x.rounded())), .double(Double($0.y.rounded()))]) }),
-            ])
+        let lines = try reader.read(frame).filter { $0.confidence >= minConfidence }.map { line in
+            OnScreenText.Line(text: line.text, confidence: Double(line.confidence),
+                              box: line.corners.map { PixelPoint(x: Double($0.x), y: Double($0.y)) })
         }
-        return Record(kind: "ocr", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                      fields: ["lines": .array(values), "text": .string(lines.map(\.text).joined(separator: "\n")),
-                               "frame_index": .int(Int64(frame.decodeIndex))],
-                      ingestWallClock: frame.ingestWallClock, provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])
+        return Record(.ocr(OnScreenText(frameIndex: frame.decodeIndex, lines: lines)), frame: frame,
+                      provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])
     }
 }

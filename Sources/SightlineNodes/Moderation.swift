@@ -189,17 +189,13 @@ public final class ModerationNode: NodeProcessor {
 
     /// The category's score from one record, or nil when the record is not its evidence.
     static func score(_ category: ModerationCategory, _ record: Record) -> Double? {
-        switch (category.rule, record.kind) {
-        case (.nsfw, "nsfw"):
-            return record.fields["score"]?.doubleValue
-        case (.labels(let classes), "labels"):
-            guard case .array(let labels)? = record.fields["labels"] else { return 0 }
-            return labels.reduce(0.0) { sum, label in
-                guard let name = label["label"]?.stringValue, classes.contains(name) else { return sum }
-                return sum + (label["p"]?.doubleValue ?? 0)
-            }
-        case (.text(let terms), "ocr"):
-            let words = (record.fields["text"]?.stringValue ?? "").lowercased()
+        switch (category.rule, record.value) {
+        case (.nsfw, .nsfw(let nsfw)):
+            return nsfw.score
+        case (.labels(let classes), .labels(let labels)):
+            return labels.top.reduce(0.0) { sum, label in classes.contains(label.name) ? sum + label.probability : sum }
+        case (.text(let terms), .ocr(let text)):
+            let words = text.text.lowercased()
                 .split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
             return terms.contains { term in
                 let parts = term.split(separator: " ").map(String.init)
@@ -240,13 +236,11 @@ public final class ModerationNode: NodeProcessor {
     private func record(_ event: FlagState.Event, category: String, source: String, ingest: Double?) -> Record {
         switch event {
         case .start(let since, let peak, let evidence):
-            return Record(kind: "moderation", sourceID: source, start: since, end: evidence.last ?? since, fields: [
-                "event": "flag_start", "category": .string(category), "peak": .double(peak), "evidence": .array(evidence.map { .double($0) }),
-            ], ingestWallClock: ingest, provenance: provenance(category))
+            return Record(.moderation(ModerationEvent(phase: .start, category: category, peak: peak, evidence: evidence)),
+                          sourceID: source, start: since, end: evidence.last ?? since, ingestWallClock: ingest, provenance: provenance(category))
         case .end(let since, let until, let peak, let evidence):
-            return Record(kind: "moderation", sourceID: source, start: since, end: until, fields: [
-                "event": "flag_end", "category": .string(category), "peak": .double(peak), "evidence": .array(evidence.map { .double($0) }),
-            ], ingestWallClock: ingest, provenance: provenance(category))
+            return Record(.moderation(ModerationEvent(phase: .end, category: category, peak: peak, evidence: evidence)),
+                          sourceID: source, start: since, end: until, ingestWallClock: ingest, provenance: provenance(category))
         }
     }
 }

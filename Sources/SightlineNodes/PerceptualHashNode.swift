@@ -21,18 +21,10 @@ public final class PerceptualHashNode: NodeProcessor {
         switch item {
         case .frame(var frame):
             let hash = Self.hash(LumaThumbnail(frame: frame, width: 32, height: 32))
-            let hex = String(format: "%016llx", hash)
-            var fields: [String: JSONValue] = ["hash": .string(hex), "frame_index": .int(Int64(frame.decodeIndex))]
-            if let last = previous[frame.sourceID] {
-                fields["distance"] = .int(Int64((last ^ hash).nonzeroBitCount))
-            } else {
-                fields["distance"] = .null
-            }
+            let value = PerceptualHash(frameIndex: frame.decodeIndex, hash: hash, distance: previous[frame.sourceID].map { ($0 ^ hash).nonzeroBitCount })
             previous[frame.sourceID] = hash
-            frame.metadata["sl.phash.hash"] = hex
-            emit(.record(Record(kind: "phash", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
-                                fields: fields, ingestWallClock: frame.ingestWallClock,
-                                provenance: [Provenance(name: "phash-dct", version: "1")])))
+            frame.metadata["sl.phash.hash"] = value.hex
+            emit(.record(Record(.phash(value), frame: frame, provenance: [Provenance(name: "phash-dct", version: "1")])))
             emit(.frame(frame))
         case .endOfStream(let eos):
             previous[eos.sourceID] = nil

@@ -71,9 +71,8 @@ public final class PublishSink: NodeProcessor {
                 context.metrics.sinkDropped(source: status.sourceID ?? Envelope.pipelineSource)
             }
         case .endOfStream(let eos):
-            var fields = eos.fields
-            fields.merge(context.metrics.sourceFields(eos.sourceID)) { mine, _ in mine }
-            let message = encoder!.encode(StatusEvent(kind: .endOfStream, sourceID: eos.sourceID, fields: fields, wallClock: context.clock.now()))
+            let status = StatusEvent(.endOfStream(eos, context.metrics.sourceCounters(eos.sourceID)), sourceID: eos.sourceID, wallClock: context.clock.now())
+            let message = encoder!.encode(status)
             _ = try publisher.publish(message, whenFull: .block(statusTimeout))
             context.metrics.delivered(endOf: eos.sourceID)
         case .frame:

@@ -204,24 +204,18 @@ public final class RegionsNode: NodeProcessor {
             var selector = selectors[frame.sourceID] ?? template
             let decision = selector.push(frame)
             selectors[frame.sourceID] = selector
-            let computed = decision.skip ? 0 : decision.tiles.fraction
-            emit(.record(Record(kind: "regions", sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds, fields: [
-                "frame_index": .int(Int64(frame.decodeIndex)), "tile": .int(Int64(decision.tiles.tileSize)),
-                "columns": .int(Int64(decision.tiles.columns)), "rows": .int(Int64(decision.tiles.rows)),
-                "changed_fraction": .double((decision.changedFraction * 1e4).rounded() / 1e4),
-                "computed_fraction": .double((computed * 1e4).rounded() / 1e4),
-                "skip": .bool(decision.skip), "refresh": .bool(decision.refresh), "reason": .string(decision.reason),
-                "mask": .string(decision.tiles.hex),
-            ], ingestWallClock: frame.ingestWallClock, provenance: [Provenance(name: "regions-tiles", version: "1")])))
+            let regions = ChangedRegions(frameIndex: frame.decodeIndex, tiles: decision.tiles, changedFraction: decision.changedFraction,
+                                         skip: decision.skip, refresh: decision.refresh, reason: decision.reason)
+            emit(.record(Record(.regions(regions), frame: frame, provenance: [Provenance(name: "regions-tiles", version: "1")])))
             var c = counts[frame.sourceID] ?? (0, 0, 0)
             c.frames += 1
             if decision.skip { c.skipped += 1 }
-            c.tiles += computed
+            c.tiles += regions.computedFraction
             counts[frame.sourceID] = c
             if c.frames % reportEvery == 0 { context.post(status(frame.sourceID, c, context: context)) }
             emit(item)
         case .record(let record):
-            if record.kind == "shots" { selectors[record.sourceID]?.requestRefresh() }
+            if record.kind == .shots { selectors[record.sourceID]?.requestRefresh() }
             emit(item)
         case .endOfStream(let eos):
             if let c = counts.removeValue(forKey: eos.sourceID), c.frames % reportEvery != 0 { context.post(status(eos.sourceID, c, context: context)) }
@@ -232,9 +226,7 @@ public final class RegionsNode: NodeProcessor {
     }
 
     private func status(_ source: String, _ c: (frames: Int, skipped: Int, tiles: Double), context: any NodeContext) -> StatusEvent {
-        StatusEvent(kind: .regions, sourceID: source, fields: [
-            "frames": .int(Int64(c.frames)), "skipped": .int(Int64(c.skipped)),
-            "tiles_computed_fraction": .double((c.tiles / Double(max(c.frames, 1)) * 1e4).rounded() / 1e4),
-        ], wallClock: context.clock.now())
+        StatusEvent(.regions(RegionsSummary(frames: c.frames, skipped: c.skipped, tilesComputedFraction: c.tiles / Double(max(c.frames, 1)))),
+                    sourceID: source, wallClock: context.clock.now())
     }
 }

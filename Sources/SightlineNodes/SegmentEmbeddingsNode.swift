@@ -74,23 +74,29 @@ public final class SegmentEmbeddingsNode: NodeProcessor {
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         switch item {
-        case .record(let record) where record.kind == "embeddings" && record.fields["scope"]?.stringValue != "segment":
-            if let vector = record.vector, let space = record.fields["space"]?.stringValue {
-                poolers[record.sourceID, default: SegmentPooler()].add(space: space, time: record.start, vector: vector, provenance: record.provenance)
+        case .record(let record):
+            switch record.value {
+            case .embedding(let embedding):
+                guard case .frame = embedding.scope else {
+                    emit(item)
+                    return
+                }
+                poolers[record.sourceID, default: SegmentPooler()].add(space: embedding.space, time: record.start, vector: embedding.vector,
+                                                                      provenance: record.provenance)
+                if perFrame { emit(item) }
+            case .shot(let shot):
+                emit(item)
+                // A segment ended by a cut stops before the cut frame; the last one includes its end.
+                guard var pooler = poolers[record.sourceID] else { return }
+                for pooled in pooler.finish(end: record.end, final: shot.includesEnd) {
+                    let embedding = Embedding(space: pooled.space, scope: .segment(index: shot.index, frames: pooled.frames), vector: pooled.vector)
+                    emit(.record(Record(.embedding(embedding), sourceID: record.sourceID, start: record.start, end: record.end,
+                                        ingestWallClock: record.ingestWallClock, provenance: pooled.provenance)))
+                }
+                poolers[record.sourceID] = shot.includesEnd ? nil : pooler
+            default:
+                emit(item)
             }
-            if perFrame { emit(item) }
-        case .record(let record) where record.kind == "shots":
-            emit(item)
-            // A segment ended by a cut stops before the cut frame; the last one includes its end.
-            let final = record.fields["ended_by"]?.stringValue == "end"
-            guard var pooler = poolers[record.sourceID] else { return }
-            for pooled in pooler.finish(end: record.end, final: final) {
-                emit(.record(Record(kind: "embeddings", sourceID: record.sourceID, start: record.start, end: record.end, fields: [
-                    "space": .string(pooled.space), "dimension": .int(Int64(pooled.vector.count)), "scope": "segment",
-                    "segment_index": record.fields["index"] ?? .null, "frames": .int(Int64(pooled.frames)),
-                ], vector: pooled.vector, ingestWallClock: record.ingestWallClock, provenance: pooled.provenance)))
-            }
-            poolers[record.sourceID] = final ? nil : pooler
         case .endOfStream(let eos):
             poolers[eos.sourceID] = nil
         default:

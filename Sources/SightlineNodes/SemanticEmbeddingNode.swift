@@ -14,7 +14,7 @@ public final class SemanticEmbeddingNode: NodeProcessor {
     private let textWeight: Float
     private let waitForText: Bool
     private var labelCache: [String: [Float]] = [:]
-    private var pending: [String: Record] = [:]  // source → labels record waiting for its ocr record
+    private var pending: [String: (record: Record, labels: Labels)] = [:]  // source → labels waiting for their frame's ocr record
 
     public static let descriptor = NodeDescriptor(
         name: "semantic",
@@ -41,41 +41,41 @@ public final class SemanticEmbeddingNode: NodeProcessor {
             return
         }
         emit(item)
-        switch record.kind {
-        case "labels":
+        switch record.value {
+        case .labels(let labels):
             if waitForText {
-                pending[record.sourceID] = record
+                pending[record.sourceID] = (record, labels)
             } else {
-                emit(.record(try embedding(labels: record, text: nil)))
+                emit(.record(try embedding(labels, of: record, text: nil)))
             }
-        case "ocr":
-            guard let labels = pending.removeValue(forKey: record.sourceID),
-                  labels.fields["frame_index"] == record.fields["frame_index"] else { return }
-            emit(.record(try embedding(labels: labels, text: record.fields["text"]?.stringValue)))
+        case .ocr(let text):
+            guard let (labelsRecord, labels) = pending.removeValue(forKey: record.sourceID), labels.frameIndex == text.frameIndex else { return }
+            emit(.record(try embedding(labels, of: labelsRecord, text: text.text)))
         default:
             break
         }
     }
 
-    /// Unit-length ConSE vector for a labels record, mixed with the text's embedding.
-    func embedding(labels record: Record, text: String?) throws -> Record {
+    /// The space of the vectors this node publishes.
+    public static let space = "minilm-384-conse"
+
+    /// Unit-length ConSE vector for a frame's labels, mixed with the text's embedding.
+    func embedding(_ labels: Labels, of record: Record, text: String?) throws -> Record {
         var vector = [Float](repeating: 0, count: MiniLMEmbedder.dimension)
-        var used: [JSONValue] = []
-        if case .array(let labels)? = record.fields["labels"] {
-            let names = labels.compactMap { $0["label"]?.stringValue }
-            let missing = names.filter { labelCache[$0] == nil }
-            if !missing.isEmpty {
-                for (name, v) in zip(missing, try embedder.embed(missing)) { labelCache[name] = v }
-            }
-            var total: Float = 0
-            for label in labels {
-                guard let name = label["label"]?.stringValue, let p = label["p"]?.doubleValue, let v = labelCache[name] else { continue }
-                for d in vector.indices { vector[d] += Float(p) * v[d] }
-                total += Float(p)
-                used.append(.string(name))
-            }
-            if total > 0 { for d in vector.indices { vector[d] /= total } }
+        var used: [String] = []
+        let missing = labels.top.map(\.name).filter { labelCache[$0] == nil }
+        if !missing.isEmpty {
+            for (name, v) in zip(missing, try embedder.embed(missing)) { labelCache[name] = v }
         }
+        var total: Float = 0
+        for label in labels.top {
+            guard let v = labelCache[label.name] else { continue }
+            let p = Float(label.probability)
+            for d in vector.indices { vector[d] += p * v[d] }
+            total += p
+            used.append(label.name)
+        }
+        if total > 0 { for d in vector.indices { vector[d] /= total } }
         let trimmed = text?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if !trimmed.isEmpty, let t = try embedder.embed([trimmed]).first {
             for d in vector.indices { vector[d] += textWeight * t[d] }
@@ -83,9 +83,9 @@ public final class SemanticEmbeddingNode: NodeProcessor {
         let norm = max(vector.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
         var provenance = record.provenance
         provenance.append(Provenance(name: ModelZoo.miniLM.name, version: "\(ModelZoo.miniLM.package)==\(ModelZoo.miniLM.version)", sha256: ModelZoo.miniLM.sha256))
-        return Record(kind: "embeddings", sourceID: record.sourceID, start: record.start, end: record.end,
-                      fields: ["space": "minilm-384-conse", "dimension": 384, "scope": "frame", "labels": .array(used), "text": .string(trimmed),
-                               "frame_index": record.fields["frame_index"] ?? .null],
-                      vector: vector.map { $0 / norm }, ingestWallClock: record.ingestWallClock, provenance: provenance)
+        let embedding = Embedding(space: Self.space, scope: .frame(index: labels.frameIndex), vector: vector.map { $0 / norm },
+                                  evidence: .init(labels: used, text: trimmed))
+        return Record(.embedding(embedding), sourceID: record.sourceID, start: record.start, end: record.end,
+                      ingestWallClock: record.ingestWallClock, provenance: provenance)
     }
 }

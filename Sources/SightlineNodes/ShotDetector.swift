@@ -39,11 +39,12 @@ public struct ShotSignature: Sendable, Equatable {
 /// shot (a one-frame flash is not a cut); a fade through black cuts where the picture comes
 /// back; no shot is shorter than `minLength` seconds.
 public struct ShotDetector: Sendable {
-    public struct Shot: Sendable, Equatable {
+    /// A finished shot and its span.
+    public struct Segment: Sendable, Equatable {
         public var index: Int
         public var start: Double
         public var end: Double
-        public var reason: String
+        public var reason: Shot.Boundary
     }
 
     public var threshold: Float
@@ -62,20 +63,20 @@ public struct ShotDetector: Sendable {
     }
 
     /// Returns the shot that ended before this frame, if any.
-    public mutating func push(time: Double, signature: ShotSignature) -> Shot? {
+    public mutating func push(time: Double, signature: ShotSignature) -> Segment? {
         defer { previous = (time, signature) }
         guard let start = shotStart, let prev = previous else {
             shotStart = time
             return nil
         }
-        var ended: Shot?
+        var ended: Segment?
         var flashEnded = false
         if let pending = candidate {
             candidate = nil
             // Still different from the frame before the candidate: a real cut at the candidate.
             // Back to how it was: the candidate was a flash, and this frame is no new candidate.
             if signature.distance(to: pending.before) > threshold {
-                if pending.time - start >= minLength { ended = cut(at: pending.time, reason: "cut") }
+                if pending.time - start >= minLength { ended = cut(at: pending.time, reason: .cut) }
             } else {
                 flashEnded = true
             }
@@ -86,7 +87,7 @@ public struct ShotDetector: Sendable {
         } else if !dark && inBlack {
             inBlack = false
             // The picture returns after black: the next shot starts here.
-            if ended == nil, let s = shotStart, time - s >= minLength { ended = cut(at: time, reason: "fade") }
+            if ended == nil, let s = shotStart, time - s >= minLength { ended = cut(at: time, reason: .fade) }
         } else if !dark && ended == nil && !flashEnded && signature.distance(to: prev.signature) > threshold {
             candidate = (time, prev.signature)
         }
@@ -94,15 +95,15 @@ public struct ShotDetector: Sendable {
     }
 
     /// End of stream: the last shot.
-    public mutating func finish(at time: Double) -> Shot? {
+    public mutating func finish(at time: Double) -> Segment? {
         guard let start = shotStart else { return nil }
         shotStart = nil
-        return Shot(index: shotIndex, start: start, end: max(time, start), reason: "end")
+        return Segment(index: shotIndex, start: start, end: max(time, start), reason: .end)
     }
 
-    private mutating func cut(at time: Double, reason: String) -> Shot? {
+    private mutating func cut(at time: Double, reason: Shot.Boundary) -> Segment? {
         guard let start = shotStart else { return nil }
-        let shot = Shot(index: shotIndex, start: start, end: time, reason: reason)
+        let shot = Segment(index: shotIndex, start: start, end: time, reason: reason)
         shotIndex += 1
         shotStart = time
         return shot
@@ -167,7 +168,7 @@ public final class ShotsNode: NodeProcessor {
         case .frame(let frame):
             var current = windows[frame.sourceID] ?? (frame.seconds, 0)
             if frame.seconds >= current.start + window {
-                let shot = ShotDetector.Shot(index: current.index, start: current.start, end: frame.seconds, reason: "window")
+                let shot = ShotDetector.Segment(index: current.index, start: current.start, end: frame.seconds, reason: .window)
                 emit(.record(record(shot, source: frame.sourceID, ingest: frame.ingestWallClock)))
                 current = (frame.seconds, current.index + 1)
             }
@@ -176,7 +177,7 @@ public final class ShotsNode: NodeProcessor {
             emit(item)
         case .endOfStream(let eos):
             if let current = windows.removeValue(forKey: eos.sourceID) {
-                let shot = ShotDetector.Shot(index: current.index, start: current.start, end: lastTime[eos.sourceID] ?? current.start, reason: "end")
+                let shot = ShotDetector.Segment(index: current.index, start: current.start, end: lastTime[eos.sourceID] ?? current.start, reason: .end)
                 emit(.record(record(shot, source: eos.sourceID, ingest: nil)))
             }
         case .record, .status:
@@ -184,9 +185,8 @@ public final class ShotsNode: NodeProcessor {
         }
     }
 
-    private func record(_ shot: ShotDetector.Shot, source: String, ingest: Double?) -> Record {
-        Record(kind: "shots", sourceID: source, start: shot.start, end: shot.end,
-               fields: ["index": .int(Int64(shot.index)), "ended_by": .string(shot.reason)],
+    private func record(_ shot: ShotDetector.Segment, source: String, ingest: Double?) -> Record {
+        Record(.shot(Shot(index: shot.index, endedBy: shot.reason)), sourceID: source, start: shot.start, end: shot.end,
                ingestWallClock: ingest, provenance: [Provenance(name: "shots-histogram", version: "1")])
     }
 }

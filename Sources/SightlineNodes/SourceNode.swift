@@ -79,18 +79,18 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
 
     /// Provenance of the media: a local file's sha256 goes into its `started` status, and the
     /// sinks put `origin: {url, sha256}` on every message of the source. Live URLs have none.
-    static func originFields(_ url: String) -> [String: JSONValue] {
-        guard FileManager.default.fileExists(atPath: url), let digest = try? ModelStore.sha256(ofFile: url) else { return [:] }
-        return ["sha256": .string(digest)]
+    static func contentHash(_ url: String) -> String? {
+        guard FileManager.default.fileExists(atPath: url) else { return nil }
+        return try? ModelStore.sha256(ofFile: url)
     }
 
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
-        let final = try Self.pump(source, sourceID: sourceID, context: context, startedFields: Self.originFields(url), emit: emit)
-        return EndOfStream(sourceID: sourceID, fields: Self.endFields(final))
+        let final = try Self.pump(source, sourceID: sourceID, context: context, sha256: Self.contentHash(url), emit: emit)
+        return EndOfStream(sourceID: sourceID, decoder: Self.counters(final))
     }
 
     /// Runs a decoder to its end: frames out, lifecycle and trouble to the status topic.
-    static func pump(_ source: VideoSource, sourceID: String, context: any NodeContext, startedFields: [String: JSONValue] = [:],
+    static func pump(_ source: VideoSource, sourceID: String, context: any NodeContext, sha256: String?, batchFile: BatchFile? = nil,
                      emit: (Item) -> FlowResult) throws -> SourceStats {
         var started = false
         var final = SourceStats()
@@ -99,21 +99,18 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
             case .opened(let info):
                 if !started {
                     started = true
-                    context.post(StatusEvent(kind: .started, sourceID: sourceID, fields: [
-                        "url": .string(info.url), "container": .string(info.container), "codec": .string(info.codec),
-                        "width": .int(Int64(info.width)), "height": .int(Int64(info.height)),
-                    ].merging(startedFields) { _, extra in extra }, wallClock: context.clock.now()))
+                    let opened = SourceOpened(url: info.url, container: info.container, codec: info.codec, width: info.width, height: info.height,
+                                              sha256: sha256, batchFile: batchFile)
+                    context.post(StatusEvent(.started(opened), sourceID: sourceID, wallClock: context.clock.now()))
                 }
             case .frame(let frame):
                 if emit(.frame(frame)) == .flushing { source.cancel() }
             case .reconnecting(let attempt, let delay, let reason):
-                context.post(StatusEvent(kind: .reconnecting, sourceID: sourceID, fields: [
-                    "attempt": .int(Int64(attempt)), "delay_s": .double(delay), "reason": .string(reason),
-                ], wallClock: context.clock.now()))
+                context.post(StatusEvent(.reconnecting(attempt: attempt, delay: delay, reason: reason), sourceID: sourceID,
+                                         wallClock: context.clock.now()))
             case .gap(let gap):
-                context.post(StatusEvent(kind: .gap, sourceID: sourceID, fields: [
-                    "after_seconds": .double(gap.afterSeconds), "duration_s": .double(gap.durationSeconds),
-                ], wallClock: context.clock.now()))
+                context.post(StatusEvent(.gap(afterSeconds: gap.afterSeconds, duration: gap.durationSeconds), sourceID: sourceID,
+                                         wallClock: context.clock.now()))
             case .endOfStream(let stats):
                 final = stats
             }
@@ -121,12 +118,9 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         return final
     }
 
-    static func endFields(_ final: SourceStats) -> [String: JSONValue] {
-        [
-            "frames_decoded": .int(Int64(final.framesDecoded)), "frames_emitted": .int(Int64(final.framesEmitted)),
-            "frames_sampled_out": .int(Int64(final.framesSampledOut)), "corrupt_packets": .int(Int64(final.corruptPackets)),
-            "corrupt_frames": .int(Int64(final.corruptFrames)), "read_errors": .int(Int64(final.readErrors)),
-            "reconnects": .int(Int64(final.reconnects)), "gap_seconds": .double(final.gapSeconds),
-        ]
+    static func counters(_ final: SourceStats) -> DecoderCounters {
+        DecoderCounters(framesDecoded: final.framesDecoded, framesEmitted: final.framesEmitted, framesSampledOut: final.framesSampledOut,
+                        corruptPackets: final.corruptPackets, corruptFrames: final.corruptFrames, readErrors: final.readErrors,
+                        reconnects: final.reconnects, gapSeconds: final.gapSeconds)
     }
 }

@@ -20,8 +20,8 @@ struct BenchBusCommand: ParsableCommand {
     func run() throws {
         print("sightline bench bus — \(messages) messages over tcp://127.0.0.1, best of \(repeats)")
         var encoder = EnvelopeEncoder(pipelineName: "bench", pipelineHash: String(repeating: "0", count: 64))
-        let record = Record(kind: "stats", sourceID: "cam1", start: 1.25, end: 1.25,
-                            fields: ["mean_luma": 117.5, "motion": 0.0125, "frame_index": 42])
+        let record = Record(.stats(FrameStatistics(frameIndex: 42, width: 320, height: 180, meanLuma: 117.5, motion: 0.0125)),
+                            sourceID: "cam1", start: 1.25, end: 1.25)
         let prebuilt = encoder.encode(record, wallClock: 1_800_000_000)
         print("message size: topic \(prebuilt.topic.utf8.count) B + header \(prebuilt.header.count) B")
         var bestRaw = 0.0, bestFull = 0.0

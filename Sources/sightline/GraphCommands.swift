@@ -127,10 +127,10 @@ struct RunCommand: ParsableCommand {
         if !quiet {
             runtime.statusObserver = { status in
                 let source = status.sourceID.map { "'\($0)'" } ?? "pipeline"
-                switch status.kind {
-                case .error: printError("\(source): \(status.fields["message"]?.stringValue ?? "error") (node \(status.fields["node"]?.stringValue ?? "?"))")
-                case .reconnecting: printError("\(source): source lost (\(status.fields["reason"]?.stringValue ?? "")); reconnecting")
-                case .gap: printError("\(source): back after \(String(format: "%.2f", status.fields["duration_s"]?.doubleValue ?? 0)) s gap")
+                switch status.detail {
+                case .error(let failure): printError("\(source): \(failure.message) (node \(failure.node))")
+                case .reconnecting(_, _, let reason): printError("\(source): source lost (\(reason)); reconnecting")
+                case .gap(_, let duration): printError("\(source): back after \(String(format: "%.2f", duration)) s gap")
                 default: break
                 }
             }

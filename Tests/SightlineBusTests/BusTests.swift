@@ -30,16 +30,16 @@ import SightlineCore
     @Test func sequenceNumbersArePerTopic() {
         var encoder = EnvelopeEncoder(pipelineName: "p", pipelineHash: "h")
         let seqs = [("a", "cam1"), ("a", "cam1"), ("b", "cam1"), ("a", "cam2"), ("a", "cam1")].map { kind, source in
-            encoder.encode(Record(kind: kind, sourceID: source, start: 0, end: 0), wallClock: 1).headerJSON?["seq"]?.intValue
+            encoder.encode(kind: kind, source: source, start: 0, end: 0, data: [:], wallClock: 1).headerJSON?["seq"]?.intValue
         }
         #expect(seqs == [0, 1, 0, 0, 2])
     }
 
     @Test func headerCarriesTheSchema() throws {
         var encoder = EnvelopeEncoder(pipelineName: "demo", pipelineHash: "abc")
-        let record = Record(kind: "stats", sourceID: "cam1", start: 1.5, end: 2, fields: ["x": 1],
-                            provenance: [Provenance(name: "m", version: "1", sha256: "ff")])
-        let header = try #require(encoder.encode(record, wallClock: 7).headerJSON)
+        let message = encoder.encode(kind: "stats", source: "cam1", start: 1.5, end: 2, data: ["x": 1],
+                                     provenance: [Provenance(name: "m", version: "1", sha256: "ff")], wallClock: 7)
+        let header = try #require(message.headerJSON)
         #expect(header["schema"] == "sightline.bus/1")
         #expect(header["kind"] == "stats")
         #expect(header["source"] == "cam1")
@@ -55,7 +55,7 @@ import SightlineCore
     func vectorsRoundTrip(format: Envelope.VectorFormat) throws {
         var encoder = EnvelopeEncoder(pipelineName: "p", pipelineHash: "h", vectorFormat: format)
         let vector: [Float] = [0, 1, -2.5, 0.333333, 1e-3, 65504]
-        let message = encoder.encode(Record(kind: "e", sourceID: "s", start: 0, end: 0, vector: vector), wallClock: 0)
+        let message = encoder.encode(kind: "e", source: "s", start: 0, end: 0, data: [:], vector: vector, wallClock: 0)
         #expect(message.payload?.count == vector.count * (format == .float32 ? 4 : 2))
         let decoded = try #require(message.vector)
         for (a, b) in zip(decoded, vector) {
@@ -68,10 +68,9 @@ import SightlineCore
 
     @Test func headerBytesAreCanonicalJSON() throws {
         var encoder = EnvelopeEncoder(pipelineName: "n\"q", pipelineHash: "h")
-        let record = Record(kind: "stats", sourceID: "cam.1", start: 0.1, end: 1e-7, fields: ["a": [1, 2.5], "z": "é\n"],
-                            vector: [1, 2], provenance: [Provenance(name: "m", version: "1")])
-        for message in [encoder.encode(record, wallClock: 1795926996.25),
-                        encoder.encode(StatusEvent(kind: .gap, sourceID: nil, fields: ["d": 1.5], wallClock: 3))] {
+        let record = encoder.encode(kind: "stats", source: "cam.1", start: 0.1, end: 1e-7, data: ["a": [1, 2.5], "z": "é\n"],
+                                    vector: [1, 2], provenance: [Provenance(name: "m", version: "1")], wallClock: 1795926996.25)
+        for message in [record, encoder.encode(StatusEvent(.gap(afterSeconds: 1.5, duration: 0.25), sourceID: nil, wallClock: 3))] {
             let parsed = try #require(message.headerJSON)
             #expect(message.header == parsed.jsonBytes, "keys sorted, no spaces, numbers as written")
         }
@@ -95,7 +94,7 @@ import SightlineCore
         for i in 0..<200 {
             // cam10 shares the prefix "cam1" but must not reach a cam1 subscriber.
             for source in ["cam1", "cam10"] {
-                try publisher.publish(encoder.encode(Record(kind: "stats", sourceID: source, start: Double(i), end: Double(i)), wallClock: 0))
+                try publisher.publish(encoder.encode(kind: "stats", source: source, start: Double(i), end: Double(i), data: [:], wallClock: 0))
             }
         }
         var seqs: [Int64] = []
@@ -122,10 +121,12 @@ import SightlineCore
         // The subscriber never reads: its queues fill and the publisher must notice.
         let subscriber = try BusSubscriber(endpoint: BusEndpoint(role: .sub, action: .connect, address: address), receiveHighWaterMark: 10)
         try publisher.waitForSubscribers(1, timeout: 5)
-        let big = Record(kind: "blob", sourceID: "s", start: 0, end: 0, vector: [Float](repeating: 1, count: 16 * 1024))
+        let big = [Float](repeating: 1, count: 16 * 1024)
         var encoder = EnvelopeEncoder(pipelineName: "p", pipelineHash: "h")
         var delivered = 0
-        for _ in 0..<600 where try publisher.publish(encoder.encode(big, wallClock: 0)) { delivered += 1 }
+        for _ in 0..<600 where try publisher.publish(encoder.encode(kind: "blob", source: "s", start: 0, end: 0, data: [:], vector: big, wallClock: 0)) {
+            delivered += 1
+        }
         #expect(publisher.dropped > 0)
         #expect(publisher.dropped + delivered == 600)
         #expect(publisher.sent == delivered)

@@ -11,8 +11,8 @@ import SightlineCore
         func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
             if case .frame(let f) = item {
                 if f.decodeIndex == 999 { throw TestFailure(message: "bad frame") }
-                emit(.record(Record(kind: "seen", sourceID: f.sourceID, start: f.seconds, end: f.seconds,
-                                    fields: ["index": .int(Int64(f.decodeIndex))], ingestWallClock: f.ingestWallClock)))
+                let seen = FrameStatistics(frameIndex: f.decodeIndex, width: f.width, height: f.height, meanLuma: 0, motion: nil)
+                emit(.record(Record(.stats(seen), frame: f)))
             }
         }
     }
@@ -39,7 +39,7 @@ import SightlineCore
 
     private func indices(_ items: [Item], source: String? = nil) -> [Int] {
         items.compactMap {
-            if case .record(let r) = $0, source == nil || r.sourceID == source { return Int(r.fields["index"]?.intValue ?? -1) }
+            if case .record(let r) = $0, source == nil || r.sourceID == source { return r.value.frameIndex ?? -1 }
             return nil
         }
     }
@@ -179,8 +179,8 @@ import SightlineCore
         #expect(indices(items) == [1, 2])
         let errors = items.compactMap { if case .status(let s) = $0, s.kind == .error { s } else { nil } }
         #expect(errors.count == 1)
-        #expect(errors.first?.fields["message"] == "bad frame")
-        #expect(errors.first?.fields["node"] == "rec")
+        #expect(errors.first?.failure?.message == "bad frame")
+        #expect(errors.first?.failure?.node == "rec")
         #expect(h.runtime.metrics.snapshot().nodes["rec"]?.errors == 1)
     }
 
@@ -206,11 +206,11 @@ import SightlineCore
         #expect(heartbeats().count == 2)
         let drops = CaptureSink.items(for: "sink").compactMap { if case .status(let s) = $0, s.kind == .drops { s } else { nil } }
         #expect(drops.count == 1)
-        #expect(drops.first?.fields["dropped_in_graph"] == .int(3))
+        #expect(drops.first?.dropCounters?.droppedInGraph == 3)
         // A long stall yields one heartbeat, not a burst.
         h.advance(by: 11)
         #expect(heartbeats().count == 3)
-        #expect(heartbeats().last?.fields["sources"]?["cam"]?["frames_in"] == .int(4))
+        #expect(heartbeats().last?.heartbeat?.sources["cam"]?.framesIn == 4)
     }
 
     @Test func syntheticSourceRunsThroughTheRealLoop() throws {
@@ -228,4 +228,10 @@ import SightlineCore
         #expect(indices(CaptureSink.items(for: "sink")) == Array(0..<25))
         #expect(h.isFinished)
     }
+}
+
+extension StatusEvent {
+    var failure: NodeFailure? { if case .error(let f) = detail { f } else { nil } }
+    var dropCounters: SourceCounters? { if case .drops(let c) = detail { c } else { nil } }
+    var heartbeat: Heartbeat? { if case .heartbeat(let h) = detail { h } else { nil } }
 }

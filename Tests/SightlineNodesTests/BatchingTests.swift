@@ -54,7 +54,7 @@ private func take<T>(_ batcher: inout DynamicBatcher<T>) -> [T] { batcher.take()
         override func infer(_ frames: [Frame]) throws -> [[Record]] {
             Self.batches.append(frames.count)
             if frames.contains(where: { $0.decodeIndex == 13 }) { throw CocoaError(.fileReadCorruptFile) }
-            return frames.map { [Record(kind: "score", sourceID: $0.sourceID, start: $0.seconds, end: $0.seconds, fields: ["i": .int(Int64($0.decodeIndex))])] }
+            return frames.map { [Record(.nsfw(NSFWScore(frameIndex: $0.decodeIndex, score: 0)), frame: $0)] }
         }
     }
 
@@ -87,7 +87,7 @@ private func take<T>(_ batcher: inout DynamicBatcher<T>) -> [T] { batcher.take()
         CaptureSink.items(for: id).compactMap { item in
             switch item {
             case .frame(let f): "f\(f.decodeIndex)"
-            case .record(let r): "s\(r.fields["i"]?.intValue ?? -1)"
+            case .record(let r): "s\(r.data["frame_index"]?.intValue ?? -1)"
             case .endOfStream: "eos"
             case .status: nil
             }

@@ -49,21 +49,21 @@ import SightlineCore
         let context = try TestContext()
         var captions: [Record] = []
         let records: [Record] = [
-            Record(kind: "labels", sourceID: "cam", start: 0, end: 0, fields: ["labels": [["label": "scoreboard", "p": 0.9]]]),
-            Record(kind: "ocr", sourceID: "cam", start: 0, end: 0, fields: ["text": "Oh damn, 3 to 1"]),
-            Record(kind: "labels", sourceID: "cam", start: 2, end: 2, fields: ["labels": [["label": "moped", "p": 0.9]]]),
-            Record(kind: "shots", sourceID: "cam", start: 0, end: 2, fields: ["index": 0, "ended_by": "cut"]),
+            TestRecords.labels(at: 0, [("scoreboard", 0.9)]),
+            TestRecords.ocr(at: 0, "Oh damn, 3 to 1"),
+            TestRecords.labels(at: 2, [("moped", 0.9)]),
+            TestRecords.shot(0, from: 0, to: 2, endedBy: .cut),
         ]
         for r in records {
-            try node.process(.record(r), context: context) { if case .record(let c) = $0, c.kind == "captions" { captions.append(c) } }
+            try node.process(.record(r), context: context) { if case .record(let c) = $0, c.kind == .captions { captions.append(c) } }
         }
         #expect(captions.count == 1)
         let caption = try #require(captions.first)
-        #expect(caption.fields["caption"]?.stringValue == "Shows a scoreboard (90%), on-screen text “Oh d***, 3 to 1”, a 2 s shot.")
-        #expect(caption.fields["flagged"] == .bool(true))
-        #expect(caption.fields["masked_terms"] == ["damn"])
+        #expect(caption.data["caption"]?.stringValue == "Shows a scoreboard (90%), on-screen text “Oh d***, 3 to 1”, a 2 s shot.")
+        #expect(caption.data["flagged"] == .bool(true))
+        #expect(caption.data["masked_terms"] == ["damn"])
         #expect(caption.start == 0 && caption.end == 2)
-        #expect(caption.fields["caption"]?.stringValue?.contains("moped") == false, "the cut frame belongs to the next shot")
+        #expect(caption.data["caption"]?.stringValue?.contains("moped") == false, "the cut frame belongs to the next shot")
     }
 
     @Test func fixedWindowsWithoutShots() throws {
@@ -71,18 +71,18 @@ import SightlineCore
         let context = try TestContext()
         var captions: [Record] = []
         for t in 0..<5 {
-            let r = Record(kind: "labels", sourceID: "cam", start: Double(t), end: Double(t), fields: ["labels": [["label": t < 2 ? "tabby" : "moped", "p": 0.9]]])
-            try node.process(.record(r), context: context) { if case .record(let c) = $0, c.kind == "captions" { captions.append(c) } }
+            let r = TestRecords.labels(at: Double(t), [(t < 2 ? "tabby" : "moped", 0.9)])
+            try node.process(.record(r), context: context) { if case .record(let c) = $0, c.kind == .captions { captions.append(c) } }
         }
-        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let c) = $0, c.kind == "captions" { captions.append(c) } }
+        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let c) = $0, c.kind == .captions { captions.append(c) } }
         #expect(captions.map { [$0.start, $0.end] } == [[0, 2], [2, 4], [4, 4]])
-        #expect(captions.first?.fields["caption"]?.stringValue?.contains("tabby") == true)
+        #expect(captions.first?.data["caption"]?.stringValue?.contains("tabby") == true)
     }
 }
 
 @Suite struct SegmentEmbeddingTests {
     private func embedding(_ t: Double, _ v: [Float], space: String = "s") -> Record {
-        Record(kind: "embeddings", sourceID: "cam", start: t, end: t, fields: ["space": .string(space), "scope": "frame"], vector: v)
+        TestRecords.embedding(at: t, space: space, v)
     }
 
     @Test func framesPoolPerSegmentAndSpace() throws {
@@ -92,19 +92,19 @@ import SightlineCore
         let inputs: [Record] = [
             embedding(0, [1, 0]), embedding(1, [0, 1]), embedding(1, [1, 0, 0], space: "t"),
             embedding(2, [1, 0]),  // the cut frame: belongs to the next shot
-            Record(kind: "shots", sourceID: "cam", start: 0, end: 2, fields: ["index": 0, "ended_by": "cut"]),
+            TestRecords.shot(0, from: 0, to: 2, endedBy: .cut),
             embedding(3, [0, 1]),
-            Record(kind: "shots", sourceID: "cam", start: 2, end: 3, fields: ["index": 1, "ended_by": "end"]),
+            TestRecords.shot(1, from: 2, to: 3, endedBy: .end),
         ]
         for r in inputs { try node.process(.record(r), context: context) { if case .record(let x) = $0 { out.append(x) } } }
-        let segments = out.filter { $0.kind == "embeddings" }
+        let segments = out.filter { $0.kind == .embeddings }
         #expect(segments.count == 3)  // shot 0: spaces s and t; shot 1: s
-        #expect(segments.allSatisfy { $0.fields["scope"] == "segment" })
+        #expect(segments.allSatisfy { $0.data["scope"] == "segment" })
         let first = try #require(segments.first)
-        #expect(first.fields["frames"] == 2 && first.start == 0 && first.end == 2)
+        #expect(first.data["frames"] == 2 && first.start == 0 && first.end == 2)
         #expect(abs((first.vector ?? [])[0] - Float(0.5).squareRoot()) < 1e-6 && abs((first.vector ?? [])[1] - Float(0.5).squareRoot()) < 1e-6)
-        #expect(segments[1].fields["space"] == "t" && segments[1].vector == [1, 0, 0])
+        #expect(segments[1].data["space"] == "t" && segments[1].vector == [1, 0, 0])
         #expect(segments[2].vector.map { abs($0[0] - Float(0.5).squareRoot()) < 1e-6 } == true, "[1,0] at the cut + [0,1]")
-        #expect(out.filter { $0.kind == "shots" }.count == 2, "shots pass on")
+        #expect(out.filter { $0.kind == .shots }.count == 2, "shots pass on")
     }
 }

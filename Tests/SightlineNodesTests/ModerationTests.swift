@@ -57,15 +57,13 @@ import SightlineTestSupport
     }
 
     @Test func scoresComeFromTheRightRecords() {
-        let labels = Record(kind: "labels", sourceID: "s", start: 1, end: 1, fields: ["labels": [
-            ["label": "rifle", "p": 0.5], ["label": "revolver", "p": 0.25], ["label": "tabby", "p": 0.2],
-        ]])
+        let labels = TestRecords.labels("s", at: 1, [("rifle", 0.5), ("revolver", 0.25), ("tabby", 0.2)])
         let weapons = ModerationCategory(name: "w", rule: .labels(["rifle", "revolver"]), enter: 0.4, exit: 0.2, minDuration: 0)
         #expect(ModerationNode.score(weapons, labels) == 0.75)
-        let ocr = Record(kind: "ocr", sourceID: "s", start: 1, end: 1, fields: ["text": "Well, DAMN it!"])
+        let ocr = TestRecords.ocr("s", at: 1, "Well, DAMN it!")
         let words = ModerationCategory(name: "p", rule: .text(["damn"]), enter: 1, exit: 1, minDuration: 0)
         #expect(ModerationNode.score(words, ocr) == 1)
-        let innocent = Record(kind: "ocr", sourceID: "s", start: 1, end: 1, fields: ["text": "Amsterdam"])
+        let innocent = TestRecords.ocr("s", at: 1, "Amsterdam")
         #expect(ModerationNode.score(words, innocent) == 0)  // whole words only
         #expect(ModerationNode.score(words, labels) == nil)  // not this category's evidence
     }
@@ -76,12 +74,12 @@ import SightlineTestSupport
         let context = try TestContext()
         var flags: [Record] = []
         for (t, score) in [(0.0, 0.1), (1.0, 0.9), (2.0, 0.95), (3.0, 0.2)] {
-            try node.process(.record(Record(kind: "nsfw", sourceID: "cam", start: t, end: t, fields: ["score": .double(score)])), context: context) {
-                if case .record(let r) = $0, r.kind == "moderation" { flags.append(r) }
+            try node.process(.record(TestRecords.nsfw(at: t, score)), context: context) {
+                if case .record(let r) = $0, r.kind == .moderation { flags.append(r) }
             }
         }
-        #expect(flags.map { $0.fields["event"] } == ["flag_start", "flag_end"])
-        #expect(flags.last?.fields["peak"] == .double(0.95))
+        #expect(flags.map { $0.data["event"] } == ["flag_start", "flag_end"])
+        #expect(flags.last?.data["peak"] == .double(0.95))
         #expect(flags.last?.start == 1 && flags.last?.end == 3)
     }
 }

@@ -61,7 +61,7 @@ import SightlineTestSupport
                 if case .record(let r) = item { records.append(r) }
             }
         }
-        #expect(records.map { $0.fields["motion"] } == [.null, .double(0), .double(1)])
+        #expect(records.map { $0.data["motion"] } == [.null, .double(0), .double(1)])
         #expect(records[2].vector == [0, 0, 0, 1])
         #expect(records[0].vector == [1, 0, 0, 0])
     }
@@ -101,13 +101,13 @@ final class TestContext: NodeContext, @unchecked Sendable {
         let records = items.compactMap { if case .record(let r) = $0 { r } else { nil } }
         #expect(records.map(\.start) == [0, 0.5, 1, 1.5, 2, 2.5])
         let started = items.compactMap { if case .status(let s) = $0, s.kind == .started { s } else { nil } }
-        #expect(started.first?.fields["codec"] == "h264")
+        #expect(started.first?.data["codec"] == "h264")
         guard case .endOfStream(let eos)? = items.last else {
             Issue.record("end-of-stream must come last")
             return
         }
-        #expect(eos.fields["frames_decoded"] == .int(90))
-        #expect(eos.fields["frames_emitted"] == .int(6))
+        #expect(eos.data["frames_decoded"] == .int(90))
+        #expect(eos.data["frames_emitted"] == .int(6))
     }
 
     @Test func aSourceThatCannotOpenEndsOnlyItsBranch() throws {
@@ -134,7 +134,7 @@ final class TestContext: NodeContext, @unchecked Sendable {
         #expect(goodRecords.count == 3)
         let errors = items.compactMap { if case .status(let s) = $0, s.kind == .error { s } else { nil } }
         #expect(errors.first?.sourceID == "bad")
-        #expect(errors.first?.fields["message"]?.stringValue?.contains("/no/such/file.mp4") == true)
+        #expect(errors.first?.data["message"]?.stringValue?.contains("/no/such/file.mp4") == true)
         #expect(harness.runtime.failedSources.keys.sorted() == ["bad"])
         #expect(harness.isFinished)
     }

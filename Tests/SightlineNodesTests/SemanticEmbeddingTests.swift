@@ -8,14 +8,11 @@ import SightlineCore
 /// ConSE frame embeddings with the real MiniLM: text queries find the right frame.
 @Suite(.serialized) struct SemanticEmbeddingTests {
     static func labels(_ index: Int, _ pairs: [(String, Double)]) -> Record {
-        Record(kind: "labels", sourceID: "cam", start: Double(index), end: Double(index), fields: [
-            "frame_index": .int(Int64(index)),
-            "labels": .array(pairs.map { .object(["label": .string($0.0), "p": .double($0.1)]) }),
-        ])
+        TestRecords.labels(at: Double(index), frame: index, pairs)
     }
 
     static func ocr(_ index: Int, _ text: String) -> Record {
-        Record(kind: "ocr", sourceID: "cam", start: Double(index), end: Double(index), fields: ["frame_index": .int(Int64(index)), "text": .string(text)])
+        TestRecords.ocr(at: Double(index), frame: index, text)
     }
 
     @Test func textQueriesRankTheRightFrameFirst() throws {
@@ -32,9 +29,9 @@ import SightlineCore
         for (labels, ocr) in frames {
             for record in [labels, ocr] {
                 try node.process(.record(record), context: context) { item in
-                    if case .record(let r) = item, r.kind == "embeddings", let v = r.vector, let i = r.fields["frame_index"]?.intValue {
+                    if case .record(let r) = item, r.kind == .embeddings, let v = r.vector, let i = r.data["frame_index"]?.intValue {
                         vectors[Int(i)] = v
-                        #expect(r.fields["space"] == "minilm-384-conse")
+                        #expect(r.data["space"] == "minilm-384-conse")
                         #expect(abs(v.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4)
                     }
                 }

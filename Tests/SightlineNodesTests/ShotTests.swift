@@ -16,7 +16,7 @@ import SightlineTestSupport
         return ShotSignature(histogram: h, grid: [Float](repeating: luma, count: 144), meanLuma: luma)
     }
 
-    private func run(_ frames: [(Double, Float)], threshold: Float = 0.3, minLength: Double = 0.5) -> [ShotDetector.Shot] {
+    private func run(_ frames: [(Double, Float)], threshold: Float = 0.3, minLength: Double = 0.5) -> [ShotDetector.Segment] {
         var detector = ShotDetector(threshold: threshold, minLength: minLength)
         var shots = frames.compactMap { detector.push(time: $0.0, signature: Self.picture($0.1)) }
         if let last = detector.finish(at: frames.last?.0 ?? 0) { shots.append(last) }
@@ -28,7 +28,7 @@ import SightlineTestSupport
         let shots = run(frames)
         #expect(shots.map(\.start) == [0, 1.2, 2.5])
         #expect(shots.map(\.end) == [1.2, 2.5, 2.9])
-        #expect(shots.map(\.reason) == ["cut", "cut", "end"])
+        #expect(shots.map(\.reason.rawValue) == ["cut", "cut", "end"])
     }
 
     @Test func aOneFrameFlashIsNotACut() {
@@ -49,7 +49,7 @@ import SightlineTestSupport
         for (i, l) in levels.enumerated() { frames.append((Double(i) / 10, l)) }
         let shots = run(frames)
         // Black (< 16) from 1.0 s to 1.4 s; 24 at 1.5 s is the first frame of the new shot.
-        #expect(shots.first?.reason == "fade")
+        #expect(shots.first?.reason.rawValue == "fade")
         #expect(shots.first.map { abs($0.end - 1.5) < 1e-9 } == true)
         #expect(shots.count == 2)
     }
@@ -84,7 +84,7 @@ import SightlineTestSupport
         harness.runSource("cam")
         harness.runUntilIdle()
         let shots = CaptureSink.items(for: "shot_sink").compactMap { item -> Record? in
-            if case .record(let r) = item, r.kind == "shots" { return r }
+            if case .record(let r) = item, r.kind == .shots { return r }
             return nil
         }
         #expect(shots.count == 4)
@@ -108,7 +108,7 @@ import SightlineTestSupport
         }
         try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let r) = $0 { shots.append(r) } }
         #expect(shots.map { [$0.start, $0.end] } == [[0.5, 2.5], [2.5, 4.5], [4.5, 5.0]])
-        #expect(shots.map { $0.fields["ended_by"]?.stringValue } == ["window", "window", "end"])
-        #expect(shots.map { $0.fields["index"]?.intValue } == [0, 1, 2])
+        #expect(shots.map { $0.data["ended_by"]?.stringValue } == ["window", "window", "end"])
+        #expect(shots.map { $0.data["index"]?.intValue } == [0, 1, 2])
     }
 }

@@ -1,0 +1,183 @@
+import SightlineCore
+
+/// The one place typed results and status become JSON: the `data` object of every message kind
+/// (Docs/bus.md documents each), with the rounding the wire uses. Nodes pass full-precision
+/// values to each other; only what is published is rounded, here.
+public enum WireEncoding {
+    /// `data` of a result message.
+    public static func data(_ value: ResultValue, delta: DeltaMark? = nil) -> [String: JSONValue] {
+        var data: [String: JSONValue]
+        switch value {
+        case .stats(let s):
+            data = [
+                "frame_index": int(s.frameIndex), "width": int(s.width), "height": int(s.height),
+                "mean_luma": rounded(s.meanLuma, 1e2), "motion": s.motion.map { rounded($0, 1e5) } ?? .null,
+            ]
+        case .phash(let h):
+            data = ["frame_index": int(h.frameIndex), "hash": .string(h.hex), "distance": h.distance.map(int) ?? .null]
+        case .regions(let r):
+            data = [
+                "frame_index": int(r.frameIndex), "tile": int(r.tiles.tileSize), "columns": int(r.tiles.columns), "rows": int(r.tiles.rows),
+                "changed_fraction": rounded(r.changedFraction, 1e4), "computed_fraction": rounded(r.computedFraction, 1e4),
+                "skip": .bool(r.skip), "refresh": .bool(r.refresh), "reason": .string(r.reason), "mask": .string(r.tiles.hex),
+            ]
+        case .shot(let s):
+            data = ["index": int(s.index), "ended_by": .string(s.endedBy.rawValue)]
+        case .labels(let l):
+            data = [
+                "frame_index": int(l.frameIndex),
+                "labels": .array(l.top.map { .object(["label": .string($0.name), "index": int($0.index), "p": rounded($0.probability, 1e5)]) }),
+            ]
+        case .embedding(let e):
+            data = ["space": .string(e.space), "dimension": int(e.vector.count)]
+            switch e.scope {
+            case .frame(let index):
+                data["scope"] = "frame"
+                data["frame_index"] = int(index)
+            case .segment(let index, let frames):
+                data["scope"] = "segment"
+                data["segment_index"] = int(index)
+                data["frames"] = int(frames)
+            }
+            if let evidence = e.evidence {
+                data["labels"] = .array(evidence.labels.map { .string($0) })
+                data["text"] = .string(evidence.text)
+            }
+        case .nsfw(let n):
+            data = ["frame_index": int(n.frameIndex), "score": rounded(n.score, 1e6)]
+        case .ocr(let o):
+            data = [
+                "frame_index": int(o.frameIndex), "text": .string(o.text),
+                "lines": .array(o.lines.map { line in
+                    .object([
+                        "text": .string(line.text), "confidence": rounded(line.confidence, 1e4),
+                        "box": .array(line.box.map { .array([.double($0.x.rounded()), .double($0.y.rounded())]) }),
+                    ])
+                }),
+            ]
+        case .caption(let c):
+            data = [
+                "caption": .string(c.text), "flagged": .bool(c.flagged), "masked_terms": .array(c.maskedTerms.map { .string($0) }),
+                "repeated": .bool(c.repeated),
+                "evidence": .object([
+                    "labels": .array(c.labels.map { .object(["label": .string($0.name), "p": rounded($0.probability, 1e4)]) }),
+                    "on_screen_text": .array(c.onScreenText.map { .string($0) }),
+                ]),
+            ]
+        case .moderation(let m):
+            data = [
+                "event": .string(m.phase.rawValue), "category": .string(m.category), "peak": .double(m.peak),
+                "evidence": .array(m.evidence.map { .double($0) }),
+            ]
+        }
+        switch delta {
+        case .computed(let changedInput, let workSaved)?:
+            data["delta"] = .object(["changed_input": rounded(changedInput, 1e4), "work_saved": rounded(workSaved, 1e4)])
+        case .reused?:
+            data["reused"] = true
+        case nil:
+            break
+        }
+        return data
+    }
+
+    /// `data` of a status message, `event` included.
+    public static func data(_ status: StatusEvent) -> [String: JSONValue] {
+        var data: [String: JSONValue]
+        switch status.detail {
+        case .started(let opened):
+            data = ["url": .string(opened.url), "container": .string(opened.container), "codec": .string(opened.codec),
+                    "width": int(opened.width), "height": int(opened.height)]
+            if let sha256 = opened.sha256 { data["sha256"] = .string(sha256) }
+            if let file = opened.batchFile { data.merge(fields(file)) { _, file in file } }
+        case .batchStarted(let plan):
+            data = [
+                "files": int(plan.entries.count), "to_process": int(plan.toProcess), "skipped": int(plan.entries.count - plan.toProcess),
+                "plan": .array(plan.entries.map { entry in
+                    .object(["source": .string(entry.source), "path": .string(entry.path), "skip": .bool(entry.skip),
+                             "duration_s": entry.duration.map { rounded($0, 1e3) } ?? .null])
+                }),
+            ]
+        case .reconnecting(let attempt, let delay, let reason):
+            data = ["attempt": int(attempt), "delay_s": .double(delay), "reason": .string(reason)]
+        case .gap(let after, let duration):
+            data = ["after_seconds": .double(after), "duration_s": .double(duration)]
+        case .drops(let counters):
+            data = fields(counters)
+        case .error(let failure):
+            data = ["node": .string(failure.node), "message": .string(failure.message)]
+            if failure.fatal { data["fatal"] = true }
+            if let errors = failure.errorsSoFar { data["errors_so_far"] = int(errors) }
+            if let path = failure.path { data["path"] = .string(path) }
+        case .heartbeat(let beat):
+            data = [
+                "uptime_s": rounded(beat.uptime, 1e2), "queued": int(beat.queued),
+                "sources": .object(beat.sources.mapValues { s in
+                    .object(["frames_in": int(s.framesIn), "fps": rounded(s.fps, 1e2), "dropped_in_graph": int(s.droppedInGraph),
+                             "dropped_at_sink": int(s.droppedAtSink)])
+                }),
+                "nodes": .object(beat.nodes.mapValues { n in
+                    .object(["items": int(n.items), "errors": int(n.errors), "busy_ms_per_item": .double((n.busySecondsPerItem * 1e5).rounded() / 100)])
+                }),
+            ]
+            if let p50 = beat.latencyP50, let p99 = beat.latencyP99 {
+                data["latency_p50_ms"] = .double((p50 * 1e4).rounded() / 10)
+                data["latency_p99_ms"] = .double((p99 * 1e4).rounded() / 10)
+            }
+        case .regions(let summary):
+            data = ["frames": int(summary.frames), "skipped": int(summary.skipped),
+                    "tiles_computed_fraction": rounded(summary.tilesComputedFraction, 1e4)]
+        case .delta(let summary):
+            data = ["node": .string(summary.node), "frames": int(summary.frames), "reused": int(summary.reused),
+                    "work_saved": rounded(summary.workSaved, 1e4), "model_seconds": rounded(summary.modelSeconds, 1e3)]
+        case .endOfStream(let eos, let counters):
+            data = fields(eos)
+            data.merge(fields(counters)) { own, _ in own }
+        }
+        data["event"] = .string(status.kind.rawValue)
+        return data
+    }
+
+    public static func json(_ provenance: Provenance) -> JSONValue {
+        var fields: [String: JSONValue] = ["name": .string(provenance.name), "version": .string(provenance.version)]
+        if let sha256 = provenance.sha256 { fields["sha256"] = .string(sha256) }
+        return .object(fields)
+    }
+
+    static func fields(_ counters: SourceCounters) -> [String: JSONValue] {
+        ["frames_in": int(counters.framesIn), "dropped_in_graph": int(counters.droppedInGraph), "dropped_at_sink": int(counters.droppedAtSink)]
+    }
+
+    static func fields(_ file: BatchFile) -> [String: JSONValue] {
+        var data: [String: JSONValue] = ["path": .string(file.path), "file_index": int(file.index), "files_to_process": int(file.count)]
+        if let size = file.size { data["size"] = .int(size) }
+        if let mtime = file.mtime { data["mtime"] = .double(mtime) }
+        return data
+    }
+
+    static func fields(_ eos: EndOfStream) -> [String: JSONValue] {
+        var data: [String: JSONValue] = [:]
+        if let d = eos.decoder {
+            data = ["frames_decoded": int(d.framesDecoded), "frames_emitted": int(d.framesEmitted), "frames_sampled_out": int(d.framesSampledOut),
+                    "corrupt_packets": int(d.corruptPackets), "corrupt_frames": int(d.corruptFrames), "read_errors": int(d.readErrors),
+                    "reconnects": int(d.reconnects), "gap_seconds": .double(d.gapSeconds)]
+        }
+        if let file = eos.batchFile { data.merge(fields(file)) { _, file in file } }
+        if let sha256 = eos.sha256 { data["sha256"] = .string(sha256) }
+        if let batch = eos.batch {
+            data["files"] = int(batch.files)
+            data["processed"] = int(batch.processed)
+            data["failed"] = int(batch.failed)
+            data["skipped"] = int(batch.skipped)
+        }
+        if let completed = eos.completed { data["completed"] = .bool(completed) }
+        if let error = eos.error { data["error"] = .string(error) }
+        if let frames = eos.frames { data["frames"] = int(frames) }
+        return data
+    }
+
+    private static func int(_ value: Int) -> JSONValue { .int(Int64(value)) }
+
+    /// `value` to the nearest 1/`scale` (1e4: four decimals).
+    private static func rounded(_ value: Double, _ scale: Double) -> JSONValue { .double((value * scale).rounded() / scale) }
+}

@@ -1,0 +1,390 @@
+/// Where a result came from: a model (or algorithm) by name, version and content hash.
+public struct Provenance: Sendable, Equatable, Hashable {
+    public var name: String
+    public var version: String
+    public var sha256: String?
+
+    public init(name: String, version: String, sha256: String? = nil) {
+        self.name = name
+        self.version = version
+        self.sha256 = sha256
+    }
+}
+
+/// The kinds of result nodes exchange. Each is also the first part of its bus topic
+/// (`labels/cam1/`), and node contracts name them (what a node needs and produces).
+public enum ResultKind: String, Sendable, CaseIterable, CustomStringConvertible {
+    case stats, phash, regions, shots, labels, embeddings, nsfw, ocr, captions, moderation
+
+    public var description: String { rawValue }
+}
+
+/// One result, typed. Nodes read these directly; JSON is made only at the sinks, by the bus's
+/// encoder (SightlineBus `WireEncoding`), which also holds the rounding the wire uses.
+public enum ResultValue: Sendable, Equatable {
+    case stats(FrameStatistics)
+    case phash(PerceptualHash)
+    case regions(ChangedRegions)
+    case shot(Shot)
+    case labels(Labels)
+    case embedding(Embedding)
+    case nsfw(NSFWScore)
+    case ocr(OnScreenText)
+    case caption(Caption)
+    case moderation(ModerationEvent)
+
+    public var kind: ResultKind {
+        switch self {
+        case .stats: .stats
+        case .phash: .phash
+        case .regions: .regions
+        case .shot: .shots
+        case .labels: .labels
+        case .embedding: .embeddings
+        case .nsfw: .nsfw
+        case .ocr: .ocr
+        case .caption: .captions
+        case .moderation: .moderation
+        }
+    }
+
+    /// The vector published as the message's binary payload, if the value carries one.
+    public var vector: [Float]? {
+        switch self {
+        case .stats(let s): s.histogram
+        case .embedding(let e): e.vector
+        default: nil
+        }
+    }
+
+    /// The frame (decode index) a per-frame result is about; nil for shots, captions, flags and
+    /// segment embeddings.
+    public var frameIndex: Int? {
+        switch self {
+        case .stats(let v): v.frameIndex
+        case .phash(let v): v.frameIndex
+        case .regions(let v): v.frameIndex
+        case .labels(let v): v.frameIndex
+        case .nsfw(let v): v.frameIndex
+        case .ocr(let v): v.frameIndex
+        case .embedding(let v): if case .frame(let index) = v.scope { index } else { nil }
+        case .shot, .caption, .moderation: nil
+        }
+    }
+
+    /// The same result standing for another frame of its source (delta inference reuses a
+    /// frame's results for the next ones when nothing changed); values not tied to one frame
+    /// stay as they are.
+    public func reused(forFrame index: Int) -> ResultValue {
+        switch self {
+        case .stats(var v): v.frameIndex = index; return .stats(v)
+        case .phash(var v): v.frameIndex = index; return .phash(v)
+        case .regions(var v): v.frameIndex = index; return .regions(v)
+        case .labels(var v): v.frameIndex = index; return .labels(v)
+        case .nsfw(var v): v.frameIndex = index; return .nsfw(v)
+        case .ocr(var v): v.frameIndex = index; return .ocr(v)
+        case .embedding(var v):
+            if case .frame = v.scope { v.scope = .frame(index: index) }
+            return .embedding(v)
+        case .shot, .caption, .moderation: return self
+        }
+    }
+}
+
+/// How delta inference obtained a model result (see the `regions` node).
+public enum DeltaMark: Sendable, Equatable {
+    /// Recomputed where the input changed: the fraction of input positions that changed and of
+    /// the convolutions' multiply-accumulates that were not needed.
+    case computed(changedInput: Double, workSaved: Double)
+    /// Nothing changed: the previous frame's result, standing for this frame.
+    case reused
+}
+
+/// A result a node produced about a span of one source's media time; sinks publish it.
+public struct Record: Sendable, Equatable {
+    public var value: ResultValue
+    public var sourceID: String
+    /// Media-time span in seconds on the source's output timeline.
+    public var start: Double
+    public var end: Double
+    /// Ingest wall-clock time of the newest frame behind this record, for latency.
+    public var ingestWallClock: Double?
+    public var provenance: [Provenance]
+    public var delta: DeltaMark?
+
+    public init(_ value: ResultValue, sourceID: String, start: Double, end: Double, ingestWallClock: Double? = nil,
+                provenance: [Provenance] = [], delta: DeltaMark? = nil) {
+        self.value = value
+        self.sourceID = sourceID
+        self.start = start
+        self.end = end
+        self.ingestWallClock = ingestWallClock
+        self.provenance = provenance
+        self.delta = delta
+    }
+
+    /// A result about one frame: its span is the frame's time.
+    public init(_ value: ResultValue, frame: Frame, provenance: [Provenance] = []) {
+        self.init(value, sourceID: frame.sourceID, start: frame.seconds, end: frame.seconds,
+                  ingestWallClock: frame.ingestWallClock, provenance: provenance)
+    }
+
+    public var kind: ResultKind { value.kind }
+}
+
+/// Source ids. A batch source names each of its files `NODE/FILE`, so topics read
+/// `KIND/NODE/FILE/`, a subscriber can take a whole batch with `KIND/NODE/`, and each file
+/// is a source of its own (its own end-of-stream, its own per-source state in every node).
+public enum SourceName {
+    /// The node a source id belongs to: the part before the first "/".
+    public static func root(_ id: String) -> String {
+        guard let slash = id.firstIndex(of: "/") else { return id }
+        return String(id[..<slash])
+    }
+}
+
+// MARK: - The result values
+
+/// `stats`: mean luma and motion energy of one sampled frame.
+public struct FrameStatistics: Sendable, Equatable {
+    public var frameIndex: Int
+    public var width: Int
+    public var height: Int
+    /// 0…255 (BT.601).
+    public var meanLuma: Double
+    /// 0…1 against the previous sampled frame of the source; nil for the first.
+    public var motion: Double?
+    /// Luma histogram (fractions summing to 1), when asked for.
+    public var histogram: [Float]?
+
+    public init(frameIndex: Int, width: Int, height: Int, meanLuma: Double, motion: Double?, histogram: [Float]? = nil) {
+        self.frameIndex = frameIndex
+        self.width = width
+        self.height = height
+        self.meanLuma = meanLuma
+        self.motion = motion
+        self.histogram = histogram
+    }
+}
+
+/// `phash`: a 64-bit DCT perceptual hash and the Hamming distance to the previous frame's.
+public struct PerceptualHash: Sendable, Equatable {
+    public var frameIndex: Int
+    public var hash: UInt64
+    public var distance: Int?
+
+    public init(frameIndex: Int, hash: UInt64, distance: Int?) {
+        self.frameIndex = frameIndex
+        self.hash = hash
+        self.distance = distance
+    }
+
+    /// 16 hex digits, as published.
+    public var hex: String {
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+/// `regions`: which tiles of a sampled frame changed since the picture the models last computed.
+public struct ChangedRegions: Sendable, Equatable {
+    public var frameIndex: Int
+    public var tiles: TileMask
+    /// Fraction of tiles above the selector's threshold (before the skip / refresh decision).
+    public var changedFraction: Double
+    /// Nothing worth computing: model nodes reuse their previous results.
+    public var skip: Bool
+    /// Everything is recomputed (first frame, periodic refresh, shot change, most tiles changed).
+    public var refresh: Bool
+    public var reason: String
+
+    public init(frameIndex: Int, tiles: TileMask, changedFraction: Double, skip: Bool, refresh: Bool, reason: String) {
+        self.frameIndex = frameIndex
+        self.tiles = tiles
+        self.changedFraction = changedFraction
+        self.skip = skip
+        self.refresh = refresh
+        self.reason = reason
+    }
+
+    /// The fraction of tiles the models compute (0 when the frame is skipped).
+    public var computedFraction: Double { skip ? 0 : tiles.fraction }
+}
+
+/// `shots`: one finished shot (or fixed window); the record's span covers it.
+public struct Shot: Sendable, Equatable {
+    public enum Boundary: String, Sendable {
+        case cut, fade, window
+        /// The source ended: the last segment, which includes its end time.
+        case end
+    }
+
+    public var index: Int
+    public var endedBy: Boundary
+
+    public init(index: Int, endedBy: Boundary) {
+        self.index = index
+        self.endedBy = endedBy
+    }
+
+    /// A segment ended by a cut runs up to, not including, the cut frame; the last one
+    /// includes its end.
+    public var includesEnd: Bool { endedBy == .end }
+}
+
+/// One class with its probability.
+public struct ScoredLabel: Sendable, Equatable {
+    public var name: String
+    /// Class index in the model's label list (ImageNet-1k for `labels`).
+    public var index: Int
+    public var probability: Double
+
+    public init(name: String, index: Int, probability: Double) {
+        self.name = name
+        self.index = index
+        self.probability = probability
+    }
+}
+
+/// `labels`: the top classes of one frame, most probable first.
+public struct Labels: Sendable, Equatable {
+    public var frameIndex: Int
+    public var top: [ScoredLabel]
+
+    public init(frameIndex: Int, top: [ScoredLabel]) {
+        self.frameIndex = frameIndex
+        self.top = top
+    }
+}
+
+/// `nsfw`: P(NSFW) of one frame.
+public struct NSFWScore: Sendable, Equatable {
+    public var frameIndex: Int
+    public var score: Double
+
+    public init(frameIndex: Int, score: Double) {
+        self.frameIndex = frameIndex
+        self.score = score
+    }
+}
+
+/// A point in image pixels.
+public struct PixelPoint: Sendable, Equatable {
+    public var x: Double
+    public var y: Double
+
+    public init(x: Double, y: Double) {
+        self.x = x
+        self.y = y
+    }
+}
+
+/// `ocr`: the lines of text read in one frame.
+public struct OnScreenText: Sendable, Equatable {
+    public struct Line: Sendable, Equatable {
+        public var text: String
+        public var confidence: Double
+        /// Four corners, clockwise from top-left, in image pixels.
+        public var box: [PixelPoint]
+
+        public init(text: String, confidence: Double, box: [PixelPoint]) {
+            self.text = text
+            self.confidence = confidence
+            self.box = box
+        }
+    }
+
+    public var frameIndex: Int
+    public var lines: [Line]
+
+    public init(frameIndex: Int, lines: [Line]) {
+        self.frameIndex = frameIndex
+        self.lines = lines
+    }
+
+    /// Every line, one per line.
+    public var text: String { lines.map(\.text).joined(separator: "\n") }
+}
+
+/// `embeddings`: a unit vector in a named space, for one frame or pooled over a segment.
+public struct Embedding: Sendable, Equatable {
+    public enum Scope: Sendable, Equatable {
+        case frame(index: Int)
+        /// The mean over shot `index` of `frames` frame vectors, normalised again.
+        case segment(index: Int, frames: Int)
+    }
+
+    /// What went into a text-space (ConSE) vector: the label names and the on-screen text.
+    public struct TextEvidence: Sendable, Equatable {
+        public var labels: [String]
+        public var text: String
+
+        public init(labels: [String], text: String) {
+            self.labels = labels
+            self.text = text
+        }
+    }
+
+    public var space: String
+    public var scope: Scope
+    public var vector: [Float]
+    public var evidence: TextEvidence?
+
+    public init(space: String, scope: Scope, vector: [Float], evidence: TextEvidence? = nil) {
+        self.space = space
+        self.scope = scope
+        self.vector = vector
+        self.evidence = evidence
+    }
+}
+
+/// `captions`: a caption for one segment and the evidence behind it.
+public struct Caption: Sendable, Equatable {
+    /// The caption with words on the moderation policy's list masked.
+    public var text: String
+    /// The policy's words that were masked (empty: not flagged).
+    public var maskedTerms: [String]
+    /// The segment shows what the one before it showed.
+    public var repeated: Bool
+    /// Labels averaged over the segment, most probable first.
+    public var labels: [(name: String, probability: Double)]
+    /// Distinct lines of on-screen text, masked like the caption.
+    public var onScreenText: [String]
+
+    public init(text: String, maskedTerms: [String], repeated: Bool, labels: [(name: String, probability: Double)], onScreenText: [String]) {
+        self.text = text
+        self.maskedTerms = maskedTerms
+        self.repeated = repeated
+        self.labels = labels
+        self.onScreenText = onScreenText
+    }
+
+    public var flagged: Bool { !maskedTerms.isEmpty }
+
+    public static func == (a: Caption, b: Caption) -> Bool {
+        a.text == b.text && a.maskedTerms == b.maskedTerms && a.repeated == b.repeated && a.onScreenText == b.onScreenText
+            && a.labels.map(\.name) == b.labels.map(\.name) && a.labels.map(\.probability) == b.labels.map(\.probability)
+    }
+}
+
+/// `moderation`: a category's flag started or ended.
+public struct ModerationEvent: Sendable, Equatable {
+    public enum Phase: String, Sendable {
+        case start = "flag_start"
+        case end = "flag_end"
+    }
+
+    public var phase: Phase
+    public var category: String
+    /// The highest score seen while flagged.
+    public var peak: Double
+    /// Media times (up to 16) of the samples at or above the enter threshold.
+    public var evidence: [Double]
+
+    public init(phase: Phase, category: String, peak: Double, evidence: [Double]) {
+        self.phase = phase
+        self.category = category
+        self.peak = peak
+        self.evidence = evidence
+    }
+}
