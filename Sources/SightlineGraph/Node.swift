@@ -106,12 +106,15 @@ public struct NodeDescriptor: Sendable {
     public var allowsConcurrency: Bool
     /// Groups of options of which exactly one must be given (e.g. a file `path` or a `dir`).
     public var exactlyOneOf: [[String]]
+    /// The result kinds it needs from upstream and those it adds.
+    public var contract: NodeContract
 
     public init(
         name: String, description: String, role: Role, inputs: PortKind?, outputs: PortKind?,
-        options: [OptionSpec], allowsConcurrency: Bool = false, exactlyOneOf: [[String]] = []
+        options: [OptionSpec], allowsConcurrency: Bool = false, exactlyOneOf: [[String]] = [], contract: NodeContract = .none
     ) {
         self.exactlyOneOf = exactlyOneOf
+        self.contract = contract
         self.name = name
         self.description = description
         self.role = role

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SightlineCore
 
 /// A pipeline that passed validation: node types known, options typed and in range, edges
 /// connecting real nodes in a DAG with at least one source and one sink.
@@ -153,12 +154,54 @@ public enum PipelineValidator {
             }
         }
 
+        if diagnostics.isEmpty {
+            diagnostics += contractDiagnostics(spec: spec, nodes: resolved, edges: edges, registry: registry)
+        }
+
         guard diagnostics.isEmpty else {
             return .failure(Diagnostics(items: diagnostics.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }))
         }
         let digest = SHA256.hash(data: Data(spec.canonicalText.utf8))
         let hash = digest.map { String(format: "%02x", $0) }.joined()
         return .success(ValidatedPipeline(spec: spec, nodes: resolved, edges: edges, hash: hash))
+    }
+
+    /// Needs no node upstream meets: `moderation` with nothing before it that scores, `delta`
+    /// without a `regions` node, `captions` without labels, … (each node type's `NodeContract`).
+    static func contractDiagnostics(spec: PipelineSpec, nodes: [ValidatedPipeline.ResolvedNode], edges: [ValidatedPipeline.ResolvedEdge],
+                                    registry: NodeRegistry) -> [Diagnostic] {
+        var parents: [String: [String]] = [:]
+        for edge in edges { parents[edge.to, default: []].append(edge.from) }
+        let byID = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        func upstream(of id: String) -> Set<String> {
+            var seen = Set<String>()
+            var stack = parents[id] ?? []
+            while let next = stack.popLast() {
+                if seen.insert(next).inserted { stack += parents[next] ?? [] }
+            }
+            return seen
+        }
+        var diagnostics: [Diagnostic] = []
+        for node in nodes {
+            let needs = node.descriptor.contract.needs(given: node.options)
+            guard !needs.isEmpty else { continue }
+            let before = upstream(of: node.id)
+            let available = before.reduce(into: Set<ResultKind>()) { kinds, id in
+                if let other = byID[id] { kinds.formUnion(other.descriptor.contract.produces(given: other.options)) }
+            }
+            for need in needs where available.isDisjoint(with: need.anyOf) {
+                let spelled = need.anyOf.map { "`\($0.rawValue)`" }
+                let kinds = spelled.count > 1 ? spelled.dropLast().joined(separator: ", ") + " or " + (spelled.last ?? "") : spelled.joined()
+                let because = need.when.map { " (it has \($0))" } ?? ""
+                let producers = registry.names.filter { name in
+                    registry.factory(name).map { !Set($0.descriptor.contract.produces.map(\.kind)).isDisjoint(with: need.anyOf) } ?? false
+                }
+                let location = need.when.flatMap { spec.node(node.id)?.option($0.option)?.location } ?? spec.node(node.id)?.location ?? spec.nodesLocation
+                diagnostics.append(Diagnostic(location, "node '\(node.id)' (\(node.type)) needs \(kinds) results\(because), and no node before it produces them",
+                                              hint: need.hint + (producers.isEmpty ? "" : " (produced by: \(producers.joined(separator: ", ")))")))
+            }
+        }
+        return diagnostics
     }
 
     /// A cycle as a node path ending where it started, or nil.

@@ -98,7 +98,12 @@ public final class CaptionsNode: NodeProcessor {
             OptionSpec("window", .double, default: .double(0), min: 0, max: 3600, help: "fixed window in seconds; 0: use `shots` records from a shots node"),
             OptionSpec("policy", .string, default: .string(""), help: "moderation policy whose text terms are masked in captions (empty: none)"),
             OptionSpec("min_confidence", .double, default: .double(0.05), min: 0, max: 1, help: "labels averaged below this are left out (up to 3 are named, with their confidence)"),
-        ])
+        ],
+        contract: NodeContract(needs: [
+            .init(anyOf: [.labels], hint: "add a labels node before it: captions name what the labels node sees"),
+            .init(anyOf: [.shots], when: .init("window", is: .double(0)),
+                  hint: "add a shots node before it (one caption per shot), or set window: SECONDS for fixed windows"),
+        ], produces: [.init(.captions)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         var terms: [String] = []

@@ -15,6 +15,10 @@ final class DeltaSupport {
         OptionSpec("min_saving", .double, default: .double(0.2), min: 0, max: 1, help: "delta: a masked run that saved less than this fraction of the work makes the next frames run plain (2, 4, … 32 of them) before trying again"),
     ]
 
+    /// `delta: true` reads the `regions` node's decisions.
+    static let needs = [NodeContract.Need(anyOf: [.regions], when: .init("delta", is: .bool(true)),
+                                          hint: "add a regions node before it (e.g. `- cam -> regions`, `- regions -> labels`), or set delta: false")]
+
     struct Counters {
         var frames = 0
         var reused = 0

@@ -14,7 +14,8 @@ public final class FrameStatsNode: NodeProcessor {
         options: [
             OptionSpec("histogram_bins", .int, default: .int(0), min: 0, max: 256,
                        help: "attach a luma histogram with this many bins as the record's vector (0: none)"),
-        ])
+        ],
+        contract: NodeContract(produces: [.init(.stats)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(FrameStatsNode(histogramBins: options.int("histogram_bins") ?? 0))

@@ -71,7 +71,8 @@ public final class LabelsNode: BatchedModelNode {
         options: ModelNodeOptions.common + DeltaSupport.options + [
             OptionSpec("top", .int, default: .int(5), min: 1, max: 1000, help: "labels per frame"),
             OptionSpec("embeddings", .bool, default: .bool(false), help: "also publish the L2-normalised 1280-d feature (kind `embeddings`)"),
-        ])
+        ],
+        contract: NodeContract(needs: DeltaSupport.needs, produces: [.init(.labels), .init(.embeddings, when: .init("embeddings", is: .bool(true)))]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try LabelsNode(options: options))
@@ -116,7 +117,8 @@ public final class NSFWNode: BatchedModelNode {
 
     public static let descriptor = NodeDescriptor(
         name: "nsfw", description: "P(NSFW) per frame (Yahoo open_nsfw); publishes an `nsfw` record.",
-        role: .transform, inputs: .frames, outputs: .any, options: ModelNodeOptions.common + DeltaSupport.options)
+        role: .transform, inputs: .frames, outputs: .any, options: ModelNodeOptions.common + DeltaSupport.options,
+        contract: NodeContract(needs: DeltaSupport.needs, produces: [.init(.nsfw)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try NSFWNode(options: options))
@@ -154,7 +156,8 @@ public final class OCRNode: BatchedModelNode {
         options: ModelNodeOptions.common + [
             OptionSpec("min_confidence", .double, default: .double(0.5), min: 0, max: 1, help: "drop lines read with less confidence"),
             OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
-        ])
+        ],
+        contract: NodeContract(produces: [.init(.ocr)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try OCRNode(options: options))

@@ -152,7 +152,10 @@ public final class ModerationNode: NodeProcessor {
         name: "moderation",
         description: "Moderation flags from nsfw/labels/ocr records per a YAML policy (hysteresis, minimum duration); publishes `moderation` records.",
         role: .transform, inputs: .records, outputs: .records,
-        options: [OptionSpec("policy", .string, default: .string("Pipelines/moderation-policy.yaml"), help: "moderation policy file (YAML)")])
+        options: [OptionSpec("policy", .string, default: .string("Pipelines/moderation-policy.yaml"), help: "moderation policy file (YAML)")],
+        contract: NodeContract(needs: [
+            .init(anyOf: [.nsfw, .labels, .ocr], hint: "add the nodes whose results the policy's rules read (nsfw, labels, ocr) before it"),
+        ], produces: [.init(.moderation)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         let path = options.string("policy") ?? ""

@@ -11,7 +11,7 @@ public final class PerceptualHashNode: NodeProcessor {
     public static let descriptor = NodeDescriptor(
         name: "phash",
         description: "64-bit DCT perceptual hash per frame and Hamming distance to the previous one; publishes a `phash` record.",
-        role: .transform, inputs: .frames, outputs: .any, options: [])
+        role: .transform, inputs: .frames, outputs: .any, options: [], contract: NodeContract(produces: [.init(.phash)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, _ in .processor(PerceptualHashNode()) }
 

@@ -184,7 +184,8 @@ public final class RegionsNode: NodeProcessor {
             OptionSpec("full_above", .double, default: .double(0.6), min: 0, max: 1, help: "recompute everything when more tiles than this fraction changed"),
             OptionSpec("refresh_every", .int, default: .int(20), min: 1, max: 1_000_000, help: "full refresh after this many partial frames"),
             OptionSpec("report_every", .int, default: .int(50), min: 1, max: 1_000_000, help: "post a `regions` status every N frames per source"),
-        ])
+        ],
+        contract: NodeContract(produces: [.init(.regions)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(RegionsNode(selector: RegionSelector(

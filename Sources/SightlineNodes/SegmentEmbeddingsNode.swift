@@ -62,7 +62,11 @@ public final class SegmentEmbeddingsNode: NodeProcessor {
         role: .transform, inputs: .records, outputs: .records,
         options: [
             OptionSpec("per_frame", .bool, default: .bool(false), help: "also pass on the per-frame embeddings"),
-        ])
+        ],
+        contract: NodeContract(needs: [
+            .init(anyOf: [.embeddings], hint: "add a node that makes frame embeddings before it (labels with embeddings: true, or semantic)"),
+            .init(anyOf: [.shots], hint: "add a shots node before it: embeddings are pooled per shot (or per window: shots with window: N)"),
+        ], produces: [.init(.embeddings)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(SegmentEmbeddingsNode(perFrame: options.bool("per_frame") ?? false))

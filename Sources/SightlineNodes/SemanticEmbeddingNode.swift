@@ -23,7 +23,12 @@ public final class SemanticEmbeddingNode: NodeProcessor {
         options: ModelNodeOptions.common + [
             OptionSpec("text_weight", .double, default: .double(0.5), min: 0, max: 10, help: "weight of the on-screen text embedding against the labels"),
             OptionSpec("with_text", .bool, default: .bool(true), help: "wait for each frame's ocr record (set false when the pipeline has no ocr node)"),
-        ])
+        ],
+        contract: NodeContract(needs: [
+            .init(anyOf: [.labels], hint: "add a labels node before it: the vector is built from the frame's labels"),
+            .init(anyOf: [.ocr], when: .init("with_text", is: .bool(true)),
+                  hint: "add an ocr node before it, or set with_text: false (otherwise it waits for text that never comes)"),
+        ], produces: [.init(.embeddings)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try SemanticEmbeddingNode(options: options))

@@ -127,7 +127,8 @@ public final class ShotsNode: NodeProcessor {
             OptionSpec("threshold", .double, default: .double(0.3), min: 0.01, max: 1, help: "picture change (0…1, histogram and layout) that counts as a cut"),
             OptionSpec("min_length", .double, default: .double(0.5), min: 0, max: 3600, help: "shortest shot in seconds"),
             OptionSpec("window", .double, default: .double(0), min: 0, max: 86_400, help: "fixed segments of this many seconds instead of shots (0: content-based shots)"),
-        ])
+        ],
+        contract: NodeContract(produces: [.init(.shots)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(ShotsNode(threshold: Float(options.double("threshold") ?? 0.3), minLength: options.double("min_length") ?? 0.5,

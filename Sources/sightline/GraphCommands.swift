@@ -30,6 +30,12 @@ struct NodesCommand: ParsableCommand {
         print("  role:    \(descriptor.role.rawValue)")
         print("  inputs:  \(descriptor.inputs?.rawValue ?? "none")")
         print("  outputs: \(descriptor.outputs?.rawValue ?? "none")")
+        if descriptor.role != .source {
+            print("  needs:    \(descriptor.contract.needsDescription)")
+        }
+        if descriptor.role != .sink {
+            print("  produces: \(descriptor.role == .source ? "frames" : descriptor.contract.producesDescription)")
+        }
         if descriptor.allowsConcurrency { print("  stateless: may run with concurrency > 1") }
         print(descriptor.options.isEmpty ? "  options: none" : "  options:")
         for option in descriptor.options {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SightlineGraph
 import SightlineNodes
@@ -199,5 +200,104 @@ import SightlineNodes
         let hb = try PipelineValidator.validate(b, registry: registry).get().hash
         #expect(ha != hb)
         #expect(ha.count == 64)
+    }
+}
+
+/// Node contracts: a node whose needs nothing upstream provides is reported where it is
+/// declared (or at the option that creates the need), with what to add.
+@Suite struct ContractTests {
+    let registry = BuiltinNodes.registry
+
+    private func diagnostics(_ nodes: String, _ chain: [String]) -> [Diagnostic] {
+        var edges = zip(chain, chain.dropFirst()).map { "  - \($0) -> \($1)" }
+        edges.append("  - \(chain.last ?? "cam") -> out")
+        let yaml = "nodes:\n  cam: {type: source, url: a.mp4}\n" + nodes + "\n  out: {type: jsonl, path: o.jsonl}\nedges:\n" + edges.joined(separator: "\n")
+        let (spec, parseErrors) = PipelineParser.parse(text: yaml, file: "p.yaml")
+        guard let spec, parseErrors.isEmpty else { return parseErrors }
+        switch PipelineValidator.validate(spec, registry: registry) {
+        case .success: return []
+        case .failure(let d): return d.items
+        }
+    }
+
+    @Test func moderationWithNothingThatScores() {
+        let d = diagnostics("  stats: {type: frame_stats}\n  moderation: {type: moderation}", ["cam", "stats", "moderation"])
+        #expect(d.count == 1)
+        #expect(d.first?.location.line == 4 && d.first?.location.column == 3)
+        #expect(d.first?.message == "node 'moderation' (moderation) needs `nsfw`, `labels` or `ocr` results, and no node before it produces them")
+        #expect(d.first?.hint?.contains("produced by: labels, nsfw, ocr") == true, "\(d.first?.hint ?? "")")
+        // Any one of them upstream is enough.
+        #expect(diagnostics("  nsfw: {type: nsfw}\n  moderation: {type: moderation}", ["cam", "nsfw", "moderation"]).isEmpty)
+    }
+
+    @Test func deltaWithoutARegionsNodeIsReportedAtTheOption() {
+        let d = diagnostics("  labels:\n    type: labels\n    delta: true", ["cam", "labels"])
+        #expect(d.count == 1)
+        #expect(d.first.map { "\($0.location.line):\($0.location.column)" } == "5:12", "at `delta: true`")
+        #expect(d.first?.message.contains("needs `regions` results (it has delta: true)") == true)
+        #expect(d.first?.hint?.contains("set delta: false") == true)
+        #expect(diagnostics("  regions: {type: regions}\n  labels: {type: labels, delta: true}", ["cam", "regions", "labels"]).isEmpty)
+        #expect(diagnostics("  labels: {type: labels, delta: false}", ["cam", "labels"]).isEmpty)
+    }
+
+    @Test func captionsWithoutLabelsOrShots() {
+        let noLabels = diagnostics("  shots: {type: shots}\n  ocr: {type: ocr}\n  captions: {type: captions}", ["cam", "shots", "ocr", "captions"])
+        #expect(noLabels.map(\.message) == ["node 'captions' (captions) needs `labels` results, and no node before it produces them"])
+        let noShots = diagnostics("  labels: {type: labels}\n  captions: {type: captions}", ["cam", "labels", "captions"])
+        #expect(noShots.map(\.message) == ["node 'captions' (captions) needs `shots` results (it has window: 0.0), and no node before it produces them"])
+        #expect(diagnostics("  labels: {type: labels}\n  captions: {type: captions, window: 4}", ["cam", "labels", "captions"]).isEmpty)
+    }
+
+    @Test func labelsAfterTheCaptionsNodeDoNotCount() {
+        // Upstream means before it on some path, not anywhere in the file.
+        let d = diagnostics("  shots: {type: shots}\n  captions: {type: captions}\n  labels: {type: labels}", ["cam", "shots", "captions", "labels"])
+        #expect(d.map(\.message) == ["node 'captions' (captions) needs `labels` results, and no node before it produces them"])
+    }
+
+    @Test func segmentEmbeddingsWithoutEmbeddings() {
+        let d = diagnostics("  shots: {type: shots}\n  labels: {type: labels}\n  segments: {type: segment_embeddings}", ["cam", "shots", "labels", "segments"])
+        #expect(d.map(\.message) == ["node 'segments' (segment_embeddings) needs `embeddings` results, and no node before it produces them"])
+        #expect(d.first?.hint?.contains("labels with embeddings: true") == true)
+        let ok = diagnostics("  shots: {type: shots}\n  labels: {type: labels, embeddings: true}\n  segments: {type: segment_embeddings}",
+                             ["cam", "shots", "labels", "segments"])
+        #expect(ok.isEmpty)
+    }
+
+    @Test func semanticWaitingForTextThatNeverComes() {
+        let d = diagnostics("  labels: {type: labels}\n  semantic: {type: semantic}", ["cam", "labels", "semantic"])
+        #expect(d.map(\.message) == ["node 'semantic' (semantic) needs `ocr` results (it has with_text: true), and no node before it produces them"])
+        #expect(diagnostics("  labels: {type: labels}\n  semantic: {type: semantic, with_text: false}", ["cam", "labels", "semantic"]).isEmpty)
+    }
+
+    @Test func aNeedMetOnAnotherBranchOfAFanIn() {
+        let yaml = """
+        nodes:
+          cam: {type: source, url: a.mp4}
+          nsfw: {type: nsfw}
+          stats: {type: frame_stats}
+          moderation: {type: moderation}
+          out: {type: jsonl, path: o.jsonl}
+        edges:
+          - cam -> nsfw
+          - cam -> stats
+          - nsfw -> moderation
+          - stats -> moderation
+          - moderation -> out
+        """
+        let (spec, _) = PipelineParser.parse(text: yaml, file: "p.yaml")
+        #expect((try? PipelineValidator.validate(#require(spec), registry: registry).get()) != nil)
+    }
+
+    @Test func everyShippedPipelineMeetsItsContracts() throws {
+        for name in ["batch", "live", "live-stats", "moderation", "stats", "understand"] {
+            let (spec, errors) = PipelineParser.parse(file: repositoryFolder + "/Pipelines/\(name).yaml")
+            #expect(errors.isEmpty)
+            let result = PipelineValidator.validate(try #require(spec), registry: registry)
+            if case .failure(let d) = result { Issue.record("\(name).yaml: \(d)") }
+        }
+    }
+
+    private var repositoryFolder: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 }
