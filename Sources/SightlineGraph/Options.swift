@@ -1,3 +1,4 @@
+import Foundation
 import SightlineCore
 
 /// The type of a node option, as in libavfilter's AVOption tables.
@@ -12,9 +13,21 @@ public enum OptionType: Sendable, Equatable, CustomStringConvertible {
     case rational
     /// `WxH`, `Wx` or `xH`.
     case size
+    /// A file the pipeline reads (a policy, a template): relative to the pipeline file's folder
+    /// when written there, to the working directory when given with --set; `validate` opens it.
+    case inputFile
+    /// A file or folder the pipeline writes: relative to the output folder (`--output DIR`, the
+    /// pipeline's `output:`, or else the working directory).
+    case outputPath
+    /// Media to decode: a URL (`rtsp://…`) as it is, or a local path resolved like `inputFile`
+    /// (not opened by `validate`: a camera may be down, a placeholder replaced by --input).
+    case media
 
     public var description: String {
         switch self {
+        case .inputFile: "file"
+        case .outputPath: "output path"
+        case .media: "url or path"
         case .int: "int"
         case .double: "float"
         case .string: "string"
@@ -52,11 +65,16 @@ public struct OptionSpec: Sendable {
     public var maximum: Double?
     public var required: Bool
     public var help: String
+    /// For an `inputFile`: reads the file as the node will and throws what is wrong with it, so
+    /// `validate` reports a bad policy before anything runs.
+    public var checkFile: (@Sendable (String) throws -> Void)?
 
     public init(
         _ name: String, _ type: OptionType, default defaultValue: OptionValue? = nil,
-        min minimum: Double? = nil, max maximum: Double? = nil, required: Bool = false, help: String
+        min minimum: Double? = nil, max maximum: Double? = nil, required: Bool = false, help: String,
+        checkFile: (@Sendable (String) throws -> Void)? = nil
     ) {
+        self.checkFile = checkFile
         self.name = name
         self.type = type
         self.defaultValue = defaultValue
@@ -96,7 +114,7 @@ public struct OptionSpec: Sendable {
             case "false", "no", "off", "0": return .success(.bool(false))
             default: return .failure(.wrongType(expected: "true or false", got: text))
             }
-        case .string:
+        case .string, .inputFile, .outputPath, .media:
             return .success(.string(text))
         case .choice(let names):
             guard names.contains(trimmed) else { return .failure(.notAChoice(got: text, choices: names)) }
@@ -140,12 +158,16 @@ public enum OptionError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// A node's resolved options: every declared option has its value or default.
+/// A node's resolved options: every declared option has its value or default, and every path
+/// option is absolute.
 public struct NodeOptions: Sendable {
     public private(set) var values: [String: OptionValue]
+    /// The pipeline's output folder (absolute): where batch journals and relative outputs go.
+    public var outputDirectory: String
 
-    public init(_ values: [String: OptionValue]) {
+    public init(_ values: [String: OptionValue], outputDirectory: String = FileManager.default.currentDirectoryPath) {
         self.values = values
+        self.outputDirectory = outputDirectory
     }
 
     public func int(_ name: String) -> Int? {
@@ -171,5 +193,3 @@ public struct NodeOptions: Sendable {
         return nil
     }
 }
-
-import Foundation

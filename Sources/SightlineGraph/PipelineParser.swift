@@ -7,6 +7,7 @@ import Yams
 /// ```yaml
 /// pipeline: demo            # name (default: the file name)
 /// heartbeat: 5              # seconds between status heartbeats
+/// output: results           # folder for what the pipeline writes (default: where it runs; --output overrides)
 /// defaults: {policy: block, capacity: 16}
 /// nodes:
 ///   cam1: {type: source, url: clip.mp4, fps: 2}
@@ -18,7 +19,7 @@ import Yams
 ///   - {from: cam1, to: out, policy: drop-oldest, capacity: 4}
 /// ```
 public enum PipelineParser {
-    public static let topLevelKeys = ["pipeline", "heartbeat", "defaults", "nodes", "edges"]
+    public static let topLevelKeys = ["pipeline", "heartbeat", "defaults", "output", "nodes", "edges"]
 
     public static func parse(file: String) -> (PipelineSpec?, [Diagnostic]) {
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -74,6 +75,13 @@ public enum PipelineParser {
                 }
             case "defaults":
                 parseDefaults(value, into: &spec, diagnostics: &diagnostics, at: at)
+            case "output":
+                if let folder = value.string, !folder.isEmpty {
+                    spec.output = OptionEntry(value: folder, location: at(value))
+                } else {
+                    diagnostics.append(Diagnostic(at(value), "'output' is the folder results go to: a path",
+                                                  hint: "e.g. output: sightline-batch (relative to where sightline runs; --output DIR overrides it)"))
+                }
             case "nodes":
                 sawNodes = true
                 spec.nodesLocation = at(keyNode)

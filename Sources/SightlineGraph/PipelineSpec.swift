@@ -86,6 +86,18 @@ public struct PipelineSpec: Sendable {
     public var defaultPolicy: EdgePolicy
     public var defaultCapacity: Int
     public var nodesLocation: SourceLocation
+    /// The output folder: the file's `output:` or `--output` (relative to the working directory).
+    public var output: OptionEntry?
+
+    /// Where this pipeline's relative paths point, run from `workingDirectory`.
+    public func paths(workingDirectory: String = FileManager.default.currentDirectoryPath) -> PipelinePaths {
+        PipelinePaths(pipelineFile: file, output: output?.value, workingDirectory: workingDirectory)
+    }
+
+    /// `--output DIR`.
+    public mutating func applyOutput(_ folder: String) {
+        output = OptionEntry(value: folder, location: .commandLine("--output \(folder)"))
+    }
 
     public func node(_ id: String) -> NodeSpec? { nodes.first { $0.id == id } }
 

@@ -25,6 +25,8 @@ public struct ValidatedPipeline: Sendable {
     public var edges: [ResolvedEdge]
     /// sha256 of the canonical pipeline text (after command-line overrides).
     public var hash: String
+    /// Where its relative paths pointed (every path option is already absolute).
+    public var paths: PipelinePaths
 
     public var name: String { spec.name }
     public func node(_ id: String) -> ResolvedNode? { nodes.first { $0.id == id } }
@@ -39,9 +41,12 @@ public struct Diagnostics: Error, Sendable, CustomStringConvertible {
 
 public enum PipelineValidator {
     /// Every problem at once, each with its position and a hint; or the validated pipeline.
-    public static func validate(_ spec: PipelineSpec, registry: NodeRegistry) -> Result<ValidatedPipeline, Diagnostics> {
+    /// Relative paths resolve as `PipelinePaths` says, from `workingDirectory`.
+    public static func validate(_ spec: PipelineSpec, registry: NodeRegistry,
+                                workingDirectory: String = FileManager.default.currentDirectoryPath) -> Result<ValidatedPipeline, Diagnostics> {
         var diagnostics: [Diagnostic] = []
         var resolved: [ValidatedPipeline.ResolvedNode] = []
+        let paths = spec.paths(workingDirectory: workingDirectory)
 
         for node in spec.nodes {
             guard let factory = registry.factory(node.type) else {
@@ -62,6 +67,14 @@ public enum PipelineValidator {
                     continue
                 }
                 switch option.parse(entry.value) {
+                case .success(.string(let text)) where [.inputFile, .outputPath, .media].contains(option.type):
+                    let path = paths.resolve(text, type: option.type, from: entry.location)
+                    values[name] = .string(path)
+                    if option.type == .inputFile, !path.isEmpty, let problem = fileProblem(path, option: option) {
+                        let base = entry.location.isCommandLine ? "the working directory (\(paths.workingDirectory))" : "the pipeline's folder (\(paths.pipelineFolder))"
+                        diagnostics.append(Diagnostic(entry.location, "option '\(name)' of node '\(node.id)': cannot use '\(text)' (\(path)): \(problem)",
+                                                      hint: "a relative path here is relative to \(base); \(option.help)"))
+                    }
                 case .success(let value): values[name] = value
                 case .failure(let error):
                     diagnostics.append(Diagnostic(entry.location, "option '\(name)' of node '\(node.id)': \(error)",
@@ -89,7 +102,8 @@ public enum PipelineValidator {
                 diagnostics.append(Diagnostic(node.location, "node '\(node.id)' (\(node.type)) keeps state and cannot run with concurrency \(node.concurrency)",
                                               hint: "remove 'concurrency' or use 1"))
             }
-            resolved.append(.init(id: node.id, type: node.type, descriptor: descriptor, options: NodeOptions(values), concurrency: node.concurrency))
+            resolved.append(.init(id: node.id, type: node.type, descriptor: descriptor, options: NodeOptions(values, outputDirectory: paths.outputDirectory),
+                                  concurrency: node.concurrency))
         }
 
         let known = Dictionary(resolved.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -163,7 +177,19 @@ public enum PipelineValidator {
         }
         let digest = SHA256.hash(data: Data(spec.canonicalText.utf8))
         let hash = digest.map { String(format: "%02x", $0) }.joined()
-        return .success(ValidatedPipeline(spec: spec, nodes: resolved, edges: edges, hash: hash))
+        return .success(ValidatedPipeline(spec: spec, nodes: resolved, edges: edges, hash: hash, paths: paths))
+    }
+
+    /// What keeps a file option's file from being used: missing, a folder, unreadable, or
+    /// rejected by the option's own check.
+    static func fileProblem(_ path: String, option: OptionSpec) -> String? {
+        if let problem = PipelinePaths.unreadable(path) { return problem }
+        do {
+            try option.checkFile?(path)
+        } catch {
+            return "\(error)"
+        }
+        return nil
     }
 
     /// Needs no node upstream meets: `moderation` with nothing before it that scores, `delta`

@@ -182,6 +182,10 @@ public struct ModelStore: Sendable {
         return target
     }
 
+    public static func sha256(of data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
     public static func sha256(ofFile path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ModelStoreError.notFetched(name: (path as NSString).lastPathComponent, path: path)

@@ -1,17 +1,19 @@
 import Foundation
 import SightlineCore
 
-/// What makes a batch resumable: a directory of per-source output files, each written as
-/// `NAME.jsonl.partial` and renamed to `NAME.jsonl` only when its source ended cleanly, plus a
-/// journal (`sightline-done.jsonl`, one line per finished input file: path, size, mtime). A
-/// re-run skips inputs the journal lists unchanged with their output present, and redoes the
-/// rest — an interrupted file's partial output is simply overwritten.
+/// What makes a batch resumable: the pipeline's output folder holds a journal
+/// (`sightline-done.jsonl`, one line per finished input file: path, size, mtime, and where its
+/// output is), and outputs are written complete or not at all (`SourceOutputFiles`). A re-run
+/// skips inputs the journal lists unchanged with their output present, and redoes the rest — an
+/// interrupted file's partial output is simply overwritten. The journal always lives in the
+/// output folder, so results and journal cannot drift apart.
 public struct BatchJournal: Sendable {
     public struct Entry: Codable, Sendable, Equatable {
         public var source: String
         public var path: String
         public var size: Int64
         public var mtime: Double
+        /// The finished output: relative to the journal's folder, or absolute when outside it.
         public var output: String
         public var finished: Double
     }
@@ -23,29 +25,11 @@ public struct BatchJournal: Sendable {
         self.directory = URL(fileURLWithPath: directory, isDirectory: true)
     }
 
-    /// The output file for a source id: the file part of `NODE/FILE`, or the id itself.
-    public static func outputName(forSource source: String) -> String {
-        let name = source.split(separator: "/", maxSplits: 1).dropFirst().first.map(String.init) ?? source
-        return name + ".jsonl"
-    }
-
-    public func outputURL(forSource source: String) -> URL {
-        directory.appendingPathComponent(Self.outputName(forSource: source))
-    }
-
-    /// Where a source's output is written until it is complete.
-    public func partialURL(forSource source: String) -> URL {
-        directory.appendingPathComponent(Self.outputName(forSource: source) + ".partial")
-    }
-
-    /// The source's output is complete: its partial file takes the final name (replacing an
-    /// older one). Returns the final URL.
-    @discardableResult
-    public func commitOutput(forSource source: String) throws -> URL {
-        let final = outputURL(forSource: source)
-        _ = try? FileManager.default.removeItem(at: final)
-        try FileManager.default.moveItem(at: partialURL(forSource: source), to: final)
-        return final
+    /// How an entry names `output`: relative when it lies inside the journal's folder.
+    public func reference(to output: URL) -> String {
+        let folder = directory.standardizedFileURL.path + "/"
+        let path = output.standardizedFileURL.path
+        return path.hasPrefix(folder) ? String(path.dropFirst(folder.count)) : path
     }
 
     /// Finished entries by input path (the last line for a path wins). Lines cut short by a
@@ -62,11 +46,13 @@ public struct BatchJournal: Sendable {
     /// Whether `path` was finished by an earlier run and has not changed since.
     public func isFinished(path: String, identity: FileIdentity?, entries: [String: Entry]) -> Bool {
         guard let identity, let entry = entries[path], entry.size == identity.size, entry.mtime == identity.mtime else { return false }
-        return FileManager.default.fileExists(atPath: directory.appendingPathComponent(entry.output).path)
+        let output = entry.output.hasPrefix("/") ? entry.output : directory.appendingPathComponent(entry.output).path
+        return FileManager.default.fileExists(atPath: output)
     }
 
     /// Records a finished file: one line, one write, synced.
     public func append(_ entry: Entry) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let url = directory.appendingPathComponent(Self.fileName)
         if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: url)
@@ -76,6 +62,41 @@ public struct BatchJournal: Sendable {
         line.append(UInt8(ascii: "\n"))
         try handle.write(contentsOf: line)
         try handle.synchronize()
+    }
+}
+
+/// One output file per source in a folder, each written as `NAME.jsonl.partial` and renamed to
+/// `NAME.jsonl` only when its source ended cleanly: a file under its final name is complete.
+public struct SourceOutputFiles: Sendable {
+    public let folder: URL
+
+    public init(folder: String) {
+        self.folder = URL(fileURLWithPath: folder, isDirectory: true)
+    }
+
+    /// The output file for a source id: the file part of `NODE/FILE`, or the id itself.
+    public static func outputName(forSource source: String) -> String {
+        let name = source.split(separator: "/", maxSplits: 1).dropFirst().first.map(String.init) ?? source
+        return name + ".jsonl"
+    }
+
+    public func outputURL(forSource source: String) -> URL {
+        folder.appendingPathComponent(Self.outputName(forSource: source))
+    }
+
+    /// Where a source's output is written until it is complete.
+    public func partialURL(forSource source: String) -> URL {
+        folder.appendingPathComponent(Self.outputName(forSource: source) + ".partial")
+    }
+
+    /// The source's output is complete: its partial file takes the final name (replacing an
+    /// older one). Returns the final URL.
+    @discardableResult
+    public func commitOutput(forSource source: String) throws -> URL {
+        let final = outputURL(forSource: source)
+        _ = try? FileManager.default.removeItem(at: final)
+        try FileManager.default.moveItem(at: partialURL(forSource: source), to: final)
+        return final
     }
 }
 

@@ -96,7 +96,9 @@ public final class CaptionsNode: NodeProcessor {
         role: .transform, inputs: .records, outputs: .records,
         options: [
             OptionSpec("window", .double, default: .double(0), min: 0, max: 3600, help: "fixed window in seconds; 0: use `shots` records from a shots node"),
-            OptionSpec("policy", .string, default: .string(""), help: "moderation policy whose text terms are masked in captions (empty: none)"),
+            OptionSpec("policy", .inputFile, default: .string(""),
+                       help: "moderation policy whose text terms are masked in captions (relative to the pipeline's folder; empty: none)",
+                       checkFile: { _ = try ModerationPolicy.load(path: $0) }),
             OptionSpec("min_confidence", .double, default: .double(0.05), min: 0, max: 1, help: "labels averaged below this are left out (up to 3 are named, with their confidence)"),
         ],
         contract: NodeContract(needs: [

@@ -21,9 +21,10 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
         description: "Batch source: every video in a folder (recursively) or listed in a text file, each as source NODE/FILE; resumable.",
         role: .source, inputs: nil, outputs: .frames,
         options: [
-            OptionSpec("url", .string, required: true, help: "a folder, a text file with one path per line (# comments), or one video file"),
+            OptionSpec("url", .media, required: true, help: "a folder, a text file with one path per line (# comments), or one video file"),
             OptionSpec("extensions", .string, default: .string(defaultExtensions), help: "file name extensions taken from a folder (comma-separated)"),
-            OptionSpec("resume", .string, default: .string(""), help: "output folder of a jsonl sink (its `dir`): skip files it lists as finished; empty: process all"),
+            OptionSpec("resume", .bool, default: .bool(false),
+                       help: "skip files the output folder's journal (sightline-done.jsonl, written by a jsonl sink with `dir`) lists as finished and unchanged; choose the folder with --output DIR"),
         ] + VideoSourceNode.decodeOptions)
 
     public static let factory = NodeFactory(descriptor: descriptor) { id, options in
@@ -52,8 +53,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
         let paths = try Self.inputFiles(options.string("url") ?? "", extensions: options.string("extensions") ?? Self.defaultExtensions)
         let names = Self.uniqueNames(paths)
-        let resume = options.string("resume") ?? ""
-        let journal = resume.isEmpty ? nil : BatchJournal(directory: resume)
+        let journal = options.bool("resume") == true ? BatchJournal(directory: options.outputDirectory) : nil
         let finished = journal?.entries() ?? [:]
         let plan = zip(paths, names).map { path, name -> PlannedFile in
             let identity = FileIdentity(path: path)

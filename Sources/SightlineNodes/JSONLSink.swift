@@ -9,12 +9,14 @@ import SightlineGraph
 ///
 /// With `dir` instead of `path`, each source gets its own file there, written as
 /// `NAME.jsonl.partial` and renamed to `NAME.jsonl` when the source ends complete; finished
-/// batch files are recorded in the folder's `BatchJournal`, which a `files` source with
-/// `resume` reads. Pipeline-wide status (heartbeats) goes to `pipeline.jsonl` there.
+/// batch files are recorded in the `BatchJournal` of the pipeline's output folder, which a
+/// `files` source with `resume` reads. Pipeline-wide status (heartbeats) goes to
+/// `pipeline.jsonl` there. Relative paths are relative to the output folder (`--output DIR`).
 public final class JSONLSink: NodeProcessor {
     private let includeVectors: Bool
     private var encoder: EnvelopeEncoder?
     private let single: FileHandle?
+    private let outputs: SourceOutputFiles?
     private let journal: BatchJournal?
     private var perSource: [String: FileHandle] = [:]
 
@@ -23,22 +25,24 @@ public final class JSONLSink: NodeProcessor {
         description: "Write records and status as JSON lines (the subscriber's line format) to a file, or one file per source in a folder.",
         role: .sink, inputs: .records, outputs: nil,
         options: [
-            OptionSpec("path", .string, help: "output file (created or truncated); set this or `dir`"),
-            OptionSpec("dir", .string, help: "output folder: one NAME.jsonl per source, complete files only (batch jobs, resumable)"),
+            OptionSpec("path", .outputPath, help: "output file (created or truncated), relative to the output folder; set this or `dir`"),
+            OptionSpec("dir", .outputPath, help: "folder, relative to the output folder (`.`: the output folder itself): one NAME.jsonl per source, complete files only (batch jobs, resumable)"),
             OptionSpec("vectors", .bool, default: .bool(false), help: "include vector payloads as a \"vector\" array"),
         ], exactlyOneOf: [["path", "dir"]])
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
-        .processor(try JSONLSink(path: options.string("path") ?? "", directory: options.string("dir") ?? "", includeVectors: options.bool("vectors") ?? false))
+        .processor(try JSONLSink(path: options.string("path") ?? "", directory: options.string("dir") ?? "", includeVectors: options.bool("vectors") ?? false,
+                                 journalFolder: options.outputDirectory))
     }
 
-    init(path: String, directory: String = "", includeVectors: Bool) throws {
+    init(path: String, directory: String = "", includeVectors: Bool, journalFolder: String? = nil) throws {
         self.includeVectors = includeVectors
         guard path.isEmpty != directory.isEmpty else {
             throw SightlineError.invalidOption(name: "jsonl path/dir", value: path.isEmpty ? "(neither)" : "(both)", hint: "set exactly one of `path` (one file) and `dir` (one file per source)")
         }
         if directory.isEmpty {
             single = try Self.create(path)
+            outputs = nil
             journal = nil
         } else {
             do {
@@ -47,7 +51,8 @@ public final class JSONLSink: NodeProcessor {
                 throw SightlineError.cannotOpen(input: directory, reason: "cannot create the output folder: \(error.localizedDescription)")
             }
             single = nil
-            journal = BatchJournal(directory: directory)
+            outputs = SourceOutputFiles(folder: directory)
+            journal = BatchJournal(directory: journalFolder ?? directory)
         }
     }
 
@@ -91,7 +96,8 @@ public final class JSONLSink: NodeProcessor {
         if let single { return single }
         let key = source ?? "pipeline"
         if let open = perSource[key] { return open }
-        let handle = try Self.create(journal!.partialURL(forSource: key).path)
+        guard let outputs else { throw SightlineError.cannotOpen(input: key, reason: "the jsonl sink has neither a path nor a dir") }
+        let handle = try Self.create(outputs.partialURL(forSource: key).path)
         perSource[key] = handle
         return handle
     }
@@ -99,14 +105,14 @@ public final class JSONLSink: NodeProcessor {
     /// A source's file is complete: make it visible under its final name and, for a batch
     /// file, record it in the journal (after the rename, so a crash in between redoes it).
     private func finish(_ eos: EndOfStream) throws {
-        guard let journal, let handle = perSource.removeValue(forKey: eos.sourceID) else { return }
+        guard let outputs, let journal, let handle = perSource.removeValue(forKey: eos.sourceID) else { return }
         try handle.synchronize()
         try handle.close()
         guard eos.isComplete else { return }  // stays .partial; a resumed run redoes it
-        let final = try journal.commitOutput(forSource: eos.sourceID)
+        let final = try outputs.commitOutput(forSource: eos.sourceID)
         if let file = eos.batchFile, let size = file.size, let mtime = file.mtime {
             try journal.append(.init(source: eos.sourceID, path: file.path, size: size, mtime: mtime,
-                                     output: final.lastPathComponent, finished: Date().timeIntervalSince1970))
+                                     output: journal.reference(to: final), finished: Date().timeIntervalSince1970))
         }
     }
 
@@ -118,7 +124,7 @@ public final class JSONLSink: NodeProcessor {
         for (source, handle) in perSource {
             try handle.synchronize()
             try handle.close()
-            if source == "pipeline" { _ = try? journal?.commitOutput(forSource: source) }
+            if source == "pipeline" { _ = try? outputs?.commitOutput(forSource: source) }
         }
         perSource = [:]
     }

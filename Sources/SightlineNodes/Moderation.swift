@@ -28,6 +28,60 @@ public struct ModerationCategory: Sendable, Equatable {
 public struct ModerationPolicy: Sendable, Equatable {
     public var categories: [ModerationCategory]
 
+    /// The policy a `moderation` node uses when its pipeline names none: the same text as
+    /// Pipelines/moderation-policy.yaml (a test keeps them equal), compiled in so that a
+    /// pipeline anywhere works without that file.
+    public static let builtInText = #"""
+# Moderation policy: which evidence raises a flag, and when it starts and ends.
+# Each category has a rule (nsfw score, a group of ImageNet labels, or words in on-screen text),
+# an enter threshold, an exit threshold (≤ enter: hysteresis, so scores near the line do not
+# flap) and a minimum duration the score must hold before the flag starts (seconds).
+version: 1
+categories:
+  nsfw:
+    rule: nsfw
+    enter: 0.8
+    exit: 0.5
+    min_duration: 1.0
+  weapons:
+    rule: labels
+    classes: [assault rifle, rifle, revolver, holster, cannon, missile, projectile, tank, bulletproof vest]
+    enter: 0.4
+    exit: 0.2
+    min_duration: 0
+  alcohol:
+    rule: labels
+    classes: [beer bottle, wine bottle, red wine, beer glass, cocktail shaker, whiskey jug]
+    enter: 0.4
+    exit: 0.2
+    min_duration: 0
+  profanity:
+    rule: text
+    terms: [damn, hell, crap, bastard]
+    enter: 1
+    exit: 1
+    min_duration: 0
+
+"""#
+
+    public static var builtIn: ModerationPolicy {
+        get throws { try parse(builtInText, file: "built-in moderation policy") }
+    }
+
+    /// A policy file, its label groups checked against the ImageNet class names (a misspelt
+    /// class could never fire).
+    public static func loadChecked(path: String) throws -> ModerationPolicy {
+        let policy = try load(path: path)
+        let known = Set(ImageNetLabels.names)
+        for category in policy.categories {
+            if case .labels(let classes) = category.rule, let unknown = classes.sorted().first(where: { !known.contains($0) }) {
+                throw SightlineError.invalidOption(name: "moderation policy", value: path,
+                                                   hint: "category '\(category.name)': '\(unknown)' is not an ImageNet class name")
+            }
+        }
+        return policy
+    }
+
     public static func load(path: String) throws -> ModerationPolicy {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw SightlineError.cannotOpen(input: path, reason: "cannot read the moderation policy")
@@ -152,22 +206,21 @@ public final class ModerationNode: NodeProcessor {
         name: "moderation",
         description: "Moderation flags from nsfw/labels/ocr records per a YAML policy (hysteresis, minimum duration); publishes `moderation` records.",
         role: .transform, inputs: .records, outputs: .records,
-        options: [OptionSpec("policy", .string, default: .string("Pipelines/moderation-policy.yaml"), help: "moderation policy file (YAML)")],
+        options: [OptionSpec("policy", .inputFile, default: .string(""),
+                             help: "moderation policy file (YAML, relative to the pipeline's folder); empty: the built-in policy (Pipelines/moderation-policy.yaml)",
+                             checkFile: { _ = try ModerationPolicy.loadChecked(path: $0) })],
         contract: NodeContract(needs: [
             .init(anyOf: [.nsfw, .labels, .ocr], hint: "add the nodes whose results the policy's rules read (nsfw, labels, ocr) before it"),
         ], produces: [.init(.moderation)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         let path = options.string("policy") ?? ""
-        let policy = try ModerationPolicy.load(path: path)
-        // Label groups must name real ImageNet classes, or the category could never fire.
-        let known = Set(ImageNetLabels.names)
-        for category in policy.categories {
-            if case .labels(let classes) = category.rule, let unknown = classes.sorted().first(where: { !known.contains($0) }) {
-                throw SightlineError.invalidOption(name: "moderation policy", value: path,
-                                                   hint: "category '\(category.name)': '\(unknown)' is not an ImageNet class name")
-            }
+        guard !path.isEmpty else {
+            let digest = ModelStore.sha256(of: Data(ModerationPolicy.builtInText.utf8))
+            return .processor(ModerationNode(policy: try ModerationPolicy.builtIn,
+                                             policyProvenance: Provenance(name: "moderation-policy", version: "built-in", sha256: digest)))
         }
+        let policy = try ModerationPolicy.loadChecked(path: path)
         let digest = (try? ModelStore.sha256(ofFile: path)) ?? ""
         return .processor(ModerationNode(policy: policy, policyProvenance: Provenance(name: "moderation-policy", version: path, sha256: digest.isEmpty ? nil : digest)))
     }

@@ -16,7 +16,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         name: "source",
         description: "Decode a file or stream (file, http(s), HLS, RTSP, RTMP, SRT, UDP, TCP) into sampled RGB frames.",
         role: .source, inputs: nil, outputs: .frames,
-        options: [OptionSpec("url", .string, required: true, help: "file path or URL FFmpeg can open")] + decodeOptions + liveOptions)
+        options: [OptionSpec("url", .media, required: true, help: "file path (relative to the pipeline's folder) or URL FFmpeg can open")] + decodeOptions + liveOptions)
 
     /// How frames are decoded, sampled and converted (shared with the `files` source).
     static let decodeOptions: [OptionSpec] = [

@@ -35,7 +35,6 @@ struct BenchBatchCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let pipeline = repositoryFile("Pipelines/batch.yaml")
-        let policy = repositoryFile("Pipelines/moderation-policy.yaml")
         let baseline = repositoryFile("Samples/baseline/batch_baseline.py")
         let me = ownExecutable()
         print("sightline bench batch — \(clip), 2 sampled frames/s, \(threads) cores, best of \(runs); ratio = baseline time ÷ ours (target ≥ 1.5)")
@@ -45,10 +44,10 @@ struct BenchBatchCommand: ParsableCommand {
         for run in 0..<runs {
             try? FileManager.default.removeItem(atPath: ourOut)
             var started = monotonicSeconds()
-            _ = try runTool(me, ["run", pipeline, "--input", clip, "--set", "files.resume=", "--set", "results.dir=\(ourOut)",
+            _ = try runTool(me, ["run", pipeline, "--input", clip, "--output", ourOut, "--set", "files.resume=false",
                                  "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(Self.freeTCPPort())",
                                  "--set", "labels.threads=\(threads)", "--set", "nsfw.threads=\(threads)", "--set", "ocr.threads=\(threads)",
-                                 "--set", "captions.policy=\(policy)", "--set", "moderation.policy=\(policy)", "--progress", "off", "--quiet"])
+                                 "--progress", "off", "--quiet"])
             ours.append(monotonicSeconds() - started)
             started = monotonicSeconds()
             _ = try runTool(python, [baseline, clip, "--models", models, "--out", theirOut, "--threads", "\(threads)",

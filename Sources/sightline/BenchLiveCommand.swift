@@ -20,14 +20,13 @@ struct BenchLiveCommand: ParsableCommand {
         let udpPort = Int.random(in: 20000..<30000), busPort = Int.random(in: 30000..<40000)
         let udp = "udp://127.0.0.1:\(udpPort)"
         let pipeline = repositoryFile("Pipelines/live.yaml")
-        let policy = repositoryFile("Pipelines/moderation-policy.yaml")
         let me = ownExecutable()
 
         let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: "tcp://127.0.0.1:\(busPort)", defaultRole: .sub))
         let graph = Process()
         graph.executableURL = URL(fileURLWithPath: me)
         graph.arguments = ["run", pipeline, "--input", udp, "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(busPort)",
-                           "--set", "captions.policy=\(policy)", "--set", "moderation.policy=\(policy)", "--quiet", "--progress", "off"]
+                           "--quiet", "--progress", "off"]
         graph.standardError = FileHandle.nullDevice
         try graph.run()
         let sender = Process()

@@ -59,12 +59,18 @@ struct PipelineArguments: ParsableArguments {
     @Option(name: .customLong("set"), help: "Override an option: NODE.OPTION=VALUE (repeatable).")
     var overrides: [String] = []
 
+    @Option(name: .customLong("output"), help: ArgumentHelp(
+        "Folder for what the pipeline writes (JSONL files and folders, the batch journal), relative paths included.",
+        discussion: "Default: the pipeline's `output:`, else the working directory. Files the pipeline reads stay relative to its own folder."))
+    var output: String?
+
     func load() throws -> ValidatedPipeline {
         let (parsed, parseDiagnostics) = PipelineParser.parse(file: file)
         var diagnostics = parseDiagnostics
         guard var spec = parsed else { throw Diagnostics(items: diagnostics) }
         for input in inputs { if let d = spec.applyInput(input) { diagnostics.append(d) } }
         for override in overrides { if let d = spec.applyOverride(override) { diagnostics.append(d) } }
+        if let output { spec.applyOutput(output) }
         switch PipelineValidator.validate(spec, registry: BuiltinNodes.registry) {
         case .success(let pipeline):
             if !diagnostics.isEmpty { throw Diagnostics(items: diagnostics) }

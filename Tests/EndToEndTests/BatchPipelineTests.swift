@@ -35,7 +35,7 @@ import SightlineTestSupport
         }
         try "not a video".write(toFile: videos + "/notes.txt", atomically: true, encoding: .utf8)
         let arguments = ["run", root + "/Pipelines/batch.yaml", "--input", videos,
-                         "--set", "files.resume=\(out)", "--set", "results.dir=\(out)",
+                         "--output", out,
                          "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
                          "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
                          "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--progress", "on"]
@@ -95,10 +95,11 @@ import SightlineTestSupport
         let pipeline = base + "/stats-batch.yaml"
         try """
         pipeline: stats-batch
+        output: \(out)
         nodes:
-          files: {type: files, url: x, resume: \(out)}
+          files: {type: files, url: x, resume: true}
           stats: {type: frame_stats}
-          results: {type: jsonl, dir: \(out)}
+          results: {type: jsonl, dir: .}
         edges:
           - files -> stats
           - stats -> results

@@ -83,3 +83,12 @@ import SightlineTestSupport
         #expect(flags.last?.start == 1 && flags.last?.end == 3)
     }
 }
+
+@Suite struct BuiltInPolicyTests {
+    @Test func theBuiltInPolicyIsTheShippedFile() throws {
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Pipelines/moderation-policy.yaml")
+        #expect(try String(contentsOf: shipped, encoding: .utf8) == ModerationPolicy.builtInText)
+        #expect(try ModerationPolicy.builtIn.categories.map(\.name) == ["alcohol", "nsfw", "profanity", "weapons"])
+    }
+}

@@ -31,10 +31,11 @@ public enum Tool {
 
     /// Runs to completion; output is drained concurrently so a chatty tool never blocks.
     @discardableResult
-    public static func run(_ name: String, _ arguments: [String], check: Bool = true) throws -> ToolResult {
+    public static func run(_ name: String, _ arguments: [String], check: Bool = true, in directory: String? = nil) throws -> ToolResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try path(name))
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
