@@ -17,21 +17,22 @@ static inline __attribute__((always_inline)) void luma_row(const uint8_t *pn, co
     }
 }
 
+#if SL_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 static AVX2 void luma_row3_avx2(const uint8_t *pn, const uint8_t *po, long width, int16_t *row, int bgr) {
     if (bgr) luma_row(pn, po, width, row, 3, 2, 1, 0);
     else luma_row(pn, po, width, row, 3, 0, 1, 2);
 }
+#endif
 static void luma_row3_portable(const uint8_t *pn, const uint8_t *po, long width, int16_t *row, int bgr) {
     if (bgr) luma_row(pn, po, width, row, 3, 2, 1, 0);
     else luma_row(pn, po, width, row, 3, 0, 1, 2);
 }
 
 long sl_sampled_luma_difference(const uint8_t *new_pixels, const uint8_t *old_pixels, long width, long height, int bpp,
-                                int red, int green, int blue, int16_t *differences, int16_t *row) {
+                                int red, int green, int blue, int16_t *differences, int16_t *row, bool avx2) {
     long sw = (width + 1) / 2, sh = (height + 1) / 2;
     long total = 0;
-    int avx2 = sl_has_avx2_fma();
     int packed_rgb = bpp == 3 && green == 1 && ((red == 0 && blue == 2) || (red == 2 && blue == 0));
     for (long sy = 0; sy < sh; sy++) {
         const uint8_t *pn = new_pixels + sy * 2 * width * bpp, *po = old_pixels + sy * 2 * width * bpp;
@@ -40,8 +41,11 @@ long sl_sampled_luma_difference(const uint8_t *new_pixels, const uint8_t *old_pi
         if (bpp == 1) {
             for (long x = 0; x < width; x++) row[x] = (int16_t)((int)pn[x] - (int)po[x]);
         } else if (packed_rgb) {
+#if SL_X86
             if (avx2) luma_row3_avx2(pn, po, width, row, red == 2);
-            else luma_row3_portable(pn, po, width, row, red == 2);
+            else
+#endif
+                luma_row3_portable(pn, po, width, row, red == 2);
         } else {
             luma_row(pn, po, width, row, bpp, red, green, blue);
         }

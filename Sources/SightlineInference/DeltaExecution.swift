@@ -130,30 +130,33 @@ extension InferenceModel {
         state.inputShape = input.shape
         state.values[inputName] = .float(effective)
 
-        func value(_ name: String) throws -> IRValue {
-            guard let v = state.values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
-            return v
-        }
         // Convolutions one by one (a fused expand → depthwise step as its two): each keeps its
-        // own cached output and change mask.
-        for step in plan.steps.flatMap(\.unfused) {
+        // own cached output and change mask. The cache moves into the interpreter for the run
+        // (so a cached output can be updated in place) and back after it.
+        var interpreter = PlanInterpreter(plan: plan, threads: threads, values: state.values)
+        state.values = [:]
+        try interpreter.run(plan.steps.flatMap(\.unfused)) { interp, step in
+            func input(_ name: String) throws -> Tensor {
+                guard let value = interp.value(name) else { throw ModelError.missing(name) }
+                return value.asFloat
+            }
             let inputChanges: [Change] = step.inputs.map { name in
                 if name.isEmpty || plan.constants[name] != nil { return .none }
                 return changes[name] ?? .all
             }
-            let cached = step.outputs.allSatisfy { state.values[$0] != nil }
+            let cached = step.outputs.allSatisfy { interp.values[$0] != nil }
             if let conv = step.conv {
                 let name = step.outputs[0]
-                let x = try value(step.inputs[0]).asFloat
+                let x = try input(step.inputs[0])
                 let (oh, ow) = conv.geometry.outputSize(height: x.shape[2], width: x.shape[3])
                 let plane = oh * ow
                 let macs = conv.macs(inputShape: x.shape)
                 stats.denseMACs += macs
                 if cached, case .none = inputChanges[0] {
                     changes[name] = Change.none
-                    continue
+                    return true
                 }
-                var previous: Tensor? = cached ? state.values[name]?.asFloat : nil
+                var previous: Tensor? = cached ? interp.values[name]?.asFloat : nil
                 var out: Tensor
                 var recomputed: [Int32]? = nil  // nil: every position
                 var dilated: ChangeMask? = nil
@@ -162,7 +165,7 @@ extension InferenceModel {
                     let count = outMask.reduce(0) { $1 ? $0 + 1 : $0 }
                     if count == 0 {
                         changes[name] = Change.none
-                        continue
+                        return true
                     }
                     if Double(count) <= denseAbove * Double(plane) {
                         let positions = outMask.indices.filter { outMask[$0] }.map(Int32.init)
@@ -170,7 +173,7 @@ extension InferenceModel {
                             // Update the cached output in place: with the cache's and `previous`'s
                             // references dropped, `out` owns its buffer (otherwise every masked
                             // layer copied its whole output first: 5% of a vtest run).
-                            state.values[name] = nil
+                            interp.values[name] = nil
                             out = previous.take()!
                         } else {
                             out = previous!  // truncation compares against the old values
@@ -181,11 +184,11 @@ extension InferenceModel {
                         recomputed = positions
                         dilated = ChangeMask(height: oh, width: ow, bits: outMask)
                     } else {
-                        out = conv.run(x, threads: threads)
+                        out = conv.run(x, threads: interp.threads)
                         stats.computedMACs += macs
                     }
                 } else {
-                    out = conv.run(x, threads: threads)
+                    out = conv.run(x, threads: interp.threads)
                     stats.computedMACs += macs
                 }
                 if truncation > 0, let previous, previous.shape == out.shape {
@@ -221,58 +224,41 @@ extension InferenceModel {
                             }
                         }
                     }
-                    state.values[name] = .float(out)
+                    interp.values[name] = .float(out)
                     changes[name] = changedCount == 0 ? Change.none : .spatial(ChangeMask(height: oh, width: ow, bits: bits), .nchw)
-                    continue
+                    return true
                 }
                 if truncation > 0 && (previous == nil || state.scales[name] == nil) {
                     // A dense pass: remember each layer's typical magnitude for truncation.
                     state.scales[name] = out.data.reduce(0) { $0 + abs($1) } / Float(max(out.count, 1))
                 }
-                state.values[name] = .float(out)
+                interp.values[name] = .float(out)
                 if let dilated {
                     changes[name] = .spatial(dilated, .nchw)
                 } else {
                     // Mostly (or wholly) changed: from here on the change counts as everywhere.
                     changes[name] = .all
                 }
-                continue
+                return true
             }
             if cached, inputChanges.allSatisfy({ if case .none = $0 { true } else { false } }) {
                 for name in step.outputs { changes[name] = Change.none }
-                continue
+                return true
             }
             // Everything but convolutions is cheap: computed densely (so exactly), with the
             // change mask carried through where the operator keeps positions apart.
-            switch step.kind {
-            case .generic(let node):
-                let inputs = try step.inputs.map { $0.isEmpty ? nil : try value($0) }
-                let outputs = try Operators.evaluate(node, inputs)
-                for (name, v) in zip(step.outputs, outputs) { state.values[name] = v }
-                let out = step.outputs[0]
-                changes[out] = Self.propagate(node, inputChanges, outputShape: outputs.first.map(\.asFloat.shape) ?? [],
-                                              inputShape: try? value(step.inputs[0]).asFloat.shape)
+            let outputs = try interp.execute(step)
+            if case .generic(let node) = step.kind {
+                changes[step.outputs[0]] = Self.propagate(node, inputChanges, outputShape: outputs.first.map(\.asFloat.shape) ?? [],
+                                                          inputShape: interp.value(step.inputs[0])?.asFloat.shape)
                 for name in step.outputs.dropFirst() { changes[name] = .all }
-            case .attention(let scale):
-                let t = try step.inputs.map { try value($0).asFloat }
-                state.values[step.outputs[0]] = .float(Operators.fusedAttention(q: t[0], k: t[1], v: t[2], scale: scale))
-                changes[step.outputs[0]] = .all
-            case .layerNorm(let epsilon):
-                let t = try step.inputs.map { try value($0).asFloat }
-                state.values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
-                changes[step.outputs[0]] = .all
-            case .linear(let linear):
-                state.values[step.outputs[0]] = .float(linear.run(try value(step.inputs[0]).asFloat, threads: threads))
-                changes[step.outputs[0]] = .all
-            case .conv, .expandDepthwise:
-                break  // convolutions are handled above; `unfused` leaves no fused step
+            } else {
+                for name in step.outputs { changes[name] = .all }
             }
+            return true
         }
-        var result: [String: Tensor] = [:]
-        for (declaredName, name) in zip(graph.outputs, plan.outputs) {
-            guard let v = state.values[name] ?? plan.constants[name] else { throw ModelError.missing("output '\(declaredName)'") }
-            result[declaredName] = v.asFloat
-        }
+        state.values = interpreter.values
+        let result = try interpreter.outputs(named: graph.outputs)
         if masked { state.schedule.record(maskedSaving: stats.savedFraction, minSaving: minSaving) }
         return (result, stats)
     }

@@ -152,40 +152,11 @@ public final class InferenceModel: @unchecked Sendable {
             if let want, want != got { throw ModelError.shapeMismatch("input '\(inputName)' axis \(d) must be \(want), got \(got)") }
         }
         let plan = try self.plan(for: input.shape)
-        var values: [String: IRValue] = [inputName: .float(input)]
-        func tensor(_ name: String) throws -> Tensor {
-            guard let v = values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
-            return v.asFloat
-        }
-        for (index, step) in plan.steps.enumerated() {
-            let started = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
-            defer { profile?(Self.profileKey(step, plan), Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
-            switch step.kind {
-            case .conv(let conv):
-                values[step.outputs[0]] = .float(conv.run(try tensor(step.inputs[0]), threads: threads))
-            case .generic(let node):
-                let inputs = step.inputs.map { $0.isEmpty ? nil : (values[$0] ?? plan.constants[$0]) }
-                let outputs = try Operators.evaluate(node, inputs)
-                for (name, value) in zip(step.outputs, outputs) { values[name] = value }
-            case .attention(let scale):
-                let t = try step.inputs.map(tensor)
-                values[step.outputs[0]] = .float(Operators.fusedAttention(q: t[0], k: t[1], v: t[2], scale: scale))
-            case .layerNorm(let epsilon):
-                let t = try step.inputs.map(tensor)
-                values[step.outputs[0]] = .float(Operators.fusedLayerNorm(t[0], gamma: t[1], beta: t[2], epsilon: epsilon))
-            case .linear(let linear):
-                values[step.outputs[0]] = .float(linear.run(try tensor(step.inputs[0]), threads: threads))
-            case .expandDepthwise(let fused):
-                values[step.outputs[0]] = .float(fused.run(try tensor(step.inputs[0]), threads: threads))
-            }
-            for name in plan.releases[index] { values[name] = nil }
-        }
-        var result: [String: Tensor] = [:]
-        for (declaredName, name) in zip(graph.outputs, plan.outputs) {
-            guard let value = values[name] ?? plan.constants[name] else { throw ModelError.missing("output '\(declaredName)'") }
-            result[declaredName] = value.asFloat
-        }
-        return result
+        var interpreter = PlanInterpreter(plan: plan, threads: threads, values: [inputName: .float(input)])
+        try interpreter.run(plan.steps, releases: plan.releases, profile: profile.map { report in
+            { step, seconds in report(Self.profileKey(step, plan), seconds) }
+        })
+        return try interpreter.outputs(named: graph.outputs)
     }
 
     /// Convolutions are profiled by kernel size and stride, everything else by operator.

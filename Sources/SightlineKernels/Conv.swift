@@ -41,13 +41,13 @@ public func conv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?, groups: Int,
     geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>,
-    threads: Int = 1, depthwiseInterleaved: UnsafePointer<Float>? = nil
+    threads: Int = 1, depthwiseInterleaved: UnsafePointer<Float>? = nil, depthwiseKernel: DepthwiseKernel = .best
 ) {
     let (oh, ow) = g.outputSize(height: height, width: width)
     if groups == channels && groups == outChannels && groups > 1 {
         depthwiseConv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
                         bias: bias, geometry: g, activation: activation, output: output, threads: threads,
-                        interleaved: depthwiseInterleaved)
+                        interleaved: depthwiseInterleaved, kernel: depthwiseKernel)
         return
     }
     let cPerGroup = channels / groups
@@ -190,15 +190,23 @@ func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: In
     }
 }
 
+/// Which depthwise kernel may run: the best that applies (the eight-lane kernel where its
+/// interleaved copy stays in L2), or the plane kernel (the planner's choice when its
+/// `interleave-depthwise` pass is off).
+public enum DepthwiseKernel: Sendable {
+    case best, planes
+}
+
 /// Depthwise conv (one filter per channel): where the AVX2 kernels apply (dilation 1, stride 1
 /// or 2 across, a CPU with AVX2/FMA) the eight-lane interleaved kernel for planes whose copy
 /// stays in L2, else the plane kernel (see `VectorDepthwise`); otherwise `portableDepthwiseConv2d`.
 public func depthwiseConv2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry,
-    activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1, interleaved: UnsafePointer<Float>? = nil
+    activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1, interleaved: UnsafePointer<Float>? = nil,
+    kernel: DepthwiseKernel = .best
 ) {
-    if VectorDepthwise.applies(g), let scratch = VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) {
+    if kernel == .best, VectorDepthwise.applies(g), let scratch = VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) {
         VectorDepthwise.interleavedConv(input: input, batch: batch, channels: channels, height: height, width: width, weight: weight,
                                         bias: bias, geometry: g, activation: activation, output: output, threads: threads, scratch: scratch,
                                         interleaved: interleaved)

@@ -8,15 +8,13 @@ import Foundation
 /// and the depthwise kernel runs on them at once. Unfused, the expanded tensor (4.8 MB at
 /// 112² × 96) went to memory and came back, and every group was transposed into that layout
 /// again by `sl_depthwise8_fill`. Only where `applies` (AVX-512, 16·k expanded channels, a
-/// depthwise geometry the eight-lane kernel takes; not under `SIGHTLINE_NO_AVX512=1`);
-/// `SIGHTLINE_NO_FUSED_DEPTHWISE=1` keeps the two convolutions apart (A/B runs).
+/// depthwise geometry the eight-lane kernel takes); the planner's `fuse-expand-depthwise` pass
+/// decides, and switched off keeps the two convolutions apart (A/B runs).
 public enum ExpandDepthwise {
     public static func applies(expandedChannels: Int, height: Int, width: Int, depthwise g: Conv2DGeometry) -> Bool {
-        TileKernel.preferred == .avx512 && !disabled && expandedChannels % 16 == 0 && VectorDepthwise.applies(g)
+        TileKernel.preferred == .avx512 && expandedChannels % 16 == 0 && VectorDepthwise.applies(g)
             && VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) != nil
     }
-
-    static let disabled = getenv("SIGHTLINE_NO_FUSED_DEPTHWISE") != nil
 
     /// x [batch × channels × height × width] → depthwise(act(expand(x))) [batch × expanded × oh × ow].
     /// `expandWeights`: W [expanded × channels] packed by `PackedConv.packTransposed`;

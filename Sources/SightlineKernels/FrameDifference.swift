@@ -13,7 +13,7 @@ public enum FrameDifference {
         let row = UnsafeMutablePointer<Int16>.allocate(capacity: max(width, 1))
         defer { row.deallocate() }
         return sl_sampled_luma_difference(new, old, width, height, Int32(bpp), Int32(channels.red), Int32(channels.green),
-                                          Int32(channels.blue), differences, row)
+                                          Int32(channels.blue), differences, row, KernelConfig.current.hasAVX2)
     }
 
     /// Per tile of `tileSize` pixels (`columns` across): how many samples it holds, and how

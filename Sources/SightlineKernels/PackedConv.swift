@@ -9,7 +9,7 @@ import Foundation
 /// while the results are in registers. OpenBLAS, by contrast, packs both operands on every
 /// call and leaves bias and activation to another pass over the output.
 public enum PackedConv {
-    public static func applies(groups: Int) -> Bool { groups == 1 && sl_has_avx2_fma() }
+    public static func applies(groups: Int) -> Bool { groups == 1 && KernelConfig.current.hasAVX2 }
 
     /// Weights [M × K] as 6-row panels.
     public static func pack(_ weight: UnsafePointer<Float>, outChannels m: Int, depth k: Int) -> [Float] {
@@ -101,17 +101,18 @@ public enum PackedConv {
         if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
     }
 
+    /// `indirect`: take the implicit im2col where it applies (the planner's choice per convolution).
     public static func conv(
         input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
         packedWeight: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation,
-        output: UnsafeMutablePointer<Float>, threads: Int = 1
+        output: UnsafeMutablePointer<Float>, threads: Int = 1, indirect: Bool = true
     ) {
         let (oh, ow) = g.outputSize(height: height, width: width)
         let spatial = oh * ow
         let depth = channels * g.kernelH * g.kernelW
         let pointwise = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1
             && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
-        if !pointwise, indirectApplies(g) {
+        if !pointwise, indirect, indirectApplies(g) {
             indirectConv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: g,
                          packedWeight: packedWeight, outChannels: m, bias: bias, activation: activation, output: output, threads: threads)
             return
@@ -190,13 +191,11 @@ public enum PackedConv {
     /// Geometries `indirectConv` takes: kernels larger than 1×1 (a strided 1×1 reads a quarter
     /// of its input, which im2col copies and the planes would copy whole: 0.84 → 1.5 ms on
     /// open_nsfw's 512→1024), dilation 1, horizontal stride 1 or 2 (the column phase split of
-    /// `sl_depthwise_fill`), any vertical stride. `SIGHTLINE_NO_INDIRECT_CONV=1` keeps them on
-    /// im2col (A/B runs).
-    static func indirectApplies(_ g: Conv2DGeometry) -> Bool {
-        g.kernelH * g.kernelW > 1 && g.dilationH == 1 && g.dilationW == 1 && (g.strideW == 1 || g.strideW == 2) && !indirectDisabled
+    /// `sl_depthwise_fill`), any vertical stride. The planner decides per convolution (its
+    /// `indirect-im2col` pass; switched off, they stay on im2col for A/B runs).
+    public static func indirectApplies(_ g: Conv2DGeometry) -> Bool {
+        g.kernelH * g.kernelW > 1 && g.dilationH == 1 && g.dilationW == 1 && (g.strideW == 1 || g.strideW == 2)
     }
-
-    static let indirectDisabled = getenv("SIGHTLINE_NO_INDIRECT_CONV") != nil
 
     /// A convolution without unfolding: each input plane is copied once, zero-padded and split
     /// into column phases for stride 2 (`sl_depthwise_fill`'s layout), so the kh·kw taps of 16

@@ -2,7 +2,7 @@ import CSightlineKernels
 import Dispatch
 
 /// y = x · Wᵀ + b for a linear layer with weight W [outputs × inputs] (PyTorch's layout),
-/// on the AVX2 kernel `sl_gemm_packed_b` with W packed once into 16-column panels. For the
+/// on the packed-B GEMM tiles (`TileKernel`) with W packed once into 16-column panels. For the
 /// few rows of a sentence batch OpenBLAS spends as long re-packing W on every call as it does
 /// multiplying (measured on MiniLM: `sgemm_incopy` 18% of the run next to 24% in the kernel).
 public struct PackedLinear: Sendable {
@@ -12,7 +12,7 @@ public struct PackedLinear: Sendable {
 
     /// nil when the CPU has no AVX2/FMA (callers keep their BLAS path) or the sizes disagree.
     public init?(weight: [Float], outputs: Int, inputs: Int, bias: [Float]?) {
-        guard sl_has_avx2_fma(), weight.count == outputs * inputs, bias.map({ $0.count == outputs }) ?? true else { return nil }
+        guard KernelConfig.current.hasAVX2, weight.count == outputs * inputs, bias.map({ $0.count == outputs }) ?? true else { return nil }
         self.inputs = inputs
         self.outputs = outputs
         self.bias = bias
@@ -37,8 +37,13 @@ public struct PackedLinear: Sendable {
                     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: TileKernel.scratchPerDepth * inputs)
                     defer { scratch.deallocate() }
                     let q0 = part * columnPanels / parts, q1 = (part + 1) * columnPanels / parts
-                    sl_gemm_packed_b(rows, inputs, shared.input, inputs, shared.weight, outputs, q0, q1, shared.output, outputs,
-                                     shared.bias, kernel.code, kernel.lo, kernel.hi, scratch, tiles == .avx512)
+                    if tiles == .avx512 {
+                        sl_gemm_packed_b_7x16(rows, inputs, shared.input, inputs, shared.weight, outputs, q0, q1, shared.output, outputs,
+                                              shared.bias, kernel.code, kernel.lo, kernel.hi, scratch)
+                    } else {
+                        sl_gemm_packed_b_6x16(rows, inputs, shared.input, inputs, shared.weight, outputs, q0, q1, shared.output, outputs,
+                                              shared.bias, kernel.code, kernel.lo, kernel.hi, scratch)
+                    }
                 }
                 if parts > 1 { KernelPool.shared.run(parts, work) } else { work(0) }
             }

@@ -12,7 +12,7 @@ import Foundation
 public enum VectorDepthwise {
     static func applies(_ g: Conv2DGeometry) -> Bool {
         g.dilationH == 1 && g.dilationW == 1 && g.strideH >= 1 && (g.strideW == 1 || g.strideW == 2)
-            && sl_has_avx2_fma()
+            && KernelConfig.current.hasAVX2
     }
 
     /// Max pooling (dilation 1, stride 1 or 2 across) of every plane on `sl_maxpool_plane`.
@@ -42,16 +42,12 @@ public enum VectorDepthwise {
     /// planes whose eight-plane scratch would not stay in L2 (PP-OCR det's 368² planes), which
     /// keep the plane kernel.
     static func interleavedScratch(height: Int, width: Int, geometry g: Conv2DGeometry) -> (rows: Int, columns: Int)? {
-        guard g.kernelW <= 8, !planeKernelForced else { return nil }
+        guard g.kernelW <= 8 else { return nil }
         let (oh, ow) = g.outputSize(height: height, width: width)
         let rows = max(height + g.padTop + g.padBottom, (oh - 1) * g.strideH + g.kernelH)
         let columns = max(width + g.padLeft + g.padRight, ((ow + 7) / 8 * 8 - 1) * g.strideW + g.kernelW)
         return rows * columns * 8 * MemoryLayout<Float>.size <= 512 * 1024 ? (rows, columns) : nil
     }
-
-    /// `SIGHTLINE_DEPTHWISE_PLANES=1` keeps every depthwise convolution on the plane kernel
-    /// (A/B runs against the eight-lane kernel).
-    static let planeKernelForced = getenv("SIGHTLINE_DEPTHWISE_PLANES") != nil
 
     /// One plane at a time on `sl_depthwise_plane` (large planes, and kernels wider than 8).
     static func planeConv(

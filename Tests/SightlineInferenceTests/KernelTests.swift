@@ -152,7 +152,6 @@ import SightlineCore
     /// in L2 (EfficientNet's 112² planes), the plane kernel beyond (PP-OCR det's 368²) and for
     /// kernels wider than eight.
     @Test func depthwiseKernelChoice() {
-        guard !VectorDepthwise.planeKernelForced else { return }
         let same3 = Conv2DGeometry(kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
         #expect(VectorDepthwise.interleavedScratch(height: 112, width: 112, geometry: same3) != nil)
         #expect(VectorDepthwise.interleavedScratch(height: 368, width: 368, geometry: same3) == nil)

@@ -1,15 +1,26 @@
 #ifndef SIGHTLINE_CKERNELS_H
 #define SIGHTLINE_CKERNELS_H
-// Inner loops of SightlineKernels written with AVX2/FMA intrinsics: Swift has no way to ask
-// for a vector width or fused multiply-add explicitly, and its SIMD types lose registers in
-// loops like these (measured: the same depthwise loop in Swift SIMD8 ran 2-3x slower). Every
-// function here is compiled for AVX2+FMA only; callers check `sl_has_avx2_fma()` first and
-// otherwise take the portable Swift kernel. The Swift wrappers own threading, memory and
-// the reference twins; these functions only compute.
+// Inner loops of SightlineKernels written with AVX2/FMA and AVX-512 intrinsics: Swift has no way
+// to ask for a vector width or fused multiply-add explicitly, and its SIMD types lose registers
+// in loops like these (measured: the same depthwise loop in Swift SIMD8 ran 2-3x slower).
+//
+// Layout: cpu_features.c probes the CPU; pack.c packs GEMM operands; frame_difference.c is
+// portable C with an AVX2 twin; x86/avx2/ and x86/avx512/ hold the per-ISA kernels, each
+// function compiled for its instruction set only. Callers (SightlineKernels, through
+// KernelConfig) check the instruction set first and otherwise take the portable Swift kernel.
+// On other architectures the x86 files compile to nothing and unavailable.c stands in for
+// their functions (never called: KernelConfig reports no AVX there). The Swift wrappers own
+// threading, memory and the reference twins; these functions only compute.
 
 #include <stdbool.h>
 
-/// True when the CPU runs AVX2 and FMA (checked once).
+#if defined(__x86_64__) || defined(__i386__)
+#define SL_X86 1
+#else
+#define SL_X86 0
+#endif
+
+/// True when the CPU runs AVX2 and FMA (checked once; false off x86).
 bool sl_has_avx2_fma(void);
 /// AVX-512 F and VL (and AVX2/FMA): the 7×16 GEMM tiles of gemm512.c may run.
 bool sl_has_avx512(void);
@@ -74,7 +85,7 @@ void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel_begi
                           const float *const *rows, long ow, float *c, long ldc, const float *bias,
                           int act, float lo, float hi);
 
-/// The right operand B = Wᵀ of `sl_gemm_packed_b` for a linear layer with weight W [n × k]
+/// The right operand B = Wᵀ of `sl_gemm_packed_b_6x16` / `_7x16` for a linear layer with weight W [n × k]
 /// (PyTorch's [out × in]), as panels of 16 columns of B, [ceil(n/16)][k][16], zero-padded;
 /// packed once.
 void sl_pack_linear16(const float *w, long n, long k, float *packed);
@@ -82,11 +93,14 @@ void sl_pack_linear16(const float *w, long n, long k, float *packed);
 /// C[m × n] = A[m × k] (row stride lda) · B + bias (per column of C), activated, for column
 /// panels panel_begin..<panel_end of B (columns 16·panel_begin ..< min(n, 16·panel_end)).
 /// scratch holds 70·k floats (A packed in blocks of 10 panels). Every element of the selected
-/// columns of C is written. `avx512` picks the 7×16 AVX-512 tiles (gemm512.c; only when
-/// `sl_has_avx512()`), otherwise the AVX2 6×16 tiles.
-void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
-                      long panel_begin, long panel_end, float *c, long ldc, const float *bias,
-                      int act, float lo, float hi, float *scratch, bool avx512);
+/// columns of C is written. `_6x16`: AVX2 tiles (gemm.c); `_7x16`: AVX-512 tiles (gemm512.c,
+/// only when `sl_has_avx512()`).
+void sl_gemm_packed_b_6x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                           long panel_begin, long panel_end, float *c, long ldc, const float *bias,
+                           int act, float lo, float hi, float *scratch);
+void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                           long panel_begin, long panel_end, float *c, long ldc, const float *bias,
+                           int act, float lo, float hi, float *scratch);
 
 /// A 1×1 convolution of one image computed transposed on AVX2 6×16 tiles, outᵀ[HW × M] =
 /// xᵀ[HW × C] · Wᵀ, for small planes (7×7: 49 positions fill 6-row panels with 8% padding
@@ -135,9 +149,10 @@ void sl_winograd_output_row(const float *products, long m, long n, long tiles_w,
 /// The region selector: luma change new − old (BT.601 weights, 8-bit levels) of every second
 /// pixel of every second row of two packed frames (bpp bytes per pixel; red/green/blue are
 /// byte offsets, ignored when bpp is 1), written as [ceil(h/2)][ceil(w/2)]; returns their sum.
-/// `row` is scratch for `width` values.
+/// `row` is scratch for `width` values. `avx2` (only when `sl_has_avx2_fma()`) takes the AVX2
+/// build of the RGB/BGR row loop; the result is the same.
 long sl_sampled_luma_difference(const unsigned char *new_pixels, const unsigned char *old_pixels, long width, long height, int bpp,
-                                int red, int green, int blue, short *differences, short *row);
+                                int red, int green, int blue, short *differences, short *row, bool avx2);
 /// Per tile (tile_size pixels, `columns` across), adds how many samples it holds to counts and
 /// how many moved by more than `limit` from `shift` to moved.
 void sl_moved_samples(const short *differences, long width, long height, long tile_size, long columns,

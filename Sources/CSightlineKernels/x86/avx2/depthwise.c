@@ -1,20 +1,10 @@
 #include "CSightlineKernels.h"
+#if SL_X86
 #include "vector_activation.h"
 #include <immintrin.h>
 #include <string.h>
 
-bool sl_has_avx2_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
-
 #define AVX2 __attribute__((target("avx2,fma")))
-
-void sl_cpu_relax(void) { _mm_pause(); }
 
 AVX2 void sl_depthwise_fill(const float *plane, long height, long width, long pad_top, long pad_left,
                             int s, float *scratch, long phase_width) {
@@ -146,3 +136,4 @@ AVX2 void sl_maxpool_plane(const float *scratch, long pw, int s, long sh, int kh
     else if (s == 2 && kh == 2 && kw == 2) sl_maxpool_rows(scratch, pw, 2, sh, 2, 2, out, oh, ow);
     else sl_maxpool_rows(scratch, pw, s, sh, kh, kw, out, oh, ow);
 }
+#endif

@@ -7,21 +7,13 @@
 //   weights arriving from L3 as they do in a model run (`bench infer --profile-steps`).
 // Masked loads and stores (AVX-512VL) handle partial tiles without a scratch copy.
 #include "CSightlineKernels.h"
-#include "vector_transpose.h"
-#include "gemm_pack.h"
+#if SL_X86
+#include "../../pack.h"
+#include "../avx2/vector_transpose.h"
 #include <immintrin.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
-
-bool sl_has_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && sl_has_avx2_fma();
-    }
-    return cached;
-}
 
 INLINE AVX512 __m512 act16(__m512 v, int act, __m512 lo, __m512 hi) {
     switch (act) {
@@ -102,12 +94,6 @@ INLINE AVX512 void kernel_1x16(long k, const float *a, const float *b, float *c,
 // Columns 0..<rows (≤ 7) of X [k × ldx] as one zero-padded panel [k][7]: one masked load and
 // store per row (a scalar loop, as gemm.c's 6-row packing, cost 40 µs on a 14×14 layer of
 // 672 channels).
-INLINE AVX512 void pack_columns7(const float *x, long rows, long k, long ldx, float *panel) {
-    __mmask8 mask = (__mmask8)((1u << rows) - 1);
-    for (long kk = 0; kk < k; kk++)
-        _mm256_mask_storeu_ps(panel + kk * 7, 0x7F, _mm256_maskz_loadu_ps(mask, x + kk * ldx));
-}
-
 AVX512 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
                                   long panel_begin, long panel_end, float *c, long ldc,
                                   const float *bias, int act, float flo, float fhi, float *scratch) {
@@ -150,7 +136,7 @@ AVX512 void sl_pointwise_transposed_7x16(long batch, long positions, long positi
         for (long i = b0; i < b1; i++) {
             long image = i / per_image, p0 = position_begin + (i % per_image) * 7;
             long rows = position_end - p0 < 7 ? position_end - p0 : 7;
-            pack_columns7(x + image * channels * positions + p0, rows, channels, positions, scratch + (i - b0) * channels * 7);
+            sl_pack_columns7(x + image * channels * positions + p0, rows, channels, positions, scratch + (i - b0) * channels * 7);
         }
         for (long q = panel_begin; q < panel_end; q++) {
             long col0 = q * 16;
@@ -164,13 +150,6 @@ AVX512 void sl_pointwise_transposed_7x16(long batch, long positions, long positi
                 kernel_7x16(channels, scratch + (i - b0) * channels * 7, bp, c, positions, rows, cols, 1, bias_cols, act, lo, hi);
             }
         }
-    }
-}
-
-AVX512 void sl_pack_positions7(const float *x, long positions, long channels, long panel_begin, long panel_end, float *packed) {
-    for (long p = panel_begin; p < panel_end; p++) {
-        long p0 = p * 7;
-        pack_columns7(x + p0, positions - p0 < 7 ? positions - p0 : 7, channels, positions, packed + p * channels * 7);
     }
 }
 
@@ -196,3 +175,4 @@ AVX512 void sl_expand_interleaved_7x16(const float *packed_x, long positions, lo
         }
     }
 }
+#endif

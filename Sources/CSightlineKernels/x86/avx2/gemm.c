@@ -1,26 +1,13 @@
 #include "CSightlineKernels.h"
+#if SL_X86
 #include "vector_activation.h"
 #include "vector_transpose.h"
-#include "gemm_pack.h"
+#include "../../pack.h"
 #include <immintrin.h>
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-void sl_pack_panels(const float *a, long m, long k, long lda, int width, float *packed) {
-    long panels = (m + width - 1) / width;
-    for (long p = 0; p < panels; p++) {
-        float *dst = packed + p * k * width;
-        for (long kk = 0; kk < k; kk++) {
-            for (long r = 0; r < width; r++) {
-                long row = p * width + r;
-                dst[kk * width + r] = row < m ? a[row * lda + kk] : 0.0f;
-            }
-        }
-    }
-}
-
-void sl_pack_rows6(const float *a, long m, long k, float *packed) { sl_pack_panels(a, m, k, k, 6, packed); }
 
 // The first `count` (1…6) lanes of v to p.
 AVX2 static inline __attribute__((always_inline)) void store_lanes(float *p, __m256 v, int count) {
@@ -158,7 +145,6 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
     }
 }
 
-void sl_pack_linear16(const float *w, long n, long k, float *packed) { sl_pack_panels(w, n, k, k, 16, packed); }
 
 // Columns 0..<rows of X [k × ldx] (rows of Xᵀ) as one zero-padded 6-row panel [k][6].
 static void pack_columns6(const float *x, long rows, long k, long ldx, float *panel) {
@@ -218,13 +204,10 @@ AVX2 static void sl_gemm_packed_b_any(long m, long k, const float *a, long lda, 
     }
 }
 
-void sl_gemm_packed_b(long m, long k, const float *a, long lda, const float *packed_b, long n,
-                      long panel_begin, long panel_end, float *c, long ldc, const float *bias,
-                      int act, float lo, float hi, float *scratch, bool avx512) {
-    if (avx512)
-        sl_gemm_packed_b_7x16(m, k, a, lda, packed_b, n, panel_begin, panel_end, c, ldc, bias, act, lo, hi, scratch);
-    else
-        sl_gemm_packed_b_any(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
+AVX2 void sl_gemm_packed_b_6x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
+                                 long panel_begin, long panel_end, float *c, long ldc, const float *bias,
+                                 int act, float lo, float hi, float *scratch) {
+    sl_gemm_packed_b_any(m, k, a, lda, 0, packed_b, n, panel_begin, panel_end, c, ldc, 0, bias, act, lo, hi, scratch);
 }
 
 AVX2 void sl_pointwise_transposed(long positions, long position_begin, long position_end, long channels, const float *x,
@@ -233,3 +216,4 @@ AVX2 void sl_pointwise_transposed(long positions, long position_begin, long posi
     sl_gemm_packed_b_any(position_end - position_begin, channels, x + position_begin, positions, 1, packed_w, out_channels,
                          panel_begin, panel_end, out + position_begin, positions, 1, bias, act, lo, hi, scratch);
 }
+#endif

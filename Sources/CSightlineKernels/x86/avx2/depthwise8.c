@@ -5,6 +5,7 @@
 // output is one full vector whatever the plane size or stride, and eight neighbouring outputs
 // leave the registers through one 8×8 transpose straight into the eight NCHW planes.
 #include "CSightlineKernels.h"
+#if SL_X86
 #include "vector_activation.h"
 #include "vector_transpose.h"
 #include <immintrin.h>
@@ -101,3 +102,4 @@ AVX2 void sl_depthwise8_planes(const float *scratch, long padded_width, int s, l
     CASE(1, 1) CASE(1, 2) CASE(2, 1) CASE(2, 2) CASE(4, 1) CASE(4, 2) CASE(6, 1) CASE(6, 2) CASE(8, 1) CASE(8, 2)
 #undef CASE
 }
+#endif

@@ -1,4 +1,5 @@
 #include "CSightlineKernels.h"
+#if SL_X86
 #include "vector_activation.h"
 #include <string.h>
 
@@ -105,3 +106,4 @@ AVX2 void sl_winograd_output_row(const float *products, long m, long n, long til
         }
     }
 }
+#endif

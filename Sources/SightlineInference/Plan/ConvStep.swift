@@ -1,0 +1,157 @@
+import Foundation
+import SightlineCore
+import SightlineKernels
+
+/// x · Wᵀ + b over the last axis of x, W packed once (a Gemm or MatMul by constant weights).
+struct LinearStep {
+    var linear: PackedLinear
+
+    func run(_ x: Tensor, threads: Int) -> Tensor {
+        let rows = x.count / max(linear.inputs, 1)
+        var out = [Float](repeating: 0, count: rows * linear.outputs)
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { linear.apply(src.baseAddress!, rows: rows, into: $0.baseAddress!, threads: threads) }
+        }
+        return Tensor(shape: Array(x.shape.dropLast()) + [linear.outputs], data: out)
+    }
+}
+
+/// A convolution with its weights prepared once: bias and activation fused.
+struct ConvStep {
+    var geometry: Conv2DGeometry
+    var weight: [Float]
+    var bias: [Float]?
+    var outChannels: Int
+    var groups: Int
+    var activation: Activation
+    /// Take the implicit im2col where the packed kernel can (the `indirect-im2col` pass).
+    var indirect = false
+    /// Which depthwise kernel may run (the `interleave-depthwise` pass chooses the eight-lane one).
+    var depthwiseKernel: DepthwiseKernel = .best
+
+    static func make(node: IRNode, inputShape: [Int], weight: Tensor, bias: Tensor?, activation: Activation) throws -> ConvStep {
+        guard weight.rank == 4, inputShape.count == 4 else { throw ModelError.unsupported("Conv with rank-\(weight.rank) weights (node '\(node.name)')") }
+        let groups = node.int("group", 1)
+        guard groups >= 1, inputShape[1] == weight.shape[1] * groups, weight.shape[0] % groups == 0 else {
+            throw ModelError.shapeMismatch("Conv '\(node.name)': input \(inputShape), weight \(weight.shape), group \(groups)")
+        }
+        let kernel = node.ints("kernel_shape") ?? [weight.shape[2], weight.shape[3]]
+        guard kernel == [weight.shape[2], weight.shape[3]] else {
+            throw ModelError.shapeMismatch("Conv '\(node.name)': kernel_shape \(kernel) but weights \(weight.shape)")
+        }
+        if let bias, bias.count != weight.shape[0] {
+            throw ModelError.shapeMismatch("Conv '\(node.name)': \(bias.count) biases for \(weight.shape[0]) filters")
+        }
+        let g = try Operators.geometry(node, inputShape: inputShape, kernel: kernel)
+        try Operators.checkShape([inputShape[0], weight.shape[0], 1, 1], node)
+        return ConvStep(geometry: g, weight: weight.data, bias: bias?.data, outChannels: weight.shape[0], groups: groups, activation: activation)
+    }
+
+    /// y·scale + shift after the activation, for scalar Mul/Add steps that follow an activated
+    /// convolution (PP-LCNet's learnable affine blocks after every hard-swish). They cannot fold
+    /// into the weights the way they do before the activation; applied in place while the
+    /// output is still in cache, instead of two more passes that each allocate a tensor.
+    var postAffine: (scale: Float, shift: Float)?
+
+    func applyPostAffine(_ out: inout [Float]) {
+        guard let (scale, shift) = postAffine else { return }
+        out.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] = p[i] * scale + shift }
+        }
+    }
+
+    /// Weights transformed for Winograd F(2×2, 3×3), set by the `winograd` pass (after
+    /// BatchNorm and affine folding changed the weights) for the 3×3 stride-1 convolutions.
+    var winogradWeights: [Float]?
+    /// The same, packed for the AVX2 GEMM kernel.
+    var winogradPacked: [Float]?
+
+    /// Weights packed for `PackedConv` (ungrouped convolutions that do not take Winograd), set
+    /// by the `pack-conv-weights` pass.
+    var packedWeights: [Float]?
+    /// A 1×1 convolution over a small plane, packed for `PackedConv.convTransposed` instead.
+    var packedTransposed: [Float]?
+
+    mutating func preparePacked(channels: Int, height: Int, width: Int) {
+        guard winogradWeights == nil, PackedConv.applies(groups: groups) else { return }
+        let depth = channels * geometry.kernelH * geometry.kernelW
+        guard weight.count == outChannels * depth else { return }
+        let pointwise = geometry == Conv2DGeometry(kernelH: 1, kernelW: 1)
+        if pointwise && PackedConv.prefersTransposed(spatial: height * width) {
+            packedTransposed = weight.withUnsafeBufferPointer { PackedConv.packTransposed($0.baseAddress!, outChannels: outChannels, channels: channels) }
+        } else {
+            packedWeights = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: outChannels, depth: depth) }
+        }
+    }
+
+    /// A depthwise convolution's weights and biases interleaved eight channels to a vector for
+    /// the eight-lane kernel (`VectorDepthwise.interleavedWeights`), set by the
+    /// `interleave-depthwise` pass.
+    var depthwiseInterleaved: [Float]?
+
+    mutating func prepareDepthwise(channels: Int) {
+        guard groups == channels, groups == outChannels, groups > 1, weight.count == channels * geometry.kernelH * geometry.kernelW else { return }
+        depthwiseInterleaved = weight.withUnsafeBufferPointer { w in
+            withOptionalPointer(bias) { b in
+                VectorDepthwise.interleavedWeights(w.baseAddress!, bias: b, channels: channels, taps: geometry.kernelH * geometry.kernelW)
+            }
+        }
+        depthwiseKernel = .best
+    }
+
+    mutating func prepareWinograd(channels: Int) {
+        guard Winograd.applies(channels: channels, outChannels: outChannels, groups: groups, geometry: geometry) else { return }
+        winogradWeights = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
+        winogradPacked = winogradWeights.flatMap { Winograd.packTransformed($0, outChannels: outChannels, channels: channels) }
+    }
+
+    func run(_ x: Tensor, threads: Int) -> Tensor {
+        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = geometry.outputSize(height: height, width: width)
+        // Every element is written by the kernel (GEMM with beta 0, or the depthwise loop), so
+        // the buffer is not zero-filled first.
+        var out = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { _, count in
+            count = batch * outChannels * oh * ow
+        }
+        let depth = channels * geometry.kernelH * geometry.kernelW
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                withOptionalPointer(bias) { b in
+                    let input = src.baseAddress!, output = dst.baseAddress!
+                    // The weights the planner's passes prepared decide the kernel (Passes/).
+                    if let packedTransposed, packedTransposed.count == PackedConv.transposedCount(outChannels: outChannels, channels: channels) {
+                        packedTransposed.withUnsafeBufferPointer {
+                            PackedConv.convTransposed(input: input, batch: batch, channels: channels, spatial: oh * ow, packedWeight: $0.baseAddress!,
+                                                      outChannels: outChannels, bias: b, activation: activation, output: output, threads: threads)
+                        }
+                    } else if let packedWeights, packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) {
+                        packedWeights.withUnsafeBufferPointer {
+                            PackedConv.conv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: geometry,
+                                            packedWeight: $0.baseAddress!, outChannels: outChannels, bias: b, activation: activation,
+                                            output: output, threads: threads, indirect: indirect)
+                        }
+                    } else if let winogradWeights, winogradWeights.count == 16 * outChannels * channels {
+                        winogradWeights.withUnsafeBufferPointer { u in
+                            withOptionalPointer(winogradPacked) { packed in
+                                Winograd.conv(input: input, batch: batch, channels: channels, height: height, width: width,
+                                              transformedWeights: u.baseAddress!, outChannels: outChannels, bias: b, geometry: geometry,
+                                              activation: activation, output: output, threads: threads, packedWeights: packed)
+                            }
+                        }
+                    } else {
+                        weight.withUnsafeBufferPointer { w in
+                            withOptionalPointer(depthwiseInterleaved) { interleaved in
+                                conv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: w.baseAddress!,
+                                       outChannels: outChannels, bias: b, groups: groups, geometry: geometry, activation: activation,
+                                       output: output, threads: threads, depthwiseInterleaved: interleaved,
+                                       depthwiseKernel: depthwiseKernel)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        applyPostAffine(&out)
+        return Tensor(shape: [batch, outChannels, oh, ow], data: out)
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import SightlineCore
+import SightlineKernels
+
+/// One step of a specialised plan: a fused convolution or any other operator.
+struct PlanStep {
+    enum Kind {
+        case conv(ConvStep)
+        case generic(IRNode)
+        /// softmax(Q·Kᵀ·scale)·V over the last two axes of [..., L, d] tensors (fused kernel).
+        case attention(scale: Float)
+        /// LayerNorm over the last axis: inputs x, γ, β.
+        case layerNorm(epsilon: Float)
+        /// Gemm / MatMul by constant weights on pre-packed panels (input: the activations only).
+        case linear(LinearStep)
+        /// A 1×1 convolution feeding a depthwise one, computed together (input: the 1×1's).
+        case expandDepthwise(ExpandDepthwiseStep)
+    }
+
+    var kind: Kind
+    var inputs: [String]
+    var outputs: [String]
+    var op: String {
+        switch kind {
+        case .conv: "Conv"
+        case .generic(let node): node.op
+        case .attention: "Attention(fused)"
+        case .layerNorm: "LayerNorm(fused)"
+        case .linear: "Gemm(packed)"
+        case .expandDepthwise: "Conv+DepthwiseConv(fused)"
+        }
+    }
+}
+
+/// A graph specialised for one input shape: shape-only subgraphs folded to constants, then
+/// rewritten by the planner passes (Passes/: layout transposes cancelled, BatchNorm/affine chains
+/// folded into convolutions, activations fused, dead steps removed, weights prepared for the
+/// kernels), and each intermediate released after its last use.
+struct ExecutionPlan {
+    var steps: [PlanStep]
+    var constants: [String: IRValue]
+    var outputs: [String]
+    /// For each step, the values whose last use it is (their buffers are dropped after it).
+    var releases: [[String]]
+    var shapes: [String: [Int]]
+
+    static let unaryElementwise: Set<String> = ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Neg", "Sqrt", "Exp", "Erf", "Tanh", "Identity", "Dropout"]
+    static let binaryElementwise: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"]
+
+    /// Specialises `graph` for concrete input shapes by running it once on zeros: nodes whose
+    /// inputs are all known (including Shape of anything, since shapes are now fixed) fold into
+    /// constants; the rest become steps, with every value's shape recorded.
+    /// Then the passes of `PlanPasses.ordered` rewrite it (those `config` leaves on), and the
+    /// memory plan says when each intermediate can go.
+    static func build(graph: IRGraph, inputShapes: [String: [Int]], config: KernelConfig = .current) throws -> ExecutionPlan {
+        var constants = graph.constants
+        var live: [String: IRValue] = [:]
+        for input in graph.inputs {
+            guard let shape = inputShapes[input.name] else { throw ModelError.missing("input '\(input.name)'") }
+            live[input.name] = .float(Tensor(zeros: shape))
+        }
+        var steps: [PlanStep] = []
+        for node in graph.nodes {
+            let isConstant = node.op == "Shape"
+                ? node.inputs.first.map { constants[$0] != nil || live[$0] != nil } ?? false
+                : node.inputs.allSatisfy { $0.isEmpty || constants[$0] != nil }
+            let values: [IRValue?] = node.inputs.map { $0.isEmpty ? nil : (constants[$0] ?? live[$0]) }
+            for (i, name) in node.inputs.enumerated() where !name.isEmpty && values[i] == nil {
+                throw ModelError.missing("value '\(name)' used by node '\(node.name)' before it is produced")
+            }
+            let outputs = try Operators.evaluate(node, values)
+            for (name, value) in zip(node.outputs, outputs) {
+                if isConstant { constants[name] = value } else { live[name] = value }
+            }
+            if !isConstant {
+                steps.append(PlanStep(kind: .generic(node), inputs: node.inputs, outputs: node.outputs))
+            }
+        }
+        var shapes: [String: [Int]] = [:]
+        for (name, value) in live { shapes[name] = value.shape }
+        var plan = ExecutionPlan(steps: steps, constants: constants, outputs: graph.outputs, releases: [], shapes: shapes)
+        try PlanPasses.run(on: &plan, config: config)
+        plan.computeReleases()
+        return plan
+    }
+
+    /// The memory plan: after step i, drop the values it used last (outputs stay).
+    mutating func computeReleases() {
+        var lastUse: [String: Int] = [:]
+        for (i, step) in steps.enumerated() {
+            for input in step.inputs where !input.isEmpty && constants[input] == nil { lastUse[input] = i }
+        }
+        releases = [[String]](repeating: [], count: steps.count)
+        for (name, index) in lastUse where !outputs.contains(name) { releases[index].append(name) }
+    }
+}

@@ -1,0 +1,242 @@
+import Testing
+import SightlineCore
+@testable import SightlineInference
+@testable import SightlineKernels
+
+/// One test per planner pass, each on a tiny graph built here: with the pass on, the plan has
+/// its rewrite; switched off by name, it does not; and either way the plan computes what the
+/// graph means (every pass off: the operators' reference semantics).
+@Suite struct PassTests {
+    static let everyPass = Set(PlanPasses.names)
+
+    struct Built {
+        let on: ExecutionPlan
+        let off: ExecutionPlan
+    }
+
+    /// Plans `graph` with every pass, and with `pass` alone switched off; checks that both
+    /// compute the graph's reference outputs on `input`.
+    func build(_ graph: IRGraph, input: Tensor, pass: String, config: KernelConfig = .current,
+               sourceLocation: SourceLocation = #_sourceLocation) throws -> Built {
+        #expect(Self.everyPass.contains(pass), "'\(pass)' is a pass", sourceLocation: sourceLocation)
+        let shapes = [graph.inputs[0].name: input.shape]
+        var without = config
+        without.disabledPasses = [pass]
+        var none = config
+        none.disabledPasses = Self.everyPass
+        let on = try ExecutionPlan.build(graph: graph, inputShapes: shapes, config: config)
+        let off = try ExecutionPlan.build(graph: graph, inputShapes: shapes, config: without)
+        let reference = try ExecutionPlan.build(graph: graph, inputShapes: shapes, config: none)
+        let expected = try outputs(reference, graph, input, config: none)
+        for (plan, label) in [(on, "on"), (off, "off")] {
+            let actual = try outputs(plan, graph, input, config: label == "on" ? config : without)
+            for name in graph.outputs {
+                let a = try #require(actual[name]), e = try #require(expected[name])
+                #expect(a.shape == e.shape, "\(pass) \(label): \(name) shape", sourceLocation: sourceLocation)
+                #expect(normalizedMSE(a.data, e.data) < 1e-9, "\(pass) \(label): \(name) differs from the reference", sourceLocation: sourceLocation)
+            }
+        }
+        return Built(on: on, off: off)
+    }
+
+    private func outputs(_ plan: ExecutionPlan, _ graph: IRGraph, _ input: Tensor, config: KernelConfig) throws -> [String: Tensor] {
+        try KernelConfig.with(config) {
+            var interpreter = PlanInterpreter(plan: plan, threads: 1, values: [graph.inputs[0].name: .float(input)])
+            try interpreter.run(plan.steps, releases: plan.releases)
+            return try interpreter.outputs(named: graph.outputs)
+        }
+    }
+
+    private func ops(_ plan: ExecutionPlan) -> [String] { plan.steps.map(\.op) }
+
+    private func convs(_ plan: ExecutionPlan) -> [ConvStep] { plan.steps.compactMap(\.conv) }
+
+    private func graph(_ nodes: [IRNode], _ constants: [String: IRValue] = [:], input: [Int], outputs: [String] = ["y"]) -> IRGraph {
+        IRGraph(nodes: nodes, constants: constants, inputs: [.init(name: "x", dims: input.map { $0 })], outputs: outputs, metadata: [:], opset: 13)
+    }
+
+    private func node(_ op: String, _ inputs: [String], _ output: String, _ attributes: [String: IRAttribute] = [:]) -> IRNode {
+        IRNode(op: op, name: output, inputs: inputs, outputs: [output], attributes: attributes)
+    }
+
+    private func tensor(_ shape: [Int], seed: UInt64) -> IRValue { .float(Tensor(shape: shape, data: random(shape.reduce(1, *), seed: seed))) }
+
+    private func scalar(_ v: Float) -> IRValue { .float(Tensor(shape: [], data: [v])) }
+
+    private func input(_ shape: [Int], seed: UInt64 = 1) -> Tensor { Tensor(shape: shape, data: random(shape.reduce(1, *), seed: seed)) }
+
+    static let hasAVX2 = KernelConfig.current.hasAVX2
+    static let hasAVX512 = KernelConfig.current.hasAVX512
+
+    // MARK: - Graph cleanup and layout
+
+    @Test func removeAliases() throws {
+        let g = graph([node("Identity", ["x"], "i"), node("Relu", ["i"], "y")], input: [2, 3])
+        let b = try build(g, input: input([2, 3]), pass: "remove-aliases")
+        #expect(ops(b.on) == ["Relu"])
+        #expect(ops(b.off) == ["Identity", "Relu"])
+    }
+
+    @Test func cancelTransposes() throws {
+        let g = graph([node("Transpose", ["x"], "t", ["perm": .ints([0, 2, 3, 1])]), node("Relu", ["t"], "r"),
+                       node("Transpose", ["r"], "y", ["perm": .ints([0, 3, 1, 2])])], input: [1, 3, 4, 5])
+        let b = try build(g, input: input([1, 3, 4, 5]), pass: "cancel-transposes")
+        #expect(ops(b.on) == ["Relu"])
+        #expect(ops(b.off).filter { $0 == "Transpose" }.count == 2)
+    }
+
+    @Test func foldPads() throws {
+        let g = graph([node("Pad", ["x", "pads"], "p"), node("Conv", ["p", "w"], "y")],
+                      ["pads": .int64(shape: [8], data: [0, 0, 1, 1, 0, 0, 1, 1]), "w": tensor([4, 3, 3, 3], seed: 2)], input: [1, 3, 6, 6])
+        let b = try build(g, input: input([1, 3, 6, 6]), pass: "fold-pads")
+        #expect(ops(b.on) == ["Conv"])
+        #expect(convs(b.on).first.map { [$0.geometry.padTop, $0.geometry.padLeft] } == [1, 1])
+        #expect(ops(b.off) == ["Pad", "Conv"])
+    }
+
+    // MARK: - Pattern fusion
+
+    @Test func fuseAttention() throws {
+        // Keys and values computed from the input (constant ones would fold away).
+        let g = graph([node("Sigmoid", ["x"], "k"), node("Relu", ["x"], "v"), node("Transpose", ["k"], "kt", ["perm": .ints([0, 2, 1])]),
+                       node("MatMul", ["x", "kt"], "s"), node("Mul", ["s", "scale"], "ss"), node("Softmax", ["ss"], "p", ["axis": .int(-1)]),
+                       node("MatMul", ["p", "v"], "y")],
+                      ["scale": scalar(0.5)], input: [1, 5, 4])
+        let b = try build(g, input: input([1, 5, 4]), pass: "fuse-attention")
+        #expect(ops(b.on) == ["Sigmoid", "Relu", "Attention(fused)"])
+        #expect(ops(b.off).contains("Softmax"))
+    }
+
+    @Test func fuseLayerNorm() throws {
+        let g = graph([node("ReduceMean", ["x"], "m", ["axes": .ints([-1])]), node("Sub", ["x", "m"], "c"), node("Pow", ["c", "two"], "sq"),
+                       node("ReduceMean", ["sq"], "v", ["axes": .ints([-1])]), node("Add", ["v", "eps"], "ve"), node("Sqrt", ["ve"], "sd"),
+                       node("Div", ["c", "sd"], "n"), node("Mul", ["n", "gamma"], "ng"), node("Add", ["ng", "beta"], "y")],
+                      ["two": scalar(2), "eps": scalar(1e-5), "gamma": tensor([6], seed: 5), "beta": tensor([6], seed: 6)], input: [3, 6])
+        let b = try build(g, input: input([3, 6]), pass: "fuse-layer-norm")
+        #expect(ops(b.on) == ["LayerNorm(fused)"])
+        #expect(ops(b.off).count == 9)
+    }
+
+    @Test func convSteps() throws {
+        let g = graph([node("Conv", ["x", "w", "b"], "y")], ["w": tensor([4, 3, 1, 1], seed: 7), "b": tensor([4], seed: 8)], input: [1, 3, 5, 5])
+        let b = try build(g, input: input([1, 3, 5, 5]), pass: "conv-steps")
+        #expect(ops(b.on) == ["Conv"] && convs(b.on).count == 1)
+        #expect(convs(b.off).isEmpty, "the Conv stays a generic operator")
+    }
+
+    @Test func foldConvAffine() throws {
+        let g = graph([node("Conv", ["x", "w"], "c"), node("BatchNormalization", ["c", "s", "sh", "mean", "var"], "bn"),
+                       node("Mul", ["bn", "k"], "y")],
+                      ["w": tensor([4, 3, 3, 3], seed: 9), "s": tensor([4], seed: 10), "sh": tensor([4], seed: 11), "mean": tensor([4], seed: 12),
+                       "var": .float(Tensor(shape: [4], data: [0.5, 1, 1.5, 2])), "k": .float(Tensor(shape: [1, 4, 1, 1], data: [1, 2, 3, 4]))],
+                      input: [1, 3, 6, 6])
+        let b = try build(g, input: input([1, 3, 6, 6]), pass: "fold-conv-affine")
+        #expect(ops(b.on) == ["Conv"])
+        #expect(ops(b.off) == ["Conv", "BatchNormalization", "Mul"])
+    }
+
+    @Test func fuseConvActivation() throws {
+        let g = graph([node("Conv", ["x", "w"], "c"), node("Clip", ["c", "lo", "hi"], "y")],
+                      ["w": tensor([4, 3, 3, 3], seed: 13), "lo": scalar(0), "hi": scalar(0.5)], input: [1, 3, 6, 6])
+        let b = try build(g, input: input([1, 3, 6, 6]), pass: "fuse-conv-activation")
+        #expect(ops(b.on) == ["Conv"] && convs(b.on).first?.activation == .clip(min: 0, max: 0.5))
+        #expect(ops(b.off) == ["Conv", "Clip"])
+    }
+
+    @Test func fuseHardSwish() throws {
+        let g = graph([node("Conv", ["x", "w"], "c"), node("Add", ["c", "three"], "a"), node("Clip", ["a", "zero", "six"], "cl"),
+                       node("Mul", ["c", "cl"], "m"), node("Div", ["m", "six"], "y")],
+                      ["w": tensor([4, 3, 1, 1], seed: 14), "three": scalar(3), "zero": scalar(0), "six": scalar(6)], input: [1, 3, 4, 4])
+        let b = try build(g, input: input([1, 3, 4, 4]), pass: "fuse-hard-swish")
+        #expect(ops(b.on) == ["Conv"] && convs(b.on).first?.activation == .hardSwish)
+        #expect(ops(b.off).count == 5)
+    }
+
+    @Test func fusePostAffine() throws {
+        let g = graph([node("Conv", ["x", "w"], "c"), node("Relu", ["c"], "r"), node("Mul", ["r", "k"], "m"), node("Add", ["m", "d"], "y")],
+                      ["w": tensor([4, 3, 1, 1], seed: 15), "k": scalar(2), "d": scalar(-0.5)], input: [1, 3, 4, 4])
+        let b = try build(g, input: input([1, 3, 4, 4]), pass: "fuse-post-affine")
+        #expect(ops(b.on) == ["Conv"] && convs(b.on).first.map { $0.postAffine.map { [$0.scale, $0.shift] } } == [2, -0.5])
+        #expect(ops(b.off) == ["Conv", "Mul", "Add"])
+    }
+
+    @Test func fuseElementwiseRelu() throws {
+        let g = graph([node("Relu", ["x"], "a"), node("Sigmoid", ["x"], "b"), node("Add", ["a", "b"], "s"), node("Relu", ["s"], "y")], input: [2, 8])
+        let b = try build(g, input: input([2, 8]), pass: "fuse-elementwise-relu")
+        #expect(ops(b.on) == ["Relu", "Sigmoid", "Add"])
+        #expect(ops(b.off) == ["Relu", "Sigmoid", "Add", "Relu"])
+    }
+
+    @Test func removeDeadSteps() throws {
+        let g = graph([node("Relu", ["x"], "y"), node("Sigmoid", ["x"], "unused")], input: [2, 3])
+        let b = try build(g, input: input([2, 3]), pass: "remove-dead-steps")
+        #expect(ops(b.on) == ["Relu"])
+        #expect(ops(b.off) == ["Relu", "Sigmoid"])
+    }
+
+    // MARK: - Kernel weights
+
+    @Test func winograd() throws {
+        let g = graph([node("Conv", ["x", "w"], "y", ["pads": .ints([1, 1, 1, 1])])], ["w": tensor([8, 8, 3, 3], seed: 16)], input: [1, 8, 6, 6])
+        let b = try build(g, input: input([1, 8, 6, 6]), pass: "winograd")
+        #expect(convs(b.on).first?.winogradWeights != nil)
+        #expect(convs(b.off).first?.winogradWeights == nil)
+    }
+
+    @Test(.enabled(if: hasAVX2, "the packed kernels need AVX2 and FMA, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    func packConvWeightsAndIndirectIm2col() throws {
+        let g = graph([node("Conv", ["x", "w"], "y", ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])],
+                      ["w": tensor([7, 3, 3, 3], seed: 17)], input: [1, 3, 9, 9])
+        let packed = try build(g, input: input([1, 3, 9, 9]), pass: "pack-conv-weights")
+        #expect(convs(packed.on).first?.packedWeights != nil && convs(packed.on).first?.indirect == true)
+        #expect(convs(packed.off).first?.packedWeights == nil && convs(packed.off).first?.indirect == false, "OpenBLAS im2col")
+        let indirect = try build(g, input: input([1, 3, 9, 9]), pass: "indirect-im2col")
+        #expect(convs(indirect.off).first?.packedWeights != nil && convs(indirect.off).first?.indirect == false, "packed, on im2col")
+    }
+
+    @Test(.enabled(if: hasAVX2, "the eight-lane depthwise kernel needs AVX2 and FMA, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    func interleaveDepthwise() throws {
+        let g = graph([node("Conv", ["x", "w"], "y", ["group": .int(16), "pads": .ints([1, 1, 1, 1])])], ["w": tensor([16, 1, 3, 3], seed: 18)],
+                      input: [1, 16, 10, 10])
+        let b = try build(g, input: input([1, 16, 10, 10]), pass: "interleave-depthwise")
+        #expect(convs(b.on).first?.depthwiseInterleaved != nil && convs(b.on).first?.depthwiseKernel == .best)
+        #expect(convs(b.off).first?.depthwiseInterleaved == nil && convs(b.off).first?.depthwiseKernel == .planes)
+    }
+
+    @Test(.enabled(if: hasAVX2, "packed linear layers need AVX2 and FMA, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    func packLinear() throws {
+        let g = graph([node("Gemm", ["x", "w", "b"], "y", ["transB": .int(1)])], ["w": tensor([20, 12], seed: 19), "b": tensor([20], seed: 20)],
+                      input: [3, 12])
+        let b = try build(g, input: input([3, 12]), pass: "pack-linear")
+        #expect(ops(b.on) == ["Gemm(packed)"])
+        #expect(ops(b.off) == ["Gemm"])
+    }
+
+    @Test(.enabled(if: hasAVX512, "the fused expand → depthwise step runs on AVX-512 tiles, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    func fuseExpandDepthwise() throws {
+        let g = graph([node("Conv", ["x", "we"], "e"), node("Relu", ["e"], "a"),
+                       node("Conv", ["a", "wd"], "y", ["group": .int(16), "pads": .ints([1, 1, 1, 1])])],
+                      ["we": tensor([16, 8, 1, 1], seed: 21), "wd": tensor([16, 1, 3, 3], seed: 22)], input: [1, 8, 7, 7])
+        let b = try build(g, input: input([1, 8, 7, 7]), pass: "fuse-expand-depthwise")
+        #expect(ops(b.on) == ["Conv+DepthwiseConv(fused)"])
+        #expect(ops(b.off) == ["Conv", "Conv"])
+    }
+
+    // MARK: - The list and the switch
+
+    @Test func everyPassHasATestAndANameOnce() {
+        let tested: Set<String> = ["remove-aliases", "cancel-transposes", "fold-pads", "fuse-attention", "fuse-layer-norm", "conv-steps",
+                                   "fold-conv-affine", "fuse-conv-activation", "fuse-hard-swish", "fuse-post-affine", "fuse-elementwise-relu",
+                                   "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
+                                   "pack-linear", "fuse-expand-depthwise"]
+        #expect(Set(PlanPasses.names) == tested)
+        #expect(PlanPasses.names.count == tested.count)
+    }
+
+    @Test func theEnvironmentSwitchesPassesOffByName() {
+        let config = KernelConfig(environment: ["SIGHTLINE_DISABLE_PASSES": "winograd, fuse-expand-depthwise,,nonsense"])
+        #expect(config.disabledPasses == ["winograd", "fuse-expand-depthwise", "nonsense"])
+        #expect(!config.runs(pass: "winograd") && config.runs(pass: "fold-pads"))
+        #expect(PlanPasses.unknown(in: config.disabledPasses) == ["nonsense"])
+    }
+}
