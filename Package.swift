@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "SightlineKernels", dependencies: ["SightlineCore", "COpenBLAS", "CSightlineKernels"],
             swiftSettings: [
-                .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
+                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
                 // Kernels are optimised in debug builds too: the tests run real models end to end.
                 .unsafeFlags(["-O"], .when(configuration: .debug)),
             ]),
@@ -98,7 +98,8 @@ let package = Package(
         .testTarget(name: "SightlineGraphTests", dependencies: ["SightlineGraph", "SightlineNodes", "SightlineCore"]),
         .testTarget(name: "SightlineNodesTests", dependencies: ["SightlineNodes", "SightlineGraph", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SightlineBusTests", dependencies: ["SightlineBus", "SightlineCore"]),
-        .testTarget(name: "SightlineInferenceTests", dependencies: ["SightlineInference", "SightlineKernels", "SightlineCore"]),
+        .testTarget(name: "SightlineKernelsTests", dependencies: ["SightlineKernels", "SightlineCore", "SightlineTestSupport"]),
+        .testTarget(name: "SightlineInferenceTests", dependencies: ["SightlineInference", "SightlineKernels", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(
             name: "SightlineModelsTests",
             dependencies: ["SightlineModels", "SightlineInference", "SightlineKernels", "SightlineMedia", "SightlineCore", "SightlineTestSupport"],

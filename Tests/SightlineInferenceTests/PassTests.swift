@@ -1,4 +1,5 @@
 import Testing
+import SightlineTestSupport
 import SightlineCore
 @testable import SightlineInference
 @testable import SightlineKernels

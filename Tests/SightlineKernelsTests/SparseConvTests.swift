@@ -34,10 +34,21 @@ import Testing
         }
     }
 
-    @Test func maskedConvolutionEqualsDenseAtTheChosenPositionsOnly() {
+    /// Dense (OpenBLAS), depthwise and grouped convolutions, any CPU.
+    @Test func maskedConvolutionEqualsDenseAtTheChosenPositionsOnly() throws {
+        try checkMasked([(5, 7, 1, false), (6, 6, 6, false), (4, 6, 2, false)])
+    }
+
+    /// A dense convolution with its weights packed for the AVX2 kernel.
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2))
+    func maskedConvolutionOnThePackedKernel() throws {
+        try checkMasked([(5, 7, 1, true)])
+    }
+
+    /// (channels, out channels, groups, packed weights)
+    private func checkMasked(_ cases: [(Int, Int, Int, Bool)]) throws {
         var rng = Rng(state: 11)
-        // (channels, out channels, groups, packed weights): dense (OpenBLAS and the packed AVX2 kernel), depthwise, grouped.
-        for (c, m, groups, packed) in [(5, 7, 1, false), (5, 7, 1, true), (6, 6, 6, false), (4, 6, 2, false)] {
+        for (c, m, groups, packed) in cases {
             for g in Self.geometries {
                 let h = 13, w = 11
                 let input = (0..<(c * h * w)).map { _ in rng.next() }
@@ -49,7 +60,8 @@ import Testing
                                             bias: bias, groups: groups, geometry: g, activation: activation)
                 let positions = (0..<(oh * ow)).filter { _ in rng.bool(0.3) }.map(Int32.init)
                 var output = [Float](repeating: -999, count: m * oh * ow)
-                let packedWeight = packed && PackedConv.applies(groups: groups)
+                if packed { try #require(PackedConv.applies(groups: groups)) }
+                let packedWeight = packed
                     ? weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c * g.kernelH * g.kernelW) } : nil
                 input.withUnsafeBufferPointer { x in
                     weight.withUnsafeBufferPointer { wt in

@@ -1,4 +1,5 @@
 import Testing
+import SightlineTestSupport
 @testable import SightlineKernels
 import Dispatch
 import Foundation
@@ -6,8 +7,19 @@ import Synchronization
 
 /// Winograd F(2×2, 3×3) against the reference convolution.
 @Suite struct WinogradTests {
+    /// The 16 products on OpenBLAS, U as it is (any CPU).
     @Test(arguments: [1, 2])
-    func matchesTheReferenceConvolution(threads: Int) {
+    func matchesTheReferenceConvolution(threads: Int) throws {
+        try check(threads: threads, packedPath: false)
+    }
+
+    /// The 16 products on the packed AVX2 kernel, with the vector input and output transforms.
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: [1, 2])
+    func packedPathMatchesTheReferenceConvolution(threads: Int) throws {
+        try check(threads: threads, packedPath: true)
+    }
+
+    private func check(threads: Int, packedPath: Bool) throws {
         var seed: UInt64 = 3
         func random() -> Float {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -30,8 +42,8 @@ import Synchronization
             let want = referenceConv2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
                                        bias: bias, groups: 1, geometry: g, activation: activation)
             let u = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: m, channels: c) }
-            // Both GEMM paths: OpenBLAS on U as is, and the AVX2 kernel on U packed (where the CPU has it).
-            for packed in [nil, Winograd.packTransformed(u, outChannels: m, channels: c)] {
+            do {
+            let packed: [Float]? = packedPath ? try #require(Winograd.packTransformed(u, outChannels: m, channels: c)) : nil
             var got = [Float](repeating: .nan, count: want.count)
             input.withUnsafeBufferPointer { x in
                 u.withUnsafeBufferPointer { uw in

@@ -11,9 +11,22 @@ import SightlineKernels
         }
     }
 
-    /// Widths with and without a vector tail, odd heights, RGB, BGR, gray and 4-byte pixels.
-    @Test(arguments: [(37, 9, 3, 0, 2), (64, 8, 3, 2, 0), (33, 5, 1, 0, 0), (19, 7, 4, 1, 3)])
+    static let lumaCases = [(37, 9, 3, 0, 2), (64, 8, 3, 2, 0), (33, 5, 1, 0, 0), (19, 7, 4, 1, 3)]
+
+    /// Widths with and without a vector tail, odd heights, RGB, BGR, gray and 4-byte pixels; the
+    /// portable build of the row loop.
+    @Test(arguments: lumaCases)
     func sampledLumaMatchesTheDefinition(_ t: (Int, Int, Int, Int, Int)) {
+        KernelConfig.with(InstructionSets.portable) { checkSampledLuma(t) }
+    }
+
+    /// The same on the AVX2 build of the RGB/BGR row loop.
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: lumaCases)
+    func sampledLumaOnAVX2MatchesTheDefinition(_ t: (Int, Int, Int, Int, Int)) {
+        checkSampledLuma(t)
+    }
+
+    private func checkSampledLuma(_ t: (Int, Int, Int, Int, Int)) {
         let (width, height, bpp, red, blue) = t
         let new = Self.pixels(width * height * bpp, seed: 1), old = Self.pixels(width * height * bpp, seed: 2)
         let sw = (width + 1) / 2, sh = (height + 1) / 2

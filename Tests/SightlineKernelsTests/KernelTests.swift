@@ -1,5 +1,6 @@
 import Testing
 import SightlineCore
+import SightlineTestSupport
 @testable import SightlineKernels
 
 /// Each fast kernel against its reference twin, by normalised MSE.
@@ -91,8 +92,8 @@ import SightlineCore
         ConvCase(c: 5, h: 16, w: 19, m: 6, k: 3, stride: 1, pad: (2, 2, 2, 2), dilation: 2, activation: .relu),
     ]
 
-    @Test(arguments: convCases)
-    func convMatchesReference(_ t: ConvCase) {
+    /// A case's geometry, input, weights, bias and reference output.
+    private func prepare(_ t: ConvCase) -> (geometry: Conv2DGeometry, input: [Float], weight: [Float], bias: [Float], expected: [Float]) {
         let g = Conv2DGeometry(kernelH: t.k, kernelW: t.k, strideH: t.strideHW?.0 ?? t.stride, strideW: t.strideHW?.1 ?? t.stride,
                                padTop: t.pad.0, padLeft: t.pad.1,
                                padBottom: t.pad.2, padRight: t.pad.3, dilationH: t.dilation, dilationW: t.dilation)
@@ -101,51 +102,80 @@ import SightlineCore
         let bias = random(t.m, seed: 7)
         let expected = referenceConv2d(input: input, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: weight,
                                        outChannels: t.m, bias: bias, groups: t.groups, geometry: g, activation: t.activation)
-        /// One kernel's output on the case's input and bias, with `weights` as that kernel wants them.
-        func output(_ weights: [Float], _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-            self.output(count: expected.count, input: input, weights: weights, bias: bias, kernel)
-        }
+        return (g, input, weight, bias, expected)
+    }
+
+    /// `conv2d` as the inference engine calls it, on whichever kernels this CPU's configuration picks.
+    @Test(arguments: convCases)
+    func convMatchesReference(_ t: ConvCase) {
+        let (g, input, weight, bias, expected) = prepare(t)
         for threads in [1, 2, 3] {
-            let actual = output(weight) {
+            let actual = output(count: expected.count, input: input, weights: weight, bias: bias) {
                 conv2d(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, outChannels: t.m, bias: $2,
                        groups: t.groups, geometry: g, activation: t.activation, output: $3, threads: threads)
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), \(threads) threads")
         }
-        // Ungrouped: the packed-weight kernel (im2col blocks or planes read in place) as the planner uses it.
-        if t.groups == 1 && PackedConv.applies(groups: 1) {
-            let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: t.m, depth: t.c * t.k * t.k) }
-            for threads in [1, 2, 3] {
-                let actual = output(packed) {
-                    PackedConv.conv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g, packedWeight: $1,
-                                    outChannels: t.m, bias: $2, activation: t.activation, output: $3, threads: threads)
-                }
-                #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), packed, \(threads) threads")
-            }
-        }
-        // The portable depthwise kernel stays tested where the vector one takes over, and both
-        // vector kernels are tested whichever the size rule picks.
-        guard t.groups == t.c && t.c == t.m && t.groups > 1 else { return }
-        if VectorDepthwise.applies(g) {
+    }
+
+    /// The portable kernels alone (SIGHTLINE_ISA=portable, or a CPU without AVX2), whatever this
+    /// CPU has: `conv2d` and the portable depthwise kernel.
+    @Test(arguments: convCases)
+    func portableConvMatchesReference(_ t: ConvCase) {
+        let (g, input, weight, bias, expected) = prepare(t)
+        KernelConfig.with(InstructionSets.portable) {
             for threads in [1, 3] {
-                let planes = output(weight) {
-                    VectorDepthwise.planeConv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2,
-                                              geometry: g, activation: t.activation, output: $3, threads: threads)
+                let actual = output(count: expected.count, input: input, weights: weight, bias: bias) {
+                    conv2d(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, outChannels: t.m, bias: $2,
+                           groups: t.groups, geometry: g, activation: t.activation, output: $3, threads: threads)
                 }
-                #expect(normalizedMSE(planes, expected) < 1e-10, "\(t), plane kernel, \(threads) threads")
-                guard let scratch = VectorDepthwise.interleavedScratch(height: t.h, width: t.w, geometry: g) else { continue }
-                let interleaved = output(weight) {
-                    VectorDepthwise.interleavedConv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2,
-                                                    geometry: g, activation: t.activation, output: $3, threads: threads, scratch: scratch)
-                }
-                #expect(normalizedMSE(interleaved, expected) < 1e-10, "\(t), interleaved kernel, \(threads) threads")
+                #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), portable, \(threads) threads")
             }
         }
-        let portable = output(weight) {
+        guard t.groups == t.c && t.c == t.m && t.groups > 1 else { return }
+        let portable = output(count: expected.count, input: input, weights: weight, bias: bias) {
             portableDepthwiseConv2d(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2, geometry: g,
                                     activation: t.activation, output: $3, threads: 2)
         }
-        #expect(normalizedMSE(portable, expected) < 1e-10, "\(t), portable kernel")
+        #expect(normalizedMSE(portable, expected) < 1e-10, "\(t), portable depthwise kernel")
+    }
+
+    /// Ungrouped cases on the packed-weight kernel (im2col blocks, planes read in place, or the
+    /// implicit im2col) as the planner uses it.
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: convCases.filter { $0.groups == 1 })
+    func packedConvMatchesReference(_ t: ConvCase) {
+        let (g, input, weight, bias, expected) = prepare(t)
+        let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: t.m, depth: t.c * t.k * t.k) }
+        for indirect in [true, false] {
+            for threads in [1, 2, 3] {
+                let actual = output(count: expected.count, input: input, weights: packed, bias: bias) {
+                    PackedConv.conv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g, packedWeight: $1,
+                                    outChannels: t.m, bias: $2, activation: t.activation, output: $3, threads: threads, indirect: indirect)
+                }
+                #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), packed, indirect \(indirect), \(threads) threads")
+            }
+        }
+    }
+
+    /// Depthwise cases on both AVX2 kernels, whichever the size rule picks.
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2),
+          arguments: convCases.filter { $0.groups == $0.c && $0.c == $0.m && $0.groups > 1 && $0.dilation == 1 && [1, 2].contains($0.strideHW?.1 ?? $0.stride) })
+    func vectorDepthwiseMatchesReference(_ t: ConvCase) {
+        let (g, input, weight, bias, expected) = prepare(t)
+        #expect(VectorDepthwise.applies(g))
+        for threads in [1, 3] {
+            let planes = output(count: expected.count, input: input, weights: weight, bias: bias) {
+                VectorDepthwise.planeConv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2,
+                                          geometry: g, activation: t.activation, output: $3, threads: threads)
+            }
+            #expect(normalizedMSE(planes, expected) < 1e-10, "\(t), plane kernel, \(threads) threads")
+            guard let scratch = VectorDepthwise.interleavedScratch(height: t.h, width: t.w, geometry: g) else { continue }
+            let interleaved = output(count: expected.count, input: input, weights: weight, bias: bias) {
+                VectorDepthwise.interleavedConv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, weight: $1, bias: $2,
+                                                geometry: g, activation: t.activation, output: $3, threads: threads, scratch: scratch)
+            }
+            #expect(normalizedMSE(interleaved, expected) < 1e-10, "\(t), interleaved kernel, \(threads) threads")
+        }
     }
 
     /// Which depthwise kernel a plane gets: the interleaved one while eight padded planes stay
@@ -158,19 +188,28 @@ import SightlineCore
         #expect(VectorDepthwise.interleavedScratch(height: 7, width: 7, geometry: Conv2DGeometry(kernelH: 9, kernelW: 9)) == nil)
     }
 
+    static let pointwiseCases: [(Int, Int, Int, Int, Activation)] = [
+        (1, 16, 12, 49, .none), (2, 7, 13, 196, .relu), (1, 24, 5, 4100, .clip(min: 0, max: 6)), (1, 33, 40, 71, .clip(min: 0, max: 6)),
+        (2, 9, 20, 210, .sigmoid), (3, 2000, 20, 49, .relu), (1, 40, 200, 61, .hardSwish), (2, 3, 1, 17, .sigmoid),
+        (1, 130, 33, 16, .hardSigmoid(alpha: 0.2, beta: 0.5)),
+    ]
+
+    private func pointwiseCase(_ t: (Int, Int, Int, Int, Activation)) -> (input: [Float], weight: [Float], bias: [Float], expected: [Float]) {
+        let (n, c, m, spatial, activation) = t
+        let input = random(n * c * spatial, seed: 21), weight = random(m * c, seed: 22), bias = random(m, seed: 23)
+        let expected = referenceConv2d(input: input, batch: n, channels: c, height: 1, width: spatial, weight: weight, outChannels: m,
+                                       bias: bias, groups: 1, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1), activation: activation)
+        return (input, weight, bias, expected)
+    }
+
     /// The packed 1×1 kernel against the reference convolution: filter counts that do not fill
     /// the last 6-row panel, plane sizes with and without a partial 16-column block, planes long
     /// enough to be split into column chunks, every activation (fused in C or applied after),
     /// batches, and the column and row-panel ways of splitting across threads.
-    @Test(arguments: [(1, 16, 12, 49, Activation.none), (2, 7, 13, 196, .relu), (1, 24, 5, 4100, .clip(min: 0, max: 6)),
-                      (1, 33, 40, 71, .clip(min: 0, max: 6)), (2, 9, 20, 210, .sigmoid), (3, 2000, 20, 49, .relu),
-                      (1, 40, 200, 61, .hardSwish), (2, 3, 1, 17, .sigmoid), (1, 130, 33, 16, .hardSigmoid(alpha: 0.2, beta: 0.5))])
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: pointwiseCases)
     func pointwiseConvMatchesReference(_ t: (Int, Int, Int, Int, Activation)) throws {
         let (n, c, m, spatial, activation) = t
-        guard PackedConv.applies(groups: 1) else { return }
-        let input = random(n * c * spatial, seed: 21), weight = random(m * c, seed: 22), bias = random(m, seed: 23)
-        let expected = referenceConv2d(input: input, batch: n, channels: c, height: 1, width: spatial, weight: weight, outChannels: m,
-                                       bias: bias, groups: 1, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1), activation: activation)
+        let (input, weight, bias, expected) = pointwiseCase(t)
         let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c) }
         for threads in [1, 2, 3] {
             let actual = output(count: expected.count, input: input, weights: packed, bias: bias) {
@@ -179,20 +218,32 @@ import SightlineCore
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
-        // Transposed (positions as rows, for small planes): any plane size, blocks of row panels
-        // (2000 channels: blocks of ten 7-row panels that span images), threads splitting
-        // positions (196, 210, 4100) or filters, on each tile kernel this CPU runs.
+    }
+
+    /// Transposed (positions as rows, for small planes): any plane size, blocks of row panels
+    /// (2000 channels: blocks of ten 7-row panels that span images), threads splitting
+    /// positions (196, 210, 4100) or filters; on one tile kernel.
+    private func checkTransposedPointwise(_ t: (Int, Int, Int, Int, Activation), kernel: TileKernel) {
+        let (n, c, m, spatial, activation) = t
+        let (input, weight, bias, expected) = pointwiseCase(t)
         let transposed = weight.withUnsafeBufferPointer { PackedConv.packTransposed($0.baseAddress!, outChannels: m, channels: c) }
-        for kernel in TileKernel.allCases where kernel.available {
-            for threads in [1, 2, 3] {
-                let actual = output(count: expected.count, input: input, weights: transposed, bias: bias) {
-                    PackedConv.convTransposed(input: $0, batch: n, channels: c, spatial: spatial, packedWeight: $1, outChannels: m, bias: $2,
-                                              activation: activation, output: $3, threads: threads, kernel: kernel)
-                }
-                #expect(normalizedMSE(actual, expected) < 1e-10,
-                        "transposed \(kernel) n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
+        for threads in [1, 2, 3] {
+            let actual = output(count: expected.count, input: input, weights: transposed, bias: bias) {
+                PackedConv.convTransposed(input: $0, batch: n, channels: c, spatial: spatial, packedWeight: $1, outChannels: m, bias: $2,
+                                          activation: activation, output: $3, threads: threads, kernel: kernel)
             }
+            #expect(normalizedMSE(actual, expected) < 1e-10, "transposed \(kernel) n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
         }
+    }
+
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: pointwiseCases)
+    func transposedPointwiseOnAVX2Tiles(_ t: (Int, Int, Int, Int, Activation)) {
+        checkTransposedPointwise(t, kernel: .avx2)
+    }
+
+    @Test(.enabled(if: InstructionSets.avx512, InstructionSets.needsAVX512), arguments: pointwiseCases)
+    func transposedPointwiseOnAVX512Tiles(_ t: (Int, Int, Int, Int, Activation)) {
+        checkTransposedPointwise(t, kernel: .avx512)
     }
 
     /// Which 1×1 convolutions run transposed: 7×7 on both tile kernels; 14×14 only on 7-row
@@ -204,32 +255,51 @@ import SightlineCore
         #expect(!PackedConv.prefersTransposed(spatial: 48, kernel: .avx512) && !PackedConv.prefersTransposed(spatial: 784, kernel: .avx512))
     }
 
-    /// The packed linear layer against the reference GEMM, on each tile kernel: output widths
+    static let linearCases: [(Int, Int, Int, Activation)] = [
+        (1, 8, 16, .none), (32, 384, 1536, .none), (7, 33, 21, .relu), (61, 20, 5, .hardSwish), (130, 17, 40, .sigmoid),
+        (71, 9, 3, .clip(min: 0, max: 6)),
+    ]
+
+    /// The packed linear layer against the reference GEMM, on one tile kernel: output widths
     /// with a partial 16-column panel, row counts across the blocks of ten 6- or 7-row panels,
     /// activations.
-    @Test(arguments: [(1, 8, 16, Activation.none), (32, 384, 1536, .none), (7, 33, 21, .relu), (61, 20, 5, .hardSwish),
-                      (130, 17, 40, .sigmoid), (71, 9, 3, .clip(min: 0, max: 6))])
-    func packedLinearMatchesReference(_ t: (Int, Int, Int, Activation)) throws {
+    private func checkPackedLinear(_ t: (Int, Int, Int, Activation), kernel: TileKernel) throws {
         let (rows, inputs, outputs, activation) = t
         let x = random(rows * inputs, seed: 31), w = random(outputs * inputs, seed: 32), b = random(outputs, seed: 33)
-        guard let linear = PackedLinear(weight: w, outputs: outputs, inputs: inputs, bias: b) else { return }
+        let linear = try #require(PackedLinear(weight: w, outputs: outputs, inputs: inputs, bias: b))
         var expected = [Float](repeating: 0, count: rows * outputs)
         for r in 0..<rows { for o in 0..<outputs { expected[r * outputs + o] = b[o] } }
         referenceGemm(transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, a: x, lda: inputs, b: w, ldb: inputs,
                       beta: 1, c: &expected, ldc: outputs)
         for i in expected.indices { expected[i] = activation.apply(expected[i]) }
-        for kernel in TileKernel.allCases where kernel.available {
-            for threads in [1, 2, 3] {
-                var y = [Float](repeating: .nan, count: rows * outputs)
-                x.withUnsafeBufferPointer { xp in
-                    y.withUnsafeMutableBufferPointer {
-                        linear.apply(xp.baseAddress!, rows: rows, into: $0.baseAddress!, activation: activation, threads: threads, kernel: kernel)
-                    }
+        for threads in [1, 2, 3] {
+            var y = [Float](repeating: .nan, count: rows * outputs)
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer {
+                    linear.apply(xp.baseAddress!, rows: rows, into: $0.baseAddress!, activation: activation, threads: threads, kernel: kernel)
                 }
-                #expect(normalizedMSE(y, expected) < 1e-10, "\(t), \(kernel), \(threads) threads")
             }
+            #expect(normalizedMSE(y, expected) < 1e-10, "\(t), \(kernel), \(threads) threads")
         }
         #expect(PackedLinear(weight: w, outputs: outputs + 1, inputs: inputs, bias: b) == nil)
+    }
+
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: linearCases)
+    func packedLinearOnAVX2Tiles(_ t: (Int, Int, Int, Activation)) throws {
+        try checkPackedLinear(t, kernel: .avx2)
+    }
+
+    @Test(.enabled(if: InstructionSets.avx512, InstructionSets.needsAVX512), arguments: linearCases)
+    func packedLinearOnAVX512Tiles(_ t: (Int, Int, Int, Activation)) throws {
+        try checkPackedLinear(t, kernel: .avx512)
+    }
+
+    /// Without AVX2 there is no packed linear layer: callers keep their BLAS path.
+    @Test func noPackedLinearOnThePortablePath() {
+        KernelConfig.with(InstructionSets.portable) {
+            #expect(PackedLinear(weight: random(12, seed: 1), outputs: 3, inputs: 4, bias: nil) == nil)
+            #expect(!PackedConv.applies(groups: 1))
+        }
     }
 
     @Test func samePaddingMatchesTensorFlow() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SightlineTestSupport
 import SightlineCore
 @testable import SightlineKernels
 
