@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
         .target(
             name: "SightlineNodes",
-            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineModels", "Yams"]
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineInference", "SightlineModels", "Yams"]
         ),
         .executableTarget(
             name: "sightline",
@@ -96,7 +96,9 @@ let package = Package(
         .testTarget(name: "SightlineCoreTests", dependencies: ["SightlineCore"]),
         .testTarget(name: "SightlineMediaTests", dependencies: ["SightlineMedia", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SightlineGraphTests", dependencies: ["SightlineGraph", "SightlineNodes", "SightlineCore"]),
-        .testTarget(name: "SightlineNodesTests", dependencies: ["SightlineNodes", "SightlineGraph", "SightlineCore", "SightlineTestSupport"]),
+        .testTarget(
+            name: "SightlineNodesTests",
+            dependencies: ["SightlineNodes", "SightlineGraph", "SightlineCore", "SightlineBus", "SightlineInference", "SightlineMedia", "SightlineModels", "SightlineTestSupport"]),
         .testTarget(name: "SightlineBusTests", dependencies: ["SightlineBus", "SightlineCore"]),
         .testTarget(name: "SightlineKernelsTests", dependencies: ["SightlineKernels", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SightlineInferenceTests", dependencies: ["SightlineInference", "SightlineKernels", "SightlineCore", "SightlineTestSupport"]),

@@ -66,8 +66,10 @@ import SightlineCore
 
     private func input(_ shape: [Int], seed: UInt64 = 1) -> Tensor { Tensor(shape: shape, data: random(shape.reduce(1, *), seed: seed)) }
 
-    static let hasAVX2 = KernelConfig.current.hasAVX2
-    static let hasAVX512 = KernelConfig.current.hasAVX512
+    static let hasAVX2 = KernelConfig.process.hasAVX2
+    static let hasAVX512 = KernelConfig.process.hasAVX512
+    static let needsAVX2: Comment = "needs AVX2 and FMA: this CPU lacks them, or SIGHTLINE_ISA leaves them out"
+    static let needsAVX512: Comment = "needs AVX-512 F and VL: this CPU lacks them, or SIGHTLINE_ISA leaves them out"
 
     // MARK: - Graph cleanup and layout
 
@@ -184,7 +186,7 @@ import SightlineCore
         #expect(convs(b.off).first?.winogradWeights == nil)
     }
 
-    @Test(.enabled(if: hasAVX2, "the packed kernels need AVX2 and FMA, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    @Test(.enabled(if: hasAVX2, needsAVX2))
     func packConvWeightsAndIndirectIm2col() throws {
         let g = graph([node("Conv", ["x", "w"], "y", ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])],
                       ["w": tensor([7, 3, 3, 3], seed: 17)], input: [1, 3, 9, 9])
@@ -195,7 +197,7 @@ import SightlineCore
         #expect(convs(indirect.off).first?.packedWeights != nil && convs(indirect.off).first?.indirect == false, "packed, on im2col")
     }
 
-    @Test(.enabled(if: hasAVX2, "the eight-lane depthwise kernel needs AVX2 and FMA, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    @Test(.enabled(if: hasAVX2, needsAVX2))
     func interleaveDepthwise() throws {
         let g = graph([node("Conv", ["x", "w"], "y", ["group": .int(16), "pads": .ints([1, 1, 1, 1])])], ["w": tensor([16, 1, 3, 3], seed: 18)],
                       input: [1, 16, 10, 10])
@@ -204,7 +206,7 @@ import SightlineCore
         #expect(convs(b.off).first?.depthwiseInterleaved == nil && convs(b.off).first?.depthwiseKernel == .planes)
     }
 
-    @Test(.enabled(if: hasAVX2, "packed linear layers need AVX2 and FMA, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    @Test(.enabled(if: hasAVX2, needsAVX2))
     func packLinear() throws {
         let g = graph([node("Gemm", ["x", "w", "b"], "y", ["transB": .int(1)])], ["w": tensor([20, 12], seed: 19), "b": tensor([20], seed: 20)],
                       input: [3, 12])
@@ -213,7 +215,7 @@ import SightlineCore
         #expect(ops(b.off) == ["Gemm"])
     }
 
-    @Test(.enabled(if: hasAVX512, "the fused expand → depthwise step runs on AVX-512 tiles, which this CPU lacks (or SIGHTLINE_ISA excludes)"))
+    @Test(.enabled(if: hasAVX512, needsAVX512))
     func fuseExpandDepthwise() throws {
         let g = graph([node("Conv", ["x", "we"], "e"), node("Relu", ["e"], "a"),
                        node("Conv", ["a", "wd"], "y", ["group": .int(16), "pads": .ints([1, 1, 1, 1])])],
