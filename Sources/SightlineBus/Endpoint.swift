@@ -1,3 +1,4 @@
+import SightlineCore
 /// A Savant-style endpoint: `pub+bind:tcp://127.0.0.1:5555`, `sub+connect:ipc:///tmp/s.ipc`.
 /// The socket role comes first, then whether it binds or connects, then any ZeroMQ address.
 public struct BusEndpoint: Sendable, Equatable, CustomStringConvertible {
@@ -37,17 +38,25 @@ public struct BusEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(role.rawValue)+\(action.rawValue):\(address)" }
 }
 
-public enum BusError: Error, CustomStringConvertible, Equatable {
+public enum BusError: UserFacingError, Equatable {
     case badEndpoint(String, String)
     case socket(String)
     case noSubscribers(endpoint: String, wanted: Int, got: Int, seconds: Double)
 
-    public var description: String {
+    public var message: String {
         switch self {
-        case .badEndpoint(let text, let why): "bad endpoint '\(text)': \(why) (e.g. pub+bind:tcp://127.0.0.1:5555)"
+        case .badEndpoint(let text, let why): "bad endpoint '\(text)': \(why)"
         case .socket(let why): why
         case .noSubscribers(let endpoint, let wanted, let got, let seconds):
-            "'\(endpoint)': \(got) of \(wanted) subscribers connected within \(seconds) s (start them first, or lower wait_subscribers)"
+            "'\(endpoint)': \(got) of \(wanted) subscribers connected within \(seconds) s"
+        }
+    }
+
+    public var hint: String? {
+        switch self {
+        case .badEndpoint: "e.g. pub+bind:tcp://127.0.0.1:5555"
+        case .socket: nil
+        case .noSubscribers: "start them first, or lower wait_subscribers"
         }
     }
 }

@@ -1,8 +1,9 @@
 import CZeroMQ
 import Foundation
+import SightlineCore
 
 /// A ZeroMQ error with the operation that failed.
-public struct ZMQError: Error, CustomStringConvertible {
+public struct ZMQError: UserFacingError {
     public let operation: String
     public let code: Int32
 
@@ -11,7 +12,7 @@ public struct ZMQError: Error, CustomStringConvertible {
         self.code = zmq_errno()
     }
 
-    public var description: String { "\(operation): \(String(cString: zmq_strerror(code)))" }
+    public var message: String { "\(operation): \(String(cString: zmq_strerror(code)))" }
     var isTryAgain: Bool { code == EAGAIN }
 }
 

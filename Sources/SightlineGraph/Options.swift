@@ -144,12 +144,12 @@ public struct OptionSpec: Sendable {
     }
 }
 
-public enum OptionError: Error, Equatable, CustomStringConvertible {
+public enum OptionError: UserFacingError, Equatable {
     case wrongType(expected: String, got: String)
     case outOfRange(got: Double, range: String)
     case notAChoice(got: String, choices: [String])
 
-    public var description: String {
+    public var message: String {
         switch self {
         case .wrongType(let expected, let got): "expected \(expected), got '\(got)'"
         case .outOfRange(let got, let range): "\(got) is out of range (\(range))"

@@ -32,10 +32,14 @@ public struct ValidatedPipeline: Sendable {
     public func node(_ id: String) -> ResolvedNode? { nodes.first { $0.id == id } }
 }
 
-/// Every problem found in a pipeline.
-public struct Diagnostics: Error, Sendable, CustomStringConvertible {
+/// Every problem found in a pipeline, each on its own lines (`file:line:column: error: …`,
+/// then its hint), and how many.
+public struct Diagnostics: UserFacingError, Sendable {
     public var items: [Diagnostic]
     public init(items: [Diagnostic]) { self.items = items }
+    public var message: String {
+        items.map(\.description).joined(separator: "\n") + "\n\(items.count) error\(items.count == 1 ? "" : "s")"
+    }
     public var description: String { items.map(\.description).joined(separator: "\n") }
 }
 

@@ -1,3 +1,4 @@
+import SightlineCore
 /// A minimal protocol-buffers wire-format reader: enough to walk ONNX's messages field by
 /// field. Every read is bounds-checked; malformed input throws, never traps.
 struct ProtobufReader {
@@ -99,20 +100,28 @@ struct ProtobufReader {
 }
 
 /// What can go wrong loading or running a model; each message names the problem plainly.
-public enum ModelError: Error, CustomStringConvertible, Equatable {
+public enum ModelError: UserFacingError, Equatable {
     case malformed(String)
     case unsupportedOperator(String, node: String)
     case unsupported(String)
     case shapeMismatch(String)
     case missing(String)
 
-    public var description: String {
+    public var message: String {
         switch self {
         case .malformed(let why): "malformed model file: \(why)"
         case .unsupportedOperator(let op, let node): "unsupported operator '\(op)' (node '\(node)')"
         case .unsupported(let what): "unsupported: \(what)"
         case .shapeMismatch(let what): "shape mismatch: \(what)"
         case .missing(let what): "missing: \(what)"
+        }
+    }
+
+    public var hint: String? {
+        switch self {
+        case .malformed: "the file is damaged or not a model; fetch it again (`sightline models fetch`) or export it again"
+        case .unsupportedOperator: "the engine supports the operators `Operators.table` lists; convert the model or add the operator (Docs/architecture.md)"
+        default: nil
         }
     }
 }

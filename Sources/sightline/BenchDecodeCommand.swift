@@ -39,15 +39,13 @@ struct BenchDecodeCommand: ParsableCommand {
     var threadCounts: [Int] { threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 >= 0 } }
 
     func run() throws {
-        try reportingErrors {
-            let ffmpeg = try findExecutable("ffmpeg")
-            let clips = files.isEmpty ? try synthesiseClips(ffmpeg: ffmpeg) : files
-            print("sightline bench decode — best of \(repeats), ratio = ours ÷ ffmpeg (higher is better for fps)")
-            print(pad("file", 26) + pad("threads", 8) + pad("test", 22) + pad("ffmpeg fps", 12) + pad("ours fps", 12) + "ratio")
-            for clip in clips {
-                for threadCount in threadCounts {
-                    try measure(clip: clip, threads: threadCount, ffmpeg: ffmpeg)
-                }
+        let ffmpeg = try findExecutable("ffmpeg")
+        let clips = files.isEmpty ? try synthesiseClips(ffmpeg: ffmpeg) : files
+        print("sightline bench decode — best of \(repeats), ratio = ours ÷ ffmpeg (higher is better for fps)")
+        print(pad("file", 26) + pad("threads", 8) + pad("test", 22) + pad("ffmpeg fps", 12) + pad("ours fps", 12) + "ratio")
+        for clip in clips {
+            for threadCount in threadCounts {
+                try measure(clip: clip, threads: threadCount, ffmpeg: ffmpeg)
             }
         }
     }

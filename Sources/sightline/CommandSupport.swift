@@ -4,17 +4,6 @@ import Foundation
 import SightlineCore
 import SightlineMedia
 
-/// Prints a one-line error naming the input and exits non-zero. Every command body goes
-/// through here so users never see a Swift error dump.
-func reportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as SightlineError {
-        printError(error.description)
-        throw ExitCode(1)
-    }
-}
-
 /// A file of the repository: beside the built binary (.build/<config>/sightline), else
 /// relative to the working directory.
 func repositoryFile(_ relative: String) -> String {
@@ -26,6 +15,17 @@ func repositoryFile(_ relative: String) -> String {
 /// Where fetched samples and benchmark clips live: $SIGHTLINE_CACHE or ~/.cache/sightline.
 func cacheRoot() -> String {
     ProcessInfo.processInfo.environment["SIGHTLINE_CACHE"] ?? (NSHomeDirectory() + "/.cache/sightline")
+}
+
+/// A command's own error (not a module's): what went wrong and what to do.
+struct CommandError: UserFacingError {
+    var message: String
+    var hint: String?
+
+    init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
 }
 
 func printError(_ message: String) {

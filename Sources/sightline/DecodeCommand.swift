@@ -111,39 +111,37 @@ struct DecodeCommand: ParsableCommand {
 
     func run() throws {
         source.ffmpegLog.apply()
-        try reportingErrors {
-            let videoSource = VideoSource(url: url, options: source.sourceOptions(for: url))
-            let cancellation = videoSource.cancellation
-            let trap = SignalTrap { cancellation.cancel() }
-            defer { withExtendedLifetime(trap) {} }
+        let videoSource = VideoSource(url: url, options: source.sourceOptions(for: url))
+        let cancellation = videoSource.cancellation
+        let trap = SignalTrap { cancellation.cancel() }
+        defer { withExtendedLifetime(trap) {} }
 
-            let printer = EventPrinter(enabled: events)
-            var started: Double?
-            var finalStats = SourceStats()
-            var kept = 0
-            while let event = try videoSource.next() {
-                if case .frame = event, let limit, kept >= limit {
-                    continue  // decoded before the cancel took hold; not part of the output
-                }
-                printer.print(event)
-                switch event {
-                case .opened:
-                    if started == nil { started = monotonicSeconds() }
-                case .frame:
-                    kept += 1
-                    if let limit, kept >= limit { videoSource.cancel() }
-                case .reconnecting(let attempt, let delay, let reason):
-                    printError("'\(url)': source lost (\(reason)); reconnect attempt \(attempt) in \(String(format: "%.1f", delay)) s")
-                case .gap(let gap):
-                    printError(String(format: "'%@': source back after a %.2f s gap", url, gap.durationSeconds))
-                case .endOfStream(let stats):
-                    finalStats = stats
-                }
+        let printer = EventPrinter(enabled: events)
+        var started: Double?
+        var finalStats = SourceStats()
+        var kept = 0
+        while let event = try videoSource.next() {
+            if case .frame = event, let limit, kept >= limit {
+                continue  // decoded before the cancel took hold; not part of the output
             }
-            let elapsed = max(monotonicSeconds() - (started ?? monotonicSeconds()), 1e-9)
-            finalStats.framesEmitted = kept
-            FileHandle.standardError.write(Data(summary(finalStats, elapsed: elapsed).utf8))
+            printer.print(event)
+            switch event {
+            case .opened:
+                if started == nil { started = monotonicSeconds() }
+            case .frame:
+                kept += 1
+                if let limit, kept >= limit { videoSource.cancel() }
+            case .reconnecting(let attempt, let delay, let reason):
+                printError("'\(url)': source lost (\(reason)); reconnect attempt \(attempt) in \(String(format: "%.1f", delay)) s")
+            case .gap(let gap):
+                printError(String(format: "'%@': source back after a %.2f s gap", url, gap.durationSeconds))
+            case .endOfStream(let stats):
+                finalStats = stats
+            }
         }
+        let elapsed = max(monotonicSeconds() - (started ?? monotonicSeconds()), 1e-9)
+        finalStats.framesEmitted = kept
+        FileHandle.standardError.write(Data(summary(finalStats, elapsed: elapsed).utf8))
     }
 
     private func summary(_ stats: SourceStats, elapsed: Double) -> String {

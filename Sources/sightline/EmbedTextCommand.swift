@@ -15,34 +15,29 @@ struct EmbedTextCommand: ParsableCommand {
     func run() throws {
         KernelThreads.setBLASThreads(1)
         guard !texts.isEmpty else { throw ValidationError("give at least one text") }
-        do {
-            let embedder = try MiniLMEmbedder(store: cache.store)
-            let vectors = try embedder.embed(texts)
-            for (text, vector) in zip(texts, vectors) {
-                if json {
-                    print("{\"text\":" + String(decoding: try JSONEncoder().encode(text), as: UTF8.self)
-                          + ",\"embedding\":[" + vector.map { String(format: "%.7g", $0) }.joined(separator: ",") + "]}")
-                    continue
-                }
-                let head = vector.prefix(6).map { String(format: "%+.4f", $0) }.joined(separator: " ")
-                let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                print("\(vector.count)-d  |v| \(String(format: "%.4f", norm))  [\(head) …]  \(text)")
-                if tokens {
-                    let ids = embedder.tokenizer.encode(text)
-                    let reverse = Dictionary(embedder.tokenizer.vocabulary.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
-                    print("    tokens: " + ids.map { reverse[$0] ?? "?" }.joined(separator: " "))
-                }
+        let embedder = try MiniLMEmbedder(store: cache.store)
+        let vectors = try embedder.embed(texts)
+        for (text, vector) in zip(texts, vectors) {
+            if json {
+                print("{\"text\":" + String(decoding: try JSONEncoder().encode(text), as: UTF8.self)
+                      + ",\"embedding\":[" + vector.map { String(format: "%.7g", $0) }.joined(separator: ",") + "]}")
+                continue
             }
-            if vectors.count > 1 && !json {
-                print("cosine similarity:")
-                for i in 0..<vectors.count {
-                    let row = (0..<vectors.count).map { j in String(format: "%6.3f", zip(vectors[i], vectors[j]).reduce(0) { $0 + $1.0 * $1.1 }) }
-                    print("  " + row.joined(separator: " "))
-                }
+            let head = vector.prefix(6).map { String(format: "%+.4f", $0) }.joined(separator: " ")
+            let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            print("\(vector.count)-d  |v| \(String(format: "%.4f", norm))  [\(head) …]  \(text)")
+            if tokens {
+                let ids = embedder.tokenizer.encode(text)
+                let reverse = Dictionary(embedder.tokenizer.vocabulary.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
+                print("    tokens: " + ids.map { reverse[$0] ?? "?" }.joined(separator: " "))
             }
-        } catch let error as ModelStoreError {
-            printError(error.description)
-            throw ExitCode(1)
+        }
+        if vectors.count > 1 && !json {
+            print("cosine similarity:")
+            for i in 0..<vectors.count {
+                let row = (0..<vectors.count).map { j in String(format: "%6.3f", zip(vectors[i], vectors[j]).reduce(0) { $0 + $1.0 * $1.1 }) }
+                print("  " + row.joined(separator: " "))
+            }
         }
     }
 }

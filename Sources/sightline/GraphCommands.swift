@@ -23,8 +23,7 @@ struct NodesCommand: ParsableCommand {
             return
         }
         guard let descriptor = registry.factory(name)?.descriptor else {
-            printError("no node type '\(name)'; `sightline nodes` lists them: \(registry.names.joined(separator: ", "))")
-            throw ExitCode(1)
+            throw CommandError("no node type '\(name)'", hint: "`sightline nodes` lists them: \(registry.names.joined(separator: ", "))")
         }
         print("\(descriptor.name) — \(descriptor.description)")
         print("  role:    \(descriptor.role.rawValue)")
@@ -88,14 +87,8 @@ struct ValidateCommand: ParsableCommand {
     @OptionGroup var pipeline: PipelineArguments
 
     func run() throws {
-        do {
-            let validated = try pipeline.load()
-            print("\(pipeline.file): ok — pipeline '\(validated.name)', \(validated.nodes.count) nodes, \(validated.edges.count) edges, hash \(validated.hash.prefix(12))")
-        } catch let diagnostics as Diagnostics {
-            FileHandle.standardError.write(Data((diagnostics.description + "\n").utf8))
-            FileHandle.standardError.write(Data("\(diagnostics.items.count) error\(diagnostics.items.count == 1 ? "" : "s")\n".utf8))
-            throw ExitCode(1)
-        }
+        let validated = try pipeline.load()
+        print("\(pipeline.file): ok — pipeline '\(validated.name)', \(validated.nodes.count) nodes, \(validated.edges.count) edges, hash \(validated.hash.prefix(12))")
     }
 }
 
@@ -122,19 +115,12 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         FFmpegLogLevel.quiet.apply()
-        let validated: ValidatedPipeline
-        do {
-            validated = try pipeline.load()
-        } catch let diagnostics as Diagnostics {
-            FileHandle.standardError.write(Data((diagnostics.description + "\n").utf8))
-            throw ExitCode(1)
-        }
+        let validated = try pipeline.load()
         let runtime: GraphRuntime
         do {
             runtime = try GraphRuntime(pipeline: validated, registry: BuiltinNodes.registry)
         } catch {
-            printError("pipeline '\(validated.name)': \(error)")
-            throw ExitCode(1)
+            throw ErrorInContext("pipeline '\(validated.name)'", error)
         }
         if !quiet {
             runtime.statusObserver = { status in
@@ -264,13 +250,7 @@ struct SubscribeCommand: ParsableCommand {
     var untilEnd = false
 
     func run() throws {
-        let subscriber: BusSubscriber
-        do {
-            subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: endpoint, defaultRole: .sub), topics: topics)
-        } catch {
-            printError("\(error)")
-            throw ExitCode(1)
-        }
+        let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: endpoint, defaultRole: .sub), topics: topics)
         var received = 0
         var open = Set<String>()
         var ended = Set<String>()

@@ -65,15 +65,10 @@ struct ModelsFetchCommand: ParsableCommand {
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
-        do {
-            let manifests = try names.isEmpty ? ModelZoo.all : names.map(ModelZoo.manifest(named:))
-            for m in manifests {
-                let path = try cache.store.fetch(m)
-                print("\(m.name): \(path) (sha256 ok)")
-            }
-        } catch let error as ModelStoreError {
-            printError(error.description)
-            throw ExitCode(1)
+        let manifests = try names.isEmpty ? ModelZoo.all : names.map(ModelZoo.manifest(named:))
+        for m in manifests {
+            let path = try cache.store.fetch(m)
+            print("\(m.name): \(path) (sha256 ok)")
         }
     }
 }
@@ -137,15 +132,8 @@ struct InferCommand: ParsableCommand {
                 print(String(format: "%8.3f s  ", frame.seconds) + (lines.first ?? ""))
                 for line in lines.dropFirst() { print("            " + line) }
             }
-        } catch let error as ModelStoreError {
-            printError(error.description)
-            throw ExitCode(1)
-        } catch let error as SightlineError {
-            printError(error.description)
-            throw ExitCode(1)
         } catch let error as ModelError {
-            printError("model '\(model)': \(error)")
-            throw ExitCode(1)
+            throw ErrorInContext("model '\(model)'", error)
         }
     }
 }

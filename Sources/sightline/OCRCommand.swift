@@ -19,29 +19,21 @@ struct OCRCommand: ParsableCommand {
     func run() throws {
         FFmpegLogLevel.quiet.apply()
         KernelThreads.setBLASThreads(1)
-        do {
-            let reader = try TextRecognizer(store: cache.store, threads: threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
-            reader.useAngleClassifier = !noAngleClassifier
-            let rate = Rational(parsing: String(fps)) ?? Rational(1, 1)
-            let source = VideoSource(url: input, options: SourceOptions(sampling: .perSecond(rate), output: OutputFormat(pixelFormat: .rgb24)))
-            while let event = try source.next() {
-                guard case .frame(let frame) = event else { continue }
-                for line in try reader.read(frame) {
-                    let box = line.corners.map { "\(Int($0.x.rounded())),\(Int($0.y.rounded()))" }.joined(separator: " ")
-                    if json {
-                        let text = String(decoding: try JSONEncoder().encode(line.text), as: UTF8.self)
-                        print("{\"seconds\":\(frame.seconds),\"text\":\(text),\"confidence\":\(line.confidence),\"box\":[\(line.corners.map { "[\($0.x),\($0.y)]" }.joined(separator: ","))]}")
-                    } else {
-                        print(String(format: "%8.3f s  %.3f  [%@]  %@", frame.seconds, line.confidence, box, line.text))
-                    }
+        let reader = try TextRecognizer(store: cache.store, threads: threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
+        reader.useAngleClassifier = !noAngleClassifier
+        let rate = Rational(parsing: String(fps)) ?? Rational(1, 1)
+        let source = VideoSource(url: input, options: SourceOptions(sampling: .perSecond(rate), output: OutputFormat(pixelFormat: .rgb24)))
+        while let event = try source.next() {
+            guard case .frame(let frame) = event else { continue }
+            for line in try reader.read(frame) {
+                let box = line.corners.map { "\(Int($0.x.rounded())),\(Int($0.y.rounded()))" }.joined(separator: " ")
+                if json {
+                    let text = String(decoding: try JSONEncoder().encode(line.text), as: UTF8.self)
+                    print("{\"seconds\":\(frame.seconds),\"text\":\(text),\"confidence\":\(line.confidence),\"box\":[\(line.corners.map { "[\($0.x),\($0.y)]" }.joined(separator: ","))]}")
+                } else {
+                    print(String(format: "%8.3f s  %.3f  [%@]  %@", frame.seconds, line.confidence, box, line.text))
                 }
             }
-        } catch let error as ModelStoreError {
-            printError(error.description)
-            throw ExitCode(1)
-        } catch let error as SightlineError {
-            printError(error.description)
-            throw ExitCode(1)
         }
     }
 }

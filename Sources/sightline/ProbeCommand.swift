@@ -25,17 +25,15 @@ struct ProbeCommand: ParsableCommand {
 
     func run() throws {
         ffmpegLog.apply()
-        try reportingErrors {
-            let report = try MediaProbe.probe(
-                url: url, timeout: timeout,
-                formatOptions: Dictionary(options.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }))
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            } else {
-                printText(report)
-            }
+        let report = try MediaProbe.probe(
+            url: url, timeout: timeout,
+            formatOptions: Dictionary(options.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }))
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            printText(report)
         }
     }
 

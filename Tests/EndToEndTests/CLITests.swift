@@ -89,6 +89,29 @@ import SightlineTestSupport
         #expect(!result.stderr.contains("Fatal error"))
     }
 
+    @Test func versionNamesTheReleaseAndTheBusSchema() throws {
+        let result = try Tool.run(bin, ["--version"])
+        #expect(result.stdout.hasPrefix("sightline ") && result.stdout.contains("bus schema sightline.bus/1"), "\(result.stdout)")
+    }
+
+    /// A mistyped kernel switch would otherwise change nothing without a word.
+    @Test func unknownKernelSwitchesAreWarnedAbout() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: bin)
+        process.arguments = ["models", "passes"]
+        process.environment = ["SIGHTLINE_ISA": "avx9", "SIGHTLINE_DISABLE_PASSES": "winograd,winogard", "PATH": "/usr/bin:/bin"]
+        let err = Pipe(), out = Pipe()
+        process.standardError = err
+        process.standardOutput = out
+        try process.run()
+        process.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(stderr.contains("warning: SIGHTLINE_ISA='avx9' is not one of portable, avx2, avx512"), "\(stderr)")
+        #expect(stderr.contains("names no pass 'winogard'"), "\(stderr)")
+        #expect(stdout.contains("off  winograd"), "\(stdout)")
+    }
+
     @Test func corruptFileDecodesAndReportsDamage() throws {
         let path = try Fixtures.shared.corrupted(try Fixtures.shared.clip(Fixtures.offsetTS), at: 0.5, count: 20_000)
         let result = try Tool.run(bin, ["decode", path])
