@@ -234,28 +234,24 @@ public struct DeltaSummary: Sendable, Equatable {
     }
 }
 
-/// What a decoder counted over a source's life.
-public struct DecoderCounters: Sendable, Equatable {
-    public var framesDecoded = 0
-    public var framesEmitted = 0
-    public var framesSampledOut = 0
+/// What a decoder counted over a source's life: everything it skipped, dropped or failed on
+/// (nothing is lost silently). SightlineMedia fills it; an end-of-stream carries it.
+public struct SourceStats: Sendable, Equatable, Codable {
+    public var packetsRead = 0
+    /// Non-key packets never sent to the decoder in keyframes mode.
+    public var packetsSkipped = 0
+    /// Packets flagged corrupt by the demuxer or rejected by the decoder.
     public var corruptPackets = 0
+    /// Frames the decoder flagged as damaged (dropped unless keepCorruptFrames).
     public var corruptFrames = 0
     public var readErrors = 0
+    public var framesDecoded = 0
+    /// Frames the sampler passed over (never converted).
+    public var framesSampledOut = 0
+    public var framesEmitted = 0
     public var reconnects = 0
     public var gapSeconds = 0.0
-
-    public init(framesDecoded: Int = 0, framesEmitted: Int = 0, framesSampledOut: Int = 0, corruptPackets: Int = 0,
-                corruptFrames: Int = 0, readErrors: Int = 0, reconnects: Int = 0, gapSeconds: Double = 0) {
-        self.framesDecoded = framesDecoded
-        self.framesEmitted = framesEmitted
-        self.framesSampledOut = framesSampledOut
-        self.corruptPackets = corruptPackets
-        self.corruptFrames = corruptFrames
-        self.readErrors = readErrors
-        self.reconnects = reconnects
-        self.gapSeconds = gapSeconds
-    }
+    public init() {}
 }
 
 /// A batch source's totals at its end.
@@ -277,7 +273,7 @@ public struct BatchTotals: Sendable, Equatable {
 /// Several branches of a fan-in each deliver one; `merging` keeps whatever either knows.
 public struct EndOfStream: Sendable, Equatable {
     public var sourceID: String
-    public var decoder: DecoderCounters?
+    public var decoder: SourceStats?
     /// One file of a batch source: which, and its content's sha256.
     public var batchFile: BatchFile?
     public var sha256: String?
@@ -289,7 +285,7 @@ public struct EndOfStream: Sendable, Equatable {
     /// Frames a test source emitted (the harness's synthetic source).
     public var frames: Int?
 
-    public init(sourceID: String, decoder: DecoderCounters? = nil, batchFile: BatchFile? = nil, sha256: String? = nil,
+    public init(sourceID: String, decoder: SourceStats? = nil, batchFile: BatchFile? = nil, sha256: String? = nil,
                 batch: BatchTotals? = nil, completed: Bool? = nil, error: String? = nil, frames: Int? = nil) {
         self.sourceID = sourceID
         self.decoder = decoder

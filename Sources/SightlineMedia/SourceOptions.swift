@@ -77,25 +77,6 @@ public struct SourceOptions: Sendable, Equatable {
     }
 }
 
-/// Counters for everything a source skipped, dropped or failed on: nothing is lost silently.
-public struct SourceStats: Sendable, Equatable, Codable {
-    public var packetsRead = 0
-    /// Non-key packets never sent to the decoder in keyframes mode.
-    public var packetsSkipped = 0
-    /// Packets flagged corrupt by the demuxer or rejected by the decoder.
-    public var corruptPackets = 0
-    /// Frames the decoder flagged as damaged (dropped unless keepCorruptFrames).
-    public var corruptFrames = 0
-    public var readErrors = 0
-    public var framesDecoded = 0
-    /// Frames the sampler passed over (never converted).
-    public var framesSampledOut = 0
-    public var framesEmitted = 0
-    public var reconnects = 0
-    public var gapSeconds = 0.0
-    public init() {}
-}
-
 /// What a source found when it opened (again).
 public struct StreamInfo: Sendable, Equatable, Codable {
     public var url: String

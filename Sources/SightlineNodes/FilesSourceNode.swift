@@ -76,7 +76,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
             var end = EndOfStream(sourceID: file.source, batchFile: batchFile, sha256: sha256)
             do {
                 let stats = try VideoSourceNode.pump(video, sourceID: file.source, context: context, sha256: sha256, batchFile: batchFile, emit: emit)
-                end.decoder = VideoSourceNode.counters(stats)
+                end.decoder = stats
                 let completed = !video.cancellation.isCancelled && !cancelled.load(ordering: .relaxed)
                 end.completed = completed
                 if completed { processed += 1 }

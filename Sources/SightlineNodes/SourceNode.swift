@@ -86,7 +86,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
 
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
         let final = try Self.pump(source, sourceID: sourceID, context: context, sha256: Self.contentHash(url), emit: emit)
-        return EndOfStream(sourceID: sourceID, decoder: Self.counters(final))
+        return EndOfStream(sourceID: sourceID, decoder: final)
     }
 
     /// Runs a decoder to its end: frames out, lifecycle and trouble to the status topic.
@@ -116,11 +116,5 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
             }
         }
         return final
-    }
-
-    static func counters(_ final: SourceStats) -> DecoderCounters {
-        DecoderCounters(framesDecoded: final.framesDecoded, framesEmitted: final.framesEmitted, framesSampledOut: final.framesSampledOut,
-                        corruptPackets: final.corruptPackets, corruptFrames: final.corruptFrames, readErrors: final.readErrors,
-                        reconnects: final.reconnects, gapSeconds: final.gapSeconds)
     }
 }
