@@ -69,6 +69,10 @@ public enum WireEncoding {
                 "event": .string(m.phase.rawValue), "category": .string(m.category), "peak": .double(m.peak),
                 "evidence": .array(m.evidence.map { .double($0) }),
             ]
+        case .faces(let d):
+            data = ["frame_index": int(d.frameIndex), "count": int(d.objects.count), "faces": .array(d.objects.map(object))]
+        case .people(let d):
+            data = ["frame_index": int(d.frameIndex), "count": int(d.objects.count), "people": .array(d.objects.map(object))]
         }
         switch delta {
         case .computed(let changedInput, let workSaved)?:
@@ -137,6 +141,20 @@ public enum WireEncoding {
         data["event"] = .string(status.kind.rawValue)
         return data
     }
+
+    /// A detection: its box [x, y, width, height] and keypoints {name: [x, y]} in image pixels
+    /// (to a tenth), its score, and a person's face box.
+    static func object(_ o: DetectedObject) -> JSONValue {
+        var fields: [String: JSONValue] = ["box": box(o.box), "score": rounded(o.score, 1e4)]
+        if !o.keypoints.isEmpty {
+            fields["keypoints"] = .object(Dictionary(o.keypoints.map { ($0.name, .array([rounded($0.x, 10), rounded($0.y, 10)])) },
+                                                     uniquingKeysWith: { a, _ in a }))
+        }
+        if let face = o.face { fields["face"] = box(face) }
+        return .object(fields)
+    }
+
+    static func box(_ b: PixelBox) -> JSONValue { .array([rounded(b.x, 10), rounded(b.y, 10), rounded(b.width, 10), rounded(b.height, 10)]) }
 
     public static func json(_ provenance: Provenance) -> JSONValue {
         var fields: [String: JSONValue] = ["name": .string(provenance.name), "version": .string(provenance.version)]

@@ -14,7 +14,7 @@ public struct Provenance: Sendable, Equatable, Hashable {
 /// The kinds of result nodes exchange. Each is also the first part of its bus topic
 /// (`labels/cam1/`), and node contracts name them (what a node needs and produces).
 public enum ResultKind: String, Sendable, CaseIterable, CustomStringConvertible {
-    case stats, phash, regions, shots, labels, embeddings, nsfw, ocr, captions, moderation
+    case stats, phash, regions, shots, labels, embeddings, nsfw, ocr, captions, moderation, faces, people
 
     public var description: String { rawValue }
 }
@@ -32,6 +32,8 @@ public enum ResultValue: Sendable, Equatable {
     case ocr(OnScreenText)
     case caption(Caption)
     case moderation(ModerationEvent)
+    case faces(Detections)
+    case people(Detections)
 
     public var kind: ResultKind {
         switch self {
@@ -45,6 +47,8 @@ public enum ResultValue: Sendable, Equatable {
         case .ocr: .ocr
         case .caption: .captions
         case .moderation: .moderation
+        case .faces: .faces
+        case .people: .people
         }
     }
 
@@ -68,6 +72,7 @@ public enum ResultValue: Sendable, Equatable {
         case .nsfw(let v): v.frameIndex
         case .ocr(let v): v.frameIndex
         case .embedding(let v): if case .frame(let index) = v.scope { index } else { nil }
+        case .faces(let v), .people(let v): v.frameIndex
         case .shot, .caption, .moderation: nil
         }
     }
@@ -86,6 +91,8 @@ public enum ResultValue: Sendable, Equatable {
         case .embedding(var v):
             if case .frame = v.scope { v.scope = .frame(index: index) }
             return .embedding(v)
+        case .faces(var v): v.frameIndex = index; return .faces(v)
+        case .people(var v): v.frameIndex = index; return .people(v)
         case .shot, .caption, .moderation: return self
         }
     }
@@ -386,5 +393,84 @@ public struct ModerationEvent: Sendable, Equatable {
         self.category = category
         self.peak = peak
         self.evidence = evidence
+    }
+}
+
+/// A box in image pixels: its top-left corner and size.
+public struct PixelBox: Sendable, Equatable {
+    public var x: Double
+    public var y: Double
+    public var width: Double
+    public var height: Double
+
+    public init(x: Double, y: Double, width: Double, height: Double) {
+        self.x = x
+        self.y = y
+        self.width = width
+        self.height = height
+    }
+
+    public var centre: PixelPoint { PixelPoint(x: x + width / 2, y: y + height / 2) }
+    public var area: Double { max(width, 0) * max(height, 0) }
+
+    /// Intersection over union (0 when either box is empty).
+    public func iou(_ other: PixelBox) -> Double {
+        let x0 = max(x, other.x), y0 = max(y, other.y)
+        let x1 = min(x + width, other.x + other.width), y1 = min(y + height, other.y + other.height)
+        let intersection = max(0, x1 - x0) * max(0, y1 - y0)
+        let union = area + other.area - intersection
+        return union > 0 ? intersection / union : 0
+    }
+
+    /// The part of this box inside a `width` × `height` image.
+    public func clipped(width w: Int, height h: Int) -> PixelBox {
+        let x0 = min(max(x, 0), Double(w)), y0 = min(max(y, 0), Double(h))
+        let x1 = min(max(x + width, 0), Double(w)), y1 = min(max(y + height, 0), Double(h))
+        return PixelBox(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
+    }
+}
+
+/// A named point of a detection (an eye, the hip centre), in image pixels.
+public struct Keypoint: Sendable, Equatable {
+    public var name: String
+    public var x: Double
+    public var y: Double
+
+    public init(name: String, x: Double, y: Double) {
+        self.name = name
+        self.x = x
+        self.y = y
+    }
+}
+
+/// One thing a detector found.
+public struct DetectedObject: Sendable, Equatable {
+    public var box: PixelBox
+    public var score: Double
+    public var keypoints: [Keypoint]
+    /// For a person: the face the person detector located (its own box is the body's).
+    public var face: PixelBox?
+
+    public init(box: PixelBox, score: Double, keypoints: [Keypoint] = [], face: PixelBox? = nil) {
+        self.box = box
+        self.score = score
+        self.keypoints = keypoints
+        self.face = face
+    }
+}
+
+/// `faces` / `people`: what a detector found in one frame (possibly nothing).
+public struct Detections: Sendable, Equatable {
+    public var frameIndex: Int
+    /// The frame's size, for boxes read without the frame.
+    public var width: Int
+    public var height: Int
+    public var objects: [DetectedObject]
+
+    public init(frameIndex: Int, width: Int, height: Int, objects: [DetectedObject]) {
+        self.frameIndex = frameIndex
+        self.width = width
+        self.height = height
+        self.objects = objects
     }
 }

@@ -19,7 +19,23 @@ public enum ModelZoo {
             ModelFile(fileInWheel: "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", sha256: "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
         ])
 
-    public static let all: [ModelManifest] = [openNSFW, efficientNetLite0, miniLM, ppOCR]
+    /// MediaPipe's detectors, as TFLite files in its wheel (the same files in every platform's
+    /// wheel): BlazeFace short range (the main file), full range (sparse), BlazePose's person
+    /// detector, and the selfie segmenter.
+    public static let mediapipe = ModelManifest(
+        name: "mediapipe-detectors", summary: "BlazeFace short/full range and the BlazePose person detector (TFLite, float16 weights)",
+        package: "mediapipe", version: "0.10.14", fileInWheel: "mediapipe/modules/face_detection/face_detection_short_range.tflite",
+        sha256: "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8", license: "Apache-2.0",
+        companions: [
+            ModelFile(fileInWheel: "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+                      sha256: "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"),
+            ModelFile(fileInWheel: "mediapipe/modules/pose_detection/pose_detection.tflite",
+                      sha256: "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c"),
+            ModelFile(fileInWheel: "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+                      sha256: "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"),
+        ])
+
+    public static let all: [ModelManifest] = [openNSFW, efficientNetLite0, miniLM, ppOCR, mediapipe]
 
     public static func manifest(named name: String) throws -> ModelManifest {
         guard let manifest = all.first(where: { $0.name == name }) else {

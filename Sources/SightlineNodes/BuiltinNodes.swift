@@ -21,5 +21,7 @@ public enum BuiltinNodes {
         CaptionsNode.factory,
         SegmentEmbeddingsNode.factory,
         RegionsNode.factory,
+        FacesNode.factory,
+        PeopleNode.factory,
     ])
 }

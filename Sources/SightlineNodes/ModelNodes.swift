@@ -19,6 +19,12 @@ enum ModelNodeOptions {
     static func provenance(_ manifest: ModelManifest) -> Provenance {
         Provenance(name: manifest.name, version: "\(manifest.package)==\(manifest.version)", sha256: manifest.sha256)
     }
+
+    /// One MediaPipe graph: named `mediapipe-detectors/GRAPH`, with that file's sha256.
+    static func provenance(_ manifest: ModelManifest, file graph: String) -> Provenance {
+        let sha256 = MediaPipeDetectors.Graph(rawValue: graph).map { $0.sha256 } ?? manifest.sha256
+        return Provenance(name: "\(manifest.name)/\(graph)", version: "\(manifest.package)==\(manifest.version)", sha256: sha256)
+    }
 }
 
 /// A model node that runs on batches of frames (see `FrameBatchStage`); subclasses say how

@@ -88,6 +88,18 @@ import SightlineCore
         #expect(ops(b.off).filter { $0 == "Transpose" }.count == 2)
     }
 
+    @Test func cancelTransposesThroughPads() throws {
+        // TFLite's NHWC Pad between two convolutions (spatial, and channels for a residual Add).
+        let g = graph([node("Transpose", ["x"], "t", ["perm": .ints([0, 2, 3, 1])]),
+                       node("Pad", ["t"], "p", ["pads": .ints([0, 1, 0, 0, 0, 2, 1, 3]), "mode": .string("constant")]),
+                       node("Pad", ["p", "pads"], "q"),
+                       node("Transpose", ["q"], "y", ["perm": .ints([0, 3, 1, 2])])],
+                      ["pads": .int64(shape: [8], data: [0, 0, 0, 0, 0, 0, 0, 2])], input: [1, 3, 4, 5])
+        let b = try build(g, input: input([1, 3, 4, 5]), pass: "cancel-transposes")
+        #expect(ops(b.on) == ["Pad", "Pad"])
+        #expect(ops(b.off).filter { $0 == "Transpose" }.count == 2)
+    }
+
     @Test func foldPads() throws {
         let g = graph([node("Pad", ["x", "pads"], "p"), node("Conv", ["p", "w"], "y")],
                       ["pads": .int64(shape: [8], data: [0, 0, 1, 1, 0, 0, 1, 1]), "w": tensor([4, 3, 3, 3], seed: 2)], input: [1, 3, 6, 6])

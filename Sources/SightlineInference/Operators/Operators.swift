@@ -73,6 +73,7 @@ enum Operators {
         "Shape": { try $0.shape() },
         "ConstantOfShape": { try $0.constantOfShape() },
         "Pad": { try $0.pad() },
+        "DepthToSpace": { try $0.depthToSpace() },
     ]
 
     static let supported = Set(table.keys)

@@ -125,4 +125,34 @@ extension OperatorCall {
         guard mode == "edge" || mode == "reflect" else { throw ModelError.unsupported("Pad mode '\(mode)' (node '\(node.name)')") }
         return [.float(try Operators.padBorder(x, pads: pads, reflect: mode == "reflect", node: node))]
     }
+
+    /// DepthToSpace (NCHW): channel blocks become b×b spatial blocks. DCR (TensorFlow's order):
+    /// out[n, c, h·b+i, w·b+j] = in[n, (i·b+j)·C' + c, h, w]; CRD: in[n, c·b·b + i·b + j, h, w].
+    func depthToSpace() throws -> [IRValue] {
+        let x = try floatInput(0)
+        let b = node.int("blocksize", 0)
+        guard x.rank == 4, b >= 1, x.shape[1] % (b * b) == 0 else {
+            throw ModelError.shapeMismatch("DepthToSpace '\(node.name)': block size \(b) for shape \(x.shape)")
+        }
+        let crd = (node.string("mode") ?? "DCR") == "CRD"
+        let (n, c, h, w) = (x.shape[0], x.shape[1] / (b * b), x.shape[2], x.shape[3])
+        let outShape = [n, c, h * b, w * b]
+        try Operators.checkShape(outShape, node)
+        var out = [Float](repeating: 0, count: x.count)
+        for image in 0..<n {
+            for channel in 0..<c {
+                for i in 0..<b {
+                    for j in 0..<b {
+                        let source = crd ? channel * b * b + i * b + j : (i * b + j) * c + channel
+                        let plane = (image * x.shape[1] + source) * h * w
+                        for y in 0..<h {
+                            let row = ((image * c + channel) * h * b + y * b + i) * w * b
+                            for xx in 0..<w { out[row + xx * b + j] = x.data[plane + y * w + xx] }
+                        }
+                    }
+                }
+            }
+        }
+        return [.float(Tensor(shape: outShape, data: out))]
+    }
 }

@@ -88,6 +88,31 @@ extension ExecutionPlan {
                         break
                     }
                 }
+                if cNode.op == "Pad", steps[c].inputs.first == y, let pads = cNode.ints("pads") ?? constantInts(steps[c].inputs.dropFirst().first),
+                   pads.count == 2 * perm.count, steps[c].inputs.dropFirst(2).allSatisfy({ $0.isEmpty || constants[$0] != nil }) {
+                    // Pad_P(T_p(x)) = T_p(Pad_P'(x)): output axis i is input axis p[i], so its pads move there.
+                    let rank = perm.count
+                    var moved = [Int](repeating: 0, count: 2 * rank)
+                    for i in 0..<rank {
+                        moved[perm[i]] = pads[i]
+                        moved[rank + perm[i]] = pads[rank + i]
+                    }
+                    fresh += 1
+                    let tmp = "\(cOut)#nchw\(fresh)"
+                    cNode.attributes["pads"] = .ints(moved.map { Int64($0) })
+                    steps[c].kind = .generic(cNode)
+                    steps[c].inputs = [x, ""] + steps[c].inputs.dropFirst(2)
+                    if steps[c].inputs.count == 2 { steps[c].inputs = [x] }
+                    steps[c].outputs = [tmp]
+                    shapes[tmp] = (0..<rank).map { xShape[$0] + moved[$0] + moved[rank + $0] }
+                    var after = steps[t]
+                    after.inputs = [tmp]
+                    after.outputs = [cOut]
+                    steps.remove(at: t)
+                    steps.insert(after, at: c)
+                    changed = true
+                    break
+                }
                 if Self.unaryElementwise.contains(cNode.op) && steps[c].inputs.first == y
                     && steps[c].inputs.dropFirst().allSatisfy({ $0.isEmpty || constants[$0] != nil }) {
                     // op(T(x)) = T(op(x))
@@ -152,5 +177,12 @@ extension ExecutionPlan {
                 }
             }
         }
+    }
+
+    /// The integers of a constant (a Pad's pads given as an input), if `name` is one.
+    func constantInts(_ name: String?) -> [Int]? {
+        guard let name, !name.isEmpty, let value = constants[name] else { return nil }
+        if case .int64(_, let data) = value { return data.map { Int($0) } }
+        return nil
     }
 }
