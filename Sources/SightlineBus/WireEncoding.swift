@@ -73,6 +73,24 @@ public enum WireEncoding {
             data = ["frame_index": int(d.frameIndex), "count": int(d.objects.count), "faces": .array(d.objects.map(object))]
         case .people(let d):
             data = ["frame_index": int(d.frameIndex), "count": int(d.objects.count), "people": .array(d.objects.map(object))]
+        case .tracks(let t):
+            data = [
+                "frame_index": int(t.frameIndex), "label": .string(t.label), "count": int(t.visibleCount), "tracked": int(t.tracks.count),
+                "tracks": .array(t.tracks.map { track in
+                    .object([
+                        "id": int(track.id), "box": box(track.box), "score": rounded(track.score, 1e4),
+                        "velocity": .array([rounded(track.velocityX, 10), rounded(track.velocityY, 10)]),
+                        "misses": int(track.misses), "first_seen": rounded(track.firstSeen, 1e3),
+                    ])
+                }),
+            ]
+        case .trackEvent(let e):
+            data = [
+                "event": .string(e.phase.rawValue), "id": int(e.id), "label": .string(e.label),
+                "first_seen": rounded(e.firstSeen, 1e3), "last_seen": rounded(e.lastSeen, 1e3),
+                "best_score": rounded(e.bestScore, 1e4), "movement": .string(e.movement.rawValue),
+                "path": .array(e.path.map { .array([rounded($0.time, 1e3), rounded($0.x, 10), rounded($0.y, 10)]) }),
+            ]
         }
         switch delta {
         case .computed(let changedInput, let workSaved)?:

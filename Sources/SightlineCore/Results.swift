@@ -14,7 +14,8 @@ public struct Provenance: Sendable, Equatable, Hashable {
 /// The kinds of result nodes exchange. Each is also the first part of its bus topic
 /// (`labels/cam1/`), and node contracts name them (what a node needs and produces).
 public enum ResultKind: String, Sendable, CaseIterable, CustomStringConvertible {
-    case stats, phash, regions, shots, labels, embeddings, nsfw, ocr, captions, moderation, faces, people
+    case stats, phash, regions, shots, labels, embeddings, nsfw, ocr, captions, moderation, faces, people, tracks
+    case trackEvents = "track_events"
 
     public var description: String { rawValue }
 }
@@ -34,6 +35,8 @@ public enum ResultValue: Sendable, Equatable {
     case moderation(ModerationEvent)
     case faces(Detections)
     case people(Detections)
+    case tracks(TrackSnapshot)
+    case trackEvent(TrackEvent)
 
     public var kind: ResultKind {
         switch self {
@@ -49,6 +52,8 @@ public enum ResultValue: Sendable, Equatable {
         case .moderation: .moderation
         case .faces: .faces
         case .people: .people
+        case .tracks: .tracks
+        case .trackEvent: .trackEvents
         }
     }
 
@@ -73,7 +78,8 @@ public enum ResultValue: Sendable, Equatable {
         case .ocr(let v): v.frameIndex
         case .embedding(let v): if case .frame(let index) = v.scope { index } else { nil }
         case .faces(let v), .people(let v): v.frameIndex
-        case .shot, .caption, .moderation: nil
+        case .tracks(let v): v.frameIndex
+        case .shot, .caption, .moderation, .trackEvent: nil
         }
     }
 
@@ -93,7 +99,8 @@ public enum ResultValue: Sendable, Equatable {
             return .embedding(v)
         case .faces(var v): v.frameIndex = index; return .faces(v)
         case .people(var v): v.frameIndex = index; return .people(v)
-        case .shot, .caption, .moderation: return self
+        case .tracks(var v): v.frameIndex = index; return .tracks(v)
+        case .shot, .caption, .moderation, .trackEvent: return self
         }
     }
 }
@@ -472,5 +479,103 @@ public struct Detections: Sendable, Equatable {
         self.width = width
         self.height = height
         self.objects = objects
+    }
+}
+
+/// A tracked object as one frame sees it.
+public struct TrackedObject: Sendable, Equatable {
+    public var id: Int
+    public var box: PixelBox
+    public var score: Double
+    /// Centre velocity in pixels per second (the motion model's estimate).
+    public var velocityX: Double
+    public var velocityY: Double
+    /// Frames in a row it was not detected (0: detected in this frame; more: predicted).
+    public var misses: Int
+    public var firstSeen: Double
+
+    public init(id: Int, box: PixelBox, score: Double, velocityX: Double, velocityY: Double, misses: Int, firstSeen: Double) {
+        self.id = id
+        self.box = box
+        self.score = score
+        self.velocityX = velocityX
+        self.velocityY = velocityY
+        self.misses = misses
+        self.firstSeen = firstSeen
+    }
+}
+
+/// `tracks`: the confirmed tracks of one label (person, face) after a frame.
+public struct TrackSnapshot: Sendable, Equatable {
+    public var frameIndex: Int
+    public var label: String
+    public var width: Int
+    public var height: Int
+    public var tracks: [TrackedObject]
+
+    public init(frameIndex: Int, label: String, width: Int, height: Int, tracks: [TrackedObject]) {
+        self.frameIndex = frameIndex
+        self.label = label
+        self.width = width
+        self.height = height
+        self.tracks = tracks
+    }
+
+    /// Tracks detected in this frame (the per-frame count; coasting tracks are not counted).
+    public var visibleCount: Int { tracks.filter { $0.misses == 0 }.count }
+}
+
+/// `track_events`: a track entered (was confirmed) or exited (was lost or the stream ended).
+public struct TrackEvent: Sendable, Equatable {
+    public enum Phase: String, Sendable {
+        case enter, exit
+    }
+
+    /// Where it went over its span, in the frame's terms.
+    public enum Movement: String, Sendable {
+        case left, right, up, down, approaching, receding, still
+        /// Not enough of a path yet (an enter event).
+        case unknown
+    }
+
+    public var phase: Phase
+    public var id: Int
+    public var label: String
+    public var firstSeen: Double
+    public var lastSeen: Double
+    /// Centres with their media time (pixels), oldest first; thinned evenly on long tracks.
+    public var path: [PixelPathPoint]
+    public var bestScore: Double
+    public var movement: Movement
+    public var width: Int
+    public var height: Int
+
+    public init(phase: Phase, id: Int, label: String, firstSeen: Double, lastSeen: Double, path: [PixelPathPoint], bestScore: Double,
+                movement: Movement, width: Int, height: Int) {
+        self.phase = phase
+        self.id = id
+        self.label = label
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.path = path
+        self.bestScore = bestScore
+        self.movement = movement
+        self.width = width
+        self.height = height
+    }
+}
+
+public struct PixelPathPoint: Sendable, Equatable {
+    public var time: Double
+    public var x: Double
+    public var y: Double
+    /// The box's area there (pixels²): growing means coming closer.
+    public var area: Double
+
+    public init(time: Double, x: Double, y: Double, area: Double) {
+        self.time = time
+        self.x = x
+        self.y = y
+        self.area = area
     }
 }

@@ -23,5 +23,6 @@ public enum BuiltinNodes {
         RegionsNode.factory,
         FacesNode.factory,
         PeopleNode.factory,
+        TracksNode.factory,
     ])
 }

@@ -71,19 +71,26 @@ struct BenchInferCommand: ParsableCommand {
             return
         }
         let ocrPart = ModelCacheOption.ocrGraphs[model]
-        let (manifest, weights) = try cache.verifiedFile(model)
         let scriptDir = Self.referenceScripts
-        let scriptPath = scriptDir + "/onnxruntime_latency.py"
+        var scriptPath = scriptDir + "/onnxruntime_latency.py"
+        var reference = "onnxruntime"
         let graph: IRGraph
         let path: String
-        if manifest == ModelZoo.efficientNetLite0 {
+        if let detector = MediaPipeDetectors.Graph(rawValue: model) {
+            // A MediaPipe TFLite file: LiteRT (TensorFlow Lite's runtime, XNNPACK on) runs the same file.
+            try cache.store.fetch(ModelZoo.mediapipe)
+            path = try MediaPipeDetectors.path(detector, store: cache.store)
+            graph = try TFLiteLoader.load(path: path)
+            scriptPath = scriptDir + "/litert_latency.py"
+            reference = "litert"
+        } else if case let (manifest, weights) = try cache.verifiedFile(model), manifest == ModelZoo.efficientNetLite0 {
             // onnxruntime cannot read a .pth: it runs an ONNX export of the same weights.
             graph = try EfficientNetLiteBuilder.graph(stateDict: try TorchLegacyLoader.load(path: weights))
             path = NSTemporaryDirectory() + "sightline-efficientnet-lite0.onnx"
             _ = try runTool(try findExecutable(python), [scriptDir + "/efficientnet_reference.py", weights, path])
         } else {
-            graph = try OnnxLoader.load(path: weights)
-            path = weights
+            path = try cache.verifiedFile(model).1
+            graph = try OnnxLoader.load(path: path)
         }
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         let batches = batch.split(separator: ",").compactMap { Int($0) }
@@ -94,8 +101,8 @@ struct BenchInferCommand: ParsableCommand {
         }
         // Sightline owns the cores by default: convolutions split over Dispatch, OpenBLAS single-threaded.
         KernelThreads.setBLASThreads(blasThreads)
-        print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ onnxruntime (≤ 1.0 is the target)")
-        print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("onnxruntime ms", 16) + "ratio")
+        print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ \(reference) (≤ 1.0 is the target)")
+        print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("\(reference) ms", 16) + "ratio")
         for t in threadCounts {
             if blasOwnsCores { KernelThreads.setBLASThreads(t) }
             let inference = try InferenceModel(graph: graph, threads: blasOwnsCores ? 1 : t)

@@ -4,12 +4,18 @@ import SightlineModels
 
 struct ModelsPlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plan", abstract: "Print a model's optimised execution plan for an input shape.")
-    @Argument(help: "Model name (ONNX models), or pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls.") var name: String
+    @Argument(help: "Model name (ONNX models), pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls, or face-full / face-short / person (TFLite).") var name: String
     @Option(help: "Input shape, comma-separated.") var shape: String = "1,224,224,3"
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
-        let model = try InferenceModel.loadONNX(path: try cache.verifiedFile(name).path)
+        let model: InferenceModel
+        if let detector = MediaPipeDetectors.Graph(rawValue: name) {
+            try cache.store.fetch(ModelZoo.mediapipe)
+            model = try InferenceModel(graph: try TFLiteLoader.load(path: try MediaPipeDetectors.path(detector, store: cache.store)))
+        } else {
+            model = try InferenceModel.loadONNX(path: try cache.verifiedFile(name).path)
+        }
         for line in try model.planListing(for: shape.split(separator: ",").compactMap { Int($0) }) { print(line) }
     }
 }

@@ -109,6 +109,18 @@ import SightlineCore
         #expect(ops(b.off) == ["Pad", "Conv"])
     }
 
+    @Test func resizeAfterPointwise() throws {
+        // A 2× bilinear upsample of 6 channels read by a 1×1 convolution to 2 channels, with bias.
+        let g = graph([node("Resize", ["x", "", "", "sizes"], "up", ["mode": .string("linear"), "coordinate_transformation_mode": .string("half_pixel")]),
+                       node("Conv", ["up", "w", "b"], "y", ["kernel_shape": .ints([1, 1])])],
+                      ["sizes": .int64(shape: [4], data: [1, 6, 8, 10]), "w": tensor([2, 6, 1, 1], seed: 3), "b": tensor([2], seed: 4)],
+                      input: [1, 6, 4, 5])
+        let b = try build(g, input: input([1, 6, 4, 5]), pass: "resize-after-pointwise")
+        #expect(ops(b.on) == ["Conv", "Resize"])
+        #expect(b.on.shapes[b.on.steps[0].outputs[0]] == [1, 2, 4, 5])
+        #expect(ops(b.off) == ["Resize", "Conv"])
+    }
+
     // MARK: - Pattern fusion
 
     @Test func fuseAttention() throws {
@@ -240,7 +252,7 @@ import SightlineCore
     // MARK: - The list and the switch
 
     @Test func everyPassHasATestAndANameOnce() {
-        let tested: Set<String> = ["remove-aliases", "cancel-transposes", "fold-pads", "fuse-attention", "fuse-layer-norm", "conv-steps",
+        let tested: Set<String> = ["remove-aliases", "cancel-transposes", "fold-pads", "resize-after-pointwise", "fuse-attention", "fuse-layer-norm", "conv-steps",
                                    "fold-conv-affine", "fuse-conv-activation", "fuse-hard-swish", "fuse-post-affine", "fuse-elementwise-relu",
                                    "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
                                    "pack-linear", "fuse-expand-depthwise"]

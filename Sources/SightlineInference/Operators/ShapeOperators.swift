@@ -139,15 +139,21 @@ extension OperatorCall {
         let outShape = [n, c, h * b, w * b]
         try Operators.checkShape(outShape, node)
         var out = [Float](repeating: 0, count: x.count)
-        for image in 0..<n {
-            for channel in 0..<c {
-                for i in 0..<b {
-                    for j in 0..<b {
-                        let source = crd ? channel * b * b + i * b + j : (i * b + j) * c + channel
-                        let plane = (image * x.shape[1] + source) * h * w
-                        for y in 0..<h {
-                            let row = ((image * c + channel) * h * b + y * b + i) * w * b
-                            for xx in 0..<w { out[row + xx * b + j] = x.data[plane + y * w + xx] }
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                guard let from = src.baseAddress, let to = dst.baseAddress else { return }
+                for image in 0..<n {
+                    for channel in 0..<c {
+                        for i in 0..<b {
+                            for j in 0..<b {
+                                let source = crd ? channel * b * b + i * b + j : (i * b + j) * c + channel
+                                let plane = from + (image * x.shape[1] + source) * h * w
+                                for y in 0..<h {
+                                    let row = to + ((image * c + channel) * h * b + y * b + i) * w * b + j
+                                    let line = plane + y * w
+                                    for xx in 0..<w { row[xx * b] = line[xx] }
+                                }
+                            }
                         }
                     }
                 }

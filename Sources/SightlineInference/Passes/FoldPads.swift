@@ -13,7 +13,7 @@ struct FoldPadsPass: PlanPass {
 
 extension ExecutionPlan {
     /// Explicit padding before a convolution or max pool becomes the kernel's own padding:
-    /// zero Pad → Conv (also through a layout Transpose), edge/zero Pad → MaxPool when every
+    /// zero Pad → Conv (also through a layout Transpose, and into every Conv reading the Pad), edge/zero Pad → MaxPool when every
     /// padded window still covers a real cell (max over real cells is then the same).
     mutating func foldPads() {
         var i = 0
@@ -30,8 +30,15 @@ extension ExecutionPlan {
                 perm = p
                 source = steps[t].inputs[0]
             }
+            // Several convolutions may read one Pad (a detector's box and score heads): each takes
+            // the padding, as long as every reader is a plain zero-padded Conv of it.
+            let readers = consumers(of: source)
+            let convReaders = transposeIndex == nil && node.op == "Conv" && readers.allSatisfy { r in
+                if case .generic(let n) = steps[r].kind { return n.op == "Conv" && steps[r].inputs.first == source }
+                return false
+            }
             guard let p = steps.firstIndex(where: { $0.outputs.first == source }), case .generic(let padNode) = steps[p].kind,
-                  padNode.op == "Pad", consumers(of: source).count == 1, !outputs.contains(source),
+                  padNode.op == "Pad", readers.count == 1 || convReaders, !outputs.contains(source),
                   let padInput = steps[p].inputs.first else { continue }
             let pads = padNode.ints("pads") ?? (steps[p].inputs.count > 1 ? constants[steps[p].inputs[1]]?.asInt64.map { Int($0) } : nil)
             guard let pads, pads.count == 8 else { continue }
@@ -43,7 +50,25 @@ extension ExecutionPlan {
             var existing = node.ints("pads") ?? [0, 0, 0, 0]
             if existing.isEmpty { existing = [0, 0, 0, 0] }
             if node.op == "Conv" {
-                guard mode == "constant", value == 0, (node.string("auto_pad") ?? "NOTSET") == "NOTSET" else { continue }
+                guard mode == "constant", value == 0 else { continue }
+                let plain = readers.allSatisfy { r in
+                    if case .generic(let n) = steps[r].kind { return (n.string("auto_pad") ?? "NOTSET") == "NOTSET" }
+                    return r == i
+                }
+                guard plain || transposeIndex != nil, (node.string("auto_pad") ?? "NOTSET") == "NOTSET" else { continue }
+                if transposeIndex == nil && readers.count > 1 {
+                    for r in readers {
+                        guard case .generic(var reader) = steps[r].kind else { continue }
+                        var own = reader.ints("pads") ?? [0, 0, 0, 0]
+                        if own.isEmpty { own = [0, 0, 0, 0] }
+                        reader.attributes["pads"] = .ints([own[0] + begin[2], own[1] + begin[3], own[2] + end[2], own[3] + end[3]].map { Int64($0) })
+                        steps[r].kind = .generic(reader)
+                        steps[r].inputs[0] = padInput
+                    }
+                    steps.remove(at: p)
+                    i = -1
+                    continue
+                }
             } else {
                 let kernel = node.ints("kernel_shape") ?? [1, 1]
                 guard mode == "edge" || (mode == "constant" && value == -.infinity),

@@ -20,6 +20,7 @@ enum PlanPasses {
         CancelTransposesPass(),
         RemoveAliasesPass(),  // the transposes that cancelled leave aliases behind
         FoldPadsPass(),
+        ResizeAfterPointwisePass(),
         // Pattern fusion.
         FuseAttentionPass(),
         FuseLayerNormPass(),
