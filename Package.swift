@@ -62,7 +62,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ],
-            resources: [.copy("Resources/imagenet1k-labels.txt")]
+            resources: [.copy("Resources/imagenet1k-labels.txt"), .copy("Resources/imagenet-hierarchy.tsv")]
         ),
         .target(
             name: "SightlineGraph",

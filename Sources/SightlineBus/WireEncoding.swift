@@ -28,6 +28,17 @@ public enum WireEncoding {
                 "frame_index": int(l.frameIndex),
                 "labels": .array(l.top.map { .object(["label": .string($0.name), "index": int($0.index), "p": rounded($0.probability, 1e5)]) }),
             ]
+            if let concept = l.concept { data["concept"] = json(concept) }
+            if !l.regions.isEmpty {
+                data["regions"] = .array(l.regions.map { region in
+                    var fields: [String: JSONValue] = [
+                        "origin": .string(region.origin.rawValue), "box": box(region.box),
+                        "labels": .array(region.top.map { .object(["label": .string($0.name), "index": int($0.index), "p": rounded($0.probability, 1e4)]) }),
+                    ]
+                    if let concept = region.concept { fields["concept"] = json(concept) }
+                    return .object(fields)
+                })
+            }
         case .embedding(let e):
             data = ["space": .string(e.space), "dimension": int(e.vector.count)]
             switch e.scope {
@@ -170,6 +181,10 @@ public enum WireEncoding {
         }
         if let face = o.face { fields["face"] = box(face) }
         return .object(fields)
+    }
+
+    static func json(_ c: Concept) -> JSONValue {
+        .object(["name": .string(c.name), "wnid": .string(c.wnid), "mass": rounded(c.mass, 1e4), "path": .array(c.path.map { .string($0) })])
     }
 
     static func box(_ b: PixelBox) -> JSONValue { .array([rounded(b.x, 10), rounded(b.y, 10), rounded(b.width, 10), rounded(b.height, 10)]) }

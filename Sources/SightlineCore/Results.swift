@@ -263,11 +263,64 @@ public struct ScoredLabel: Sendable, Equatable {
 /// `labels`: the top classes of one frame, most probable first.
 public struct Labels: Sendable, Equatable {
     public var frameIndex: Int
+    /// The whole frame's (centre crop's) most probable classes.
     public var top: [ScoredLabel]
+    /// The whole frame's hedged concept (see `Concept`), when one clears the bar.
+    public var concept: Concept?
+    /// Labels of crops: around people, around what moved, the sides of a wide frame.
+    public var regions: [RegionLabels]
 
-    public init(frameIndex: Int, top: [ScoredLabel]) {
+    public init(frameIndex: Int, top: [ScoredLabel], concept: Concept? = nil, regions: [RegionLabels] = []) {
         self.frameIndex = frameIndex
         self.top = top
+        self.concept = concept
+        self.regions = regions
+    }
+}
+
+/// A concept from the WordNet hierarchy over a classifier's classes, named with the confidence
+/// it earned: the most specific one whose summed probability ("mass") clears a bar.
+public struct Concept: Sendable, Equatable {
+    public var name: String
+    public var wnid: String
+    public var mass: Double
+    /// Names from the root ("entity") down to this concept.
+    public var path: [String]
+    /// A class of the classifier itself (not a concept above several classes).
+    public var isClass: Bool
+
+    public init(name: String, wnid: String, mass: Double, path: [String], isClass: Bool) {
+        self.name = name
+        self.wnid = wnid
+        self.mass = mass
+        self.path = path
+        self.isClass = isClass
+    }
+}
+
+/// What a classifier saw in one crop of a frame, and where.
+public struct RegionLabels: Sendable, Equatable {
+    /// Why this crop was taken.
+    public enum Origin: String, Sendable {
+        /// Around a detected person (with surroundings: what they ride or hold).
+        case person
+        /// Around tiles that changed since the previous sampled frame.
+        case motion
+        /// The left or right square of a wide frame (the centre crop misses them).
+        case left, right
+    }
+
+    public var origin: Origin
+    /// The crop in frame pixels.
+    public var box: PixelBox
+    public var top: [ScoredLabel]
+    public var concept: Concept?
+
+    public init(origin: Origin, box: PixelBox, top: [ScoredLabel], concept: Concept?) {
+        self.origin = origin
+        self.box = box
+        self.top = top
+        self.concept = concept
     }
 }
 
