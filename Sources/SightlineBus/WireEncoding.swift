@@ -66,6 +66,11 @@ public enum WireEncoding {
                     ])
                 }),
             ]
+            if !o.dropped.isEmpty {
+                data["dropped"] = .array(o.dropped.map {
+                    .object(["text": .string($0.text), "confidence": rounded($0.confidence, 1e4), "reason": .string($0.reason)])
+                })
+            }
         case .caption(let c):
             data = [
                 "caption": .string(c.text), "flagged": .bool(c.flagged), "masked_terms": .array(c.maskedTerms.map { .string($0) }),
@@ -73,13 +78,18 @@ public enum WireEncoding {
                 "evidence": .object([
                     "labels": .array(c.labels.map { .object(["label": .string($0.name), "p": rounded($0.probability, 1e4)]) }),
                     "on_screen_text": .array(c.onScreenText.map { .string($0) }),
+                    "more_text": int(c.moreText),
                 ]),
+                "phrases": .array(c.phrases.map { phrase in
+                    .object(["kind": .string(phrase.kind.rawValue), "text": .string(phrase.text), "evidence": .array(phrase.evidence.map { .string($0) })])
+                }),
             ]
         case .moderation(let m):
             data = [
                 "event": .string(m.phase.rawValue), "category": .string(m.category), "peak": .double(m.peak),
                 "evidence": .array(m.evidence.map { .double($0) }),
             ]
+            if !m.notes.isEmpty { data["notes"] = .array(m.notes.map { .string($0) }) }
         case .faces(let d):
             data = ["frame_index": int(d.frameIndex), "count": int(d.objects.count), "faces": .array(d.objects.map(object))]
         case .people(let d):

@@ -73,3 +73,29 @@ public struct FrameSize: Sendable, Equatable {
         height = h
     }
 }
+
+extension Frame {
+    /// The pixels inside `box` (clipped to the frame, whole pixels) as a frame of their own, with
+    /// this frame's identity and time; nil when nothing of the box is inside the frame.
+    public func cropped(to box: PixelBox) -> Frame? {
+        let inside = box.clipped(width: width, height: height)
+        let x0 = Int(inside.x.rounded(.down)), y0 = Int(inside.y.rounded(.down))
+        let x1 = Int((inside.x + inside.width).rounded(.up)), y1 = Int((inside.y + inside.height).rounded(.up))
+        guard x1 > x0, y1 > y0, pixels.count >= rowBytes * height else { return nil }
+        let bpp = pixelFormat.bytesPerPixel, cropRow = (x1 - x0) * bpp
+        var out = [UInt8](repeating: 0, count: cropRow * (y1 - y0))
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for row in 0..<(y1 - y0) {
+                    let from = (y0 + row) * rowBytes + x0 * bpp
+                    dst.baseAddress!.advanced(by: row * cropRow).update(from: src.baseAddress!.advanced(by: from), count: cropRow)
+                }
+            }
+        }
+        var frame = self
+        frame.width = x1 - x0
+        frame.height = y1 - y0
+        frame.pixels = out
+        return frame
+    }
+}

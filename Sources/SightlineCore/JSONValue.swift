@@ -161,6 +161,11 @@ public enum JSONValue: Sendable, Equatable, Hashable {
         if case .bool(let b) = self { return b }
         return nil
     }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,

@@ -361,12 +361,33 @@ public struct OnScreenText: Sendable, Equatable {
         }
     }
 
-    public var frameIndex: Int
-    public var lines: [Line]
+    /// A reading the plausibility filter dropped, and why (it never reaches captions or flags).
+    public struct Dropped: Sendable, Equatable {
+        public var text: String
+        public var confidence: Double
+        public var reason: String
 
-    public init(frameIndex: Int, lines: [Line]) {
+        public init(text: String, confidence: Double, reason: String) {
+            self.text = text
+            self.confidence = confidence
+            self.reason = reason
+        }
+    }
+
+    public var frameIndex: Int
+    /// Plausible text only.
+    public var lines: [Line]
+    public var dropped: [Dropped]
+    /// The frame's size (0 when unknown), for how large and central a line is.
+    public var width: Int
+    public var height: Int
+
+    public init(frameIndex: Int, lines: [Line], dropped: [Dropped] = [], width: Int = 0, height: Int = 0) {
         self.frameIndex = frameIndex
         self.lines = lines
+        self.dropped = dropped
+        self.width = width
+        self.height = height
     }
 
     /// Every line, one per line.
@@ -405,6 +426,26 @@ public struct Embedding: Sendable, Equatable {
     }
 }
 
+/// One phrase of a caption and what supports it.
+public struct CaptionPhrase: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case people, faces, objects, text, camera, shot
+        /// Nothing clear enough to name.
+        case unclear
+    }
+
+    public var kind: Kind
+    public var text: String
+    /// What supports it, readable: "person track 3 0.0–4.0 s, left".
+    public var evidence: [String]
+
+    public init(kind: Kind, text: String, evidence: [String] = []) {
+        self.kind = kind
+        self.text = text
+        self.evidence = evidence
+    }
+}
+
 /// `captions`: a caption for one segment and the evidence behind it.
 public struct Caption: Sendable, Equatable {
     /// The caption with words on the moderation policy's list masked.
@@ -415,15 +456,23 @@ public struct Caption: Sendable, Equatable {
     public var repeated: Bool
     /// Labels averaged over the segment, most probable first.
     public var labels: [(name: String, probability: Double)]
-    /// Distinct lines of on-screen text, masked like the caption.
+    /// The lines of on-screen text the caption quotes (each text track's best reading), masked
+    /// like the caption.
     public var onScreenText: [String]
+    /// Text tracks read in the segment but not quoted.
+    public var moreText: Int
+    /// The caption's phrases in order, each with its evidence.
+    public var phrases: [CaptionPhrase]
 
-    public init(text: String, maskedTerms: [String], repeated: Bool, labels: [(name: String, probability: Double)], onScreenText: [String]) {
+    public init(text: String, maskedTerms: [String], repeated: Bool, labels: [(name: String, probability: Double)], onScreenText: [String],
+                moreText: Int = 0, phrases: [CaptionPhrase] = []) {
         self.text = text
         self.maskedTerms = maskedTerms
         self.repeated = repeated
         self.labels = labels
         self.onScreenText = onScreenText
+        self.moreText = moreText
+        self.phrases = phrases
     }
 
     public var flagged: Bool { !maskedTerms.isEmpty }
@@ -431,6 +480,7 @@ public struct Caption: Sendable, Equatable {
     public static func == (a: Caption, b: Caption) -> Bool {
         a.text == b.text && a.maskedTerms == b.maskedTerms && a.repeated == b.repeated && a.onScreenText == b.onScreenText
             && a.labels.map(\.name) == b.labels.map(\.name) && a.labels.map(\.probability) == b.labels.map(\.probability)
+            && a.moreText == b.moreText && a.phrases == b.phrases
     }
 }
 
@@ -447,12 +497,15 @@ public struct ModerationEvent: Sendable, Equatable {
     public var peak: Double
     /// Media times (up to 16) of the samples at or above the enter threshold.
     public var evidence: [Double]
+    /// What the reader should know about how it was decided (a requirement not applied).
+    public var notes: [String]
 
-    public init(phase: Phase, category: String, peak: Double, evidence: [Double]) {
+    public init(phase: Phase, category: String, peak: Double, evidence: [Double], notes: [String] = []) {
         self.phase = phase
         self.category = category
         self.peak = peak
         self.evidence = evidence
+        self.notes = notes
     }
 }
 

@@ -3,79 +3,289 @@ import SightlineCore
 import SightlineGraph
 import SightlineModels
 
-/// Builds one caption per segment from the evidence that arrived during it: ImageNet labels
-/// averaged over the segment's sampled frames (with confidence), the on-screen text, and scene
-/// context (how long, how much it moved). Pure: feed evidence, get captions at segment ends
-/// (unmasked: the node applies the moderation policy's word list).
+/// Builds one caption per segment from the evidence that arrived during it, every phrase
+/// keeping its evidence:
+/// - people and faces: how many (tracks, else detections), where they went (track paths),
+///   who entered or left;
+/// - objects: the hedged WordNet concepts of the whole frame and its crops, named when they
+///   hold over the segment;
+/// - on-screen text: one best reading per text track, the most salient few quoted;
+/// - the camera (static, pan, tilt, shake) and the segment's length.
+/// With nothing clear to name it says "Unclear scene" rather than guess. Pure: feed evidence,
+/// get captions at segment ends (unmasked: the node applies the moderation policy's word list).
 public struct CaptionComposer: Sendable {
     public var minConfidence: Double
-    /// Evidence with its media time: a segment takes what falls before its end and leaves the
-    /// rest for the next one (a shot boundary can be confirmed after the next frame went by).
-    private var timedLabels: [(time: Double, labels: [(String, Double)])] = []
-    private var timedTexts: [(time: Double, text: String)] = []
-    private var previousTopLabel: String?
-    private var previousText: [String] = []
+    /// Lines of on-screen text quoted at most (the rest are counted).
+    public var quoteLines: Int
+    /// A concept is named when it was seen in at least this share of the segment's frames.
+    public var minSupport: Double
+    /// Without hedged concepts, a top label this sure is named (the labels node's hedge bar).
+    public var minMass = 0.5
+    /// A leading class this likely, but below the bar, is named as a possibility.
+    public var minTentative = 0.25
+    public var camera = CameraMotion()
 
-    public init(minConfidence: Double = 0.05) {
+    private struct Timed<T: Sendable>: Sendable {
+        var time: Double
+        var value: T
+    }
+
+    private var labels: [Timed<Labels>] = []
+    private var texts: [Timed<OnScreenText>] = []
+    private var snapshots: [Timed<TrackSnapshot>] = []
+    private var detections: [Timed<(label: String, count: Int)>] = []
+    private var events: [Timed<TrackEvent>] = []
+    private var steps: [Timed<CameraMotion.Step>] = []
+    private var previousSubjects: [String]?
+
+    public init(minConfidence: Double = 0.05, quoteLines: Int = 2, minSupport: Double = 0.5) {
         self.minConfidence = minConfidence
+        self.quoteLines = quoteLines
+        self.minSupport = minSupport
     }
 
-    public mutating func add(labels: [(String, Double)], at time: Double = 0) {
-        timedLabels.append((time, labels))
+    public mutating func add(labels: Labels, at time: Double) { self.labels.append(Timed(time: time, value: labels)) }
+
+    /// Whole-frame labels alone (no concept, no crops).
+    public mutating func add(labels top: [(String, Double)], at time: Double = 0) {
+        add(labels: Labels(frameIndex: 0, top: top.enumerated().map { ScoredLabel(name: $0.element.0, index: $0.offset, probability: $0.element.1) }), at: time)
     }
 
+    public mutating func add(text: OnScreenText, at time: Double) { texts.append(Timed(time: time, value: text)) }
+
+    /// Lines without boxes (one per line).
     public mutating func add(text: String, at time: Double = 0) {
-        timedTexts.append((time, text))
+        let lines = text.split(separator: "\n").map { OnScreenText.Line(text: String($0), confidence: 1, box: []) }
+        add(text: OnScreenText(frameIndex: 0, lines: lines), at: time)
     }
+
+    public mutating func add(tracks: TrackSnapshot, at time: Double) { snapshots.append(Timed(time: time, value: tracks)) }
+
+    /// Detections of a label ("person", "face") when no tracks node follows them.
+    public mutating func add(detected label: String, count: Int, at time: Double) { detections.append(Timed(time: time, value: (label, count))) }
+
+    public mutating func add(event: TrackEvent, at time: Double) { events.append(Timed(time: time, value: event)) }
+
+    public mutating func add(frame: Frame) {
+        if let step = camera.step(frame) { steps.append(Timed(time: frame.seconds, value: step)) }
+    }
+
+    public mutating func forgetSource(_ source: String) { camera.forget(source) }
 
     /// The caption for the segment [start, end) (or [start, end] when `final`), from the evidence
     /// timed inside it; nil when nothing was seen in it.
     public mutating func finish(start: Double, end: Double, final: Bool = true) -> Caption? {
         let inside = { (t: Double) in final ? t <= end : t < end }
-        let labelsHere = timedLabels.filter { inside($0.time) }
-        let textsHere = timedTexts.filter { inside($0.time) }
-        timedLabels.removeAll { inside($0.time) }
-        timedTexts.removeAll { inside($0.time) }
-        var labelSums: [String: Double] = [:]
-        for entry in labelsHere { for (name, p) in entry.labels { labelSums[name, default: 0] += p } }
-        let frames = labelsHere.count
-        var texts: [String] = []
-        for entry in textsHere {
-            for line in entry.text.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) where !line.isEmpty && !texts.contains(line) {
-                texts.append(line)
-            }
+        func take<T>(_ list: inout [Timed<T>]) -> [Timed<T>] {
+            let here = list.filter { inside($0.time) }
+            list.removeAll { inside($0.time) }
+            return here
         }
-        guard frames > 0 || !texts.isEmpty else { return nil }
-        let averaged = labelSums.map { ($0.key, $0.value / Double(max(frames, 1))) }.sorted { $0.1 > $1.1 }
-        let confident = averaged.filter { $0.1 >= minConfidence }.prefix(3)
-        var parts: [String] = []
-        let top = confident.first?.0
-        // Adjacent segments that show the same thing say so instead of repeating themselves.
-        let repeated = top != nil && top == previousTopLabel && texts == previousText
-        if let top, let topP = confident.first?.1 {
-            // Confidence in the words: the top label's share, and the runners-up with theirs.
-            let others = confident.dropFirst().map { "\($0.0) \(percent($0.1))" }
-            let what = others.isEmpty ? "\(top) (\(percent(topP)))" : "\(top) (\(percent(topP)); or \(others.joined(separator: ", ")))"
-            parts.append(repeated ? "Still showing \(article(top)) \(what)" : "Shows \(article(top)) \(what)")
-        } else if frames > 0 {
-            parts.append("Unclear scene")
+        let labelsHere = take(&labels), textsHere = take(&texts), snapshotsHere = take(&snapshots)
+        let detectionsHere = take(&detections), eventsHere = take(&events), stepsHere = take(&steps)
+        guard !labelsHere.isEmpty || !textsHere.isEmpty || !snapshotsHere.isEmpty || !detectionsHere.isEmpty else { return nil }
+
+        var phrases: [CaptionPhrase] = []
+        let people = subjects("person", snapshotsHere, detectionsHere, eventsHere, start: start, end: end)
+        let faces = subjects("face", snapshotsHere, detectionsHere, eventsHere, start: start, end: end)
+        if let people {
+            var phrase = people.phrase
+            if let faces, faces.count > 0 { phrase.evidence += faces.phrase.evidence }
+            phrases.append(phrase)
+        } else if let faces {
+            phrases.append(faces.phrase)
         }
-        if !texts.isEmpty {
-            parts.append("on-screen text “\(texts.joined(separator: " / "))”")
+        if let objects = objectPhrase(labelsHere) ?? tentativePhrase(labelsHere) { phrases.append(objects) }
+        if phrases.isEmpty { phrases.append(CaptionPhrase(kind: .unclear, text: "unclear scene", evidence: unclearEvidence(labelsHere))) }
+
+        var tracks = TextTracks()
+        for entry in textsHere { tracks.add(entry.value, at: entry.time) }
+        let ranked = tracks.ranked()
+        let quoted = ranked.prefix(quoteLines).map { Self.shortened($0.best) }
+        if !quoted.isEmpty {
+            var text = "text reads " + quoted.map { "“\($0)”" }.joined(separator: " and ")
+            if ranked.count > quoted.count { text += ", and \(ranked.count - quoted.count) more line\(ranked.count - quoted.count == 1 ? "" : "s")" }
+            phrases.append(CaptionPhrase(kind: .text, text: text, evidence: ranked.prefix(quoteLines).map { track in
+                "ocr: \(track.readings.count) reading\(track.readings.count == 1 ? "" : "s") in \(track.frames) frame\(track.frames == 1 ? "" : "s"), best “\(track.best)”"
+            }))
+        }
+        if let kind = camera.classify(stepsHere.map(\.value)), let words = Self.cameraWords[kind] {
+            let shifts = stepsHere.map { "(\($0.value.dx),\($0.value.dy))" }.joined(separator: " ")
+            phrases.append(CaptionPhrase(kind: .camera, text: words, evidence: ["frame shifts (thumbnail cells): \(shifts)"]))
         }
         let seconds = end - start
-        parts.append(String(format: seconds < 2 ? "a %.1f s shot" : "a %.0f s shot", seconds))
-        previousTopLabel = top
-        previousText = texts
-        let text = parts.joined(separator: ", ") + "."
-        return Caption(text: text, maskedTerms: [], repeated: repeated, labels: confident.map { (name: $0.0, probability: $0.1) }, onScreenText: texts)
+        phrases.append(CaptionPhrase(kind: .shot, text: String(format: seconds < 2 ? "a %.1f s shot" : "a %.0f s shot", seconds),
+                                     evidence: ["\(labelsHere.count) sampled frame\(labelsHere.count == 1 ? "" : "s")"]))
+
+        // Adjacent segments showing the same subjects say so instead of repeating themselves.
+        let subjectsNow = phrases.filter { [.people, .faces, .objects].contains($0.kind) }.map(\.text)
+        let repeated = !subjectsNow.isEmpty && subjectsNow == previousSubjects
+        previousSubjects = subjectsNow
+        var sentence = phrases.filter { $0.kind != .camera && $0.kind != .shot }.map(\.text).joined(separator: "; ")
+        let tail = phrases.filter { $0.kind == .camera || $0.kind == .shot }.map(\.text).joined(separator: ", ")
+        sentence += "; " + tail
+        if repeated { sentence = "Still: " + sentence }
+        let text = Self.capitalised(sentence) + "."
+        return Caption(text: text, maskedTerms: [], repeated: repeated, labels: averagedLabels(labelsHere), onScreenText: quoted,
+                       moreText: max(0, ranked.count - quoted.count), phrases: phrases)
     }
 
-    private func percent(_ p: Double) -> String { "\(Int((p * 100).rounded()))%" }
+    static let cameraWords: [CameraMotion.Kind: String] = [
+        .static: "static camera", .fixed: "fixed camera", .pan: "panning camera", .tilt: "tilting camera", .shake: "shaky camera",
+    ]
 
-    private func article(_ phrase: String) -> String {
-        guard let first = phrase.lowercased().first else { return "a" }
-        return "aeiou".contains(first) ? "an" : "a"
+    /// People (or faces) in the segment: how many at once, where they went, who came and went.
+    private func subjects(_ label: String, _ snapshots: [Timed<TrackSnapshot>], _ detections: [Timed<(label: String, count: Int)>],
+                          _ events: [Timed<TrackEvent>], start: Double, end: Double) -> (count: Int, phrase: CaptionPhrase)? {
+        let mine = snapshots.filter { $0.value.label == label }
+        var count = 0
+        var evidence: [String] = []
+        var movements: [TrackEvent.Movement] = []
+        if !mine.isEmpty {
+            count = mine.map(\.value.visibleCount).max() ?? 0
+            // Each track's path inside the segment, from the frames it was detected in.
+            var paths: [Int: [PixelPathPoint]] = [:]
+            var size = (width: 1, height: 1)
+            for entry in mine {
+                size = (entry.value.width, entry.value.height)
+                for track in entry.value.tracks where track.misses == 0 {
+                    paths[track.id, default: []].append(PixelPathPoint(time: entry.time, x: track.box.centre.x, y: track.box.centre.y, area: track.box.area))
+                }
+            }
+            for (id, path) in paths.sorted(by: { $0.key < $1.key }) {
+                let movement = TrackMovement.classify(path, width: size.width, height: size.height)
+                movements.append(movement)
+                evidence.append(String(format: "\(label) track \(id) %.1f–%.1f s, %@", path.first?.time ?? 0, path.last?.time ?? 0, movement.rawValue))
+            }
+        } else {
+            let counts = detections.filter { $0.value.label == label }
+            guard !counts.isEmpty else { return nil }
+            count = counts.map(\.value.count).max() ?? 0
+            evidence.append("\(label) detections: up to \(count) in a frame of \(counts.count)")
+        }
+        guard count > 0 else { return nil }
+        let enters = events.filter { $0.value.label == label && $0.value.phase == .enter && $0.value.firstSeen > start + 0.25 }.count
+        let exits = events.filter { $0.value.label == label && $0.value.phase == .exit && $0.value.lastSeen < end - 0.25 }.count
+        var text = label == "person"
+            ? (count == 1 ? "a person" : "\(Self.number(count)) people")
+            : (count == 1 ? "a face" : "\(Self.number(count)) faces")
+        let known = movements.filter { $0 != .unknown }
+        if let common = Dictionary(grouping: known, by: { $0 }).max(by: { $0.value.count < $1.value.count }),
+           Double(common.value.count) >= 0.5 * Double(max(known.count, 1)), let verb = Self.movementWords[common.key] {
+            text += " " + verb
+        }
+        var comings: [String] = []
+        if enters > 0 { comings.append("\(Self.number(enters)) \(enters == 1 ? "enters" : "enter")") }
+        if exits > 0 { comings.append("\(Self.number(exits)) \(exits == 1 ? "leaves" : "leave")") }
+        if !comings.isEmpty { text += " (" + comings.joined(separator: ", ") + ")" }
+        return (count, CaptionPhrase(kind: label == "person" ? .people : .faces, text: text, evidence: evidence))
+    }
+
+    static let movementWords: [TrackEvent.Movement: String] = [
+        .left: "moving left", .right: "moving right", .up: "moving up", .down: "moving down",
+        .approaching: "coming closer", .receding: "moving away", .still: "staying put",
+    ]
+
+    /// The concepts that hold over the segment: per frame the best mass of each concept (whole
+    /// frame or a crop), kept when seen in enough frames; a concept above one already named is
+    /// left out, and at most two are named.
+    private func objectPhrase(_ entries: [Timed<Labels>]) -> CaptionPhrase? {
+        guard !entries.isEmpty else { return nil }
+        typealias Seen = (frames: Int, mass: Double, path: [String], places: Set<String>)
+        var seen: [String: Seen] = [:]
+        for entry in entries {
+            var best: [String: (Double, [String], String)] = [:]
+            // Without a hedged concept (a labels node with hedge: 0 names none), a class the
+            // model is sure of stands for itself.
+            let sure = entry.value.top.first.flatMap { top in
+                top.probability >= minMass ? Concept(name: top.name, wnid: "", mass: top.probability, path: [top.name], isClass: true) : nil
+            }
+            let views = [(entry.value.concept ?? sure, "whole frame")] + entry.value.regions.map { ($0.concept, $0.origin.rawValue + " crop") }
+            for case let (concept?, place) in views where concept.mass > (best[concept.name]?.0 ?? 0) {
+                best[concept.name] = (concept.mass, concept.path, place)
+            }
+            for (name, (mass, path, place)) in best {
+                var s = seen[name] ?? (0, 0, path, [])
+                s.frames += 1
+                s.mass += mass
+                s.places.insert(place)
+                seen[name] = s
+            }
+        }
+        let frames = Double(entries.count)
+        // Most frames first, then the more specific (longer path), then by name for stable output.
+        func before(_ a: (key: String, value: Seen), _ b: (key: String, value: Seen)) -> Bool {
+            if a.value.frames != b.value.frames { return a.value.frames > b.value.frames }
+            if a.value.path.count != b.value.path.count { return a.value.path.count > b.value.path.count }
+            return a.key < b.key
+        }
+        let candidates = seen.filter { Double($0.value.frames) >= minSupport * frames }.sorted(by: before)
+        var chosen: [(String, Seen)] = []
+        for (name, s) in candidates where chosen.count < 2 {
+            // "wheeled vehicle" adds nothing to "bicycle" (it is on its path), and vice versa.
+            if chosen.contains(where: { $0.1.path.contains(name) || s.path.contains($0.0) }) { continue }
+            chosen.append((name, s))
+        }
+        guard !chosen.isEmpty else { return nil }
+        let text = chosen.map { Self.withArticle($0.0) }.joined(separator: " and ")
+        let evidence = chosen.map { name, s in
+            String(format: "labels: %@ in %d of %d frames, mean mass %.2f (%@)", name, s.frames, entries.count, s.mass / Double(s.frames),
+                   s.places.sorted().joined(separator: ", "))
+        }
+        return CaptionPhrase(kind: .objects, text: text, evidence: evidence)
+    }
+
+    /// No concept clears the bar, but one class leads in most frames with a fair share: named
+    /// as a possibility, with its share ("possibly a daisy (34%)"), not as a fact.
+    private func tentativePhrase(_ entries: [Timed<Labels>]) -> CaptionPhrase? {
+        guard !entries.isEmpty, let best = averagedLabels(entries).first, best.probability >= minTentative else { return nil }
+        let leads = entries.filter { $0.value.top.first?.name == best.name }.count
+        guard Double(leads) >= minSupport * Double(entries.count) else { return nil }
+        return CaptionPhrase(kind: .objects, text: "possibly \(Self.withArticle(best.name)) (\(Int((best.probability * 100).rounded()))%)",
+                             evidence: [String(format: "labels: %@ first in %d of %d frames, mean %.2f; no concept above it reached %.2f",
+                                               best.name, leads, entries.count, best.probability, minMass)])
+    }
+
+    private func unclearEvidence(_ entries: [Timed<Labels>]) -> [String] {
+        let top = averagedLabels(entries).first
+        return ["no person or face; no concept held over \(Int(minSupport * 100))% of \(entries.count) frames"
+            + (top.map { String(format: "; best guess %@ %.0f%%", $0.name, $0.probability * 100) } ?? "")]
+    }
+
+    private func averagedLabels(_ entries: [Timed<Labels>]) -> [(name: String, probability: Double)] {
+        var sums: [String: Double] = [:]
+        for entry in entries { for label in entry.value.top { sums[label.name, default: 0] += label.probability } }
+        let n = Double(max(entries.count, 1))
+        var averaged: [(name: String, probability: Double)] = []
+        for (name, sum) in sums where sum / n >= minConfidence { averaged.append((name, sum / n)) }
+        averaged.sort { a, b in a.probability != b.probability ? a.probability > b.probability : a.name < b.name }
+        return Array(averaged.prefix(3))
+    }
+
+    static func number(_ n: Int) -> String {
+        let words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+        return n < words.count ? words[n] : "\(n)"
+    }
+
+    /// WordNet concepts that are mass nouns: "clothing", not "a clothing".
+    static let massNouns: Set<String> = ["clothing", "footwear", "furniture", "equipment", "tableware", "crockery", "hardware", "food",
+                                          "produce", "seafood", "headdress", "armor", "body armor", "protective garment", "sportswear",
+                                          "cookware", "kitchenware", "ware", "glassware", "computer hardware", "sports equipment"]
+
+    static func withArticle(_ phrase: String) -> String {
+        if massNouns.contains(phrase.lowercased()) { return phrase }
+        guard let first = phrase.lowercased().first else { return phrase }
+        return ("aeiou".contains(first) ? "an " : "a ") + phrase
+    }
+
+    /// A quoted line stays short; the whole line is in the OCR records.
+    static func shortened(_ text: String, limit: Int = 60) -> String {
+        text.count <= limit ? text : String(text.prefix(limit - 1)) + "…"
+    }
+
+    static func capitalised(_ text: String) -> String {
+        guard let first = text.first else { return text }
+        return first.uppercased() + text.dropFirst()
     }
 }
 
@@ -141,9 +351,17 @@ public final class CaptionsNode: NodeProcessor {
             }
             switch record.value {
             case .labels(let labels):
-                composer.add(labels: labels.top.map { ($0.name, $0.probability) }, at: record.start)
+                composer.add(labels: labels, at: record.start)
             case .ocr(let text):
-                composer.add(text: text.text, at: record.start)
+                composer.add(text: text, at: record.start)
+            case .tracks(let snapshot):
+                composer.add(tracks: snapshot, at: record.start)
+            case .trackEvent(let event):
+                composer.add(event: event, at: event.phase == .enter ? event.firstSeen : event.lastSeen)
+            case .people(let people):
+                composer.add(detected: "person", count: people.objects.count, at: record.start)
+            case .faces(let faces):
+                composer.add(detected: "face", count: faces.objects.count, at: record.start)
             case .shot(let shot) where window == 0:
                 // A shot that ended by a cut stops before the cut frame; the last shot includes its end.
                 if let caption = composer.finish(start: record.start, end: record.end, final: shot.includesEnd) {
@@ -163,7 +381,10 @@ public final class CaptionsNode: NodeProcessor {
             }
             composers[eos.sourceID] = nil
             windowStart[eos.sourceID] = nil
-        case .frame, .status:
+        case .frame(let frame):
+            emit(item)
+            composers[frame.sourceID, default: CaptionComposer(minConfidence: minConfidence)].add(frame: frame)
+        case .status:
             emit(item)
         }
     }

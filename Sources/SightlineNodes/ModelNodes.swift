@@ -2,6 +2,7 @@ import Foundation
 import SightlineCore
 import SightlineGraph
 import SightlineModels
+import SightlineInference
 
 /// Options every model node shares: where the model cache is and whether to fetch on first use.
 enum ModelNodeOptions {
@@ -65,18 +66,31 @@ public class BatchedModelNode: NodeProcessor {
 }
 
 /// `labels`: ImageNet-1k labels with EfficientNet-Lite0, and optionally its 1280-d visual
-/// embedding as an `embeddings` record.
+/// embedding as an `embeddings` record. Besides the whole frame it classifies a few crops
+/// (`CropPlanner`): around people from an upstream `people` node, around what moved from an
+/// upstream `regions` node, and the sides of a wide frame; each says where it was seen. Every
+/// label set also names its hedged WordNet concept (`ImageNetHierarchy`).
 public final class LabelsNode: BatchedModelNode {
     private let model: EfficientNetLite0
     private let top: Int
     private let embeddings: Bool
+    private let hedgeBar: Double
+    private let planner: CropPlanner
+    private let hierarchy: ImageNetHierarchy?
+    /// What upstream nodes said about frames not yet classified, by source and frame index.
+    private var peopleSeen: [String: [Int: [PixelBox]]] = [:]
+    private var motionSeen: [String: [Int: TileMask]] = [:]
 
     public static let descriptor = NodeDescriptor(
-        name: "labels", description: "ImageNet-1k labels per frame (EfficientNet-Lite0); optionally the 1280-d visual embedding.",
+        name: "labels", description: "ImageNet-1k labels per frame and per crop (around people, motion, the sides of wide frames) with a hedged WordNet concept (EfficientNet-Lite0); optionally the 1280-d visual embedding.",
         role: .transform, inputs: .frames, outputs: .any,
         options: ModelNodeOptions.common + DeltaSupport.options + [
             OptionSpec("top", .int, default: .int(5), min: 1, max: 1000, help: "labels per frame"),
             OptionSpec("embeddings", .bool, default: .bool(false), help: "also publish the L2-normalised 1280-d feature (kind `embeddings`)"),
+            OptionSpec("hedge", .double, default: .double(0.5), min: 0, max: 1,
+                       help: "name the most specific WordNet concept whose summed probability reaches this (\"bicycle\", else \"wheeled vehicle\"); 0: off"),
+            OptionSpec("crops", .int, default: .int(2), min: 0, max: 16,
+                       help: "crops classified per frame besides the whole frame: around people (a people node upstream), around motion (a regions node upstream), the sides of a wide frame; 0: whole frame only"),
         ],
         contract: NodeContract(needs: DeltaSupport.needs, produces: [.init(.labels), .init(.embeddings, when: .init("embeddings", is: .bool(true)))]))
 
@@ -88,23 +102,87 @@ public final class LabelsNode: BatchedModelNode {
         model = try EfficientNetLite0(store: try ModelNodeOptions.store(ModelZoo.efficientNetLite0, options: options), threads: options.int("threads") ?? 1)
         top = options.int("top") ?? 5
         embeddings = options.bool("embeddings") ?? false
+        hedgeBar = options.double("hedge") ?? 0.5
+        planner = CropPlanner(maxCrops: options.int("crops") ?? 2)
+        hierarchy = hedgeBar > 0 ? ImageNetHierarchy.shared : nil
+        if hedgeBar > 0 && hierarchy == nil { throw ModelError.missing("the ImageNet hierarchy resource (imagenet-hierarchy.tsv)") }
         super.init(batching: options, name: "labels")
+    }
+
+    /// A frame's people and motion records come before it; they are kept until it is classified.
+    public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        switch item {
+        case .record(let record):
+            switch record.value {
+            case .people(let people):
+                remember(&peopleSeen, record.sourceID, people.frameIndex, people.objects.map(\.box))
+            case .regions(let regions) where !regions.refresh && !regions.skip:
+                remember(&motionSeen, record.sourceID, regions.frameIndex, regions.tiles)
+            default: break
+            }
+        case .endOfStream(let eos):
+            defer {
+                peopleSeen[eos.sourceID] = nil
+                motionSeen[eos.sourceID] = nil
+            }
+            try super.process(item, context: context, emit: emit)
+            return
+        default: break
+        }
+        try super.process(item, context: context, emit: emit)
+    }
+
+    /// Bounded: a source whose frames never arrive cannot grow this beyond a few dozen entries.
+    private func remember<T>(_ table: inout [String: [Int: T]], _ source: String, _ frame: Int, _ value: T) {
+        var entries = table[source] ?? [:]
+        entries[frame] = value
+        if entries.count > 64, let oldest = entries.keys.min() { entries[oldest] = nil }
+        table[source] = entries
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         if let delta {
+            // Reused frames keep their previous records, crops included (marked `reused`).
             return try delta.results(for: frames) { frame, tiles, state in
-                let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove, truncation: delta.truncation, minSaving: delta.minSaving)
-                return (records(frame: frame, result: result), stats)
+                let (result, stats) = try model.classifyDelta(frame, tiles: tiles, state: state, denseAbove: delta.denseAbove,
+                                                              truncation: delta.truncation, minSaving: delta.minSaving)
+                return (records(frame: frame, result: result, regions: try regionLabels([frame])[0]), stats)
             }
         }
-        return zip(frames, try model.classify(frames)).map { records(frame: $0, result: $1) }
+        let regions = try regionLabels(frames)
+        return zip(frames, try model.classify(frames)).enumerated().map { records(frame: $0.element.0, result: $0.element.1, regions: regions[$0.offset]) }
     }
 
-    private func records(frame: Frame, result: EfficientNetLite0.Result) -> [Record] {
+    /// Labels of each frame's crops; every crop of the batch goes through the model at once.
+    private func regionLabels(_ frames: [Frame]) throws -> [[RegionLabels]] {
+        var crops: [(frame: Int, crop: CropPlanner.Crop, pixels: Frame)] = []
+        for (i, frame) in frames.enumerated() {
+            let people = peopleSeen[frame.sourceID]?.removeValue(forKey: frame.decodeIndex) ?? []
+            let motion = motionSeen[frame.sourceID]?.removeValue(forKey: frame.decodeIndex)
+            for crop in planner.crops(width: frame.width, height: frame.height, people: people, motion: motion) {
+                if let pixels = frame.cropped(to: crop.box) { crops.append((i, crop, pixels)) }
+            }
+        }
+        var regions = [[RegionLabels]](repeating: [], count: frames.count)
+        guard !crops.isEmpty else { return regions }
+        for (entry, result) in zip(crops, try model.classify(crops.map(\.pixels))) {
+            regions[entry.frame].append(RegionLabels(origin: entry.crop.origin, box: entry.crop.box, top: scored(result), concept: concept(result)))
+        }
+        return regions
+    }
+
+    private func scored(_ result: EfficientNetLite0.Result) -> [ScoredLabel] {
+        result.top(top).map { ScoredLabel(name: $0.label, index: $0.index, probability: Double($0.probability)) }
+    }
+
+    private func concept(_ result: EfficientNetLite0.Result) -> Concept? {
+        hierarchy?.hedge(result.probabilities, bar: hedgeBar)
+    }
+
+    private func records(frame: Frame, result: EfficientNetLite0.Result, regions: [RegionLabels]) -> [Record] {
         let provenance = [ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)]
-        let top = result.top(top).map { ScoredLabel(name: $0.label, index: $0.index, probability: Double($0.probability)) }
-        var out = [Record(.labels(Labels(frameIndex: frame.decodeIndex, top: top)), frame: frame, provenance: provenance)]
+        let labels = Labels(frameIndex: frame.decodeIndex, top: scored(result), concept: concept(result), regions: regions)
+        var out = [Record(.labels(labels), frame: frame, provenance: provenance)]
         if embeddings {
             let norm = max(result.features.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
             let embedding = Embedding(space: Self.embeddingSpace, scope: .frame(index: frame.decodeIndex), vector: result.features.map { $0 / norm })
@@ -154,13 +232,18 @@ public final class NSFWNode: BatchedModelNode {
 /// `ocr`: on-screen text per frame (PP-OCRv4).
 public final class OCRNode: BatchedModelNode {
     private let reader: TextRecognizer
-    private let minConfidence: Float
+    private let plausibility: TextPlausibility?
+    private let minConfidence: Double
 
     public static let descriptor = NodeDescriptor(
         name: "ocr", description: "On-screen text per frame (PP-OCRv4): boxes, text, confidence; publishes an `ocr` record.",
         role: .transform, inputs: .frames, outputs: .any,
         options: ModelNodeOptions.common + [
-            OptionSpec("min_confidence", .double, default: .double(0.5), min: 0, max: 1, help: "drop lines read with less confidence"),
+            OptionSpec("min_confidence", .double, default: .double(0.6), min: 0, max: 1, help: "drop lines read with less confidence (listed under `dropped`)"),
+            OptionSpec("filter", .bool, default: .bool(true),
+                       help: "drop implausible readings (symbols, stray letters, no real word or code in Latin text); they are listed under `dropped`, never passed on"),
+            OptionSpec("words", .inputFile, default: .string("/usr/share/dict/words"),
+                       help: "word list for the filter (one per line; Debian's wamerican)"),
             OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
         ],
         contract: NodeContract(produces: [.init(.ocr)]))
@@ -172,7 +255,10 @@ public final class OCRNode: BatchedModelNode {
     init(options: NodeOptions) throws {
         reader = try TextRecognizer(store: try ModelNodeOptions.store(ModelZoo.ppOCR, options: options), threads: options.int("threads") ?? 1)
         reader.useAngleClassifier = options.bool("angle_classifier") ?? true
-        minConfidence = Float(options.double("min_confidence") ?? 0.5)
+        minConfidence = options.double("min_confidence") ?? 0.6
+        plausibility = (options.bool("filter") ?? true)
+            ? TextPlausibility(minConfidence: minConfidence, words: try TextPlausibility.wordList(path: options.string("words") ?? "/usr/share/dict/words"))
+            : nil
         super.init(batching: options, name: "ocr")
     }
 
@@ -183,11 +269,18 @@ public final class OCRNode: BatchedModelNode {
     }
 
     private func record(_ frame: Frame) throws -> Record {
-        let lines = try reader.read(frame).filter { $0.confidence >= minConfidence }.map { line in
-            OnScreenText.Line(text: line.text, confidence: Double(line.confidence),
-                              box: line.corners.map { PixelPoint(x: Double($0.x), y: Double($0.y)) })
+        var lines: [OnScreenText.Line] = [], dropped: [OnScreenText.Dropped] = []
+        for line in try reader.read(frame) {
+            let confidence = Double(line.confidence)
+            let rejection = plausibility.map { $0.rejection(line.text, confidence: confidence) }
+                ?? (confidence < minConfidence ? .lowConfidence : nil)
+            if let rejection {
+                dropped.append(.init(text: line.text, confidence: confidence, reason: rejection.rawValue))
+            } else {
+                lines.append(OnScreenText.Line(text: line.text, confidence: confidence, box: line.corners.map { PixelPoint(x: Double($0.x), y: Double($0.y)) }))
+            }
         }
-        return Record(.ocr(OnScreenText(frameIndex: frame.decodeIndex, lines: lines)), frame: frame,
+        return Record(.ocr(OnScreenText(frameIndex: frame.decodeIndex, lines: lines, dropped: dropped, width: frame.width, height: frame.height)), frame: frame,
                       provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])
     }
 }

@@ -22,6 +22,19 @@ public struct ModerationCategory: Sendable, Equatable {
     public var enter: Double
     public var exit: Double
     public var minDuration: Double
+    /// Agreeing views (frames, or crops of a frame) at or above `enter` before a flag starts:
+    /// one frame's guess is not enough for a label group.
+    public var corroborate: Int = 1
+    /// What must be in the same frame for a sample to count (an nsfw score with nobody in
+    /// the picture is a false flag on skin-coloured scenery or a bare cartoon body).
+    public var requires: Presence = .none
+
+    public enum Presence: String, Sendable, Equatable {
+        case none
+        /// A person or a face (people, faces or tracks records).
+        case person
+        case face
+    }
 }
 
 /// A moderation policy file (YAML). See Pipelines/moderation-policy.yaml.
@@ -36,6 +49,17 @@ public struct ModerationPolicy: Sendable, Equatable {
 # Each category has a rule (nsfw score, a group of ImageNet labels, or words in on-screen text),
 # an enter threshold, an exit threshold (≤ enter: hysteresis, so scores near the line do not
 # flap) and a minimum duration the score must hold before the flag starts (seconds).
+# Optional:
+#   corroborate: N   views (sampled frames, or crops of a frame) that must agree, at or above
+#                    enter, before the flag starts (default 1; label groups use 2 here: one
+#                    frame's guess, such as "missile" for a space rocket on its pad, is not enough)
+#   requires: person | face | none
+#                    a sample counts only when the same frame has a person or face in it (from a
+#                    people, faces or tracks node upstream; without one the requirement cannot be
+#                    checked and is not applied, and the flag says so). `none` relaxes it.
+# Trade-offs: corroboration delays a flag by one sample and misses a weapon seen in one frame
+# only; requiring a person misses nudity the person detector does not find (a close-up with no
+# face or body pose), and spares animated bodies, skin-coloured scenery and product shots.
 version: 1
 categories:
   nsfw:
@@ -43,18 +67,21 @@ categories:
     enter: 0.8
     exit: 0.5
     min_duration: 1.0
+    requires: person
   weapons:
     rule: labels
     classes: [assault rifle, rifle, revolver, holster, cannon, missile, projectile, tank, bulletproof vest]
     enter: 0.4
     exit: 0.2
     min_duration: 0
+    corroborate: 2
   alcohol:
     rule: labels
     classes: [beer bottle, wine bottle, red wine, beer glass, cocktail shaker, whiskey jug]
     enter: 0.4
     exit: 0.2
     min_duration: 0
+    corroborate: 2
   profanity:
     rule: text
     terms: [damn, hell, crap, bastard]
@@ -124,7 +151,26 @@ categories:
             }
             let minDuration = try number("min_duration", 0)
             guard minDuration >= 0 else { throw fail("category '\(name)': min_duration cannot be negative") }
-            result.append(ModerationCategory(name: name, rule: rule, enter: enter, exit: exit, minDuration: minDuration))
+            let corroborate = try number("corroborate", 1)
+            guard corroborate >= 1, corroborate <= 1000, corroborate == corroborate.rounded() else {
+                throw fail("category '\(name)': corroborate must be a whole number from 1 to 1000")
+            }
+            let presence: ModerationCategory.Presence
+            switch body["requires"] {
+            case nil: presence = .none
+            case let text as String:
+                guard let parsed = ModerationCategory.Presence(rawValue: text) else {
+                    throw fail("category '\(name)': requires must be person, face or none, not '\(text)'")
+                }
+                presence = parsed
+            default: throw fail("category '\(name)': requires must be person, face or none")
+            }
+            let known: Set<String> = ["rule", "classes", "terms", "enter", "exit", "min_duration", "corroborate", "requires"]
+            if let unknown = body.keys.sorted().first(where: { !known.contains($0) }) {
+                throw fail("category '\(name)': unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+            }
+            result.append(ModerationCategory(name: name, rule: rule, enter: enter, exit: exit, minDuration: minDuration,
+                                             corroborate: Int(corroborate), requires: presence))
         }
         return ModerationPolicy(categories: result)
     }
@@ -139,27 +185,33 @@ public struct FlagState: Sendable, Equatable {
         case end(since: Double, until: Double, peak: Double, evidence: [Double])
     }
 
-    public let enter: Double, exit: Double, minDuration: Double
+    public let enter: Double, exit: Double, minDuration: Double, corroborate: Int
     private var candidateSince: Double?
+    /// Views at or above enter since the candidate run began.
+    private var agreeing = 0
     private var flaggedSince: Double?
     private var peak = 0.0
     private var evidence: [Double] = []
     static let maxEvidence = 16
 
-    public init(enter: Double, exit: Double, minDuration: Double) {
+    public init(enter: Double, exit: Double, minDuration: Double, corroborate: Int = 1) {
         self.enter = enter
         self.exit = exit
         self.minDuration = minDuration
+        self.corroborate = max(1, corroborate)
     }
 
     public var isFlagged: Bool { flaggedSince != nil }
 
-    public mutating func push(time: Double, score: Double) -> Event? {
+    /// One sample: its score (the best view's) and how many of its views reached `enter`
+    /// (1 for a single score).
+    public mutating func push(time: Double, score: Double, agreeingViews: Int? = nil) -> Event? {
         if let since = flaggedSince {
             if score < exit {
                 let event = Event.end(since: since, until: time, peak: peak, evidence: evidence)
                 flaggedSince = nil
                 candidateSince = nil
+                agreeing = 0
                 peak = 0
                 evidence = []
                 return event
@@ -169,13 +221,15 @@ public struct FlagState: Sendable, Equatable {
         }
         guard score >= enter else {
             candidateSince = nil
+            agreeing = 0
             peak = 0
             evidence = []
             return nil
         }
         if candidateSince == nil { candidateSince = time }
+        agreeing += max(1, agreeingViews ?? 1)
         record(time, score)
-        if let since = candidateSince, time - since >= minDuration {
+        if let since = candidateSince, time - since >= minDuration, agreeing >= corroborate {
             flaggedSince = since
             return .start(since: since, peak: peak, evidence: evidence)
         }
@@ -201,6 +255,7 @@ public final class ModerationNode: NodeProcessor {
     private let policy: ModerationPolicy
     private var states: [String: [String: FlagState]] = [:]  // source → category → state
     private var lastTime: [String: Double] = [:]
+    private var presence: [String: PresenceLog] = [:]
 
     public static let descriptor = NodeDescriptor(
         name: "moderation",
@@ -243,6 +298,19 @@ public final class ModerationNode: NodeProcessor {
         return [policyProvenance, ModelNodeOptions.provenance(model)]
     }
 
+    /// The category's score from one record (its best view), and how many of its views reach
+    /// the enter threshold; nil when the record is not its evidence.
+    static func sample(_ category: ModerationCategory, _ record: Record) -> (score: Double, agreeing: Int)? {
+        if case (.labels(let classes), .labels(let labels)) = (category.rule, record.value) {
+            // The whole frame and each crop are views of their own.
+            let views = [labels.top] + labels.regions.map(\.top)
+            let scores = views.map { top in top.reduce(0.0) { sum, label in classes.contains(label.name) ? sum + label.probability : sum } }
+            return (scores.max() ?? 0, scores.filter { $0 >= category.enter }.count)
+        }
+        guard let score = score(category, record) else { return nil }
+        return (score, score >= category.enter ? 1 : 0)
+    }
+
     /// The category's score from one record, or nil when the record is not its evidence.
     static func score(_ category: ModerationCategory, _ record: Record) -> Double? {
         switch (category.rule, record.value) {
@@ -268,12 +336,24 @@ public final class ModerationNode: NodeProcessor {
         case .record(let record):
             emit(item)
             lastTime[record.sourceID] = max(lastTime[record.sourceID] ?? record.end, record.end)
+            presence[record.sourceID, default: PresenceLog()].observe(record)
             for category in policy.categories {
-                guard let score = Self.score(category, record) else { continue }
+                guard var (score, agreeing) = Self.sample(category, record) else { continue }
+                var notes: [String] = []
+                if category.requires != .none, let frame = record.value.frameIndex {
+                    switch presence[record.sourceID, default: PresenceLog()].present(category.requires, frame: frame) {
+                    case false?:
+                        (score, agreeing) = (0, 0)  // nobody in the frame: not evidence
+                    case nil:
+                        notes.append("requires a \(category.requires.rawValue), but no people, faces or tracks node runs before moderation: not applied")
+                    case true?:
+                        break
+                    }
+                }
                 var state = states[record.sourceID]?[category.name]
-                    ?? FlagState(enter: category.enter, exit: category.exit, minDuration: category.minDuration)
-                if let event = state.push(time: record.start, score: score) {
-                    emit(.record(self.record(event, category: category.name, source: record.sourceID, ingest: record.ingestWallClock)))
+                    ?? FlagState(enter: category.enter, exit: category.exit, minDuration: category.minDuration, corroborate: category.corroborate)
+                if let event = state.push(time: record.start, score: score, agreeingViews: agreeing) {
+                    emit(.record(self.record(event, category: category.name, source: record.sourceID, ingest: record.ingestWallClock, notes: notes)))
                 }
                 states[record.sourceID, default: [:]][category.name] = state
             }
@@ -284,19 +364,60 @@ public final class ModerationNode: NodeProcessor {
                 }
             }
             states[eos.sourceID] = nil
+            presence[eos.sourceID] = nil
         case .frame, .status:
             emit(item)
         }
     }
 
-    private func record(_ event: FlagState.Event, category: String, source: String, ingest: Double?) -> Record {
+    private func record(_ event: FlagState.Event, category: String, source: String, ingest: Double?, notes: [String] = []) -> Record {
         switch event {
         case .start(let since, let peak, let evidence):
-            return Record(.moderation(ModerationEvent(phase: .start, category: category, peak: peak, evidence: evidence)),
+            return Record(.moderation(ModerationEvent(phase: .start, category: category, peak: peak, evidence: evidence, notes: notes)),
                           sourceID: source, start: since, end: evidence.last ?? since, ingestWallClock: ingest, provenance: provenance(category))
         case .end(let since, let until, let peak, let evidence):
             return Record(.moderation(ModerationEvent(phase: .end, category: category, peak: peak, evidence: evidence)),
                           sourceID: source, start: since, end: until, ingestWallClock: ingest, provenance: provenance(category))
+        }
+    }
+}
+
+/// Who is in which frame of a source, from people, faces and tracks records (they come before
+/// the frame's other records). Knows whether it has heard from any detector at all.
+struct PresenceLog: Sendable {
+    private var people: [Int: Bool] = [:]
+    private var faces: [Int: Bool] = [:]
+    private var heardPeople = false
+    private var heardFaces = false
+
+    mutating func observe(_ record: Record) {
+        switch record.value {
+        case .people(let d): note(&people, d.frameIndex, !d.objects.isEmpty); heardPeople = true
+        case .faces(let d): note(&faces, d.frameIndex, !d.objects.isEmpty); heardFaces = true
+        case .tracks(let t) where t.label == "person":
+            note(&people, t.frameIndex, (people[t.frameIndex] ?? false) || t.visibleCount > 0); heardPeople = true
+        case .tracks(let t) where t.label == "face":
+            note(&faces, t.frameIndex, (faces[t.frameIndex] ?? false) || t.visibleCount > 0); heardFaces = true
+        default: break
+        }
+    }
+
+    /// Bounded: the oldest frames are forgotten.
+    private func note(_ table: inout [Int: Bool], _ frame: Int, _ value: Bool) {
+        table[frame] = value || (table[frame] ?? false)
+        if table.count > 256, let oldest = table.keys.min() { table[oldest] = nil }
+    }
+
+    /// Whether the frame has what is required; nil when no detector for it has reported.
+    func present(_ required: ModerationCategory.Presence, frame: Int) -> Bool? {
+        switch required {
+        case .none: return true
+        case .person:
+            guard heardPeople || heardFaces else { return nil }
+            return (people[frame] ?? false) || (faces[frame] ?? false)
+        case .face:
+            guard heardFaces else { return nil }
+            return faces[frame] ?? false
         }
     }
 }

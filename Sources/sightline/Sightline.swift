@@ -31,11 +31,13 @@ struct Sightline: ParsableCommand {
         warnAboutKernelSwitches()
         do {
             try command.run()
-        } catch let code as ExitCode {
-            exit(withError: code)
-        } catch {
+        } catch let error as UserFacingError {
             report(error)
             exit(withError: ExitCode(1))
+        } catch {
+            // ArgumentParser's own (exit codes, --help answered from run(), validation errors
+            // with the usage line) and anything else: its formatting.
+            exit(withError: error)
         }
     }
 

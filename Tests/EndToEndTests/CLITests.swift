@@ -94,6 +94,16 @@ import SightlineTestSupport
         #expect(result.stdout.hasPrefix("sightline ") && result.stdout.contains("bus schema sightline.bus/1"), "\(result.stdout)")
     }
 
+    /// `--help` is answered with the help text, at the root and for a subcommand (it once came
+    /// back as "sightline: CommandError(…)").
+    @Test func helpPrintsTheHelpText() throws {
+        for arguments in [["--help"], ["run", "--help"], ["help", "detect"]] {
+            let result = try Tool.run(bin, arguments)
+            #expect(result.stdout.contains("USAGE: sightline"), "\(arguments): \(result.stdout) \(result.stderr)")
+            #expect(!result.stderr.contains("CommandError"), "\(arguments): \(result.stderr)")
+        }
+    }
+
     /// A mistyped kernel switch would otherwise change nothing without a word.
     @Test func unknownKernelSwitchesAreWarnedAbout() throws {
         let process = Process()

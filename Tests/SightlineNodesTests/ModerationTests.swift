@@ -84,6 +84,73 @@ import SightlineTestSupport
     }
 }
 
+/// Corroboration and presence requirements, as timelines through the node.
+@Suite struct ModerationCorroborationTests {
+    private func flags(_ policy: ModerationPolicy, _ records: [Record]) throws -> [Record] {
+        let node = ModerationNode(policy: policy)
+        let context = try TestContext()
+        var out: [Record] = []
+        for record in records {
+            try node.process(.record(record), context: context) { if case .record(let r) = $0, r.kind == .moderation { out.append(r) } }
+        }
+        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let r) = $0, r.kind == .moderation { out.append(r) } }
+        return out
+    }
+
+    private func labels(at t: Double, frame: Int, _ whole: [(String, Double)], crops: [[(String, Double)]] = []) -> Record {
+        func top(_ pairs: [(String, Double)]) -> [ScoredLabel] { pairs.enumerated().map { ScoredLabel(name: $0.element.0, index: $0.offset, probability: $0.element.1) } }
+        let regions = crops.map { RegionLabels(origin: .person, box: PixelBox(x: 0, y: 0, width: 10, height: 10), top: top($0), concept: nil) }
+        return Record(.labels(Labels(frameIndex: frame, top: top(whole), regions: regions)), sourceID: "cam", start: t, end: t)
+    }
+
+    private func people(at t: Double, frame: Int, count: Int) -> Record {
+        let objects = (0..<count).map { _ in DetectedObject(box: PixelBox(x: 0, y: 0, width: 50, height: 100), score: 0.9) }
+        return Record(.people(Detections(frameIndex: frame, width: 640, height: 480, objects: objects)), sourceID: "cam", start: t, end: t)
+    }
+
+    /// The rocket on its pad: "missile" + "projectile" in one still frame is one view — the
+    /// built-in policy's weapons rule needs two that agree.
+    @Test func oneFramesGuessDoesNotFlagALabelGroup() throws {
+        let policy = try ModerationPolicy.builtIn
+        let rocket = labels(at: 0, frame: 0, [("missile", 0.35), ("projectile", 0.28), ("drilling platform", 0.15)])
+        #expect(try flags(policy, [rocket]).isEmpty)
+        // Two frames in a row, or a frame and a crop of it, agree: flagged.
+        let again = labels(at: 1, frame: 1, [("missile", 0.4), ("projectile", 0.2)])
+        #expect(try flags(policy, [rocket, again]).map { $0.data["event"] } == ["flag_start", "flag_end"])
+        let withCrop = labels(at: 0, frame: 0, [("rifle", 0.5)], crops: [[("assault rifle", 0.6)]])
+        #expect(try flags(policy, [withCrop]).first?.data["category"] == "weapons")
+        // A frame that falls below enter in between starts the count again.
+        let calm = labels(at: 1, frame: 1, [("tabby", 0.9)])
+        #expect(try flags(policy, [rocket, calm, labels(at: 2, frame: 2, [("missile", 0.5)])]).isEmpty)
+    }
+
+    /// The built-in nsfw rule needs a person in the frame: a bare cartoon body or skin-coloured
+    /// scenery with nobody detected does not count.
+    @Test func nsfwNeedsAPersonInTheFrame() throws {
+        let policy = try ModerationPolicy.builtIn
+        let nobody = try flags(policy, (0..<4).flatMap { i in [people(at: Double(i), frame: i, count: 0), TestRecords.nsfw(at: Double(i), frame: i, 0.98)] })
+        #expect(nobody.isEmpty)
+        let somebody = try flags(policy, (0..<4).flatMap { i in [people(at: Double(i), frame: i, count: 1), TestRecords.nsfw(at: Double(i), frame: i, 0.98)] })
+        #expect(somebody.map { $0.data["event"] } == ["flag_start", "flag_end"])
+        #expect(somebody.first?.data["notes"] == nil)
+        // Without a detector upstream the requirement cannot be checked: not applied, and said.
+        let unknown = try flags(policy, (0..<4).map { TestRecords.nsfw(at: Double($0), frame: $0, 0.98) })
+        #expect(unknown.first?.data["event"] == "flag_start")
+        #expect(unknown.first?.data["notes"]?.arrayValue?.first?.stringValue?.contains("not applied") == true)
+        // A policy can relax it.
+        let relaxed = try ModerationPolicy.parse("categories: {nsfw: {rule: nsfw, enter: 0.8, exit: 0.5, requires: none}}", file: "p.yaml")
+        #expect(try flags(relaxed, (0..<2).flatMap { i in [people(at: Double(i), frame: i, count: 0), TestRecords.nsfw(at: Double(i), frame: i, 0.98)] }).count == 2)
+    }
+
+    @Test(arguments: [
+        "categories: {x: {rule: nsfw, requires: dog}}", "categories: {x: {rule: nsfw, corroborate: 0}}",
+        "categories: {x: {rule: nsfw, corroborate: 1.5}}", "categories: {x: {rule: nsfw, enterr: 0.5}}",
+    ])
+    func badNewKeysAreRefused(yaml: String) {
+        #expect(throws: SightlineError.self) { try ModerationPolicy.parse(yaml, file: "p.yaml") }
+    }
+}
+
 @Suite struct BuiltInPolicyTests {
     @Test func theBuiltInPolicyIsTheShippedFile() throws {
         let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
