@@ -60,6 +60,17 @@ public struct ImageNetHierarchy: Sendable {
         self.leafCount = leafCount
     }
 
+    /// Every ancestor of the node with this WordNet id (all paths), as WordNet ids.
+    public func ancestors(ofWnid wnid: String) -> Set<String> {
+        guard let start = nodes.firstIndex(where: { $0.wnid == wnid }) else { return [] }
+        var seen: Set<Int> = []
+        var stack = [start]
+        while let node = stack.popLast() {
+            for parent in nodes[node].parents where seen.insert(parent).inserted { stack.append(parent) }
+        }
+        return Set(seen.map { nodes[$0].wnid })
+    }
+
     /// Probability mass of every node: the sum of its leaf classes' probabilities (each leaf
     /// counted once, though WordNet may reach an ancestor by two paths).
     public func masses(_ probabilities: [Float]) -> [Double] {

@@ -191,10 +191,10 @@ public struct CaptionComposer: Sendable {
     /// left out, and at most two are named.
     private func objectPhrase(_ entries: [Timed<Labels>]) -> CaptionPhrase? {
         guard !entries.isEmpty else { return nil }
-        typealias Seen = (frames: Int, mass: Double, path: [String], places: Set<String>)
+        typealias Seen = (frames: Int, mass: Double, path: [String], places: Set<String>, wnid: String)
         var seen: [String: Seen] = [:]
         for entry in entries {
-            var best: [String: (Double, [String], String)] = [:]
+            var best: [String: (Double, [String], String, String)] = [:]
             // Without a hedged concept (a labels node with hedge: 0 names none), a class the
             // model is sure of stands for itself.
             let sure = entry.value.top.first.flatMap { top in
@@ -202,10 +202,10 @@ public struct CaptionComposer: Sendable {
             }
             let views = [(entry.value.concept ?? sure, "whole frame")] + entry.value.regions.map { ($0.concept, $0.origin.rawValue + " crop") }
             for case let (concept?, place) in views where concept.mass > (best[concept.name]?.0 ?? 0) {
-                best[concept.name] = (concept.mass, concept.path, place)
+                best[concept.name] = (concept.mass, concept.path, place, concept.wnid)
             }
-            for (name, (mass, path, place)) in best {
-                var s = seen[name] ?? (0, 0, path, [])
+            for (name, (mass, path, place, wnid)) in best {
+                var s = seen[name] ?? (0, 0, path, [], wnid)
                 s.frames += 1
                 s.mass += mass
                 s.places.insert(place)
@@ -222,8 +222,8 @@ public struct CaptionComposer: Sendable {
         let candidates = seen.filter { Double($0.value.frames) >= minSupport * frames }.sorted(by: before)
         var chosen: [(String, Seen)] = []
         for (name, s) in candidates where chosen.count < 2 {
-            // "wheeled vehicle" adds nothing to "bicycle" (it is on its path), and vice versa.
-            if chosen.contains(where: { $0.1.path.contains(name) || s.path.contains($0.0) }) { continue }
+            // "wheeled vehicle" adds nothing to "bicycle" (it is above it), and vice versa.
+            if chosen.contains(where: { related($0.0, $0.1.wnid, $0.1.path, name, s.wnid, s.path) }) { continue }
             chosen.append((name, s))
         }
         guard !chosen.isEmpty else { return nil }
@@ -233,6 +233,14 @@ public struct CaptionComposer: Sendable {
                    s.places.sorted().joined(separator: ", "))
         }
         return CaptionPhrase(kind: .objects, text: text, evidence: evidence)
+    }
+
+    /// One concept is above the other in WordNet (by any path, when the ids are known; else by
+    /// the published paths).
+    private func related(_ a: String, _ aWnid: String, _ aPath: [String], _ b: String, _ bWnid: String, _ bPath: [String]) -> Bool {
+        if aPath.contains(b) || bPath.contains(a) { return true }
+        guard !aWnid.isEmpty, !bWnid.isEmpty, let hierarchy = ImageNetHierarchy.shared else { return false }
+        return hierarchy.ancestors(ofWnid: aWnid).contains(bWnid) || hierarchy.ancestors(ofWnid: bWnid).contains(aWnid)
     }
 
     /// No concept clears the bar, but one class leads in most frames with a fair share: named

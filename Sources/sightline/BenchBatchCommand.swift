@@ -134,11 +134,11 @@ struct BenchBatchCommand: ParsableCommand {
 
 /// A benchmark clip made once from the bundled sample (bigbuckbunny) with ffmpeg and cached in
 /// the cache's `bench/` folder. `encoding` goes before the input, `input` after it.
-func benchClip(_ name: String, encoding: [String] = [], input: [String], hint: String = "") throws -> String {
+func benchClip(_ name: String, from sampleName: String = "bigbuckbunny.mp4", encoding: [String] = [], input: [String], hint: String = "") throws -> String {
     let root = cacheRoot()
     let path = root + "/bench/" + name
     if FileManager.default.fileExists(atPath: path) { return path }
-    let sample = root + "/samples/bigbuckbunny.mp4"
+    let sample = root + "/samples/" + sampleName
     guard FileManager.default.fileExists(atPath: sample) else {
         throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first" + hint)
     }

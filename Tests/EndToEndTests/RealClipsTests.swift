@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import SightlineModels
+import SightlineTestSupport
+
+/// Pipelines/understand.yaml on real footage (the sample clips Scripts/fetch-sample fetches): a
+/// street with cyclists and a taxi, a man talking in a car, an animated scene, a fixed
+/// pedestrian camera, a tree in the wind. The captions name the people and the main objects,
+/// and no junk text reaches a caption.
+@Suite(.serialized) struct RealClipsTests {
+    let bin = sightlineBinary()
+    let root = repositoryRoot
+
+    struct Captioned {
+        var text: String
+        var phrases: [(kind: String, text: String)]
+        var quoted: [String]
+    }
+
+    func captions(_ clip: String, fps: Double = 1) throws -> [Captioned] {
+        let jsonl = Fixtures.shared.directory + "/real-\(clip)-\(UUID().uuidString).jsonl"
+        try Tool.run(bin, ["run", root + "/Pipelines/understand.yaml", "--input", try SampleVideos.path(clip), "--set", "file.path=\(jsonl)",
+                           "--set", "cam1.fps=\(fps)", "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())", "--quiet"])
+        let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
+        return lines.compactMap { line -> Captioned? in
+            guard let message = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  (message["topic"] as? String)?.hasPrefix("captions/") == true,
+                  let data = (message["header"] as? [String: Any])?["data"] as? [String: Any] else { return nil }
+            let phrases = (data["phrases"] as? [[String: Any]] ?? []).map { ($0["kind"] as? String ?? "", $0["text"] as? String ?? "") }
+            let quoted = ((data["evidence"] as? [String: Any])?["on_screen_text"] as? [String]) ?? []
+            print("real clip \(clip): \(data["caption"] as? String ?? "")")
+            return Captioned(text: data["caption"] as? String ?? "", phrases: phrases, quoted: quoted)
+        }
+    }
+
+    /// Whether a caption's objects phrase names a concept at or under `ancestor` in WordNet.
+    func names(_ caption: Captioned, under ancestor: String) -> Bool {
+        guard let hierarchy = ImageNetHierarchy.shared,
+              let objects = caption.phrases.first(where: { $0.kind == "objects" })?.text else { return false }
+        let named = objects.components(separatedBy: " and ").map {
+            $0.replacingOccurrences(of: "^(possibly )?(an? )?", with: "", options: .regularExpression)
+                .replacingOccurrences(of: " \\(\\d+%\\)$", with: "", options: .regularExpression)
+        }
+        return named.contains { name in
+            guard let node = hierarchy.nodes.firstIndex(where: { $0.name == name }) else { return false }
+            // The node's own ancestors: walk parents.
+            var stack = [node], seen: Set<Int> = []
+            while let n = stack.popLast() {
+                if hierarchy.nodes[n].name == ancestor { return true }
+                for p in hierarchy.nodes[n].parents where seen.insert(p).inserted { stack.append(p) }
+            }
+            return false
+        }
+    }
+
+    /// Nothing quoted is junk, by the same filter the OCR node applies.
+    func expectNoJunk(_ captions: [Captioned]) throws {
+        let filter = TextPlausibility(minConfidence: 0, words: try TextPlausibility.wordList(path: "/usr/share/dict/words"))
+        for caption in captions {
+            for line in caption.quoted { #expect(filter.rejection(line, confidence: 1) == nil, "junk quoted: \(line)") }
+            #expect(!caption.text.contains("■") && !caption.text.contains("®"), "\(caption.text)")
+        }
+    }
+
+    @Test func streetWithCyclistsAndATaxi() throws {
+        let captions = try captions("bikes.mp4")
+        #expect(captions.contains { $0.phrases.contains { $0.kind == "people" } }, "a cyclist is a person")
+        #expect(captions.contains { names($0, under: "wheeled vehicle") }, "bicycles and cars are wheeled vehicles")
+        #expect(captions.contains { $0.quoted.contains("TAXI") })
+        try expectNoJunk(captions)
+    }
+
+    @Test func aManTalkingInACar() throws {
+        let captions = try captions("carphone_pristine.mp4")
+        #expect(!captions.isEmpty && captions.allSatisfy { $0.phrases.contains { $0.kind == "people" || $0.kind == "faces" } })
+        try expectNoJunk(captions)
+    }
+
+    @Test func anAnimatedScene() throws {
+        let captions = try captions("bigbuckbunny.mp4")
+        #expect(captions.contains { names($0, under: "animal") }, "the rabbit and the birds are animals")
+        try expectNoJunk(captions)
+    }
+
+    @Test func aFixedPedestrianCamera() throws {
+        let captions = try captions("vtest.avi", fps: 0.5)
+        #expect(captions.contains { $0.phrases.contains { $0.kind == "people" } })
+        #expect(captions.contains { $0.phrases.contains { $0.text == "fixed camera" || $0.text == "static camera" } })
+        try expectNoJunk(captions)
+    }
+
+    @Test func aTreeInTheWind() throws {
+        let captions = try captions("tree.avi")
+        #expect(!captions.isEmpty)
+        #expect(!captions.contains { $0.phrases.contains { $0.kind == "people" } }, "nobody is there")
+        try expectNoJunk(captions)
+    }
+}
