@@ -36,6 +36,7 @@ public enum WireEncoding {
                         "labels": .array(region.top.map { .object(["label": .string($0.name), "index": int($0.index), "p": rounded($0.probability, 1e4)]) }),
                     ]
                     if let concept = region.concept { fields["concept"] = json(concept) }
+                    if let colour = region.colour { fields["colour"] = .string(colour) }
                     return .object(fields)
                 })
             }
@@ -190,6 +191,7 @@ public enum WireEncoding {
                                                      uniquingKeysWith: { a, _ in a }))
         }
         if let face = o.face { fields["face"] = box(face) }
+        if !o.attributes.isEmpty { fields["attributes"] = .object(o.attributes.mapValues { .string($0) }) }
         return .object(fields)
     }
 

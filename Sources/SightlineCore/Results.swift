@@ -315,12 +315,15 @@ public struct RegionLabels: Sendable, Equatable {
     public var box: PixelBox
     public var top: [ScoredLabel]
     public var concept: Concept?
+    /// The crop's dominant colour name, when one covers enough of it.
+    public var colour: String?
 
-    public init(origin: Origin, box: PixelBox, top: [ScoredLabel], concept: Concept?) {
+    public init(origin: Origin, box: PixelBox, top: [ScoredLabel], concept: Concept?, colour: String? = nil) {
         self.origin = origin
         self.box = box
         self.top = top
         self.concept = concept
+        self.colour = colour
     }
 }
 
@@ -563,12 +566,15 @@ public struct DetectedObject: Sendable, Equatable {
     public var keypoints: [Keypoint]
     /// For a person: the face the person detector located (its own box is the body's).
     public var face: PixelBox?
+    /// Plain attributes people search by, e.g. "upper_colour": "red", "lower_colour": "blue".
+    public var attributes: [String: String]
 
-    public init(box: PixelBox, score: Double, keypoints: [Keypoint] = [], face: PixelBox? = nil) {
+    public init(box: PixelBox, score: Double, keypoints: [Keypoint] = [], face: PixelBox? = nil, attributes: [String: String] = [:]) {
         self.box = box
         self.score = score
         self.keypoints = keypoints
         self.face = face
+        self.attributes = attributes
     }
 }
 

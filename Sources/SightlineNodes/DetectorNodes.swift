@@ -76,7 +76,12 @@ public final class PeopleNode: BatchedModelNode {
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         try frames.map { frame in
-            let objects = MediaPipeDetectors.objects(try detector.detect(frame), graph: .person, width: frame.width, height: frame.height)
+            var objects = MediaPipeDetectors.objects(try detector.detect(frame), graph: .person, width: frame.width, height: frame.height)
+            for i in objects.indices {
+                let (upper, lower) = ColourNames.person(in: frame, box: objects[i].box)
+                if let upper { objects[i].attributes["upper_colour"] = upper }
+                if let lower { objects[i].attributes["lower_colour"] = lower }
+            }
             return [Record(.people(Detections(frameIndex: frame.decodeIndex, width: frame.width, height: frame.height, objects: objects)),
                            frame: frame, provenance: [ModelNodeOptions.provenance(ModelZoo.mediapipe, file: MediaPipeDetectors.Graph.person.rawValue)])]
         }

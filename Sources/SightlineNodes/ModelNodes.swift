@@ -155,18 +155,19 @@ public final class LabelsNode: BatchedModelNode {
 
     /// Labels of each frame's crops; every crop of the batch goes through the model at once.
     private func regionLabels(_ frames: [Frame]) throws -> [[RegionLabels]] {
-        var crops: [(frame: Int, crop: CropPlanner.Crop, pixels: Frame)] = []
+        var crops: [(frame: Int, crop: CropPlanner.Crop, pixels: Frame, colour: String?)] = []
         for (i, frame) in frames.enumerated() {
             let people = peopleSeen[frame.sourceID]?.removeValue(forKey: frame.decodeIndex) ?? []
             let motion = motionSeen[frame.sourceID]?.removeValue(forKey: frame.decodeIndex)
             for crop in planner.crops(width: frame.width, height: frame.height, people: people, motion: motion) {
-                if let pixels = frame.cropped(to: crop.box) { crops.append((i, crop, pixels)) }
+                if let pixels = frame.cropped(to: crop.box) { crops.append((i, crop, pixels, ColourNames.dominant(in: frame, box: crop.box))) }
             }
         }
         var regions = [[RegionLabels]](repeating: [], count: frames.count)
         guard !crops.isEmpty else { return regions }
         for (entry, result) in zip(crops, try model.classify(crops.map(\.pixels))) {
-            regions[entry.frame].append(RegionLabels(origin: entry.crop.origin, box: entry.crop.box, top: scored(result), concept: concept(result)))
+            regions[entry.frame].append(RegionLabels(origin: entry.crop.origin, box: entry.crop.box, top: scored(result), concept: concept(result),
+                                                         colour: entry.colour))
         }
         return regions
     }
