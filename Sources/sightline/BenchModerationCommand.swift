@@ -15,6 +15,10 @@ struct BenchModerationCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Benign clips (sample names Scripts/fetch-sample knows, or paths).")
     var clips: [String] = ["bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4", "vtest.avi", "tree.avi", "Megamind.avi"]
 
+    @Option(parsing: .upToNextOption, help: "Benign photos, each run as a one-frame input (names in the sample photo cache, or paths).")
+    var photos: [String] = ["rocket.jpg", "astronaut.png", "grace_hopper.jpg", "chelsea.png", "coffee.png", "camera.png", "china.jpg",
+                            "motorcycle_left.png", "clock_motion.png", "flower.jpg", "horse.png"]
+
     func run() throws {
         let shipped = ModerationPolicy.builtInText
         // The same thresholds without the new requirements: what the policy did before them.
@@ -38,8 +42,16 @@ struct BenchModerationCommand: ParsableCommand {
         print("sightline bench moderation — Pipelines/moderation.yaml on benign clips; every flag_start is a false flag")
         print(pad("clip", 26) + pad("plain policy", 40) + "shipped policy")
         var totals = (plain: 0, shipped: 0)
-        for clip in clips {
-            let path = FileManager.default.fileExists(atPath: clip) ? clip : try BenchDeltaCommand.sample(clip)
+        // The photos come from pinned wheels; the test suite fetches them into the cache.
+        let photoDir = cacheRoot() + "/samples/photos/"
+        var inputs: [String] = []
+        for clip in clips { inputs.append(FileManager.default.fileExists(atPath: clip) ? clip : try BenchDeltaCommand.sample(clip)) }
+        for photo in photos {
+            let path = FileManager.default.fileExists(atPath: photo) ? photo : photoDir + photo
+            if FileManager.default.fileExists(atPath: path) { inputs.append(path) } else { print("  skipped \(photo): not in \(photoDir) (Scripts/test fetches the sample photos)") }
+        }
+        for path in inputs {
+            let clip = (path as NSString).lastPathComponent
             var row: [String] = []
             for policy in ["plain", "shipped"] {
                 let out = work + "/\(policy).jsonl"
