@@ -24,5 +24,6 @@ public enum BuiltinNodes {
         FacesNode.factory,
         PeopleNode.factory,
         TracksNode.factory,
+        RedactNode.factory,
     ])
 }
