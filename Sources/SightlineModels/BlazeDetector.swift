@@ -213,32 +213,44 @@ public final class BlazeDetector: @unchecked Sendable {
         let bpp = frame.pixelFormat.bytesPerPixel
         let (r, g, b): (Int, Int, Int) = frame.pixelFormat == .bgr24 ? (2, 1, 0) : (0, 1, 2)
         var data = [Float](repeating: -1, count: s * s * 3)
+        // Columns' source positions, computed once per frame, not per pixel (the per-pixel
+        // version spent more time here than the face model itself at 720p). The sums keep the
+        // same order and skips as the plain bilinear formula, so the bytes are unchanged.
+        let columns = (0..<s).map { Self.quantized(Float($0) * step + originX) }
         frame.pixels.withUnsafeBufferPointer { px in
-            for y in 0..<s {
-                let (y0, fy) = Self.quantized(Float(y) * step + originY)
-                for x in 0..<s {
-                    let (x0, fx) = Self.quantized(Float(x) * step + originX)
-                    // Bilinear over the four neighbours; neighbours outside the frame are black.
-                    var rgb: (Float, Float, Float) = (0, 0, 0)
-                    for (dy, wy) in [(0, 1 - fy), (1, fy)] where wy > 0 {
-                        let yy = y0 + dy
-                        guard yy >= 0, yy < h else { continue }
-                        for (dx, wx) in [(0, 1 - fx), (1, fx)] where wx > 0 {
-                            let xx = x0 + dx
-                            guard xx >= 0, xx < w else { continue }
-                            let o = (yy * w + xx) * bpp, weight = wy * wx
-                            if bpp == 1 {
-                                let v = Float(px[o]) * weight
-                                rgb = (rgb.0 + v, rgb.1 + v, rgb.2 + v)
-                            } else {
-                                rgb = (rgb.0 + Float(px[o + r]) * weight, rgb.1 + Float(px[o + g]) * weight, rgb.2 + Float(px[o + b]) * weight)
+            data.withUnsafeMutableBufferPointer { out in
+                for y in 0..<s {
+                    let (y0, fy) = Self.quantized(Float(y) * step + originY)
+                    let rows = [(y0, 1 - fy), (y0 + 1, fy)].filter { $0.1 > 0 && $0.0 >= 0 && $0.0 < h }
+                    for x in 0..<s {
+                        let (x0, fx) = columns[x]
+                        var r0: Float = 0, g0: Float = 0, b0: Float = 0
+                        for (yy, wy) in rows {
+                            let rowStart = yy * w
+                            if 1 - fx > 0, x0 >= 0, x0 < w {
+                                let o = (rowStart + x0) * bpp, weight = wy * (1 - fx)
+                                if bpp == 1 {
+                                    let v = Float(px[o]) * weight
+                                    r0 += v; g0 += v; b0 += v
+                                } else {
+                                    r0 += Float(px[o + r]) * weight; g0 += Float(px[o + g]) * weight; b0 += Float(px[o + b]) * weight
+                                }
+                            }
+                            if fx > 0, x0 + 1 >= 0, x0 + 1 < w {
+                                let o = (rowStart + x0 + 1) * bpp, weight = wy * fx
+                                if bpp == 1 {
+                                    let v = Float(px[o]) * weight
+                                    r0 += v; g0 += v; b0 += v
+                                } else {
+                                    r0 += Float(px[o + r]) * weight; g0 += Float(px[o + g]) * weight; b0 += Float(px[o + b]) * weight
+                                }
                             }
                         }
+                        let i = (y * s + x) * 3
+                        out[i] = r0.rounded(.toNearestOrEven) / 127.5 - 1
+                        out[i + 1] = g0.rounded(.toNearestOrEven) / 127.5 - 1
+                        out[i + 2] = b0.rounded(.toNearestOrEven) / 127.5 - 1
                     }
-                    let i = (y * s + x) * 3
-                    data[i] = rgb.0.rounded(.toNearestOrEven) / 127.5 - 1
-                    data[i + 1] = rgb.1.rounded(.toNearestOrEven) / 127.5 - 1
-                    data[i + 2] = rgb.2.rounded(.toNearestOrEven) / 127.5 - 1
                 }
             }
         }

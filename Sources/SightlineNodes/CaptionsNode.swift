@@ -34,6 +34,8 @@ public struct CaptionComposer: Sendable {
     private var texts: [Timed<OnScreenText>] = []
     private var snapshots: [Timed<TrackSnapshot>] = []
     private var detections: [Timed<(label: String, count: Int)>] = []
+    /// Upper-body colour names of the people detected in a frame.
+    private var clothing: [Timed<[String]>] = []
     private var events: [Timed<TrackEvent>] = []
     private var steps: [Timed<CameraMotion.Step>] = []
     private var previousSubjects: [String]?
@@ -66,6 +68,9 @@ public struct CaptionComposer: Sendable {
 
     public mutating func add(event: TrackEvent, at time: Double) { events.append(Timed(time: time, value: event)) }
 
+    /// The upper-body colours of the people a frame's `people` record found.
+    public mutating func add(upperColours: [String], at time: Double) { clothing.append(Timed(time: time, value: upperColours)) }
+
     public mutating func add(frame: Frame) {
         if let step = camera.step(frame) { steps.append(Timed(time: frame.seconds, value: step)) }
     }
@@ -82,7 +87,7 @@ public struct CaptionComposer: Sendable {
             return here
         }
         let labelsHere = take(&labels), textsHere = take(&texts), snapshotsHere = take(&snapshots)
-        let detectionsHere = take(&detections), eventsHere = take(&events), stepsHere = take(&steps)
+        let detectionsHere = take(&detections), eventsHere = take(&events), stepsHere = take(&steps), clothingHere = take(&clothing)
         guard !labelsHere.isEmpty || !textsHere.isEmpty || !snapshotsHere.isEmpty || !detectionsHere.isEmpty else { return nil }
 
         var phrases: [CaptionPhrase] = []
@@ -90,6 +95,13 @@ public struct CaptionComposer: Sendable {
         let faces = subjects("face", snapshotsHere, detectionsHere, eventsHere, start: start, end: end)
         if let people {
             var phrase = people.phrase
+            // One person, dressed in one colour in most frames they were seen in: say so.
+            let single = clothingHere.filter { $0.value.count == 1 }.map { $0.value[0] }
+            if people.count == 1, let colour = Dictionary(grouping: single, by: { $0 }).max(by: { $0.value.count < $1.value.count }),
+               colour.value.count * 5 >= max(clothingHere.filter { !$0.value.isEmpty }.count, 1) * 3 {
+                phrase.text = phrase.text.replacingOccurrences(of: "a person", with: "a person in \(colour.key)", options: .anchored)
+                phrase.evidence.append("people: upper body \(colour.key) in \(colour.value.count) of \(clothingHere.count) frames")
+            }
             if let faces, faces.count > 0 { phrase.evidence += faces.phrase.evidence }
             phrases.append(phrase)
         } else if let faces {
@@ -368,6 +380,7 @@ public final class CaptionsNode: NodeProcessor {
                 composer.add(event: event, at: event.phase == .enter ? event.firstSeen : event.lastSeen)
             case .people(let people):
                 composer.add(detected: "person", count: people.objects.count, at: record.start)
+                composer.add(upperColours: people.objects.compactMap { $0.attributes["upper_colour"] }, at: record.start)
             case .faces(let faces):
                 composer.add(detected: "face", count: faces.objects.count, at: record.start)
             case .shot(let shot) where window == 0:

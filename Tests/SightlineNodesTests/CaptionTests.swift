@@ -102,6 +102,21 @@ import SightlineCore
         #expect(composer.finish(start: 2, end: 5)?.text == "A person staying put (one enters); a 3 s shot.")
     }
 
+    /// "A person in a red jacket": one person whose upper body reads red in most frames.
+    @Test func aPersonsClothingColour() {
+        var composer = CaptionComposer()
+        for (i, colour) in ["red", "red", "orange", "red"].enumerated() {
+            composer.add(tracks: snapshot(i, [(7, 400)]), at: Double(i))
+            composer.add(upperColours: [colour], at: Double(i))
+        }
+        let caption = composer.finish(start: 0, end: 4)
+        #expect(caption?.text == "A person in red staying put; a 4 s shot.")
+        #expect(caption?.phrases.first?.evidence.last == "people: upper body red in 3 of 4 frames")
+        // Undecided colours are not named.
+        for (i, colour) in ["red", "blue", "green", "red"].enumerated() { composer.add(tracks: snapshot(i + 4, [(7, 400)]), at: Double(4 + i)); composer.add(upperColours: [colour], at: Double(4 + i)) }
+        #expect(composer.finish(start: 4, end: 8)?.text == "A person staying put; a 4 s shot.")
+    }
+
     @Test func adjacentSegmentsShowingTheSameThingSaySo() {
         var composer = CaptionComposer()
         composer.add(labels: [("espresso", 0.9)], at: 0)
