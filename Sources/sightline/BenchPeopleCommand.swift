@@ -20,6 +20,7 @@ struct BenchPeopleCommand: ParsableCommand {
     @Option(help: "Frames to time (sampled at 2 per second).") var frames: Int = 20
     @Option(help: "Timed passes over the frames (the median per frame is reported).") var runs: Int = 3
     @Option(help: "Python with ai-edge-litert.") var python: String = "python3"
+    @Option(help: "Face detector: full (faces up to about 5 m, the faces node's default) or short (within about 2 m).") var range: String = "full"
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
@@ -29,7 +30,9 @@ struct BenchPeopleCommand: ParsableCommand {
         let decoded = try BenchDeltaCommand.decode(clip, fps: 2, limit: frames)
         guard let first = decoded.first else { throw ValidationError("no frames decoded from \(clip)") }
         try cache.store.fetch(ModelZoo.mediapipe)
-        let faces = try MediaPipeDetectors.detector(.faceFull, store: cache.store, threads: 1)
+        guard range == "full" || range == "short" else { throw ValidationError("--range must be full or short") }
+        let faceGraph: MediaPipeDetectors.Graph = range == "short" ? .faceShort : .faceFull
+        let faces = try MediaPipeDetectors.detector(faceGraph, store: cache.store, threads: 1)
         var personConfiguration = try MediaPipeDetectors.detector(.person, store: cache.store, threads: 1).configuration
         personConfiguration.decoding.minScore = 0.5
         let people = try BlazeDetector(model: try MediaPipeDetectors.detector(.person, store: cache.store, threads: 1).model, configuration: personConfiguration)
@@ -41,7 +44,7 @@ struct BenchPeopleCommand: ParsableCommand {
             var tracker = MultiObjectTracker()
             for frame in decoded {
                 let t0 = monotonicSeconds()
-                let faceObjects = MediaPipeDetectors.objects(try faces.detect(frame), graph: .faceFull, width: frame.width, height: frame.height)
+                let faceObjects = MediaPipeDetectors.objects(try faces.detect(frame), graph: faceGraph, width: frame.width, height: frame.height)
                 let t1 = monotonicSeconds()
                 let personObjects = MediaPipeDetectors.objects(try people.detect(frame), graph: .person, width: frame.width, height: frame.height)
                 let t2 = monotonicSeconds()
@@ -63,7 +66,7 @@ struct BenchPeopleCommand: ParsableCommand {
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         func p90(_ v: [Double]) -> Double { v.sorted()[min(v.count - 1, v.count * 9 / 10)] }
-        print(String(format: "  faces (BlazeFace full range, incl. resize)   median %6.2f ms", median(faceTimes)))
+        print(String(format: "  faces (BlazeFace %@ range, incl. resize)  median %6.2f ms", range, median(faceTimes)))
         print(String(format: "  people (BlazePose detector, incl. resize)    median %6.2f ms", median(personTimes)))
         print(String(format: "  tracks (SORT, both labels)                   median %6.3f ms", median(trackTimes)))
         let total = median(perFrame)
@@ -72,10 +75,10 @@ struct BenchPeopleCommand: ParsableCommand {
 
         // Model time alone against LiteRT on the same files, same input shapes.
         let script = repositoryFile("Scripts/reference/litert_latency.py")
-        for graph in [MediaPipeDetectors.Graph.faceFull, .person] {
+        for graph in [faceGraph, .person] {
             let path = try MediaPipeDetectors.path(graph, store: cache.store)
             let model = try InferenceModel(graph: try TFLiteLoader.load(path: path), threads: 1)
-            let detector = graph == .faceFull ? faces : people
+            let detector = graph == faceGraph ? faces : people
             let input = detector.input(first).tensor
             for _ in 0..<3 { _ = try model.run(input) }
             var times: [Double] = []
