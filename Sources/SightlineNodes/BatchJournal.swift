@@ -89,13 +89,17 @@ public struct SourceOutputFiles: Sendable {
         folder.appendingPathComponent(Self.outputName(forSource: source) + ".partial")
     }
 
-    /// The source's output is complete: its partial file takes the final name (replacing an
-    /// older one). Returns the final URL.
+    /// The source's output is complete: its partial file takes the final name, replacing an
+    /// older one in one atomic rename(2) — never remove-then-move, which left a moment (or, after
+    /// a crash, a state) with no output at all. Returns the final URL.
     @discardableResult
     public func commitOutput(forSource source: String) throws -> URL {
         let final = outputURL(forSource: source)
-        _ = try? FileManager.default.removeItem(at: final)
-        try FileManager.default.moveItem(at: partialURL(forSource: source), to: final)
+        let partial = partialURL(forSource: source)
+        guard rename(partial.path, final.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw SightlineError.cannotOpen(input: final.path, reason: "cannot rename the finished output into place: \(reason)")
+        }
         return final
     }
 }

@@ -60,7 +60,7 @@ import SightlineTestSupport
         #expect(result.stderr.contains("84 non-key packets skipped"))
     }
 
-    @Test(arguments: ["missing", "garbage", "audio", "codec", "refused", "badfps"])
+    @Test(arguments: ["missing", "garbage", "audio", "codec", "refused", "badfps", "hugefps"])
     func badInputIsOneClearLineAndNonZeroExit(kind: String) throws {
         let input: String
         var extra: [String] = []
@@ -72,6 +72,10 @@ import SightlineTestSupport
         case "refused":
             input = "tcp://127.0.0.1:\(freePort())"
             extra = ["--reconnect-attempts", "1", "--reconnect-delay", "0.05"]
+        case "hugefps":
+            // Once a SIGILL in Rational(parsing:).
+            input = try Fixtures.shared.clip(Fixtures.small)
+            extra = ["--fps", "1000000000000000000.5"]
         default:
             input = try Fixtures.shared.clip(Fixtures.small)
             extra = ["--fps", "-3"]
@@ -79,8 +83,8 @@ import SightlineTestSupport
         let result = try Tool.run(bin, ["decode", input] + extra, check: false)
         #expect(result.status != 0)
         let lines = result.stderr.split(separator: "\n").filter { !$0.contains("reconnect attempt") }
-        if kind == "badfps" {
-            #expect(result.stderr.contains("--fps"))
+        if kind == "badfps" || kind == "hugefps" {
+            #expect(result.stderr.contains("--fps") && (result.status == 1 || result.status == 64), "\(result.status): \(result.stderr)")
         } else {
             #expect(lines.count == 1, "expected one line, got: \(result.stderr)")
             #expect(lines.first?.contains(input) == true)

