@@ -70,12 +70,25 @@ public enum TorchLegacyLoader {
     /// Copies a (possibly strided, e.g. HWIO-permuted) view out of its storage, contiguous.
     static func materialise(_ ref: TensorReference, _ values: UnsafeRawBufferPointer, count: Int, isLong: Bool, name: String) throws -> Tensor {
         let shape = ref.shape, strides = ref.strides
-        guard shape.count == strides.count, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
+        guard shape.count == strides.count, shape.count <= 8, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
             throw ModelError.malformed("tensor '\(name)' has inconsistent size/stride")
         }
-        let total = shape.reduce(1, *)
-        let last = total == 0 ? 0 : ref.offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
-        guard ref.offset >= 0, total == 0 || last < count else { throw ModelError.malformed("tensor '\(name)' reads past its storage") }
+        // Every size is checked before anything is allocated: the product and the last element
+        // read without overflow, no zero stride on a dimension of 2 or more (a weight never
+        // repeats one value; a crafted 196-byte file used that to ask for 3.6 GB), and no more
+        // elements than the storage holds.
+        var total = 1, last = ref.offset
+        for (size, stride) in zip(shape, strides) {
+            guard size <= 1 || stride > 0 else { throw ModelError.malformed("tensor '\(name)' has a zero stride on a dimension of \(size)") }
+            let (product, overflow) = total.multipliedReportingOverflow(by: size)
+            let (reach, overflow2) = max(size - 1, 0).multipliedReportingOverflow(by: stride)
+            let (end, overflow3) = last.addingReportingOverflow(reach)
+            guard !overflow, !overflow2, !overflow3 else { throw ModelError.malformed("tensor '\(name)': size or stride too large") }
+            (total, last) = (product, end)
+        }
+        guard ref.offset >= 0, total <= count, total == 0 || last < count else {
+            throw ModelError.malformed("tensor '\(name)' reads past its storage (\(total) elements, storage of \(count))")
+        }
         var out = [Float](repeating: 0, count: total)
         var index = [Int](repeating: 0, count: shape.count)
         for flat in 0..<total {
@@ -176,7 +189,6 @@ struct BigIntText: Equatable, CustomStringConvertible {
 struct PickleReader {
     let bytes: UnsafeRawBufferPointer
     var position = 0
-    private var memo: [Int: PickleValue] = [:]
     private(set) var storages: [String: (type: String, location: String)] = [:]
 
     init(bytes: UnsafeRawBufferPointer) {
@@ -213,85 +225,107 @@ struct PickleReader {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Containers nested deeper than this are refused: a state_dict needs about five levels,
+    /// and a crafted pickle of a million nested tuples would overflow the stack when freed.
+    static let maxDepth = 64
+    /// Values on the stack at once (a state_dict's SETITEMS holds two per tensor).
+    static let maxStack = 1 << 20
+
+    /// A value on the pickle stack and how deeply containers nest inside it.
+    private struct Slot {
+        var value: PickleValue
+        var depth: Int
+    }
+
     /// Reads one complete pickle (up to STOP) and returns its value.
     mutating func load() throws -> PickleValue {
-        var stack: [PickleValue] = []
-        memo.removeAll()
-        func pop() throws -> PickleValue {
+        var stack: [Slot] = []
+        var memo: [Int: Slot] = [:]
+        func push(_ value: PickleValue, depth: Int = 0) throws {
+            guard depth <= Self.maxDepth else { throw ModelError.malformed("pickle nests deeper than \(Self.maxDepth) levels") }
+            guard stack.count < Self.maxStack else { throw ModelError.malformed("pickle stack holds more than \(Self.maxStack) values") }
+            stack.append(Slot(value: value, depth: depth))
+        }
+        func pop() throws -> Slot {
             guard let v = stack.popLast() else { throw ModelError.malformed("pickle stack underflow") }
             return v
         }
-        func popToMark() throws -> [PickleValue] {
-            guard let markIndex = stack.lastIndex(of: .mark) else { throw ModelError.malformed("pickle MARK missing") }
+        func popToMark() throws -> [Slot] {
+            guard let markIndex = stack.lastIndex(where: { if case .mark = $0.value { true } else { false } }) else {
+                throw ModelError.malformed("pickle MARK missing")
+            }
             let items = Array(stack[(markIndex + 1)...])
             stack.removeSubrange(markIndex...)
             return items
         }
+        func deepest(_ slots: [Slot]) -> Int { slots.map(\.depth).max() ?? 0 }
         while true {
             let opcode = try byte()
             switch opcode {
             case 0x80: _ = try byte()  // PROTO
-            case 0x2e: return try pop()  // STOP
-            case 0x28: stack.append(.mark)  // MARK
-            case 0x4e: stack.append(.none)  // NONE
-            case 0x88: stack.append(.bool(true))  // NEWTRUE
-            case 0x89: stack.append(.bool(false))  // NEWFALSE
-            case 0x4b: stack.append(.int(BigIntText(try uint(1))))  // BININT1
-            case 0x4d: stack.append(.int(BigIntText(try uint(2))))  // BININT2
-            case 0x4a: stack.append(.int(BigIntText(Int(Int32(truncatingIfNeeded: try uint(4))))))  // BININT
-            case 0x8a: stack.append(.int(BigIntText(bytes: Array(try take(Int(try byte()))))))  // LONG1
-            case 0x47: stack.append(.float(Double(bitPattern: UInt64(bigEndianBytes: try take(8)))))  // BINFLOAT
-            case 0x58: stack.append(.string(String(decoding: try take(try uint(4)), as: UTF8.self)))  // BINUNICODE
-            case 0x8c: stack.append(.string(String(decoding: try take(Int(try byte())), as: UTF8.self)))  // SHORT_BINUNICODE
-            case 0x55: stack.append(.string(String(decoding: try take(Int(try byte())), as: UTF8.self)))  // SHORT_BINSTRING
-            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))  // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))  // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))  // TUPLE3
-            case 0x74: stack.append(.tuple(try popToMark()))  // TUPLE
-            case 0x5d: stack.append(.list([]))  // EMPTY_LIST
-            case 0x7d: stack.append(.dict([]))  // EMPTY_DICT
+            case 0x2e: return try pop().value  // STOP
+            case 0x28: try push(.mark)  // MARK
+            case 0x4e: try push(.none)  // NONE
+            case 0x88: try push(.bool(true))  // NEWTRUE
+            case 0x89: try push(.bool(false))  // NEWFALSE
+            case 0x4b: try push(.int(BigIntText(try uint(1))))  // BININT1
+            case 0x4d: try push(.int(BigIntText(try uint(2))))  // BININT2
+            case 0x4a: try push(.int(BigIntText(Int(Int32(truncatingIfNeeded: try uint(4))))))  // BININT
+            case 0x8a: try push(.int(BigIntText(bytes: Array(try take(Int(try byte()))))))  // LONG1
+            case 0x47: try push(.float(Double(bitPattern: UInt64(bigEndianBytes: try take(8)))))  // BINFLOAT
+            case 0x58: try push(.string(String(decoding: try take(try uint(4)), as: UTF8.self)))  // BINUNICODE
+            case 0x8c: try push(.string(String(decoding: try take(Int(try byte())), as: UTF8.self)))  // SHORT_BINUNICODE
+            case 0x55: try push(.string(String(decoding: try take(Int(try byte())), as: UTF8.self)))  // SHORT_BINSTRING
+            case 0x29: try push(.tuple([]), depth: 1)  // EMPTY_TUPLE
+            case 0x85: let a = try pop(); try push(.tuple([a.value]), depth: a.depth + 1)  // TUPLE1
+            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a.value, b.value]), depth: max(a.depth, b.depth) + 1)  // TUPLE2
+            case 0x87:  // TUPLE3
+                let c = try pop(), b = try pop(), a = try pop()
+                try push(.tuple([a.value, b.value, c.value]), depth: max(a.depth, b.depth, c.depth) + 1)
+            case 0x74: let items = try popToMark(); try push(.tuple(items.map(\.value)), depth: deepest(items) + 1)  // TUPLE
+            case 0x5d: try push(.list([]), depth: 1)  // EMPTY_LIST
+            case 0x7d: try push(.dict([]), depth: 1)  // EMPTY_DICT
             case 0x61:  // APPEND
-                let v = try pop()
-                guard case .list(var items) = try pop() else { throw ModelError.malformed("APPEND to a non-list") }
-                items.append(v)
-                stack.append(.list(items))
+                let v = try pop(), container = try pop()
+                guard case .list(var items) = container.value else { throw ModelError.malformed("APPEND to a non-list") }
+                items.append(v.value)
+                try push(.list(items), depth: max(container.depth, v.depth + 1))
             case 0x65:  // APPENDS
-                let values = try popToMark()
-                guard case .list(var items) = try pop() else { throw ModelError.malformed("APPENDS to a non-list") }
-                items += values
-                stack.append(.list(items))
+                let values = try popToMark(), container = try pop()
+                guard case .list(var items) = container.value else { throw ModelError.malformed("APPENDS to a non-list") }
+                items += values.map(\.value)
+                try push(.list(items), depth: max(container.depth, deepest(values) + 1))
             case 0x73:  // SETITEM
-                let v = try pop(), k = try pop()
-                guard case .dict(var d) = try pop() else { throw ModelError.malformed("SETITEM on a non-dict") }
-                d.append((k, v))
-                stack.append(.dict(d))
+                let v = try pop(), k = try pop(), container = try pop()
+                guard case .dict(var d) = container.value else { throw ModelError.malformed("SETITEM on a non-dict") }
+                d.append((k.value, v.value))
+                try push(.dict(d), depth: max(container.depth, max(k.depth, v.depth) + 1))
             case 0x75:  // SETITEMS
-                let values = try popToMark()
-                guard values.count % 2 == 0, case .dict(var d) = try pop() else { throw ModelError.malformed("SETITEMS on a non-dict") }
-                for i in stride(from: 0, to: values.count, by: 2) { d.append((values[i], values[i + 1])) }
-                stack.append(.dict(d))
+                let values = try popToMark(), container = try pop()
+                guard values.count % 2 == 0, case .dict(var d) = container.value else { throw ModelError.malformed("SETITEMS on a non-dict") }
+                for i in stride(from: 0, to: values.count, by: 2) { d.append((values[i].value, values[i + 1].value)) }
+                try push(.dict(d), depth: max(container.depth, deepest(values) + 1))
             case 0x71: memo[try uint(1)] = stack.last  // BINPUT
             case 0x72: memo[try uint(4)] = stack.last  // LONG_BINPUT
             case 0x94: memo[memo.count] = stack.last  // MEMOIZE
             case 0x68, 0x6a:  // BINGET, LONG_BINGET
                 let key = try uint(opcode == 0x68 ? 1 : 4)
                 guard let v = memo[key] else { throw ModelError.malformed("pickle memo \(key) missing") }
-                stack.append(v)
+                try push(v.value, depth: v.depth)
             case 0x63:  // GLOBAL
                 let module = try line(), name = try line()
                 try Self.checkGlobal(module, name)
-                stack.append(.global(module, name))
+                try push(.global(module, name))
             case 0x51:  // BINPERSID: ('storage', StorageType, key, location, size[, view])
-                guard case .tuple(let id) = try pop(), id.count >= 5, case .string("storage") = id[0],
+                guard case .tuple(let id) = try pop().value, id.count >= 5, case .string("storage") = id[0],
                       case .global("torch", let type) = id[1], case .string(let key) = id[2], case .string(let location) = id[3] else {
                     throw ModelError.unsupported("a persistent id other than a torch storage")
                 }
                 storages[key] = (type, location)
-                stack.append(.storage(key: key, type: type))
+                try push(.storage(key: key, type: type))
             case 0x52:  // REDUCE
                 let args = try pop(), callable = try pop()
-                stack.append(try Self.reduce(callable, args))
+                try push(try Self.reduce(callable.value, args.value), depth: args.depth)
             case 0x62:  // BUILD: state for an OrderedDict (empty) — nothing to set
                 _ = try pop()
             case 0x95: _ = try take(8)  // FRAME

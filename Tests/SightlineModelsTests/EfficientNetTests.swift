@@ -2,7 +2,7 @@ import Foundation
 import SightlineKernels
 import Testing
 import SightlineCore
-import SightlineInference
+@testable import SightlineInference
 @testable import SightlineModels
 import SightlineTestSupport
 
@@ -106,6 +106,54 @@ import SightlineTestSupport
             #expect(error.description.contains("os.system"))
         } catch {
             Issue.record("\(error)")
+        }
+    }
+
+    /// A minimal legacy checkpoint, written opcode by opcode: one FloatStorage of `values` and
+    /// one tensor "w" viewing it with `size` and `stride`.
+    static func checkpoint(size: [Int32], stride: [Int32], values: [Float]) -> Data {
+        func text(_ s: String) -> [UInt8] { [0x58] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8) }
+        func int(_ v: Int32) -> [UInt8] { [0x4a] + withUnsafeBytes(of: v.littleEndian, Array.init) }
+        func global(_ module: String, _ name: String) -> [UInt8] { [0x63] + Array("\(module)\n\(name)\n".utf8) }
+        var b: [UInt8] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]  // magic
+        b += [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]  // 1001
+        b += [0x80, 0x02, 0x7d, 0x2e]  // sys_info {}
+        b += [0x80, 0x02] + global("collections", "OrderedDict") + [0x29, 0x52]  // OrderedDict()
+        b += [0x28] + text("w") + global("torch._utils", "_rebuild_tensor_v2")
+        b += [0x28, 0x28] + text("storage") + global("torch", "FloatStorage") + text("0") + text("cpu") + int(Int32(values.count)) + [0x74, 0x51]
+        b += int(0) + [0x28] + size.flatMap(int) + [0x74] + [0x28] + stride.flatMap(int) + [0x74] + [0x74, 0x52]
+        b += [0x75, 0x2e]  // SETITEMS, STOP
+        b += [0x80, 0x02, 0x5d, 0x28] + text("0") + [0x65, 0x2e]  // ["0"]
+        b += withUnsafeBytes(of: Int64(values.count).littleEndian, Array.init)
+        for v in values { b += withUnsafeBytes(of: v.bitPattern.littleEndian, Array.init) }
+        return Data(b)
+    }
+
+    @Test func aHandWrittenCheckpointLoads() throws {
+        let tensors = try TorchLegacyLoader.load(data: Self.checkpoint(size: [2, 2], stride: [1, 2], values: [1, 2, 3, 4]))
+        #expect(tensors["w"]?.shape == [2, 2] && tensors["w"]?.data == [1, 3, 2, 4])
+    }
+
+    /// Found under attack: sizes and strides that ask for gigabytes from a few bytes, overflow,
+    /// or read past the storage are refused before anything is allocated.
+    @Test(arguments: [
+        ([1_000_000_000], [0]),                        // a zero stride: 4 GB of one value
+        ([2_000_000_000, 2_000_000_000, 2_000_000_000], [1, 1, 1]),  // the element count overflows
+        ([4], [1]),                                    // more elements than the storage holds
+        ([1, 3], [1, 2_000_000_000]),                  // reads past the storage
+    ] as [([Int32], [Int32])])
+    func craftedSizesAreRefused(size: [Int32], stride: [Int32]) {
+        #expect(throws: ModelError.self) { try TorchLegacyLoader.load(data: Self.checkpoint(size: size, stride: stride, values: [1])) }
+    }
+
+    /// A pickle of 200,000 nested tuples once overflowed the stack when freed.
+    @Test func deepNestingIsRefused() {
+        var bytes: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 200_000) + [0x2e]
+        bytes += [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]
+        #expect(throws: ModelError.self) { try TorchLegacyLoader.load(data: Data(bytes)) }
+        bytes.withUnsafeBytes { raw in
+            var reader = PickleReader(bytes: raw)
+            #expect(throws: ModelError.self) { _ = try reader.load() }
         }
     }
 
