@@ -40,10 +40,16 @@ import SightlineTestSupport
                          "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
                          "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--progress", "on"]
 
-        // First run: killed (SIGKILL, nothing flushed) once the first file is complete.
+        // First run: killed (SIGKILL, nothing flushed) once the first file is complete: its
+        // output renamed into place and its journal line written (the output comes first, so
+        // a kill between the two only redoes that file — waiting for the output alone made this
+        // test flaky under load).
         let first = try LineStreamingProcess(bin, arguments)
         let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, !FileManager.default.fileExists(atPath: out + "/a-cat.mp4.jsonl") { Thread.sleep(forTimeInterval: 0.02) }
+        func journaled() -> Bool {
+            ((try? String(contentsOfFile: out + "/sightline-done.jsonl", encoding: .utf8)) ?? "").contains("a-cat.mp4")
+        }
+        while Date() < deadline, !(FileManager.default.fileExists(atPath: out + "/a-cat.mp4.jsonl") && journaled()) { Thread.sleep(forTimeInterval: 0.02) }
         first.kill()
         _ = first.waitForExit(timeout: 10)
         let afterKill = files(in: out).filter { $0.hasSuffix(".mp4.jsonl") || $0.hasSuffix(".mov.jsonl") || $0.hasSuffix(".mkv.jsonl") }
