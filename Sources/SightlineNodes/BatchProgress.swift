@@ -8,12 +8,21 @@ public struct BatchProgress: Sendable {
         public var source: String
         public var duration: Double?
         public var skip: Bool
+
+        public init(source: String, duration: Double?, skip: Bool) {
+            self.source = source
+            self.duration = duration
+            self.skip = skip
+        }
     }
 
     public struct Estimate: Sendable, Equatable {
         /// 0…1 of the media time to process.
         public var fraction: Double
+        /// Files finished and written (failed ones are not done).
         public var filesDone: Int
+        /// Files that ended with an error (their share of the work is over, but not done).
+        public var filesFailed: Int = 0
         public var filesToProcess: Int
         public var skipped: Int
         public var current: String?
@@ -32,19 +41,22 @@ public struct BatchProgress: Sendable {
         files = plan.entries.map { File(source: $0.source, duration: $0.duration, skip: $0.skip) }
     }
 
-    public func estimate(delivered: [String: (seconds: Double, ended: Bool)], elapsed: Double) -> Estimate {
+    public func estimate(delivered: [String: (seconds: Double, ended: Bool)], failed: Set<String> = [], elapsed: Double) -> Estimate {
         let work = files.filter { !$0.skip }
         let known = work.compactMap(\.duration).filter { $0 > 0 }
         // A file whose length could not be read counts as an average one.
         let typical = known.isEmpty ? 1 : known.reduce(0, +) / Double(known.count)
         var total = 0.0
         var done = 0.0
-        var filesDone = 0
+        var filesDone = 0, filesFailed = 0
         var current: String?
         for file in work {
             let length = file.duration.flatMap { $0 > 0 ? $0 : nil } ?? typical
             total += length
-            if let reached = delivered[file.source] {
+            if failed.contains(file.source) {
+                done += length
+                filesFailed += 1
+            } else if let reached = delivered[file.source] {
                 if reached.ended {
                     done += length
                     filesDone += 1
@@ -56,8 +68,8 @@ public struct BatchProgress: Sendable {
         }
         let fraction = total > 0 ? min(done / total, 1) : 1
         let eta: Double? = fraction >= 0.005 && fraction < 1 ? elapsed * (1 - fraction) / fraction : (fraction >= 1 ? 0 : nil)
-        return Estimate(fraction: fraction, filesDone: filesDone, filesToProcess: work.count, skipped: files.count - work.count,
-                        current: current, etaSeconds: eta)
+        return Estimate(fraction: fraction, filesDone: filesDone, filesFailed: filesFailed, filesToProcess: work.count,
+                        skipped: files.count - work.count, current: current, etaSeconds: eta)
     }
 
     /// `[#########-----------]  45%  3/8 files (2 already done)  clip.mp4  ETA 1m05s`
@@ -65,7 +77,10 @@ public struct BatchProgress: Sendable {
         let filled = Int((e.fraction * Double(width)).rounded(.down))
         var line = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
         line += String(format: " %3d%%  %d/%d files", Int((e.fraction * 100).rounded(.down)), e.filesDone, e.filesToProcess)
-        if e.skipped > 0 { line += " (\(e.skipped) already done)" }
+        var notes: [String] = []
+        if e.filesFailed > 0 { notes.append("\(e.filesFailed) failed") }
+        if e.skipped > 0 { notes.append("\(e.skipped) already done") }
+        if !notes.isEmpty { line += " (" + notes.joined(separator: ", ") + ")" }
         if let current = e.current { line += "  " + (current.split(separator: "/", maxSplits: 1).last.map(String.init) ?? current) }
         line += "  ETA " + (e.etaSeconds.map(duration) ?? "…")
         return line

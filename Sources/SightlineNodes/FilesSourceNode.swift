@@ -78,6 +78,11 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
                 let stats = try VideoSourceNode.pump(video, sourceID: file.source, context: context, sha256: sha256, batchFile: batchFile, emit: emit)
                 end.decoder = stats
                 let completed = !video.cancellation.isCancelled && !cancelled.load(ordering: .relaxed)
+                if completed && stats.framesDecoded == 0 {
+                    // A file that opens but yields no picture (a damaged moov, a cut-off mdat)
+                    // is a failure: not journaled, so the next run tries it again.
+                    throw SightlineError.cannotOpen(input: file.path, reason: "no video frame could be decoded (\(stats.corruptPackets) corrupt packets, \(stats.readErrors) read errors): damaged or empty")
+                }
                 end.completed = completed
                 if completed { processed += 1 }
             } catch {

@@ -124,7 +124,10 @@ public final class JSONLSink: NodeProcessor {
         for (source, handle) in perSource {
             try handle.synchronize()
             try handle.close()
-            if source == "pipeline" { _ = try? outputs?.commitOutput(forSource: source) }
+            // Pipeline-wide status (heartbeats, the batch node's own messages) has no
+            // end-of-stream of its own: it is complete when the run ends. A batch file
+            // (`NODE/FILE`) still open here was interrupted and stays .partial, to be redone.
+            if !source.contains("/") { _ = try? outputs?.commitOutput(forSource: source) }
         }
         perSource = [:]
     }

@@ -137,6 +137,13 @@ struct RunCommand: ParsableCommand {
         let isTerminal = isatty(STDERR_FILENO) == 1
         let showProgress = progress == .on || (progress == .auto && isTerminal)
         let reporter = showProgress ? ProgressReporter(runtime: runtime, overwrite: isTerminal) : nil
+        // Batch sources' plans, for a summary that counts files, not source nodes.
+        let batchPlans = BatchPlans()
+        let echo = runtime.statusObserver
+        runtime.statusObserver = { status in
+            if case .batchStarted(let plan) = status.detail, let node = status.sourceID { batchPlans.record(node: node, plan: plan) }
+            echo?(status)
+        }
         let observer = runtime.statusObserver
         if let reporter {
             runtime.statusObserver = { status in
@@ -158,15 +165,27 @@ struct RunCommand: ParsableCommand {
         let elapsed = monotonicSeconds() - started
         let snapshot = runtime.metrics.snapshot()
         let frames = snapshot.framesIn.values.reduce(0, +)
-        var line = String(format: "pipeline '%@': %d frames from %d source(s) in %.2f s (%.1f frames/s)",
-                          validated.name, frames, runtime.sourceIDs.count, elapsed, Double(frames) / max(elapsed, 1e-9))
+        let failedSources = runtime.failedSources
+        var from = "\(runtime.sourceIDs.count) source(s)"
+        let plans = batchPlans.all
+        if !plans.isEmpty {
+            // A batch: its files, what became of them, and the other sources if any.
+            let files = plans.values.reduce(0) { $0 + $1.entries.count }
+            let skipped = plans.values.reduce(0) { $0 + $1.entries.filter(\.skip).count }
+            let failedFiles = plans.values.reduce(0) { sum, plan in sum + plan.entries.filter { !$0.skip && failedSources[$0.source] != nil }.count }
+            from = "\(files) file(s) (\(files - skipped - failedFiles) processed, \(failedFiles) failed, \(skipped) already done)"
+            let others = runtime.sourceIDs.count - plans.count
+            if others > 0 { from += " and \(others) other source(s)" }
+        }
+        var line = String(format: "pipeline '%@': %d frames from %@ in %.2f s (%.1f frames/s)",
+                          validated.name, frames, from, elapsed, Double(frames) / max(elapsed, 1e-9))
         let drops = snapshot.drops.values.reduce(0, +) + snapshot.sinkDrops.values.reduce(0, +)
         if drops > 0 { line += ", \(drops) dropped" }
         if let p50 = snapshot.latencyPercentile(50), let p99 = snapshot.latencyPercentile(99) {
             line += String(format: ", latency p50 %.1f ms p99 %.1f ms", p50 * 1000, p99 * 1000)
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
-        let failed = runtime.failedSources
+        let failed = failedSources
         if !failed.isEmpty {
             for (source, message) in failed.sorted(by: { $0.key < $1.key }) { printError("source '\(source)' failed: \(message)") }
             throw ExitCode(3)
@@ -176,12 +195,31 @@ struct RunCommand: ParsableCommand {
 
 /// Renders a batch source's progress on stderr: redrawn in place on a terminal, one line
 /// every few seconds otherwise (logs).
+/// The plans batch sources post at their start, by source node.
+final class BatchPlans: @unchecked Sendable {
+    private let lock = NSLock()
+    private var plans: [String: BatchPlan] = [:]
+
+    func record(node: String, plan: BatchPlan) {
+        lock.lock()
+        plans[node] = plan
+        lock.unlock()
+    }
+
+    var all: [String: BatchPlan] {
+        lock.lock()
+        defer { lock.unlock() }
+        return plans
+    }
+}
+
 final class ProgressReporter: @unchecked Sendable {
     private let runtime: GraphRuntime
     private let overwrite: Bool
     private let state = NSLock()
     private var plan: BatchProgress?
     private var planStarted = 0.0
+    private var failed: Set<String> = []
     private var timer: DispatchSourceTimer?
     private var lastLine = ""
 
@@ -191,6 +229,12 @@ final class ProgressReporter: @unchecked Sendable {
     }
 
     func observe(_ status: StatusEvent) {
+        if case .error(let failure) = status.detail, failure.fatal, let source = status.sourceID {
+            state.lock()
+            failed.insert(source)
+            state.unlock()
+            return
+        }
         guard let progress = BatchProgress(startedStatus: status) else { return }
         state.lock()
         plan = progress
@@ -218,7 +262,7 @@ final class ProgressReporter: @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         guard let plan else { return }
-        let estimate = plan.estimate(delivered: runtime.metrics.deliveredProgress(), elapsed: monotonicSeconds() - planStarted)
+        let estimate = plan.estimate(delivered: runtime.metrics.deliveredProgress(), failed: failed, elapsed: monotonicSeconds() - planStarted)
         let line = BatchProgress.render(estimate)
         guard line != lastLine else { return }
         lastLine = line

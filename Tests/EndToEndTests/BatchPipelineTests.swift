@@ -98,6 +98,14 @@ import SightlineTestSupport
         try FileManager.default.createDirectory(atPath: videos, withIntermediateDirectories: true)
         try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=10", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", videos + "/good.mp4"])
         try Data(repeating: 0x42, count: 5000).write(to: URL(fileURLWithPath: videos + "/broken.mp4"))
+        // A file that opens but yields no frame: a faststart MP4 cut just after its moov (the
+        // sample table promises frames the file does not hold). It once counted as done, exit 0.
+        let whole = base + "/whole.mp4"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=10", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                                "-movflags", "+faststart", whole])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: whole))
+        let mdat = try #require(bytes.range(of: Data("mdat".utf8)))
+        try bytes.prefix(mdat.upperBound + 64).write(to: URL(fileURLWithPath: videos + "/cut.mp4"))
         let pipeline = base + "/stats-batch.yaml"
         try """
         pipeline: stats-batch
@@ -113,14 +121,19 @@ import SightlineTestSupport
         let first = try Tool.run(bin, ["run", pipeline, "--input", videos], check: false)
         #expect(first.status == 3, "a failed file makes the exit status 3: \(first.stderr)")
         #expect(first.stderr.contains("broken.mp4"))
+        #expect(first.stderr.contains("cut.mp4") && first.stderr.contains("no video frame could be decoded"), "\(first.stderr)")
+        // The summary counts files, not the one source node (it said "1 source(s)").
+        #expect(first.stderr.contains("from 3 file(s) (1 processed, 2 failed, 0 already done)"), "\(first.stderr)")
         #expect(files(in: out).contains("good.mp4.jsonl"))
         #expect(!files(in: out).contains("broken.mp4.jsonl"))
+        #expect(!files(in: out).contains("cut.mp4.jsonl"))
         let stats = try jsonLines(out + "/good.mp4.jsonl").filter { ($0["topic"] as? String) == "stats/files/good.mp4/" }
         #expect(stats.count == 20)
-        // Re-run: only the broken file is tried again.
+        // Re-run: only the broken files are tried again.
         let second = try Tool.run(bin, ["run", pipeline, "--input", videos, "--progress", "on"], check: false)
         #expect(second.status == 3)
-        #expect(second.stderr.contains("(1 already done)"), "\(second.stderr)")
+        // The bar does not claim the failed files were done (it said "100% 2/2 files").
+        #expect(second.stderr.contains("0/2 files (2 failed, 1 already done)"), "\(second.stderr)")
         #expect(try jsonLines(out + "/sightline-done.jsonl").count == 1)
 
         let missing = try Tool.run(bin, ["run", pipeline, "--input", base + "/nowhere"], check: false)
