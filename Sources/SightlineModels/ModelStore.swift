@@ -116,8 +116,13 @@ public struct ModelStore: Sendable {
     @discardableResult
     public func fetch(_ manifest: ModelManifest, python: String = "python3") throws -> String {
         let target = path(for: manifest)
-        if isFetched(manifest), (try? verify(manifest)) != nil,
-           manifest.companions.allSatisfy({ (try? verify(manifest, companion: $0)) != nil }) { return target }
+        // A cached file that is there but does not match its pin was changed or damaged after
+        // it was verified: that is an error naming it, never a silent re-download over it.
+        if FileManager.default.fileExists(atPath: target) { _ = try verify(manifest) }
+        for companion in manifest.companions where FileManager.default.fileExists(atPath: directory + "/" + manifest.cacheFileName(for: companion)) {
+            _ = try verify(manifest, companion: companion)
+        }
+        if isFetched(manifest) { return target }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let work = directory + "/.fetch-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)

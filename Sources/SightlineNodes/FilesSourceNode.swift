@@ -109,17 +109,11 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
         let base = URL(fileURLWithPath: input)
         if isDirectory.boolValue {
             let wanted = Set(extensions.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            guard let walker = fm.enumerator(at: base, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles]) else {
-                throw SightlineError.cannotOpen(input: input, reason: "cannot list the folder")
-            }
-            var files: [String] = []
-            for case let url as URL in walker where wanted.contains(url.pathExtension.lowercased()) {
-                if (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { files.append(url.standardizedFileURL.path) }
-            }
+            let files = try videos(under: base.standardizedFileURL, wanted: wanted)
             guard !files.isEmpty else {
                 throw SightlineError.cannotOpen(input: input, reason: "the folder holds no video files (extensions: \(extensions))")
             }
-            return files.sorted()
+            return files
         }
         if ["txt", "list", "lst"].contains(base.pathExtension.lowercased()) {
             let text = try String(contentsOf: base, encoding: .utf8)
@@ -138,6 +132,42 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
             return files
         }
         return [base.standardizedFileURL.path]
+    }
+
+    /// Every video under `folder`, sorted by path, following symbolic links — a media library
+    /// often links its files or folders in — but taking each real file once (by its resolved
+    /// path) and entering each real folder once, so a link back up the tree cannot loop.
+    /// Hidden files and folders are skipped.
+    static func videos(under folder: URL, wanted: Set<String>) throws -> [String] {
+        let fm = FileManager.default
+        var seenFiles = Set<String>(), seenFolders = Set<String>()
+        var found: [String] = []
+        // Breadth first, and in each folder real entries before links: a file reached both
+        // directly and through a link keeps its own name.
+        var pending = [folder]
+        while !pending.isEmpty {
+            let current = pending.removeFirst()
+            guard seenFolders.insert(current.resolvingSymlinksInPath().path).inserted else { continue }
+            guard let names = try? fm.contentsOfDirectory(atPath: current.path) else {
+                if current == folder { throw SightlineError.cannotOpen(input: folder.path, reason: "cannot list the folder") }
+                continue
+            }
+            let entries = names.filter { !$0.hasPrefix(".") }.sorted().map { current.appendingPathComponent($0) }
+            let isLink = { (url: URL) in (try? fm.destinationOfSymbolicLink(atPath: url.path)) != nil }
+            var folders: [URL] = []
+            for url in entries.filter({ !isLink($0) }) + entries.filter(isLink) {
+                let real = url.resolvingSymlinksInPath()
+                var isDirectory: ObjCBool = false
+                guard fm.fileExists(atPath: real.path, isDirectory: &isDirectory) else { continue }  // a dangling link
+                if isDirectory.boolValue {
+                    folders.append(url)
+                } else if wanted.contains(url.pathExtension.lowercased()), seenFiles.insert(real.path).inserted {
+                    found.append(url.standardizedFileURL.path)
+                }
+            }
+            pending += folders
+        }
+        return found.sorted()
     }
 
     /// Topic-safe, unique names: the file name with anything but letters, digits, `.`, `_`

@@ -68,6 +68,13 @@ import SightlineTestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("not the model".utf8).write(to: URL(fileURLWithPath: store.path(for: ModelZoo.openNSFW)))
         #expect(throws: ModelStoreError.self) { try NSFWClassifier(store: store) }
+        // Fetching does not silently download over a tampered file: it names it (no network needed).
+        do {
+            _ = try store.fetch(ModelZoo.openNSFW, python: "/nonexistent/python")
+            Issue.record("a tampered cache file was accepted")
+        } catch let error as ModelStoreError {
+            #expect(error.description.contains(store.path(for: ModelZoo.openNSFW)) && error.description.contains("does not match the pinned"), "\(error)")
+        }
         do {
             _ = try store.verify(ModelZoo.openNSFW)
         } catch let error as ModelStoreError {
