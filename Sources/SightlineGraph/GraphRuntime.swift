@@ -7,10 +7,12 @@ import Synchronization
 /// harness, on one thread).
 public final class GraphRuntime: NodeContext, @unchecked Sendable {
     public let pipeline: ValidatedPipeline
+    private let resultsDigest: String
     public let clock: any GraphClock
     public let metrics = GraphMetrics()
     public var pipelineName: String { pipeline.name }
     public var pipelineHash: String { pipeline.hash }
+    public var resultsHash: String { resultsDigest }
 
     let executor: Executor
     private(set) var runners: [NodeRunner] = []
@@ -35,6 +37,7 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
 
     public init(pipeline: ValidatedPipeline, registry: NodeRegistry, clock: any GraphClock = SystemClock(), synchronous: Bool = false) throws {
         self.pipeline = pipeline
+        resultsDigest = pipeline.resultsHash
         self.clock = clock
         self.executor = synchronous ? SynchronousExecutor() : DispatchExecutor()
         self.startedAt = clock.now()

@@ -33,9 +33,16 @@ public protocol NodeContext: Sendable {
     var clock: any GraphClock { get }
     var pipelineName: String { get }
     var pipelineHash: String { get }
+    /// The hash of what decides results (`ValidatedPipeline.resultsHash`).
+    var resultsHash: String { get }
     var metrics: GraphMetrics { get }
     /// Posts a status event to every sink.
     func post(_ status: StatusEvent)
+}
+
+extension NodeContext {
+    /// Contexts outside a running graph (tests, tools): the pipeline hash stands in.
+    public var resultsHash: String { pipelineHash }
 }
 
 /// A transform or sink. Called on one queue at a time (per lane), so it may keep state

@@ -25,6 +25,25 @@ public struct ValidatedPipeline: Sendable {
     public var edges: [ResolvedEdge]
     /// sha256 of the canonical pipeline text (after command-line overrides).
     public var hash: String
+    /// sha256 of what decides the results: every node but the sinks with its resolved options
+    /// (a source's input URL and resume switch left out: the journal keys files by path), and
+    /// the edges between them. Where results are published or written does not change it, so
+    /// a batch journal can tell "same job" from "other settings".
+    public var resultsHash: String {
+        let sinks = Set(nodes.filter { $0.descriptor.role == .sink }.map(\.id))
+        var lines: [String] = []
+        for node in nodes.sorted(by: { $0.id < $1.id }) where !sinks.contains(node.id) {
+            lines.append("node \(node.id) \(node.type)")
+            let ignored: Set<String> = node.descriptor.role == .source ? ["url", "resume"] : []
+            for (name, value) in node.options.values.sorted(by: { $0.key < $1.key }) where !ignored.contains(name) {
+                lines.append("  \(name)=\(value)")
+            }
+        }
+        for edge in edges.sorted(by: { ($0.from, $0.to) < ($1.from, $1.to) }) where !sinks.contains(edge.to) {
+            lines.append("edge \(edge.from) -> \(edge.to)")
+        }
+        return SHA256.hash(data: Data(lines.joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
+    }
     /// Where its relative paths pointed (every path option is already absolute).
     public var paths: PipelinePaths
 

@@ -16,6 +16,8 @@ public struct BatchJournal: Sendable {
         /// The finished output: relative to the journal's folder, or absolute when outside it.
         public var output: String
         public var finished: Double
+        /// The pipeline's results hash when it was done (nil in journals from before it was kept).
+        public var pipeline: String?
     }
 
     public static let fileName = "sightline-done.jsonl"
@@ -43,9 +45,11 @@ public struct BatchJournal: Sendable {
         return result
     }
 
-    /// Whether `path` was finished by an earlier run and has not changed since.
-    public func isFinished(path: String, identity: FileIdentity?, entries: [String: Entry]) -> Bool {
-        guard let identity, let entry = entries[path], entry.size == identity.size, entry.mtime == identity.mtime else { return false }
+    /// Whether `path` was finished by an earlier run with the same settings (`resultsHash`) and
+    /// has not changed since. Other settings redo it: the old output is not what this run makes.
+    public func isFinished(path: String, identity: FileIdentity?, entries: [String: Entry], resultsHash: String) -> Bool {
+        guard let identity, let entry = entries[path], entry.size == identity.size, entry.mtime == identity.mtime,
+              entry.pipeline == resultsHash else { return false }
         let output = entry.output.hasPrefix("/") ? entry.output : directory.appendingPathComponent(entry.output).path
         return FileManager.default.fileExists(atPath: output)
     }

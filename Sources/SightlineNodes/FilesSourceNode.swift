@@ -57,7 +57,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
         let finished = journal?.entries() ?? [:]
         let plan = zip(paths, names).map { path, name -> PlannedFile in
             let identity = FileIdentity(path: path)
-            let skip = journal?.isFinished(path: path, identity: identity, entries: finished) ?? false
+            let skip = journal?.isFinished(path: path, identity: identity, entries: finished, resultsHash: context.resultsHash) ?? false
             let duration = skip ? nil : (try? MediaProbe.probe(url: path, timeout: 10))?.durationSeconds
             return PlannedFile(path: path, source: "\(sourceID)/\(name)", identity: identity, duration: duration, skip: skip)
         }

@@ -18,6 +18,8 @@ public final class JSONLSink: NodeProcessor {
     private let single: FileHandle?
     private let outputs: SourceOutputFiles?
     private let journal: BatchJournal?
+    /// The running pipeline's results hash, recorded with each finished file.
+    private var resultsHash: String?
     private var perSource: [String: FileHandle] = [:]
 
     public static let descriptor = NodeDescriptor(
@@ -66,7 +68,10 @@ public final class JSONLSink: NodeProcessor {
     }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        if encoder == nil { encoder = EnvelopeEncoder(pipelineName: context.pipelineName, pipelineHash: context.pipelineHash) }
+        if encoder == nil {
+            encoder = EnvelopeEncoder(pipelineName: context.pipelineName, pipelineHash: context.pipelineHash)
+            resultsHash = context.resultsHash
+        }
         let message: BusMessage
         let source: String?
         switch item {
@@ -112,7 +117,7 @@ public final class JSONLSink: NodeProcessor {
         let final = try outputs.commitOutput(forSource: eos.sourceID)
         if let file = eos.batchFile, let size = file.size, let mtime = file.mtime {
             try journal.append(.init(source: eos.sourceID, path: file.path, size: size, mtime: mtime,
-                                     output: journal.reference(to: final), finished: Date().timeIntervalSince1970))
+                                     output: journal.reference(to: final), finished: Date().timeIntervalSince1970, pipeline: resultsHash))
         }
     }
 

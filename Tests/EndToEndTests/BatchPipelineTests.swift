@@ -136,6 +136,13 @@ import SightlineTestSupport
         #expect(second.stderr.contains("0/2 files (2 failed, 1 already done)"), "\(second.stderr)")
         #expect(try jsonLines(out + "/sightline-done.jsonl").count == 1)
 
+        // Where results go does not change them: still done. Other settings do: redone.
+        let sameJob = try Tool.run(bin, ["run", pipeline, "--input", videos, "--progress", "on", "--set", "results.vectors=true"], check: false)
+        #expect(sameJob.stderr.contains("(2 failed, 1 already done)"), "\(sameJob.stderr)")
+        let otherSettings = try Tool.run(bin, ["run", pipeline, "--input", videos, "--progress", "on", "--set", "files.fps=5"], check: false)
+        #expect(otherSettings.stderr.contains("1/3 files (2 failed)"), "the journal's settings differ, so good.mp4 is redone: \(otherSettings.stderr)")
+        #expect(try jsonLines(out + "/good.mp4.jsonl").filter { ($0["topic"] as? String) == "stats/files/good.mp4/" }.count == 10)
+
         let missing = try Tool.run(bin, ["run", pipeline, "--input", base + "/nowhere"], check: false)
         #expect(missing.status != 0 && missing.stderr.contains("no such file or folder"), "\(missing.stderr)")
     }
