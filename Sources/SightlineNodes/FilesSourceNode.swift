@@ -52,7 +52,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
 
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
         let paths = try Self.inputFiles(options.string("url") ?? "", extensions: options.string("extensions") ?? Self.defaultExtensions)
-        let names = Self.uniqueNames(paths)
+        let names = Self.uniqueNames(paths, relativeTo: Self.baseFolder(options.string("url") ?? ""))
         let journal = options.bool("resume") == true ? BatchJournal(directory: options.outputDirectory) : nil
         let finished = journal?.entries() ?? [:]
         let plan = zip(paths, names).map { path, name -> PlannedFile in
@@ -170,13 +170,28 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
         return found.sorted()
     }
 
-    /// Topic-safe, unique names: the file name with anything but letters, digits, `.`, `_`
-    /// and `-` replaced by `_`; a repeated name gets `~2`, `~3`, … in list order.
-    static func uniqueNames(_ paths: [String]) -> [String] {
+    /// The folder names are taken relative to: the input folder, or a list's folder.
+    static func baseFolder(_ input: String) -> String? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else { return nil }
+        let url = URL(fileURLWithPath: input).standardizedFileURL
+        return isDirectory.boolValue ? url.path : url.deletingLastPathComponent().path
+    }
+
+    /// Topic-safe, unique names that mirror each file's path under `base` (`season/ep1.mp4`),
+    /// so same-named files in different folders never share an output or a journal line;
+    /// a file outside `base` is named by its file name alone. Each path component has anything
+    /// but letters, digits, `.`, `_` and `-` replaced by `_`; a name still repeated (two
+    /// inputs that differ only in such characters) gets `~2`, `~3`, … in list order.
+    static func uniqueNames(_ paths: [String], relativeTo base: String? = nil) -> [String] {
         var seen: [String: Int] = [:]
+        let prefix = base.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
         return paths.map { path in
-            let base = URL(fileURLWithPath: path).lastPathComponent
-            let safe = String(base.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+            let relative = prefix.flatMap { path.hasPrefix($0) ? String(path.dropFirst($0.count)) : nil } ?? URL(fileURLWithPath: path).lastPathComponent
+            let safe = relative.split(separator: "/").map { component in
+                String(component.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+                    .replacingOccurrences(of: "..", with: "__")
+            }.joined(separator: "/")
             seen[safe, default: 0] += 1
             let count = seen[safe] ?? 1
             return count == 1 ? safe : "\(safe)~\(count)"

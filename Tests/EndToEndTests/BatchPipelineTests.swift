@@ -67,8 +67,9 @@ import SightlineTestSupport
         let journal = try jsonLines(out + "/sightline-done.jsonl")
         let journalPaths = journal.compactMap { $0["path"] as? String }
         #expect(journalPaths.count == 4 && Set(journalPaths).count == 4, "each file recorded once: \(journalPaths)")
+        // Outputs mirror each file's path under the input folder (more/d-astronaut.mkv).
         for (_, name) in clips {
-            let file = (name as NSString).lastPathComponent
+            let file = name
             let messages = try jsonLines(out + "/\(file).jsonl")
             let source = "files/\(file)"
             #expect(messages.allSatisfy { ($0["header"] as? [String: Any])?["source"] as? String == source }, "\(file)")

@@ -28,4 +28,12 @@ import Testing
         #expect(names == ["a.mp4", "b-linked.mp4", "season/c.mkv"], "\(names)")
         #expect(!names.contains { $0.contains("hidden") || $0.contains("dangling") || $0.hasSuffix(".txt") })
     }
+
+    /// Same-named files in different folders once shared one output and one journal line;
+    /// names now mirror the path under the input folder.
+    @Test func namesMirrorTheRelativePath() {
+        let names = FilesSourceNode.uniqueNames(["/v/a/clip.mp4", "/v/b/clip.mp4", "/v/clip.mp4", "/elsewhere/clip.mp4", "/v/my show/ep 1.mp4"], relativeTo: "/v")
+        #expect(names == ["a/clip.mp4", "b/clip.mp4", "clip.mp4", "clip.mp4~2", "my_show/ep_1.mp4"])
+        #expect(FilesSourceNode.uniqueNames(["/x/a.mp4", "/y/a.mp4"]) == ["a.mp4", "a.mp4~2"], "without a base folder: file names")
+    }
 }
