@@ -43,7 +43,7 @@ public enum PipelineParser {
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            return (nil, [yamlDiagnostic(error, file: file)])
+            return (nil, [yamlDiagnostic(error, file: file, text: text)])
         } catch {
             return (nil, [Diagnostic(SourceLocation(file: file, line: 1, column: 1), "cannot parse YAML: \(error)")])
         }
@@ -59,8 +59,15 @@ public enum PipelineParser {
         var sawNodes = false
         var sawEdges = false
 
+        var seenTop: [String: SourceLocation] = [:]
         for (keyNode, value) in top {
             let key = keyNode.string ?? ""
+            // YAML parsers keep the last of two equal keys; a pipeline never means that.
+            if let first = seenTop[key] {
+                diagnostics.append(Diagnostic(at(keyNode), "duplicate key '\(key)'", hint: "it is already set at line \(first.line); keep one"))
+                continue
+            }
+            seenTop[key] = at(keyNode)
             switch key {
             case "pipeline":
                 if let name = value.string, !name.isEmpty { spec.name = name } else {
@@ -142,8 +149,14 @@ public enum PipelineParser {
                 continue
             }
             var node = NodeSpec(id: id, type: "", options: [], concurrency: 1, location: at(idNode), typeLocation: at(idNode))
+            var seenKeys: [String: SourceLocation] = [:]
             for (k, v) in fields {
                 let key = k.string ?? ""
+                if let first = seenKeys[key] {
+                    diagnostics.append(Diagnostic(at(k), "duplicate option '\(key)' of node '\(id)'", hint: "it is already set at line \(first.line); keep one"))
+                    continue
+                }
+                seenKeys[key] = at(k)
                 guard let scalar = v.scalar else {
                     diagnostics.append(Diagnostic(at(v), "option '\(key)' of node '\(id)' must be a single value"))
                     continue
@@ -229,11 +242,35 @@ public enum PipelineParser {
         return id.count <= 64 && id.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-.".unicodeScalars.contains($0)) }
     }
 
-    static func yamlDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
+    static func yamlDiagnostic(_ error: YamlError, file: String, text: String = "") -> Diagnostic {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             let where_ = context.map { "\($0.text) " } ?? ""
             return Diagnostic(SourceLocation(file: file, line: mark.line, column: mark.column), "YAML syntax: \(where_)\(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // The parser names the key and the mapping; the line is the key's second
+            // occurrence at the mapping's indentation, found in the text.
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            for key in duplicates.sorted() {
+                var found: [(line: Int, column: Int)] = []
+                var indent: Int?
+                for index in max(context.mark.line - 1, 0)..<lines.count {
+                    let line = lines[index]
+                    let trimmed = line.drop { $0 == " " }
+                    guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
+                    let column = line.count - trimmed.count
+                    if let indent, column < indent { break }  // the mapping ended
+                    guard trimmed.hasPrefix(key + ":") || trimmed.hasPrefix("\"\(key)\":") else { continue }
+                    if indent == nil { indent = column }
+                    if column == indent { found.append((index + 1, column + 1)) }
+                }
+                if found.count >= 2 {
+                    return Diagnostic(SourceLocation(file: file, line: found[1].line, column: found[1].column), "duplicate key '\(key)'",
+                                      hint: "it is already set at line \(found[0].line); keep one")
+                }
+            }
+            return Diagnostic(SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
+                              "duplicate key \(duplicates.sorted().map { "'\($0)'" }.joined(separator: ", "))", hint: "keep one of each")
         default:
             return Diagnostic(SourceLocation(file: file, line: 1, column: 1), "YAML: \(error)")
         }

@@ -84,6 +84,35 @@ import SightlineNodes
         #expect(d.first?.message.contains("expected a rate") == true)
     }
 
+    /// Duplicate keys are reported where the second one is, with the first one's line (the
+    /// YAML parser's own message pointed at 1:1).
+    @Test func duplicateKeysAreReportedAtTheirLine() {
+        let option = diagnostics("""
+        nodes:
+          cam1:
+            type: source
+            url: a.mp4
+            fps: 2
+            fps: 5
+          out: {type: jsonl, path: o}
+        edges:
+          - cam1 -> out
+        """)
+        #expect(option.map { position($0) } == ["6:5"], "\(option.map(\.message))")
+        #expect(option.first?.message == "duplicate key 'fps'" && option.first?.hint?.contains("line 5") == true)
+        let top = diagnostics("""
+        nodes:
+          cam1: {type: source, url: a.mp4}
+          out: {type: jsonl, path: o}
+        edges:
+          - cam1 -> out
+        edges:
+          - cam1 -> out
+        """)
+        #expect(top.map { position($0) } == ["6:1"], "\(top.map(\.message))")
+        #expect(top.first?.hint?.contains("line 4") == true)
+    }
+
     @Test func missingRequiredOption() {
         let d = diagnostics("""
         nodes:
