@@ -133,6 +133,7 @@ public enum PipelineParser {
                                           hint: "nodes:\n      cam1: {type: source, url: clip.mp4}"))
             return
         }
+        var ids = Set(spec.nodes.map(\.id))
         for (idNode, body) in mapping {
             let id = idNode.string ?? ""
             if !isValidID(id) {
@@ -140,7 +141,7 @@ public enum PipelineParser {
                                               hint: "ids use letters, digits, '_', '-' and '.', start with a letter or digit (they become topic parts)"))
                 continue
             }
-            if spec.nodes.contains(where: { $0.id == id }) {
+            guard ids.insert(id).inserted else {
                 diagnostics.append(Diagnostic(at(idNode), "duplicate node id '\(id)'"))
                 continue
             }

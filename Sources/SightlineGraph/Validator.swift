@@ -178,9 +178,11 @@ public enum PipelineValidator {
                 diagnostics.append(Diagnostic(spec.nodesLocation, "no source", hint: "add e.g. cam1: {type: source, url: clip.mp4}"))
             }
         }
+        // Sets, not a scan of the edges per node: validation stays linear in the pipeline's size.
+        let withInput = Set(connections.map(\.to)), withOutput = Set(connections.map(\.from))
         for node in resolved {
-            let hasInput = connections.contains { $0.to == node.id }
-            let hasOutput = connections.contains { $0.from == node.id }
+            let hasInput = withInput.contains(node.id)
+            let hasOutput = withOutput.contains(node.id)
             if node.descriptor.role != .source && !hasInput {
                 diagnostics.append(Diagnostic(spec.node(node.id)?.location ?? spec.nodesLocation, "node '\(node.id)' has no input edge",
                                               hint: "connect it, e.g. '- SOURCE -> \(node.id)'"))
@@ -219,25 +221,34 @@ public enum PipelineValidator {
     /// without a `regions` node, `captions` without labels, … (each node type's `NodeContract`).
     static func contractDiagnostics(spec: PipelineSpec, nodes: [ValidatedPipeline.ResolvedNode], edges: [ValidatedPipeline.ResolvedEdge],
                                     registry: NodeRegistry) -> [Diagnostic] {
-        var parents: [String: [String]] = [:]
-        for edge in edges { parents[edge.to, default: []].append(edge.from) }
+        // What each node's upstream produces, in one pass in topological order (the graph is
+        // a DAG by now): a node's available kinds are its parents' and what they produce.
+        var parents: [String: [String]] = [:], children: [String: [String]] = [:]
+        for edge in edges {
+            parents[edge.to, default: []].append(edge.from)
+            children[edge.from, default: []].append(edge.to)
+        }
         let byID = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        func upstream(of id: String) -> Set<String> {
-            var seen = Set<String>()
-            var stack = parents[id] ?? []
-            while let next = stack.popLast() {
-                if seen.insert(next).inserted { stack += parents[next] ?? [] }
+        var waiting = Dictionary(nodes.map { ($0.id, parents[$0.id]?.count ?? 0) }, uniquingKeysWith: { a, _ in a })
+        var ready = nodes.map(\.id).filter { waiting[$0] == 0 }
+        var availableAt: [String: Set<ResultKind>] = [:]
+        while let id = ready.popLast() {
+            var kinds = Set<ResultKind>()
+            for parent in parents[id] ?? [] {
+                kinds.formUnion(availableAt[parent] ?? [])
+                if let node = byID[parent] { kinds.formUnion(node.descriptor.contract.produces(given: node.options)) }
             }
-            return seen
+            availableAt[id] = kinds
+            for child in children[id] ?? [] {
+                waiting[child, default: 1] -= 1
+                if waiting[child] == 0 { ready.append(child) }
+            }
         }
         var diagnostics: [Diagnostic] = []
         for node in nodes {
             let needs = node.descriptor.contract.needs(given: node.options)
             guard !needs.isEmpty else { continue }
-            let before = upstream(of: node.id)
-            let available = before.reduce(into: Set<ResultKind>()) { kinds, id in
-                if let other = byID[id] { kinds.formUnion(other.descriptor.contract.produces(given: other.options)) }
-            }
+            let available = availableAt[node.id] ?? []
             for need in needs where available.isDisjoint(with: need.anyOf) {
                 let spelled = need.anyOf.map { "`\($0.rawValue)`" }
                 let kinds = spelled.count > 1 ? spelled.dropLast().joined(separator: ", ") + " or " + (spelled.last ?? "") : spelled.joined()
@@ -253,27 +264,33 @@ public enum PipelineValidator {
         return diagnostics
     }
 
-    /// A cycle as a node path ending where it started, or nil.
+    /// A cycle as a node path ending where it started, or nil. Iterative: a chain of tens of
+    /// thousands of nodes must not exhaust the stack.
     static func findCycle(nodes: [String], edges: [ValidatedPipeline.ResolvedEdge]) -> [String]? {
         var next: [String: [String]] = [:]
         for edge in edges { next[edge.from, default: []].append(edge.to) }
-        var state: [String: Int] = [:]  // 1 visiting, 2 done
-        var path: [String] = []
-        func visit(_ node: String) -> [String]? {
-            state[node] = 1
-            path.append(node)
-            for target in next[node] ?? [] {
-                if state[target] == 1, let start = path.firstIndex(of: target) {
-                    return Array(path[start...]) + [target]
+        var state: [String: Int] = [:]  // 1 on the current path, 2 done
+        for root in nodes where state[root] == nil {
+            // The current path, each node with the index of its next child to look at.
+            var path: [(node: String, child: Int)] = [(root, 0)]
+            state[root] = 1
+            while let (node, child) = path.last {
+                let targets = next[node] ?? []
+                guard child < targets.count else {
+                    state[node] = 2
+                    path.removeLast()
+                    continue
                 }
-                if state[target] == nil, let cycle = visit(target) { return cycle }
+                path[path.count - 1].child += 1
+                let target = targets[child]
+                if state[target] == 1, let start = path.firstIndex(where: { $0.node == target }) {
+                    return path[start...].map(\.node) + [target]
+                }
+                if state[target] == nil {
+                    state[target] = 1
+                    path.append((target, 0))
+                }
             }
-            path.removeLast()
-            state[node] = 2
-            return nil
-        }
-        for node in nodes where state[node] == nil {
-            if let cycle = visit(node) { return cycle }
         }
         return nil
     }

@@ -113,6 +113,33 @@ import SightlineNodes
         #expect(top.first?.hint?.contains("line 4") == true)
     }
 
+    /// A 50,000-node chain: the cycle finder is iterative (no stack overflow), finds a cycle
+    /// closing at the far end, and finds none in the plain chain.
+    @Test func longChainsDoNotExhaustTheStack() {
+        let n = 50_000
+        let ids = (0..<n).map { "p\($0)" }
+        var edges = (0..<(n - 1)).map { ValidatedPipeline.ResolvedEdge(from: ids[$0], to: ids[$0 + 1], policy: .block, capacity: 4) }
+        #expect(PipelineValidator.findCycle(nodes: ids, edges: edges) == nil)
+        edges.append(.init(from: ids[n - 1], to: ids[n - 3], policy: .block, capacity: 4))
+        #expect(PipelineValidator.findCycle(nodes: ids, edges: edges) == [ids[n - 3], ids[n - 2], ids[n - 1], ids[n - 3]])
+    }
+
+    /// Contracts see what any node upstream produces, however far: moderation after a long run
+    /// of passthroughs behind nsfw is satisfied; without nsfw it is not.
+    @Test func contractsLookFarUpstream() {
+        func pipeline(withNSFW: Bool) -> String {
+            var lines = ["nodes:", "  cam1: {type: synthetic}"]
+            if withNSFW { lines.append("  nsfw: {type: nsfw, fetch: false}") }
+            lines += (0..<300).map { "  p\($0): {type: passthrough}" } + ["  mod: {type: moderation}", "  out: {type: null}", "edges:"]
+            lines.append(withNSFW ? "  - cam1 -> nsfw" : "  - cam1 -> p0")
+            if withNSFW { lines.append("  - nsfw -> p0") }
+            lines += (0..<299).map { "  - p\($0) -> p\($0 + 1)" } + ["  - p299 -> mod", "  - mod -> out"]
+            return lines.joined(separator: "\n")
+        }
+        #expect(diagnostics(pipeline(withNSFW: true)).isEmpty, "\(diagnostics(pipeline(withNSFW: true)).map(\.message))")
+        #expect(diagnostics(pipeline(withNSFW: false)).first?.message.contains("node 'mod' (moderation) needs") == true)
+    }
+
     @Test func missingRequiredOption() {
         let d = diagnostics("""
         nodes:
