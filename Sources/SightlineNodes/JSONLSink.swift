@@ -71,6 +71,10 @@ public final class JSONLSink: NodeProcessor {
         if encoder == nil {
             encoder = EnvelopeEncoder(pipelineName: context.pipelineName, pipelineHash: context.pipelineHash)
             resultsHash = context.resultsHash
+            // This run's pipeline-wide output (heartbeats) is opened at once, so it replaces a
+            // stale `pipeline.jsonl.partial` a killed run left even when this run is too short
+            // for a heartbeat; close() commits it.
+            if outputs != nil { _ = try handle(for: nil) }
         }
         let message: BusMessage
         let source: String?

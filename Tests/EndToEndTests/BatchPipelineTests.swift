@@ -119,8 +119,12 @@ import SightlineTestSupport
           - files -> stats
           - stats -> results
         """.write(toFile: pipeline, atomically: true, encoding: .utf8)
+        // A killed run's pipeline-wide output left behind (it flaked the resume test): replaced.
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try Data("stale\n".utf8).write(to: URL(fileURLWithPath: out + "/pipeline.jsonl.partial"))
         let first = try Tool.run(bin, ["run", pipeline, "--input", videos], check: false)
         #expect(first.status == 3, "a failed file makes the exit status 3: \(first.stderr)")
+        #expect(!files(in: out).contains("pipeline.jsonl.partial") && files(in: out).contains("pipeline.jsonl"), "\(files(in: out))")
         #expect(first.stderr.contains("broken.mp4"))
         #expect(first.stderr.contains("cut.mp4") && first.stderr.contains("no video frame could be decoded"), "\(first.stderr)")
         // The summary counts files, not the one source node (it said "1 source(s)").
