@@ -78,8 +78,8 @@ public final class LabelsNode: BatchedModelNode {
     private let planner: CropPlanner
     private let hierarchy: ImageNetHierarchy?
     /// What upstream nodes said about frames not yet classified, by source and frame index.
-    private var peopleSeen: [String: [Int: [PixelBox]]] = [:]
-    private var motionSeen: [String: [Int: TileMask]] = [:]
+    private var peopleSeen: [String: FrameTable<[PixelBox]>] = [:]
+    private var motionSeen: [String: FrameTable<TileMask>] = [:]
 
     public static let descriptor = NodeDescriptor(
         name: "labels", description: "ImageNet-1k labels per frame and per crop (around people, motion, the sides of wide frames) with a hedged WordNet concept (EfficientNet-Lite0); optionally the 1280-d visual embedding.",
@@ -115,9 +115,9 @@ public final class LabelsNode: BatchedModelNode {
         case .record(let record):
             switch record.value {
             case .people(let people):
-                remember(&peopleSeen, record.sourceID, people.frameIndex, people.objects.map(\.box))
+                peopleSeen[record.sourceID, default: FrameTable(capacity: 64)].set(people.objects.map(\.box), for: people.frameIndex)
             case .regions(let regions) where !regions.refresh && !regions.skip:
-                remember(&motionSeen, record.sourceID, regions.frameIndex, regions.tiles)
+                motionSeen[record.sourceID, default: FrameTable(capacity: 64)].set(regions.tiles, for: regions.frameIndex)
             default: break
             }
         case .endOfStream(let eos):
@@ -130,14 +130,6 @@ public final class LabelsNode: BatchedModelNode {
         default: break
         }
         try super.process(item, context: context, emit: emit)
-    }
-
-    /// Bounded: a source whose frames never arrive cannot grow this beyond a few dozen entries.
-    private func remember<T>(_ table: inout [String: [Int: T]], _ source: String, _ frame: Int, _ value: T) {
-        var entries = table[source] ?? [:]
-        entries[frame] = value
-        if entries.count > 64, let oldest = entries.keys.min() { entries[oldest] = nil }
-        table[source] = entries
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
@@ -157,8 +149,8 @@ public final class LabelsNode: BatchedModelNode {
     private func regionLabels(_ frames: [Frame]) throws -> [[RegionLabels]] {
         var crops: [(frame: Int, crop: CropPlanner.Crop, pixels: Frame, colour: String?)] = []
         for (i, frame) in frames.enumerated() {
-            let people = peopleSeen[frame.sourceID]?.removeValue(forKey: frame.decodeIndex) ?? []
-            let motion = motionSeen[frame.sourceID]?.removeValue(forKey: frame.decodeIndex)
+            let people = peopleSeen[frame.sourceID]?.take(frame.decodeIndex) ?? []
+            let motion = motionSeen[frame.sourceID]?.take(frame.decodeIndex)
             for crop in planner.crops(width: frame.width, height: frame.height, people: people, motion: motion) {
                 if let pixels = frame.cropped(to: crop.box) { crops.append((i, crop, pixels, ColourNames.dominant(in: frame, box: crop.box))) }
             }

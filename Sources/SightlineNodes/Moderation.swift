@@ -385,8 +385,8 @@ public final class ModerationNode: NodeProcessor {
 /// Who is in which frame of a source, from people, faces and tracks records (they come before
 /// the frame's other records). Knows whether it has heard from any detector at all.
 struct PresenceLog: Sendable {
-    private var people: [Int: Bool] = [:]
-    private var faces: [Int: Bool] = [:]
+    private var people = FrameTable<Bool>(capacity: 256)
+    private var faces = FrameTable<Bool>(capacity: 256)
     private var heardPeople = false
     private var heardFaces = false
 
@@ -395,17 +395,16 @@ struct PresenceLog: Sendable {
         case .people(let d): note(&people, d.frameIndex, !d.objects.isEmpty); heardPeople = true
         case .faces(let d): note(&faces, d.frameIndex, !d.objects.isEmpty); heardFaces = true
         case .tracks(let t) where t.label == "person":
-            note(&people, t.frameIndex, (people[t.frameIndex] ?? false) || t.visibleCount > 0); heardPeople = true
+            note(&people, t.frameIndex, t.visibleCount > 0); heardPeople = true
         case .tracks(let t) where t.label == "face":
-            note(&faces, t.frameIndex, (faces[t.frameIndex] ?? false) || t.visibleCount > 0); heardFaces = true
+            note(&faces, t.frameIndex, t.visibleCount > 0); heardFaces = true
         default: break
         }
     }
 
-    /// Bounded: the oldest frames are forgotten.
-    private func note(_ table: inout [Int: Bool], _ frame: Int, _ value: Bool) {
-        table[frame] = value || (table[frame] ?? false)
-        if table.count > 256, let oldest = table.keys.min() { table[oldest] = nil }
+    /// Someone is in the frame once any record says so.
+    private func note(_ table: inout FrameTable<Bool>, _ frame: Int, _ value: Bool) {
+        table.set(value || (table[frame] ?? false), for: frame)
     }
 
     /// Whether the frame has what is required; nil when no detector for it has reported.

@@ -10,7 +10,7 @@ public final class RedactNode: NodeProcessor {
     private let lookback: Int
     private let coast: Int
     private var planners: [String: RedactionPlanner<Frame>] = [:]
-    private var faces: [String: [Int: [PixelBox]]] = [:]
+    private var faces: [String: FrameTable<[PixelBox]>] = [:]
 
     public static let descriptor = NodeDescriptor(
         name: "redact",
@@ -41,15 +41,12 @@ public final class RedactNode: NodeProcessor {
         switch item {
         case .record(let record):
             if case .faces(let detections) = record.value {
-                var table = faces[record.sourceID] ?? [:]
-                table[detections.frameIndex] = detections.objects.map(\.box)
-                if table.count > 256, let oldest = table.keys.min() { table[oldest] = nil }
-                faces[record.sourceID] = table
+                faces[record.sourceID, default: FrameTable(capacity: 256)].set(detections.objects.map(\.box), for: detections.frameIndex)
             }
             emit(item)
         case .frame(let frame):
             var planner = planners[frame.sourceID] ?? RedactionPlanner(lookback: lookback, coast: coast)
-            let detections = faces[frame.sourceID]?.removeValue(forKey: frame.decodeIndex)
+            let detections = faces[frame.sourceID]?.take(frame.decodeIndex)
             for released in planner.push(frame, detections: detections, at: frame.seconds) { emit(.frame(redacted(released))) }
             planners[frame.sourceID] = planner
         case .endOfStream(let eos):
