@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "SightlineNodesTests",
             dependencies: ["SightlineNodes", "SightlineGraph", "SightlineCore", "SightlineBus", "SightlineInference", "SightlineMedia", "SightlineModels", "SightlineTestSupport"]),
-        .testTarget(name: "SightlineBusTests", dependencies: ["SightlineBus", "SightlineCore"]),
+        .testTarget(name: "SightlineBusTests", dependencies: ["SightlineBus", "SightlineCore", "CZeroMQ"]),
         .testTarget(name: "SightlineKernelsTests", dependencies: ["SightlineKernels", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SightlineInferenceTests", dependencies: ["SightlineInference", "SightlineKernels", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(

@@ -36,6 +36,21 @@ public struct BusEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "\(role.rawValue)+\(action.rawValue):\(address)" }
+
+    /// ipc and inproc stay on this machine, as does tcp on 127.0.0.0/8, ::1 or localhost;
+    /// anything else (0.0.0.0, *, an interface, a remote host) can carry data off it.
+    public var isLoopbackOnly: Bool {
+        guard address.hasPrefix("tcp://") else { return true }
+        var host = String(address.dropFirst("tcp://".count))
+        // A connect address may name a local interface first: tcp://eth0;192.168.1.1:5555.
+        if let semicolon = host.lastIndex(of: ";") { host = String(host[host.index(after: semicolon)...]) }
+        if host.hasPrefix("[") {
+            host = String(host.dropFirst().prefix { $0 != "]" })
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
 }
 
 public enum BusError: UserFacingError, Equatable {

@@ -67,6 +67,11 @@ public final class ZMQSocket: @unchecked Sendable {
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError("setsockopt \(option)") }
     }
 
+    public func set(_ option: Int32, int64 value: Int64) throws {
+        var v = value
+        guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError("setsockopt \(option)") }
+    }
+
     public func set(_ option: Int32, bytes: [UInt8]) throws {
         let result = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, bytes.count) }
         guard result == 0 else { throw ZMQError("setsockopt \(option)") }
@@ -110,6 +115,9 @@ public final class ZMQSocket: @unchecked Sendable {
                 throw ZMQError("poll")
             }
             if ready == 0 { return nil }
+            // Readable can still mean nothing to read (a peer's message refused after the poll
+            // woke us): never block past the timeout.
+            return try receiveParts(flags: ZMQ_DONTWAIT)
         }
         return try receiveParts(flags: 0)
     }

@@ -108,9 +108,11 @@ public final class SyntheticSource: SourceProcessor, @unchecked Sendable {
     private let width: Int
     private let height: Int
     private let fps: Double
+    private let realtime: Bool
     private let cancelled = Atomic<Bool>(false)
 
-    public init(sourceID: String, count: Int, width: Int, height: Int, fps: Double) {
+    public init(sourceID: String, count: Int, width: Int, height: Int, fps: Double, realtime: Bool = false) {
+        self.realtime = realtime
         self.sourceID = sourceID
         self.count = count
         self.width = width
@@ -124,21 +126,28 @@ public final class SyntheticSource: SourceProcessor, @unchecked Sendable {
         options: [
             OptionSpec("count", .int, default: .int(100), min: 0, max: 100_000_000, help: "frames to emit"),
             OptionSpec("size", .size, default: .string("64x48"), help: "frame size WxH"),
-            OptionSpec("fps", .double, default: .double(25), min: 0.001, max: 10_000, help: "media frame rate (timestamps only; emission is not paced)"),
+            OptionSpec("fps", .double, default: .double(25), min: 0.001, max: 10_000, help: "media frame rate (timestamps; emission pace with realtime)"),
+            OptionSpec("realtime", .bool, default: .bool(false), help: "emit at fps, as a live camera would, instead of as fast as allowed"),
         ])
 
     public static let factory = NodeFactory(descriptor: descriptor) { id, options in
         let size = OptionSpec.parseSize(options.string("size") ?? "64x48")
         return .source(SyntheticSource(sourceID: id, count: options.int("count") ?? 100,
-                                       width: size?.width ?? 64, height: size?.height ?? 48, fps: options.double("fps") ?? 25))
+                                       width: size?.width ?? 64, height: size?.height ?? 48, fps: options.double("fps") ?? 25,
+                                       realtime: options.bool("realtime") ?? false))
     }
 
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
         var emitted = 0
+        let started = Date()
         for index in 0..<count {
             if cancelled.load(ordering: .relaxed) { break }
+            if realtime {
+                let wait = Double(index) / fps - Date().timeIntervalSince(started)
+                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+            }
             let shade = UInt8(truncatingIfNeeded: index * 7)
             let frame = Frame(
                 sourceID: sourceID, decodeIndex: index,

@@ -16,6 +16,8 @@ public enum OptionType: Sendable, Equatable, CustomStringConvertible {
     /// A file the pipeline reads (a policy, a template): relative to the pipeline file's folder
     /// when written there, to the working directory when given with --set; `validate` opens it.
     case inputFile
+    /// A folder the pipeline reads (allowed client keys), resolved like `inputFile`.
+    case inputFolder
     /// A file or folder the pipeline writes: relative to the output folder (`--output DIR`, the
     /// pipeline's `output:`, or else the working directory).
     case outputPath
@@ -26,6 +28,7 @@ public enum OptionType: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .inputFile: "file"
+        case .inputFolder: "folder"
         case .outputPath: "output path"
         case .media: "url or path"
         case .int: "int"
@@ -114,7 +117,7 @@ public struct OptionSpec: Sendable {
             case "false", "no", "off", "0": return .success(.bool(false))
             default: return .failure(.wrongType(expected: "true or false", got: text))
             }
-        case .string, .inputFile, .outputPath, .media:
+        case .string, .inputFile, .inputFolder, .outputPath, .media:
             return .success(.string(text))
         case .choice(let names):
             guard names.contains(trimmed) else { return .failure(.notAChoice(got: text, choices: names)) }

@@ -24,7 +24,7 @@ public struct PipelinePaths: Sendable, Equatable {
     public func resolve(_ value: String, type: OptionType, from location: SourceLocation) -> String {
         guard !value.isEmpty else { return value }
         switch type {
-        case .inputFile:
+        case .inputFile, .inputFolder:
             return Self.absolute(value, against: location.isCommandLine ? workingDirectory : pipelineFolder)
         case .media:
             if Self.isURL(value) { return value }
@@ -53,6 +53,12 @@ public struct PipelinePaths: Sendable, Equatable {
     }
 
     /// Why `path` cannot be read as a file, or nil when it can.
+    public static func notAFolder(_ path: String) -> String? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "no such folder" }
+        return isDirectory.boolValue ? nil : "it is a file, not a folder"
+    }
+
     public static func unreadable(_ path: String) -> String? {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "no such file" }

@@ -90,10 +90,10 @@ public enum PipelineValidator {
                     continue
                 }
                 switch option.parse(entry.value) {
-                case .success(.string(let text)) where [.inputFile, .outputPath, .media].contains(option.type):
+                case .success(.string(let text)) where [.inputFile, .inputFolder, .outputPath, .media].contains(option.type):
                     let path = paths.resolve(text, type: option.type, from: entry.location)
                     values[name] = .string(path)
-                    if option.type == .inputFile, !path.isEmpty, let problem = fileProblem(path, option: option) {
+                    if [.inputFile, .inputFolder].contains(option.type), !path.isEmpty, let problem = fileProblem(path, option: option) {
                         let base = entry.location.isCommandLine ? "the working directory (\(paths.workingDirectory))" : "the pipeline's folder (\(paths.pipelineFolder))"
                         diagnostics.append(Diagnostic(entry.location, "option '\(name)' of node '\(node.id)': cannot use '\(text)' (\(path)): \(problem)",
                                                       hint: "a relative path here is relative to \(base); \(option.help)"))
@@ -208,7 +208,7 @@ public enum PipelineValidator {
     /// What keeps a file option's file from being used: missing, a folder, unreadable, or
     /// rejected by the option's own check.
     static func fileProblem(_ path: String, option: OptionSpec) -> String? {
-        if let problem = PipelinePaths.unreadable(path) { return problem }
+        if let problem = option.type == .inputFolder ? PipelinePaths.notAFolder(path) : PipelinePaths.unreadable(path) { return problem }
         do {
             try option.checkFile?(path)
         } catch {

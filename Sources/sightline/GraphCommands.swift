@@ -293,15 +293,41 @@ struct SubscribeCommand: ParsableCommand {
     @Flag(help: "Exit after end-of-stream has arrived for every source seen.")
     var untilEnd = false
 
+    @Option(help: "Our CURVE certificate with its secret key (NAME.key_secret), for a pipeline with curve_secret_key.")
+    var curveKey: String?
+
+    @Option(help: "The publisher's public CURVE certificate (its NAME.key).")
+    var curveServerKey: String?
+
+    @Option(help: "Drop the connection on a message larger than this many bytes (default 256 MiB).")
+    var maxMessageSize: Int64 = 256 << 20
+
     func run() throws {
-        let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: endpoint, defaultRole: .sub), topics: topics)
+        var curve: CurveClientSettings?
+        switch (curveKey, curveServerKey) {
+        case (nil, nil): curve = nil
+        case (let key?, let serverKey?): curve = try CurveClientSettings(keyFile: key, serverKeyFile: serverKey)
+        default: throw ValidationError("--curve-key and --curve-server-key go together")
+        }
+        guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be positive") }
+        let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: endpoint, defaultRole: .sub), topics: topics,
+                                           curve: curve, maxMessageBytes: maxMessageSize)
         var received = 0
         var open = Set<String>()
         var ended = Set<String>()
+        // Messages lost on the way show as gaps in each topic's seq (a live publisher drops at a
+        // slow subscriber's own queue); reported on stderr so stdout stays one JSON line each.
+        var gaps = SequenceGaps()
+        defer {
+            for (topic, lost) in gaps.lostByTopic.sorted(by: { $0.key < $1.key }) {
+                printError("\(lost) message(s) lost on \(topic) (gaps in seq: this subscriber fell behind or the network dropped them)")
+            }
+        }
         while true {
             guard let message = try subscriber.receive(timeout: idleTimeout) else { break }
             FileHandle.standardOutput.write(Data((message.jsonLine(includeVector: vectors) + "\n").utf8))
             received += 1
+            if let seq = message.headerJSON?["seq"]?.intValue { gaps.note(topic: message.topic, seq: seq) }
             if let header = message.headerJSON, let source = header["source"]?.stringValue, source != Envelope.pipelineSource {
                 open.insert(source)
                 if header["data"]?["event"]?.stringValue == "end_of_stream" { ended.insert(source) }
