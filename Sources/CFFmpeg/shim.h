@@ -61,4 +61,30 @@ static inline void sl_set_interrupt_callback(AVFormatContext *ctx, int (*callbac
     ctx->interrupt_callback.opaque = opaque;
 }
 
+/// What sl_io_open_input_only saw on one context (owned by the Swift side, which outlives the
+/// context: avformat_open_input frees the context when it fails).
+typedef struct {
+    int opened;
+    int refused;
+} sl_open_record;
+
+/// An io_open callback for local files: it opens the input itself and refuses every further
+/// open a demuxer asks for (an HLS playlist's segments, a MOV data reference). A file named
+/// .mp4 that is really a playlist could otherwise make us read any other file on the machine.
+static inline int sl_io_open_input_only(struct AVFormatContext *s, AVIOContext **pb, const char *url,
+                                        int flags, AVDictionary **options) {
+    sl_open_record *record = (sl_open_record *)s->opaque;
+    if (record->opened) {
+        record->refused = 1;
+        return AVERROR(EPERM);
+    }
+    record->opened = 1;
+    return avio_open2(pb, url, flags, &s->interrupt_callback, options);
+}
+
+static inline void sl_restrict_to_input(AVFormatContext *s, sl_open_record *record) {
+    s->opaque = record;
+    s->io_open = sl_io_open_input_only;
+}
+
 #endif

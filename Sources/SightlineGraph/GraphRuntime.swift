@@ -154,6 +154,11 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
     /// end-of-stream still reach the sinks quickly.
     public func stop(drainTimeout: Double) -> Bool {
         for source in sources { source.processor.cancel() }
+        // A source that has not returned after a second is stuck where cancelling cannot
+        // reach (FFmpeg in a blocking open or read): end its branch without it.
+        let deadline = Date().addingTimeInterval(min(1, drainTimeout))
+        while Date() < deadline, sources.contains(where: { !$0.hasEnded }) { Thread.sleep(forTimeInterval: 0.02) }
+        for source in sources where !source.hasEnded { source.abandon() }
         if wait(timeout: drainTimeout) { return true }
         for queue in queues { queue.beginFlushing() }
         return wait(timeout: 5)

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SightlineCore
+import Synchronization
 
 /// Runs one node (or one lane of a concurrent node): drains its input queues in turn,
 /// calls the processor, routes its output, and handles end-of-stream for each source: a
@@ -202,16 +203,30 @@ final class NodeRunner: @unchecked Sendable {
 
 /// Runs a source node's loop on its own thread and ends its branch with end-of-stream,
 /// whatever happens: a failing source never stops the others.
+///
+/// A source can be stuck where cancelling cannot reach it: FFmpeg blocked in open(2) or
+/// read(2) on a FIFO or a dead network file system, where no interrupt callback runs. On a
+/// stop the runtime then abandons it (`abandon`): the branch gets its end-of-stream now, and
+/// whatever the stuck thread does later is ignored; the process exits without waiting for it.
 final class SourceRunner: @unchecked Sendable {
     let nodeID: String
     let processor: SourceProcessor
     var outputs: [OutputPort] = []
     unowned(unsafe) var runtime: GraphRuntime!
 
+    private struct State {
+        var ended = false
+        /// Inside a push: the thread is alive and moving, not stuck in a read.
+        var pushing = false
+    }
+    private let state = Mutex(State())
+
     init(nodeID: String, processor: SourceProcessor) {
         self.nodeID = nodeID
         self.processor = processor
     }
+
+    var hasEnded: Bool { state.withLock { $0.ended } }
 
     func run() {
         let runtime = self.runtime!
@@ -224,6 +239,13 @@ final class SourceRunner: @unchecked Sendable {
                 // The runner sends the source's own end-of-stream; a batch source ends each of
                 // its files (`NODE/FILE`) itself.
                 if case .endOfStream(let e) = item, e.sourceID == ownID { return .ok }
+                let abandoned = state.withLock { state -> Bool in
+                    if state.ended { return true }
+                    state.pushing = true
+                    return false
+                }
+                if abandoned { return .flushing }
+                defer { state.withLock { $0.pushing = false } }
                 if case .frame = item { frameCounter.frameIn() }
                 var result = FlowResult.ok
                 for port in outputs {
@@ -236,11 +258,36 @@ final class SourceRunner: @unchecked Sendable {
                 return result
             }
         } catch {
-            runtime.post(StatusEvent(.error(NodeFailure(node: nodeID, message: "\(error)", fatal: true)), sourceID: processor.sourceID,
-                                     wallClock: runtime.clock.now()))
+            if !hasEnded {
+                runtime.post(StatusEvent(.error(NodeFailure(node: nodeID, message: "\(error)", fatal: true)), sourceID: processor.sourceID,
+                                         wallClock: runtime.clock.now()))
+            }
             eos = EndOfStream(sourceID: processor.sourceID, error: "\(error)")
         }
+        end(with: eos)
+    }
+
+    /// Ends the branch once: by the source's own thread, or by `abandon`.
+    private func end(with eos: EndOfStream) {
+        let first = state.withLock { state -> Bool in
+            defer { state.ended = true }
+            return !state.ended
+        }
+        guard first else { return }
         runtime.sourceEnding(processor.sourceID)
         for port in outputs { _ = port.push(.endOfStream(eos), executor: runtime.executor) }
+    }
+
+    /// Ends a source whose thread did not return after it was cancelled. Returns false when it
+    /// had ended, or is pushing (alive, so the queues' flushing will reach it).
+    @discardableResult
+    func abandon() -> Bool {
+        let stuck = state.withLock { !$0.ended && !$0.pushing }
+        guard stuck else { return false }
+        let message = "stopped while its input was blocked (no data and no answer to the stop)"
+        runtime.post(StatusEvent(.error(NodeFailure(node: nodeID, message: message, fatal: true)), sourceID: processor.sourceID,
+                                 wallClock: runtime.clock.now()))
+        end(with: EndOfStream(sourceID: processor.sourceID, error: message))
+        return true
     }
 }

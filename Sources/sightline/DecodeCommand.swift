@@ -113,7 +113,15 @@ struct DecodeCommand: ParsableCommand {
         source.ffmpegLog.apply()
         let videoSource = VideoSource(url: url, options: source.sourceOptions(for: url))
         let cancellation = videoSource.cancellation
-        let trap = SignalTrap { cancellation.cancel() }
+        let trap = SignalTrap {
+            cancellation.cancel()
+            // FFmpeg blocked in open(2) or read(2) (a FIFO nobody writes, a dead mount) never
+            // sees the cancel; do not make the user wait for it.
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) {
+                printError("stopped: '\(url)' is blocked in a read and did not answer the stop")
+                Foundation.exit(130)
+            }
+        }
         defer { withExtendedLifetime(trap) {} }
 
         let printer = EventPrinter(enabled: events)

@@ -147,4 +147,23 @@ import SightlineTestSupport
         #expect(reader.events.last?["event"] as? String == "end_of_stream")
         #expect(reader.errorOutput.contains("decoded"))
     }
+
+    @Test func sigtermStopsADecodeBlockedOnAFIFO() throws {
+        // open(2) on a FIFO with no writer blocks inside FFmpeg, out of the interrupt
+        // callback's reach; the signal must still end the command within 2 s.
+        let fifo = Fixtures.shared.directory + "/decode-blocked-\(getpid()).fifo"
+        unlink(fifo)
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let reader = try LineStreamingProcess(bin, ["decode", fifo, "--events"])
+        defer { reader.kill() }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(reader.isRunning)
+        reader.signal(SIGTERM)
+        let stoppedAt = Date()
+        let status = reader.waitForExit(timeout: 10)
+        #expect(Date().timeIntervalSince(stoppedAt) < 2.5)
+        #expect(status == 130)
+        #expect(reader.errorOutput.contains("blocked"))
+    }
 }

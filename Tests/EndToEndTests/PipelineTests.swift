@@ -273,6 +273,45 @@ import SightlineTestSupport
         #expect(seqs.count > 100)
     }
 
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalStopsASourceBlockedInARead(signal: Int32) throws {
+        // A FIFO nobody writes to: FFmpeg blocks in open(2), where no interrupt callback runs.
+        // It ignored SIGTERM for over 30 s; now the run ends within 2 s of the signal, with
+        // end-of-stream published for the stuck source and the error saying why.
+        let fifo = Fixtures.shared.directory + "/blocked-\(getpid())-\(signal).fifo"
+        unlink(fifo)
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let port = freePort()
+        let pipeline = try writePipeline("fifo", """
+        nodes:
+          cam1: {type: source, url: "\(fifo)", live: "off"}
+          stats: {type: frame_stats}
+          out: {type: publish, endpoint: "pub+bind:tcp://127.0.0.1:\(port)", wait_subscribers: 1}
+        edges:
+          - cam1 -> stats
+          - stats -> out
+        """)
+        let subscriber = try LineStreamingProcess(bin, ["subscribe", "tcp://127.0.0.1:\(port)", "--until-end", "--idle-timeout", "20"])
+        defer { subscriber.kill() }
+        let runner = try LineStreamingProcess(bin, ["run", pipeline, "--quiet", "--drain-timeout", "5"])
+        defer { runner.kill() }
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(runner.isRunning, "the source is blocked, not finished")
+        runner.signal(signal)
+        let stoppedAt = Date()
+        let status = runner.waitForExit(timeout: 20)
+        let seconds = Date().timeIntervalSince(stoppedAt)
+        #expect(seconds < 2.5, "stopped \(seconds) s after the signal")
+        #expect(status != nil)
+        #expect(subscriber.waitForExit(timeout: 10) == 0)
+        let messages = parse(subscriber.output)
+        let end = try #require(messages.last)
+        #expect(event(end) == "end_of_stream")
+        #expect(messages.contains { (header($0)["data"] as? [String: Any])?["message"].map { "\($0)".contains("blocked") } == true },
+                "an error says the input was blocked: \(subscriber.output)")
+    }
+
     @Test func validateReportsPositionsAndRunRefusesBadFiles() throws {
         let pipeline = try writePipeline("bad", """
         nodes:

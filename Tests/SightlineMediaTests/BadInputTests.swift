@@ -43,6 +43,29 @@ import SightlineTestSupport
         #expect(openError(path) == .unsupportedCodec(input: path, codec: "unknown"))
     }
 
+    @Test(arguments: ["hls", "concat"])
+    func aLocalFileMayOnlyReadItself(kind: String) throws {
+        // A short text file named .mp4 that is really a playlist (or an ffconcat list) naming
+        // another local file: FFmpeg would decode that file instead. Found by the service
+        // hardening review (a 90-byte playlist made `decode` read another file).
+        let target = try Fixtures.shared.clip(Fixtures.offsetTS)
+        let folder = (target as NSString).deletingLastPathComponent
+        let disguised = folder + "/disguised-\(kind)-\(getpid()).mp4"
+        let text = kind == "hls"
+            ? "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3,\n\(target)\n#EXT-X-ENDLIST\n"
+            : "ffconcat version 1.0\nfile '\((target as NSString).lastPathComponent)'\n"
+        try text.write(toFile: disguised, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: disguised) }
+        guard case .cannotOpen(let input, let reason)? = openError(disguised) else {
+            Issue.record("decoded through a \(kind) file: \(String(describing: openError(disguised)))")
+            return
+        }
+        #expect(input == disguised)
+        #expect(reason.contains("refers to other files"), "\(reason)")
+        // The clip itself still opens.
+        #expect(openError(target) == nil)
+    }
+
     @Test func refusedConnectionEndsAfterAttempts() {
         let started = Date()
         let options = SourceOptions(output: nil, live: LiveOptions(
