@@ -34,6 +34,10 @@ public struct Frame: Sendable {
     public var pixels: [UInt8]
     /// Results annotated by nodes, keyed `sl.<node>.<field>` (the FFmpeg `lavfi.*` habit).
     public var metadata: [String: String]
+    /// Seconds a live source was without data just before this frame (its first frame after
+    /// an outage); nil when the frame follows the previous one without a loss. Segments
+    /// (shots, caption windows) end at an outage rather than span it.
+    public var gapBefore: Double?
 
     public init(
         sourceID: String, decodeIndex: Int, timestamp: Timestamp, seconds: Double,

@@ -231,6 +231,8 @@ public struct Shot: Sendable, Equatable {
         case cut, fade, window
         /// The source ended: the last segment, which includes its end time.
         case end
+        /// A live source lost its data: the segment ends at the last frame before the outage.
+        case gap
     }
 
     public var index: Int

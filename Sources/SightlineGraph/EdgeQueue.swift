@@ -19,6 +19,9 @@ final class EdgeQueue: @unchecked Sendable {
     /// per frame would dominate the cost of a cheap node).
     private var waiters = 0
     private(set) var drops = 0
+    /// What went through (for metrics), counted under the lock the push takes anyway.
+    private var framesPushed = 0
+    private var recordsPushed = 0
     /// Set once when the graph is wired; the runner that consumes this queue.
     unowned(unsafe) var consumer: NodeRunner!
 
@@ -78,7 +81,13 @@ final class EdgeQueue: @unchecked Sendable {
                 continue
             }
         }
-        if case .frame = item { frameCount += 1 }
+        switch item {
+        case .frame:
+            frameCount += 1
+            framesPushed += 1
+        case .record: recordsPushed += 1
+        default: break
+        }
         items.append(item)
         condition.unlock()
         if let waker, !executor.isSynchronous {
@@ -110,6 +119,12 @@ final class EdgeQueue: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return items.count
+    }
+
+    var stats: EdgeStats {
+        condition.lock()
+        defer { condition.unlock() }
+        return EdgeStats(from: from, to: to, depth: items.count, frames: framesPushed, records: recordsPushed, dropped: drops)
     }
 
     /// Shutdown past its deadline: queued frames are discarded (and counted), producers stop
@@ -165,4 +180,18 @@ final class OutputPort: @unchecked Sendable {
         }
         return Int(hash % UInt64(count))
     }
+}
+
+/// One edge queue's counters (a node with several lanes has a queue per lane).
+public struct EdgeStats: Sendable, Equatable {
+    public var from: String
+    /// The consuming node (its lane label, `node#2`, for concurrent nodes).
+    public var to: String
+    public var depth: Int
+    public var frames: Int
+    public var records: Int
+    public var dropped: Int
+
+    /// The consuming node's id.
+    public var toNode: String { String(to.split(separator: "#").first ?? Substring(to)) }
 }

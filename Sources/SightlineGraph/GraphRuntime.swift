@@ -16,8 +16,16 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
 
     let executor: Executor
     private(set) var runners: [NodeRunner] = []
-    private(set) var sources: [SourceRunner] = []
-    private var queues: [EdgeQueue] = []
+    /// Sources change while a service runs (`addSource`, `removeSource`): read under a lock.
+    private let sourceList = Mutex<[SourceRunner]>([])
+    var sources: [SourceRunner] { sourceList.withLock { $0 }.filter { !$0.isHidden } }
+    private var allSources: [SourceRunner] { sourceList.withLock { $0 } }
+    private let queueList = Mutex<[EdgeQueue]>([])
+    private var queues: [EdgeQueue] { queueList.withLock { $0 } }
+    private var lanesByNode: [String: [NodeRunner]] = [:]
+    private let registry: NodeRegistry
+    /// Sources started with `start()`; the rest (a service's templates) wait for a stop.
+    private var startsFileSources = true
     private let finished = DispatchSemaphore(value: 0)
     private let closedCount = Mutex(0)
     private var heartbeatTimer: DispatchSourceTimer?
@@ -32,11 +40,20 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
 
     public var sourceIDs: [String] { sources.map(\.nodeID) }
 
+    /// Every edge queue's counters, for metrics.
+    public func edgeStats() -> [EdgeStats] { queues.map(\.stats).filter { $0.from != Self.holdSourceID } }
+
+    /// The source nodes of the pipeline file.
+    public var fileSourceIDs: [String] { pipeline.nodes.filter { $0.descriptor.role == .source }.map(\.id) }
+
     /// Sources that ended with an error, and the error.
     public var failedSources: [String: String] { failures.withLock { $0 } }
 
     public init(pipeline: ValidatedPipeline, registry: NodeRegistry, clock: any GraphClock = SystemClock(), synchronous: Bool = false) throws {
         self.pipeline = pipeline
+        self.registry = registry
+        var sources: [SourceRunner] = []
+        var queues: [EdgeQueue] = []
         resultsDigest = pipeline.resultsHash
         self.clock = clock
         self.executor = synchronous ? SynchronousExecutor() : DispatchExecutor()
@@ -99,6 +116,9 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
             }
         }
         for source in sources { source.runtime = self }
+        self.lanesByNode = lanesByNode
+        sourceList.withLock { $0 = sources }
+        queueList.withLock { $0 = queues }
     }
 
     /// For each node, the ids of the sources whose items can reach it.
@@ -121,16 +141,141 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
 
     /// Starts every source on its own thread and the heartbeat timer.
     public func start() {
-        for source in sources {
-            let thread = Thread { source.run() }
-            thread.name = "sightline.source.\(source.nodeID)"
-            thread.start()
-        }
+        for source in allSources { launch(source) }
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.schedule(deadline: .now() + 0.25, repeating: 0.25)
         timer.setEventHandler { [weak self] in self?.heartbeatIfDue() }
         timer.resume()
         heartbeatTimer = timer
+    }
+
+    private func launch(_ source: SourceRunner) {
+        let thread = Thread { source.run() }
+        thread.name = "sightline.source.\(source.nodeID)"
+        thread.start()
+    }
+
+    // MARK: - Sources at run time (a service)
+
+    /// Makes the runtime a service: the branch of `template` (a source node of the file) stays
+    /// open with no source in it, so sources can come and go (`addSource`, `removeSource`)
+    /// until `stop`. With `startFileSources` false the file's own sources do not run; they
+    /// are templates only. Call before `start`.
+    public func holdOpen(template: String, startFileSources: Bool) throws {
+        guard fileSourceIDs.contains(template) else { throw SourceControlError.notATemplate(template, fileSourceIDs) }
+        let hold = SourceRunner(nodeID: Self.holdSourceID, processor: WaitForStopSource(sourceID: Self.holdSourceID), hidden: true)
+        hold.runtime = self
+        connect(hold, like: template, running: false)
+        if !startFileSources {
+            sourceList.withLock { list in
+                list = list.map { runner in
+                    guard !runner.isHidden else { return runner }
+                    let idle = SourceRunner(nodeID: runner.nodeID, processor: WaitForStopSource(sourceID: runner.nodeID), hidden: true)
+                    idle.runtime = self
+                    idle.outputs = runner.outputs
+                    return idle
+                }
+            }
+        }
+        sourceList.withLock { $0.append(hold) }
+    }
+
+    /// The hidden source that holds a service's branch open.
+    public static let holdSourceID = "_hold"
+
+    /// End-of-streams of hidden sources pass through the graph without reaching processors:
+    /// no subscriber hears of them.
+    func isHidden(source: String) -> Bool {
+        source == Self.holdSourceID || sourceList.withLock { $0.contains { $0.isHidden && $0.nodeID == source } }
+    }
+
+    /// Starts a new source shaped like `template`: its node type and options, with
+    /// `overrides` (already checked by `sourceOptions`) on top, wired to the same edges.
+    /// `beforeStart` runs once everything is checked, just before the source's thread starts
+    /// (so whoever tracks its status is ready for its first event).
+    public func addSource(id: String, template: String, options: NodeOptions, beforeStart: () -> Void = {}) throws {
+        guard Self.isValidSourceID(id) else { throw SourceControlError.badID(id) }
+        guard let node = pipeline.nodes.first(where: { $0.id == template && $0.descriptor.role == .source }) else {
+            throw SourceControlError.notATemplate(template, fileSourceIDs)
+        }
+        let taken = sourceList.withLock { list in list.contains { $0.nodeID == id && !$0.hasEnded } }
+        if taken || pipeline.nodes.contains(where: { $0.id == id }) { throw SourceControlError.duplicate(id) }
+        guard let factory = registry.factory(node.type), case .source(let processor) = try factory.make(id, options) else {
+            throw SourceControlError.badID(id)
+        }
+        let runner = SourceRunner(nodeID: id, processor: processor)
+        runner.runtime = self
+        connect(runner, like: template, running: true)
+        sourceList.withLock { list in
+            list.removeAll { $0.nodeID == id }  // an earlier source of that name has ended
+            list.append(runner)
+        }
+        beforeStart()
+        launch(runner)
+    }
+
+    /// The options a new source of `template` runs with: the template's, with `overrides`
+    /// (text, as on the command line) parsed and range-checked against the node type.
+    public func sourceOptions(template: String, overrides: [String: String]) throws -> NodeOptions {
+        guard let node = pipeline.nodes.first(where: { $0.id == template && $0.descriptor.role == .source }) else {
+            throw SourceControlError.notATemplate(template, fileSourceIDs)
+        }
+        var values = node.options.values
+        for (name, text) in overrides.sorted(by: { $0.key < $1.key }) {
+            guard let spec = node.descriptor.option(name) else {
+                throw SourceControlError.badOption(name, "\(node.type) has no such option (\(node.descriptor.options.map(\.name).joined(separator: ", ")))")
+            }
+            switch spec.parse(text) {
+            case .success(let value): values[name] = value
+            case .failure(let error): throw SourceControlError.badOption(name, "\(error)")
+            }
+        }
+        return NodeOptions(values, outputDirectory: node.options.outputDirectory)
+    }
+
+    /// Stops a source started with `addSource` (or a file source): it ends like any source,
+    /// with its end-of-stream published, and its decoder and thread go away.
+    public func removeSource(id: String) throws {
+        guard let runner = sourceList.withLock({ $0.first { $0.nodeID == id && !$0.isHidden } }), !runner.hasEnded else {
+            throw SourceControlError.unknown(id)
+        }
+        runner.processor.cancel()
+        // A source stuck where the cancel cannot reach is ended without it.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1) { runner.abandon() }
+    }
+
+    /// Whether a source (added or from the file) is still running.
+    public func isRunning(source id: String) -> Bool {
+        sourceList.withLock { $0.contains { $0.nodeID == id && !$0.isHidden && !$0.hasEnded } }
+    }
+
+    static func isValidSourceID(_ id: String) -> Bool {
+        !id.isEmpty && id.count <= 64 && !id.hasPrefix("_")
+            && id.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) }
+    }
+
+    /// Wires `source` to the edges `template` has, and makes every node that waits for the
+    /// template's end-of-stream wait for this source's too. While the graph runs, each
+    /// runner's lists change on that runner's own queue, never under a drain.
+    private func connect(_ source: SourceRunner, like template: String, running: Bool) {
+        func onRunner(_ runner: NodeRunner, _ change: @escaping () -> Void) {
+            if running && !executor.isSynchronous { runner.queue.sync(execute: change) } else { change() }
+        }
+        for edge in pipeline.edges where edge.from == template {
+            guard let targets = lanesByNode[edge.to] else { continue }
+            var lanes: [EdgeQueue] = []
+            for target in targets {
+                let queue = EdgeQueue(from: source.nodeID, to: target.label, policy: edge.policy, capacity: edge.capacity, metrics: metrics)
+                queue.consumer = target
+                onRunner(target) { target.inputs.append(queue) }
+                lanes.append(queue)
+                queueList.withLock { $0.append(queue) }
+            }
+            source.outputs.append(OutputPort(lanes: lanes))
+        }
+        for runner in runners {
+            onRunner(runner) { runner.expectSource(source.nodeID, like: template) }
+        }
     }
 
     /// Waits until every node has closed (all sources ended and drained).
@@ -153,6 +298,7 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
     /// `drainTimeout`, queued frames are discarded (counted) so records, status and
     /// end-of-stream still reach the sinks quickly.
     public func stop(drainTimeout: Double) -> Bool {
+        let sources = allSources
         for source in sources { source.processor.cancel() }
         // A source that has not returned after a second is stuck where cancelling cannot
         // reach (FFmpeg in a blocking open or read): end its branch without it.
@@ -175,8 +321,11 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
     }
 
     /// A source is about to send its end-of-stream (its final counters travel with it).
-    func sourceEnding(_ id: String) {
+    /// The observer hears it too (the sinks publish their own end-of-stream message when it
+    /// reaches them; a service's source list needs it now).
+    func sourceEnding(_ id: String, _ eos: EndOfStream, hidden: Bool) {
         ended.withLock { _ = $0.insert(id) }
+        if !hidden { statusObserver?(StatusEvent(.endOfStream(eos, metrics.sourceCounters(id)), sourceID: id, wallClock: clock.now())) }
     }
 
     func runnerClosed(_ runner: NodeRunner) {
@@ -196,6 +345,7 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
         post(StatusEvent(.heartbeat(heartbeat(now: now)), sourceID: nil, wallClock: now))
         // Drops get their own status message per source whenever the count moved.
         let drops = metrics.snapshot()
+        let sources = self.sources
         let endedSources = ended.withLock { $0 }
         for source in sources where !endedSources.contains(source.nodeID) {
             let total = (drops.drops[source.nodeID] ?? 0) + (drops.sinkDrops[source.nodeID] ?? 0)
@@ -221,8 +371,11 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
         let nodes = snapshot.nodes.mapValues { stats in
             Heartbeat.NodeCost(items: stats.items, errors: stats.errors, busySecondsPerItem: stats.items > 0 ? stats.busySeconds / Double(stats.items) : 0)
         }
-        return Heartbeat(uptime: uptime, queued: queues.reduce(0) { $0 + $1.count }, latencyP50: snapshot.latencyPercentile(50),
-                         latencyP99: snapshot.latencyPercentile(99), sources: sources, nodes: nodes)
+        // Percentiles of the heartbeat's own window: a service running for months reports now,
+        // not its average since it started.
+        let recent = metrics.takeRecentLatency()
+        return Heartbeat(uptime: uptime, queued: queues.reduce(0) { $0 + $1.count }, latencyP50: recent.percentile(50),
+                         latencyP99: recent.percentile(99), sources: sources, nodes: nodes)
     }
 }
 

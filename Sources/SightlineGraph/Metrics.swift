@@ -1,3 +1,4 @@
+import Histogram
 import SightlineCore
 import Synchronization
 
@@ -16,14 +17,37 @@ public final class GraphMetrics: Sendable {
         /// Messages a sink could not deliver (e.g. publisher high-water mark), per source.
         public var sinkDrops: [String: Int]
         public var framesIn: [String: Int]
-        /// Ingest-to-publish latency samples (seconds), most recent last.
-        public var latencies: [Double]
+        /// Ingest-to-sink latency since the start, overall and per source (HdrHistogram, in µs).
+        public var latency: LatencyHistogram
+        public var latencyBySource: [String: LatencyHistogram]
+        /// Since the last heartbeat (`GraphMetrics.takeRecentLatency`).
+        public var recentLatency: LatencyHistogram
 
-        public func latencyPercentile(_ p: Double) -> Double? {
-            guard !latencies.isEmpty else { return nil }
-            let sorted = latencies.sorted()
-            let index = min(sorted.count - 1, max(0, Int((p / 100 * Double(sorted.count - 1)).rounded())))
-            return sorted[index]
+        /// Seconds, from the whole run.
+        public func latencyPercentile(_ p: Double) -> Double? { latency.percentile(p) }
+    }
+
+    /// Latencies recorded in microseconds from 1 µs to 1 hour with two significant digits
+    /// (1 % resolution in a few kilobytes): percentiles without keeping or sorting samples.
+    public struct LatencyHistogram: Sendable {
+        public private(set) var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000,
+                                                              numberOfSignificantValueDigits: .two)
+        public private(set) var sumSeconds = 0.0
+
+        public init() {}
+
+        public var count: UInt64 { histogram.totalCount }
+
+        public mutating func record(seconds: Double) {
+            let micros = UInt64(min(max(seconds, 0) * 1e6, 3_600_000_000).rounded())
+            _ = histogram.record(Swift.max(micros, 1))
+            sumSeconds += max(seconds, 0)
+        }
+
+        /// The value at percentile `p` (0–100), in seconds; nil before the first sample.
+        public func percentile(_ p: Double) -> Double? {
+            guard histogram.totalCount > 0 else { return nil }
+            return Double(histogram.valueAtPercentile(p)) / 1e6
         }
     }
 
@@ -56,13 +80,13 @@ public final class GraphMetrics: Sendable {
         var sourceCounters: [String: SourceFrameCounter] = [:]
         var drops: [String: Int] = [:]
         var sinkDrops: [String: Int] = [:]
-        var latencies: [Double] = []
-        var latencyCursor = 0
+        var latency = LatencyHistogram()
+        var recentLatency = LatencyHistogram()
+        var latencyBySource: [String: LatencyHistogram] = [:]
         var delivered: [String: (seconds: Double, ended: Bool)] = [:]
     }
 
     private let state = Mutex(State())
-    private static let latencyWindow = 2048
 
     public init() {}
 
@@ -119,14 +143,20 @@ public final class GraphMetrics: Sendable {
         counters(forSource: source).frameIn()
     }
 
-    public func latency(_ seconds: Double) {
+    /// A frame's record reached a sink `seconds` after the frame was ingested.
+    public func latency(_ seconds: Double, source: String? = nil) {
         state.withLock { s in
-            if s.latencies.count < Self.latencyWindow {
-                s.latencies.append(seconds)
-            } else {
-                s.latencies[s.latencyCursor] = seconds
-                s.latencyCursor = (s.latencyCursor + 1) % Self.latencyWindow
-            }
+            s.latency.record(seconds: seconds)
+            s.recentLatency.record(seconds: seconds)
+            if let source { s.latencyBySource[SourceName.root(source), default: LatencyHistogram()].record(seconds: seconds) }
+        }
+    }
+
+    /// The latencies since the previous call (the heartbeat's window), starting a new window.
+    public func takeRecentLatency() -> LatencyHistogram {
+        state.withLock { s in
+            defer { s.recentLatency = LatencyHistogram() }
+            return s.recentLatency
         }
     }
 
@@ -138,7 +168,8 @@ public final class GraphMetrics: Sendable {
                           errors: c.errors.load(ordering: .relaxed))
             }
             let framesIn = s.sourceCounters.mapValues { $0.framesIn.load(ordering: .relaxed) }
-            return Snapshot(nodes: nodes, drops: s.drops, sinkDrops: s.sinkDrops, framesIn: framesIn, latencies: s.latencies)
+            return Snapshot(nodes: nodes, drops: s.drops, sinkDrops: s.sinkDrops, framesIn: framesIn, latency: s.latency,
+                            latencyBySource: s.latencyBySource, recentLatency: s.recentLatency)
         }
     }
 

@@ -105,6 +105,16 @@ final class NodeRunner: @unchecked Sendable {
         return false
     }
 
+    /// A source added while running, shaped like `template`: wait for its end-of-stream as
+    /// for the template's (called on this runner's queue).
+    func expectSource(_ source: String, like template: String) {
+        guard let count = expectedEndOfStream[template] else { return }
+        expectedEndOfStream[source] = count
+        finishedSources.remove(source)
+        receivedEndOfStream[source] = nil
+        endOfStreams[source] = nil
+    }
+
     private func handle(_ item: Item) {
         guard !isClosed else { return }
         switch item {
@@ -118,7 +128,7 @@ final class NodeRunner: @unchecked Sendable {
             let merged = endOfStreams[source] ?? eos
             receivedEndOfStream[source] = nil
             endOfStreams[source] = nil
-            call(.endOfStream(merged))
+            if !runtime.isHidden(source: source) { call(.endOfStream(merged)) }
             for port in outputs { _ = port.push(.endOfStream(merged), executor: runtime.executor, waker: self) }
             guard expectedEndOfStream[source] != nil else { return }
             finishedSources.insert(source)
@@ -214,6 +224,9 @@ final class SourceRunner: @unchecked Sendable {
     var outputs: [OutputPort] = []
     unowned(unsafe) var runtime: GraphRuntime!
 
+    /// Not a real source: it holds a service's branch open, or stands in for a template.
+    let isHidden: Bool
+
     private struct State {
         var ended = false
         /// Inside a push: the thread is alive and moving, not stuck in a read.
@@ -221,9 +234,10 @@ final class SourceRunner: @unchecked Sendable {
     }
     private let state = Mutex(State())
 
-    init(nodeID: String, processor: SourceProcessor) {
+    init(nodeID: String, processor: SourceProcessor, hidden: Bool = false) {
         self.nodeID = nodeID
         self.processor = processor
+        self.isHidden = hidden
     }
 
     var hasEnded: Bool { state.withLock { $0.ended } }
@@ -274,7 +288,7 @@ final class SourceRunner: @unchecked Sendable {
             return !state.ended
         }
         guard first else { return }
-        runtime.sourceEnding(processor.sourceID)
+        runtime.sourceEnding(processor.sourceID, eos, hidden: isHidden)
         for port in outputs { _ = port.push(.endOfStream(eos), executor: runtime.executor) }
     }
 
@@ -284,10 +298,50 @@ final class SourceRunner: @unchecked Sendable {
     func abandon() -> Bool {
         let stuck = state.withLock { !$0.ended && !$0.pushing }
         guard stuck else { return false }
+        if isHidden {
+            end(with: EndOfStream(sourceID: processor.sourceID, frames: 0))
+            return true
+        }
         let message = "stopped while its input was blocked (no data and no answer to the stop)"
         runtime.post(StatusEvent(.error(NodeFailure(node: nodeID, message: message, fatal: true)), sourceID: processor.sourceID,
                                  wallClock: runtime.clock.now()))
         end(with: EndOfStream(sourceID: processor.sourceID, error: message))
         return true
+    }
+}
+
+/// A source that emits nothing and ends when stopped: what holds a service's branch open.
+final class WaitForStopSource: SourceProcessor, @unchecked Sendable {
+    let sourceID: String
+    private let stopped = DispatchSemaphore(value: 0)
+
+    init(sourceID: String) { self.sourceID = sourceID }
+
+    func cancel() { stopped.signal() }
+
+    func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
+        stopped.wait()
+        return EndOfStream(sourceID: sourceID, frames: 0)
+    }
+}
+
+/// What the source-control API refuses, in words for its caller.
+public enum SourceControlError: UserFacingError, Equatable {
+    case badID(String)
+    case duplicate(String)
+    case unknown(String)
+    case notATemplate(String, [String])
+    case badOption(String, String)
+    case badURL(String, String)
+
+    public var message: String {
+        switch self {
+        case .badID(let id): "bad source id '\(id)': use 1–64 letters, digits, '-', '_' or '.', not starting with '_'"
+        case .duplicate(let id): "a source named '\(id)' is already running (or is a node of the pipeline)"
+        case .unknown(let id): "no running source named '\(id)'"
+        case .notATemplate(let id, let sources): "'\(id)' is not a source node of the pipeline (its sources: \(sources.joined(separator: ", ")))"
+        case .badOption(let name, let why): "option '\(name)': \(why)"
+        case .badURL(let url, let why): "cannot use '\(url)': \(why)"
+        }
     }
 }

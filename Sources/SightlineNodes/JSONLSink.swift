@@ -81,7 +81,7 @@ public final class JSONLSink: NodeProcessor {
         switch item {
         case .record(let record):
             message = encoder!.encode(record, wallClock: context.clock.now())
-            if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest) }
+            if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest, source: record.sourceID) }
             context.metrics.delivered(source: record.sourceID, seconds: record.end)
             source = record.sourceID
         case .status(let status):
@@ -170,7 +170,7 @@ public final class NullSink: NodeProcessor {
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         switch item {
         case .record(let record):
-            if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest) }
+            if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest, source: record.sourceID) }
             context.metrics.delivered(source: record.sourceID, seconds: record.end)
         case .endOfStream(let eos):
             context.metrics.delivered(endOf: eos.sourceID)

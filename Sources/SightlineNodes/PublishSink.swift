@@ -93,7 +93,7 @@ public final class PublishSink: NodeProcessor {
             let message = encoder!.encode(record, wallClock: context.clock.now())
             context.metrics.delivered(source: record.sourceID, seconds: record.end)
             if try publisher.publish(message) {
-                if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest) }
+                if let ingest = record.ingestWallClock { context.metrics.latency(context.clock.now() - ingest, source: record.sourceID) }
             } else {
                 context.metrics.sinkDropped(source: record.sourceID)
             }

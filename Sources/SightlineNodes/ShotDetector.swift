@@ -101,6 +101,19 @@ public struct ShotDetector: Sendable {
         return Segment(index: shotIndex, start: start, end: max(time, start), reason: .end)
     }
 
+    /// The source lost its data after the frame at `lastTime`: the shot ends there, and the
+    /// next frame (after the outage) starts a new one, compared with nothing before it.
+    public mutating func breakForGap(lastTime: Double) -> Segment? {
+        guard let start = shotStart else { return nil }
+        let shot = Segment(index: shotIndex, start: start, end: max(lastTime, start), reason: .gap)
+        shotIndex += 1
+        shotStart = nil
+        previous = nil
+        candidate = nil
+        inBlack = false
+        return shot
+    }
+
     private mutating func cut(at time: Double, reason: Shot.Boundary) -> Segment? {
         guard let start = shotStart else { return nil }
         let shot = Segment(index: shotIndex, start: start, end: time, reason: reason)
@@ -146,6 +159,9 @@ public final class ShotsNode: NodeProcessor {
         switch item {
         case .frame(let frame):
             var detector = detectors[frame.sourceID] ?? ShotDetector(threshold: threshold, minLength: minLength)
+            if frame.gapBefore != nil, let last = lastTime[frame.sourceID], let shot = detector.breakForGap(lastTime: last) {
+                emit(.record(record(shot, source: frame.sourceID, ingest: nil)))
+            }
             let signature = ShotSignature(frame: frame)
             if let shot = detector.push(time: frame.seconds, signature: signature) {
                 emit(.record(record(shot, source: frame.sourceID, ingest: frame.ingestWallClock)))
@@ -168,7 +184,12 @@ public final class ShotsNode: NodeProcessor {
         switch item {
         case .frame(let frame):
             var current = windows[frame.sourceID] ?? (frame.seconds, 0)
-            if frame.seconds >= current.start + window {
+            if frame.gapBefore != nil, windows[frame.sourceID] != nil {
+                // An outage ends the window at the last frame before it; a new one starts here.
+                let shot = ShotDetector.Segment(index: current.index, start: current.start, end: lastTime[frame.sourceID] ?? current.start, reason: .gap)
+                emit(.record(record(shot, source: frame.sourceID, ingest: nil)))
+                current = (frame.seconds, current.index + 1)
+            } else if frame.seconds >= current.start + window {
                 let shot = ShotDetector.Segment(index: current.index, start: current.start, end: frame.seconds, reason: .window)
                 emit(.record(record(shot, source: frame.sourceID, ingest: frame.ingestWallClock)))
                 current = (frame.seconds, current.index + 1)

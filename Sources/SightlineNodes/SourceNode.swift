@@ -94,6 +94,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
                      emit: (Item) -> FlowResult) throws -> SourceStats {
         var started = false
         var final = SourceStats()
+        var gapBefore: Double?
         while let event = try source.next() {
             switch event {
             case .opened(let info):
@@ -103,12 +104,15 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
                                               sha256: sha256, batchFile: batchFile)
                     context.post(StatusEvent(.started(opened), sourceID: sourceID, wallClock: context.clock.now()))
                 }
-            case .frame(let frame):
+            case .frame(var frame):
+                frame.gapBefore = gapBefore
+                gapBefore = nil
                 if emit(.frame(frame)) == .flushing { source.cancel() }
             case .reconnecting(let attempt, let delay, let reason):
                 context.post(StatusEvent(.reconnecting(attempt: attempt, delay: delay, reason: reason), sourceID: sourceID,
                                          wallClock: context.clock.now()))
             case .gap(let gap):
+                gapBefore = gap.durationSeconds
                 context.post(StatusEvent(.gap(afterSeconds: gap.afterSeconds, duration: gap.durationSeconds), sourceID: sourceID,
                                          wallClock: context.clock.now()))
             case .endOfStream(let stats):

@@ -65,5 +65,16 @@ import SightlineTestSupport
         #expect(subscriber.waitFor(timeout: 10) { events in events.contains { topic($0) == "status/cam/" && event($0) == "end_of_stream" } })
         let statusEvents = subscriber.events.filter { topic($0) == "status/cam/" }.compactMap(event)
         #expect(statusEvents.first == "started" && statusEvents.last == "end_of_stream", "\(statusEvents)")
+
+        // No caption window spans the outage: the gap ends the window at the last frame before it.
+        let gap = try #require(subscriber.events.first { topic($0) == "status/cam/" && event($0) == "gap" })
+        let gapData = header(gap)["data"] as? [String: Any] ?? [:]
+        let outageStart = try #require(gapData["after_seconds"] as? Double)
+        let outageEnd = outageStart + (gapData["duration_s"] as? Double ?? 0)
+        #expect(outageEnd - outageStart > 1, "\(gapData)")
+        for caption in subscriber.events.filter({ topic($0) == "captions/cam/" }) {
+            let start = header(caption)["pts_start"] as? Double ?? 0, end = header(caption)["pts_end"] as? Double ?? 0
+            #expect(!(start < outageStart + 0.01 && end > outageEnd - 0.01), "caption [\(start), \(end)] spans the outage [\(outageStart), \(outageEnd)]")
+        }
     }
 }

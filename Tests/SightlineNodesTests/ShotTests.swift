@@ -111,4 +111,27 @@ import SightlineTestSupport
         #expect(shots.map { $0.data["ended_by"]?.stringValue } == ["window", "window", "end"])
         #expect(shots.map { $0.data["index"]?.intValue } == [0, 1, 2])
     }
+
+    /// A live source lost its data for 14 s between 1.0 and 15.0: the window (and, without
+    /// windows, the shot) ends at the last frame before the outage instead of spanning it.
+    @Test(arguments: [2.0, 0.0])
+    func anOutageEndsTheSegment(window: Double) throws {
+        let node = ShotsNode(threshold: 0.3, minLength: 0.5, window: window)
+        let context = try TestContext()
+        var shots: [Record] = []
+        for t in [0.0, 0.5, 1.0, 15.0, 15.5, 16.0, 16.5, 17.5] {
+            var frame = Frame(sourceID: "cam", decodeIndex: Int(t * 2), timestamp: Timestamp(pts: Int64(t * 2), timeBase: Rational(1, 2)),
+                              seconds: t, ingestWallClock: 0, isKeyframe: true, width: 4, height: 4, pixelFormat: .gray8,
+                              pixels: [UInt8](repeating: 100, count: 16))
+            if t == 15.0 { frame.gapBefore = 14 }
+            try node.process(.frame(frame), context: context) { if case .record(let r) = $0 { shots.append(r) } }
+        }
+        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let r) = $0 { shots.append(r) } }
+        #expect(shots.first.map { [$0.start, $0.end] } == [0.0, 1.0])
+        #expect(shots.first?.data["ended_by"]?.stringValue == "gap")
+        #expect(shots.dropFirst().first?.start == 15.0)
+        #expect(shots.allSatisfy { !($0.start < 1.0 + 1e-9 && $0.end > 1.0 + 1e-9) }, "no segment spans the outage: \(shots.map { [$0.start, $0.end] })")
+        #expect(shots.map { Int($0.data["index"]?.intValue ?? -1) } == Array(0..<shots.count))
+    }
 }
+

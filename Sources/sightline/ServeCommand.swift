@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineMedia
+import SightlineNodes
+import SightlineService
+
+/// `sightline serve`: one long-running pipeline whose sources come and go over HTTP.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run a pipeline as a service: add and remove sources over HTTP, health, readiness and Prometheus metrics.",
+        discussion: """
+        The pipeline's source node is a template: each source added over HTTP copies its type and
+        options (the request's options on top) and feeds the same edges. The file's own sources
+        do not run unless --start-file-sources.
+
+          curl -X POST localhost:8080/sources -d '{"id":"cam3","url":"rtsp://10.0.0.3/stream","options":{"fps":2}}'
+          curl localhost:8080/sources            # state, gap seconds, reconnects, fps per source
+          curl -X DELETE localhost:8080/sources/cam3
+          curl localhost:8080/metrics            # Prometheus
+          curl localhost:8080/healthz ; curl localhost:8080/readyz
+
+        SIGINT/SIGTERM drain the pipeline (end-of-stream for every source), then stop the server.
+        See Docs/service.md.
+        """)
+
+    @Option(name: .customLong("pipeline"), help: "Pipeline file (YAML), e.g. Pipelines/serve.yaml.")
+    var pipelineFile: String
+
+    @Option(name: .customLong("set"), help: "Override an option: NODE.OPTION=VALUE (repeatable).")
+    var overrides: [String] = []
+
+    @Option(name: .customLong("output"), help: "Folder for what the pipeline writes.")
+    var output: String?
+
+    @Option(help: "HOST:PORT for the HTTP API (port 0: any free port, printed at start).")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(help: "The source node new sources copy (default: the pipeline's first source).")
+    var template: String?
+
+    @Flag(help: "Also run the sources the pipeline file names.")
+    var startFileSources = false
+
+    @Option(help: "After SIGINT/SIGTERM, seconds to drain queued frames before discarding them.")
+    var drainTimeout: Double = 10
+
+    @Flag(help: "Do not echo status events (errors, gaps, reconnects) on stderr.")
+    var quiet = false
+
+    func run() throws {
+        FFmpegLogLevel.quiet.apply()
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen wants HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+        let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if !["127.0.0.1", "localhost", "::1"].contains(host) {
+            printError("warning: the HTTP API on \(host) lets anyone who can reach it add and remove sources; put it behind an authenticating proxy or keep it on loopback")
+        }
+        var arguments = [pipelineFile]
+        for override in overrides { arguments += ["--set", override] }
+        if let output { arguments += ["--output", output] }
+        let validated = try PipelineArguments.parse(arguments).load()
+        let runtime: GraphRuntime
+        do {
+            runtime = try GraphRuntime(pipeline: validated, registry: BuiltinNodes.registry)
+        } catch {
+            throw ErrorInContext("pipeline '\(validated.name)'", error)
+        }
+        guard let template = template ?? runtime.fileSourceIDs.first else {
+            throw ValidationError("the pipeline has no source node to use as a template")
+        }
+        try runtime.holdOpen(template: template, startFileSources: startFileSources)
+        let controller = ServiceController(runtime: runtime, template: template)
+        if startFileSources {
+            for node in validated.nodes where node.descriptor.role == .source {
+                controller.noteFileSource(id: node.id, url: node.options.string("url") ?? "")
+            }
+        }
+        let quiet = self.quiet
+        runtime.statusObserver = { status in
+            controller.observe(status)
+            guard !quiet else { return }
+            let source = status.sourceID.map { "'\($0)'" } ?? "pipeline"
+            switch status.detail {
+            case .error(let failure): printError("\(source): \(failure.message) (node \(failure.node))")
+            case .reconnecting(_, _, let reason): printError("\(source): source lost (\(reason)); reconnecting")
+            case .gap(_, let duration): printError("\(source): back after \(String(format: "%.2f", duration)) s gap")
+            default: break
+            }
+        }
+        let rates = DispatchSource.makeTimerSource(queue: .global())
+        rates.schedule(deadline: .now() + 1, repeating: 1)
+        rates.setEventHandler { controller.sampleRates() }
+        rates.resume()
+
+        let serverFailure = ServerFailure()
+        let server = Task {
+            do {
+                try await controller.serve(host: host, port: port) { bound in
+                    printError("serving pipeline '\(validated.name)' on http://\(host):\(bound) (template source '\(template)')")
+                }
+            } catch is CancellationError {
+            } catch {
+                serverFailure.record(error)
+                _ = runtime.stop(drainTimeout: 0)
+            }
+        }
+        let drainTimeout = self.drainTimeout
+        let trap = SignalTrap {
+            controller.beginStopping()
+            printError("stopping: draining queues (up to \(drainTimeout) s)")
+            _ = runtime.stop(drainTimeout: drainTimeout)
+        }
+        defer { withExtendedLifetime(trap) {} }
+        runtime.start()
+        _ = runtime.wait()
+        rates.cancel()
+        server.cancel()
+        if let error = serverFailure.error { throw ErrorInContext("HTTP API on \(listen)", error) }
+        let frames = runtime.metrics.snapshot().framesIn.values.reduce(0, +)
+        printError("pipeline '\(validated.name)': served \(controller.sourceList().count) source(s), \(frames) frames")
+    }
+}
+
+/// The HTTP server's error, if it failed (port in use): reported after the graph stopped.
+final class ServerFailure: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Error?
+    func record(_ error: Error) { lock.withLock { stored = error } }
+    var error: Error? { lock.withLock { stored } }
+}
