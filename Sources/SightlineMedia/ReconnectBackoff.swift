@@ -7,12 +7,18 @@ public struct ReconnectBackoff: Sendable, Equatable {
         public var initialDelay: Double
         public var multiplier: Double
         public var maxDelay: Double
+        /// The delay after an attempt the other side refused (nothing listening: the camera
+        /// or its encoder is restarting). Refusals cost nothing, and a camera that comes back
+        /// should be read within this long, not after a grown exponential delay (with 8 s, a
+        /// restarted TCP source stayed unread for up to 8 s).
+        public var refusedDelay: Double
 
-        public init(maxAttempts: Int = 10, initialDelay: Double = 0.5, multiplier: Double = 2, maxDelay: Double = 8) {
+        public init(maxAttempts: Int = 10, initialDelay: Double = 0.5, multiplier: Double = 2, maxDelay: Double = 8, refusedDelay: Double = 0.5) {
             self.maxAttempts = maxAttempts
             self.initialDelay = initialDelay
             self.multiplier = multiplier
             self.maxDelay = maxDelay
+            self.refusedDelay = refusedDelay
         }
     }
 
@@ -29,17 +35,29 @@ public struct ReconnectBackoff: Sendable, Equatable {
         self.policy = policy
     }
 
-    /// The source was lost or an attempt failed.
-    public mutating func failed() -> Action {
+    /// Until when the current (counted) attempt's delay runs: refusals inside it are quick
+    /// extra tries, not attempts, so a source refused for a minute gives up on the same
+    /// schedule as one that does not answer.
+    private var windowEnd = -Double.infinity
+
+    /// The source was lost or an attempt failed at `now` (seconds, any monotonic clock);
+    /// `refused` when the other side answered that nothing is there (connection refused).
+    public mutating func failed(refused: Bool = false, now: Double = 0) -> Action {
+        if refused, now < windowEnd {
+            return .retry(attempt: failures, after: min(policy.refusedDelay, policy.maxDelay))
+        }
         failures += 1
         if failures > policy.maxAttempts { return .giveUp(attempts: failures - 1) }
         var delay = policy.initialDelay
         for _ in 1..<failures { delay *= policy.multiplier }
-        return .retry(attempt: failures, after: min(delay, policy.maxDelay))
+        delay = min(delay, policy.maxDelay)
+        windowEnd = now + delay
+        return .retry(attempt: failures, after: refused ? min(policy.refusedDelay, delay) : delay)
     }
 
     /// Data flows again: the next loss starts from the initial delay.
     public mutating func succeeded() {
         failures = 0
+        windowEnd = -Double.infinity
     }
 }

@@ -91,7 +91,7 @@ public final class VideoSource {
                 } catch let error as SightlineError {
                     guard options.live != nil, isRetryable(error) else { throw error }
                     if interrupt.isCancelled { finish(); continue }
-                    try sourceLost(reason: Self.reason(of: error))
+                    try sourceLost(reason: Self.reason(of: error), refused: Self.isRefusal(error))
                 }
             case .streaming:
                 try readOnePacket()
@@ -317,13 +317,19 @@ public final class VideoSource {
 
     // MARK: - Loss, reconnect, finish
 
-    private func sourceLost(reason: String) throws {
+    /// The other side answered that nothing listens there.
+    private static func isRefusal(_ error: SightlineError) -> Bool {
+        guard case .cannotOpen(_, let reason) = error else { return false }
+        return reason.localizedCaseInsensitiveContains("connection refused")
+    }
+
+    private func sourceLost(reason: String, refused: Bool = false) throws {
         closeInput()
         if lostAtWallClock == nil {
             lostAtWallClock = [stalledSinceWallClock, lastFrameWallClock].compactMap { $0 }.min() ?? Self.wallClock()
         }
         lastLossReason = reason
-        switch backoff.failed() {
+        switch backoff.failed(refused: refused, now: Self.now()) {
         case .retry(let attempt, let delay):
             stats.reconnects += 1
             pending.append(.reconnecting(attempt: attempt, delay: delay, reason: reason))

@@ -35,7 +35,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         OptionSpec("open_timeout", .double, default: .double(5), min: 0.05, max: 3600, help: "live: seconds to connect and probe"),
         OptionSpec("reconnect_attempts", .int, default: .int(10), min: 0, max: 1_000_000, help: "live: reconnect attempts after a loss"),
         OptionSpec("reconnect_delay", .double, default: .double(0.5), min: 0, max: 3600, help: "live: first reconnect delay (doubles)"),
-        OptionSpec("reconnect_max_delay", .double, default: .double(8), min: 0, max: 3600, help: "live: longest reconnect delay"),
+        OptionSpec("reconnect_max_delay", .double, default: .double(8), min: 0, max: 3600, help: "live: longest reconnect delay (a refused connection is retried every 0.5 s in between)"),
     ]
 
     public static let factory = NodeFactory(descriptor: descriptor) { id, options in

@@ -44,7 +44,7 @@ struct SourceArguments: ParsableArguments {
     @Option(help: "Live: first reconnect delay in seconds (doubles each attempt).")
     var reconnectDelay: Double = 0.5
 
-    @Option(help: "Live: longest reconnect delay in seconds.")
+    @Option(help: "Live: longest reconnect delay in seconds (a refused connection is retried every 0.5 s in between).")
     var reconnectMaxDelay: Double = 8
 
     @Option(name: .customLong("option"), help: "Extra FFmpeg option key=value for opening, e.g. rtsp_transport=tcp (repeatable).")

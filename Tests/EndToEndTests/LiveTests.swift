@@ -79,6 +79,30 @@ import SightlineTestSupport
         try runLossAndReturn(readerURL: "tcp://127.0.0.1:\(port)", senderURL: "tcp://127.0.0.1:\(port)?listen=1", senderFirst: true)
     }
 
+    @Test func aRestartedTCPCameraIsReadWithinSecondsWithDefaultDelays() throws {
+        // With the default delays, a camera down for 10 s had pushed the backoff to 8 s, so its
+        // return went unread for up to 8 s. Refused attempts now retry every 0.5 s.
+        let port = freePort()
+        let url = "tcp://127.0.0.1:\(port)"
+        var sender = try startLiveSender(url: url + "?listen=1", size: "160x120")
+        let reader = try LineStreamingProcess(bin, ["decode", url, "--events", "--size", "160x120"])
+        defer { reader.kill() }
+        defer { stopProcess(sender) }
+        #expect(reader.waitFor(timeout: 20) { frames($0).count >= 10 }, "no live frames: \(reader.errorOutput)")
+        stopProcess(sender)
+        Thread.sleep(forTimeInterval: 10)
+        let restarted = Date()
+        sender = try startLiveSender(url: url + "?listen=1", size: "160x120")
+        let back = reader.waitFor(timeout: 20) { events in
+            guard let gap = events.firstIndex(where: { $0["event"] as? String == "gap" }) else { return false }
+            return !frames(Array(events[gap...])).isEmpty
+        }
+        let seconds = Date().timeIntervalSince(restarted)
+        #expect(back && seconds < 4, "first frame \(seconds) s after the camera returned")
+        let delays = reader.events.filter { $0["event"] as? String == "reconnecting" }.compactMap { $0["delay"] as? Double }
+        #expect(delays.count > 10 && delays.dropFirst().allSatisfy { $0 <= 0.5 }, "refused attempts do not back off: \(delays)")
+    }
+
     @Test func sourceThatNeverReturnsEndsWithAClearError() throws {
         let port = freePort()
         let url = "tcp://127.0.0.1:\(port)"

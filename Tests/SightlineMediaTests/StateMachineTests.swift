@@ -76,6 +76,30 @@ import SightlineCore
         #expect(afterSuccess == .retry(attempt: 1, after: 1))
     }
 
+    @Test func refusalsRetrySoonButGiveUpOnTheSameSchedule() {
+        // A TCP camera restarting: the stream ends at t=0, then attempts are refused until it
+        // is back. Refusals retry every 0.5 s; they count as attempts only once each delay of
+        // the exponential schedule has run out.
+        var backoff = ReconnectBackoff(policy: .init(maxAttempts: 4, initialDelay: 1, multiplier: 2, maxDelay: 8, refusedDelay: 0.5))
+        var timeline: [ReconnectBackoff.Action] = []
+        var now = 0.0
+        timeline.append(backoff.failed(now: now))             // the loss: attempt 1 in 1 s
+        while now < 20 {
+            now += 0.5
+            let action = backoff.failed(refused: true, now: now)
+            timeline.append(action)
+            if case .giveUp = action { break }
+        }
+        #expect(timeline.first == .retry(attempt: 1, after: 1))
+        #expect(timeline.dropFirst().dropLast().allSatisfy { if case .retry(_, let after) = $0 { after == 0.5 } else { false } })
+        // Counted attempts at 1, 3, 7 and 15 s (delays 1, 2, 4, 8): the fifth failure gives up.
+        #expect(timeline.last == .giveUp(attempts: 4))
+        #expect(now == 15)
+        // A host that stops answering (no refusal) backs off as before.
+        var silent = ReconnectBackoff(policy: .init(maxAttempts: 3, initialDelay: 1, multiplier: 2, maxDelay: 8))
+        #expect([silent.failed(now: 0), silent.failed(now: 1), silent.failed(now: 3)] == [.retry(attempt: 1, after: 1), .retry(attempt: 2, after: 2), .retry(attempt: 3, after: 4)])
+    }
+
     @Test func zeroAttemptsGivesUpAtOnce() {
         var backoff = ReconnectBackoff(policy: .init(maxAttempts: 0))
         let action = backoff.failed()
