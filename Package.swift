@@ -110,6 +110,10 @@ let package = Package(
             ]
         ),
 
+        // Hostile bytes for every parser (Scripts/fuzz builds the harness with libFuzzer).
+        .target(name: "SightlineFuzzTargets", dependencies: ["SightlineCore", "SightlineGraph", "SightlineInference", "SightlineNodes"]),
+        .executableTarget(name: "sightline-fuzz", dependencies: ["SightlineFuzzTargets"]),
+
         .target(name: "SightlineTestSupport", path: "Tests/SightlineTestSupport"),
         .testTarget(name: "SightlineCoreTests", dependencies: ["SightlineCore"]),
         .testTarget(name: "SightlineMediaTests", dependencies: ["SightlineMedia", "SightlineCore", "SightlineTestSupport"]),
@@ -124,6 +128,7 @@ let package = Package(
             name: "SightlineModelsTests",
             dependencies: ["SightlineModels", "SightlineInference", "SightlineKernels", "SightlineMedia", "SightlineCore", "SightlineTestSupport"],
             resources: [.copy("Fixtures")]),
+        .testTarget(name: "SightlineFuzzTests", dependencies: ["SightlineFuzzTargets", "SightlineTestSupport"]),
         .testTarget(name: "SightlineServiceTests", dependencies: ["SightlineService", "SightlineGraph", "SightlineCore"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"], exclude: ["Golden"]),
