@@ -50,10 +50,43 @@ public enum ColourNames {
     }
 
     /// A person's upper and lower body within their box (the box of the `people` node covers
-    /// head to feet): shoulders to hips, and hips to knees.
+    /// head to feet): shoulders to hips, and hips to knees. Used when the detector gave no
+    /// shoulder and hip keypoints.
     public static func person(in frame: Frame, box: PixelBox) -> (upper: String?, lower: String?) {
         let upper = PixelBox(x: box.x + box.width * 0.25, y: box.y + box.height * 0.2, width: box.width * 0.5, height: box.height * 0.3)
         let lower = PixelBox(x: box.x + box.width * 0.25, y: box.y + box.height * 0.55, width: box.width * 0.5, height: box.height * 0.3)
         return (dominant(in: frame, box: upper), dominant(in: frame, box: lower))
+    }
+
+    /// A person's colours placed by their keypoints: the torso between the shoulder and hip
+    /// centres, the thighs below the hip centre for as far again. Box fractions put the
+    /// "upper body" on the face or the background in a close-up (the box is a square around
+    /// the whole body, most of it outside the frame); here a part mostly outside the frame
+    /// gets no colour rather than a wrong one.
+    public static func person(in frame: Frame, object: DetectedObject) -> (upper: String?, lower: String?) {
+        func point(_ name: String) -> (x: Double, y: Double)? {
+            object.keypoints.first { $0.name == name }.map { ($0.x, $0.y) }
+        }
+        guard let shoulder = point("shoulder_center"), let hip = point("hip_center") else {
+            return person(in: frame, box: object.box)
+        }
+        let torso = ((hip.x - shoulder.x) * (hip.x - shoulder.x) + (hip.y - shoulder.y) * (hip.y - shoulder.y)).squareRoot()
+        guard torso >= 4 else { return (nil, nil) }
+        // Half a torso wide; from just below the shoulders to just above the hips, and from
+        // just below the hips down one torso length (upright people; a lying person's band is
+        // still centred on the segment).
+        func band(from a: (x: Double, y: Double), to b: (x: Double, y: Double)) -> String? {
+            let x0 = min(a.x, b.x) - torso * 0.25, x1 = max(a.x, b.x) + torso * 0.25
+            let y0 = min(a.y, b.y), y1 = max(a.y, b.y)
+            let wanted = PixelBox(x: x0, y: y0, width: x1 - x0, height: max(y1 - y0, 1))
+            let visible = wanted.clipped(width: frame.width, height: frame.height)
+            guard visible.width * visible.height >= 0.5 * wanted.width * wanted.height else { return nil }
+            return dominant(in: frame, box: visible)
+        }
+        let along = (x: (hip.x - shoulder.x) / torso, y: (hip.y - shoulder.y) / torso)
+        func step(_ p: (x: Double, y: Double), _ length: Double) -> (x: Double, y: Double) { (p.x + along.x * length, p.y + along.y * length) }
+        let upper = band(from: step(shoulder, torso * 0.15), to: step(hip, -torso * 0.1))
+        let lower = band(from: step(hip, torso * 0.1), to: step(hip, torso * 0.9))
+        return (upper, lower)
     }
 }

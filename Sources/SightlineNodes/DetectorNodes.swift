@@ -78,7 +78,7 @@ public final class PeopleNode: BatchedModelNode {
         try frames.map { frame in
             var objects = MediaPipeDetectors.objects(try detector.detect(frame), graph: .person, width: frame.width, height: frame.height)
             for i in objects.indices {
-                let (upper, lower) = ColourNames.person(in: frame, box: objects[i].box)
+                let (upper, lower) = ColourNames.person(in: frame, object: objects[i])
                 if let upper { objects[i].attributes["upper_colour"] = upper }
                 if let lower { objects[i].attributes["lower_colour"] = lower }
             }
