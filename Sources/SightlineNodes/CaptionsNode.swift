@@ -402,6 +402,7 @@ public final class CaptionsNode: NodeProcessor {
             }
             composers[eos.sourceID] = nil
             windowStart[eos.sourceID] = nil
+            lastTime[eos.sourceID] = nil
         case .frame(let frame):
             emit(item)
             composers[frame.sourceID, default: CaptionComposer(minConfidence: minConfidence)].add(frame: frame)

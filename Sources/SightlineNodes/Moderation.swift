@@ -365,6 +365,7 @@ public final class ModerationNode: NodeProcessor {
             }
             states[eos.sourceID] = nil
             presence[eos.sourceID] = nil
+            lastTime[eos.sourceID] = nil
         case .frame, .status:
             emit(item)
         }

@@ -174,6 +174,7 @@ public final class ShotsNode: NodeProcessor {
                 emit(.record(record(shot, source: eos.sourceID, ingest: nil)))
             }
             detectors[eos.sourceID] = nil
+            lastTime[eos.sourceID] = nil
         case .record, .status:
             emit(item)
         }
@@ -202,6 +203,7 @@ public final class ShotsNode: NodeProcessor {
                 let shot = ShotDetector.Segment(index: current.index, start: current.start, end: lastTime[eos.sourceID] ?? current.start, reason: .end)
                 emit(.record(record(shot, source: eos.sourceID, ingest: nil)))
             }
+            lastTime[eos.sourceID] = nil
         case .record, .status:
             emit(item)
         }
