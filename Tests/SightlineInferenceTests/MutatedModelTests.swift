@@ -77,6 +77,28 @@ enum TinyOnnx {
 
     /// Every truncation and a few thousand corruptions: each either loads and runs, or fails
     /// with a ModelError. A crash would end the test process.
+    /// A file of 320 kB whose two constants ([40000, 1] and [1, 40000]) broadcast to 1.6
+    /// billion values: planning folded them into a 6.4 GB allocation and the process aborted.
+    /// Every output sized by the file's contents is capped; this one is refused by name.
+    @Test func aBroadcastOfTwoSmallConstantsCannotAskForGigabytes() throws {
+        let n = 40_000
+        let column = TinyOnnx.tensor("column", [n, 1], [Float](repeating: 1, count: n))
+        let row = TinyOnnx.tensor("row", [1, n], [Float](repeating: 2, count: n))
+        let graph = TinyOnnx.field(1, TinyOnnx.node("Add", ["column", "row"], ["big"]))
+            + TinyOnnx.field(1, TinyOnnx.node("Add", ["x", "big"], ["y"]))
+            + TinyOnnx.string(2, "broadcast-bomb")
+            + TinyOnnx.field(5, column) + TinyOnnx.field(5, row)
+            + TinyOnnx.field(11, TinyOnnx.valueInfo("x", [1])) + TinyOnnx.field(12, TinyOnnx.valueInfo("y", [n, n]))
+        let file = TinyOnnx.field(1, int: 8) + TinyOnnx.field(8, TinyOnnx.string(1, "") + TinyOnnx.field(2, int: 13)) + TinyOnnx.field(7, graph)
+        let model = try InferenceModel(graph: try OnnxLoader.load(data: Data(file)))
+        do {
+            _ = try model.run(Tensor(zeros: [1]))
+            Issue.record("a 1.6-billion-value broadcast was planned")
+        } catch let error as ModelError {
+            #expect(error.description.contains("too large") && error.description.contains("Add"), "\(error)")
+        }
+    }
+
     @Test func corruptedFilesFailCleanly() throws {
         let good = TinyOnnx.model()
         var outcomes = (loaded: 0, rejected: 0)

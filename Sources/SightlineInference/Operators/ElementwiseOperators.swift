@@ -28,6 +28,9 @@ extension OperatorCall {
         guard let shape = broadcastShape(a.shape, b.shape) else {
             throw ModelError.shapeMismatch("\(node.op) '\(node.name)': \(a.shape) and \(b.shape) do not broadcast")
         }
+        // Two small tensors from the file ([N, 1] and [1, M]) broadcast to N × M: capped like
+        // every other output sized by the file's contents.
+        try Operators.checkShape(shape, node)
         if a.isInteger && b.isInteger {
             return [.int64(shape: shape, data: try Operators.integerBinary(node.op, a, b, shape))]
         }

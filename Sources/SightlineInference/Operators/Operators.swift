@@ -461,6 +461,7 @@ enum Operators {
         let outer = shape.prefix(axis).reduce(1, *)
         let inner = shape.dropFirst(axis + 1).reduce(1, *)
         let outShape = Array(shape.prefix(axis)) + indices.shape + Array(shape.dropFirst(axis + 1))
+        try checkShape(outShape, node)
         var sources: [Int] = []
         sources.reserveCapacity(outer * idx.count * inner)
         for o in 0..<outer {
