@@ -198,6 +198,7 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
         guard let node = pipeline.nodes.first(where: { $0.id == template && $0.descriptor.role == .source }) else {
             throw SourceControlError.notATemplate(template, fileSourceIDs)
         }
+        pruneEndedSources()
         let taken = sourceList.withLock { list in list.contains { $0.nodeID == id && !$0.hasEnded } }
         if taken || pipeline.nodes.contains(where: { $0.id == id }) { throw SourceControlError.duplicate(id) }
         guard let factory = registry.factory(node.type), case .source(let processor) = try factory.make(id, options) else {
@@ -242,6 +243,28 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
         runner.processor.cancel()
         // A source stuck where the cancel cannot reach is ended without it.
         DispatchQueue.global().asyncAfter(deadline: .now() + 1) { runner.abandon() }
+    }
+
+    /// Sources added at run time that have ended, and whose queues have drained, are let go:
+    /// their queues leave the nodes they fed (changed on each node's own queue) and the list.
+    /// A service whose cameras come and go keeps only what its live sources need.
+    public func pruneEndedSources() {
+        let fileSources = Set(fileSourceIDs)
+        let done = sourceList.withLock { list in
+            list.filter { !$0.isHidden && !fileSources.contains($0.nodeID) && $0.hasEnded }
+        }
+        for source in done {
+            let lanes = source.outputs.flatMap(\.lanes)
+            guard lanes.allSatisfy(\.isEmpty) else { continue }
+            for lane in lanes {
+                guard let consumer = lane.consumer else { continue }
+                let drop = { consumer.inputs.removeAll { $0 === lane } }
+                if executor.isSynchronous { drop() } else { consumer.queue.sync(execute: drop) }
+            }
+            let gone = Set(lanes.map(ObjectIdentifier.init))
+            queueList.withLock { $0.removeAll { gone.contains(ObjectIdentifier($0)) } }
+            sourceList.withLock { $0.removeAll { $0 === source } }
+        }
     }
 
     /// Whether a source (added or from the file) is still running.

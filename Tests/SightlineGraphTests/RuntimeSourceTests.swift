@@ -49,6 +49,9 @@ import SightlineCore
 
         // A name can be used again once its source ended; a running one can be removed.
         try graph.addSource(id: "a", template: "cam", options: graph.sourceOptions(template: "cam", overrides: ["count": "100000000"]))
+        // Adding let go of the ended sources: their queues are gone from the graph.
+        #expect(graph.edgeStats().filter { $0.from == "b" }.isEmpty, "ended sources' queues are released")
+        #expect(graph.edgeStats().filter { $0.from == "a" }.count == 1)
         while frames(sink, "a") < 40, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         try graph.removeSource(id: "a")
         while ended(sink).filter({ $0 == "a" }).count < 2, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
