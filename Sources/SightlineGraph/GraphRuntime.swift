@@ -264,6 +264,7 @@ public final class GraphRuntime: NodeContext, @unchecked Sendable {
             let gone = Set(lanes.map(ObjectIdentifier.init))
             queueList.withLock { $0.removeAll { gone.contains(ObjectIdentifier($0)) } }
             sourceList.withLock { $0.removeAll { $0 === source } }
+            metrics.forget(source: source.nodeID)
         }
     }
 

@@ -143,6 +143,17 @@ public final class GraphMetrics: Sendable {
         counters(forSource: source).frameIn()
     }
 
+    /// A source that ended and was let go (a service's removed camera): its counters go.
+    public func forget(source: String) {
+        state.withLock { s in
+            s.sourceCounters[source] = nil
+            s.drops[source] = nil
+            s.sinkDrops[source] = nil
+            s.latencyBySource[source] = nil
+            s.delivered[source] = nil
+        }
+    }
+
     /// A frame's record reached a sink `seconds` after the frame was ingested.
     public func latency(_ seconds: Double, source: String? = nil) {
         state.withLock { s in

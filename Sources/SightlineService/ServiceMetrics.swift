@@ -64,6 +64,12 @@ public final class ServiceMetrics: Sendable {
                 }
             }
             m.latency("sightline_latency_seconds", [], snapshot.latency, factory)
+            // Series of sources that are gone (removed and no longer listed, queues released)
+            // end with them: a service whose cameras churn does not grow without bound.
+            var present = Set(sources.map(\.id))
+            for edge in edges { present.insert(edge.from) }
+            for node in snapshot.nodes.keys { present.insert(node) }
+            m.expire { labels in labels.allSatisfy { ($0.0 != "source" && $0.0 != "from") || present.contains($0.1) } }
             if let resident = ProcessMemory.residentBytes() {
                 m.gauge("sightline_process_resident_memory_bytes", [], Double(resident), factory)
             }
@@ -77,13 +83,29 @@ public final class ServiceMetrics: Sendable {
         var counters: [String: (counter: CoreMetrics.Counter, last: Int)] = [:]
         var secondCounters: [String: (counter: CoreMetrics.FloatingPointCounter, last: Double)] = [:]
         var gauges: [String: CoreMetrics.Gauge] = [:]
+        var labelsByKey: [String: [(String, String)]] = [:]
+
+        /// Destroys (unregisters) every metric whose labels `keep` refuses.
+        mutating func expire(keep: ([(String, String)]) -> Bool) {
+            for (key, labels) in labelsByKey where !keep(labels) {
+                counters.removeValue(forKey: key)?.counter.destroy()
+                secondCounters.removeValue(forKey: key)?.counter.destroy()
+                gauges.removeValue(forKey: key)?.destroy()
+                labelsByKey[key] = nil
+            }
+        }
 
         static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
             ([label] + dimensions.map { "\($0.0)=\($0.1)" }).joined(separator: "\u{1}")
         }
 
+        mutating func remember(_ key: String, _ dimensions: [(String, String)]) {
+            if labelsByKey[key] == nil { labelsByKey[key] = dimensions }
+        }
+
         mutating func count(_ label: String, _ dimensions: [(String, String)], _ value: Int, _ factory: PrometheusMetricsFactory) {
             let key = Self.key(label, dimensions)
+            remember(key, dimensions)
             let entry = counters[key] ?? (CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory), 0)
             if value > entry.last { entry.counter.increment(by: value - entry.last) }
             counters[key] = (entry.counter, max(value, entry.last))
@@ -91,6 +113,7 @@ public final class ServiceMetrics: Sendable {
 
         mutating func countSeconds(_ label: String, _ dimensions: [(String, String)], _ value: Double, _ factory: PrometheusMetricsFactory) {
             let key = Self.key(label, dimensions)
+            remember(key, dimensions)
             let entry = secondCounters[key] ?? (CoreMetrics.FloatingPointCounter(label: label, dimensions: dimensions, factory: factory), 0)
             if value > entry.last { entry.counter.increment(by: value - entry.last) }
             secondCounters[key] = (entry.counter, max(value, entry.last))
@@ -98,6 +121,7 @@ public final class ServiceMetrics: Sendable {
 
         mutating func gauge(_ label: String, _ dimensions: [(String, String)], _ value: Double, _ factory: PrometheusMetricsFactory) {
             let key = Self.key(label, dimensions)
+            remember(key, dimensions)
             let gauge = gauges[key] ?? CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
             gauges[key] = gauge
             gauge.record(value)

@@ -89,5 +89,11 @@ import SightlineGraph
         // A second scrape shows the same totals (the difference since the first is added).
         let second = metrics.render(runtime: runtime, sources: [entry])
         #expect(second.contains("sightline_source_frames_in_total{source=\"cam\"} 50"))
+        // A source that is gone from the list (and the graph) takes its series with it.
+        let gone = SourceStatusBoard.Entry(id: "door", url: "", state: .ended, gapSeconds: 2, reconnects: 1, fps: 0, framesIn: 9)
+        #expect(metrics.render(runtime: runtime, sources: [entry, gone]).contains("sightline_source_gap_seconds{source=\"door\"}"))
+        let after = metrics.render(runtime: runtime, sources: [entry])
+        #expect(!after.contains("source=\"door\""), "\(after)")
+        #expect(after.contains("sightline_source_frames_in_total{source=\"cam\"} 50"))
     }
 }
