@@ -103,20 +103,28 @@ public final class ServiceMetrics: Sendable {
             if labelsByKey[key] == nil { labelsByKey[key] = dimensions }
         }
 
+        /// A counter shows `value` (a running total read from the graph): add what it gained
+        /// since the last scrape (counters only go up).
+        private static func mirror<Metric, Value: Comparable & AdditiveArithmetic>(
+            _ table: inout [String: (counter: Metric, last: Value)], _ labels: inout [String: [(String, String)]],
+            _ label: String, _ dimensions: [(String, String)], _ value: Value,
+            make: () -> Metric, add: (Metric, Value) -> Void
+        ) {
+            let key = key(label, dimensions)
+            if labels[key] == nil { labels[key] = dimensions }
+            let entry = table[key] ?? (make(), .zero)
+            if value > entry.last { add(entry.counter, value - entry.last) }
+            table[key] = (entry.counter, max(value, entry.last))
+        }
+
         mutating func count(_ label: String, _ dimensions: [(String, String)], _ value: Int, _ factory: PrometheusMetricsFactory) {
-            let key = Self.key(label, dimensions)
-            remember(key, dimensions)
-            let entry = counters[key] ?? (CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory), 0)
-            if value > entry.last { entry.counter.increment(by: value - entry.last) }
-            counters[key] = (entry.counter, max(value, entry.last))
+            Self.mirror(&counters, &labelsByKey, label, dimensions, value, make: { CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory) },
+                   add: { $0.increment(by: $1) })
         }
 
         mutating func countSeconds(_ label: String, _ dimensions: [(String, String)], _ value: Double, _ factory: PrometheusMetricsFactory) {
-            let key = Self.key(label, dimensions)
-            remember(key, dimensions)
-            let entry = secondCounters[key] ?? (CoreMetrics.FloatingPointCounter(label: label, dimensions: dimensions, factory: factory), 0)
-            if value > entry.last { entry.counter.increment(by: value - entry.last) }
-            secondCounters[key] = (entry.counter, max(value, entry.last))
+            Self.mirror(&secondCounters, &labelsByKey, label, dimensions, value, make: { CoreMetrics.FloatingPointCounter(label: label, dimensions: dimensions, factory: factory) },
+                   add: { $0.increment(by: $1) })
         }
 
         mutating func gauge(_ label: String, _ dimensions: [(String, String)], _ value: Double, _ factory: PrometheusMetricsFactory) {

@@ -32,6 +32,17 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data("sightline: \(message)\n".utf8))
 }
 
+/// A status event worth a line on stderr while a pipeline runs: errors, losses, gaps.
+@Sendable func echoTrouble(_ status: StatusEvent) {
+    let source = status.sourceID.map { "'\($0)'" } ?? "pipeline"
+    switch status.detail {
+    case .error(let failure): printError("\(source): \(failure.message) (node \(failure.node))")
+    case .reconnecting(_, _, let reason): printError("\(source): source lost (\(reason)); reconnecting")
+    case .gap(_, let duration): printError("\(source): back after \(String(format: "%.2f", duration)) s gap")
+    default: break
+    }
+}
+
 /// SIGINT/SIGTERM call `onSignal` (once) instead of killing the process, so sources can flush.
 final class SignalTrap: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []

@@ -123,15 +123,7 @@ struct RunCommand: ParsableCommand {
             throw ErrorInContext("pipeline '\(validated.name)'", error)
         }
         if !quiet {
-            runtime.statusObserver = { status in
-                let source = status.sourceID.map { "'\($0)'" } ?? "pipeline"
-                switch status.detail {
-                case .error(let failure): printError("\(source): \(failure.message) (node \(failure.node))")
-                case .reconnecting(_, _, let reason): printError("\(source): source lost (\(reason)); reconnecting")
-                case .gap(_, let duration): printError("\(source): back after \(String(format: "%.2f", duration)) s gap")
-                default: break
-                }
-            }
+            runtime.statusObserver = echoTrouble
         }
         let started = monotonicSeconds()
         let isTerminal = isatty(STDERR_FILENO) == 1

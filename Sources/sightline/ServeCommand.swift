@@ -82,14 +82,7 @@ struct ServeCommand: ParsableCommand {
         let quiet = self.quiet
         runtime.statusObserver = { status in
             controller.observe(status)
-            guard !quiet else { return }
-            let source = status.sourceID.map { "'\($0)'" } ?? "pipeline"
-            switch status.detail {
-            case .error(let failure): printError("\(source): \(failure.message) (node \(failure.node))")
-            case .reconnecting(_, _, let reason): printError("\(source): source lost (\(reason)); reconnecting")
-            case .gap(_, let duration): printError("\(source): back after \(String(format: "%.2f", duration)) s gap")
-            default: break
-            }
+            if !quiet { echoTrouble(status) }
         }
         let rates = DispatchSource.makeTimerSource(queue: .global())
         rates.schedule(deadline: .now() + 1, repeating: 1)
