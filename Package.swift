@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries. Each module map lists every library it needs: pkg-config for
@@ -79,9 +80,14 @@ let package = Package(
             ]
         ),
         .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
+        // The results index (SQLite through GRDB: FTS5 text, float16 vectors) and search over it.
+        .target(
+            name: "SightlineIndex",
+            dependencies: ["SightlineCore", "CSightlineKernels", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(
             name: "SightlineNodes",
-            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineInference", "SightlineModels", "Yams"]
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineInference", "SightlineModels", "SightlineIndex", "Yams"]
         ),
         // `sightline serve`: the HTTP API (sources at run time, health), Prometheus metrics.
         .target(
@@ -106,6 +112,7 @@ let package = Package(
                 "SightlineInference",
                 "SightlineKernels",
                 "SightlineService",
+                "SightlineIndex",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -130,6 +137,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "SightlineFuzzTests", dependencies: ["SightlineFuzzTargets", "SightlineTestSupport"]),
         .testTarget(name: "SightlineServiceTests", dependencies: ["SightlineService", "SightlineGraph", "SightlineCore"]),
+        .testTarget(name: "SightlineIndexTests", dependencies: ["SightlineIndex", "SightlineCore"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"], exclude: ["Golden"]),
     ],

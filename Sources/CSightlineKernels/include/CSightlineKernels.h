@@ -13,6 +13,7 @@
 // threading, memory and the reference twins; these functions only compute.
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define SL_X86 1
@@ -161,5 +162,11 @@ void sl_moved_samples(const short *differences, long width, long height, long ti
 /// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power in
 /// the kernel pool's wait loops.
 void sl_cpu_relax(void);
+
+/// AVX2, FMA and F16C: the vectorised twin of sl_dot_f16_rows may run.
+bool sl_has_f16c(void);
+/// out[r] = dot(rows[r], query) for n rows of dim IEEE float16 values (their bit patterns) and a
+/// float32 query. `vectorised` false forces the portable loop (the reference the tests compare).
+void sl_dot_f16_rows(const uint16_t *rows, long n, long dim, const float *query, float *out, bool vectorised);
 
 #endif

@@ -1,0 +1,205 @@
+import Foundation
+import GRDB
+import SightlineCore
+
+/// Why the index cannot be used.
+public enum IndexError: Error, Equatable, CustomStringConvertible {
+    case missing(folder: String)
+    case unreadable(path: String, reason: String)
+    case badQuery(String)
+
+    public var description: String {
+        switch self {
+        case .missing(let folder):
+            "no index in '\(folder)': run the batch pipeline first (Pipelines/batch.yaml writes sightline-index.sqlite into its output folder), or pass --index DIR"
+        case .unreadable(let path, let reason): "cannot read the index '\(path)': \(reason)"
+        case .badQuery(let reason): "bad query: \(reason)"
+        }
+    }
+}
+
+/// The results index of one output folder: `sightline-index.sqlite` (SQLite in WAL mode, so
+/// readers — `sightline search`, the review page — never wait for the writer) and a
+/// `thumbnails/` folder beside it.
+///
+/// Writes are whole documents in one transaction each: a batch file's rows replace the rows of
+/// its previous run at once, so a crash leaves the old rows or the new ones, never half.
+public final class IndexStore: Sendable {
+    public static let fileName = "sightline-index.sqlite"
+    public static let thumbnailFolder = "thumbnails"
+
+    public let folder: URL
+    let pool: DatabasePool
+
+    /// Opens (creating when `create`) the index in `folder`.
+    public init(folder: String, create: Bool = true) throws {
+        let url = URL(fileURLWithPath: folder, isDirectory: true).standardizedFileURL
+        let path = url.appendingPathComponent(Self.fileName).path
+        if !create && !FileManager.default.fileExists(atPath: path) { throw IndexError.missing(folder: folder) }
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.foreignKeysEnabled = true
+            // A writer holding the lock (a batch job committing a file) makes others wait, not fail.
+            configuration.busyMode = .timeout(10)
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try IndexSchema.migrator().migrate(pool)
+        } catch {
+            throw IndexError.unreadable(path: path, reason: String(describing: error))
+        }
+        self.folder = url
+    }
+
+    /// A counter every write bumps, so a reader holding vectors in memory knows to reload.
+    public func generation() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'") ?? 0 }
+    }
+
+    /// Replaces everything about `document.video.source` with `document`, in one transaction.
+    @discardableResult
+    public func replace(_ document: IndexDocument, indexedAt: Double = Date().timeIntervalSince1970) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM videos WHERE source = ?", arguments: [document.video.source])
+            let videoID = try Self.upsertVideo(document.video, indexedAt: indexedAt, db: db)
+            try Self.insertRows(document, videoID: videoID, db: db)
+            try Self.bumpGeneration(db)
+            return videoID
+        }
+    }
+
+    /// Adds `document`'s rows to its source (a live source writes each finished shot), then
+    /// keeps only the last `retention` seconds of that source's media time (nil: keep all).
+    @discardableResult
+    public func append(_ document: IndexDocument, retention: Double?, indexedAt: Double = Date().timeIntervalSince1970) throws -> Int64 {
+        try pool.write { db in
+            let videoID = try Self.upsertVideo(document.video, indexedAt: indexedAt, db: db)
+            try Self.insertRows(document, videoID: videoID, db: db)
+            if let retention {
+                let newest = try Double.fetchOne(db, sql: #"SELECT max("end") FROM shots WHERE video_id = ?"#, arguments: [videoID]) ?? 0
+                let cutoff = newest - retention
+                for table in ["labels", "texts", "detections"] {
+                    try db.execute(sql: "DELETE FROM \(table) WHERE video_id = ? AND time < ?", arguments: [videoID, cutoff])
+                }
+                for table in ["shots", "tracks", "flags", "vectors"] {
+                    try db.execute(sql: #"DELETE FROM \#(table) WHERE video_id = ? AND "end" < ?"#, arguments: [videoID, cutoff])
+                }
+            }
+            try Self.bumpGeneration(db)
+            return videoID
+        }
+    }
+
+    /// Removes a source and its rows; true when it was there.
+    @discardableResult
+    public func remove(source: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM videos WHERE source = ?", arguments: [source])
+            let removed = db.changesCount > 0
+            try Self.bumpGeneration(db)
+            return removed
+        }
+    }
+
+    private static func bumpGeneration(_ db: Database) throws {
+        try db.execute(sql: "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    }
+
+    private static func upsertVideo(_ video: IndexDocument.Video, indexedAt: Double, db: Database) throws -> Int64 {
+        try db.execute(sql: """
+            INSERT INTO videos (source, location, sha256, duration, live, pipeline_hash, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(source) DO UPDATE SET location = excluded.location, sha256 = excluded.sha256,
+                duration = max(duration, excluded.duration), pipeline_hash = excluded.pipeline_hash, indexed_at = excluded.indexed_at
+            """, arguments: [video.source, video.location, video.sha256, video.duration, video.live, video.pipelineHash, indexedAt])
+        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM videos WHERE source = ?", arguments: [video.source]) else {
+            throw IndexError.unreadable(path: "videos", reason: "the row just written is missing")
+        }
+        return id
+    }
+
+    private static func insertRows(_ document: IndexDocument, videoID: Int64, db: Database) throws {
+        var shotIDs: [Int: Int64] = [:]
+        let shot = try db.makeStatement(sql: """
+            INSERT INTO shots (video_id, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged, thumbnail, thumbnail_time)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for s in document.shots {
+            try shot.execute(arguments: [videoID, s.index, s.start, s.end, s.endedBy, s.caption, s.labelWords, s.text, s.people, s.faces,
+                                         s.flagged, s.thumbnail, s.thumbnailTime])
+            shotIDs[s.index] = db.lastInsertedRowID
+        }
+        let label = try db.makeStatement(sql: "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        for l in document.labels {
+            try label.execute(arguments: [videoID, l.time, l.name, l.probability, l.origin, l.concept,
+                                          l.conceptPath.isEmpty ? nil : l.conceptPath.joined(separator: "/"), l.colour])
+        }
+        let text = try db.makeStatement(sql: "INSERT INTO texts VALUES (?, ?, ?, ?)")
+        for t in document.texts { try text.execute(arguments: [videoID, t.time, t.text, t.confidence]) }
+        let detection = try db.makeStatement(sql: "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        for d in document.detections {
+            try detection.execute(arguments: [videoID, d.time, d.kind, d.box.x, d.box.y, d.box.width, d.box.height, d.score, d.frameWidth, d.frameHeight,
+                                              d.attributes.isEmpty ? nil : JSONText.object(d.attributes)])
+        }
+        let track = try db.makeStatement(sql: "INSERT INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)")
+        for t in document.tracks {
+            try track.execute(arguments: [videoID, t.trackID, t.label, t.start, t.end, t.movement,
+                                          JSONText.array(t.path.map { [$0.time, $0.x, $0.y] })])
+        }
+        let flag = try db.makeStatement(sql: #"INSERT INTO flags (video_id, category, start, "end", peak, evidence, notes) VALUES (?, ?, ?, ?, ?, ?, ?)"#)
+        for f in document.flags {
+            try flag.execute(arguments: [videoID, f.category, f.start, f.end, f.peak, JSONText.array(f.evidence), JSONText.strings(f.notes)])
+        }
+        let vector = try db.makeStatement(sql: #"INSERT INTO vectors VALUES (?, ?, ?, ?, ?, ?, ?)"#)
+        for v in document.vectors {
+            try vector.execute(arguments: [videoID, v.shotIndex.flatMap { shotIDs[$0] }, v.space, v.start, v.end, v.vector.count, HalfVector.encode(v.vector)])
+        }
+    }
+}
+
+/// Small JSON texts for the index's detail columns (boxes' attributes, paths, evidence times).
+enum JSONText {
+    static func object(_ values: [String: String]) -> String {
+        (try? String(decoding: JSONEncoder.sorted.encode(values), as: UTF8.self)) ?? "{}"
+    }
+
+    static func array(_ values: [Double]) -> String {
+        "[" + values.map { String(format: "%.3f", $0) }.joined(separator: ",") + "]"
+    }
+
+    static func array(_ values: [[Double]]) -> String {
+        "[" + values.map { array($0) }.joined(separator: ",") + "]"
+    }
+
+    static func strings(_ values: [String]) -> String {
+        (try? String(decoding: JSONEncoder.sorted.encode(values), as: UTF8.self)) ?? "[]"
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+/// Vectors as little-endian IEEE float16 blobs: half the bytes of float32, and what the
+/// in-memory scan reads.
+public enum HalfVector {
+    public static func encode(_ vector: [Float]) -> Data {
+        var data = Data(count: vector.count * 2)
+        data.withUnsafeMutableBytes { raw in
+            for (i, value) in vector.enumerated() { raw.storeBytes(of: Float16(value).bitPattern.littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+        }
+        return data
+    }
+
+    /// The bit patterns of a blob, or nil when its length is not `dimension` halves.
+    public static func bits(_ data: Data, dimension: Int) -> [UInt16]? {
+        guard dimension > 0, data.count == dimension * 2 else { return nil }
+        return data.withUnsafeBytes { raw in (0..<dimension).map { UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) } }
+    }
+
+    public static func decode(_ data: Data, dimension: Int) -> [Float]? {
+        bits(data, dimension: dimension)?.map { Float(Float16(bitPattern: $0)) }
+    }
+}

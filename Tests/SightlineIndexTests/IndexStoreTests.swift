@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+import SightlineCore
+@testable import SightlineIndex
+
+private func temporaryFolder() -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-index-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url.path
+}
+
+/// A unit vector pointing mostly along `axis` (so queries along one axis find it first).
+private func axisVector(_ axis: Int, dimension: Int = 8, spread: Float = 0.1) -> [Float] {
+    var v = [Float](repeating: spread, count: dimension)
+    v[axis] = 1
+    let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    return v.map { $0 / norm }
+}
+
+/// A document built the way the `index` node builds one: from typed records.
+private func document(source: String, shots: [(caption: String, label: String, axis: Int)], text: [Int: String] = [:],
+                      flagShot: Int? = nil, people: [Int: [String: String]] = [:]) -> IndexDocument {
+    var builder = IndexDocumentBuilder(video: .init(source: source, location: "/videos/\(source).mp4", sha256: "abc", duration: 0, live: false, pipelineHash: "p"))
+    for (i, shot) in shots.enumerated() {
+        let start = Double(i * 3), end = Double(i * 3 + 3)
+        builder.add(Record(.labels(Labels(frameIndex: i * 75, top: [ScoredLabel(name: shot.label, index: 0, probability: 0.8)])),
+                           sourceID: source, start: start + 1, end: start + 1))
+        if let line = text[i] {
+            builder.add(Record(.ocr(OnScreenText(frameIndex: i * 75, lines: [.init(text: line, confidence: 0.9, box: [])])), sourceID: source, start: start + 1, end: start + 1))
+        }
+        if let attributes = people[i] {
+            builder.add(Record(.people(Detections(frameIndex: i * 75, width: 640, height: 480,
+                                                  objects: [DetectedObject(box: PixelBox(x: 10, y: 10, width: 100, height: 300), score: 0.9, attributes: attributes)])),
+                               sourceID: source, start: start + 1, end: start + 1))
+        }
+        builder.add(Record(.shot(Shot(index: i, endedBy: i == shots.count - 1 ? .end : .cut)), sourceID: source, start: start, end: end))
+        builder.add(Record(.embedding(Embedding(space: "minilm-384-conse", scope: .segment(index: i, frames: 6), vector: axisVector(shot.axis))),
+                           sourceID: source, start: start, end: end))
+        builder.add(Record(.caption(Caption(text: shot.caption, maskedTerms: [], repeated: false, labels: [], onScreenText: [])), sourceID: source, start: start, end: end))
+    }
+    if let flagShot {
+        let t = Double(flagShot * 3 + 1)
+        builder.add(Record(.moderation(ModerationEvent(phase: .start, category: "weapons", peak: 0.7, evidence: [t])), sourceID: source, start: t, end: t))
+        builder.add(Record(.moderation(ModerationEvent(phase: .end, category: "weapons", peak: 0.8, evidence: [t, t + 0.5])), sourceID: source, start: t, end: t + 0.5))
+    }
+    return builder.finished()
+}
+
+@Suite struct IndexStoreTests {
+    @Test func shotsGatherWhatWasSeenInThem() {
+        let doc = document(source: "files/a.mp4", shots: [("An Egyptian cat.", "Egyptian cat", 0), ("An espresso.", "espresso", 1)],
+                           text: [1: "OPEN 24 HOURS"], flagShot: 1, people: [0: ["upper_colour": "red"]])
+        #expect(doc.shots.count == 2)
+        #expect(doc.shots[0].caption == "An Egyptian cat.")
+        #expect(doc.shots[0].labelWords.contains("egyptian cat"))
+        #expect(doc.shots[0].labelWords.contains("person") && doc.shots[0].labelWords.contains("red"))
+        #expect(doc.shots[0].people == 1 && doc.shots[1].people == 0)
+        #expect(doc.shots[1].text == "OPEN 24 HOURS" && doc.shots[0].text.isEmpty)
+        #expect(!doc.shots[0].flagged && doc.shots[1].flagged)
+        #expect(doc.flags.count == 1 && doc.flags[0].end == 4.5)
+        #expect(doc.video.duration == 6)
+        #expect(doc.vectors.map(\.shotIndex) == [0, 1])
+    }
+
+    @Test func rerunningAFileReplacesItsRows() throws {
+        let store = try IndexStore(folder: temporaryFolder())
+        let first = document(source: "files/a.mp4", shots: [("A cat.", "tabby", 0), ("A dog.", "beagle", 1), ("A car.", "cab", 2)])
+        try store.replace(first)
+        try store.replace(document(source: "files/b.mp4", shots: [("A horse.", "sorrel", 3)]))
+        let second = document(source: "files/a.mp4", shots: [("A rocket.", "missile", 4)])
+        try store.replace(second)
+        let counts = try store.pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM shots") ?? -1, try Int.fetchOne(db, sql: "SELECT count(*) FROM vectors") ?? -1,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM videos") ?? -1, try Int.fetchOne(db, sql: "SELECT count(*) FROM shots_fts WHERE shots_fts MATCH 'cat'") ?? -1)
+        }
+        #expect(counts.0 == 2 && counts.1 == 2 && counts.2 == 2)
+        #expect(counts.3 == 0, "the full-text rows of the replaced shots are gone too")
+    }
+
+    @Test func aFailedWriteLeavesTheOldRows() throws {
+        let store = try IndexStore(folder: temporaryFolder())
+        try store.replace(document(source: "files/a.mp4", shots: [("A cat.", "tabby", 0)]))
+        // A document whose vector row cannot be written (a NaN dimension is fine; a shot row
+        // with a NOT NULL violation is not): force a failure inside the transaction.
+        try store.pool.write { db in try db.execute(sql: "CREATE TRIGGER fail BEFORE INSERT ON vectors BEGIN SELECT RAISE(ABORT, 'disk full'); END") }
+        #expect(throws: (any Error).self) { try store.replace(document(source: "files/a.mp4", shots: [("A rocket.", "missile", 4)])) }
+        let captions = try store.pool.read { db in try String.fetchAll(db, sql: "SELECT caption FROM shots") }
+        #expect(captions == ["A cat."], "the old rows stay whole")
+    }
+
+    @Test func liveRetentionKeepsTheNewestSpan() throws {
+        let store = try IndexStore(folder: temporaryFolder())
+        for part in 0..<10 {
+            var doc = IndexDocument(video: .init(source: "cam1", location: "rtsp://cam", sha256: nil, duration: 0, live: true, pipelineHash: nil))
+            let start = Double(part * 10)
+            doc.shots = [.init(index: part, start: start, end: start + 10, endedBy: "window", caption: "window \(part)")]
+            doc.labels = [.init(time: start + 1, name: "cab", probability: 0.5, origin: "frame", concept: nil, conceptPath: [], colour: nil)]
+            try store.append(doc, retention: 30)
+        }
+        let (shots, labels) = try store.pool.read { db in
+            (try String.fetchAll(db, sql: "SELECT caption FROM shots ORDER BY start"), try Int.fetchOne(db, sql: "SELECT count(*) FROM labels") ?? -1)
+        }
+        #expect(shots == ["window 6", "window 7", "window 8", "window 9"])
+        #expect(labels == 3)
+    }
+
+    @Test func halfVectorsRoundTripAndRefuseWrongLengths() {
+        let v: [Float] = [0.5, -0.25, 1, 0.3333]
+        let blob = HalfVector.encode(v)
+        #expect(blob.count == 8)
+        let back = HalfVector.decode(blob, dimension: 4) ?? []
+        #expect(zip(v, back).allSatisfy { abs($0 - $1) < 1e-3 })
+        #expect(HalfVector.decode(blob, dimension: 5) == nil)
+        #expect(HalfVector.decode(blob, dimension: 0) == nil)
+    }
+
+    @Test func theVectorKernelMatchesItsReference() {
+        var scan = VectorScan(dimension: 384)
+        var generator = SystemRandomNumberGenerator()
+        for id in 0..<257 { scan.append(id: Int64(id), vector: (0..<384).map { _ in Float.random(in: -1...1, using: &generator) * 0.05 }) }
+        let query = (0..<384).map { _ in Float.random(in: -1...1, using: &generator) }
+        let reference = scan.referenceScores(query)
+        let portable = scan.scores(query, vectorised: false)
+        let fast = scan.scores(query)
+        func normalisedError(_ a: [Float], _ b: [Float]) -> Float {
+            let diff = zip(a, b).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+            return diff / max(b.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+        }
+        #expect(normalisedError(portable, reference) < 1e-5)
+        if VectorScan.hasVectorKernel {
+            #expect(normalisedError(fast, reference) < 1e-5)
+        }
+    }
+}
+
+@Suite struct SearchEngineTests {
+    private func engine() throws -> SearchEngine {
+        let store = try IndexStore(folder: temporaryFolder())
+        try store.replace(document(source: "files/pets.mp4", shots: [("An Egyptian cat; static camera.", "Egyptian cat", 0),
+                                                                    ("An espresso; static camera.", "espresso", 1)]))
+        try store.replace(document(source: "files/street.mp4", shots: [("A person in red; a cab.", "cab", 2),
+                                                                      ("A cab.", "cab", 3),
+                                                                      ("A person in red.", "jersey", 4),
+                                                                      ("A missile.", "missile", 5)],
+                                   text: [1: "TAXI"], flagShot: 1, people: [0: ["upper_colour": "red"], 2: ["upper_colour": "red"]]))
+        return SearchEngine(store: store)
+    }
+
+    @Test func fullTextFindsTheCatFirst() throws {
+        let hits = try engine().search(SearchQuery(text: "a cat"), queryVector: nil)
+        #expect(hits.first?.caption == "An Egyptian cat; static camera.")
+        #expect(hits.first?.matchedTerms == ["cat"])
+        #expect(hits.first?.textRank == 1)
+    }
+
+    @Test func vectorsFindWhatNoWordMatches() throws {
+        // "kitten" is in no caption; the query vector (the caller's embedding) points at shot 0.
+        let hits = try engine().search(SearchQuery(text: "kitten"), queryVector: axisVector(0))
+        #expect(hits.first?.caption == "An Egyptian cat; static camera.")
+        #expect(hits.first?.textRank == nil && hits.first?.vectorRank == 1)
+    }
+
+    @Test func shotsHoldingEveryObjectAndAttributeRankFirst() throws {
+        // The vector points at the shot with only the person; the hierarchical step still puts
+        // the shot with a red-clad person and a cab first.
+        let hits = try engine().search(SearchQuery(text: "a person in a red jacket near a cab"), queryVector: axisVector(4))
+        #expect(hits.first?.caption == "A person in red; a cab.")
+        #expect(Set(hits.first?.matchedLabels ?? []) == ["person", "red", "cab"])
+        #expect(hits.dropFirst().first?.caption == "A person in red.")
+    }
+
+    @Test func filtersNarrowTheHits() throws {
+        let engine = try engine()
+        #expect(try engine.search(SearchQuery(text: "cab", source: "pets"), queryVector: nil).isEmpty)
+        #expect(try engine.search(SearchQuery(text: "cab", kind: .flags), queryVector: nil).map(\.caption) == ["A cab."])
+        #expect(try engine.search(SearchQuery(text: "taxi", kind: .text), queryVector: nil).map(\.caption) == ["A cab."])
+        #expect(try engine.search(SearchQuery(text: "cab", from: 4, to: 5), queryVector: nil).map(\.caption) == ["A cab."])
+        #expect(try engine.search(SearchQuery(text: "cab", kind: .people), queryVector: axisVector(3)).allSatisfy { $0.caption.contains("person") })
+    }
+
+    @Test func badQueriesAreRefusedAndSyntaxIsInert() throws {
+        let engine = try engine()
+        #expect(throws: IndexError.self) { try engine.search(SearchQuery(text: "the a of"), queryVector: nil) }
+        #expect(throws: IndexError.self) { try engine.search(SearchQuery(text: "cat", limit: 0), queryVector: nil) }
+        #expect(throws: IndexError.self) { try engine.search(SearchQuery(text: "cat", from: 5, to: 1), queryVector: nil) }
+        // FTS5 operators in the text are words, not syntax.
+        #expect(try engine.search(SearchQuery(text: "cat\" OR NEAR(x* ^y"), queryVector: nil).first?.caption == "An Egyptian cat; static camera.")
+    }
+
+    @Test func aMissingIndexSaysHowToMakeOne() {
+        #expect(throws: IndexError.missing(folder: "/nonexistent/x")) { _ = try IndexStore(folder: "/nonexistent/x", create: false) }
+    }
+
+    @Test func aNewWriteIsSeenByAnOpenEngine() throws {
+        let engine = try engine()
+        #expect(try engine.search(SearchQuery(text: "rocket"), queryVector: nil).isEmpty)
+        try engine.store.replace(document(source: "files/launch.mp4", shots: [("A rocket on the pad.", "missile", 6)]))
+        #expect(try engine.search(SearchQuery(text: "rocket"), queryVector: nil).map(\.caption) == ["A rocket on the pad."])
+    }
+}
