@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(name: "SightlineGraphTests", dependencies: ["SightlineGraph", "SightlineNodes", "SightlineCore"]),
         .testTarget(
             name: "SightlineNodesTests",
-            dependencies: ["SightlineNodes", "SightlineGraph", "SightlineCore", "SightlineBus", "SightlineInference", "SightlineMedia", "SightlineModels", "SightlineTestSupport"]),
+            dependencies: ["SightlineNodes", "SightlineGraph", "SightlineCore", "SightlineBus", "SightlineInference", "SightlineMedia", "SightlineModels", "SightlineIndex", "SightlineTestSupport"]),
         .testTarget(name: "SightlineBusTests", dependencies: ["SightlineBus", "SightlineCore", "CZeroMQ"]),
         .testTarget(name: "SightlineKernelsTests", dependencies: ["SightlineKernels", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SightlineInferenceTests", dependencies: ["SightlineInference", "SightlineKernels", "SightlineCore", "SightlineTestSupport"]),

@@ -27,6 +27,9 @@ static const int SL_AVERROR_STREAM_NOT_FOUND = AVERROR_STREAM_NOT_FOUND;
 static const int64_t SL_AV_NOPTS_VALUE = AV_NOPTS_VALUE;
 static const int SL_AV_PKT_FLAG_KEY = AV_PKT_FLAG_KEY;
 static const int SL_AV_PKT_FLAG_CORRUPT = AV_PKT_FLAG_CORRUPT;
+/// Fixed-quality JPEG: qscale is given as a lambda with the QSCALE flag.
+static const int SL_FF_QP2LAMBDA = FF_QP2LAMBDA;
+static const int SL_AV_CODEC_FLAG_QSCALE = AV_CODEC_FLAG_QSCALE;
 
 /// av_err2str without the compound literal Swift cannot import: writes into `buf`.
 static inline const char *sl_av_err2str(int errnum, char *buf, size_t size) {

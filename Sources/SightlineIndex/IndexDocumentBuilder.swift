@@ -77,6 +77,43 @@ public struct IndexDocumentBuilder: Sendable {
         }
     }
 
+    /// Records the thumbnail chosen for shot `index` (a path relative to the index folder).
+    public mutating func setThumbnail(shot index: Int, path: String, time: Double) {
+        guard let i = document.shots.lastIndex(where: { $0.index == index }) else { return }
+        document.shots[i].thumbnail = path
+        document.shots[i].thumbnailTime = time
+    }
+
+    /// For a live source written as it runs: returns the finished part, every shot that
+    /// ended by `cutoff` and every row before it (with ended flags and exited tracks), and
+    /// keeps the rest for later. Flags still open stay open.
+    public mutating func drain(before cutoff: Double) -> IndexDocument {
+        let all = finished()
+        var out = IndexDocument(video: all.video)
+        out.shots = all.shots.filter { $0.end <= cutoff + 1e-9 }
+        out.labels = document.labels.filter { $0.time < cutoff }
+        out.texts = document.texts.filter { $0.time < cutoff }
+        out.detections = document.detections.filter { $0.time < cutoff }
+        out.tracks = document.tracks
+        out.flags = document.flags
+        out.vectors = document.vectors.filter { $0.end <= cutoff + 1e-9 }
+        out.video.duration = all.video.duration
+
+        let drainedShots = Set(out.shots.map(\.index))
+        document.shots.removeAll { drainedShots.contains($0.index) }
+        document.labels.removeAll { $0.time < cutoff }
+        document.texts.removeAll { $0.time < cutoff }
+        document.detections.removeAll { $0.time < cutoff }
+        document.tracks = []
+        document.flags = []
+        document.vectors.removeAll { $0.end <= cutoff + 1e-9 }
+        let drainedStarts = out.shots.map(\.start)
+        captions.removeAll { caption in drainedStarts.contains { abs($0 - caption.start) < 1e-6 } }
+        peopleAt = peopleAt.filter { $0.key >= cutoff }
+        facesAt = facesAt.filter { $0.key >= cutoff }
+        return out
+    }
+
     /// The document with every shot's summary filled in. Flags still open (a live source's
     /// flag that has not ended) are included up to the last record's time.
     public func finished() -> IndexDocument {
@@ -128,7 +165,8 @@ public struct IndexDocumentBuilder: Sendable {
         s.text = lines.joined(separator: "\n")
         s.people = peopleAt.filter { inside($0.key, shot) }.values.max() ?? 0
         s.faces = facesAt.filter { inside($0.key, shot) }.values.max() ?? 0
-        if flags.contains(where: { $0.start <= shot.end && $0.end >= shot.start }) { s.flagged = true }
+        // Overlap, not touch: a flag that ends where the next shot begins is not in it.
+        if flags.contains(where: { inside($0.start, shot) || ($0.start < shot.start && $0.end > shot.start) }) { s.flagged = true }
         return s
     }
 }

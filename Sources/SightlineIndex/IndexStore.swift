@@ -3,17 +3,24 @@ import GRDB
 import SightlineCore
 
 /// Why the index cannot be used.
-public enum IndexError: Error, Equatable, CustomStringConvertible {
+public enum IndexError: UserFacingError, Equatable {
     case missing(folder: String)
     case unreadable(path: String, reason: String)
     case badQuery(String)
 
-    public var description: String {
+    public var message: String {
         switch self {
-        case .missing(let folder):
-            "no index in '\(folder)': run the batch pipeline first (Pipelines/batch.yaml writes sightline-index.sqlite into its output folder), or pass --index DIR"
+        case .missing(let folder): "no index in '\(folder)'"
         case .unreadable(let path, let reason): "cannot read the index '\(path)': \(reason)"
         case .badQuery(let reason): "bad query: \(reason)"
+        }
+    }
+
+    public var hint: String? {
+        switch self {
+        case .missing: "run the batch pipeline first (Pipelines/batch.yaml writes sightline-index.sqlite into its output folder), or pass --index DIR"
+        case .unreadable: "is another program writing it, or is the disk full?"
+        case .badQuery: nil
         }
     }
 }

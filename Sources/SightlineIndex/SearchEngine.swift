@@ -23,6 +23,9 @@ public struct SearchQuery: Sendable, Equatable {
     public var to: Double?
     public var kind: Kind?
 
+    /// Shots found only by meaning need at least this cosine similarity to the query.
+    public var minSimilarity: Double = 0.3
+
     public init(text: String, limit: Int = 10, source: String? = nil, from: Double? = nil, to: Double? = nil, kind: Kind? = nil) {
         self.text = text
         self.limit = limit
@@ -94,6 +97,9 @@ public final class SearchEngine: @unchecked Sendable {
         var people: Int
         var hasText: Bool
     }
+
+    /// How far below the best match a shot found only by meaning may fall and still be shown.
+    static let similarityMargin = 0.25
 
     public init(store: IndexStore, space: String = "minilm-384-conse") {
         self.store = store
@@ -168,7 +174,12 @@ public final class SearchEngine: @unchecked Sendable {
             for (row, score) in scores.enumerated() where passes(rowInfo[row], query) { kept.append((scan.ids[row], score)) }
             return (labelVocabulary, Array(kept.sorted { $0.1 > $1.1 }.prefix(Self.candidates)))
         }
-        for (rank, (id, score)) in vectorIDs.enumerated() {
+        // Every shot has some cosine to any query; a shot only the vectors found must be near
+        // the query in absolute terms and not far below the best, or it is noise, not a hit.
+        let best = vectorIDs.first?.1 ?? 0
+        let floor = max(Float(query.minSimilarity), best - Float(Self.similarityMargin))
+        let textIDs = Set(textRanks.keys)
+        for (rank, (id, score)) in vectorIDs.enumerated() where textIDs.contains(id) || score >= floor {
             vectorRanks[id] = rank + 1
             similarities[id] = Double(score)
         }

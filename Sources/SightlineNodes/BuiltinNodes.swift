@@ -11,6 +11,7 @@ public enum BuiltinNodes {
         PassthroughNode.factory,
         PublishSink.factory,
         JSONLSink.factory,
+        IndexSink.factory,
         NullSink.factory,
         LabelsNode.factory,
         NSFWNode.factory,

@@ -198,3 +198,39 @@ private func document(source: String, shots: [(caption: String, label: String, a
         #expect(try engine.search(SearchQuery(text: "rocket"), queryVector: nil).map(\.caption) == ["A rocket on the pad."])
     }
 }
+
+@Suite struct IndexDocumentBuilderTimelineTests {
+    private func builder() -> IndexDocumentBuilder {
+        IndexDocumentBuilder(video: .init(source: "cam", location: "udp://x", sha256: nil, duration: 0, live: true, pipelineHash: nil))
+    }
+
+    @Test func aFlagEndingAtACutDoesNotFlagTheNextShot() {
+        var b = builder()
+        b.add(Record(.shot(Shot(index: 0, endedBy: .cut)), sourceID: "cam", start: 0, end: 3))
+        b.add(Record(.moderation(ModerationEvent(phase: .start, category: "weapons", peak: 0.6, evidence: [1])), sourceID: "cam", start: 1, end: 1))
+        b.add(Record(.moderation(ModerationEvent(phase: .end, category: "weapons", peak: 0.6, evidence: [1, 2.5])), sourceID: "cam", start: 1, end: 3))
+        b.add(Record(.shot(Shot(index: 1, endedBy: .end)), sourceID: "cam", start: 3, end: 6))
+        let doc = b.finished()
+        #expect(doc.shots.map(\.flagged) == [true, false])
+    }
+
+    @Test func drainingHandsOverFinishedShotsAndKeepsTheRest() {
+        var b = builder()
+        b.add(Record(.labels(Labels(frameIndex: 0, top: [ScoredLabel(name: "tabby", index: 0, probability: 0.9)])), sourceID: "cam", start: 1, end: 1))
+        b.add(Record(.shot(Shot(index: 0, endedBy: .window)), sourceID: "cam", start: 0, end: 4))
+        b.add(Record(.caption(Caption(text: "A tabby.", maskedTerms: [], repeated: false, labels: [], onScreenText: [])), sourceID: "cam", start: 0, end: 4))
+        b.add(Record(.labels(Labels(frameIndex: 9, top: [ScoredLabel(name: "espresso", index: 1, probability: 0.9)])), sourceID: "cam", start: 5, end: 5))
+        // Shot 1 ends: shot 0 and everything before 4 s go out; the espresso label stays.
+        let first = b.drain(before: 4)
+        #expect(first.shots.map(\.index) == [0])
+        #expect(first.shots[0].caption == "A tabby." && first.shots[0].labelWords.contains("tabby"))
+        #expect(first.labels.map(\.name) == ["tabby"])
+        b.add(Record(.shot(Shot(index: 1, endedBy: .window)), sourceID: "cam", start: 4, end: 8))
+        b.add(Record(.caption(Caption(text: "An espresso.", maskedTerms: [], repeated: false, labels: [], onScreenText: [])), sourceID: "cam", start: 4, end: 8))
+        let second = b.drain(before: .infinity)
+        #expect(second.shots.map(\.index) == [1])
+        #expect(second.shots[0].caption == "An espresso." && second.shots[0].labelWords.contains("espresso") && !second.shots[0].labelWords.contains("tabby"))
+        #expect(second.labels.map(\.name) == ["espresso"])
+        #expect(b.drain(before: .infinity).shots.isEmpty)
+    }
+}

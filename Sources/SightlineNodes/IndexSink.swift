@@ -1,0 +1,179 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineIndex
+import SightlineMedia
+
+/// `index`: writes what the pipeline found into the searchable results index
+/// (`sightline-index.sqlite` in the output folder, SQLite in WAL mode), with one JPEG
+/// thumbnail per shot beside it, for `sightline search`.
+///
+/// A batch file is written in one transaction when it has been read to its end: re-running a
+/// file replaces its rows, and a run cut short leaves the previous rows as they were. A live
+/// source is written shot by shot (each shot once the next one has begun, when its caption
+/// and flags are in), keeping only the last `retention` seconds.
+public final class IndexSink: NodeProcessor {
+    private let store: IndexStore
+    private let thumbnails: Bool
+    private let retention: Double?
+    private var sources: [String: SourceState] = [:]
+    private lazy var encoder = JPEGEncoder(maxWidth: 320)
+    /// Names this run's thumbnail folders, so a re-run never overwrites the pictures the
+    /// index still points at before its own transaction has landed.
+    private let runToken = String(Int64(Date().timeIntervalSince1970 * 1000), radix: 36)
+
+    private final class SourceState {
+        var builder: IndexDocumentBuilder
+        var frames = RepresentativeFrames<SmallFrame>(capacity: 16)
+        var live: Bool
+        /// Thumbnails written for a live source, to delete when retention drops their shots.
+        var liveThumbnails: [(end: Double, path: String)] = []
+        init(builder: IndexDocumentBuilder, live: Bool) {
+            self.builder = builder
+            self.live = live
+        }
+    }
+
+    private struct SmallFrame {
+        var pixels: [UInt8]
+        var width: Int
+        var height: Int
+        var format: PixelFormat
+    }
+
+    public static let descriptor = NodeDescriptor(
+        name: "index",
+        description: "Write shots, captions, labels, text, people, tracks, flags and shot vectors into the search index (sightline-index.sqlite) for `sightline search`.",
+        role: .sink, inputs: .any, outputs: nil,
+        options: [
+            OptionSpec("dir", .outputPath, help: "the index folder, relative to the output folder (default: the output folder itself)"),
+            OptionSpec("thumbnails", .bool, default: .bool(true), help: "write one JPEG per shot (at most 320 px wide) into the index folder's thumbnails/"),
+            OptionSpec("retention", .double, min: 1, help: "live sources: keep only this many seconds of each source's most recent media time (default: keep everything)"),
+        ])
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(try IndexSink(folder: options.string("dir") ?? options.outputDirectory, thumbnails: options.bool("thumbnails") ?? true,
+                                 retention: options.double("retention")))
+    }
+
+    public init(folder: String, thumbnails: Bool, retention: Double?) throws {
+        do {
+            store = try IndexStore(folder: folder)
+        } catch {
+            throw SightlineError.cannotOpen(input: folder, reason: "cannot open the results index: \(error)")
+        }
+        self.thumbnails = thumbnails
+        self.retention = retention
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        switch item {
+        case .status(let status):
+            guard case .started(let opened) = status.detail, let source = status.sourceID else { return }
+            let state = state(for: source, context: context)
+            state.builder.video.location = opened.batchFile?.path ?? opened.url
+            state.builder.video.sha256 = opened.sha256
+            state.live = opened.batchFile == nil && !source.contains("/")
+            state.builder.video.live = state.live
+        case .frame(let frame):
+            guard thumbnails else { return }
+            let state = state(for: frame.sourceID, context: context)
+            guard state.frames.wants(frame.seconds) else { return }
+            let small = try encoder.downscale(frame.pixels, width: frame.width, height: frame.height, format: frame.pixelFormat)
+            state.frames.offer(frame.seconds, SmallFrame(pixels: small.pixels, width: small.width, height: small.height, format: frame.pixelFormat))
+        case .record(let record):
+            let state = state(for: record.sourceID, context: context)
+            if state.live, case .shot = record.value {
+                // The previous shot is complete (its caption and vectors came before this
+                // shot's end): write it, and everything seen before this shot began.
+                try writeLive(state, before: record.start)
+            }
+            state.builder.add(record)
+            if case .shot(let shot) = record.value, thumbnails, let chosen = state.frames.choose(start: record.start, end: record.end) {
+                let path = try writeThumbnail(chosen.payload, source: record.sourceID, shot: shot.index, start: record.start, live: state.live)
+                state.builder.setThumbnail(shot: shot.index, path: path, time: chosen.time)
+                if state.live { state.liveThumbnails.append((record.end, path)) }
+            }
+        case .endOfStream(let eos):
+            guard let state = sources.removeValue(forKey: eos.sourceID) else { return }
+            if state.live {
+                try writeLive(state, before: .infinity)
+            } else if eos.isComplete {
+                var document = state.builder.finished()
+                document.video.sha256 = document.video.sha256 ?? eos.sha256
+                if document.video.location.isEmpty { document.video.location = eos.batchFile?.path ?? eos.sourceID }
+                try store.replace(document)
+                removeThumbnails(of: eos.sourceID, except: runToken)
+            } else {
+                // Cut short: the index keeps the file's previous rows; this run's pictures go.
+                removeThumbnails(of: eos.sourceID, only: runToken)
+            }
+        }
+    }
+
+    public func close(context: any NodeContext) throws {
+        // Sources still open when the graph closes were interrupted: live ones keep what they
+        // have written (and write what is finished), batch files keep their previous rows.
+        for (source, state) in sources {
+            if state.live { try writeLive(state, before: .infinity) } else { removeThumbnails(of: source, only: runToken) }
+        }
+        sources = [:]
+    }
+
+    private func state(for source: String, context: any NodeContext) -> SourceState {
+        if let state = sources[source] { return state }
+        let video = IndexDocument.Video(source: source, location: "", sha256: nil, duration: 0, live: !source.contains("/"), pipelineHash: context.resultsHash)
+        let state = SourceState(builder: IndexDocumentBuilder(video: video), live: !source.contains("/"))
+        sources[source] = state
+        return state
+    }
+
+    private func writeLive(_ state: SourceState, before cutoff: Double) throws {
+        let document = state.builder.drain(before: cutoff)
+        guard !document.shots.isEmpty || !document.flags.isEmpty || !document.tracks.isEmpty else { return }
+        var written = document
+        if written.video.location.isEmpty { written.video.location = written.video.source }
+        try store.append(written, retention: retention)
+        // Pictures of shots the retention window dropped go with their rows.
+        if let retention, let newest = state.liveThumbnails.last?.end {
+            let expired = state.liveThumbnails.prefix { $0.end < newest - retention }
+            for old in expired { try? FileManager.default.removeItem(at: store.folder.appendingPathComponent(old.path)) }
+            state.liveThumbnails.removeFirst(expired.count)
+        }
+    }
+
+    /// `thumbnails/<source>/<run>/shot-NNNN.jpg` (live: `thumbnails/<source>/live/…` named
+    /// by start time too, as a reconnect restarts shot numbers), relative to the index folder.
+    private func writeThumbnail(_ frame: SmallFrame, source: String, shot: Int, start: Double, live: Bool) throws -> String {
+        let name = live ? String(format: "shot-%05d-%.0f.jpg", shot, start * 1000) : String(format: "shot-%05d.jpg", shot)
+        let relative = [IndexStore.thumbnailFolder, Self.folderName(source), live ? "live" : runToken, name].joined(separator: "/")
+        let url = store.folder.appendingPathComponent(relative)
+        let jpeg = try encoder.encode(frame.pixels, width: frame.width, height: frame.height, format: frame.format)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try jpeg.write(to: url)
+        } catch {
+            throw SightlineError.cannotOpen(input: url.path, reason: "cannot write a thumbnail: \(error.localizedDescription)")
+        }
+        return relative
+    }
+
+    /// A source id as one folder name: `files/a b.mp4` → `files_a_b.mp4-1f3a9c20`. The hash
+    /// of the exact id keeps two ids that sanitise alike (`a b`, `a_b`) apart.
+    static func folderName(_ source: String) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+        var name = String(source.map { allowed.contains($0) ? $0 : "_" }.prefix(80))
+        if name.hasPrefix(".") { name = "_" + name.dropFirst() }
+        var hash: UInt32 = 2_166_136_261  // FNV-1a: stable across runs, unlike Hasher
+        for byte in source.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return name + "-" + String(format: "%08x", hash)
+    }
+
+    private func removeThumbnails(of source: String, except keep: String? = nil, only target: String? = nil) {
+        let folder = store.folder.appendingPathComponent(IndexStore.thumbnailFolder).appendingPathComponent(Self.folderName(source))
+        guard let runs = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
+        for run in runs where (keep.map { run != $0 } ?? true) && (target.map { run == $0 } ?? true) {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(run))
+        }
+    }
+}
