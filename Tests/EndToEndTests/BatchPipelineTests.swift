@@ -90,6 +90,28 @@ import SightlineTestSupport
         // Third run: nothing left to do.
         let third = try Tool.run(bin, arguments + ["--progress", "off"])
         #expect(third.stderr.contains("0 frames"), "\(third.stderr)")
+
+        // The search index in the output folder holds each file once, killed run or not
+        // (every caption of these stills says "static camera").
+        func search(_ words: [String]) throws -> [[String: Any]] {
+            try Tool.run(bin, ["search"] + words + ["--index", out, "--json"]).stdout.split(separator: "\n").compactMap {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+        let everything = try search(["static camera", "--text-only", "--limit", "100"])
+        let indexed = everything.compactMap { $0["source"] as? String }
+        #expect(indexed.sorted() == clips.map { "files/\($0.1)" }.sorted(), "one shot per 4 s still, each file once: \(indexed)")
+        // Text queries land on the right file, by words and by meaning, with a thumbnail.
+        for (query, file) in [("a cat", "a-cat.mp4"), ("cup of coffee", "b-coffee.mp4"), ("kitten", "a-cat.mp4"), ("a scooter", "c-moped.mov")] {
+            let hits = try search([query, "--limit", "3"])
+            #expect((hits.first?["source"] as? String) == "files/\(file)", "\(query): \(hits.map { ($0["source"] ?? "", $0["caption"] ?? "") })")
+            let thumbnail = try #require(hits.first?["thumbnail"] as? String)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: thumbnail)).prefix(2) == Data([0xFF, 0xD8]), "a JPEG thumbnail: \(thumbnail)")
+        }
+        let astronaut = try search(["astronaut", "--source", "d-astronaut", "--from", "0:01", "--to", "0:03"])
+        #expect(astronaut.allSatisfy { $0["source"] as? String == "files/more/d-astronaut.mkv" } && !astronaut.isEmpty)
+        let bad = try Tool.run(bin, ["search", "cat", "--index", base + "/nowhere"], check: false)
+        #expect(bad.status != 0 && bad.stderr.contains("no index in"), "\(bad.stderr)")
     }
 
     @Test func aBrokenFileFailsAloneAndIsRetriedNextTime() throws {
