@@ -28,6 +28,7 @@ static const int64_t SL_AV_NOPTS_VALUE = AV_NOPTS_VALUE;
 static const int SL_AV_PKT_FLAG_KEY = AV_PKT_FLAG_KEY;
 static const int SL_AV_PKT_FLAG_CORRUPT = AV_PKT_FLAG_CORRUPT;
 /// Fixed-quality JPEG: qscale is given as a lambda with the QSCALE flag.
+static const int SL_AV_CODEC_FLAG_GLOBAL_HEADER = AV_CODEC_FLAG_GLOBAL_HEADER;
 static const int SL_FF_QP2LAMBDA = FF_QP2LAMBDA;
 static const int SL_AV_CODEC_FLAG_QSCALE = AV_CODEC_FLAG_QSCALE;
 

@@ -16,7 +16,7 @@ struct Sightline: ParsableCommand {
         abstract: "Video understanding on plain CPUs: decode, sample, analyse, publish.",
         version: "sightline \(version) (bus schema \(Envelope.schema))",
         subcommands: [ProbeCommand.self, DecodeCommand.self, RunCommand.self, ValidateCommand.self, NodesCommand.self, SubscribeCommand.self, KeysCommand.self, ServeCommand.self,
-                      ModelsCommand.self, InferCommand.self, DetectCommand.self, RedactCommand.self, EmbedTextCommand.self, OCRCommand.self, SearchCommand.self, BenchCommand.self]
+                      ModelsCommand.self, InferCommand.self, DetectCommand.self, RedactCommand.self, EmbedTextCommand.self, OCRCommand.self, SearchCommand.self, ExportCommand.self, ClipCommand.self, BenchCommand.self]
     )
 
     /// Parses, runs, and reports any error in one place: commands throw, and every error a
