@@ -100,6 +100,12 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The review page and its JSON API over the results index.
+        .target(
+            name: "SightlineReview",
+            dependencies: ["SightlineCore", "SightlineIndex", .product(name: "Hummingbird", package: "hummingbird")],
+            resources: [.copy("Resources")]
+        ),
         .executableTarget(
             name: "sightline",
             dependencies: [
@@ -113,6 +119,8 @@ let package = Package(
                 "SightlineKernels",
                 "SightlineService",
                 "SightlineIndex",
+                "SightlineReview",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

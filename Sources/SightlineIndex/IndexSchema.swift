@@ -80,7 +80,9 @@ enum IndexSchema {
                 CREATE INDEX tracks_by_video ON tracks(video_id, start);
 
                 CREATE TABLE flags (
-                    id INTEGER PRIMARY KEY,
+                    -- AUTOINCREMENT: a re-indexed file's flags never take ids a review page
+                    -- still shows for other flags.
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
                     video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
                     category TEXT NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, peak REAL NOT NULL,
                     evidence TEXT NOT NULL, notes TEXT NOT NULL
@@ -96,6 +98,21 @@ enum IndexSchema {
                 );
                 CREATE INDEX vectors_by_space ON vectors(space, shot_id);
                 CREATE INDEX vectors_by_video ON vectors(video_id);
+                """)
+        }
+        // Reviewers' verdicts on flags. Keyed by what was flagged (source, category, span), not
+        // by the flag's row: a re-run replaces the rows, and an audit trail must outlive that.
+        migrator.registerMigration("v2-reviews") { db in
+            try db.execute(sql: """
+                CREATE TABLE reviews (
+                    id INTEGER PRIMARY KEY,
+                    source TEXT NOT NULL, location TEXT NOT NULL, category TEXT NOT NULL,
+                    start REAL NOT NULL, "end" REAL NOT NULL, peak REAL NOT NULL, evidence TEXT NOT NULL,
+                    verdict TEXT NOT NULL CHECK (verdict IN ('confirmed', 'dismissed')),
+                    note TEXT NOT NULL, reviewer TEXT NOT NULL, at REAL NOT NULL
+                );
+                CREATE INDEX reviews_by_flag ON reviews(source, category, start);
+                CREATE INDEX reviews_by_time ON reviews(at);
                 """)
         }
         return migrator

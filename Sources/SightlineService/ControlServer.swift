@@ -81,9 +81,8 @@ public final class ServiceController: Sendable {
 
     // MARK: - HTTP
 
-    /// Serves until the task is cancelled. `onListening` gets the bound port (for port 0).
-    public func serve(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
-        let router = Router()
+    /// Adds the control routes (sources, health, readiness, metrics) to `router`.
+    public func register(on router: Router<BasicRequestContext>) {
         router.get("healthz") { _, _ in
             Self.json(.ok, ["status": "ok", "uptime_s": Date().timeIntervalSince(self.startedAt)])
         }
@@ -140,17 +139,6 @@ public final class ServiceController: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: self.metricsText())))
         }
-        // Only failures are worth a line: the command prints where it listens itself, and a
-        // cancelled server (how the command stops it) logs its shutdown as errors.
-        var logger = Logger(label: "sightline.http")
-        logger.logLevel = .critical
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: "sightline"),
-            onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
-            logger: logger)
-        // Signals are the command's: it drains the graph first, then ends this task.
-        try await app.runService(gracefulShutdownSignals: [])
     }
 
     private static func object(_ entry: SourceStatusBoard.Entry) -> [String: Any] {
@@ -180,6 +168,25 @@ public final class ServiceController: Sendable {
 
     private static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         json(status, ["error": message])
+    }
+}
+
+/// Runs one Hummingbird server for whatever routes the command registered (the control API,
+/// the review page, or both on one port).
+public enum HTTPServer {
+    /// Serves until the task is cancelled. `onListening` gets the bound port (for port 0).
+    public static func run(router: Router<BasicRequestContext>, host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
+        // Only failures are worth a line: the command prints where it listens itself, and a
+        // cancelled server (how the command stops it) logs its shutdown as errors.
+        var logger = Logger(label: "sightline.http")
+        logger.logLevel = .critical
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "sightline"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
+            logger: logger)
+        // Signals are the command's: it drains the graph first, then ends this task.
+        try await app.runService(gracefulShutdownSignals: [])
     }
 }
 

@@ -1,17 +1,30 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import SightlineCore
 import SightlineGraph
+import SightlineIndex
+import SightlineKernels
 import SightlineMedia
+import SightlineModels
 import SightlineNodes
+import SightlineReview
 import SightlineService
 
 /// `sightline serve`: one long-running pipeline whose sources come and go over HTTP.
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run a pipeline as a service: add and remove sources over HTTP, health, readiness and Prometheus metrics.",
+        abstract: "Serve the review page (search, filmstrips, review queue) over a results index, and/or run a pipeline as a service: sources over HTTP, health, metrics.",
         discussion: """
+        Without --pipeline it serves the review page and its JSON API (Docs/review-api.yaml) for the
+        index in --index (default: ./ if it holds sightline-index.sqlite, else ./sightline-batch):
+
+          sightline serve                        # then open http://127.0.0.1:8080/
+
+        With --pipeline it also runs the pipeline; the page is served when its output folder holds
+        an index (or --index names one).
+
         The pipeline's source node is a template: each source added over HTTP copies its type and
         options (the request's options on top) and feeds the same edges. The file's own sources
         do not run unless --start-file-sources.
@@ -26,8 +39,11 @@ struct ServeCommand: ParsableCommand {
         See Docs/service.md.
         """)
 
-    @Option(name: .customLong("pipeline"), help: "Pipeline file (YAML), e.g. Pipelines/serve.yaml.")
-    var pipelineFile: String
+    @Option(name: .customLong("pipeline"), help: "Pipeline file (YAML) to run, e.g. Pipelines/serve.yaml.")
+    var pipelineFile: String?
+
+    @Option(help: "Folder holding sightline-index.sqlite for the review page.")
+    var index: String?
 
     @Option(name: .customLong("set"), help: "Override an option: NODE.OPTION=VALUE (repeatable).")
     var overrides: [String] = []
@@ -50,6 +66,8 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Do not echo status events (errors, gaps, reconnects) on stderr.")
     var quiet = false
 
+    @OptionGroup var cache: ModelCacheOption
+
     func run() throws {
         FFmpegLogLevel.quiet.apply()
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
@@ -57,7 +75,11 @@ struct ServeCommand: ParsableCommand {
         }
         let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         if !["127.0.0.1", "localhost", "::1"].contains(host) {
-            printError("warning: the HTTP API on \(host) lets anyone who can reach it add and remove sources; put it behind an authenticating proxy or keep it on loopback")
+            printError("warning: the HTTP API on \(host) lets anyone who can reach it \(pipelineFile == nil ? "read the index and record verdicts" : "add and remove sources"); put it behind an authenticating proxy or keep it on loopback")
+        }
+        guard let pipelineFile else {
+            try serveReviewOnly(host: host, port: port)
+            return
         }
         var arguments = [pipelineFile]
         for override in overrides { arguments += ["--set", override] }
@@ -89,11 +111,16 @@ struct ServeCommand: ParsableCommand {
         rates.setEventHandler { controller.sampleRates() }
         rates.resume()
 
+        let router = Router()
+        controller.register(on: router)
+        let review = try reviewServer(folder: index ?? validated.paths.outputDirectory, required: index != nil)
+        review?.register(on: router)
         let serverFailure = ServerFailure()
         let server = Task {
             do {
-                try await controller.serve(host: host, port: port) { bound in
-                    printError("serving pipeline '\(validated.name)' on http://\(host):\(bound) (template source '\(template)')")
+                try await HTTPServer.run(router: router, host: host, port: port) { bound in
+                    printError("serving pipeline '\(validated.name)' on http://\(host):\(bound) (template source '\(template)')"
+                               + (review.map { "; review page for \($0.store.folder.path) at /" } ?? ""))
                 }
             } catch is CancellationError {
             } catch {
@@ -115,6 +142,58 @@ struct ServeCommand: ParsableCommand {
         if let error = serverFailure.error { throw ErrorInContext("HTTP API on \(listen)", error) }
         let frames = runtime.metrics.snapshot().framesIn.values.reduce(0, +)
         printError("pipeline '\(validated.name)': served \(controller.sourceList().count) source(s), \(frames) frames")
+    }
+}
+
+extension ServeCommand {
+    /// The review page over the index in `folder`; nil when there is none and none was asked for.
+    func reviewServer(folder: String, required: Bool) throws -> ReviewServer? {
+        let store: IndexStore
+        do {
+            store = try IndexStore(folder: folder, create: false)
+        } catch IndexError.missing where !required {
+            return nil
+        }
+        // Queries are embedded like the index's shot vectors (MiniLM); without the model the
+        // page searches full text only, and says so once here.
+        let embedder: MiniLMEmbedder?
+        do {
+            KernelThreads.setBLASThreads(1)
+            embedder = try MiniLMEmbedder(store: cache.store)
+        } catch {
+            printError("warning: search is full-text only: MiniLM cannot be loaded (\(error))")
+            embedder = nil
+        }
+        let embed: (@Sendable (String) -> [Float]?)? = embedder.map { model in
+            let lock = NSLock()  // one query at a time through the model's buffers
+            return { text in lock.withLock { try? model.embed([text]).first } }
+        }
+        return ReviewServer(store: store, embed: embed)
+    }
+
+    func serveReviewOnly(host: String, port: Int) throws {
+        let folder = index ?? (FileManager.default.fileExists(atPath: IndexStore.fileName) ? "." : "sightline-batch")
+        guard let review = try reviewServer(folder: folder, required: true) else { return }
+        let router = Router()
+        review.register(on: router)
+        router.get("healthz") { _, _ in Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}\n"))) }
+        let done = DispatchSemaphore(value: 0)
+        let failure = ServerFailure()
+        let server = Task {
+            do {
+                try await HTTPServer.run(router: router, host: host, port: port) { bound in
+                    printError("review page for \(review.store.folder.path) on http://\(host):\(bound)/")
+                }
+            } catch is CancellationError {
+            } catch {
+                failure.record(error)
+            }
+            done.signal()
+        }
+        let trap = SignalTrap { server.cancel() }
+        defer { withExtendedLifetime(trap) {} }
+        done.wait()
+        if let error = failure.error { throw ErrorInContext("HTTP server on \(listen)", error) }
     }
 }
 

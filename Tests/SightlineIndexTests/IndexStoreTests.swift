@@ -234,3 +234,37 @@ private func document(source: String, shots: [(caption: String, label: String, a
         #expect(b.drain(before: .infinity).shots.isEmpty)
     }
 }
+
+@Suite struct ReviewQueueTests {
+    @Test func verdictsOutliveAReindexAndTheLatestCounts() throws {
+        let store = try IndexStore(folder: temporaryFolder())
+        let doc = document(source: "files/a.mp4", shots: [("A cat.", "tabby", 0), ("A rocket.", "missile", 1)], flagShot: 1)
+        try store.replace(doc)
+        let flag = try #require(try store.flagsForReview().first)
+        #expect(flag.category == "weapons" && flag.shotIndex == 1 && flag.latest == nil)
+        #expect(try store.flagsForReview(pending: true).count == 1)
+
+        try store.record(Verdict(decision: .confirmed, note: "", reviewer: "ana", at: 100), onFlag: flag.id)
+        try store.record(Verdict(decision: .dismissed, note: "it is a launch pad", reviewer: "ben", at: 200), onFlag: flag.id)
+        #expect(try store.flagsForReview().first?.latest?.decision == .dismissed)
+        #expect(try store.flagsForReview(pending: true).isEmpty)
+
+        // Re-indexing the file gives the flag a new row; its verdict still applies.
+        try store.replace(doc)
+        let again = try #require(try store.flagsForReview().first)
+        #expect(again.id != flag.id && again.latest?.reviewer == "ben")
+        // The report keeps every verdict, filtered by time.
+        #expect(try store.reviewReport().map(\.verdict.reviewer) == ["ana", "ben"])
+        #expect(try store.reviewReport(since: 150).map(\.verdict.reviewer) == ["ben"])
+        #expect(try store.reviewReport(source: "files/other.mp4").isEmpty)
+    }
+
+    @Test func aVerdictNeedsAReviewerAndAFlag() throws {
+        let store = try IndexStore(folder: temporaryFolder())
+        try store.replace(document(source: "files/a.mp4", shots: [("A rocket.", "missile", 1)], flagShot: 0))
+        let id = try #require(try store.flagsForReview().first?.id)
+        #expect(throws: IndexError.self) { try store.record(Verdict(decision: .confirmed, note: "", reviewer: "  ", at: 1), onFlag: id) }
+        #expect(throws: IndexError.self) { try store.record(Verdict(decision: .confirmed, note: "", reviewer: "ana", at: 1), onFlag: id + 100) }
+        #expect(try store.reviewReport().isEmpty)
+    }
+}
