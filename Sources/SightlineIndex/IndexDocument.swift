@@ -115,6 +115,14 @@ public struct IndexDocument: Sendable, Equatable {
         public var start: Double
         public var end: Double
         public var vector: [Float]
+
+        public init(space: String, shotIndex: Int?, start: Double, end: Double, vector: [Float]) {
+            self.space = space
+            self.shotIndex = shotIndex
+            self.start = start
+            self.end = end
+            self.vector = vector
+        }
     }
 
     public var video: Video

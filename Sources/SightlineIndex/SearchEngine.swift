@@ -84,18 +84,20 @@ public final class SearchEngine: @unchecked Sendable {
     private var scan = VectorScan(dimension: 1)
     /// Per row of `scan`: what the filters need without a query.
     private var rowInfo: [RowInfo] = []
+    private var videoNames: [(source: String, location: String)] = []
     /// Words that occur in some shot's labels (the vocabulary of the hierarchical step).
     private var labelVocabulary: Set<String> = []
 
+    /// What the filters need of each vector row, kept small (1M rows: ~32 MB): the video is
+    /// an index into `videoNames`, not two strings per row.
     struct RowInfo {
-        var source: String
-        var location: String
+        var video: Int32
+        var flagged: Bool
+        var hasText: Bool
+        var faces: Int32
+        var people: Int32
         var start: Double
         var end: Double
-        var flagged: Bool
-        var faces: Int
-        var people: Int
-        var hasText: Bool
     }
 
     /// How far below the best match a shot found only by meaning may fall and still be shown.
@@ -119,6 +121,7 @@ public final class SearchEngine: @unchecked Sendable {
             let began = Date()
             var next = VectorScan(dimension: 1)
             var info: [RowInfo] = []
+            var names: [(source: String, location: String)] = []
             var vocabulary = Set<String>()
             try store.pool.read { db in
                 let dimension = try Int.fetchOne(db, sql: "SELECT dimension FROM vectors WHERE space = ? AND shot_id IS NOT NULL LIMIT 1", arguments: [space]) ?? 1
@@ -126,22 +129,29 @@ public final class SearchEngine: @unchecked Sendable {
                 let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM vectors WHERE space = ? AND shot_id IS NOT NULL", arguments: [space]) ?? 0
                 next.reserve(count)
                 info.reserveCapacity(count)
+                var videoIndex: [Int64: Int32] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT id, source, location FROM videos") {
+                    videoIndex[row[0]] = Int32(names.count)
+                    names.append((row[1], row[2]))
+                }
                 let rows = try Row.fetchCursor(db, sql: """
-                    SELECT x.shot_id, x.vector, v.source, v.location, s.start, s."end", s.flagged, s.faces, s.people, s.ocr_text != ''
-                    FROM vectors x JOIN shots s ON s.id = x.shot_id JOIN videos v ON v.id = s.video_id
+                    SELECT x.shot_id, x.vector, s.video_id, s.start, s."end", s.flagged, s.faces, s.people, s.ocr_text != ''
+                    FROM vectors x JOIN shots s ON s.id = x.shot_id
                     WHERE x.space = ? AND x.dimension = ?
                     """, arguments: [space, dimension])
                 while let row = try rows.next() {
                     let blob: Data = row[1]
-                    guard let bits = HalfVector.bits(blob, dimension: dimension) else { continue }
+                    guard let bits = HalfVector.bits(blob, dimension: dimension), let video = videoIndex[row[2]] else { continue }
                     next.append(id: row[0], bits: bits)
-                    info.append(RowInfo(source: row[2], location: row[3], start: row[4], end: row[5], flagged: row[6], faces: row[7], people: row[8], hasText: row[9]))
+                    info.append(RowInfo(video: video, flagged: row[5], hasText: row[8], faces: Int32(clamping: row[6] as Int), people: Int32(clamping: row[7] as Int),
+                                        start: row[3], end: row[4]))
                 }
                 let words = try String.fetchCursor(db, sql: "SELECT DISTINCT label_words FROM shots")
                 while let line = try words.next() { vocabulary.formUnion(Self.words(line)) }
             }
             scan = next
             rowInfo = info
+            videoNames = names
             labelVocabulary = vocabulary
             loadedGeneration = generation
             lastLoadSeconds = Date().timeIntervalSince(began)
@@ -169,10 +179,14 @@ public final class SearchEngine: @unchecked Sendable {
         let (vocabulary, vectorIDs): (Set<String>, [(Int64, Float)]) = lock.withLock {
             guard let queryVector, queryVector.count == scan.dimension, scan.count > 0 else { return (labelVocabulary, []) }
             let scores = scan.scores(queryVector)
-            var kept: [(Int64, Float)] = []
-            kept.reserveCapacity(min(scores.count, 4096))
-            for (row, score) in scores.enumerated() where passes(rowInfo[row], query) { kept.append((scan.ids[row], score)) }
-            return (labelVocabulary, Array(kept.sorted { $0.1 > $1.1 }.prefix(Self.candidates)))
+            // The best `candidates` rows without sorting them all (1M rows: a sort costs more
+            // than the scan): a sorted window, entered only by scores above its floor.
+            var best = TopScores(capacity: Self.candidates)
+            let unfiltered = query.source == nil && query.from == nil && query.to == nil && query.kind == nil
+            for row in scores.indices where best.admits(scores[row]) && (unfiltered || passes(rowInfo[row], query)) {
+                best.insert(scan.ids[row], scores[row])
+            }
+            return (labelVocabulary, best.items)
         }
         // Every shot has some cosine to any query; a shot only the vectors found must be near
         // the query in absolute terms and not far below the best, or it is noise, not a hit.
@@ -210,7 +224,10 @@ public final class SearchEngine: @unchecked Sendable {
     }
 
     private func passes(_ row: RowInfo, _ query: SearchQuery) -> Bool {
-        if let source = query.source, !row.source.contains(source), !row.location.contains(source) { return false }
+        if let source = query.source {
+            let names = videoNames[Int(row.video)]
+            if !names.source.contains(source) && !names.location.contains(source) { return false }
+        }
         if let from = query.from, row.end < from { return false }
         if let to = query.to, row.start > to { return false }
         switch query.kind {
@@ -292,5 +309,27 @@ public final class SearchEngine: @unchecked Sendable {
         if word.hasSuffix("ses") || word.hasSuffix("xes") { return String(word.dropLast(2)) }
         if word.hasSuffix("s") && !word.hasSuffix("ss") && word.count > 3 { return String(word.dropLast()) }
         return word
+    }
+}
+
+/// The highest-scoring items seen, best first, at most `capacity` of them: the top of a
+/// million scores without sorting them all.
+struct TopScores {
+    let capacity: Int
+    private(set) var items: [(Int64, Float)] = []
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        items.reserveCapacity(self.capacity + 1)
+    }
+
+    func admits(_ score: Float) -> Bool { items.count < capacity || score > items[items.count - 1].1 }
+
+    mutating func insert(_ id: Int64, _ score: Float) {
+        guard admits(score) else { return }
+        var i = items.count
+        while i > 0 && items[i - 1].1 < score { i -= 1 }
+        items.insert((id, score), at: i)
+        if items.count > capacity { items.removeLast() }
     }
 }

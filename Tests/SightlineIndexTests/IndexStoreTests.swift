@@ -268,3 +268,14 @@ private func document(source: String, shots: [(caption: String, label: String, a
         #expect(try store.reviewReport().isEmpty)
     }
 }
+
+@Suite struct TopScoresTests {
+    @Test func keepsWhatAFullSortWouldPutFirst() {
+        var generator = SystemRandomNumberGenerator()
+        let scores = (0..<5000).map { _ in Float.random(in: -1...1, using: &generator) }
+        var top = TopScores(capacity: 50)
+        for (i, s) in scores.enumerated() { top.insert(Int64(i), s) }
+        let sorted = scores.enumerated().sorted { $0.element > $1.element }.prefix(50)
+        #expect(top.items.map(\.0) == sorted.map { Int64($0.offset) })
+    }
+}
