@@ -131,6 +131,21 @@ private func document(source: String, shots: [(caption: String, label: String, a
             #expect(normalisedError(fast, reference) < 1e-5)
         }
     }
+
+    @Test func aSplitScanEqualsOneCoreScan() {
+        // Enough rows for the split to happen, an odd count so the last part is short.
+        let dimension = 16
+        var scan = VectorScan(dimension: dimension)
+        var generator = SystemRandomNumberGenerator()
+        let rows = VectorScan.rowsPerThread * 3 + 17
+        scan.reserve(rows)
+        for id in 0..<rows { scan.append(id: Int64(id), vector: (0..<dimension).map { _ in Float.random(in: -1...1, using: &generator) }) }
+        let query = (0..<dimension).map { _ in Float.random(in: -1...1, using: &generator) }
+        let one = scan.scores(query, threads: 1)
+        let split = scan.scores(query, threads: 3)
+        #expect(one.count == rows)
+        #expect(one == split)
+    }
 }
 
 @Suite struct SearchEngineTests {
