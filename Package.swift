@@ -68,7 +68,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ],
-            resources: [.copy("Resources/imagenet1k-labels.txt"), .copy("Resources/imagenet-hierarchy.tsv")]
+            resources: [.copy("Resources/imagenet1k-labels.txt"), .copy("Resources/imagenet-hierarchy.tsv"), .copy("Resources/imagenet-glosses.tsv")]
         ),
         .target(
             name: "SightlineGraph",

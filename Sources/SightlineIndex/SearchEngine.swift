@@ -78,7 +78,11 @@ public final class SearchEngine: @unchecked Sendable {
     static let candidates = 200
 
     public let store: IndexStore
-    public let space: String
+    /// The space searched: the one asked for, or (nil) the text space most shots have a
+    /// vector in (`minilm-384-blend`, `-aligned` or `-conse`, by the semantic node's method).
+    public let requestedSpace: String?
+    public var space: String { lock.withLock { loadedSpace } }
+    private var loadedSpace = ""
     private let lock = NSLock()
     private var loadedGeneration = -1
     private var scan = VectorScan(dimension: 1)
@@ -103,10 +107,13 @@ public final class SearchEngine: @unchecked Sendable {
     /// How far below the best match a shot found only by meaning may fall and still be shown.
     static let similarityMargin = 0.25
 
-    public init(store: IndexStore, space: String = "minilm-384-conse") {
+    public init(store: IndexStore, space: String? = nil) {
         self.store = store
-        self.space = space
+        self.requestedSpace = space
     }
+
+    /// Spaces whose vectors a MiniLM query embedding can be compared with.
+    static let textSpacePrefix = "minilm-384"
 
     /// Seconds spent loading vectors the last time they were (re)loaded.
     public private(set) var lastLoadSeconds: Double = 0
@@ -123,7 +130,14 @@ public final class SearchEngine: @unchecked Sendable {
             var info: [RowInfo] = []
             var names: [(source: String, location: String)] = []
             var vocabulary = Set<String>()
+            var space = requestedSpace ?? ""
             try store.pool.read { db in
+                if requestedSpace == nil {
+                    space = try String.fetchOne(db, sql: """
+                        SELECT space FROM vectors WHERE shot_id IS NOT NULL AND substr(space, 1, ?) = ?
+                        GROUP BY space ORDER BY count(*) DESC, space LIMIT 1
+                        """, arguments: [Self.textSpacePrefix.count, Self.textSpacePrefix]) ?? ""
+                }
                 let dimension = try Int.fetchOne(db, sql: "SELECT dimension FROM vectors WHERE space = ? AND shot_id IS NOT NULL LIMIT 1", arguments: [space]) ?? 1
                 next = VectorScan(dimension: dimension)
                 let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM vectors WHERE space = ? AND shot_id IS NOT NULL", arguments: [space]) ?? 0
@@ -152,6 +166,7 @@ public final class SearchEngine: @unchecked Sendable {
             scan = next
             rowInfo = info
             videoNames = names
+            loadedSpace = space
             labelVocabulary = vocabulary
             loadedGeneration = generation
             lastLoadSeconds = Date().timeIntervalSince(began)

@@ -108,8 +108,13 @@ import SightlineTestSupport
             let thumbnail = try #require(hits.first?["thumbnail"] as? String)
             #expect(try Data(contentsOf: URL(fileURLWithPath: thumbnail)).prefix(2) == Data([0xFF, 0xD8]), "a JPEG thumbnail: \(thumbnail)")
         }
-        let astronaut = try search(["astronaut", "--source", "d-astronaut", "--from", "0:01", "--to", "0:03"])
-        #expect(astronaut.allSatisfy { $0["source"] as? String == "files/more/d-astronaut.mkv" } && !astronaut.isEmpty)
+        // The filters (source, time range) narrow to the one shot. No ImageNet class is an
+        // astronaut, so the shot is found by meaning alone at a low similarity: the floor is
+        // lowered here because this checks the filters, not retrieval (bench retrieval does).
+        let astronaut = try search(["astronaut", "--source", "d-astronaut", "--from", "0:01", "--to", "0:03", "--min-similarity", "0.1"])
+        #expect(astronaut.allSatisfy { $0["source"] as? String == "files/more/d-astronaut.mkv" } && astronaut.count == 1)
+        let outside = try search(["astronaut", "--source", "d-astronaut", "--from", "0:05", "--to", "0:09", "--min-similarity", "0.1"])
+        #expect(outside.isEmpty, "the shot ends at 3.52 s: \(outside)")
         let bad = try Tool.run(bin, ["search", "cat", "--index", base + "/nowhere"], check: false)
         #expect(bad.status != 0 && bad.stderr.contains("no index in"), "\(bad.stderr)")
     }

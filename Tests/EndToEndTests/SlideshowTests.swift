@@ -87,7 +87,7 @@ import SightlineTestSupport
         #expect(wrong.allSatisfy { $0 == "horse.png" }, "named wrongly, without a hedge: \(wrong)")
 
         // Text search: MiniLM query vectors against the per-shot semantic embeddings.
-        let segments = records("embeddings").filter { $0.data["scope"] as? String == "segment" && $0.data["space"] as? String == "minilm-384-conse" }
+        let segments = records("embeddings").filter { $0.data["scope"] as? String == "segment" && $0.data["space"] as? String == SemanticVectors.defaultMethod.space }
         #expect(segments.count == Self.slides.count)
         let queries: [(String, Int)] = [
             ("a cat", 0), ("a cup of coffee", 1), ("a motorbike", 2), ("a photographer with a camera", 3), ("a clock on the wall", 4),

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SightlineModels
 import SightlineTestSupport
 
 /// Pipelines/understand.yaml on a real photo (scikit-image's cat) with a caption burnt in:
@@ -33,7 +34,7 @@ import SightlineTestSupport
         let top = (labels.first?["labels"] as? [[String: Any]])?.compactMap { $0["label"] as? String } ?? []
         #expect(!Set(top.prefix(3)).isDisjoint(with: ["Egyptian cat", "tabby", "tiger cat"]), "\(top)")
         #expect(data("embeddings").contains { $0["dimension"] as? Int == 1280 })
-        let semantic = data("embeddings").filter { $0["space"] as? String == "minilm-384-conse" && $0["scope"] as? String == "frame" }
+        let semantic = data("embeddings").filter { $0["space"] as? String == SemanticVectors.defaultMethod.space && $0["scope"] as? String == "frame" }
         #expect(semantic.count == 2 && semantic.allSatisfy { ($0["text"] as? String)?.contains("BREAKING NEWS") == true })
         let nsfw = data("nsfw").compactMap { $0["score"] as? Double }
         #expect(nsfw.count == 2 && nsfw.allSatisfy { $0 < 0.2 })

@@ -333,9 +333,16 @@ import SightlineNodes
     }
 
     @Test func semanticWaitingForTextThatNeverComes() {
-        let d = diagnostics("  labels: {type: labels}\n  semantic: {type: semantic}", ["cam", "labels", "semantic"])
+        let d = diagnostics("  labels: {type: labels, embeddings: true}\n  semantic: {type: semantic}", ["cam", "labels", "semantic"])
         #expect(d.map(\.message) == ["node 'semantic' (semantic) needs `ocr` results (it has with_text: true), and no node before it produces them"])
-        #expect(diagnostics("  labels: {type: labels}\n  semantic: {type: semantic, with_text: false}", ["cam", "labels", "semantic"]).isEmpty)
+        #expect(diagnostics("  labels: {type: labels, embeddings: true}\n  semantic: {type: semantic, with_text: false}", ["cam", "labels", "semantic"]).isEmpty)
+    }
+
+    @Test func semanticBlendWithoutTheVisualFeature() {
+        let d = diagnostics("  labels: {type: labels}\n  semantic: {type: semantic, with_text: false}", ["cam", "labels", "semantic"])
+        #expect(d.map(\.message) == ["node 'semantic' (semantic) needs `embeddings` results (it has method: blend), and no node before it produces them"])
+        #expect(d.first?.hint?.contains("embeddings: true") == true)
+        #expect(diagnostics("  labels: {type: labels}\n  semantic: {type: semantic, with_text: false, method: conse}", ["cam", "labels", "semantic"]).isEmpty)
     }
 
     @Test func aNeedMetOnAnotherBranchOfAFanIn() {

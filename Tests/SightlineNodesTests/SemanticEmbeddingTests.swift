@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SightlineCore
+import SightlineTestSupport
 @testable import SightlineGraph
 @testable import SightlineModels
 @testable import SightlineNodes
@@ -17,7 +18,7 @@ import SightlineCore
 
     @Test func textQueriesRankTheRightFrameFirst() throws {
         try ModelStore().fetch(ModelZoo.miniLM)
-        let node = try SemanticEmbeddingNode(options: NodeOptions(["fetch": .bool(false), "text_weight": .double(0.5), "with_text": .bool(true)]))
+        let node = try SemanticEmbeddingNode(options: NodeOptions(["fetch": .bool(false), "text_weight": .double(0.5), "with_text": .bool(true), "method": .string("conse")]))
         let context = try TestContext()
         var vectors: [Int: [Float]] = [:]
         let frames: [(Record, Record)] = [
@@ -47,5 +48,44 @@ import SightlineCore
             if best == expected { right += 1 } else { print("query '\(query)' ranked frame \(String(describing: best)) first") }
         }
         #expect(right >= 3, "\(right)/4 queries found their frame first")
+    }
+
+    /// The learned alignment and the blend, from real photos through the real classifier:
+    /// each query finds its photo, and the vectors go to the method's own space.
+    @Test(arguments: [SemanticVectors.Method.aligned, .blend])
+    func photosAreFoundByTheirMeaning(method: SemanticVectors.Method) throws {
+        let store = ModelStore()
+        try store.fetch(ModelZoo.miniLM)
+        try store.fetch(ModelZoo.efficientNetLite0)
+        let classifier = try EfficientNetLite0(store: store)
+        let node = try SemanticEmbeddingNode(options: NodeOptions(["fetch": .bool(false), "with_text": .bool(false), "method": .string(method.rawValue)]))
+        let context = try TestContext()
+        let photos = ["chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png"]
+        var vectors: [Int: [Float]] = [:]
+        for (i, name) in photos.enumerated() {
+            let frame = try DeltaInferenceTests.decode(try #require(try SamplePhotos.all()[name]))
+            guard let result = try classifier.classify([frame]).first else { continue }
+            let labels = Self.labels(i, result.top(5).map { ($0.label, Double($0.probability)) })
+            let visual = Record(.embedding(Embedding(space: LabelsNode.embeddingSpace, scope: .frame(index: i), vector: result.features)),
+                                sourceID: labels.sourceID, start: labels.start, end: labels.end, ingestWallClock: labels.ingestWallClock)
+            for record in [labels, visual] {
+                try node.process(.record(record), context: context) { item in
+                    if case .record(let r) = item, r.kind == .embeddings, r.data["space"] != .string(LabelsNode.embeddingSpace), let v = r.vector {
+                        #expect(r.data["space"] == .string(method.space))
+                        #expect(r.provenance.contains { $0.name == "visual-text-alignment" })
+                        vectors[i] = v
+                    }
+                }
+            }
+        }
+        #expect(vectors.count == photos.count)
+        let queries = ["a kitten", "a cup of coffee", "a space launch", "a motorbike"]
+        let embedder = try MiniLMEmbedder(store: store)
+        var right = 0
+        for (expected, q) in try embedder.embed(queries).enumerated() {
+            let best = vectors.max { a, b in zip(a.value, q).reduce(0) { $0 + $1.0 * $1.1 } < zip(b.value, q).reduce(0) { $0 + $1.0 * $1.1 } }?.key
+            if best == expected { right += 1 } else { print("\(method): '\(queries[expected])' ranked photo \(String(describing: best)) first") }
+        }
+        #expect(right >= 3, "\(right)/4 queries found their photo first")
     }
 }
