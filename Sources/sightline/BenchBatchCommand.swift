@@ -16,9 +16,18 @@ struct BenchBatchCommand: ParsableCommand {
     @Option(help: "Runs of each; the best time counts.") var runs: Int = 2
     @Option(help: "Cores for both (onnxruntime intra-op threads; the pipeline file's node threads).") var threads: Int = 2
     @Option(help: "Python with the baseline's packages.") var python: String = "python3"
+    @Flag(help: "Also time the pipeline without its index node, interleaved with the full runs, and print what writing the index costs (target ≤ 5 %).")
+    var indexOverhead = false
+    @Flag(help: "Skip the Python baseline (with --index-overhead: time only the two pipelines).") var noBaseline = false
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        if noBaseline {
+            guard indexOverhead else { throw ValidationError("--no-baseline leaves nothing to compare: add --index-overhead") }
+            try measureIndexOverhead(clip: try input ?? Self.defaultClip())
+            return
+        }
         let python = try findExecutable(self.python)
         let check = Process()
         check.executableURL = URL(fileURLWithPath: python)
@@ -59,6 +68,51 @@ struct BenchBatchCommand: ParsableCommand {
         print(String(format: "sightline %.2f s   python baseline %.2f s   ratio %.2f× %@", best.0, best.1, best.1 / best.0,
                      best.1 / best.0 >= 1.5 ? "(target met)" : "(target 1.5× not met)"))
         try compare(ours: ourOut + "/" + URL(fileURLWithPath: clip).lastPathComponent + ".jsonl", baseline: theirOut)
+        if indexOverhead { try measureIndexOverhead(clip: clip) }
+    }
+
+    /// batch.yaml as shipped against the same file without its `index` node, runs interleaved
+    /// so drift in the machine's speed hits both alike.
+    func measureIndexOverhead(clip: String) throws {
+        let pipeline = repositoryFile("Pipelines/batch.yaml")
+        let text = try String(contentsOfFile: pipeline, encoding: .utf8)
+        var lines = text.components(separatedBy: "\n")
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("  index:") }) else { throw ValidationError("\(pipeline) has no index node to leave out") }
+        var end = start + 1
+        while end < lines.count, lines[end].hasPrefix("    ") || lines[end].trimmingCharacters(in: .whitespaces).hasPrefix("#") { end += 1 }
+        lines.removeSubrange(start..<end)
+        let withoutIndex = lines.joined(separator: "\n").replacingOccurrences(of: ", index\n", with: "\n")
+        guard !withoutIndex.contains("index\n"), withoutIndex != text else { throw ValidationError("could not take the index node out of \(pipeline)") }
+        let work = NSTemporaryDirectory() + "sightline-bench-index-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        // Beside the shipped file, so its relative paths (the moderation policy) still resolve.
+        let variant = URL(fileURLWithPath: pipeline).deletingLastPathComponent().path + "/.batch-without-index-\(getpid()).yaml"
+        try withoutIndex.write(toFile: variant, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: variant) }
+        print("index overhead — \(clip), batch.yaml with and without its index node, \(threads) cores, interleaved, best of \(runs)")
+        var with: [Double] = [], without: [Double] = []
+        for run in 0..<runs {
+            for (file, into) in [(pipeline, "with"), (variant, "without")] {
+                let out = work + "/" + into
+                try? FileManager.default.removeItem(atPath: out)
+                let started = monotonicSeconds()
+                _ = try runTool(ownExecutable(), ["run", file, "--input", clip, "--output", out, "--set", "files.resume=false",
+                                                  "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(Self.freeTCPPort())",
+                                                  "--set", "labels.threads=\(threads)", "--set", "nsfw.threads=\(threads)", "--set", "ocr.threads=\(threads)",
+                                                  "--progress", "off", "--quiet"])
+                let seconds = monotonicSeconds() - started
+                if into == "with" { with.append(seconds) } else { without.append(seconds) }
+            }
+            print(String(format: "  run %d: with index %.2f s, without %.2f s", run + 1, with.last ?? 0, without.last ?? 0))
+        }
+        let indexed = FileManager.default.fileExists(atPath: work + "/with/sightline-index.sqlite")
+        guard indexed, !FileManager.default.fileExists(atPath: work + "/without/sightline-index.sqlite") else {
+            throw ValidationError("the runs did not differ by their index as expected")
+        }
+        let a = with.min() ?? .infinity, b = without.min() ?? .infinity
+        let overhead = (a / b - 1) * 100
+        print(String(format: "with index %.2f s   without %.2f s   overhead %+.1f %% %@", a, b, overhead, overhead <= 5 ? "(target ≤ 5 % met)" : "(target ≤ 5 % MISSED)"))
     }
 
     /// Do both produce the same results? Per sampled frame: top-1 label, NSFW score, OCR text.
