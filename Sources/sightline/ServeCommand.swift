@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import SightlineBus
 import SightlineCore
 import SightlineGraph
 import SightlineIndex
@@ -65,6 +66,9 @@ struct ServeCommand: ParsableCommand {
 
     @Flag(help: "Do not echo status events (errors, gaps, reconnects) on stderr.")
     var quiet = false
+
+    @Option(help: "Publish each reviewer verdict on this ZeroMQ endpoint as a `review` message (topic review/SOURCE/), e.g. pub+bind:tcp://127.0.0.1:5557. Default: not published.")
+    var reviewBus: String?
 
     @OptionGroup var cache: ModelCacheOption
 
@@ -168,7 +172,12 @@ extension ServeCommand {
             let lock = NSLock()  // one query at a time through the model's buffers
             return { text in lock.withLock { try? model.embed([text]).first } }
         }
-        return ReviewServer(store: store, embed: embed)
+        var onVerdict: (@Sendable (FlagForReview) -> Void)? = nil
+        if let reviewBus {
+            let publisher = try VerdictPublisher(endpoint: reviewBus)
+            onVerdict = { flag in publisher.publish(flag) }
+        }
+        return ReviewServer(store: store, embed: embed, onVerdict: onVerdict)
     }
 
     func serveReviewOnly(host: String, port: Int) throws {
@@ -194,6 +203,32 @@ extension ServeCommand {
         defer { withExtendedLifetime(trap) {} }
         done.wait()
         if let error = failure.error { throw ErrorInContext("HTTP server on \(listen)", error) }
+    }
+}
+
+/// Reviewer verdicts on the bus: one `review` message per verdict, so whatever acts on flags
+/// (an alerting service, an audit log) hears the human decision as it is made. A verdict is
+/// already stored when it is published; a full or absent subscriber never holds up the page.
+final class VerdictPublisher: @unchecked Sendable {
+    private let lock = NSLock()
+    private let publisher: BusPublisher
+    private var encoder = EnvelopeEncoder(pipelineName: "review", pipelineHash: "")
+
+    init(endpoint: String) throws {
+        let parsed = try BusEndpoint(parsing: endpoint, defaultRole: .pub)
+        publisher = try BusPublisher(endpoints: [parsed], options: BusPublisher.Options(whenFull: .drop))
+    }
+
+    func publish(_ flag: FlagForReview) {
+        guard let verdict = flag.latest else { return }
+        lock.withLock {
+            let message = encoder.encode(kind: "review", source: flag.source, start: flag.start, end: flag.end, data: [
+                "flag_id": .int(flag.id), "category": .string(flag.category), "peak": .double(flag.peak),
+                "decision": .string(verdict.decision.rawValue), "note": .string(verdict.note), "reviewer": .string(verdict.reviewer),
+                "at": .double(verdict.at), "location": .string(flag.location),
+            ], wallClock: Date().timeIntervalSince1970)
+            _ = try? publisher.publish(message)
+        }
     }
 }
 

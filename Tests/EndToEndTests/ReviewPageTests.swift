@@ -37,7 +37,8 @@ struct ReviewPageTests {
                            "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
                            "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml", "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml"])
 
-        let service = try LineStreamingProcess(bin, ["serve", "--index", base + "/out", "--listen", "127.0.0.1:0"])
+        let reviewBus = "tcp://127.0.0.1:\(freePort())"
+        let service = try LineStreamingProcess(bin, ["serve", "--index", base + "/out", "--listen", "127.0.0.1:0", "--review-bus", "pub+bind:" + reviewBus])
         defer { service.kill() }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, !service.errorOutput.contains("review page for") { Thread.sleep(forTimeInterval: 0.1) }
@@ -65,9 +66,21 @@ struct ReviewPageTests {
         let flag = try #require(((try JSONSerialization.jsonObject(with: Data(flags.utf8)) as? [String: Any])?["flags"] as? [[String: Any]])?.first, "\(flags)")
         let id = try #require(flag["id"] as? Int)
         #expect(flag["category"] as? String == "weapons")
+        // A real pyzmq subscriber hears the verdict on the bus, as a `review` message.
+        let listener = try LineStreamingProcess("/usr/bin/env", ["python3", root + "/Samples/subscriber.py", reviewBus, "--topic", "review/", "--count", "1", "--idle-timeout", "30"])
+        defer { listener.kill() }
+        Thread.sleep(forTimeInterval: 1)  // the subscription reaches the publisher (ZeroMQ's slow joiner)
         let posted = try Tool.run("curl", ["-s", "-w", "\n%{http_code}", "-X", "POST", site + "/api/flags/\(id)/verdict", "-H", "Content-Type: application/json",
                                            "-d", #"{"decision":"dismissed","note":"a rocket on a launch pad","reviewer":"test reviewer"}"#]).stdout
         #expect(posted.hasSuffix("201"), "\(posted)")
+        _ = listener.waitForExit(timeout: 30)
+        let heard = try #require(listener.output.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] },
+                                 "subscriber: \(listener.output) \(listener.errorOutput)")
+        let header = try #require(heard["header"] as? [String: Any])
+        let data = try #require(header["data"] as? [String: Any])
+        #expect(heard["topic"] as? String == "review/files/photos.mp4/" && header["kind"] as? String == "review")
+        #expect(data["decision"] as? String == "dismissed" && data["reviewer"] as? String == "test reviewer" && data["flag_id"] as? Int == id
+                && data["category"] as? String == "weapons", "\(data)")
         let queue = try browser(site + "/?review=1")
         #expect(queue.contains("Nothing waits for review."), "the only flag has a verdict: \(queue.suffix(1500))")
         let report = try Tool.run("curl", ["-s", site + "/api/reviews?format=csv"]).stdout
