@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -95,6 +96,7 @@ let package = Package(
             dependencies: [
                 "SightlineCore", "SightlineGraph", "SightlineMedia",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -103,7 +105,9 @@ let package = Package(
         // The review page and its JSON API over the results index.
         .target(
             name: "SightlineReview",
-            dependencies: ["SightlineCore", "SightlineIndex", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["SightlineCore", "SightlineIndex", "SightlineBus", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdCore", package: "hummingbird"),
+                           .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")],
             resources: [.copy("Resources")]
         ),
         .executableTarget(
@@ -147,7 +151,7 @@ let package = Package(
         .testTarget(name: "SightlineServiceTests", dependencies: ["SightlineService", "SightlineGraph", "SightlineCore"]),
         .testTarget(name: "SightlineIndexTests", dependencies: ["SightlineIndex", "SightlineCore"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"], exclude: ["Golden", "Scripts"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import SightlineCore
 import SightlineIndex
 
@@ -14,6 +16,8 @@ import SightlineIndex
 ///     POST /api/flags/ID/verdict          {"decision": "confirmed"|"dismissed", "note": "…", "reviewer": "…"}
 ///     GET  /api/reviews?source=&since=&until=&format=json|csv   every verdict given
 ///     GET  /thumbnails/…                  shot thumbnails
+///     GET  /api/live                      whether a live feed is relayed, and from where
+///     WS   /live                          the live feed: one JSON text per bus message
 ///
 /// Docs/review-api.yaml is the OpenAPI description.
 public final class ReviewServer: Sendable {
@@ -23,12 +27,37 @@ public final class ReviewServer: Sendable {
     private let embed: (@Sendable (String) -> [Float]?)?
     /// Told of every verdict (the command publishes them on the bus as `review` records).
     private let onVerdict: (@Sendable (FlagForReview) -> Void)?
+    /// The bus relayed to the page's live view; nil: no live view.
+    public let live: LiveFeed?
 
-    public init(store: IndexStore, embed: (@Sendable (String) -> [Float]?)? = nil, onVerdict: (@Sendable (FlagForReview) -> Void)? = nil) {
+    public init(store: IndexStore, embed: (@Sendable (String) -> [Float]?)? = nil, onVerdict: (@Sendable (FlagForReview) -> Void)? = nil,
+                live: LiveFeed? = nil) {
         self.store = store
         self.engine = SearchEngine(store: store)
         self.embed = embed
         self.onVerdict = onVerdict
+        self.live = live
+    }
+
+    /// The HTTP/1 server with the live view's WebSocket upgrade on /live (plain HTTP/1 when
+    /// there is no live feed).
+    public var serverBuilder: HTTPServerBuilder {
+        guard let live else { return .http1() }
+        return .http1WebSocketUpgrade { request, _, _ in
+            guard request.path == "/live" else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in
+                let (id, messages) = live.subscribe()
+                defer { live.unsubscribe(id) }
+                // Whichever ends first ends the view: the browser closing (inbound ends) or
+                // the feed stopping (messages end).
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { for try await _ in inbound {} }
+                    group.addTask { for await text in messages { try await outbound.write(.text(text)) } }
+                    _ = try await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
     }
 
     public func register(on router: Router<BasicRequestContext>) {
@@ -40,6 +69,9 @@ public final class ReviewServer: Sendable {
             case "app.css": return try Self.resource(name, type: "text/css; charset=utf-8")
             default: return Self.error(.notFound, "no such file")
             }
+        }
+        router.get("api/live") { _, _ in
+            Self.json(.ok, ["enabled": self.live != nil, "endpoint": self.live?.endpoint ?? NSNull(), "path": "/live"])
         }
         router.get("api/videos") { _, _ in
             let videos = try self.store.videos().map { v -> [String: Any] in

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import SightlineCore
 import SightlineGraph
@@ -175,13 +176,17 @@ public final class ServiceController: Sendable {
 /// the review page, or both on one port).
 public enum HTTPServer {
     /// Serves until the task is cancelled. `onListening` gets the bound port (for port 0).
-    public static func run(router: Router<BasicRequestContext>, host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
+    /// `server` picks the protocol handlers (the review page's live view upgrades /live to a
+    /// WebSocket).
+    public static func run(router: Router<BasicRequestContext>, host: String, port: Int, server: HTTPServerBuilder = .http1(),
+                           onListening: @escaping @Sendable (Int) -> Void) async throws {
         // Only failures are worth a line: the command prints where it listens itself, and a
         // cancelled server (how the command stops it) logs its shutdown as errors.
         var logger = Logger(label: "sightline.http")
         logger.logLevel = .critical
         let app = Application(
             router: router,
+            server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: "sightline"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)

@@ -70,6 +70,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Publish each reviewer verdict on this ZeroMQ endpoint as a `review` message (topic review/SOURCE/), e.g. pub+bind:tcp://127.0.0.1:5557. Default: not published.")
     var reviewBus: String?
 
+    @Option(help: "Relay this bus to the page's live view (a WebSocket on /live), e.g. tcp://127.0.0.1:5555 — the pipeline's publish endpoint. Default: no live view.")
+    var liveBus: String?
+
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
@@ -122,7 +125,7 @@ struct ServeCommand: ParsableCommand {
         let serverFailure = ServerFailure()
         let server = Task {
             do {
-                try await HTTPServer.run(router: router, host: host, port: port) { bound in
+                try await HTTPServer.run(router: router, host: host, port: port, server: review?.serverBuilder ?? .http1()) { bound in
                     printError("serving pipeline '\(validated.name)' on http://\(host):\(bound) (template source '\(template)')"
                                + (review.map { "; review page for \($0.store.folder.path) at /" } ?? ""))
                 }
@@ -177,7 +180,8 @@ extension ServeCommand {
             let publisher = try VerdictPublisher(endpoint: reviewBus)
             onVerdict = { flag in publisher.publish(flag) }
         }
-        return ReviewServer(store: store, embed: embed, onVerdict: onVerdict)
+        let live = try liveBus.map { try LiveFeed(endpoint: $0) }
+        return ReviewServer(store: store, embed: embed, onVerdict: onVerdict, live: live)
     }
 
     func serveReviewOnly(host: String, port: Int) throws {
@@ -190,7 +194,7 @@ extension ServeCommand {
         let failure = ServerFailure()
         let server = Task {
             do {
-                try await HTTPServer.run(router: router, host: host, port: port) { bound in
+                try await HTTPServer.run(router: router, host: host, port: port, server: review.serverBuilder) { bound in
                     printError("review page for \(review.store.folder.path) on http://\(host):\(bound)/")
                 }
             } catch is CancellationError {

@@ -38,7 +38,9 @@ struct ReviewPageTests {
                            "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml", "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml"])
 
         let reviewBus = "tcp://127.0.0.1:\(freePort())"
-        let service = try LineStreamingProcess(bin, ["serve", "--index", base + "/out", "--listen", "127.0.0.1:0", "--review-bus", "pub+bind:" + reviewBus])
+        let service = try LineStreamingProcess(bin, ["serve", "--index", base + "/out", "--listen", "127.0.0.1:0", "--review-bus", "pub+bind:" + reviewBus,
+                                                     // The live view relays the same bus: the verdict comes back over the WebSocket.
+                                                     "--live-bus", reviewBus])
         defer { service.kill() }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, !service.errorOutput.contains("review page for") { Thread.sleep(forTimeInterval: 0.1) }
@@ -69,6 +71,12 @@ struct ReviewPageTests {
         // A real pyzmq subscriber hears the verdict on the bus, as a `review` message.
         let listener = try LineStreamingProcess("/usr/bin/env", ["python3", root + "/Samples/subscriber.py", reviewBus, "--topic", "review/", "--count", "1", "--idle-timeout", "30"])
         defer { listener.kill() }
+        // The live view: the page's WebSocket opens in a real browser, and a WebSocket client
+        // (Scripts/ws_client.py) receives the verdict relayed from the bus.
+        let live = try browser(site + "/?live=1")
+        #expect(live.contains("data-state=\"open\""), "the live view's WebSocket opened: \(live.suffix(1500))")
+        let viewer = try LineStreamingProcess("/usr/bin/env", ["python3", root + "/Tests/EndToEndTests/Scripts/ws_client.py", "ws://127.0.0.1:\(port)/live", "1", "30"])
+        defer { viewer.kill() }
         Thread.sleep(forTimeInterval: 1)  // the subscription reaches the publisher (ZeroMQ's slow joiner)
         let posted = try Tool.run("curl", ["-s", "-w", "\n%{http_code}", "-X", "POST", site + "/api/flags/\(id)/verdict", "-H", "Content-Type: application/json",
                                            "-d", #"{"decision":"dismissed","note":"a rocket on a launch pad","reviewer":"test reviewer"}"#]).stdout
@@ -81,6 +89,9 @@ struct ReviewPageTests {
         #expect(heard["topic"] as? String == "review/files/photos.mp4/" && header["kind"] as? String == "review")
         #expect(data["decision"] as? String == "dismissed" && data["reviewer"] as? String == "test reviewer" && data["flag_id"] as? Int == id
                 && data["category"] as? String == "weapons", "\(data)")
+        #expect(viewer.waitForExit(timeout: 30) == 0, "the live view's client: \(viewer.output) \(viewer.errorOutput)")
+        let relayed = try #require(viewer.output.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect(relayed["topic"] as? String == "review/files/photos.mp4/" && (relayed["header"] as? [String: Any])?["kind"] as? String == "review", "\(relayed)")
         let queue = try browser(site + "/?review=1")
         #expect(queue.contains("Nothing waits for review."), "the only flag has a verdict: \(queue.suffix(1500))")
         let report = try Tool.run("curl", ["-s", site + "/api/reviews?format=csv"]).stdout

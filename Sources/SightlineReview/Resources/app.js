@@ -25,7 +25,7 @@ async function api(path, options) {
   return body;
 }
 function show(section) {
-  for (const id of ["hits", "video", "review"]) $(id).hidden = id !== section;
+  for (const id of ["hits", "video", "review", "live"]) $(id).hidden = id !== section;
   $("message").textContent = "";
 }
 function fail(error) { $("message").textContent = String(error.message || error); }
@@ -156,14 +156,57 @@ function flagItem(f) {
         el("a", { href: "#", onclick: (e) => { e.preventDefault(); openVideo(f.source, f.shot); } }, " open video"))));
 }
 
+// Live view: the running pipeline's messages relayed over a WebSocket (/live), newest first,
+// and the latest caption per source. At most 200 rows are kept in the page.
+let liveSocket = null;
+function liveSummary(kind, header) {
+  const d = header.data || {};
+  switch (kind) {
+    case "captions": return d.caption || "";
+    case "moderation": return `${d.event || ""} ${d.category || ""} ${d.score != null ? Number(d.score).toFixed(2) : ""}`;
+    case "labels": return (d.labels || []).slice(0, 3).map((l) => l.label).join(", ");
+    case "ocr": return d.text || "";
+    case "people": case "faces": return `${(d.objects || []).length} ${kind}`;
+    case "track_events": return `${d.event || ""} ${d.label || ""} #${d.track_id ?? ""}`;
+    case "review": return `${d.decision} ${d.category} by ${d.reviewer || "someone"}${d.note ? ": " + d.note : ""}`;
+    case "status": return d.event || "";
+    default: return "";
+  }
+}
+async function openLive() {
+  show("live");
+  const info = await api("/api/live");
+  if (!info.enabled) { $("live-state").textContent = "off: start sightline serve with --live-bus ENDPOINT"; $("live-state").dataset.state = "off"; return; }
+  if (liveSocket) return;
+  const list = $("live-list"), latest = new Map();
+  liveSocket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${info.path}`);
+  liveSocket.onopen = () => { $("live-state").textContent = `connected to ${info.endpoint}`; $("live-state").dataset.state = "open"; };
+  liveSocket.onclose = () => { $("live-state").textContent = "disconnected"; $("live-state").dataset.state = "closed"; liveSocket = null; };
+  liveSocket.onmessage = (event) => {
+    let message;
+    try { message = JSON.parse(event.data); } catch { return; }
+    const header = message.header || {}, kind = header.kind || "";
+    const text = liveSummary(kind, header);
+    list.prepend(el("li", { class: `live-item kind-${kind}`, "data-kind": kind },
+      el("span", { class: "flag-tag" }, kind), ` ${header.source || ""} ${header.pts_start != null ? clock(header.pts_start) : ""} `, text));
+    while (list.children.length > 200) list.lastChild.remove();
+    if (kind === "captions") {
+      latest.set(header.source, text);
+      $("live-sources").replaceChildren(...[...latest].map(([source, caption]) => el("div", { class: "live-source" }, el("b", {}, source), " ", caption)));
+    }
+  };
+}
+
 $("search-form").addEventListener("submit", search);
+$("nav-live").addEventListener("click", (e) => { e.preventDefault(); openLive().catch(fail); });
 $("nav-review").addEventListener("click", (e) => { e.preventDefault(); loadQueue(); });
 $("nav-library").addEventListener("click", (e) => { e.preventDefault(); loadLibrary(); show(null); });
 $("pending-only").addEventListener("change", loadQueue);
 $("reviewer").value = localStorage.getItem("sightline-reviewer") || "";
 loadLibrary().catch(fail);
-// Deep links: ?q=QUERY, ?video=SOURCE[&shot=N], ?review=1.
+// Deep links: ?q=QUERY, ?video=SOURCE[&shot=N], ?review=1, ?live=1.
 const params = new URLSearchParams(location.search);
 if (params.get("q")) { $("search-input").value = params.get("q"); search(); }
 else if (params.get("video")) openVideo(params.get("video"), params.has("shot") ? Number(params.get("shot")) : undefined);
 else if (params.get("review")) loadQueue();
+else if (params.get("live")) openLive().catch(fail);
