@@ -41,6 +41,13 @@ let package = Package(
             path: "Sources/CZeroMQ",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        // The NATS C client (JetStream work queues, key-value leases). No pkgConfig, as for
+        // ZeroMQ: nats.h and libnats.so sit on the default search paths.
+        .systemLibrary(
+            name: "CNats",
+            path: "Sources/CNats",
+            providers: [.apt(["libnats-dev"])]
+        ),
         .systemLibrary(
             name: "COpenBLAS",
             path: "Sources/COpenBLAS",
@@ -81,6 +88,14 @@ let package = Package(
             ]
         ),
         .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
+        // A NATS connection (URL list, credentials, TLS, reconnect backoff), JetStream streams,
+        // pull consumers and key-value buckets over the C client.
+        .target(name: "SightlineNATS", dependencies: ["SightlineCore", "CNats"]),
+        // Work spread over machines: the batch work queue on JetStream (submit, worker, status),
+        // idempotent outputs keyed by content and pipeline.
+        .target(
+            name: "SightlineCluster",
+            dependencies: ["SightlineCore", "SightlineNATS", .product(name: "Crypto", package: "swift-crypto")]),
         // The results index (SQLite through GRDB: FTS5 text, float16 vectors) and search over it.
         .target(
             name: "SightlineIndex",
@@ -124,6 +139,8 @@ let package = Package(
                 "SightlineService",
                 "SightlineIndex",
                 "SightlineReview",
+                "SightlineNATS",
+                "SightlineCluster",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -150,6 +167,7 @@ let package = Package(
         .testTarget(name: "SightlineFuzzTests", dependencies: ["SightlineFuzzTargets", "SightlineTestSupport"]),
         .testTarget(name: "SightlineServiceTests", dependencies: ["SightlineService", "SightlineGraph", "SightlineCore"]),
         .testTarget(name: "SightlineIndexTests", dependencies: ["SightlineIndex", "SightlineCore"]),
+        .testTarget(name: "SightlineClusterTests", dependencies: ["SightlineCluster", "SightlineNATS", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"], exclude: ["Golden", "Scripts"]),
     ],

@@ -100,7 +100,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
     }
 
     /// The videos a batch input names, sorted, as absolute paths.
-    static func inputFiles(_ input: String, extensions: String) throws -> [String] {
+    public static func inputFiles(_ input: String, extensions: String) throws -> [String] {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard !input.isEmpty, fm.fileExists(atPath: input, isDirectory: &isDirectory) else {
@@ -171,7 +171,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
     }
 
     /// The folder names are taken relative to: the input folder, or a list's folder.
-    static func baseFolder(_ input: String) -> String? {
+    public static func baseFolder(_ input: String) -> String? {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else { return nil }
         let url = URL(fileURLWithPath: input).standardizedFileURL
@@ -183,7 +183,7 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
     /// a file outside `base` is named by its file name alone. Each path component has anything
     /// but letters, digits, `.`, `_` and `-` replaced by `_`; a name still repeated (two
     /// inputs that differ only in such characters) gets `~2`, `~3`, … in list order.
-    static func uniqueNames(_ paths: [String], relativeTo base: String? = nil) -> [String] {
+    public static func uniqueNames(_ paths: [String], relativeTo base: String? = nil) -> [String] {
         var seen: [String: Int] = [:]
         let prefix = base.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
         return paths.map { path in

@@ -15,7 +15,7 @@ struct Sightline: ParsableCommand {
         commandName: "sightline",
         abstract: "Video understanding on plain CPUs: decode, sample, analyse, publish.",
         version: "sightline \(version) (bus schema \(Envelope.schema))",
-        subcommands: [ProbeCommand.self, DecodeCommand.self, RunCommand.self, ValidateCommand.self, NodesCommand.self, SubscribeCommand.self, KeysCommand.self, ServeCommand.self,
+        subcommands: [ProbeCommand.self, DecodeCommand.self, RunCommand.self, ValidateCommand.self, NodesCommand.self, SubscribeCommand.self, KeysCommand.self, ServeCommand.self, SubmitCommand.self, WorkerCommand.self, ClusterCommand.self,
                       ModelsCommand.self, InferCommand.self, DetectCommand.self, RedactCommand.self, EmbedTextCommand.self, OCRCommand.self, SearchCommand.self, ExportCommand.self, ClipCommand.self, BenchCommand.self]
     )
 
