@@ -33,7 +33,7 @@ public final class Worker: @unchecked Sendable {
     /// One line per event, for the worker's log (stderr) and the tests.
     public enum Event: Sendable {
         case started(WorkItem, delivery: Int)
-        case finished(WorkItem, seconds: Double, committed: Bool)
+        case finished(WorkItem, seconds: Double, pipelineSeconds: Double, committed: Bool)
         case alreadyDone(WorkItem)
         case retrying(WorkItem?, error: String, after: Double)
         case deadLettered(WorkItem?, error: String)
@@ -129,14 +129,16 @@ public final class Worker: @unchecked Sendable {
                                    hint: "submit it again", permanent: true)
             }
             let staging = try outputs.stage(key: item.key, worker: settings.id)
+            let pipelineStarted = Date().timeIntervalSince1970
             try process(item, staging)
+            let pipelineSeconds = Date().timeIntervalSince1970 - pipelineStarted
             let record = DoneRecord(key: item.key, name: item.name, path: item.path, output: outputs.final(key: item.key).path,
                                     worker: settings.id, finished: Date().timeIntervalSince1970, deliveries: delivery)
             let manifest = Self.encode(record)
             let committed = try outputs.commit(staging: staging, key: item.key, manifest: manifest) == .committed
             // The journal entry is written once: a later writer finds it there.
             _ = try done.create(item.key, manifest)
-            onEvent(.finished(item, seconds: Date().timeIntervalSince1970 - started, committed: committed))
+            onEvent(.finished(item, seconds: Date().timeIntervalSince1970 - started, pipelineSeconds: pipelineSeconds, committed: committed))
         } catch {
             failure = "\(error)"
             // A slower attempt can fail because a faster one committed meanwhile.

@@ -233,8 +233,9 @@ struct WorkerCommand: ParsableCommand {
             fields.merge(["event": "started", "name": item.name, "key": item.key, "delivery": delivery,
                           "queued_seconds": max(0, Date().timeIntervalSince1970 - item.submitted)]) { $1 }
             line = "started \(item.name) (delivery \(delivery))"
-        case .finished(let item, let seconds, let committed):
-            fields.merge(["event": "finished", "name": item.name, "key": item.key, "seconds": seconds, "committed": committed]) { $1 }
+        case .finished(let item, let seconds, let pipelineSeconds, let committed):
+            fields.merge(["event": "finished", "name": item.name, "key": item.key, "seconds": seconds, "pipeline_seconds": pipelineSeconds,
+                          "committed": committed]) { $1 }
             line = String(format: "finished %@ in %.2f s%@", item.name, seconds, committed ? "" : " (another worker committed it first)")
         case .alreadyDone(let item):
             fields.merge(["event": "already_done", "name": item.name, "key": item.key]) { $1 }
