@@ -90,7 +90,7 @@ let package = Package(
         .target(name: "SightlineBus", dependencies: ["SightlineCore", "CZeroMQ"]),
         // A NATS connection (URL list, credentials, TLS, reconnect backoff), JetStream streams,
         // pull consumers and key-value buckets over the C client.
-        .target(name: "SightlineNATS", dependencies: ["SightlineCore", "CNats"]),
+        .target(name: "SightlineNATS", dependencies: ["SightlineCore", "CNats", .product(name: "DequeModule", package: "swift-collections")]),
         // Work spread over machines: the batch work queue on JetStream (submit, worker, status),
         // idempotent outputs keyed by content and pipeline.
         .target(
@@ -103,7 +103,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(
             name: "SightlineNodes",
-            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineInference", "SightlineModels", "SightlineIndex", "Yams"]
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineInference", "SightlineModels", "SightlineIndex", "SightlineNATS", "Yams"]
         ),
         // `sightline serve`: the HTTP API (sources at run time, health), Prometheus metrics.
         .target(
@@ -169,7 +169,7 @@ let package = Package(
         .testTarget(name: "SightlineIndexTests", dependencies: ["SightlineIndex", "SightlineCore"]),
         .testTarget(name: "SightlineClusterTests", dependencies: ["SightlineCluster", "SightlineNATS", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineTestSupport"], exclude: ["Golden", "Scripts"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineNATS", "SightlineTestSupport"], exclude: ["Golden", "Scripts"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -144,4 +144,25 @@ static inline natsMsg *sightline_msg_list_take(natsMsgList *list, int i) {
     list->Msgs[i] = NULL;
     return msg;
 }
+
+/// Publishes one message with one header field: on core NATS when `js` is NULL, else into a
+/// stream (waiting for its acknowledgement).
+static inline natsStatus sightline_publish_with_header(natsConnection *nc, jsCtx *js, const char *subject,
+                                                       const void *data, int length, const char *key,
+                                                       const char *value, jsErrCode *error_code) {
+    natsMsg *msg = NULL;
+    natsStatus status = natsMsg_Create(&msg, subject, NULL, (const char *)data, length);
+    if (status == NATS_OK && key) status = natsMsgHeader_Set(msg, key, value);
+    if (status == NATS_OK) {
+        if (js) {
+            jsPubAck *ack = NULL;
+            status = js_PublishMsg(&ack, js, msg, NULL, error_code);
+            jsPubAck_Destroy(ack);
+        } else {
+            status = natsConnection_PublishMsg(nc, msg);
+        }
+    }
+    natsMsg_Destroy(msg);
+    return status;
+}
 #endif

@@ -6,9 +6,9 @@ import SightlineNATS
 /// different pipelines never take each other's items.
 public struct QueueLayout: Sendable {
     public static let workStream = "SIGHTLINE_WORK"
-    public static let workSubjects = "sightline.work.>"
+    public static let workSubjects = "sightline_queue.work.>"
     public static let deadStream = "SIGHTLINE_DEAD"
-    public static let deadSubjects = "sightline.dead.>"
+    public static let deadSubjects = "sightline_queue.dead.>"
     /// Finished items: key → `DoneRecord`. The cluster-wide journal.
     public static let doneBucket = "sightline-done"
     /// Live workers: id → `WorkerBeat`, expiring when a worker stops beating.
@@ -21,8 +21,8 @@ public struct QueueLayout: Sendable {
 
     public init(replicas: Int = 1) { self.replicas = replicas }
 
-    public static func workSubject(pipelineHash: String) -> String { "sightline.work.\(pipelineHash.prefix(12))" }
-    public static func deadSubject(pipelineHash: String) -> String { "sightline.dead.\(pipelineHash.prefix(12))" }
+    public static func workSubject(pipelineHash: String) -> String { "sightline_queue.work.\(pipelineHash.prefix(12))" }
+    public static func deadSubject(pipelineHash: String) -> String { "sightline_queue.dead.\(pipelineHash.prefix(12))" }
     public static func consumer(pipelineHash: String) -> String { "work-\(pipelineHash.prefix(12))" }
 
     /// Creates (or updates) the streams and buckets; idempotent, so every command calls it.

@@ -153,6 +153,13 @@ public final class JetStreamMessage: @unchecked Sendable {
         return length > 0 ? Data(bytes: bytes, count: length) : Data()
     }
 
+    /// A header field's value (nil when absent).
+    public func header(_ key: String) -> String? {
+        var value: UnsafePointer<CChar>?
+        guard natsMsgHeader_Get(handle, key, &value) == NATS_OK, let value else { return nil }
+        return String(cString: value)
+    }
+
     /// Done: the server removes it from a work queue. Waits for the server's confirmation.
     public func ack() throws { try check("ack", natsMsg_AckSync(handle, nil, nil)) }
     /// Still working: restarts the server's ack-wait timer.

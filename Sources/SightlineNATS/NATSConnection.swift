@@ -56,6 +56,9 @@ public struct NATSSettings: Sendable {
     public var caFile: String?
     public var connectTimeout: Double = 5
     public var backoff = ReconnectBackoff()
+    /// Return from `init` even when no server answers yet, and keep trying in the background
+    /// (a live pipeline must start while NATS is away). Publishing fails until it connects.
+    public var connectInBackground = false
 
     public init(urls: [String]) { self.urls = urls }
 
@@ -125,9 +128,14 @@ public final class NATSConnection: @unchecked Sendable {
         }, backoff.toOpaque()))
         // Messages published while disconnected wait in this buffer (bytes), then fail.
         try check("reconnect buffer", natsOptions_SetReconnectBufSize(options, 8 << 20))
+        if settings.connectInBackground {
+            // With a connected callback the client connects in the background; without one it
+            // would retry inside natsConnection_Connect, blocking the caller.
+            try check("retry on failed connect", natsOptions_SetRetryOnFailedConnect(options, true, { _, _ in }, nil))
+        }
         var connection: OpaquePointer?
         let status = natsConnection_Connect(&connection, options)
-        guard status == NATS_OK, let connection else {
+        guard status == NATS_OK || (settings.connectInBackground && status == NATS_NOT_YET_CONNECTED), let connection else {
             backoff.release()
             throw NATSError("connect to \(settings.urls.joined(separator: ","))", status)
         }
@@ -152,6 +160,17 @@ public final class NATSConnection: @unchecked Sendable {
     public func publish(subject: String, data: Data) throws {
         let status = data.withUnsafeBytes { natsConnection_Publish(handle, subject, $0.baseAddress, Int32($0.count)) }
         try check("publish \(subject)", status)
+    }
+
+    /// Publishes `data` on `subject` with one header field; into a stream (acknowledged) when
+    /// `intoStream`, else on core NATS.
+    public func publish(subject: String, data: [UInt8], headerKey: String, headerValue: String, intoStream: Bool) throws {
+        var code = jsErrCode(0)
+        let status = data.withUnsafeBytes { bytes in
+            sightline_publish_with_header(handle, intoStream ? jetStreamHandle : nil, subject, bytes.baseAddress, Int32(bytes.count),
+                                          headerKey, headerValue, &code)
+        }
+        try check("publish \(subject)", status, jetStream: code)
     }
 
     /// Waits until the server has processed everything published so far.

@@ -10,6 +10,7 @@ public enum BuiltinNodes {
         PerceptualHashNode.factory,
         PassthroughNode.factory,
         PublishSink.factory,
+        NATSSink.factory,
         JSONLSink.factory,
         IndexSink.factory,
         NullSink.factory,

@@ -156,7 +156,7 @@ struct WorkerCommand: ParsableCommand {
         complete (with item.json saying what it is), then acknowledged. While it works the worker
         sends in-progress acks; if it dies, the server gives the item to another worker after
         --ack-wait seconds. A failed item is retried with growing delays and, after
-        --max-deliveries, published on sightline.dead.PIPELINE with its error.
+        --max-deliveries, published on sightline_queue.dead.PIPELINE with its error.
         SIGINT/SIGTERM: finish the current item, then exit.
         """)
 
