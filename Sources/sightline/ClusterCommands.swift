@@ -6,6 +6,7 @@ import SightlineGraph
 import SightlineMedia
 import SightlineNATS
 import SightlineNodes
+import Synchronization
 
 /// How to reach NATS: shared by submit, worker and cluster.
 struct NATSArguments: ParsableArguments {
@@ -83,6 +84,53 @@ struct ClusterPipelineArguments: ParsableArguments {
             throw Diagnostics(items: diagnostics + more.items)
         }
     }
+}
+
+extension ClusterPipelineArguments {
+    /// The pipeline for one live camera: its one `source` node renamed to the camera's id (so
+    /// topics and subjects say which camera) and pointed at the camera's URL.
+    func loadCamera(_ camera: CameraWorker.Camera?) throws -> ValidatedPipeline {
+        let (parsed, parseDiagnostics) = PipelineParser.parse(file: file)
+        var diagnostics = parseDiagnostics
+        guard var spec = parsed else { throw Diagnostics(items: diagnostics) }
+        let sources = spec.nodes.indices.filter { spec.nodes[$0].type == "source" }
+        guard sources.count == 1, let index = sources.first else {
+            throw ValidationError("\(file): a camera pipeline has exactly one source of type `source` (like Pipelines/live.yaml)")
+        }
+        if let camera {
+            let old = spec.nodes[index].id
+            spec.nodes[index].id = camera.id
+            for edge in spec.edges.indices where spec.edges[edge].from == old { spec.edges[edge].from = camera.id }
+            if let d = spec.applyInput("\(camera.id)=\(camera.url)") { diagnostics.append(d) }
+        }
+        for override in overrides { if let d = spec.applyOverride(override) { diagnostics.append(d) } }
+        switch PipelineValidator.validate(spec, registry: BuiltinNodes.registry) {
+        case .success(let pipeline):
+            if !diagnostics.isEmpty { throw Diagnostics(items: diagnostics) }
+            return pipeline
+        case .failure(let more):
+            throw Diagnostics(items: diagnostics + more.items)
+        }
+    }
+}
+
+/// One camera's pipeline, run by a camera worker while it holds the camera's lease.
+final class CameraStream: CameraWorker.Stream, @unchecked Sendable {
+    let runtime: GraphRuntime
+    private let ended = Atomic<Bool>(false)
+
+    init(pipeline: ValidatedPipeline) throws {
+        runtime = try GraphRuntime(pipeline: pipeline, registry: BuiltinNodes.registry)
+        runtime.statusObserver = echoTrouble
+        runtime.start()
+        Thread.detachNewThread { [self] in
+            _ = runtime.wait()
+            ended.store(true, ordering: .releasing)
+        }
+    }
+
+    func stop() { _ = runtime.stop(drainTimeout: 2) }
+    var hasEnded: Bool { ended.load(ordering: .acquiring) }
 }
 
 struct SubmitCommand: ParsableCommand {
@@ -178,11 +226,21 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Exit after the queue has been empty this many seconds (default: run until stopped).")
     var idleExit: Double?
 
-    @Flag(help: "One JSON line per event on stdout (started, finished, retrying, dead-lettered).")
+    @Flag(help: "One JSON line per event on stdout (started, finished, retrying, dead-lettered; acquired, released).")
     var events = false
+
+    @Flag(help: "Run live cameras instead of batch items: the cameras `cluster add-source` lists, each held through a lease; the pipeline has one `source` node (like Pipelines/live.yaml).")
+    var cameras = false
+
+    @Option(help: "With --cameras: the most cameras this worker runs.")
+    var maxCameras: Int = 4
+
+    @Option(help: "With --cameras: seconds a lease lives without renewal; a dead worker's cameras move within about this long.")
+    var leaseTTL: Double = 10
 
     func run() throws {
         FFmpegLogLevel.quiet.apply()
+        if cameras { return try runCameras() }
         guard ackWait >= 1 else { throw ValidationError("--ack-wait must be at least 1 second") }
         guard maxDeliveries >= 1 else { throw ValidationError("--max-deliveries must be at least 1") }
         let validated = try pipeline.load()
@@ -225,6 +283,48 @@ struct WorkerCommand: ParsableCommand {
         FileHandle.standardError.write(Data("sightline: worker \(workerID) done: \(counts.done) item(s), \(counts.failed) failed\n".utf8))
     }
 
+    func runCameras() throws {
+        guard maxCameras >= 1 else { throw ValidationError("--max-cameras must be at least 1") }
+        guard leaseTTL >= 2 else { throw ValidationError("--lease-ttl must be at least 2 seconds") }
+        _ = try pipeline.loadCamera(nil)
+        let workerID = id ?? "\(ProcessInfo.processInfo.hostName.split(separator: ".").first ?? "host")-\(getpid())"
+        let connection = try NATSConnection(try nats.settings(name: "sightline-camera-worker-\(workerID)"))
+        let pipeline = self.pipeline
+        let worker = CameraWorker(connection: connection, id: workerID, maxCameras: maxCameras, leaseTTL: leaseTTL, layout: nats.layout) { camera in
+            try CameraStream(pipeline: try pipeline.loadCamera(camera))
+        }
+        let json = events
+        worker.onEvent = { event in
+            var fields: [String: Any] = ["worker": workerID, "time": Date().timeIntervalSince1970]
+            let line: String
+            switch event {
+            case .acquired(let camera, let previous, let gap):
+                fields.merge(["event": "acquired", "camera": camera]) { $1 }
+                if let previous { fields["previous_holder"] = previous }
+                if let gap { fields["gap_seconds"] = gap }
+                line = "took camera \(camera)" + (gap.map { String(format: " (unattended %.1f s since %@)", $0, previous ?? "?") } ?? "")
+            case .released(let camera, let reason):
+                fields.merge(["event": "released", "camera": camera, "reason": reason]) { $1 }
+                line = "gave up camera \(camera): \(reason)"
+            case .trouble(let text):
+                fields.merge(["event": "trouble", "error": text]) { $1 }
+                line = text
+            }
+            if json, let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) {
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
+            } else {
+                printError("camera worker \(workerID): \(line)")
+            }
+        }
+        let trap = SignalTrap {
+            FileHandle.standardError.write(Data("sightline: camera worker stopping: releasing its cameras\n".utf8))
+            worker.stop()
+        }
+        defer { withExtendedLifetime(trap) {} }
+        FileHandle.standardError.write(Data("sightline: camera worker \(workerID) up to \(maxCameras) camera(s), lease \(leaseTTL) s\n".utf8))
+        try worker.run()
+    }
+
     static func report(_ event: Worker.Event, json: Bool, worker: String) {
         var fields: [String: Any] = ["worker": worker, "time": Date().timeIntervalSince1970]
         let line: String
@@ -262,7 +362,47 @@ struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "The work queue across machines: its state.",
-        subcommands: [ClusterStatusCommand.self])
+        subcommands: [ClusterStatusCommand.self, AddSourceCommand.self, RemoveSourceCommand.self])
+}
+
+struct AddSourceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-source",
+        abstract: "Add a live camera for `sightline worker --cameras` to run (a key-value write; one worker takes it).")
+
+    @OptionGroup var nats: NATSArguments
+    @Argument(help: "Camera id: letters, digits, _ and - (its topics and subjects use it).")
+    var id: String
+    @Argument(help: "Its URL (rtsp://, udp://, tcp://, a file, anything FFmpeg opens).")
+    var url: String
+
+    func run() throws {
+        guard !id.isEmpty, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) }) else {
+            throw ValidationError("a camera id holds letters, digits, _ and - only, not '\(id)'")
+        }
+        let connection = try NATSConnection(try nats.settings(name: "sightline-add-source"))
+        let bucket = try CameraWorker.cameras(connection.jetStream, replicas: nats.replicas)
+        try bucket.put(id, try JSONEncoder().encode(CameraWorker.Camera(id: id, url: url)))
+        print("camera \(id) added: \(url)")
+    }
+}
+
+struct RemoveSourceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove-source",
+        abstract: "Remove a live camera: the worker holding it stops it within about a second.")
+
+    @OptionGroup var nats: NATSArguments
+    @Argument(help: "Camera id.")
+    var id: String
+
+    func run() throws {
+        let connection = try NATSConnection(try nats.settings(name: "sightline-remove-source"))
+        let bucket = try CameraWorker.cameras(connection.jetStream, replicas: nats.replicas)
+        guard try bucket.get(id) != nil else { throw ValidationError("no camera '\(id)' (see sightline cluster status)") }
+        try bucket.delete(id)
+        print("camera \(id) removed")
+    }
 }
 
 struct ClusterStatusCommand: ParsableCommand {
@@ -319,9 +459,15 @@ struct ClusterStatusCommand: ParsableCommand {
                 sequence -= 1
             }
         }
+        let cameraBucket = try CameraWorker.cameras(js, replicas: nats.replicas)
+        let holders = try CameraWorker.holders(try CameraWorker.leases(js, ttl: 10, replicas: nats.replicas))
+        let cameras = try cameraBucket.keys().sorted().compactMap { key in
+            try cameraBucket.get(key).flatMap { try? decoder.decode(CameraWorker.Camera.self, from: $0.value) }
+        }
         let now = Date().timeIntervalSince1970
         if json {
             let object: [String: Any] = [
+                "cameras": cameras.map { ["id": $0.id, "url": $0.url, "holder": holders[$0.id] ?? ""] },
                 "workers": workers.map { beat -> [String: Any] in
                     var entry: [String: Any] = ["id": beat.id, "host": beat.host, "pid": beat.pid, "pipeline": String(beat.pipelineHash.prefix(12)),
                                                 "done": beat.done, "failed": beat.failed]
@@ -343,6 +489,10 @@ struct ClusterStatusCommand: ParsableCommand {
         for beat in workers {
             let doing = beat.item.map { item in " working on \(item)" + (beat.itemStarted.map { String(format: " for %.0f s", now - $0) } ?? "") } ?? " idle"
             print("  \(beat.id) (\(beat.host), pid \(beat.pid), pipeline \(beat.pipelineHash.prefix(12))):\(doing); \(beat.done) done, \(beat.failed) failed")
+        }
+        if !cameras.isEmpty {
+            print("cameras: \(cameras.count)")
+            for camera in cameras { print("  \(camera.id) (\(camera.url)): \(holders[camera.id].map { "held by \($0)" } ?? "not held")") }
         }
         if !letters.isEmpty {
             print("dead letters (newest first):")

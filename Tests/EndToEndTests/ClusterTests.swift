@@ -1,4 +1,5 @@
 import Foundation
+import SightlineNATS
 import SightlineTestSupport
 import Testing
 
@@ -185,5 +186,86 @@ import Testing
         let allowed = try Tool.run(bin, ["cluster", "status", "--nats", server.url, "--nats-token-file", folder + "/token", "--pipeline", pipeline], check: false)
         #expect(allowed.status == 0, "\(allowed.stderr)")
         #expect(allowed.stdout.contains("work queue: 0 item(s)"))
+    }
+}
+
+/// Live cameras across workers on a real nats-server: a camera held through a lease moves to
+/// the other worker within 15 s when its holder is killed, with the unattended time reported.
+@Suite(.serialized) struct CameraLeaseTests {
+    let bin = sightlineBinary()
+
+    @Test func aKilledWorkersCameraResumesOnAnotherWithinFifteenSeconds() throws {
+        let server = try NATSServer()
+        defer { server.stop() }
+        let folder = NSTemporaryDirectory() + "sightline-cameras-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let port = freePort(udp: true)
+        let sender = try startLiveSender(url: "udp://127.0.0.1:\(port)?pkt_size=1316", seconds: 120)
+        defer { stopProcess(sender) }
+        let pipeline = folder + "/camera.yaml"
+        try """
+        pipeline: camera-test
+        defaults: {policy: drop-oldest, capacity: 4}
+        nodes:
+          cam: {type: source, url: "udp://127.0.0.1:1", fps: 2, size: 64x48, read_timeout: 3, reconnect_attempts: 1000, reconnect_max_delay: 1}
+          stats: {type: frame_stats}
+          results: {type: nats, url: "\(server.url)", stream: RESULTS}
+        edges:
+          - cam -> stats
+          - stats -> results
+        """.write(toFile: pipeline, atomically: true, encoding: .utf8)
+        try Tool.run(bin, ["cluster", "add-source", "--nats", server.url, "door", "udp://127.0.0.1:\(port)"])
+        let workers = try (1...2).map {
+            try LineStreamingProcess(bin, ["worker", "--cameras", "--nats", server.url, "--pipeline", pipeline, "--id", "c\($0)", "--events"])
+        }
+        defer { workers.forEach { $0.kill() } }
+        func acquired(_ worker: LineStreamingProcess) -> [[String: Any]] { worker.events.filter { $0["event"] as? String == "acquired" } }
+        let deadline = Date().addingTimeInterval(20)
+        var holder: LineStreamingProcess?
+        while Date() < deadline, holder == nil {
+            holder = workers.first { !acquired($0).isEmpty }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let first = try #require(holder, "no worker took the camera: \(workers.map { $0.errorOutput.suffix(300) })")
+        let other = workers.first { $0 !== first }!
+        let status = try Tool.run(bin, ["cluster", "status", "--nats", server.url, "--json"])
+        let cameras = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["cameras"] as? [[String: Any]]
+        #expect(cameras?.first?["holder"] as? String == (first === workers[0] ? "c1" : "c2"))
+        // Let it run, then kill its holder.
+        Thread.sleep(forTimeInterval: 3)
+        first.signal(SIGKILL)
+        let killed = Date()
+        #expect(other.waitFor(timeout: 15) { events in events.contains { $0["event"] as? String == "acquired" } },
+                "the camera did not move within 15 s: \(other.errorOutput.suffix(600))")
+        let moved = Date().timeIntervalSince(killed)
+        let event = try #require(acquired(other).first)
+        let gap = event["gap_seconds"] as? Double ?? -1
+        #expect(gap > 0 && gap < 15, "\(event)")
+        #expect(moved < 15)
+        print("camera failover: taken over \(String(format: "%.1f", moved)) s after the kill, reported gap \(String(format: "%.1f", gap)) s")
+        // Frames flow again from the new holder: stats records published after the takeover.
+        let connection = try NATSConnection(NATSSettings(urls: [server.url]))
+        let js = connection.jetStream
+        let after = Date().timeIntervalSince1970
+        let resumed = try (0..<40).contains { _ in
+            Thread.sleep(forTimeInterval: 0.5)
+            return try js.streamState("RESULTS").messages > 0 && latestWallClock(js) > after
+        }
+        #expect(resumed, "no results from the camera after the takeover")
+        // Removing the camera stops it.
+        try Tool.run(bin, ["cluster", "remove-source", "--nats", server.url, "door"])
+        #expect(other.waitFor(timeout: 5) { events in events.contains { $0["event"] as? String == "released" && $0["reason"] as? String == "removed" } })
+    }
+
+    /// The wall clock of the newest message in RESULTS.
+    func latestWallClock(_ js: JetStream) throws -> Double {
+        let state = try js.streamState("RESULTS")
+        let data = try js.message(stream: "RESULTS", sequence: state.lastSequence)
+        // The header is JSON at the start of the data; wallclock sits in it.
+        let text = String(decoding: data, as: UTF8.self)
+        guard let range = text.range(of: "\"wallclock\":") else { return 0 }
+        let rest = text[range.upperBound...].prefix { "0123456789.".contains($0) }
+        return Double(rest) ?? 0
     }
 }
