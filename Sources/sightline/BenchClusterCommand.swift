@@ -25,6 +25,12 @@ struct BenchClusterCommand: ParsableCommand {
     @Option(help: "Rounds of: 3 workers, SIGKILL one mid-item, check every output is there exactly once.")
     var killRounds: Int = 3
 
+    @Option(help: "Rounds of: 2 camera workers, one live UDP camera, SIGKILL its holder, time until the other runs it.")
+    var failoverRounds: Int = 3
+
+    @Option(help: "Camera lease TTL for the failover rounds (seconds).")
+    var leaseTTL: Double = 10
+
     @Option(help: "Worker counts to measure throughput with.")
     var workers: [Int] = [1, 2, 3]
 
@@ -156,6 +162,64 @@ struct BenchClusterCommand: ParsableCommand {
             print("kill round \(round + 1): \(killed ? "killed \(victim.id) mid-item" : "NO KILL (the worker never held an item)"); \(complete.count)/\(items) outputs, \(roundDuplicated) duplicated commits, journal \(journal), queue left \(left), dead letters \(dead)")
         }
         if killRounds > 0 { print("kill rounds: \(killRounds), lost \(lost), duplicated \(duplicated)") }
+
+        // Camera failover: time from SIGKILL of the holder to the other worker running the camera.
+        var failovers: [Double] = []
+        for round in 0..<failoverRounds {
+            let nats = try LocalNATSServer(executable: server, root: root + "/nats-failover\(round)")
+            defer { nats.stop() }
+            let port = try freeLoopbackPort()
+            let sender = Process()
+            sender.executableURL = URL(fileURLWithPath: ffmpeg)
+            sender.arguments = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "120",
+                                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
+                                "-f", "mpegts", "udp://127.0.0.1:\(port)?pkt_size=1316"]
+            sender.standardOutput = FileHandle.nullDevice
+            sender.standardError = FileHandle.nullDevice
+            try sender.run()
+            defer { sender.terminate(); sender.waitUntilExit() }
+            let cameraPipeline = root + "/camera.yaml"
+            try """
+            pipeline: bench-camera
+            defaults: {policy: drop-oldest, capacity: 4}
+            nodes:
+              cam: {type: source, url: "udp://127.0.0.1:1", fps: 2, size: 64x48, read_timeout: 3, reconnect_attempts: 1000, reconnect_max_delay: 1}
+              stats: {type: frame_stats}
+              out: {type: null}
+            edges:
+              - cam -> stats
+              - stats -> out
+            """.write(toFile: cameraPipeline, atomically: true, encoding: .utf8)
+            _ = try runTool(ownExecutable(), ["cluster", "add-source", "--nats", nats.url, "cam1", "udp://127.0.0.1:\(port)"])
+            let pool = try (1...2).map { index in
+                try BenchWorker(nats: nats.url, pipeline: cameraPipeline, output: root, id: "f\(round)x\(index)",
+                                extra: ["--cameras", "--lease-ttl", "\(leaseTTL)"], batch: false)
+            }
+            defer { pool.forEach { $0.kill() } }
+            let acquired = { (worker: BenchWorker) in worker.events.contains { $0["event"] as? String == "acquired" } }
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, !pool.contains(where: acquired) { Thread.sleep(forTimeInterval: 0.01) }
+            guard let holder = pool.first(where: acquired), let other = pool.first(where: { $0 !== holder }) else {
+                print("failover round \(round + 1): no worker took the camera")
+                continue
+            }
+            // Kill at a random point of the lease period.
+            Thread.sleep(forTimeInterval: 2 + Double.random(in: 0..<(leaseTTL / 3)))
+            holder.kill()
+            let killed = monotonicSeconds()
+            if other.waitFor(timeout: leaseTTL + 20, { events in events.contains { $0["event"] as? String == "acquired" } }) {
+                failovers.append(monotonicSeconds() - killed)
+                let gap = other.events.first { $0["event"] as? String == "acquired" }?["gap_seconds"] as? Double ?? .nan
+                print(String(format: "failover round %d: camera running on the other worker %.1f s after SIGKILL (reported unattended %.1f s)",
+                             round + 1, failovers.last ?? .nan, gap))
+            } else {
+                print("failover round \(round + 1): NOT taken over within \(leaseTTL + 20) s")
+            }
+        }
+        if failoverRounds > 0 {
+            print(String(format: "camera failover (lease TTL %.0f s): %d/%d rounds, max %.1f s, mean %.1f s (target ≤ 15 s)", leaseTTL,
+                         failovers.count, failoverRounds, failovers.max() ?? .nan, mean(failovers)))
+        }
     }
 
     func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -205,10 +269,10 @@ final class BenchWorker: @unchecked Sendable {
     private let lines = Mutex<[Data]>([])
     private let errors = Mutex<String>("")
 
-    init(nats: String, pipeline: String, output: String, id: String, extra: [String] = []) throws {
+    init(nats: String, pipeline: String, output: String, id: String, extra: [String] = [], batch: Bool = true) throws {
         self.id = id
         process.executableURL = URL(fileURLWithPath: ownExecutable())
-        process.arguments = ["worker", "--nats", nats, "--pipeline", pipeline, "--output", output, "--id", id, "--events"] + extra
+        process.arguments = ["worker", "--nats", nats, "--pipeline", pipeline, "--id", id, "--events"] + (batch ? ["--output", output] : []) + extra
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
