@@ -135,6 +135,7 @@ public final class CameraWorker: @unchecked Sendable {
                             try? history.put(camera, lease)
                             let gap = previous.flatMap { $0.holder == id ? nil : now - $0.renewed }
                             onEvent(.acquired(camera: camera, previousHolder: previous?.holder, gap: gap))
+                            announce(camera: camera, previous: previous?.holder, gap: gap, at: now)
                         } catch {
                             try? leases.delete(camera)
                             onEvent(.trouble("camera \(camera): \(error)"))
@@ -146,6 +147,19 @@ public final class CameraWorker: @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 1)
         }
+    }
+
+    /// Tells subscribers on NATS (`sightline.status.CAMERA`, a status message as Docs/bus.md
+    /// describes) that the camera now runs here, and for how long it may have been unattended:
+    /// the time since the previous holder last renewed its lease (an upper bound).
+    private func announce(camera: String, previous: String?, gap: Double?, at time: Double) {
+        var data: [String: Any] = ["event": "camera_moved", "worker": id]
+        if let previous { data["previous_holder"] = previous }
+        if let gap { data["gap_seconds"] = (gap * 1000).rounded() / 1000 }
+        let header: [String: Any] = ["kind": "status", "source": camera, "wallclock": time, "data": data]
+        guard let bytes = try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) else { return }
+        try? connection.publish(subject: "sightline.status.\(camera)", data: [UInt8](bytes), headerKey: "Sightline-Header-Length",
+                                headerValue: String(bytes.count), intoStream: false)
     }
 
     private func renew(_ camera: String, leases: KeyValueBucket, history: KeyValueBucket) {

@@ -253,9 +253,22 @@ import Testing
             return try js.streamState("RESULTS").messages > 0 && latestWallClock(js) > after
         }
         #expect(resumed, "no results from the camera after the takeover")
+        // The move is on the bus too, with the gap.
+        let moves = try replayStatuses(js).filter { $0.contains("camera_moved") }
+        #expect(moves.contains { $0.contains("\"gap_seconds\"") && $0.contains("\"source\":\"door\"") }, "\(moves)")
         // Removing the camera stops it.
         try Tool.run(bin, ["cluster", "remove-source", "--nats", server.url, "door"])
         #expect(other.waitFor(timeout: 5) { events in events.contains { $0["event"] as? String == "released" && $0["reason"] as? String == "removed" } })
+    }
+
+    /// Every status message in RESULTS, as text.
+    func replayStatuses(_ js: JetStream) throws -> [String] {
+        let state = try js.streamState("RESULTS")
+        guard state.lastSequence >= state.firstSequence, state.firstSequence > 0 else { return [] }
+        return try (state.firstSequence...state.lastSequence).compactMap { sequence in
+            let text = String(decoding: try js.message(stream: "RESULTS", sequence: sequence), as: UTF8.self)
+            return text.contains("\"kind\":\"status\"") ? text : nil
+        }
     }
 
     /// The wall clock of the newest message in RESULTS.
