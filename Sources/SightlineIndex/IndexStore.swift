@@ -96,6 +96,11 @@ public final class IndexStore: Sendable {
         }
     }
 
+    /// The file locations of every finished (not live) video in the index.
+    public func indexedLocations() throws -> Set<String> {
+        try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT location FROM videos WHERE live = 0")) }
+    }
+
     /// Removes a source and its rows; true when it was there.
     @discardableResult
     public func remove(source: String) throws -> Bool {

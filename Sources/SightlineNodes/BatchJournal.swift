@@ -54,6 +54,24 @@ public struct BatchJournal: Sendable {
         return FileManager.default.fileExists(atPath: output)
     }
 
+    /// Drops the entries of `paths`, so a resumed run redoes those files. The journal is
+    /// rewritten to a temporary file and renamed over the old one: a kill leaves one or the other.
+    public func forget(paths: Set<String>) throws {
+        let url = directory.appendingPathComponent(Self.fileName)
+        guard !paths.isEmpty, let data = try? Data(contentsOf: url) else { return }
+        var kept = Data()
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            if let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)), paths.contains(entry.path) { continue }
+            kept.append(contentsOf: line)
+            kept.append(UInt8(ascii: "\n"))
+        }
+        let temporary = directory.appendingPathComponent(Self.fileName + ".rewrite")
+        try kept.write(to: temporary)
+        guard rename(temporary.path, url.path) == 0 else {
+            throw SightlineError.cannotOpen(input: url.path, reason: "cannot replace the journal: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Records a finished file: one line, one write, synced.
     public func append(_ entry: Entry) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -52,8 +52,23 @@ public final class IndexSink: NodeProcessor {
         ])
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
-        .processor(try IndexSink(folder: options.string("dir") ?? options.outputDirectory, thumbnails: options.bool("thumbnails") ?? true,
-                                 retention: options.double("retention")))
+        let sink = try IndexSink(folder: options.string("dir") ?? options.outputDirectory, thumbnails: options.bool("thumbnails") ?? true,
+                                 retention: options.double("retention"))
+        try sink.forgetJournaledFilesNotIndexed(outputDirectory: options.outputDirectory)
+        return .processor(sink)
+    }
+
+    /// The batch journal (written by the jsonl sink) and this index finish a file separately,
+    /// so a kill between the two can leave a file journaled as done but not indexed; a resumed
+    /// run would skip it and the index would never hold it. Before the run starts (node
+    /// factories run before any source), such files are taken out of the journal, so `resume`
+    /// redoes them.
+    func forgetJournaledFilesNotIndexed(outputDirectory: String) throws {
+        let journal = BatchJournal(directory: outputDirectory)
+        let entries = journal.entries()
+        guard !entries.isEmpty else { return }
+        let missing = Set(entries.keys).subtracting(try store.indexedLocations())
+        try journal.forget(paths: missing)
     }
 
     public init(folder: String, thumbnails: Bool, retention: Double?) throws {
