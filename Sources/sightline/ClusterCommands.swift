@@ -67,49 +67,28 @@ struct ClusterPipelineArguments: ParsableArguments {
 
     /// The pipeline for one input file and output folder (nil: the file's own).
     func load(input: String? = nil, output: String? = nil) throws -> ValidatedPipeline {
-        let (parsed, parseDiagnostics) = PipelineParser.parse(file: file)
-        var diagnostics = parseDiagnostics
-        guard var spec = parsed else { throw Diagnostics(items: diagnostics) }
-        if let input, let d = spec.applyInput(input, sourceTypes: ["files"]) { diagnostics.append(d) }
-        for override in overrides { if let d = spec.applyOverride(override) { diagnostics.append(d) } }
-        if let output { spec.applyOutput(output) }
-        switch PipelineValidator.validate(spec, registry: BuiltinNodes.registry) {
-        case .success(let pipeline):
-            if !diagnostics.isEmpty { throw Diagnostics(items: diagnostics) }
-            guard pipeline.nodes.filter({ $0.type == "files" }).count == 1, pipeline.nodes.filter({ $0.descriptor.role == .source }).count == 1 else {
-                throw ValidationError("\(file): a cluster pipeline has exactly one source, of type `files` (like Pipelines/batch.yaml)")
-            }
-            return pipeline
-        case .failure(let more):
-            throw Diagnostics(items: diagnostics + more.items)
+        let pipeline = try loadPipeline(file: file, overrides: overrides, output: output) { spec in
+            input.flatMap { spec.applyInput($0, sourceTypes: ["files"]) }.map { [$0] } ?? []
         }
+        guard pipeline.nodes.filter({ $0.type == "files" }).count == 1, pipeline.nodes.filter({ $0.descriptor.role == .source }).count == 1 else {
+            throw ValidationError("\(file): a cluster pipeline has exactly one source, of type `files` (like Pipelines/batch.yaml)")
+        }
+        return pipeline
     }
-}
 
-extension ClusterPipelineArguments {
     /// The pipeline for one live camera: its one `source` node renamed to the camera's id (so
     /// topics and subjects say which camera) and pointed at the camera's URL.
     func loadCamera(_ camera: CameraWorker.Camera?) throws -> ValidatedPipeline {
-        let (parsed, parseDiagnostics) = PipelineParser.parse(file: file)
-        var diagnostics = parseDiagnostics
-        guard var spec = parsed else { throw Diagnostics(items: diagnostics) }
-        let sources = spec.nodes.indices.filter { spec.nodes[$0].type == "source" }
-        guard sources.count == 1, let index = sources.first else {
-            throw ValidationError("\(file): a camera pipeline has exactly one source of type `source` (like Pipelines/live.yaml)")
-        }
-        if let camera {
+        try loadPipeline(file: file, overrides: overrides, output: nil) { spec in
+            let sources = spec.nodes.indices.filter { spec.nodes[$0].type == "source" }
+            guard sources.count == 1, let index = sources.first else {
+                throw ValidationError("\(file): a camera pipeline has exactly one source of type `source` (like Pipelines/live.yaml)")
+            }
+            guard let camera else { return [] }
             let old = spec.nodes[index].id
             spec.nodes[index].id = camera.id
             for edge in spec.edges.indices where spec.edges[edge].from == old { spec.edges[edge].from = camera.id }
-            if let d = spec.applyInput("\(camera.id)=\(camera.url)") { diagnostics.append(d) }
-        }
-        for override in overrides { if let d = spec.applyOverride(override) { diagnostics.append(d) } }
-        switch PipelineValidator.validate(spec, registry: BuiltinNodes.registry) {
-        case .success(let pipeline):
-            if !diagnostics.isEmpty { throw Diagnostics(items: diagnostics) }
-            return pipeline
-        case .failure(let more):
-            throw Diagnostics(items: diagnostics + more.items)
+            return spec.applyInput("\(camera.id)=\(camera.url)").map { [$0] } ?? []
         }
     }
 }

@@ -64,19 +64,29 @@ struct PipelineArguments: ParsableArguments {
     var output: String?
 
     func load() throws -> ValidatedPipeline {
-        let (parsed, parseDiagnostics) = PipelineParser.parse(file: file)
-        var diagnostics = parseDiagnostics
-        guard var spec = parsed else { throw Diagnostics(items: diagnostics) }
-        for input in inputs { if let d = spec.applyInput(input) { diagnostics.append(d) } }
-        for override in overrides { if let d = spec.applyOverride(override) { diagnostics.append(d) } }
-        if let output { spec.applyOutput(output) }
-        switch PipelineValidator.validate(spec, registry: BuiltinNodes.registry) {
-        case .success(let pipeline):
-            if !diagnostics.isEmpty { throw Diagnostics(items: diagnostics) }
-            return pipeline
-        case .failure(let more):
-            throw Diagnostics(items: diagnostics + more.items)
+        try loadPipeline(file: file, overrides: overrides, output: output) { spec in
+            inputs.compactMap { spec.applyInput($0) }
         }
+    }
+}
+
+/// Parses a pipeline file, lets `prepare` adjust the spec (inputs, a renamed source) and
+/// return its diagnostics, applies the `--set` overrides and `--output`, and validates. Every
+/// problem is reported at once, with its position.
+func loadPipeline(file: String, overrides: [String], output: String?,
+                  prepare: (inout PipelineSpec) throws -> [Diagnostic] = { _ in [] }) throws -> ValidatedPipeline {
+    let (parsed, parseDiagnostics) = PipelineParser.parse(file: file)
+    var diagnostics = parseDiagnostics
+    guard var spec = parsed else { throw Diagnostics(items: diagnostics) }
+    diagnostics += try prepare(&spec)
+    for override in overrides { if let d = spec.applyOverride(override) { diagnostics.append(d) } }
+    if let output { spec.applyOutput(output) }
+    switch PipelineValidator.validate(spec, registry: BuiltinNodes.registry) {
+    case .success(let pipeline):
+        if !diagnostics.isEmpty { throw Diagnostics(items: diagnostics) }
+        return pipeline
+    case .failure(let more):
+        throw Diagnostics(items: diagnostics + more.items)
     }
 }
 
