@@ -224,10 +224,7 @@ struct WorkerCommand: ParsableCommand {
         guard maxDeliveries >= 1 else { throw ValidationError("--max-deliveries must be at least 1") }
         let validated = try pipeline.load()
         let hash = validated.resultsHash
-        let workerID = id ?? "\(ProcessInfo.processInfo.hostName.split(separator: ".").first ?? "host")-\(getpid())"
-        guard workerID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
-            throw ValidationError("--id may hold letters, digits, - and _ only")
-        }
+        let workerID = try self.workerID()
         let outputURL = URL(fileURLWithPath: output).standardizedFileURL
         try FileManager.default.createDirectory(at: outputURL, withIntermediateDirectories: true)
         let connection = try NATSConnection(try nats.settings(name: "sightline-worker-\(workerID)"))
@@ -266,7 +263,7 @@ struct WorkerCommand: ParsableCommand {
         guard maxCameras >= 1 else { throw ValidationError("--max-cameras must be at least 1") }
         guard leaseTTL >= 2 else { throw ValidationError("--lease-ttl must be at least 2 seconds") }
         _ = try pipeline.loadCamera(nil)
-        let workerID = id ?? "\(ProcessInfo.processInfo.hostName.split(separator: ".").first ?? "host")-\(getpid())"
+        let workerID = try self.workerID()
         let connection = try NATSConnection(try nats.settings(name: "sightline-camera-worker-\(workerID)"))
         let pipeline = self.pipeline
         let worker = CameraWorker(connection: connection, id: workerID, maxCameras: maxCameras, leaseTTL: leaseTTL, layout: nats.layout) { camera in
@@ -289,11 +286,7 @@ struct WorkerCommand: ParsableCommand {
                 fields.merge(["event": "trouble", "error": text]) { $1 }
                 line = text
             }
-            if json, let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) {
-                FileHandle.standardOutput.write(data + Data("\n".utf8))
-            } else {
-                printError("camera worker \(workerID): \(line)")
-            }
+            Self.emit(fields, line: line, json: json, label: "camera worker \(workerID)")
         }
         let trap = SignalTrap {
             FileHandle.standardError.write(Data("sightline: camera worker stopping: releasing its cameras\n".utf8))
@@ -329,11 +322,26 @@ struct WorkerCommand: ParsableCommand {
             fields.merge(["event": "trouble", "error": text]) { $1 }
             line = text
         }
+        emit(fields, line: line, json: json, label: "worker \(worker)")
+    }
+
+    /// An event as one JSON line on stdout (--events) or one readable line on stderr.
+    static func emit(_ fields: [String: Any], line: String, json: Bool, label: String) {
         if json, let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) {
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         } else {
-            printError("worker \(worker): \(line)")
+            printError("\(label): \(line)")
         }
+    }
+
+    /// `--id`, or HOST-PID; it names NATS keys and staging folders, so only letters, digits,
+    /// - and _ (in both modes).
+    func workerID() throws -> String {
+        let workerID = id ?? "\(ProcessInfo.processInfo.hostName.split(separator: ".").first ?? "host")-\(getpid())"
+        guard !workerID.isEmpty, workerID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
+            throw ValidationError("--id may hold letters, digits, - and _ only")
+        }
+        return workerID
     }
 }
 
