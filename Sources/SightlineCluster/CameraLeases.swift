@@ -126,13 +126,12 @@ public final class CameraWorker: @unchecked Sendable {
                         guard let spec = wanted[camera] else { continue }
                         let now = Date().timeIntervalSince1970
                         let lease = (try? JSONEncoder().encode(Lease(holder: id, renewed: now))) ?? Data()
-                        guard try leases.create(camera, lease) else { continue }  // another worker was quicker
+                        guard let revision = try leases.create(camera, lease) else { continue }  // another worker was quicker
                         let previous = (try? history.get(camera)).flatMap { $0 }.flatMap { try? decoder.decode(Lease.self, from: $0.value) }
                         do {
                             let stream = try start(spec)
-                            let revision = (try? leases.get(camera))??.revision ?? 0
                             running[camera] = (stream, revision)
-                            try? history.put(camera, lease)
+                            _ = try? history.put(camera, lease)
                             let gap = previous.flatMap { $0.holder == id ? nil : now - $0.renewed }
                             onEvent(.acquired(camera: camera, previousHolder: previous?.holder, gap: gap))
                             announce(camera: camera, previous: previous?.holder, gap: gap, at: now)
@@ -166,9 +165,9 @@ public final class CameraWorker: @unchecked Sendable {
         guard let held = running[camera] else { return }
         let lease = (try? JSONEncoder().encode(Lease(holder: id, renewed: Date().timeIntervalSince1970))) ?? Data()
         do {
-            if try leases.update(camera, lease, revision: held.revision) {
-                running[camera]?.revision = (try? leases.get(camera))??.revision ?? held.revision
-                try? history.put(camera, lease)
+            if let revision = try leases.update(camera, lease, revision: held.revision) {
+                running[camera]?.revision = revision
+                _ = try? history.put(camera, lease)
                 return
             }
         } catch {

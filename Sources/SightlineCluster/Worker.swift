@@ -72,7 +72,7 @@ public final class Worker: @unchecked Sendable {
         let subscription = try js.pullSubscription(stream: QueueLayout.workStream, durable: QueueLayout.consumer(pipelineHash: settings.pipelineHash),
                                                    subject: QueueLayout.workSubject(pipelineHash: settings.pipelineHash))
         let outputs = ItemOutputs(directory: settings.output)
-        let beat = repeating(every: settings.heartbeat) { [self] in try? workers.put(settings.id, beatData()) }
+        let beat = repeating(every: settings.heartbeat) { [self] in _ = try? workers.put(settings.id, beatData()) }
         defer {
             beat.cancel()
             try? workers.delete(settings.id)

@@ -193,24 +193,25 @@ public final class KeyValueBucket: @unchecked Sendable {
         return revision
     }
 
-    /// Writes the key only if it is absent (or deleted): false when it already holds a value.
-    public func create(_ key: String, _ value: Data) throws -> Bool {
+    /// Writes the key only if it is absent (or deleted); returns the new revision, or nil when
+    /// the key already holds a value.
+    public func create(_ key: String, _ value: Data) throws -> UInt64? {
         var revision: UInt64 = 0
         let status = value.withUnsafeBytes { kvStore_Create(&revision, handle, key, $0.baseAddress, Int32($0.count)) }
-        if status == NATS_OK { return true }
+        if status == NATS_OK { return revision }
         let error = NATSError("create \(name)/\(key)", status)
-        if error.jetStreamCode == Int(JSStreamWrongLastSequenceErr.rawValue) || error.detail.contains("wrong last sequence") { return false }
+        if error.jetStreamCode == Int(JSStreamWrongLastSequenceErr.rawValue) || error.detail.contains("wrong last sequence") { return nil }
         throw error
     }
 
-    /// Writes the key only if its revision is still `revision` (compare-and-set): false if
-    /// someone wrote it since.
-    public func update(_ key: String, _ value: Data, revision: UInt64) throws -> Bool {
+    /// Writes the key only if its revision is still `revision` (compare-and-set); returns the
+    /// new revision, or nil when someone wrote it since.
+    public func update(_ key: String, _ value: Data, revision: UInt64) throws -> UInt64? {
         var newRevision: UInt64 = 0
         let status = value.withUnsafeBytes { kvStore_Update(&newRevision, handle, key, $0.baseAddress, Int32($0.count), revision) }
-        if status == NATS_OK { return true }
+        if status == NATS_OK { return newRevision }
         let error = NATSError("update \(name)/\(key)", status)
-        if error.detail.contains("wrong last sequence") { return false }
+        if error.detail.contains("wrong last sequence") { return nil }
         throw error
     }
 

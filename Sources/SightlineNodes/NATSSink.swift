@@ -27,7 +27,6 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let closing = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
-    private let published = Atomic<Int>(0)
     /// The pipeline's name and hash, for the sender's own (drop report) messages.
     private let identity = Mutex<(name: String, hash: String)>(("", ""))
     /// Used by the sender thread only.
@@ -145,7 +144,6 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
             }
             do {
                 try send(next.message)
-                published.add(1, ordering: .relaxed)
             } catch {
                 buffer.withLock { $0.pushFront(next.message, source: next.source) }
                 if isClosing && !connection.isConnected { break }
