@@ -1,5 +1,5 @@
 /// Where a result came from: a model (or algorithm) by name, version and content hash.
-public struct Provenance: Sendable, Equatable, Hashable {
+public struct Provenance: Sendable, Codable, Equatable, Hashable {
     public var name: String
     public var version: String
     public var sha256: String?
@@ -13,7 +13,7 @@ public struct Provenance: Sendable, Equatable, Hashable {
 
 /// The kinds of result nodes exchange. Each is also the first part of its bus topic
 /// (`labels/cam1/`), and node contracts name them (what a node needs and produces).
-public enum ResultKind: String, Sendable, CaseIterable, CustomStringConvertible {
+public enum ResultKind: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     case stats, phash, regions, shots, labels, embeddings, nsfw, ocr, captions, moderation, faces, people, tracks
     case trackEvents = "track_events"
 
@@ -22,7 +22,7 @@ public enum ResultKind: String, Sendable, CaseIterable, CustomStringConvertible 
 
 /// One result, typed. Nodes read these directly; JSON is made only at the sinks, by the bus's
 /// encoder (SightlineBus `WireEncoding`), which also holds the rounding the wire uses.
-public enum ResultValue: Sendable, Equatable {
+public enum ResultValue: Sendable, Codable, Equatable {
     case stats(FrameStatistics)
     case phash(PerceptualHash)
     case regions(ChangedRegions)
@@ -106,7 +106,7 @@ public enum ResultValue: Sendable, Equatable {
 }
 
 /// How delta inference obtained a model result (see the `regions` node).
-public enum DeltaMark: Sendable, Equatable {
+public enum DeltaMark: Sendable, Codable, Equatable {
     /// Recomputed where the input changed: the fraction of input positions that changed and of
     /// the convolutions' multiply-accumulates that were not needed.
     case computed(changedInput: Double, workSaved: Double)
@@ -115,7 +115,7 @@ public enum DeltaMark: Sendable, Equatable {
 }
 
 /// A result a node produced about a span of one source's media time; sinks publish it.
-public struct Record: Sendable, Equatable {
+public struct Record: Sendable, Codable, Equatable {
     public var value: ResultValue
     public var sourceID: String
     /// Media-time span in seconds on the source's output timeline.
@@ -160,7 +160,7 @@ public enum SourceName {
 // MARK: - The result values
 
 /// `stats`: mean luma and motion energy of one sampled frame.
-public struct FrameStatistics: Sendable, Equatable {
+public struct FrameStatistics: Sendable, Codable, Equatable {
     public var frameIndex: Int
     public var width: Int
     public var height: Int
@@ -182,7 +182,7 @@ public struct FrameStatistics: Sendable, Equatable {
 }
 
 /// `phash`: a 64-bit DCT perceptual hash and the Hamming distance to the previous frame's.
-public struct PerceptualHash: Sendable, Equatable {
+public struct PerceptualHash: Sendable, Codable, Equatable {
     public var frameIndex: Int
     public var hash: UInt64
     public var distance: Int?
@@ -201,7 +201,7 @@ public struct PerceptualHash: Sendable, Equatable {
 }
 
 /// `regions`: which tiles of a sampled frame changed since the picture the models last computed.
-public struct ChangedRegions: Sendable, Equatable {
+public struct ChangedRegions: Sendable, Codable, Equatable {
     public var frameIndex: Int
     public var tiles: TileMask
     /// Fraction of tiles above the selector's threshold (before the skip / refresh decision).
@@ -226,8 +226,8 @@ public struct ChangedRegions: Sendable, Equatable {
 }
 
 /// `shots`: one finished shot (or fixed window); the record's span covers it.
-public struct Shot: Sendable, Equatable {
-    public enum Boundary: String, Sendable {
+public struct Shot: Sendable, Codable, Equatable {
+    public enum Boundary: String, Sendable, Codable {
         case cut, fade, window
         /// The source ended: the last segment, which includes its end time.
         case end
@@ -249,7 +249,7 @@ public struct Shot: Sendable, Equatable {
 }
 
 /// One class with its probability.
-public struct ScoredLabel: Sendable, Equatable {
+public struct ScoredLabel: Sendable, Codable, Equatable {
     public var name: String
     /// Class index in the model's label list (ImageNet-1k for `labels`).
     public var index: Int
@@ -263,7 +263,7 @@ public struct ScoredLabel: Sendable, Equatable {
 }
 
 /// `labels`: the top classes of one frame, most probable first.
-public struct Labels: Sendable, Equatable {
+public struct Labels: Sendable, Codable, Equatable {
     public var frameIndex: Int
     /// The whole frame's (centre crop's) most probable classes.
     public var top: [ScoredLabel]
@@ -282,7 +282,7 @@ public struct Labels: Sendable, Equatable {
 
 /// A concept from the WordNet hierarchy over a classifier's classes, named with the confidence
 /// it earned: the most specific one whose summed probability ("mass") clears a bar.
-public struct Concept: Sendable, Equatable {
+public struct Concept: Sendable, Codable, Equatable {
     public var name: String
     public var wnid: String
     public var mass: Double
@@ -301,9 +301,9 @@ public struct Concept: Sendable, Equatable {
 }
 
 /// What a classifier saw in one crop of a frame, and where.
-public struct RegionLabels: Sendable, Equatable {
+public struct RegionLabels: Sendable, Codable, Equatable {
     /// Why this crop was taken.
-    public enum Origin: String, Sendable {
+    public enum Origin: String, Sendable, Codable {
         /// Around a detected person (with surroundings: what they ride or hold).
         case person
         /// Around tiles that changed since the previous sampled frame.
@@ -330,7 +330,7 @@ public struct RegionLabels: Sendable, Equatable {
 }
 
 /// `nsfw`: P(NSFW) of one frame.
-public struct NSFWScore: Sendable, Equatable {
+public struct NSFWScore: Sendable, Codable, Equatable {
     public var frameIndex: Int
     public var score: Double
 
@@ -341,7 +341,7 @@ public struct NSFWScore: Sendable, Equatable {
 }
 
 /// A point in image pixels.
-public struct PixelPoint: Sendable, Equatable {
+public struct PixelPoint: Sendable, Codable, Equatable {
     public var x: Double
     public var y: Double
 
@@ -352,8 +352,8 @@ public struct PixelPoint: Sendable, Equatable {
 }
 
 /// `ocr`: the lines of text read in one frame.
-public struct OnScreenText: Sendable, Equatable {
-    public struct Line: Sendable, Equatable {
+public struct OnScreenText: Sendable, Codable, Equatable {
+    public struct Line: Sendable, Codable, Equatable {
         public var text: String
         public var confidence: Double
         /// Four corners, clockwise from top-left, in image pixels.
@@ -367,7 +367,7 @@ public struct OnScreenText: Sendable, Equatable {
     }
 
     /// A reading the plausibility filter dropped, and why (it never reaches captions or flags).
-    public struct Dropped: Sendable, Equatable {
+    public struct Dropped: Sendable, Codable, Equatable {
         public var text: String
         public var confidence: Double
         public var reason: String
@@ -400,15 +400,15 @@ public struct OnScreenText: Sendable, Equatable {
 }
 
 /// `embeddings`: a unit vector in a named space, for one frame or pooled over a segment.
-public struct Embedding: Sendable, Equatable {
-    public enum Scope: Sendable, Equatable {
+public struct Embedding: Sendable, Codable, Equatable {
+    public enum Scope: Sendable, Codable, Equatable {
         case frame(index: Int)
         /// The mean over shot `index` of `frames` frame vectors, normalised again.
         case segment(index: Int, frames: Int)
     }
 
     /// What went into a text-space (ConSE) vector: the label names and the on-screen text.
-    public struct TextEvidence: Sendable, Equatable {
+    public struct TextEvidence: Sendable, Codable, Equatable {
         public var labels: [String]
         public var text: String
 
@@ -432,8 +432,8 @@ public struct Embedding: Sendable, Equatable {
 }
 
 /// One phrase of a caption and what supports it.
-public struct CaptionPhrase: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+public struct CaptionPhrase: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
         case people, faces, objects, text, camera, shot
         /// Nothing clear enough to name.
         case unclear
@@ -452,7 +452,7 @@ public struct CaptionPhrase: Sendable, Equatable {
 }
 
 /// `captions`: a caption for one segment and the evidence behind it.
-public struct Caption: Sendable, Equatable {
+public struct Caption: Sendable, Codable, Equatable {
     /// The caption with words on the moderation policy's list masked.
     public var text: String
     /// The policy's words that were masked (empty: not flagged).
@@ -482,6 +482,34 @@ public struct Caption: Sendable, Equatable {
 
     public var flagged: Bool { !maskedTerms.isEmpty }
 
+    // Written out because `labels` holds tuples, which Codable cannot synthesize.
+    private enum CodingKeys: String, CodingKey { case text, maskedTerms, repeated, labelNames, labelProbabilities, onScreenText, moreText, phrases }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let names = try c.decode([String].self, forKey: .labelNames)
+        let probabilities = try c.decode([Double].self, forKey: .labelProbabilities)
+        guard names.count == probabilities.count else {
+            throw DecodingError.dataCorruptedError(forKey: .labelProbabilities, in: c, debugDescription: "one probability per label name")
+        }
+        self.init(text: try c.decode(String.self, forKey: .text), maskedTerms: try c.decode([String].self, forKey: .maskedTerms),
+                  repeated: try c.decode(Bool.self, forKey: .repeated), labels: Array(zip(names, probabilities)).map { (name: $0.0, probability: $0.1) },
+                  onScreenText: try c.decode([String].self, forKey: .onScreenText), moreText: try c.decode(Int.self, forKey: .moreText),
+                  phrases: try c.decode([CaptionPhrase].self, forKey: .phrases))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(text, forKey: .text)
+        try c.encode(maskedTerms, forKey: .maskedTerms)
+        try c.encode(repeated, forKey: .repeated)
+        try c.encode(labels.map(\.name), forKey: .labelNames)
+        try c.encode(labels.map(\.probability), forKey: .labelProbabilities)
+        try c.encode(onScreenText, forKey: .onScreenText)
+        try c.encode(moreText, forKey: .moreText)
+        try c.encode(phrases, forKey: .phrases)
+    }
+
     public static func == (a: Caption, b: Caption) -> Bool {
         a.text == b.text && a.maskedTerms == b.maskedTerms && a.repeated == b.repeated && a.onScreenText == b.onScreenText
             && a.labels.map(\.name) == b.labels.map(\.name) && a.labels.map(\.probability) == b.labels.map(\.probability)
@@ -490,8 +518,8 @@ public struct Caption: Sendable, Equatable {
 }
 
 /// `moderation`: a category's flag started or ended.
-public struct ModerationEvent: Sendable, Equatable {
-    public enum Phase: String, Sendable {
+public struct ModerationEvent: Sendable, Codable, Equatable {
+    public enum Phase: String, Sendable, Codable {
         case start = "flag_start"
         case end = "flag_end"
     }
@@ -515,7 +543,7 @@ public struct ModerationEvent: Sendable, Equatable {
 }
 
 /// A box in image pixels: its top-left corner and size.
-public struct PixelBox: Sendable, Equatable {
+public struct PixelBox: Sendable, Codable, Equatable {
     public var x: Double
     public var y: Double
     public var width: Double
@@ -549,7 +577,7 @@ public struct PixelBox: Sendable, Equatable {
 }
 
 /// A named point of a detection (an eye, the hip centre), in image pixels.
-public struct Keypoint: Sendable, Equatable {
+public struct Keypoint: Sendable, Codable, Equatable {
     public var name: String
     public var x: Double
     public var y: Double
@@ -562,7 +590,7 @@ public struct Keypoint: Sendable, Equatable {
 }
 
 /// One thing a detector found.
-public struct DetectedObject: Sendable, Equatable {
+public struct DetectedObject: Sendable, Codable, Equatable {
     public var box: PixelBox
     public var score: Double
     public var keypoints: [Keypoint]
@@ -581,7 +609,7 @@ public struct DetectedObject: Sendable, Equatable {
 }
 
 /// `faces` / `people`: what a detector found in one frame (possibly nothing).
-public struct Detections: Sendable, Equatable {
+public struct Detections: Sendable, Codable, Equatable {
     public var frameIndex: Int
     /// The frame's size, for boxes read without the frame.
     public var width: Int
@@ -597,7 +625,7 @@ public struct Detections: Sendable, Equatable {
 }
 
 /// A tracked object as one frame sees it.
-public struct TrackedObject: Sendable, Equatable {
+public struct TrackedObject: Sendable, Codable, Equatable {
     public var id: Int
     public var box: PixelBox
     public var score: Double
@@ -620,7 +648,7 @@ public struct TrackedObject: Sendable, Equatable {
 }
 
 /// `tracks`: the confirmed tracks of one label (person, face) after a frame.
-public struct TrackSnapshot: Sendable, Equatable {
+public struct TrackSnapshot: Sendable, Codable, Equatable {
     public var frameIndex: Int
     public var label: String
     public var width: Int
@@ -640,13 +668,13 @@ public struct TrackSnapshot: Sendable, Equatable {
 }
 
 /// `track_events`: a track entered (was confirmed) or exited (was lost or the stream ended).
-public struct TrackEvent: Sendable, Equatable {
-    public enum Phase: String, Sendable {
+public struct TrackEvent: Sendable, Codable, Equatable {
+    public enum Phase: String, Sendable, Codable {
         case enter, exit
     }
 
     /// Where it went over its span, in the frame's terms.
-    public enum Movement: String, Sendable {
+    public enum Movement: String, Sendable, Codable {
         case left, right, up, down, approaching, receding, still
         /// Not enough of a path yet (an enter event).
         case unknown
@@ -679,7 +707,7 @@ public struct TrackEvent: Sendable, Equatable {
     }
 }
 
-public struct PixelPathPoint: Sendable, Equatable {
+public struct PixelPathPoint: Sendable, Codable, Equatable {
     public var time: Double
     public var x: Double
     public var y: Double

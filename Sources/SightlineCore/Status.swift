@@ -1,15 +1,15 @@
 /// Something every subscriber of a source should hear about: lifecycle, trouble, counters.
 /// Published on `status/SOURCE/` (`status/_pipeline/` for pipeline-wide events) by the sinks;
 /// each detail below is one `data.event` of Docs/bus.md.
-public struct StatusEvent: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+public struct StatusEvent: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
         case started, gap, reconnecting, drops, error, heartbeat
         /// Sparse computation: tiles computed (region selector) and work saved (delta models).
         case regions, delta
         case endOfStream = "end_of_stream"
     }
 
-    public enum Detail: Sendable, Equatable {
+    public enum Detail: Sendable, Codable, Equatable {
         /// A source opened (the first time; a reconnect reports `gap`).
         case started(SourceOpened)
         /// A batch (`files`) source's plan, before its first file.
@@ -54,7 +54,7 @@ public struct StatusEvent: Sendable, Equatable {
 }
 
 /// What a source found when it first opened.
-public struct SourceOpened: Sendable, Equatable {
+public struct SourceOpened: Sendable, Codable, Equatable {
     public var url: String
     public var container: String
     public var codec: String
@@ -78,7 +78,7 @@ public struct SourceOpened: Sendable, Equatable {
 
 /// One file of a batch: where it is, its place in the run, and what identifies its content for
 /// resuming (size and modification time).
-public struct BatchFile: Sendable, Equatable {
+public struct BatchFile: Sendable, Codable, Equatable {
     public var path: String
     /// 1-based position among the files this run processes.
     public var index: Int
@@ -96,8 +96,8 @@ public struct BatchFile: Sendable, Equatable {
 }
 
 /// A batch source's plan: every input file, and whether this run skips it (done before).
-public struct BatchPlan: Sendable, Equatable {
-    public struct Entry: Sendable, Equatable {
+public struct BatchPlan: Sendable, Codable, Equatable {
+    public struct Entry: Sendable, Codable, Equatable {
         public var source: String
         public var path: String
         public var skip: Bool
@@ -122,7 +122,7 @@ public struct BatchPlan: Sendable, Equatable {
 }
 
 /// A node failed on an item, or a source failed for good.
-public struct NodeFailure: Sendable, Equatable {
+public struct NodeFailure: Sendable, Codable, Equatable {
     public var node: String
     public var message: String
     /// The source is over (the pipeline goes on with the others).
@@ -142,7 +142,7 @@ public struct NodeFailure: Sendable, Equatable {
 }
 
 /// What the graph counted for one source.
-public struct SourceCounters: Sendable, Equatable {
+public struct SourceCounters: Sendable, Codable, Equatable {
     public var framesIn: Int
     /// Frames a drop-oldest / drop-newest edge discarded.
     public var droppedInGraph: Int
@@ -157,8 +157,8 @@ public struct SourceCounters: Sendable, Equatable {
 }
 
 /// The pipeline's pulse: throughput, latency, queue depth and per-node cost.
-public struct Heartbeat: Sendable, Equatable {
-    public struct SourceRate: Sendable, Equatable {
+public struct Heartbeat: Sendable, Codable, Equatable {
+    public struct SourceRate: Sendable, Codable, Equatable {
         public var framesIn: Int
         public var fps: Double
         public var droppedInGraph: Int
@@ -172,7 +172,7 @@ public struct Heartbeat: Sendable, Equatable {
         }
     }
 
-    public struct NodeCost: Sendable, Equatable {
+    public struct NodeCost: Sendable, Codable, Equatable {
         public var items: Int
         public var errors: Int
         public var busySecondsPerItem: Double
@@ -203,7 +203,7 @@ public struct Heartbeat: Sendable, Equatable {
 }
 
 /// A `regions` node's running totals for one source.
-public struct RegionsSummary: Sendable, Equatable {
+public struct RegionsSummary: Sendable, Codable, Equatable {
     public var frames: Int
     public var skipped: Int
     /// Mean fraction of tiles computed per frame.
@@ -217,7 +217,7 @@ public struct RegionsSummary: Sendable, Equatable {
 }
 
 /// A delta model node's running totals for one source.
-public struct DeltaSummary: Sendable, Equatable {
+public struct DeltaSummary: Sendable, Codable, Equatable {
     public var node: String
     public var frames: Int
     public var reused: Int
@@ -255,7 +255,7 @@ public struct SourceStats: Sendable, Equatable, Codable {
 }
 
 /// A batch source's totals at its end.
-public struct BatchTotals: Sendable, Equatable {
+public struct BatchTotals: Sendable, Codable, Equatable {
     public var files: Int
     public var processed: Int
     public var failed: Int
@@ -271,7 +271,7 @@ public struct BatchTotals: Sendable, Equatable {
 
 /// The last item of a source on an edge, with what the source knows about how it ended.
 /// Several branches of a fan-in each deliver one; `merging` keeps whatever either knows.
-public struct EndOfStream: Sendable, Equatable {
+public struct EndOfStream: Sendable, Codable, Equatable {
     public var sourceID: String
     public var decoder: SourceStats?
     /// One file of a batch source: which, and its content's sha256.

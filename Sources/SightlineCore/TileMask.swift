@@ -1,5 +1,5 @@
 /// Which tiles of a frame changed: a grid of `tileSize`-pixel tiles, row-major.
-public struct TileMask: Sendable, Equatable {
+public struct TileMask: Sendable, Codable, Equatable {
     public var tileSize: Int
     public var columns: Int
     public var rows: Int
@@ -11,6 +11,30 @@ public struct TileMask: Sendable, Equatable {
         self.columns = columns
         self.rows = rows
         self.bits = bits
+    }
+
+    // Coded with the bits as hex (`hex`), a quarter of a character per tile rather than a
+    // JSON boolean each.
+    private enum CodingKeys: String, CodingKey { case tileSize, columns, rows, hex }
+
+    /// Decoded data is checked like the initialiser's arguments (it may come off the network).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let tileSize = try c.decode(Int.self, forKey: .tileSize), columns = try c.decode(Int.self, forKey: .columns)
+        let rows = try c.decode(Int.self, forKey: .rows), hex = try c.decode(String.self, forKey: .hex)
+        guard tileSize >= 1, columns >= 0, rows >= 0, columns <= 1 << 16, rows <= 1 << 16,
+              let mask = TileMask(hex: hex, tileSize: tileSize, columns: columns, rows: rows) else {
+            throw DecodingError.dataCorruptedError(forKey: .hex, in: c, debugDescription: "a tile mask holds one bit per tile")
+        }
+        self = mask
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(tileSize, forKey: .tileSize)
+        try c.encode(columns, forKey: .columns)
+        try c.encode(rows, forKey: .rows)
+        try c.encode(hex, forKey: .hex)
     }
 
     public subscript(row: Int, column: Int) -> Bool { bits[row * columns + column] }

@@ -53,10 +53,14 @@ public struct NodeContract: Sendable {
 
     public var needs: [Need]
     public var produces: [Output]
+    /// A comma-separated option naming the kinds the node passes on from elsewhere (the core
+    /// side of a split pipeline carries what the edge part produced).
+    public var producesListedIn: String?
 
-    public init(needs: [Need] = [], produces: [Output] = []) {
+    public init(needs: [Need] = [], produces: [Output] = [], producesListedIn: String? = nil) {
         self.needs = needs
         self.produces = produces
+        self.producesListedIn = producesListedIn
     }
 
     public static let none = NodeContract()
@@ -66,7 +70,11 @@ public struct NodeContract: Sendable {
     }
 
     public func produces(given options: NodeOptions) -> Set<ResultKind> {
-        Set(produces.filter { $0.when?.holds(for: options) ?? true }.map(\.kind))
+        var kinds = Set(produces.filter { $0.when?.holds(for: options) ?? true }.map(\.kind))
+        if let producesListedIn, let listed = options.string(producesListedIn) {
+            kinds.formUnion(listed.split(separator: ",").compactMap { ResultKind(rawValue: $0.trimmingCharacters(in: .whitespaces)) })
+        }
+        return kinds
     }
 
     /// `sightline nodes NAME`: "labels, or embeddings (when embeddings: true)".

@@ -19,7 +19,7 @@ import Yams
 ///   - {from: cam1, to: out, policy: drop-oldest, capacity: 4}
 /// ```
 public enum PipelineParser {
-    public static let topLevelKeys = ["pipeline", "heartbeat", "defaults", "output", "nodes", "edges"]
+    public static let topLevelKeys = ["pipeline", "heartbeat", "defaults", "output", "link", "nodes", "edges"]
 
     public static func parse(file: String) -> (PipelineSpec?, [Diagnostic]) {
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -88,6 +88,20 @@ public enum PipelineParser {
                 } else {
                     diagnostics.append(Diagnostic(at(value), "'output' is the folder results go to: a path",
                                                   hint: "e.g. output: sightline-batch (relative to where sightline runs; --output DIR overrides it)"))
+                }
+            case "link":
+                guard let mapping = value.mapping else {
+                    diagnostics.append(Diagnostic(at(value), "'link' holds how the edge part reaches the core part: a mapping",
+                                                  hint: "link: {url: nats://core.example:4222}"))
+                    continue
+                }
+                spec.linkLocation = at(keyNode)
+                for (k, v) in mapping {
+                    guard let name = k.string, let scalar = v.scalar else {
+                        diagnostics.append(Diagnostic(at(v), "each 'link' setting is a single value"))
+                        continue
+                    }
+                    spec.link.append((name, OptionEntry(value: scalar.string, location: at(v))))
                 }
             case "nodes":
                 sawNodes = true
@@ -166,6 +180,11 @@ public enum PipelineParser {
                 case "type":
                     node.type = scalar.string
                     node.typeLocation = at(v)
+                case "at":
+                    if let placement = NodePlacement(rawValue: scalar.string) { node.placement = placement } else {
+                        diagnostics.append(Diagnostic(at(v), "'at' says where node '\(id)' runs: edge or core",
+                                                      hint: "at: edge runs it on the box by the cameras (`sightline run --role edge`); the rest runs on the core"))
+                    }
                 case "concurrency":
                     if let n = Int(scalar.string), n >= 1, n <= 64 { node.concurrency = n } else {
                         diagnostics.append(Diagnostic(at(v), "concurrency must be an integer from 1 to 64"))

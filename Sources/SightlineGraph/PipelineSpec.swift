@@ -52,6 +52,11 @@ public struct OptionEntry: Sendable, Equatable {
     public var location: SourceLocation
 }
 
+/// Where a node runs when a pipeline is split between an edge box and a core (`at:`).
+public enum NodePlacement: String, Sendable, CaseIterable {
+    case edge, core
+}
+
 public struct NodeSpec: Sendable {
     public var id: String
     public var type: String
@@ -59,6 +64,19 @@ public struct NodeSpec: Sendable {
     public var concurrency: Int
     public var location: SourceLocation
     public var typeLocation: SourceLocation
+    /// `at:`; nil runs on the core when the pipeline is split (and everywhere when it is not).
+    public var placement: NodePlacement?
+
+    public init(id: String, type: String, options: [(name: String, entry: OptionEntry)], concurrency: Int, location: SourceLocation,
+                typeLocation: SourceLocation, placement: NodePlacement? = nil) {
+        self.id = id
+        self.type = type
+        self.options = options
+        self.concurrency = concurrency
+        self.location = location
+        self.typeLocation = typeLocation
+        self.placement = placement
+    }
 
     public func option(_ name: String) -> OptionEntry? { options.last { $0.name == name }?.entry }
 
@@ -88,6 +106,9 @@ public struct PipelineSpec: Sendable {
     public var nodesLocation: SourceLocation
     /// The output folder: the file's `output:` or `--output` (relative to the working directory).
     public var output: OptionEntry?
+    /// `link:`: how the edge part of a split pipeline reaches its core part (see PipelineSplit).
+    public var link: [(name: String, entry: OptionEntry)] = []
+    public var linkLocation: SourceLocation?
 
     /// Where this pipeline's relative paths point, run from `workingDirectory`.
     public func paths(workingDirectory: String = FileManager.default.currentDirectoryPath) -> PipelinePaths {
@@ -106,7 +127,7 @@ public struct PipelineSpec: Sendable {
     public var canonicalText: String {
         var lines = ["pipeline \(name)", "heartbeat \(heartbeat)", "defaults \(defaultPolicy.rawValue) \(defaultCapacity)"]
         for node in nodes {
-            lines.append("node \(node.id) \(node.type) concurrency=\(node.concurrency)")
+            lines.append("node \(node.id) \(node.type) concurrency=\(node.concurrency)" + (node.placement.map { " at=\($0.rawValue)" } ?? ""))
             var seen = Set<String>()
             for (name, entry) in node.options.reversed() where seen.insert(name).inserted {
                 lines.append("  \(name)=\(entry.value)")

@@ -34,7 +34,7 @@ public struct ValidatedPipeline: Sendable {
         var lines: [String] = []
         for node in nodes.sorted(by: { $0.id < $1.id }) where !sinks.contains(node.id) {
             lines.append("node \(node.id) \(node.type)")
-            let ignored: Set<String> = node.descriptor.role == .source ? ["url", "resume"] : []
+            let ignored: Set<String> = node.descriptor.role == .source ? ["url", "resume", "privacy"] : []
             for (name, value) in node.options.values.sorted(by: { $0.key < $1.key }) where !ignored.contains(name) {
                 lines.append("  \(name)=\(value)")
             }
@@ -205,24 +205,9 @@ public enum PipelineValidator {
         return .success(ValidatedPipeline(spec: spec, nodes: resolved, edges: edges, hash: hash, paths: paths))
     }
 
-    /// What keeps a file option's file from being used: missing, a folder, unreadable, or
-    /// rejected by the option's own check.
-    static func fileProblem(_ path: String, option: OptionSpec) -> String? {
-        if let problem = option.type == .inputFolder ? PipelinePaths.notAFolder(path) : PipelinePaths.unreadable(path) { return problem }
-        do {
-            try option.checkFile?(path)
-        } catch {
-            return "\(error)"
-        }
-        return nil
-    }
-
-    /// Needs no node upstream meets: `moderation` with nothing before it that scores, `delta`
-    /// without a `regions` node, `captions` without labels, … (each node type's `NodeContract`).
-    static func contractDiagnostics(spec: PipelineSpec, nodes: [ValidatedPipeline.ResolvedNode], edges: [ValidatedPipeline.ResolvedEdge],
-                                    registry: NodeRegistry) -> [Diagnostic] {
-        // What each node's upstream produces, in one pass in topological order (the graph is
-        // a DAG by now): a node's available kinds are its parents' and what they produce.
+    /// The result kinds that reach each node's input: its parents' and what they produce, in
+    /// one pass in topological order (the graph must be a DAG).
+    public static func availableKinds(nodes: [ValidatedPipeline.ResolvedNode], edges: [ValidatedPipeline.ResolvedEdge]) -> [String: Set<ResultKind>] {
         var parents: [String: [String]] = [:], children: [String: [String]] = [:]
         for edge in edges {
             parents[edge.to, default: []].append(edge.from)
@@ -244,6 +229,26 @@ public enum PipelineValidator {
                 if waiting[child] == 0 { ready.append(child) }
             }
         }
+        return availableAt
+    }
+
+    /// What keeps a file option's file from being used: missing, a folder, unreadable, or
+    /// rejected by the option's own check.
+    static func fileProblem(_ path: String, option: OptionSpec) -> String? {
+        if let problem = option.type == .inputFolder ? PipelinePaths.notAFolder(path) : PipelinePaths.unreadable(path) { return problem }
+        do {
+            try option.checkFile?(path)
+        } catch {
+            return "\(error)"
+        }
+        return nil
+    }
+
+    /// Needs no node upstream meets: `moderation` with nothing before it that scores, `delta`
+    /// without a `regions` node, `captions` without labels, … (each node type's `NodeContract`).
+    static func contractDiagnostics(spec: PipelineSpec, nodes: [ValidatedPipeline.ResolvedNode], edges: [ValidatedPipeline.ResolvedEdge],
+                                    registry: NodeRegistry) -> [Diagnostic] {
+        let availableAt = availableKinds(nodes: nodes, edges: edges)
         var diagnostics: [Diagnostic] = []
         for node in nodes {
             let needs = node.descriptor.contract.needs(given: node.options)

@@ -57,6 +57,17 @@ public final class JPEGEncoder {
     public func encode(_ pixels: [UInt8], width: Int, height: Int, format: PixelFormat) throws -> Data {
         try check(pixels, width: width, height: height, format: format)
         let (ow, oh) = thumbnailSize(width: width, height: height)
+        return try encode(pixels, width: width, height: height, format: format, outputWidth: ow, outputHeight: oh)
+    }
+
+    /// The JPEG bytes of a packed image at its own size, odd sides included (an edge link's
+    /// tiles are pasted back pixel for pixel); `maxWidth` does not apply.
+    public func encodeFullSize(_ pixels: [UInt8], width: Int, height: Int, format: PixelFormat) throws -> Data {
+        try check(pixels, width: width, height: height, format: format)
+        return try encode(pixels, width: width, height: height, format: format, outputWidth: width, outputHeight: height)
+    }
+
+    private func encode(_ pixels: [UInt8], width: Int, height: Int, format: PixelFormat, outputWidth ow: Int, outputHeight oh: Int) throws -> Data {
         guard let codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG) else {
             throw SightlineError.decoderFailed(input: "thumbnail", reason: "this FFmpeg has no MJPEG encoder")
         }
@@ -122,7 +133,7 @@ public final class JPEGEncoder {
         }
     }
 
-    private static func avFormat(_ format: PixelFormat) -> AVPixelFormat {
+    static func avFormat(_ format: PixelFormat) -> AVPixelFormat {
         switch format {
         case .rgb24: AV_PIX_FMT_RGB24
         case .bgr24: AV_PIX_FMT_BGR24

@@ -11,6 +11,8 @@ public enum BuiltinNodes {
         PassthroughNode.factory,
         PublishSink.factory,
         NATSSink.factory,
+        LinkSendNode.factory,
+        LinkReceiveNode.factory,
         JSONLSink.factory,
         IndexSink.factory,
         NullSink.factory,

@@ -23,14 +23,9 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
     private let drainTimeout: Double
     private let vectorFormat: Envelope.VectorFormat
     private var encoder: EnvelopeEncoder?
-    private let buffer: Mutex<PublishBuffer<BusMessage>>
-    private let wake = DispatchSemaphore(value: 0)
-    private let closing = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
+    private var publisher: BackgroundPublisher<BusMessage>!
     /// The pipeline's name and hash, for the sender's own (drop report) messages.
-    private let identity = Mutex<(name: String, hash: String)>(("", ""))
-    /// Used by the sender thread only.
-    private var reportEncoder: EnvelopeEncoder?
+    private let identity = PipelineIdentity()
 
     public static let descriptor = NodeDescriptor(
         name: "nats",
@@ -53,13 +48,7 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
     }
 
     init(options: NodeOptions) throws {
-        var settings = NATSSettings(urls: try NATSSettings.parseURLs(options.string("url") ?? ""))
-        settings.name = "sightline-nats-sink"
-        settings.connectInBackground = true
-        if let file = options.string("token_file"), !file.isEmpty {
-            settings.token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        if let creds = options.string("creds"), !creds.isEmpty { settings.credentialsFile = creds }
+        let settings = try natsSettings(options, name: "sightline-nats-sink")
         let prefix = options.string("subject_prefix") ?? "sightline"
         guard !prefix.isEmpty, prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) }) else {
             throw SightlineError.invalidOption(name: "subject_prefix", value: prefix, hint: "one subject token: letters, digits, _ and -")
@@ -73,9 +62,27 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
         streamMaxAge = options.double("stream_max_age") ?? 7 * 86_400
         drainTimeout = options.double("drain_timeout") ?? 5
         vectorFormat = Envelope.VectorFormat(rawValue: options.string("vector_format") ?? "float32") ?? .float32
-        buffer = Mutex(PublishBuffer(capacity: options.int("buffer") ?? 10_000))
-        connection = try NATSConnection(settings)
-        Thread.detachNewThread { [self] in sendLoop() }
+        let connection = try NATSConnection(settings)
+        self.connection = connection
+        let subjectPrefix = prefix, streamName = self.stream, maxAge = streamMaxAge, identity = self.identity, format = vectorFormat
+        publisher = BackgroundPublisher(
+            connection: connection, capacity: options.int("buffer") ?? 10_000, label: "nats",
+            prepare: {
+                if let streamName { try connection.jetStream.addStream(name: streamName, subject: subjectPrefix + ".>", workQueue: false, maxAge: maxAge) }
+            },
+            send: { message in
+                try connection.publish(subject: Self.subject(prefix: subjectPrefix, topic: message.topic), data: message.header + (message.payload ?? []),
+                                       headerKey: Self.headerLengthField, headerValue: String(message.header.count), intoStream: streamName != nil)
+            },
+            dropReport: { source, count in
+                let (name, hash) = identity.value.withLock { $0 }
+                var encoder = EnvelopeEncoder(pipelineName: name, pipelineHash: hash, vectorFormat: format)
+                return encoder.encode(
+                    kind: "status", source: source, start: 0, end: 0,
+                    data: ["event": .string("nats_dropped"), "dropped": .int(Int64(count)),
+                           "reason": .string("NATS was away or slow and the sink's buffer was full")],
+                    wallClock: Date().timeIntervalSince1970)
+            })
     }
 
     /// `PREFIX.KIND.SOURCE…`: the topic's components, each made a valid subject token.
@@ -89,7 +96,7 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         if encoder == nil {
             encoder = EnvelopeEncoder(pipelineName: context.pipelineName, pipelineHash: context.pipelineHash, vectorFormat: vectorFormat)
-            identity.withLock { $0 = (context.pipelineName, context.pipelineHash) }
+            identity.value.withLock { $0 = (context.pipelineName, context.pipelineHash) }
         }
         let message: BusMessage
         let source: String
@@ -108,83 +115,13 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
         case .frame:
             return
         }
-        if let dropped = buffer.withLock({ $0.push(message, source: source) }) { context.metrics.sinkDropped(source: dropped) }
-        wake.signal()
-    }
-
-    /// The sender: publishes while connected, waits while not, and reports drops when back.
-    private func sendLoop() {
-        var streamReady = stream == nil
-        while true {
-            let isClosing = closing.load(ordering: .acquiring)
-            if !connection.isConnected {
-                if isClosing { break }
-                _ = wake.wait(timeout: .now() + 0.1)
-                continue
-            }
-            if !streamReady, let stream {
-                do {
-                    try connection.jetStream.addStream(name: stream, subject: prefix + ".>", workQueue: false, maxAge: streamMaxAge)
-                    streamReady = true
-                } catch {
-                    FileHandle.standardError.write(Data("warning: nats: cannot create stream \(stream): \(error)\n".utf8))
-                    if isClosing { break }
-                    _ = wake.wait(timeout: .now() + 1)
-                    continue
-                }
-            }
-            for (source, count) in buffer.withLock({ $0.takeDropReport() }).sorted(by: { $0.key < $1.key }) {
-                let report = dropReport(source: source, count: count)
-                if (try? send(report)) == nil { buffer.withLock { $0.pushFront(report, source: source) } }
-            }
-            guard let next = buffer.withLock({ $0.popFirst() }) else {
-                if isClosing { break }
-                _ = wake.wait(timeout: .now() + 0.1)
-                continue
-            }
-            do {
-                try send(next.message)
-            } catch {
-                buffer.withLock { $0.pushFront(next.message, source: next.source) }
-                if isClosing && !connection.isConnected { break }
-                _ = wake.wait(timeout: .now() + 0.05)
-            }
-        }
-        finished.signal()
-    }
-
-    private func send(_ message: BusMessage) throws {
-        try connection.publish(subject: Self.subject(prefix: prefix, topic: message.topic), data: message.header + (message.payload ?? []),
-                               headerKey: Self.headerLengthField, headerValue: String(message.header.count), intoStream: stream != nil)
-    }
-
-    private func dropReport(source: String, count: Int) -> BusMessage {
-        if reportEncoder == nil {
-            let (name, hash) = identity.withLock { $0 }
-            reportEncoder = EnvelopeEncoder(pipelineName: name, pipelineHash: hash, vectorFormat: vectorFormat)
-        }
-        return reportEncoder!.encode(kind: "status", source: source, start: 0, end: 0,
-                                     data: ["event": .string("nats_dropped"), "dropped": .int(Int64(count)),
-                                            "reason": .string("NATS was away or slow and the sink's buffer was full")],
-                                     wallClock: Date().timeIntervalSince1970)
+        if let dropped = publisher.push(message, source: source) { context.metrics.sinkDropped(source: dropped) }
     }
 
     public func close(context: any NodeContext) throws {
-        // Give held messages `drain_timeout` to leave, then count the rest as dropped.
-        let deadline = Date().addingTimeInterval(drainTimeout)
-        while Date() < deadline, !buffer.withLock({ $0.isEmpty }) {
-            wake.signal()
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        closing.store(true, ordering: .releasing)
-        wake.signal()
-        _ = finished.wait(timeout: .now() + max(drainTimeout, 1))
-        // Held messages are dropped now (and counted); drops from a full buffer were counted
-        // when they happened but could not be reported on NATS.
-        let (held, unreported) = buffer.withLock { buffer -> ([String: Int], [String: Int]) in
-            let held = buffer.dropAll()
-            return (held, buffer.takeDropReport())
-        }
+        // Held messages get `drain_timeout` to leave, then are dropped (and counted); drops
+        // from a full buffer were counted when they happened but could not be reported on NATS.
+        let (held, unreported) = publisher.close(drainTimeout: drainTimeout)
         for (source, count) in held { context.metrics.sinkDropped(source: source, count: count) }
         let lost = unreported.values.reduce(0, +)
         if lost > 0 {
@@ -194,4 +131,10 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
         if connection.isConnected { try? connection.flush(timeout: 1) }
         connection.close()
     }
+}
+
+/// The running pipeline's name and hash, learnt from the first item, for messages a sender
+/// thread makes itself.
+final class PipelineIdentity: Sendable {
+    let value = Mutex<(name: String, hash: String)>(("", ""))
 }

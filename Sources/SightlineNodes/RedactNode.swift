@@ -5,6 +5,8 @@ import SightlineGraph
 /// frames, a model server — never sees them), from an upstream `faces` node's detections,
 /// tracked between detections and extended back over a few held frames (`RedactionPlanner`).
 public final class RedactNode: NodeProcessor {
+    /// Frame metadata set on every frame a redact node passed on.
+    public static let appliedKey = "sl.redact.applied"
     private let style: RedactionStyle
     private let margin: Double
     private let lookback: Int
@@ -64,6 +66,9 @@ public final class RedactNode: NodeProcessor {
         var frame = released.payload
         Redactor.apply(&frame, boxes: released.boxes, style: style, margin: margin)
         if !released.boxes.isEmpty { frame.metadata["sl.redact.faces"] = String(released.boxes.count) }
+        // Passed a redact node, faces or not: an edge link may let such a frame of an
+        // edge-only source cross (`PipelineSplit`).
+        frame.metadata[Self.appliedKey] = style.rawValue
         return frame
     }
 }

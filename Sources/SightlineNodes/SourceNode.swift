@@ -20,6 +20,8 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
 
     /// How frames are decoded, sampled and converted (shared with the `files` source).
     static let decodeOptions: [OptionSpec] = [
+        OptionSpec("privacy", .choice(["share", "edge-only"]), default: .string("share"),
+                   help: "edge-only: when the pipeline is split (`at: edge`, `sightline run --role edge`), this source's pixels never leave the edge; only its results, and frames a redact node hid faces in, cross to the core"),
         OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref"),
         OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),
         OptionSpec("every", .int, min: 1, max: 1_000_000, help: "keep every Nth decoded frame"),

@@ -63,12 +63,36 @@ struct PipelineArguments: ParsableArguments {
         discussion: "Default: the pipeline's `output:`, else the working directory. Files the pipeline reads stay relative to its own folder."))
     var output: String?
 
+    @Option(help: ArgumentHelp(
+        "Run one side of a split pipeline: edge (the nodes marked `at: edge`) or core (the rest).",
+        discussion: "The edge sends records and changed-tile JPEGs of its frames to the core over NATS JetStream (the file's `link:` block). Without --role the whole pipeline runs here."))
+    var role: NodePlacement?
+
+    @Option(help: "NATS URL(s) of a split pipeline's link, replacing the file's `link.url`.")
+    var link: String?
+
     func load() throws -> ValidatedPipeline {
-        try loadPipeline(file: file, overrides: overrides, output: output) { spec in
+        let whole = try loadPipeline(file: file, overrides: overrides, output: output) { spec in
             inputs.compactMap { spec.applyInput($0) }
+        }
+        guard let role else {
+            if link != nil { throw ValidationError("--link applies to one side of a split pipeline: add --role edge or --role core") }
+            return whole
+        }
+        let plan: PipelineSplit.Plan
+        switch PipelineSplit.split(whole, role: role, linkURL: link) {
+        case .success(let p): plan = p
+        case .failure(let diagnostics): throw diagnostics
+        }
+        for notice in plan.notices { FileHandle.standardError.write(Data("note: \(notice)\n".utf8)) }
+        switch PipelineValidator.validate(plan.spec, registry: BuiltinNodes.registry) {
+        case .success(let side): return side
+        case .failure(let diagnostics): throw diagnostics
         }
     }
 }
+
+extension NodePlacement: ExpressibleByArgument {}
 
 /// Parses a pipeline file, lets `prepare` adjust the spec (inputs, a renamed source) and
 /// return its diagnostics, applies the `--set` overrides and `--output`, and validates. Every
