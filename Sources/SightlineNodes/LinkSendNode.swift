@@ -46,14 +46,7 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
     private let drainTimeout = 10.0
     private let privateSources: Set<String>
     private var publisher: BackgroundPublisher<Data>!
-    private var jpeg: JPEGEncoder
-    /// Per source: the picture the core holds (as the selector's reference), when its last
-    /// whole picture was sent, and the frame-message sequence.
-    private var selectors: [String: RegionSelector] = [:]
-    private var lastWhole: [String: Double] = [:]
-    private let makeSelector: @Sendable () -> RegionSelector
-    private let wholeEvery: Double
-    private var sequence: [String: Int] = [:]
+    private var packer: FramePacker
     /// Sources whose messages the full buffer dropped: their next frame goes whole.
     private let needsWhole = SourceSet()
     private var totals = LinkTotals()
@@ -83,11 +76,8 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
         qscale = options.int("qscale") ?? 8
         let tile = options.int("tile") ?? 16, threshold = options.double("threshold") ?? 12
         let minPixels = options.double("min_pixels") ?? 0.1, wholeAbove = options.double("whole_above") ?? 0.6
-        makeSelector = {
-            RegionSelector(tileSize: tile, threshold: threshold, minChangedPixels: minPixels, skipBelow: 0, fullAbove: wholeAbove, refreshEvery: Int.max / 2)
-        }
-        wholeEvery = options.double("whole_every") ?? 60
-        jpeg = JPEGEncoder(qscale: qscale)
+        packer = FramePacker(tileSize: tile, threshold: threshold, minChangedPixels: minPixels, wholeAbove: wholeAbove,
+                             wholeEvery: options.double("whole_every") ?? 60, qscale: qscale)
         privateSources = Set((options.string("private_sources") ?? "").split(separator: ",").map { String($0) })
         let connection = self.connection, subject = self.subject
         let stream = options.string("stream") ?? "SIGHTLINE_LINK", prefix = options.string("subject_prefix") ?? "sightline_link"
@@ -120,7 +110,8 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
                 totals.withheld += 1
                 return
             }
-            let (info, parts) = try picture(of: frame)
+            let stale = needsWhole.value.withLock { $0.remove(frame.sourceID) != nil }
+            let (info, parts) = try packer.pack(frame, forceWhole: stale)
             totals.count(info.transfer)
             send(try LinkCodec.encode(LinkCodec.Header(version: LinkCodec.version, kind: .frame, frame: info, parts: [], sentAt: now), parts: parts),
                  source: frame.sourceID, kind: .frame, context: context)
@@ -132,58 +123,10 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
                      source: status.sourceID ?? Envelope.pipelineSource, kind: .status, context: context)
             }
         case .endOfStream(let eos):
-            selectors[eos.sourceID] = nil
-            lastWhole[eos.sourceID] = nil
-            sequence[eos.sourceID] = nil
+            packer.forget(eos.sourceID)
             send(try LinkCodec.encode(LinkCodec.Header(version: LinkCodec.version, kind: .endOfStream, endOfStream: eos, parts: [], sentAt: now), parts: []),
                  source: eos.sourceID, kind: .status, context: context)
         }
-    }
-
-    /// What of `frame` crosses: the whole picture, the changed rectangles, or only its time.
-    private func picture(of frame: Frame) throws -> (LinkCodec.FrameInfo, [Data]) {
-        let source = frame.sourceID
-        var selector = selectors[source] ?? makeSelector()
-        let stale = needsWhole.value.withLock { $0.remove(source) != nil }
-        if stale || (wholeEvery > 0 && frame.seconds - (lastWhole[source] ?? -.infinity) >= wholeEvery) { selector.requestRefresh() }
-        let decision = selector.push(frame)
-        selectors[source] = selector
-        var transfer = LinkCodec.Transfer.full
-        var rects: [LinkCodec.Rect] = []
-        if !decision.refresh {
-            rects = decision.skip ? [] : TileCover.rects(decision.tiles, width: frame.width, height: frame.height)
-            transfer = rects.isEmpty ? .unchanged : .tiles
-        } else {
-            lastWhole[source] = frame.seconds
-        }
-        var parts: [Data] = []
-        var places: [LinkCodec.Rect] = []
-        switch transfer {
-        case .full:
-            parts = [try jpeg.encodeFullSize(frame.pixels, width: frame.width, height: frame.height, format: frame.pixelFormat)]
-        case .tiles:
-            let layout = MosaicLayout.layout(rects, maxWidth: frame.width)
-            guard var mosaic = FrameCanvas(width: layout.width, height: layout.height, format: frame.pixelFormat,
-                                           pixels: [UInt8](repeating: 0, count: layout.width * layout.height * frame.pixelFormat.bytesPerPixel)) else {
-                throw SightlineError.decoderFailed(input: frame.sourceID, reason: "cannot lay out \(rects.count) changed rectangles")
-            }
-            for (rect, place) in zip(rects, layout.places) {
-                mosaic.paste(FrameCanvas.crop(frame.pixels, width: frame.width, format: frame.pixelFormat, rect: rect), at: place)
-            }
-            places = layout.places
-            parts = [try jpeg.encodeFullSize(mosaic.pixels, width: layout.width, height: layout.height, format: frame.pixelFormat)]
-        case .unchanged:
-            break
-        }
-        let next = (sequence[source] ?? 0) + 1
-        sequence[source] = next
-        var metadata = frame.metadata
-        metadata[LinkReceiveNode.sequenceKey] = String(next)
-        let info = LinkCodec.FrameInfo(sourceID: source, decodeIndex: frame.decodeIndex, timestamp: frame.timestamp, seconds: frame.seconds,
-                                       ingestWallClock: frame.ingestWallClock, isKeyframe: frame.isKeyframe, width: frame.width, height: frame.height,
-                                       pixelFormat: frame.pixelFormat, metadata: metadata, gapBefore: frame.gapBefore, transfer: transfer, rects: rects,
-                                       mosaic: places)
-        return (info, parts)
     }
 
     private func send(_ data: Data, source: String, kind: LinkTotals.Kind, context: any NodeContext) {
