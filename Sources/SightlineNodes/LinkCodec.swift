@@ -31,6 +31,22 @@ public enum LinkCodec {
             self.width = width
             self.height = height
         }
+
+        // `[x, y, width, height]`: a frame may carry dozens, and keyed objects cost three
+        // times the bytes (a third of a busy street camera's link, measured).
+        public init(from decoder: any Decoder) throws {
+            var c = try decoder.unkeyedContainer()
+            self.init(x: try c.decode(Int.self), y: try c.decode(Int.self), width: try c.decode(Int.self), height: try c.decode(Int.self))
+            guard c.isAtEnd else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "a rectangle is [x, y, width, height]") }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.unkeyedContainer()
+            try c.encode(x)
+            try c.encode(y)
+            try c.encode(width)
+            try c.encode(height)
+        }
     }
 
     /// A frame without its pixels, and how its pixels travel.
@@ -134,6 +150,11 @@ public enum LinkCodec {
         }
         guard offset == bytes.count else { throw DecodeError.malformed("\(bytes.count - offset) bytes after the last part") }
         return Message(header: header, parts: parts)
+    }
+
+    /// A frame message: what `FramePacker.pack` returned.
+    public static func encode(frame: FrameInfo, parts: [Data], sentAt: Double) throws -> Data {
+        try encode(Header(version: version, kind: .frame, frame: frame, parts: [], sentAt: sentAt), parts: parts)
     }
 
     // MARK: records

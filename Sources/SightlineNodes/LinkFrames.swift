@@ -5,7 +5,7 @@ import SightlineMedia
 /// The edge side of frame transfer: per source, the picture the core holds (kept as a
 /// `RegionSelector`'s reference, updated only where tiles were sent), and the JPEG of what
 /// changed since. The counterpart of `FrameRebuilder`; no I/O, so tests run both ends.
-struct FramePacker {
+public struct FramePacker {
     private var selectors: [String: RegionSelector] = [:]
     private var lastWhole: [String: Double] = [:]
     private var sequence: [String: Int] = [:]
@@ -13,7 +13,7 @@ struct FramePacker {
     private let wholeEvery: Double
     private let jpeg: JPEGEncoder
 
-    init(tileSize: Int = 16, threshold: Double = 12, minChangedPixels: Double = 0.1, wholeAbove: Double = 0.6, wholeEvery: Double = 60, qscale: Int = 8) {
+    public init(tileSize: Int = 16, threshold: Double = 12, minChangedPixels: Double = 0.1, wholeAbove: Double = 0.6, wholeEvery: Double = 60, qscale: Int = 8) {
         // No skip floor and no periodic refresh by frame count: time decides (`wholeEvery`).
         makeSelector = {
             RegionSelector(tileSize: tileSize, threshold: threshold, minChangedPixels: minChangedPixels, skipBelow: 0, fullAbove: wholeAbove,
@@ -23,7 +23,7 @@ struct FramePacker {
         jpeg = JPEGEncoder(qscale: qscale)
     }
 
-    mutating func forget(_ source: String) {
+    public mutating func forget(_ source: String) {
         selectors[source] = nil
         lastWhole[source] = nil
         sequence[source] = nil
@@ -31,7 +31,7 @@ struct FramePacker {
 
     /// What of `frame` crosses: the whole picture, the changed rectangles, or only its time.
     /// `forceWhole`: the core's picture is stale (a message was dropped).
-    mutating func pack(_ frame: Frame, forceWhole: Bool = false) throws -> (LinkCodec.FrameInfo, [Data]) {
+    public mutating func pack(_ frame: Frame, forceWhole: Bool = false) throws -> (LinkCodec.FrameInfo, [Data]) {
         let source = frame.sourceID
         var selector = selectors[source] ?? makeSelector()
         if forceWhole || (wholeEvery > 0 && frame.seconds - (lastWhole[source] ?? -.infinity) >= wholeEvery) { selector.requestRefresh() }
@@ -78,29 +78,29 @@ struct FramePacker {
 
 /// The core side's pictures, one per source, and the frames rebuilt from link messages. Pure
 /// apart from JPEG decoding; every size is checked before it is allocated.
-struct FrameRebuilder {
-    enum Outcome {
+public struct FrameRebuilder {
+    public enum Outcome {
         case frame(Frame)
         /// A tiles or unchanged frame without the picture it builds on.
         case missingBase(String)
     }
 
-    let maxPixels: Int
+    public let maxPixels: Int
     private var canvases: [String: FrameCanvas] = [:]
     private var lastSequence: [String: Int] = [:]
     private let decoder: JPEGDecoder
 
-    init(maxPixels: Int) {
+    public init(maxPixels: Int) {
         self.maxPixels = maxPixels
         decoder = JPEGDecoder(maxPixels: maxPixels)
     }
 
-    mutating func forget(_ source: String) {
+    public mutating func forget(_ source: String) {
         canvases[source] = nil
         lastSequence[source] = nil
     }
 
-    mutating func frame(from message: LinkCodec.Message) throws -> Outcome {
+    public mutating func frame(from message: LinkCodec.Message) throws -> Outcome {
         guard let info = message.header.frame else { throw LinkCodec.DecodeError.malformed("a frame message without its frame") }
         guard info.width > 0, info.height > 0, info.width <= 16384, info.height <= 16384, info.width * info.height <= maxPixels else {
             throw LinkCodec.DecodeError.malformed("a \(info.width)x\(info.height) frame is larger than max_pixels (\(maxPixels))")

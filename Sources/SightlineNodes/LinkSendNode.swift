@@ -113,7 +113,7 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
             let stale = needsWhole.value.withLock { $0.remove(frame.sourceID) != nil }
             let (info, parts) = try packer.pack(frame, forceWhole: stale)
             totals.count(info.transfer)
-            send(try LinkCodec.encode(LinkCodec.Header(version: LinkCodec.version, kind: .frame, frame: info, parts: [], sentAt: now), parts: parts),
+            send(try LinkCodec.encode(frame: info, parts: parts, sentAt: now),
                  source: frame.sourceID, kind: .frame, context: context)
         case .status(let status):
             switch status.detail {

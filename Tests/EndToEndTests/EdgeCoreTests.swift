@@ -21,20 +21,23 @@ import Testing
         return path
     }
 
-    func pipeline(_ folder: String, url: String, clip: String, privacy: String) throws -> String {
+    func pipeline(_ folder: String, url: String, clip: String, privacy: String, redact: Bool = false) throws -> String {
         let path = folder + "/split.yaml"
+        // With `redact`, faces are found and hidden at the edge before the link.
+        let redaction = redact ? "\n  faces: {type: faces, at: edge}\n  hide: {type: redact, at: edge}" : ""
+        let chain = redact ? "  - stats -> faces\n  - faces -> hide\n  - hide -> hash" : "  - stats -> hash"
         try """
         pipeline: edge-test
         defaults: {policy: block, capacity: 8}
         link: {url: "\(url)", whole_every: 0}
         nodes:
           cam: {type: source, url: "\(clip)", fps: 5, at: edge, privacy: \(privacy)}
-          stats: {type: frame_stats, at: edge}
+          stats: {type: frame_stats, at: edge}\(redaction)
           hash: {type: phash}
           out: {type: jsonl, path: out.jsonl}
         edges:
           - cam -> stats
-          - stats -> hash
+        \(chain)
           - hash -> out
         """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
@@ -144,5 +147,20 @@ import Testing
         #expect(got["phash"] == nil, "no frame reached the core")
         let messages = try linkMessages(server.url)
         #expect(!messages.isEmpty && !messages.contains { containsJPEG($0) }, "a picture left the edge")
+    }
+
+    @Test func anEdgeOnlySourcesFramesCrossOnceARedactNodeHidFaces() throws {
+        let server = try NATSServer()
+        defer { server.stop() }
+        let folder = NSTemporaryDirectory() + "sightline-edge-redact-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let file = try pipeline(folder, url: server.url, clip: try clip(folder), privacy: "edge-only", redact: true)
+        let edge = try Tool.run(bin, ["run", file, "--role", "edge", "--output", folder + "/edge"], check: false)
+        #expect(edge.status == 0, "\(edge.stderr)")
+        #expect(edge.stderr.contains("only as redacted by a redact node") && edge.stderr.contains("0 frames withheld"), "\(edge.stderr)")
+        let core = try Tool.run(bin, ["run", file, "--role", "core", "--output", folder + "/core"], check: false)
+        #expect(core.status == 0, "\(core.stderr)")
+        #expect(try results(folder + "/core/out.jsonl")["phash"]?.count == 20, "the redacted frames reach the core")
     }
 }
