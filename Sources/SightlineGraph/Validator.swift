@@ -26,7 +26,7 @@ public struct ValidatedPipeline: Sendable {
     /// sha256 of the canonical pipeline text (after command-line overrides).
     public var hash: String
     /// sha256 of what decides the results: every node but the sinks with its resolved options
-    /// (a source's input URL and resume switch left out: the journal keys files by path), and
+    /// (a source's input URL, resume switch and privacy left out: the journal keys files by path, and privacy decides only what leaves the edge), and
     /// the edges between them. Where results are published or written does not change it, so
     /// a batch journal can tell "same job" from "other settings".
     public var resultsHash: String {
