@@ -10,7 +10,7 @@ import SightlineNodes
 /// and the regression test (FuzzRegressionTests, every committed seed and crasher) both come
 /// through here.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-    case onnx, tflite, pickle, safetensors, pipeline
+    case onnx, tflite, pickle, safetensors, pipeline, link
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -28,6 +28,23 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             guard let text = String(bytes: bytes, encoding: .utf8) else { return }
             let (spec, _) = PipelineParser.parse(text: text, file: "fuzz.yaml")
             if let spec { _ = PipelineValidator.validate(spec, registry: BuiltinNodes.registry) }
+        case .link:
+            // Edge-link messages as a core receives them off the network, in order: each
+            // prefixed by its 4-byte big-endian length, frames rebuilt on one canvas per source.
+            var rebuilder = FrameRebuilder(maxPixels: 1 << 20)
+            var offset = 0
+            while offset + 4 <= bytes.count {
+                let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+                offset += 4
+                guard length <= bytes.count - offset else { return }
+                guard let message = try? LinkCodec.decode(Data(bytes[offset..<(offset + length)])) else { offset += length; continue }
+                offset += length
+                switch message.header.kind {
+                case .record: _ = try? LinkCodec.record(of: message)
+                case .frame: _ = try? rebuilder.frame(from: message)
+                default: break
+                }
+            }
         }
     }
 

@@ -98,28 +98,37 @@ final class FrameConverter {
             throw SightlineError.decoderFailed(input: "", reason: "swscale cannot convert \(sw)x\(sh) pixel format \(frame.pointee.format)")
         }
 
-        var pixels = [UInt8](repeating: 0, count: ow * oh * bpp)
-        if plan.offsetX >= 0 && plan.offsetY >= 0 {
-            // Stretch or letterbox: scale straight into the output, inside the padded rectangle.
-            let offset = (plan.offsetY * ow + plan.offsetX) * bpp
+        // swscale's x86 YUV → packed RGB paths write whole vectors: up to 45 bytes past the end
+        // of a row whose width is not a multiple of their step (measured with a sentinel on
+        // FFmpeg 5.1, widths 1–400; an 854-wide video is such a width). Inside a picture the
+        // spill lands on the next row, which is written after it; the last row's lands in a
+        // tail pad. So a full-frame stretch scales straight into the output plus a pad that is
+        // cut off, and letterbox or crop scale into a padded scratch and copy the window (a
+        // letterbox bar must stay black).
+        let spill = 256
+        if plan.offsetX == 0 && plan.offsetY == 0 && plan.scaledWidth == ow && plan.scaledHeight == oh {
+            var pixels = [UInt8](repeating: 0, count: ow * oh * bpp + spill)
             pixels.withUnsafeMutableBufferPointer { out in
-                scale(context, frame, into: out.baseAddress! + offset, stride: ow * bpp)
+                scale(context, frame, into: out.baseAddress!, stride: ow * bpp)
             }
-        } else {
-            // Crop: scale to cover, then copy the centred window. Cropping the source planes
-            // instead would need per-format chroma alignment; this costs one small copy.
-            let rowBytes = plan.scaledWidth * bpp
-            if scratch.count < rowBytes * plan.scaledHeight { scratch = [UInt8](repeating: 0, count: rowBytes * plan.scaledHeight) }
-            scratch.withUnsafeMutableBufferPointer { tmp in
-                scale(context, frame, into: tmp.baseAddress!, stride: rowBytes)
-            }
-            let x0 = -plan.offsetX
-            let y0 = -plan.offsetY
+            pixels.removeLast(spill)
+            return (pixels, ow, oh)
+        }
+        let rowBytes = plan.scaledWidth * bpp
+        if scratch.count < rowBytes * plan.scaledHeight + spill { scratch = [UInt8](repeating: 0, count: rowBytes * plan.scaledHeight + spill) }
+        scratch.withUnsafeMutableBufferPointer { tmp in
+            scale(context, frame, into: tmp.baseAddress!, stride: rowBytes)
+        }
+        // The window both pictures share: from (x0, y0) of the scaled picture to (dx, dy) of the
+        // output (letterbox: the offset is ≥ 0; crop: < 0).
+        let x0 = max(0, -plan.offsetX), y0 = max(0, -plan.offsetY), dx = max(0, plan.offsetX), dy = max(0, plan.offsetY)
+        let copyWidth = min(plan.scaledWidth - x0, ow - dx), copyHeight = min(plan.scaledHeight - y0, oh - dy)
+        var pixels = [UInt8](repeating: 0, count: ow * oh * bpp)
+        if copyWidth > 0 && copyHeight > 0 {
             scratch.withUnsafeBufferPointer { tmp in
                 pixels.withUnsafeMutableBufferPointer { out in
-                    for y in 0..<oh {
-                        let src = tmp.baseAddress! + (y + y0) * rowBytes + x0 * bpp
-                        (out.baseAddress! + y * ow * bpp).update(from: src, count: ow * bpp)
+                    for y in 0..<copyHeight {
+                        (out.baseAddress! + ((y + dy) * ow + dx) * bpp).update(from: tmp.baseAddress! + (y + y0) * rowBytes + x0 * bpp, count: copyWidth * bpp)
                     }
                 }
             }

@@ -65,19 +65,34 @@ public final class JPEGDecoder {
         toPacked = sws_getCachedContext(toPacked, Int32(width), Int32(height), source, Int32(width), Int32(height), JPEGEncoder.avFormat(format),
                                         SWS_BILINEAR, nil, nil, nil)
         guard let toPacked else { throw SightlineError.decoderFailed(input: "jpeg", reason: "swscale cannot convert the \(width)x\(height) picture") }
-        var pixels = [UInt8](repeating: 0, count: width * height * format.bytesPerPixel)
-        pixels.withUnsafeMutableBufferPointer { dst in
-            var dstData: [UnsafeMutablePointer<UInt8>?] = [dst.baseAddress, nil, nil, nil]
-            var dstStride: [Int32] = [Int32(width * format.bytesPerPixel), 0, 0, 0]
-            withUnsafePointer(to: &frame.pointee.data) { dataTuple in
-                withUnsafePointer(to: &frame.pointee.linesize) { strideTuple in
-                    dataTuple.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { srcData in
-                        strideTuple.withMemoryRebound(to: Int32.self, capacity: 8) { srcStride in
-                            _ = sws_scale(toPacked, srcData, srcStride, 0, Int32(height), &dstData, &dstStride)
-                        }
+        // swscale's SIMD paths write whole vectors, past the end of a row whose width is not a
+        // multiple of their step (found by the link fuzzer: a 3-pixel-wide picture corrupted
+        // the heap). So it writes into a frame FFmpeg allocates with padded rows, and the rows
+        // are copied out tight.
+        var packed = av_frame_alloc()
+        defer { av_frame_free(&packed) }
+        guard let packed else { throw SightlineError.decoderFailed(input: "jpeg", reason: "out of memory") }
+        packed.pointee.width = Int32(width)
+        packed.pointee.height = Int32(height)
+        packed.pointee.format = JPEGEncoder.avFormat(format).rawValue
+        let allocated = av_frame_get_buffer(packed, 64)
+        guard allocated >= 0, let destination = packed.pointee.data.0 else { throw FFmpegError(code: allocated, operation: "allocate a picture") }
+        let stride = Int(packed.pointee.linesize.0), rowBytes = width * format.bytesPerPixel
+        withUnsafePointer(to: &frame.pointee.data) { dataTuple in
+            withUnsafePointer(to: &frame.pointee.linesize) { strideTuple in
+                dataTuple.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { srcData in
+                    strideTuple.withMemoryRebound(to: Int32.self, capacity: 8) { srcStride in
+                        var dstData: [UnsafeMutablePointer<UInt8>?] = [destination, nil, nil, nil]
+                        var dstStride: [Int32] = [Int32(stride), 0, 0, 0]
+                        _ = sws_scale(toPacked, srcData, srcStride, 0, Int32(height), &dstData, &dstStride)
                     }
                 }
             }
+        }
+        var pixels = [UInt8](repeating: 0, count: rowBytes * height)
+        pixels.withUnsafeMutableBufferPointer { out in
+            guard let base = out.baseAddress else { return }
+            for row in 0..<height { (base + row * rowBytes).update(from: destination + row * stride, count: rowBytes) }
         }
         return (pixels, width, height)
     }

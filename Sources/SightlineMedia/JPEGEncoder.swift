@@ -40,16 +40,19 @@ public final class JPEGEncoder {
         let av = Self.avFormat(format)
         toSmall = sws_getCachedContext(toSmall, Int32(width), Int32(height), av, Int32(ow), Int32(oh), av, SWS_AREA, nil, nil, nil)
         guard let toSmall else { throw SightlineError.decoderFailed(input: "thumbnail", reason: "swscale cannot scale \(width)x\(height)") }
-        var out = [UInt8](repeating: 0, count: ow * oh * format.bytesPerPixel)
-        pixels.withUnsafeBufferPointer { src in
+        // A tail pad for swscale's whole-vector stores past a row's end (see FrameConverter).
+        var out = [UInt8](repeating: 0, count: ow * oh * format.bytesPerPixel + 256)
+        let (padded, paddedStride) = Self.paddedRows(pixels, width: width, height: height, format: format)
+        padded.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 var srcData: [UnsafePointer<UInt8>?] = [src.baseAddress, nil, nil, nil]
-                var srcStride: [Int32] = [Int32(width * format.bytesPerPixel), 0, 0, 0]
+                var srcStride: [Int32] = [Int32(paddedStride), 0, 0, 0]
                 var dstData: [UnsafeMutablePointer<UInt8>?] = [dst.baseAddress, nil, nil, nil]
                 var dstStride: [Int32] = [Int32(ow * format.bytesPerPixel), 0, 0, 0]
                 _ = sws_scale(toSmall, &srcData, &srcStride, 0, Int32(height), &dstData, &dstStride)
             }
         }
+        out.removeLast(256)
         return (out, ow, oh)
     }
 
@@ -99,9 +102,10 @@ public final class JPEGEncoder {
         toYUV = sws_getCachedContext(toYUV, Int32(width), Int32(height), Self.avFormat(format), Int32(ow), Int32(oh), AV_PIX_FMT_YUVJ420P,
                                      SWS_AREA, nil, nil, nil)
         guard let toYUV else { throw SightlineError.decoderFailed(input: "thumbnail", reason: "swscale cannot convert \(width)x\(height)") }
-        pixels.withUnsafeBufferPointer { src in
+        let (padded, paddedStride) = Self.paddedRows(pixels, width: width, height: height, format: format)
+        padded.withUnsafeBufferPointer { src in
             var srcData: [UnsafePointer<UInt8>?] = [src.baseAddress, nil, nil, nil]
-            var srcStride: [Int32] = [Int32(width * format.bytesPerPixel), 0, 0, 0]
+            var srcStride: [Int32] = [Int32(paddedStride), 0, 0, 0]
             withUnsafeMutablePointer(to: &frame.pointee.data) { dataTuple in
                 withUnsafeMutablePointer(to: &frame.pointee.linesize) { strideTuple in
                     dataTuple.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { dstData in
@@ -125,6 +129,29 @@ public final class JPEGEncoder {
         }
         guard !bytes.isEmpty else { throw SightlineError.decoderFailed(input: "thumbnail", reason: "the MJPEG encoder gave no bytes") }
         return bytes
+    }
+
+    /// The picture with each row padded by copies of its last pixel (and one spare row):
+    /// swscale's RGB → YUV 4:2:0 readers take pixels in pairs and whole vectors, so on an odd
+    /// width they read past a tight row's end (measured: the last column's colour came out as
+    /// garbage that changed from run to run, and the last row's read ran off the buffer).
+    static func paddedRows(_ pixels: [UInt8], width: Int, height: Int, format: PixelFormat) -> ([UInt8], Int) {
+        let bpp = format.bytesPerPixel, rowBytes = width * bpp
+        let rowStride = (rowBytes + 64 + 63) / 64 * 64
+        var padded = [UInt8](repeating: 0, count: rowStride * (height + 1))
+        padded.withUnsafeMutableBufferPointer { dst in
+            pixels.withUnsafeBufferPointer { src in
+                guard let to = dst.baseAddress, let from = src.baseAddress else { return }
+                for y in 0...height {
+                    let source = from + min(y, height - 1) * rowBytes, row = to + y * rowStride
+                    row.update(from: source, count: rowBytes)
+                    for x in stride(from: rowBytes, to: rowStride, by: bpp) where x + bpp <= rowStride {
+                        (row + x).update(from: source + rowBytes - bpp, count: bpp)
+                    }
+                }
+            }
+        }
+        return (padded, rowStride)
     }
 
     private func check(_ pixels: [UInt8], width: Int, height: Int, format: PixelFormat) throws {
