@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries. Each module map lists every library it needs: pkg-config for
@@ -101,9 +103,18 @@ let package = Package(
             name: "SightlineIndex",
             dependencies: ["SightlineCore", "CSightlineKernels", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        // Bring-your-own model servers (OpenAI-compatible HTTP): request forms, retries, cache.
+        .target(
+            name: "SightlineModelServers",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .target(
             name: "SightlineNodes",
-            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineInference", "SightlineModels", "SightlineIndex", "SightlineNATS", "Yams"]
+            dependencies: ["SightlineCore", "SightlineMedia", "SightlineGraph", "SightlineBus", "SightlineKernels", "SightlineInference", "SightlineModels", "SightlineIndex", "SightlineNATS", "SightlineModelServers", "Yams"]
         ),
         // `sightline serve`: the HTTP API (sources at run time, health), Prometheus metrics.
         .target(
@@ -152,6 +163,7 @@ let package = Package(
 
         .target(name: "SightlineTestSupport", path: "Tests/SightlineTestSupport"),
         .testTarget(name: "SightlineCoreTests", dependencies: ["SightlineCore"]),
+        .testTarget(name: "SightlineModelServersTests", dependencies: ["SightlineModelServers", "SightlineTestSupport"]),
         .testTarget(name: "SightlineMediaTests", dependencies: ["SightlineMedia", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SightlineGraphTests", dependencies: ["SightlineGraph", "SightlineNodes", "SightlineCore"]),
         .testTarget(

@@ -13,6 +13,7 @@ public enum BuiltinNodes {
         NATSSink.factory,
         LinkSendNode.factory,
         LinkReceiveNode.factory,
+        VLMCaptionsNode.factory,
         JSONLSink.factory,
         IndexSink.factory,
         NullSink.factory,

@@ -338,13 +338,19 @@ public final class CaptionsNode: NodeProcessor {
         ], produces: [.init(.captions)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        let terms = try maskedTerms(policy: options.string("policy"))
+        return .processor(CaptionsNode(window: options.double("window") ?? 0, maskedTerms: terms, minConfidence: options.double("min_confidence") ?? 0.05))
+    }
+
+    /// The words a moderation policy's text rules list: what captions mask.
+    static func maskedTerms(policy path: String?) throws -> [String] {
         var terms: [String] = []
-        if let path = options.string("policy"), !path.isEmpty {
+        if let path, !path.isEmpty {
             for category in try ModerationPolicy.load(path: path).categories {
                 if case .text(let words) = category.rule { terms += words }
             }
         }
-        return .processor(CaptionsNode(window: options.double("window") ?? 0, maskedTerms: terms, minConfidence: options.double("min_confidence") ?? 0.05))
+        return terms
     }
 
     init(window: Double, maskedTerms: [String], minConfidence: Double) {
@@ -411,8 +417,10 @@ public final class CaptionsNode: NodeProcessor {
         }
     }
 
+    func mask(_ text: String) -> (String, [String]) { Self.mask(text, terms: maskedTerms) }
+
     /// Masks whole words on the policy's list (keeping their first letter) and says so.
-    func mask(_ text: String) -> (String, [String]) {
+    static func mask(_ text: String, terms maskedTerms: [String]) -> (String, [String]) {
         var out = text
         var flagged: [String] = []
         for term in maskedTerms where !term.isEmpty {

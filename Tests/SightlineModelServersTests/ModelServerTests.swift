@@ -1,0 +1,144 @@
+import Foundation
+import SightlineModelServers
+import SightlineTestSupport
+import Testing
+
+/// The retry policy as a timeline, and the client against a local server that answers as
+/// model servers do — and fails as they do. Every failure ends in an answer or a reason,
+/// never a hang or a crash.
+@Suite struct RetryPolicyTests {
+    let policy = RetryPolicy(retries: 3, initialDelay: 0.5, maximumDelay: 4, jitter: 0.2, maximumRetryAfter: 30)
+
+    @Test func delaysGrowWithJitterAndStopAfterTheRetries() {
+        var delays: [Double] = []
+        for attempt in 1...4 {
+            switch policy.decide(after: attempt, failed: .status(503, retryAfter: nil), unit: 0.5) {
+            case .retry(let after): delays.append(after)
+            case .giveUp(let reason): #expect(attempt == 4 && reason.contains("after 4 attempts"))
+            }
+        }
+        #expect(delays == [0.5, 1, 2])
+        // Jitter spreads ±20 %.
+        if case .retry(let low) = policy.decide(after: 3, failed: .timeout, unit: 0) { #expect(abs(low - 1.6) < 1e-9) }
+        if case .retry(let high) = policy.decide(after: 3, failed: .timeout, unit: 0.999999) { #expect(abs(high - 2.4) < 1e-5) }
+        // The cap holds.
+        #expect(RetryPolicy(retries: 20, initialDelay: 0.5, maximumDelay: 4, jitter: 0).decide(after: 12, failed: .timeout, unit: 0) == .retry(after: 4))
+    }
+
+    @Test func aServerThatSaysWhenIsBelievedWithinTheCap() {
+        #expect(policy.decide(after: 1, failed: .status(429, retryAfter: 2), unit: 0.9) == .retry(after: 2))
+        guard case .giveUp(let reason) = policy.decide(after: 1, failed: .status(429, retryAfter: 120), unit: 0) else {
+            Issue.record("a two-minute Retry-After was waited for")
+            return
+        }
+        #expect(reason.contains("Retry-After"))
+        // 429 without the header backs off like a 5xx.
+        #expect(policy.decide(after: 1, failed: .status(429, retryAfter: nil), unit: 0.5) == .retry(after: 0.5))
+        #expect(RetryPolicy.retryAfterSeconds(" 3 ") == 3 && RetryPolicy.retryAfterSeconds("Wed, 21 Oct 2015 07:28:00 GMT") == nil)
+    }
+
+    @Test func refusalsAndUnreadableAnswersAreNotRetried() {
+        for code in [400, 401, 403, 404, 413, 422] {
+            guard case .giveUp = policy.decide(after: 1, failed: .status(code, retryAfter: nil), unit: 0) else {
+                Issue.record("HTTP \(code) was retried")
+                continue
+            }
+        }
+        guard case .giveUp = policy.decide(after: 1, failed: .malformed("x"), unit: 0) else { Issue.record("malformed retried"); return }
+        guard case .retry = policy.decide(after: 1, failed: .status(408, retryAfter: nil), unit: 0) else { Issue.record("408 not retried"); return }
+        guard case .retry = policy.decide(after: 1, failed: .connection("reset"), unit: 0) else { Issue.record("a dropped connection not retried"); return }
+    }
+}
+
+@Suite struct ModelServerClientTests {
+    let picture = Data([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9])
+
+    func client(_ server: FakeModelServer, timeout: Double = 5, retries: Int = 2, key: String? = "sk-test") -> ModelServerClient {
+        ModelServerClient(settings: ModelServerSettings(endpoint: server.url, apiKey: key, timeout: timeout,
+                                                        retry: RetryPolicy(retries: retries, initialDelay: 0.05, maximumDelay: 0.2)))
+    }
+
+    @Test func theRequestHasTheFormServersExpectAndTheAnswerIsRead() async throws {
+        let server = try FakeModelServer { _, _ in .answer("A man rides a bicycle past a parked taxi.") }
+        defer { server.stop() }
+        let outcome = await client(server).chat(.init(model: "qwen2-vl", prompt: "Describe.", images: [picture, picture]))
+        #expect(outcome.answer?.text == "A man rides a bicycle past a parked taxi." && outcome.answer?.model == "qwen2-vl" && outcome.attempts == 1)
+        let request = try #require(server.requests.first)
+        #expect(request.method == "POST" && request.path == "/v1/chat/completions")
+        #expect(request.header("Authorization") == "Bearer sk-test" && request.header("Content-Type") == "application/json")
+        let json = try #require(request.json)
+        #expect(json["model"] as? String == "qwen2-vl")
+        let messages = try #require(json["messages"] as? [[String: Any]])
+        let parts = try #require(messages.first?["content"] as? [[String: Any]])
+        #expect(parts.first?["type"] as? String == "text" && parts.first?["text"] as? String == "Describe.")
+        let images = parts.dropFirst().compactMap { ($0["image_url"] as? [String: Any])?["url"] as? String }
+        #expect(images == Array(repeating: "data:image/jpeg;base64," + picture.base64EncodedString(), count: 2))
+    }
+
+    @Test func aNoKeyRequestSendsNoAuthorization() async throws {
+        let server = try FakeModelServer { _, _ in .answer("ok") }
+        defer { server.stop() }
+        _ = await client(server, key: nil).chat(.init(model: "m", prompt: "p", images: [picture]))
+        #expect(server.requests.first?.header("Authorization") == nil)
+    }
+
+    @Test func tooManyRequestsIsRetriedAfterTheServersDelay() async throws {
+        let server = try FakeModelServer { _, n in n == 0 ? .status(429, headers: ["Retry-After": "1"]) : .answer("later") }
+        defer { server.stop() }
+        let started = Date()
+        let outcome = await client(server).chat(.init(model: "m", prompt: "p", images: [picture]))
+        #expect(outcome.answer?.text == "later" && outcome.attempts == 2 && outcome.backoffSeconds == 1)
+        #expect(Date().timeIntervalSince(started) >= 0.95)
+    }
+
+    @Test func serverErrorsAreRetriedThenReported() async throws {
+        let server = try FakeModelServer { _, _ in .status(500) }
+        defer { server.stop() }
+        let outcome = await client(server, retries: 2).chat(.init(model: "m", prompt: "p", images: [picture]))
+        #expect(outcome.answer == nil && outcome.attempts == 3 && server.requests.count == 3)
+        #expect(outcome.failure?.contains("HTTP 500") == true)
+    }
+
+    @Test func malformedAnswersFallBackAtOnce() async throws {
+        for reply in [FakeModelServer.Reply.status(200, body: "{not json"), .status(200, body: "{\"choices\": []}"), .answer("   ")] {
+            let server = try FakeModelServer { _, _ in reply }
+            defer { server.stop() }
+            let outcome = await client(server).chat(.init(model: "m", prompt: "p", images: [picture]))
+            #expect(outcome.answer == nil && outcome.attempts == 1 && outcome.failure?.contains("unreadable") == true, "\(outcome)")
+        }
+    }
+
+    @Test func aDroppedConnectionIsRetried() async throws {
+        let server = try FakeModelServer { _, n in n == 0 ? .drop : .answer("second time") }
+        defer { server.stop() }
+        let outcome = await client(server).chat(.init(model: "m", prompt: "p", images: [picture]))
+        #expect(outcome.answer?.text == "second time" && outcome.attempts == 2)
+    }
+
+    @Test func aSlowServerTimesOutInsteadOfHanging() async throws {
+        let server = try FakeModelServer { _, _ in .answer("too late", delay: 2) }
+        defer { server.stop() }
+        let started = Date()
+        let outcome = await client(server, timeout: 0.3, retries: 1).chat(.init(model: "m", prompt: "p", images: [picture]))
+        #expect(outcome.answer == nil && outcome.failure?.contains("timed out") == true && outcome.attempts == 2, "\(outcome)")
+        #expect(Date().timeIntervalSince(started) < 1.5)
+    }
+
+    @Test func aServerThatIsNotThereIsAReasonNotACrash() async throws {
+        let settings = ModelServerSettings(endpoint: "http://127.0.0.1:9/v1", timeout: 1, retry: RetryPolicy(retries: 1, initialDelay: 0.01))
+        let outcome = await ModelServerClient(settings: settings).chat(.init(model: "m", prompt: "p", images: [picture]))
+        #expect(outcome.answer == nil && outcome.failure?.contains("connection") == true, "\(outcome)")
+        #expect(ModelServerSettings.check(endpoint: "ftp://x") != nil && ModelServerSettings.check(endpoint: "http://h:1/v1") == nil)
+    }
+
+    @Test func theCacheKeepsAnswersByWhatWasAsked() throws {
+        let folder = NSTemporaryDirectory() + "sightline-vlm-cache-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cache = ResponseCache(folder: folder)
+        let key = ResponseCache.key(endpoint: "http://h/v1/chat/completions", model: "m", prompt: "p", imageHashes: ["a", "b"])
+        #expect(cache.get(key) == nil)
+        cache.put(key, .init(text: "hello", model: "m"))
+        #expect(cache.get(key)?.text == "hello")
+        #expect(key != ResponseCache.key(endpoint: "http://h/v1/chat/completions", model: "m", prompt: "p", imageHashes: ["b", "a"]))
+    }
+}
