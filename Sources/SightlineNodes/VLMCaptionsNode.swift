@@ -101,8 +101,11 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         templateHash = ResponseCache.hash(Data(template.utf8))
         framesPerCaption = options.int("frames") ?? 3
         terms = try CaptionsNode.maskedTerms(policy: options.string("policy"))
+        // A default is not resolved by the validator (only written values are): relative
+        // means the output folder.
         let cacheFolder = options.string("cache") ?? ""
-        cache = cacheFolder.isEmpty ? nil : ResponseCache(folder: cacheFolder)
+        cache = cacheFolder.isEmpty ? nil
+            : ResponseCache(folder: cacheFolder.hasPrefix("/") ? cacheFolder : options.outputDirectory + "/" + cacheFolder)
         let side = options.int("max_frame_size") ?? 768
         downscaler = JPEGEncoder(maxWidth: side)
         jpeg = JPEGEncoder(maxWidth: side, qscale: 3)
