@@ -139,6 +139,7 @@ let package = Package(
         .executableTarget(
             name: "sightline",
             dependencies: [
+                "SightlineModelServers",
                 "SightlineCore",
                 "SightlineMedia",
                 "SightlineGraph",
