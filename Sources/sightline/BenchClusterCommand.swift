@@ -60,8 +60,7 @@ struct BenchClusterCommand: ParsableCommand {
           - stats -> shots
           - shots -> results
         """.write(toFile: pipeline, atomically: true, encoding: .utf8)
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
-            .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let cpu = cpuName()
         print("bench cluster: \(items) clips of \(clipSeconds) s 320x240, pipeline frame_stats+shots+jsonl, nats-server on loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)")
 
         // Submit-to-start: one idle worker, items published one at a time.

@@ -53,8 +53,7 @@ struct BenchEdgeCommand: ParsableCommand {
         guard let spec = parsed, diagnostics.isEmpty else { throw Diagnostics(items: diagnostics) }
         let link = Dictionary(spec.link.map { ($0.name, $0.entry.value) }, uniquingKeysWith: { _, b in b })
 
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
-            .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let cpu = cpuName()
         print("bench edge: Pipelines/edge-core.yaml split (edge: source 2 fps, people, faces; core: shots, regions, tracks, labels, captions, moderation), link qscale \(link["qscale"] ?? "8"), whole picture every \(link["whole_every"] ?? "60") s; nats-server on loopback; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)")
         let me = ownExecutable()
         var fixedReduction: Double?

@@ -182,8 +182,3 @@ struct BenchRetrievalCommand: ParsableCommand {
         return Array(try BenchDeltaCommand.decode(path, fps: fps, limit: count))
     }
 }
-
-func cpuName() -> String {
-    (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)).flatMap { $0.split(separator: "\n").first { $0.hasPrefix("model name") } }
-        .map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
-}

@@ -21,8 +21,7 @@ struct BenchSearchCommand: ParsableCommand {
         let counts = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 100 && $0 <= 5_000_000 }) else { throw ValidationError("--sizes: shot counts from 100 to 5000000") }
         guard queries >= 5 else { throw ValidationError("--queries must be at least 5") }
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)).flatMap { $0.split(separator: "\n").first { $0.hasPrefix("model name") } }
-            .map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        let cpu = cpuName()
         print("bench search on \(cpu); vector kernel: \(VectorScan.hasVectorKernel ? "AVX2+F16C+FMA" : "portable only")")
         print(["shots", "build s", "db MB", "load s", "vec MB", "RSS+ MB", "hybrid p50", "p95", "text p50", "vector p50", "scan ms", "scan×\(VectorScan.defaultThreads) ms", "portable ms", "ratio", "target"]
             .map { $0.padding(toLength: 12, withPad: " ", startingAt: 0) }.joined())

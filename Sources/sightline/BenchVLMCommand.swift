@@ -41,8 +41,7 @@ struct BenchVLMCommand: ParsableCommand {
         try? FileManager.default.removeItem(atPath: root)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
-            .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let cpu = cpuName()
         print("bench vlm: vlm_captions, 3 frames of 1280x720 per caption (sent at 768 wide), Python http.server on loopback; \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)")
 
         // (1) Overhead per caption beyond the server's time.

@@ -91,3 +91,9 @@ func formatSeconds(_ value: Double?) -> String {
     guard let value else { return "n/a" }
     return String(format: "%.3f s", value)
 }
+
+/// The CPU's model name, for benchmark headers (which machine the numbers are from).
+func cpuName() -> String {
+    (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)).flatMap { $0.split(separator: "\n").first { $0.hasPrefix("model name") } }
+        .map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+}
