@@ -107,6 +107,7 @@ let package = Package(
         .target(
             name: "SightlineModelServers",
             dependencies: [
+                "SightlineCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

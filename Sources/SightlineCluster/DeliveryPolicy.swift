@@ -1,3 +1,5 @@
+import SightlineCore
+
 /// What a worker does with an item after trying it: a pure function of the delivery count and
 /// the outcome, so the retry timeline is tested without a server.
 public struct DeliveryPolicy: Sendable, Equatable {
@@ -32,8 +34,7 @@ public struct DeliveryPolicy: Sendable, Equatable {
         case .succeeded, .alreadyDone: return .ack
         case .failed(let permanent):
             if permanent || delivery >= maxDeliveries { return .deadLetter }
-            let exponent = min(max(delivery, 1) - 1, 20)
-            return .retry(after: min(maximumRetryDelay, retryDelay * Double(1 << exponent)))
+            return .retry(after: ExponentialBackoff(initial: retryDelay, maximum: maximumRetryDelay, jitter: 0).delay(afterFailedRounds: delivery, unit: 0))
         }
     }
 }

@@ -1,3 +1,5 @@
+import SightlineCore
+
 /// When to try a model server again, as a pure state machine (timeline-tested): growing
 /// delays with jitter after a 5xx, a dropped connection or a timeout; the server's own
 /// `Retry-After` after a 429 (within a cap); never after a request the server refuses
@@ -52,8 +54,7 @@ public struct RetryPolicy: Sendable, Equatable {
             }
             return .retry(after: max(0, retryAfter))
         }
-        let base = min(maximumDelay, initialDelay * Double(1 << min(attempt - 1, 20)))
-        return .retry(after: base * (1 + jitter * (2 * unit - 1)))
+        return .retry(after: ExponentialBackoff(initial: initialDelay, maximum: maximumDelay, jitter: jitter).delay(afterFailedRounds: attempt, unit: unit))
     }
 
     public static func describe(_ failure: Failure) -> String {

@@ -55,7 +55,7 @@ public struct NATSSettings: Sendable {
     /// `tls://` or the server asks for it.
     public var caFile: String?
     public var connectTimeout: Double = 5
-    public var backoff = ReconnectBackoff()
+    public var backoff = ExponentialBackoff()
     /// Return from `init` even when no server answers yet, and keep trying in the background
     /// (a live pipeline must start while NATS is away). Publishing fails until it connects.
     public var connectInBackground = false
@@ -117,7 +117,7 @@ public final class NATSConnection: @unchecked Sendable {
             try check("CA file \(ca)", natsOptions_LoadCATrustedCertificates(options, ca))
         }
         // Never give up on reconnecting: a worker outlives server restarts. The delay between
-        // rounds over the URL list grows with each failed round (ReconnectBackoff), with jitter
+        // rounds over the URL list grows with each failed round (ExponentialBackoff), with jitter
         // so a fleet of workers does not reconnect in lockstep.
         try check("reconnect", natsOptions_SetMaxReconnect(options, -1))
         let backoff = Unmanaged.passRetained(BackoffBox(settings.backoff))
@@ -197,6 +197,6 @@ public final class NATSConnection: @unchecked Sendable {
 }
 
 private final class BackoffBox {
-    let backoff: ReconnectBackoff
-    init(_ backoff: ReconnectBackoff) { self.backoff = backoff }
+    let backoff: ExponentialBackoff
+    init(_ backoff: ExponentialBackoff) { self.backoff = backoff }
 }

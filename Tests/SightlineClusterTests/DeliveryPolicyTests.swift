@@ -1,5 +1,6 @@
 import Foundation
 import SightlineCluster
+import SightlineCore
 import SightlineNATS
 import Testing
 
@@ -16,7 +17,7 @@ import Testing
     }
 
     @Test func reconnectBackoffDoublesToItsCapWithBoundedJitter() {
-        let backoff = ReconnectBackoff(initial: 0.25, maximum: 5, jitter: 0.2)
+        let backoff = ExponentialBackoff(initial: 0.25, maximum: 5, jitter: 0.2)
         let middle = (1...8).map { backoff.delay(afterFailedRounds: $0, unit: 0.5) }
         #expect(middle == [0.25, 0.5, 1, 2, 4, 5, 5, 5])
         for round in 1...40 {

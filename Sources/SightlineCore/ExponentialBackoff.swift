@@ -1,7 +1,8 @@
-/// The wait before the next round of reconnect attempts: exponential in the rounds that failed,
-/// capped, with multiplicative jitter. A pure function of its inputs (the random draw is passed
-/// in), so its timeline is tested without a server.
-public struct ReconnectBackoff: Sendable, Equatable {
+/// The wait before the next try: exponential in the tries that failed, capped, with
+/// multiplicative jitter. A pure function of its inputs (the random draw is passed in), so its
+/// timeline is tested without a server. Used by NATS reconnects, model-server retries and
+/// work-queue redeliveries (jitter 0).
+public struct ExponentialBackoff: Sendable, Equatable {
     /// Seconds after the first failed round.
     public var initial: Double = 0.25
     /// Seconds, at most, between rounds.
