@@ -27,7 +27,7 @@ public enum PipelineSplit {
 
     /// A subject token: NATS subject tokens exclude '.', '*', '>' and white space.
     static func token(_ text: String) -> String {
-        String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) ? $0 : "_" })
+        SubjectToken.sanitized(text)
     }
 
     public static func subject(prefix: String, pipeline: String, node: String) -> String {

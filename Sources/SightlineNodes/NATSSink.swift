@@ -50,12 +50,12 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
     init(options: NodeOptions) throws {
         let settings = try natsSettings(options, name: "sightline-nats-sink")
         let prefix = options.string("subject_prefix") ?? "sightline"
-        guard !prefix.isEmpty, prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) }) else {
+        guard SubjectToken.isValid(prefix) else {
             throw SightlineError.invalidOption(name: "subject_prefix", value: prefix, hint: "one subject token: letters, digits, _ and -")
         }
         self.prefix = prefix
         let stream = options.string("stream") ?? ""
-        guard stream.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) }) else {
+        guard stream.isEmpty || SubjectToken.isValid(stream) else {
             throw SightlineError.invalidOption(name: "stream", value: stream, hint: "a stream name: letters, digits, _ and -")
         }
         self.stream = stream.isEmpty ? nil : stream
@@ -87,9 +87,7 @@ public final class NATSSink: NodeProcessor, @unchecked Sendable {
 
     /// `PREFIX.KIND.SOURCE…`: the topic's components, each made a valid subject token.
     static func subject(prefix: String, topic: String) -> String {
-        let tokens = topic.split(separator: "/").map { component in
-            String(component.map { $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) ? $0 : "_" })
-        }
+        let tokens = topic.split(separator: "/").map { SubjectToken.sanitized($0) }
         return ([prefix] + (tokens.isEmpty ? ["unknown"] : tokens)).joined(separator: ".")
     }
 

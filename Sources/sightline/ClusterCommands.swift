@@ -364,7 +364,7 @@ struct AddSourceCommand: ParsableCommand {
     var url: String
 
     func run() throws {
-        guard !id.isEmpty, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) }) else {
+        guard SubjectToken.isValid(id) else {
             throw ValidationError("a camera id holds letters, digits, _ and - only, not '\(id)'")
         }
         let connection = try NATSConnection(try nats.settings(name: "sightline-add-source"))
