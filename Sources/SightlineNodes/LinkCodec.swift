@@ -152,6 +152,11 @@ public enum LinkCodec {
         return Message(header: header, parts: parts)
     }
 
+    /// A message without parts: a status, an end of stream, or the edge's end.
+    public static func encode(_ kind: Kind, status: StatusEvent? = nil, endOfStream: EndOfStream? = nil, sentAt: Double) throws -> Data {
+        try encode(Header(version: version, kind: kind, status: status, endOfStream: endOfStream, parts: [], sentAt: sentAt), parts: [])
+    }
+
     /// A frame message: what `FramePacker.pack` returned.
     public static func encode(frame: FrameInfo, parts: [Data], sentAt: Double) throws -> Data {
         try encode(Header(version: version, kind: .frame, frame: frame, parts: [], sentAt: sentAt), parts: parts)

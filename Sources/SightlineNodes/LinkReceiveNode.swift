@@ -47,7 +47,6 @@ public final class LinkReceiveNode: SourceProcessor, @unchecked Sendable {
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
         let connection = try NATSConnection(try natsSettings(options, name: "sightline-link-receive"))
         defer { connection.close() }
-        let stream = options.string("stream") ?? "SIGHTLINE_LINK", prefix = options.string("subject_prefix") ?? "sightline_link"
         let subject = options.string("subject") ?? "", durable = options.string("durable") ?? sourceID
         var rebuilder = FrameRebuilder(maxPixels: options.int("max_pixels") ?? 3840 * 2160)
         let keepRunning = options.bool("keep_running") ?? false
@@ -66,7 +65,7 @@ public final class LinkReceiveNode: SourceProcessor, @unchecked Sendable {
             }
             if subscription == nil {
                 do {
-                    try connection.jetStream.addStream(name: stream, subject: prefix + ".>", workQueue: false, maxAge: options.double("max_age") ?? 3600)
+                    let stream = try ensureLinkStream(connection, options)
                     // Ack wait: an emit may block under back-pressure for a while.
                     try connection.jetStream.addPullConsumer(stream: stream, durable: durable, filter: subject, ackWait: 60, maxDeliver: -1)
                     subscription = try connection.jetStream.pullSubscription(stream: stream, durable: durable, subject: subject)

@@ -29,6 +29,15 @@ let linkConnectionOptions: [OptionSpec] = [
     OptionSpec("creds", .inputFile, default: .string(""), help: "a .creds file (user JWT and nkey seed)"),
 ]
 
+/// The link's JetStream stream, as both ends create it (the server would otherwise take the
+/// second end's settings as an update): PREFIX.> kept `max_age` seconds. Returns its name.
+@discardableResult
+func ensureLinkStream(_ connection: NATSConnection, _ options: NodeOptions) throws -> String {
+    let stream = options.string("stream") ?? "SIGHTLINE_LINK", prefix = options.string("subject_prefix") ?? "sightline_link"
+    try connection.jetStream.addStream(name: stream, subject: prefix + ".>", workQueue: false, maxAge: options.double("max_age") ?? 3600)
+    return stream
+}
+
 /// `link_send`: the edge end of a split pipeline (`PipelineSplit` adds it; `at: edge` in the
 /// file). Records, status and ends of stream cross as they are; frames cross as JPEG pictures
 /// of what changed since the picture the core holds. The link keeps that picture's copy per
@@ -42,7 +51,6 @@ let linkConnectionOptions: [OptionSpec] = [
 public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
     private let connection: NATSConnection
     private let subject: String
-    private let qscale: Int
     private let drainTimeout = 10.0
     private let privateSources: Set<String>
     private var publisher: BackgroundPublisher<Data>!
@@ -73,19 +81,16 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
     init(options: NodeOptions) throws {
         connection = try NATSConnection(try natsSettings(options, name: "sightline-link-send"))
         subject = options.string("subject") ?? ""
-        qscale = options.int("qscale") ?? 8
         let tile = options.int("tile") ?? 16, threshold = options.double("threshold") ?? 12
         let minPixels = options.double("min_pixels") ?? 0.1, wholeAbove = options.double("whole_above") ?? 0.6
         packer = FramePacker(tileSize: tile, threshold: threshold, minChangedPixels: minPixels, wholeAbove: wholeAbove,
-                             wholeEvery: options.double("whole_every") ?? 60, qscale: qscale)
+                             wholeEvery: options.double("whole_every") ?? 60, qscale: options.int("qscale") ?? 8)
         privateSources = Set((options.string("private_sources") ?? "").split(separator: ",").map { String($0) })
         let connection = self.connection, subject = self.subject
-        let stream = options.string("stream") ?? "SIGHTLINE_LINK", prefix = options.string("subject_prefix") ?? "sightline_link"
-        let maxAge = options.double("max_age") ?? 3600
         let needsWhole = self.needsWhole
         publisher = BackgroundPublisher(
             connection: connection, capacity: options.int("buffer") ?? 1000, label: "link \(subject)",
-            prepare: { try connection.jetStream.addStream(name: stream, subject: prefix + ".>", workQueue: false, maxAge: maxAge) },
+            prepare: { try ensureLinkStream(connection, options) },
             send: { data in try connection.jetStream.publish(subject: subject, data: data) },
             dropReport: { source, _ in
                 // The core's picture of this source is stale now: start it over.
@@ -119,12 +124,12 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
             switch status.detail {
             case .heartbeat, .endOfStream: return   // the core has its own; ends cross as items
             default:
-                send(try LinkCodec.encode(LinkCodec.Header(version: LinkCodec.version, kind: .status, status: status, parts: [], sentAt: now), parts: []),
+                send(try LinkCodec.encode(.status, status: status, sentAt: now),
                      source: status.sourceID ?? Envelope.pipelineSource, kind: .status, context: context)
             }
         case .endOfStream(let eos):
             packer.forget(eos.sourceID)
-            send(try LinkCodec.encode(LinkCodec.Header(version: LinkCodec.version, kind: .endOfStream, endOfStream: eos, parts: [], sentAt: now), parts: []),
+            send(try LinkCodec.encode(.endOfStream, endOfStream: eos, sentAt: now),
                  source: eos.sourceID, kind: .status, context: context)
         }
     }
@@ -138,7 +143,7 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
     }
 
     public func close(context: any NodeContext) throws {
-        if let end = try? LinkCodec.encode(LinkCodec.Header(version: LinkCodec.version, kind: .end, parts: [], sentAt: context.clock.now()), parts: []) {
+        if let end = try? LinkCodec.encode(.end, sentAt: context.clock.now()) {
             send(end, source: Envelope.pipelineSource, kind: .status, context: context)
         }
         let (held, _) = publisher.close(drainTimeout: drainTimeout)
@@ -153,14 +158,15 @@ public final class LinkSendNode: NodeProcessor, @unchecked Sendable {
 /// What an edge link sent, for its end-of-run line.
 struct LinkTotals {
     enum Kind { case frame, record, status }
-    var frameBytes = 0, recordBytes = 0, statusBytes = 0
+    var frameBytes = 0, statusBytes = 0
     var full = 0, tiles = 0, unchanged = 0, withheld = 0, dropped = 0
     var recordBytesByKind: [String: Int] = [:]
+    var recordBytes: Int { recordBytesByKind.values.reduce(0, +) }
 
     mutating func add(bytes: Int, kind: Kind) {
         switch kind {
         case .frame: frameBytes += bytes
-        case .record: recordBytes += bytes
+        case .record: break   // counted by kind (`recordBytesByKind`)
         case .status: statusBytes += bytes
         }
     }

@@ -233,9 +233,8 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
     private func answered(_ item: Finished, answer: ChatCompletions.Answer, cached: Bool) -> Record {
         guard case .caption(let builtin) = item.builtin.value else { return item.builtin }
         let (text, masked) = CaptionsNode.mask(answer.text, terms: terms)
-        var caption = Caption(text: text, maskedTerms: masked, repeated: false, labels: builtin.labels, onScreenText: builtin.onScreenText,
+        let caption = Caption(text: text, maskedTerms: masked, repeated: false, labels: builtin.labels, onScreenText: builtin.onScreenText,
                               moreText: builtin.moreText, phrases: [])
-        caption.maskedTerms = masked
         var record = item.builtin
         record.value = .caption(caption)
         record.provenance = [Provenance(name: answer.model ?? model, version: "vlm@" + (client?.settings.host ?? ""), sha256: templateHash)]
@@ -249,8 +248,6 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         record.provenance.append(Provenance(name: "vlm-fallback", version: reason))
         return record
     }
-
-    public func close(context: any NodeContext) throws {}
 }
 
 /// At most `permits` requests in flight; the rest wait their turn in order.
