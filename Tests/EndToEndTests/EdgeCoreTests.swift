@@ -62,20 +62,7 @@ import Testing
 
     /// Every message the link's stream holds, read by a consumer of its own.
     func linkMessages(_ url: String) throws -> [Data] {
-        let connection = try NATSConnection(NATSSettings(urls: [url]))
-        let js = connection.jetStream
-        try js.addPullConsumer(stream: "SIGHTLINE_LINK", durable: "inspect", filter: "sightline_link.>", ackWait: 30, maxDeliver: 1)
-        let subscription = try js.pullSubscription(stream: "SIGHTLINE_LINK", durable: "inspect", subject: "sightline_link.>")
-        var messages: [Data] = []
-        while true {
-            let batch = try subscription.fetch(count: 256, timeout: 1)
-            if batch.isEmpty { break }
-            for message in batch {
-                messages.append(message.data)
-                try message.ack()
-            }
-        }
-        return messages
+        try readWholeStream(url, stream: "SIGHTLINE_LINK", durable: "inspect", filter: "sightline_link.>").map(\.data)
     }
 
     func containsJPEG(_ data: Data) -> Bool {

@@ -27,23 +27,12 @@ import Testing
 
     /// Every message in the RESULTS stream: subject, parsed header, payload size.
     func replay(_ url: String) throws -> [(subject: String, header: [String: Any], payload: Int)] {
-        let connection = try NATSConnection(NATSSettings(urls: [url]))
-        let js = connection.jetStream
-        try js.addPullConsumer(stream: "RESULTS", durable: "replay", filter: "sightline.>", ackWait: 30, maxDeliver: 1)
-        let subscription = try js.pullSubscription(stream: "RESULTS", durable: "replay", subject: "sightline.>")
-        var messages: [(String, [String: Any], Int)] = []
-        while true {
-            let batch = try subscription.fetch(count: 256, timeout: 1)
-            if batch.isEmpty { break }
-            for message in batch {
-                let length = Int(message.header("Sightline-Header-Length") ?? "") ?? -1
-                #expect(length > 0 && length <= message.data.count)
-                let header = (try? JSONSerialization.jsonObject(with: message.data.prefix(max(length, 0)))) as? [String: Any] ?? [:]
-                messages.append((message.subject, header, message.data.count - max(length, 0)))
-                try message.ack()
-            }
+        try readWholeStream(url, stream: "RESULTS", durable: "replay", filter: "sightline.>").map { message in
+            let length = Int(message.header("Sightline-Header-Length") ?? "") ?? -1
+            #expect(length > 0 && length <= message.data.count)
+            let header = (try? JSONSerialization.jsonObject(with: message.data.prefix(max(length, 0)))) as? [String: Any] ?? [:]
+            return (message.subject, header, message.data.count - max(length, 0))
         }
-        return messages
     }
 
     func kind(_ header: [String: Any]) -> String? { header["kind"] as? String }
