@@ -20,19 +20,30 @@ public enum ChatCompletions {
             self.temperature = temperature
         }
 
+        /// The JSON body. Written out by hand around the pictures: base64 needs no escaping, and
+        /// JSONSerialization took about 2 ms per 60 kB picture here (it escapes every '/').
+        /// Strings go through JSONSerialization, which escapes them correctly.
         public func body() throws -> Data {
-            var content: [[String: Any]] = [["type": "text", "text": prompt]]
-            for image in images {
-                content.append(["type": "image_url", "image_url": ["url": "data:image/jpeg;base64," + image.base64EncodedString()]])
+            func quoted(_ text: String) throws -> Data {
+                try JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes])
             }
-            let object: [String: Any] = [
-                "model": model,
-                "messages": [["role": "user", "content": content]],
-                "max_tokens": maxTokens,
-                "temperature": temperature,
-                "stream": false,
-            ]
-            return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            var out = Data()
+            out.reserveCapacity(256 + prompt.utf8.count + images.reduce(0) { $0 + $1.count * 4 / 3 + 80 })
+            out.append(contentsOf: Array(#"{"max_tokens":\#(maxTokens),"messages":[{"content":[{"text":"#.utf8))
+            out.append(try quoted(prompt))
+            out.append(contentsOf: Array(#","type":"text"}"#.utf8))
+            for image in images {
+                out.append(contentsOf: Array(#",{"image_url":{"url":"data:image/jpeg;base64,"#.utf8))
+                out.append(image.base64EncodedData())
+                out.append(contentsOf: Array(#""},"type":"image_url"}"#.utf8))
+            }
+            out.append(contentsOf: Array(#"],"role":"user"}],"model":"#.utf8))
+            out.append(try quoted(model))
+            out.append(contentsOf: Array(#","stream":false,"temperature":"#.utf8))
+            guard temperature.isFinite else { throw Unreadable(description: "temperature \(temperature) is not a number") }
+            out.append(contentsOf: Array(String(temperature).utf8))
+            out.append(contentsOf: Array("}".utf8))
+            return out
         }
     }
 

@@ -30,10 +30,11 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
     private let framesPerCaption: Int
     private let terms: [String]
     private let cache: ResponseCache?
-    private let downscaler: JPEGEncoder
-    private let jpeg: JPEGEncoder
+    private let workshop: PictureWorkshop
     private let gate: RequestGate
-    private var kept: [String: RepresentativeFrames<(pixels: [UInt8], width: Int, height: Int, format: PixelFormat)>] = [:]
+    /// Per source, the frames of the current span kept to choose from, each JPEG-encoded off
+    /// the pipeline's thread as it arrives: a caption then waits for no encoding.
+    private var kept: [String: RepresentativeFrames<PreparedPicture>] = [:]
     private let finished = Mutex<[Finished]>([])
     private var inFlight: [String: Int] = [:]
     private var lastNow = 0.0
@@ -107,8 +108,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         cache = cacheFolder.isEmpty ? nil
             : ResponseCache(folder: cacheFolder.hasPrefix("/") ? cacheFolder : options.outputDirectory + "/" + cacheFolder)
         let side = options.int("max_frame_size") ?? 768
-        downscaler = JPEGEncoder(maxWidth: side)
-        jpeg = JPEGEncoder(maxWidth: side, qscale: 3)
+        workshop = PictureWorkshop(maxWidth: side)
         gate = RequestGate(permits: options.int("concurrency") ?? 2)
     }
 
@@ -150,9 +150,8 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         case .frame(let frame):
             emit(item)   // frames never wait for the server
             var frames = kept[frame.sourceID] ?? RepresentativeFrames(capacity: 24)
-            if frames.wants(frame.seconds),
-               let small = try? downscaler.downscale(frame.pixels, width: frame.width, height: frame.height, format: frame.pixelFormat) {
-                frames.offer(frame.seconds, (small.pixels, small.width, small.height, frame.pixelFormat))
+            if frames.wants(frame.seconds), let prepared = workshop.submit(frame) {
+                frames.offer(frame.seconds, prepared)
             }
             kept[frame.sourceID] = frames
         case .record(let record):
@@ -185,9 +184,9 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
             : (0..<count).map { inside[Int((Double($0) * Double(inside.count - 1) / Double(count - 1)).rounded())] }
         var images: [Data] = [], hashes: [(Double, String)] = []
         for pick in picks {
-            guard let data = try? jpeg.encode(pick.payload.pixels, width: pick.payload.width, height: pick.payload.height, format: pick.payload.format) else { continue }
-            images.append(data)
-            hashes.append((pick.time, ResponseCache.hash(data)))
+            guard let picture = pick.payload.wait() else { continue }
+            images.append(picture.jpeg)
+            hashes.append((pick.time, picture.hash))
         }
         guard !images.isEmpty else {
             emit(.record(fallback(record, reason: "no frame of the span was kept")))
@@ -247,6 +246,57 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         var record = record
         record.provenance.append(Provenance(name: "vlm-fallback", version: reason))
         return record
+    }
+}
+
+/// Scales kept frames down and JPEG-encodes them on one background queue, in arrival order,
+/// so neither the frame path nor a caption waits for the encoder (about 3 ms per 720p frame
+/// here). When it falls behind by `backlog` frames, new frames are not kept (they were only
+/// candidates to send) rather than queueing without bound.
+final class PictureWorkshop: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "sightline.vlm.jpeg", qos: .utility)
+    private let encoder: JPEGEncoder   // used on `queue` only
+    private let waiting = Mutex(0)
+    private let backlog: Int
+
+    init(maxWidth: Int, quality: Int = 3, backlog: Int = 4) {
+        encoder = JPEGEncoder(maxWidth: maxWidth, qscale: quality)
+        self.backlog = backlog
+    }
+
+    func submit(_ frame: Frame) -> PreparedPicture? {
+        let accepted = waiting.withLock { count -> Bool in
+            guard count < backlog else { return false }
+            count += 1
+            return true
+        }
+        guard accepted else { return nil }
+        let prepared = PreparedPicture()
+        queue.async { [self] in
+            let jpeg = try? encoder.encode(frame.pixels, width: frame.width, height: frame.height, format: frame.pixelFormat)
+            prepared.fulfil(jpeg.map { ($0, ResponseCache.hash($0)) })
+            waiting.withLock { $0 -= 1 }
+        }
+        return prepared
+    }
+}
+
+/// One kept frame's JPEG and its hash, filled in once by the workshop.
+final class PreparedPicture: Sendable {
+    private let ready = DispatchSemaphore(value: 0)
+    private let result = Mutex<(jpeg: Data, hash: String)?>(nil)
+
+    func fulfil(_ picture: (jpeg: Data, hash: String)?) {
+        result.withLock { $0 = picture }
+        ready.signal()
+    }
+
+    /// The picture, once encoded (nil if it could not be). Waits at most `limit` seconds: the
+    /// workshop holds a few frames at most, so this is one encode or none.
+    func wait(limit: Double = 5) -> (jpeg: Data, hash: String)? {
+        guard ready.wait(timeout: .now() + limit) == .success else { return nil }
+        ready.signal()   // later waiters pass at once
+        return result.withLock { $0 }
     }
 }
 

@@ -16,57 +16,21 @@ struct BenchLiveCommand: ParsableCommand {
 
     func run() throws {
         FileHandle.standardError.write(Data())
-        let clip = try Self.liveClip()
-        let udpPort = Int.random(in: 20000..<30000), busPort = Int.random(in: 30000..<40000)
-        let udp = "udp://127.0.0.1:\(udpPort)"
-        let pipeline = repositoryFile("Pipelines/live.yaml")
-        let me = ownExecutable()
-
-        let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: "tcp://127.0.0.1:\(busPort)", defaultRole: .sub))
-        let graph = Process()
-        graph.executableURL = URL(fileURLWithPath: me)
-        graph.arguments = ["run", pipeline, "--input", udp, "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(busPort)",
-                           "--quiet", "--progress", "off"]
-        graph.standardError = FileHandle.nullDevice
-        try graph.run()
-        let sender = Process()
-        sender.executableURL = URL(fileURLWithPath: try findExecutable("ffmpeg"))
-        sender.arguments = ["-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", clip, "-t", "\(Int(duration) + 10)",
-                            "-c", "copy", "-f", "mpegts", udp + "?pkt_size=1316"]
-        try sender.run()
-        defer {
-            if sender.isRunning { sender.terminate() }
-            if graph.isRunning { kill(graph.processIdentifier, SIGINT) }
-            graph.waitUntilExit()
-        }
-
         print("sightline bench live — 720p30 H.264 over UDP (real time), Pipelines/live.yaml (2 sampled frames/s), \(Int(duration)) s")
         print(pad("time s", 9) + pad("messages", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("RSS MB", 9) + "dropped")
-        let started = monotonicSeconds()
-        var latencies: [String: [Double]] = [:]
         var window: [Double] = []
         var messages = 0
         var rss: [(Double, Double)] = []
         var nextReport = every
-        var dropped = 0
-        while monotonicSeconds() - started < duration {
-            if let message = try subscriber.receive(timeout: 0.5), let header = message.headerJSON {
+        let result = try LiveStreamRun.run(pipeline: repositoryFile("Pipelines/live.yaml"), duration: duration,
+            onMessage: { _, latency in
                 messages += 1
-                let kind = header["kind"]?.stringValue ?? "?"
-                if let ingest = header["ingest_wallclock"]?.doubleValue {
-                    let latency = Date().timeIntervalSince1970 - ingest
-                    latencies[kind, default: []].append(latency)
-                    window.append(latency)
-                }
-                if kind == "status", header["data"]?["event"]?.stringValue == "heartbeat",
-                   let sources = header["data"]?["sources"]?["cam"] {
-                    dropped = Int((sources["dropped_in_graph"]?.intValue ?? 0) + (sources["dropped_at_sink"]?.intValue ?? 0))
-                }
-            }
-            let elapsed = monotonicSeconds() - started
-            if elapsed >= nextReport {
+                if let latency { window.append(latency) }
+            },
+            onTick: { elapsed, pid, dropped in
+                guard elapsed >= nextReport else { return }
                 nextReport += every
-                let memory = Self.residentMegabytes(pid: graph.processIdentifier)
+                let memory = Self.residentMegabytes(pid: pid)
                 rss.append((elapsed, memory))
                 window.sort()
                 print(pad(String(format: "%.0f", elapsed), 9) + pad("\(messages)", 10)
@@ -74,8 +38,8 @@ struct BenchLiveCommand: ParsableCommand {
                       + pad(Self.percentile(window, 99).map { String(format: "%.0f", $0 * 1000) } ?? "-", 9)
                       + pad(String(format: "%.0f", memory), 9) + "\(dropped)")
                 window.removeAll()
-            }
-        }
+            })
+        let latencies = result.latencies, dropped = result.dropped
         let all = latencies.filter { $0.key != "status" }.values.flatMap { $0 }.sorted()
         print("per kind (frame-to-message, whole run):")
         for (kind, values) in latencies.sorted(by: { $0.key < $1.key }) where kind != "status" {
@@ -108,5 +72,67 @@ struct BenchLiveCommand: ParsableCommand {
     /// The bundled sample re-encoded at 1280×720, 30 fps, 1 s GOP (cached).
     static func liveClip() throws -> String {
         try benchClip("live-720p30.mp4", input: ["-vf", "scale=1280:720,fps=30", "-g", "30", "-bf", "0"])
+    }
+}
+
+/// One live run: ffmpeg pushes the 720p30 bench clip over UDP in real time into `sightline run
+/// PIPELINE`, whose `out` node publishes on a loopback ZeroMQ port; a subscriber takes every
+/// message and its frame-to-message latency (receive time − the frame's ingest wall clock).
+enum LiveStreamRun {
+    struct Result {
+        /// Latencies in seconds by message kind (status included).
+        var latencies: [String: [Double]]
+        /// Frames dropped in the graph and at the sink, from the last heartbeat.
+        var dropped: Int
+    }
+
+    /// - Parameters:
+    ///   - settings: `NODE.OPTION=VALUE` overrides passed to the pipeline (`--set`).
+    ///   - warmUp: seconds at the start (models loading, the first frames) left out of the latencies.
+    ///   - onMessage: each message's header and latency (nil when it carries no ingest time).
+    ///   - onTick: after each message, and at least every half second: seconds since the start,
+    ///     the pipeline's pid, drops so far.
+    static func run(pipeline: String, duration: Double, settings: [String] = [], warmUp: Double = 0,
+                    onMessage: (_ header: JSONValue, _ latency: Double?) -> Void = { _, _ in },
+                    onTick: (_ elapsed: Double, _ pid: Int32, _ dropped: Int) -> Void = { _, _, _ in }) throws -> Result {
+        let clip = try BenchLiveCommand.liveClip()
+        let udpPort = Int.random(in: 20000..<30000), busPort = try freeLoopbackPort()
+        let udp = "udp://127.0.0.1:\(udpPort)"
+        let subscriber = try BusSubscriber(endpoint: try BusEndpoint(parsing: "tcp://127.0.0.1:\(busPort)", defaultRole: .sub))
+        let graph = Process()
+        graph.executableURL = URL(fileURLWithPath: ownExecutable())
+        graph.arguments = ["run", pipeline, "--input", udp, "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(busPort)",
+                           "--quiet", "--progress", "off"] + settings.flatMap { ["--set", $0] }
+        graph.standardError = FileHandle.nullDevice
+        try graph.run()
+        let sender = Process()
+        sender.executableURL = URL(fileURLWithPath: try findExecutable("ffmpeg"))
+        sender.arguments = ["-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", clip, "-t", "\(Int(duration) + 10)",
+                            "-c", "copy", "-f", "mpegts", udp + "?pkt_size=1316"]
+        try sender.run()
+        defer {
+            if sender.isRunning { sender.terminate() }
+            if graph.isRunning { kill(graph.processIdentifier, SIGINT) }
+            graph.waitUntilExit()
+        }
+        let started = monotonicSeconds()
+        var result = Result(latencies: [:], dropped: 0)
+        while monotonicSeconds() - started < duration {
+            if let message = try subscriber.receive(timeout: 0.5), let header = message.headerJSON {
+                let kind = header["kind"]?.stringValue ?? "?"
+                var latency: Double?
+                if let ingest = header["ingest_wallclock"]?.doubleValue, monotonicSeconds() - started >= warmUp {
+                    latency = Date().timeIntervalSince1970 - ingest
+                    result.latencies[kind, default: []].append(latency ?? 0)
+                }
+                if kind == "status", header["data"]?["event"]?.stringValue == "heartbeat",
+                   let sources = header["data"]?["sources"]?["cam"] {
+                    result.dropped = Int((sources["dropped_in_graph"]?.intValue ?? 0) + (sources["dropped_at_sink"]?.intValue ?? 0))
+                }
+                onMessage(header, latency)
+            }
+            onTick(monotonicSeconds() - started, graph.processIdentifier, result.dropped)
+        }
+        return result
     }
 }

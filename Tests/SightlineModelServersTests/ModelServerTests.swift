@@ -146,3 +146,25 @@ import Testing
         #expect(key != ResponseCache.key(endpoint: "http://h/v1/chat/completions", model: "m", prompt: "p", imageHashes: ["b", "a"]))
     }
 }
+
+@Suite struct ChatCompletionsBodyTests {
+    /// The hand-written body says exactly what the plain JSONSerialization form says, for text
+    /// that needs escaping (quotes, backslashes, newlines, control characters, non-ASCII).
+    @Test func handWrittenBodyEqualsTheSerializedObject() throws {
+        let prompt = "He said \"hi\" \\ then\nleft\t\u{1} — café 🚲 </script> a/b"
+        let images = [Data([0xFF, 0xD8, 0xFF, 0x00, 0x3F, 0xBF]), Data((0..<300).map { UInt8($0 & 255) })]
+        let request = ChatCompletions.Request(model: "org/model \"x\"", prompt: prompt, images: images, maxTokens: 77, temperature: 0.35)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: request.body()) as? NSDictionary)
+        let content: [[String: Any]] = [["type": "text", "text": prompt]]
+            + images.map { ["type": "image_url", "image_url": ["url": "data:image/jpeg;base64," + $0.base64EncodedString()]] }
+        let reference: NSDictionary = [
+            "model": "org/model \"x\"", "messages": [["role": "user", "content": content]],
+            "max_tokens": 77, "temperature": 0.35, "stream": false,
+        ]
+        #expect(parsed == reference)
+    }
+
+    @Test func aTemperatureThatIsNotANumberIsRefused() {
+        #expect(throws: (any Error).self) { try ChatCompletions.Request(model: "m", prompt: "p", images: [], temperature: .nan).body() }
+    }
+}
