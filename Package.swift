@@ -34,7 +34,7 @@ let package = Package(
             name: "CFFmpeg",
             path: "Sources/CFFmpeg",
             pkgConfig: "libavformat",
-            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]
         ),
         // No pkgConfig: libzmq's .pc adds `-isystem` flags SwiftPM rejects (with a warning on
         // every build), and zmq.h and libzmq.so sit on the default search paths.

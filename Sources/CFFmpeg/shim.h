@@ -14,6 +14,8 @@
 #include <libavutil/dict.h>
 #include <libavutil/log.h>
 #include <libswscale/swscale.h>
+#include <libswresample/swresample.h>
+#include <libavutil/channel_layout.h>
 
 /// AVERROR(e): FFmpeg's negative error code for a POSIX errno value.
 static inline int sl_averror(int posix_errno) { return AVERROR(posix_errno); }

@@ -85,6 +85,12 @@ public enum WireEncoding {
                     .object(["kind": .string(phrase.kind.rawValue), "text": .string(phrase.text), "evidence": .array(phrase.evidence.map { .string($0) })])
                 }),
             ]
+        case .transcript(let t):
+            data = [
+                "text": .string(t.text), "flagged": .bool(!t.maskedTerms.isEmpty), "masked_terms": .array(t.maskedTerms.map { .string($0) }),
+                "segments": .array(t.segments.map { .object(["start": rounded($0.start, 1e3), "end": rounded($0.end, 1e3), "text": .string($0.text)]) }),
+                "language": t.language.map { .string($0) } ?? .null,
+            ]
         case .moderation(let m):
             data = [
                 "event": .string(m.phase.rawValue), "category": .string(m.category), "peak": .double(m.peak),

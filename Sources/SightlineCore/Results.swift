@@ -16,6 +16,7 @@ public struct Provenance: Sendable, Codable, Equatable, Hashable {
 public enum ResultKind: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     case stats, phash, regions, shots, labels, embeddings, nsfw, ocr, captions, moderation, faces, people, tracks
     case trackEvents = "track_events"
+    case transcripts
 
     public var description: String { rawValue }
 }
@@ -37,6 +38,7 @@ public enum ResultValue: Sendable, Codable, Equatable {
     case people(Detections)
     case tracks(TrackSnapshot)
     case trackEvent(TrackEvent)
+    case transcript(Transcript)
 
     public var kind: ResultKind {
         switch self {
@@ -54,6 +56,7 @@ public enum ResultValue: Sendable, Codable, Equatable {
         case .people: .people
         case .tracks: .tracks
         case .trackEvent: .trackEvents
+        case .transcript: .transcripts
         }
     }
 
@@ -79,7 +82,7 @@ public enum ResultValue: Sendable, Codable, Equatable {
         case .embedding(let v): if case .frame(let index) = v.scope { index } else { nil }
         case .faces(let v), .people(let v): v.frameIndex
         case .tracks(let v): v.frameIndex
-        case .shot, .caption, .moderation, .trackEvent: nil
+        case .shot, .caption, .moderation, .trackEvent, .transcript: nil
         }
     }
 
@@ -100,7 +103,7 @@ public enum ResultValue: Sendable, Codable, Equatable {
         case .faces(var v): v.frameIndex = index; return .faces(v)
         case .people(var v): v.frameIndex = index; return .people(v)
         case .tracks(var v): v.frameIndex = index; return .tracks(v)
-        case .shot, .caption, .moderation, .trackEvent: return self
+        case .shot, .caption, .moderation, .trackEvent, .transcript: return self
         }
     }
 }
@@ -448,6 +451,36 @@ public struct CaptionPhrase: Sendable, Codable, Equatable {
         self.kind = kind
         self.text = text
         self.evidence = evidence
+    }
+}
+
+/// `transcripts`: what was said in one chunk of a source's audio, from a speech model server.
+/// The record's span is the chunk's; segments carry their own times on the source's clock.
+public struct Transcript: Sendable, Codable, Equatable {
+    public struct Segment: Sendable, Codable, Equatable {
+        public var start: Double
+        public var end: Double
+        public var text: String
+
+        public init(start: Double, end: Double, text: String) {
+            self.start = start
+            self.end = end
+            self.text = text
+        }
+    }
+
+    /// The chunk's text, with words on the moderation policy's list masked.
+    public var text: String
+    public var maskedTerms: [String]
+    public var segments: [Segment]
+    /// The language the server named, if it did.
+    public var language: String?
+
+    public init(text: String, maskedTerms: [String] = [], segments: [Segment] = [], language: String? = nil) {
+        self.text = text
+        self.maskedTerms = maskedTerms
+        self.segments = segments
+        self.language = language
     }
 }
 

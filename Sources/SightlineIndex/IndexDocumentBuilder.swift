@@ -74,6 +74,8 @@ public struct IndexDocumentBuilder: Sendable {
             }
         case .stats, .phash, .regions, .nsfw, .tracks, .trackEvent:
             break
+        case .transcript:
+            break  // spoken text is not indexed yet (it needs its own table beside on-screen text)
         }
     }
 

@@ -42,8 +42,8 @@ public struct ModelServerSettings: Sendable {
 }
 
 /// What happened to one request, for the status topic and the benchmark.
-public struct ServerOutcome: Sendable {
-    public var answer: ChatCompletions.Answer?
+public struct ServerOutcome<Answer: Sendable>: Sendable {
+    public var answer: Answer?
     /// Why there is no answer (after the retries the policy allowed).
     public var failure: String?
     public var attempts: Int
@@ -51,7 +51,7 @@ public struct ServerOutcome: Sendable {
     public var serverSeconds: Double
     public var backoffSeconds: Double
 
-    public init(answer: ChatCompletions.Answer?, failure: String?, attempts: Int, serverSeconds: Double, backoffSeconds: Double) {
+    public init(answer: Answer?, failure: String?, attempts: Int, serverSeconds: Double, backoffSeconds: Double) {
         self.answer = answer
         self.failure = failure
         self.attempts = attempts
@@ -70,24 +70,33 @@ public struct ModelServerClient: Sendable {
         self.settings = settings
     }
 
-    public func chat(_ request: ChatCompletions.Request) async -> ServerOutcome {
+    public func chat(_ request: ChatCompletions.Request) async -> ServerOutcome<ChatCompletions.Answer> {
         let body: Data
         do {
             body = try request.body()
         } catch {
             return ServerOutcome(answer: nil, failure: "cannot encode the request: \(error)", attempts: 0, serverSeconds: 0, backoffSeconds: 0)
         }
-        var outcome = ServerOutcome(answer: nil, failure: nil, attempts: 0, serverSeconds: 0, backoffSeconds: 0)
+        return await exchange(path: "/chat/completions", body: body, contentType: "application/json", read: ChatCompletions.answer(from:))
+    }
+
+    public func transcribe(_ request: AudioTranscriptions.Request) async -> ServerOutcome<AudioTranscriptions.Answer> {
+        await exchange(path: "/audio/transcriptions", body: request.body(), contentType: request.contentType, read: AudioTranscriptions.answer(from:))
+    }
+
+    /// Posts until an answer is read or the retry policy gives up.
+    func exchange<Answer>(path: String, body: Data, contentType: String, read: (Data) throws -> Answer) async -> ServerOutcome<Answer> {
+        var outcome = ServerOutcome<Answer>(answer: nil, failure: nil, attempts: 0, serverSeconds: 0, backoffSeconds: 0)
         while true {
             outcome.attempts += 1
             let started = Date()
-            let result = await post(path: "/chat/completions", body: body)
+            let result = await post(path: path, body: body, contentType: contentType)
             outcome.serverSeconds += Date().timeIntervalSince(started)
             let failure: RetryPolicy.Failure
             switch result {
             case .success(let data):
                 do {
-                    outcome.answer = try ChatCompletions.answer(from: data)
+                    outcome.answer = try read(data)
                     return outcome
                 } catch {
                     failure = .malformed("\(error)")
@@ -107,10 +116,10 @@ public struct ModelServerClient: Sendable {
     }
 
     /// One attempt: the body of a 200, or how it failed.
-    func post(path: String, body: Data) async -> Result<Data, RetryPolicy.Failure> {
+    func post(path: String, body: Data, contentType: String) async -> Result<Data, RetryPolicy.Failure> {
         var request = HTTPClientRequest(url: settings.url(path))
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Content-Type", value: contentType)
         request.headers.add(name: "Accept", value: "application/json")
         if let key = settings.apiKey, !key.isEmpty { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
         request.body = .bytes(ByteBuffer(bytes: body))

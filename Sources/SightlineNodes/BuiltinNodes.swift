@@ -14,6 +14,7 @@ public enum BuiltinNodes {
         LinkSendNode.factory,
         LinkReceiveNode.factory,
         VLMCaptionsNode.factory,
+        TranscribeNode.factory,
         JSONLSink.factory,
         IndexSink.factory,
         NullSink.factory,

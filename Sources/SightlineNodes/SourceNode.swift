@@ -53,6 +53,10 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     }
 
     /// The decoder settings a node's options describe.
+    /// Frame metadata naming the media the frame came from: nodes that read the same media
+    /// again (the audio track for `transcribe`) find it here.
+    public static let urlKey = "sl.source.url"
+
     static func sourceOptions(sourceID id: String, url: String, options: NodeOptions) -> SourceOptions {
         let sampling: SamplingPolicy =
             if let fps = options.string("fps").flatMap(Rational.init(parsing:)) { .perSecond(fps) }
@@ -97,9 +101,11 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         var started = false
         var final = SourceStats()
         var gapBefore: Double?
+        var openedURL: String?
         while let event = try source.next() {
             switch event {
             case .opened(let info):
+                openedURL = info.url
                 if !started {
                     started = true
                     let opened = SourceOpened(url: info.url, container: info.container, codec: info.codec, width: info.width, height: info.height,
@@ -108,6 +114,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
                 }
             case .frame(var frame):
                 frame.gapBefore = gapBefore
+                if let openedURL { frame.metadata[urlKey] = openedURL }
                 gapBefore = nil
                 if emit(.frame(frame)) == .flushing { source.cancel() }
             case .reconnecting(let attempt, let delay, let reason):

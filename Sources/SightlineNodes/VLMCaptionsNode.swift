@@ -43,7 +43,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
 
     struct Finished: Sendable {
         var builtin: Record
-        var outcome: ServerOutcome
+        var outcome: ServerOutcome<ChatCompletions.Answer>
         var frameHashes: [(time: Double, hash: String)]
         var cacheKey: String
     }
@@ -75,24 +75,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
     }
 
     init(options: NodeOptions) throws {
-        let endpoint = options.string("endpoint") ?? ""
-        var key: String?
-        if let file = options.string("api_key_file"), !file.isEmpty {
-            key = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let name = options.string("api_key_env"), !name.isEmpty {
-            key = ProcessInfo.processInfo.environment[name]
-        }
-        let retries = options.int("retries") ?? 2, timeout = options.double("timeout") ?? 30
-        if endpoint.isEmpty {
-            client = nil
-        } else {
-            if let problem = ModelServerSettings.check(endpoint: endpoint) {
-                throw SightlineError.invalidOption(name: "endpoint", value: endpoint, hint: problem)
-            }
-            client = ModelServerClient(settings: ModelServerSettings(endpoint: endpoint, apiKey: key, timeout: timeout, retry: RetryPolicy(retries: retries)))
-        }
-        // How long the end of a source may wait for its answers: every attempt and back-off.
-        waitLimit = timeout * Double(retries + 1) + 8 * Double(retries) + 5
+        (client, waitLimit) = try modelServerClient(options, defaultTimeout: 30)
         model = options.string("model") ?? "default"
         if let path = options.string("prompt"), !path.isEmpty {
             template = try String(contentsOfFile: path, encoding: .utf8)
@@ -318,4 +301,24 @@ actor RequestGate {
     func release() {
         if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
+}
+
+/// The client a model-server node's options describe (`endpoint`, `api_key_file` or
+/// `api_key_env`, `timeout`, `retries`); nil when no endpoint is set. Also how long the end of
+/// a source may wait for answers: every attempt and every back-off.
+func modelServerClient(_ options: NodeOptions, defaultTimeout: Double) throws -> (client: ModelServerClient?, waitLimit: Double) {
+    let endpoint = options.string("endpoint") ?? ""
+    var key: String?
+    if let file = options.string("api_key_file"), !file.isEmpty {
+        key = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    } else if let name = options.string("api_key_env"), !name.isEmpty {
+        key = ProcessInfo.processInfo.environment[name]
+    }
+    let retries = options.int("retries") ?? 2, timeout = options.double("timeout") ?? defaultTimeout
+    let waitLimit = timeout * Double(retries + 1) + 8 * Double(retries) + 5
+    guard !endpoint.isEmpty else { return (nil, waitLimit) }
+    if let problem = ModelServerSettings.check(endpoint: endpoint) {
+        throw SightlineError.invalidOption(name: "endpoint", value: endpoint, hint: problem)
+    }
+    return (ModelServerClient(settings: ModelServerSettings(endpoint: endpoint, apiKey: key, timeout: timeout, retry: RetryPolicy(retries: retries))), waitLimit)
 }

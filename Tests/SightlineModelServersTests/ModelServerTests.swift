@@ -168,3 +168,53 @@ import Testing
         #expect(throws: (any Error).self) { try ChatCompletions.Request(model: "m", prompt: "p", images: [], temperature: .nan).body() }
     }
 }
+
+@Suite struct TranscriptionClientTests {
+    let wav = Data("RIFF....WAVEfmt ".utf8) + Data((0..<200).map { UInt8($0) })
+
+    func client(_ server: FakeModelServer, retries: Int = 1) -> ModelServerClient {
+        ModelServerClient(settings: ModelServerSettings(endpoint: server.url, apiKey: "sk-asr", timeout: 3,
+                                                        retry: RetryPolicy(retries: retries, initialDelay: 0.05, maximumDelay: 0.2)))
+    }
+
+    @Test func theFormHasTheFileModelAndFormatAndSegmentsAreRead() async throws {
+        let server = try FakeModelServer { _, _ in
+            .status(200, body: #"{"text": " Hello there. General Kenobi. ", "language": "english", "segments": [{"id": 0, "start": 0.0, "end": 1.2, "text": " Hello there."}, {"id": 1, "start": 1.5, "end": 2.75, "text": " General Kenobi."}]}"#)
+        }
+        defer { server.stop() }
+        let outcome = await client(server).transcribe(.init(model: "whisper-large-v3", audio: wav, language: "en"))
+        let answer = try #require(outcome.answer)
+        #expect(answer.text == "Hello there. General Kenobi." && answer.language == "english")
+        #expect(answer.segments == [.init(start: 0, end: 1.2, text: "Hello there."), .init(start: 1.5, end: 2.75, text: "General Kenobi.")])
+        let request = try #require(server.requests.first)
+        #expect(request.path == "/v1/audio/transcriptions" && request.header("Authorization") == "Bearer sk-asr")
+        let form = try #require(request.form)
+        #expect(form["file"]?.data == wav && form["file"]?.filename == "audio.wav" && form["file"]?.type == "audio/wav")
+        #expect(form["model"].map { String(decoding: $0.data, as: UTF8.self) } == "whisper-large-v3")
+        #expect(form["response_format"].map { String(decoding: $0.data, as: UTF8.self) } == "verbose_json")
+        #expect(form["timestamp_granularities[]"].map { String(decoding: $0.data, as: UTF8.self) } == "segment")
+        #expect(form["language"].map { String(decoding: $0.data, as: UTF8.self) } == "en")
+    }
+
+    @Test func aPlainJSONAnswerHasTextWithoutSegments() throws {
+        let answer = try AudioTranscriptions.answer(from: Data(#"{"text": "just text"}"#.utf8))
+        #expect(answer.text == "just text" && answer.segments.isEmpty)
+    }
+
+    @Test func malformedAnswersAreRefused() {
+        for body in [#"{"segments": []}"#, #"{"text": "x", "segments": [{"start": 2, "end": 1, "text": "y"}]}"#, "[1]", "not json"] {
+            #expect(throws: (any Error).self) { try AudioTranscriptions.answer(from: Data(body.utf8)) }
+        }
+    }
+
+    @Test func a500IsRetriedAndAMalformedAnswerEndsInAFailure() async throws {
+        let server = try FakeModelServer { _, n in n == 0 ? .status(500) : .status(200, body: #"{"text": "after a retry"}"#) }
+        defer { server.stop() }
+        let outcome = await client(server).transcribe(.init(model: "m", audio: wav))
+        #expect(outcome.answer?.text == "after a retry" && outcome.attempts == 2)
+        let broken = try FakeModelServer { _, _ in .status(200, body: #"{"txt": 1}"#) }
+        defer { broken.stop() }
+        let failed = await client(broken, retries: 0).transcribe(.init(model: "m", audio: wav))
+        #expect(failed.answer == nil && failed.failure != nil)
+    }
+}

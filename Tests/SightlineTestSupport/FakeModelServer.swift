@@ -18,6 +18,34 @@ public final class FakeModelServer: @unchecked Sendable {
 
         public func header(_ name: String) -> String? { headers[name.lowercased()] }
         public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+
+        /// The parts of a multipart/form-data body by field name (nil when the body is not one),
+        /// with each part's filename and content type, as a transcription server reads them.
+        public var form: [String: (data: Data, filename: String?, type: String?)]? {
+            guard let type = header("Content-Type"), type.hasPrefix("multipart/form-data"),
+                  let boundary = type.components(separatedBy: "boundary=").last, !boundary.isEmpty else { return nil }
+            let delimiter = Data("--\(boundary)".utf8), headerEnd = Data("\r\n\r\n".utf8)
+            var fields: [String: (Data, String?, String?)] = [:]
+            var rest = body[...]
+            while let start = rest.range(of: delimiter) {
+                rest = rest[start.upperBound...]
+                if rest.starts(with: Data("--".utf8)) { return fields }   // the closing delimiter
+                guard let split = rest.range(of: headerEnd), let next = rest.range(of: delimiter) else { return nil }
+                let head = String(decoding: rest[rest.startIndex..<split.lowerBound], as: UTF8.self)
+                var content = rest[split.upperBound..<next.lowerBound]
+                if content.suffix(2) == Data("\r\n".utf8) { content = content.dropLast(2) }
+                func attribute(_ name: String) -> String? {
+                    guard let range = head.range(of: "\(name)=\"") else { return nil }
+                    return String(head[range.upperBound...].prefix { $0 != "\"" })
+                }
+                let partType = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-type:") }
+                    .map { $0.dropFirst("content-type:".count).trimmingCharacters(in: .whitespaces) }
+                guard let name = attribute("name") else { return nil }
+                fields[name] = (Data(content), attribute("filename"), partType)
+                rest = rest[next.lowerBound...]
+            }
+            return nil
+        }
     }
 
     public enum Reply: Sendable {

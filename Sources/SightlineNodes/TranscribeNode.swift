@@ -1,0 +1,178 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+import SightlineMedia
+import SightlineModelServers
+import Synchronization
+
+/// `transcribe`: what is said in a source's audio, from a speech model server the user runs
+/// (whisper.cpp's server, faster-whisper, vLLM, a hosted API) over the OpenAI-compatible
+/// `/v1/audio/transcriptions`. When a source's first frame passes, the node reads that media's
+/// audio track on its own (demuxed, resampled to 16 kHz mono by libswresample), splits it at
+/// pauses into chunks of at most 30 s, and sends each as a WAV file. Each answer becomes a
+/// `transcripts` record spanning its chunk, with the server's segment times moved onto the
+/// source's clock and the moderation policy's terms masked. Frames and records pass on at once;
+/// transcripts go out as they arrive and before the source's end. A file with no audio track is
+/// said once on the status topic, and so is a failed chunk (its span is then not covered).
+public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
+    private let client: ModelServerClient?
+    private let model: String
+    private let language: String?
+    private let chunking: SpeechChunker.Settings
+    private let terms: [String]
+    private let concurrency: Int
+    private let waitLimit: Double
+    private var started: Set<String> = []
+    private var running: [String: Task<Void, Never>] = [:]
+    private let finished = Mutex<[Item]>([])
+    private var saidDisabled = false
+    private var lastNow = 0.0
+
+    public static let descriptor = NodeDescriptor(
+        name: "transcribe",
+        description: "Transcripts of a source's audio from your speech model server (OpenAI-compatible /v1/audio/transcriptions): 16 kHz mono chunks of at most 30 s split at pauses, segment times on the source's clock.",
+        role: .transform, inputs: .any, outputs: .any,
+        options: [
+            OptionSpec("endpoint", .string, default: .string(""), help: "the server's API base, e.g. http://127.0.0.1:8080/v1; empty: no transcripts (said once on the status topic)"),
+            OptionSpec("model", .string, default: .string("whisper-1"), help: "the model name the server serves"),
+            OptionSpec("api_key_env", .string, default: .string("SIGHTLINE_ASR_API_KEY"), help: "environment variable holding the API key (sent as a Bearer token); never put the key in the pipeline file"),
+            OptionSpec("api_key_file", .inputFile, default: .string(""), help: "a file holding the API key (instead of the environment variable)"),
+            OptionSpec("language", .string, default: .string(""), help: "ISO-639-1 language of the speech (empty: the server detects it)"),
+            OptionSpec("max_chunk", .double, default: .double(30), min: 2, max: 600, help: "longest chunk sent, seconds (Whisper models take 30)"),
+            OptionSpec("silence_db", .double, default: .double(-40), min: -90, max: 0, help: "RMS level (dB full scale) below which 30 ms of audio count as a pause"),
+            OptionSpec("timeout", .double, default: .double(60), min: 0.1, max: 600, help: "seconds one attempt may take"),
+            OptionSpec("retries", .int, default: .int(2), min: 0, max: 10, help: "attempts after the first (5xx, 429, timeouts, dropped connections), with growing delays and jitter"),
+            OptionSpec("concurrency", .int, default: .int(1), min: 1, max: 16, help: "chunks in flight at once per source"),
+            OptionSpec("policy", .inputFile, default: .string(""), help: "moderation policy whose text terms are masked in transcripts (and flag them), as in captions",
+                       checkFile: { _ = try ModerationPolicy.load(path: $0) }),
+        ],
+        contract: NodeContract(needs: [], produces: [.init(.transcripts)]))
+
+    public static let factory = NodeFactory(descriptor: descriptor) { _, options in
+        .processor(try TranscribeNode(options: options))
+    }
+
+    init(options: NodeOptions) throws {
+        (client, waitLimit) = try modelServerClient(options, defaultTimeout: 60)
+        model = options.string("model") ?? "whisper-1"
+        language = (options.string("language") ?? "").isEmpty ? nil : options.string("language")
+        chunking = SpeechChunker.Settings(silenceDB: Float(options.double("silence_db") ?? -40), maxSeconds: options.double("max_chunk") ?? 30)
+        terms = try CaptionsNode.maskedTerms(policy: options.string("policy"))
+        concurrency = options.int("concurrency") ?? 1
+    }
+
+    /// While a source's audio is being transcribed, the graph calls `flush` every 50 ms so
+    /// transcripts go out as they arrive, not with the next frame.
+    public var flushDeadline: Double? { running.isEmpty ? nil : lastNow + 0.05 }
+
+    public func flush(context: any NodeContext, emit: (Item) -> Void) throws {
+        lastNow = context.clock.now()
+        emitFinished(emit: emit)
+    }
+
+    public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        lastNow = context.clock.now()
+        defer { emitFinished(emit: emit) }
+        emit(item)
+        switch item {
+        case .frame(let frame):
+            guard !started.contains(frame.sourceID) else { return }
+            started.insert(frame.sourceID)
+            guard let client else {
+                if !saidDisabled {
+                    saidDisabled = true
+                    say("no speech model server configured (endpoint is empty): no transcripts", source: frame.sourceID, context: context)
+                }
+                return
+            }
+            guard let url = frame.metadata[VideoSourceNode.urlKey] else {
+                say("the source's media is not known (frames from a link or a generator): no transcripts", source: frame.sourceID, context: context)
+                return
+            }
+            guard !SourceOptions.isLiveURL(url) else {
+                say("transcribe reads the audio of files; live sources are not transcribed yet", source: frame.sourceID, context: context)
+                return
+            }
+            running[frame.sourceID] = start(url: url, source: frame.sourceID, client: client, context: context)
+        case .endOfStream(let eos):
+            // A file's transcripts go out before its end (sinks close its results there).
+            guard let task = running.removeValue(forKey: eos.sourceID) else { return }
+            let done = DispatchSemaphore(value: 0)
+            Task.detached {
+                await task.value
+                done.signal()
+            }
+            if done.wait(timeout: .now() + waitLimit) == .timedOut {
+                task.cancel()
+                say("the speech server did not finish within \(Int(waitLimit)) s of the source's end: later transcripts are lost", source: eos.sourceID, context: context)
+            }
+        default:
+            break
+        }
+    }
+
+    /// Reads, chunks and sends one source's audio; answers land in `finished`.
+    private func start(url: String, source: String, client: ModelServerClient, context: any NodeContext) -> Task<Void, Never> {
+        let settings = chunking, model = model, language = language, terms = terms, concurrency = concurrency
+        return Task.detached { [self] in
+            let reader: AudioReader?
+            do {
+                reader = try AudioReader(url: url, sampleRate: settings.sampleRate)
+            } catch {
+                say("cannot read the audio of \(url): \(error)", source: source, context: context)
+                return
+            }
+            guard let reader else {
+                say("the source has no audio track: no transcripts", source: source, context: context)
+                return
+            }
+            var chunker = SpeechChunker(settings: settings)
+            var chunks: [SpeechChunker.Chunk] = []
+            do {
+                while let block = try reader.read(), !Task.isCancelled { chunks += chunker.push(block) }
+            } catch {
+                say("the audio track broke off: \(error); what was read is transcribed", source: source, context: context)
+            }
+            chunks += chunker.finish()
+            let offset = reader.startSeconds
+            await withTaskGroup(of: Void.self) { group in
+                for (index, chunk) in chunks.enumerated() {
+                    if index >= concurrency { await group.next() }
+                    group.addTask {
+                        let request = AudioTranscriptions.Request(model: model, audio: WAVFile.bytes(chunk.samples, sampleRate: chunk.sampleRate), language: language)
+                        let outcome = await client.transcribe(request)
+                        let start = offset + chunk.start, end = offset + chunk.end
+                        guard let answer = outcome.answer else {
+                            self.say(String(format: "speech server: %@; %.1f–%.1f s is not transcribed", outcome.failure ?? "no answer", start, end), source: source, context: context)
+                            return
+                        }
+                        let record = Self.record(answer, source: source, start: start, end: end, terms: terms, model: model, host: client.settings.host)
+                        self.finished.withLock { $0.append(.record(record)) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A transcript record from a server's answer about the chunk `[start, end]`.
+    static func record(_ answer: AudioTranscriptions.Answer, source: String, start: Double, end: Double, terms: [String], model: String, host: String) -> Record {
+        let (text, masked) = CaptionsNode.mask(answer.text, terms: terms)
+        let segments = answer.segments.map {
+            Transcript.Segment(start: start + $0.start, end: min(end, start + $0.end), text: CaptionsNode.mask($0.text, terms: terms).0)
+        }
+        return Record(.transcript(Transcript(text: text, maskedTerms: masked, segments: segments, language: answer.language)),
+                      sourceID: source, start: start, end: end, provenance: [Provenance(name: model, version: "asr@" + host)])
+    }
+
+    private func say(_ message: String, source: String, context: any NodeContext) {
+        context.post(StatusEvent(.error(NodeFailure(node: "transcribe", message: message, fatal: false)), sourceID: source, wallClock: context.clock.now()))
+    }
+
+    private func emitFinished(emit: (Item) -> Void) {
+        let done = finished.withLock { list -> [Item] in
+            defer { list.removeAll() }
+            return list
+        }
+        done.forEach(emit)
+    }
+}

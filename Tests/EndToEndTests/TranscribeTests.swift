@@ -1,0 +1,110 @@
+import Foundation
+import SightlineTestSupport
+import Testing
+
+/// `transcribe` in a whole pipeline against a local server that speaks the protocol: a clip
+/// with two utterances gives two transcripts on the source's clock, with provenance and the
+/// policy's terms masked and flagged; a clip with no audio track is said once on the status
+/// topic and the run is otherwise as before.
+@Suite(.serialized) struct TranscribeTests {
+    let bin = sightlineBinary()
+
+    func folder(_ name: String) throws -> String {
+        let folder = NSTemporaryDirectory() + "sightline-asr-\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    func pipeline(_ folder: String, clip: String, endpoint: String) throws -> String {
+        let policy = folder + "/policy.yaml"
+        try """
+        version: 1
+        categories:
+          profanity: {rule: text, terms: [damn], enter: 1, exit: 1, min_duration: 0}
+        """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let path = folder + "/asr.yaml"
+        try """
+        pipeline: asr-test
+        defaults: {policy: block, capacity: 8}
+        nodes:
+          cam: {type: source, url: "\(clip)", fps: 2}
+          asr: {type: transcribe, endpoint: "\(endpoint)", model: test-whisper, timeout: 5, retries: 1, policy: "\(policy)"}
+          out: {type: jsonl, path: out.jsonl}
+        edges:
+          - cam -> asr
+          - asr -> out
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func messages(_ path: String) throws -> [(topic: String, header: [String: Any])] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").compactMap { line in
+            guard let message = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let topic = message["topic"] as? String, let header = message["header"] as? [String: Any] else { return nil }
+            return (topic, header)
+        }
+    }
+
+    @Test func twoUtterancesGiveTwoTranscriptsOnTheSourcesClock() throws {
+        let folder = try folder("speech")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clip = folder + "/talk.mp4"
+        // Tone 0–2 s, a pause 2–3.5 s, tone 3.5–6 s: two "utterances".
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=6",
+                                "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000:duration=6,volume='if(between(t,2,3.5),0,1)':eval=frame",
+                                "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", clip])
+        let server = try FakeModelServer { request, n in
+            guard request.form?["file"] != nil else { return .status(400, body: #"{"error": "no file"}"#) }
+            return .status(200, body: #"{"text": "part \#(n) damn", "language": "en", "segments": [{"start": 0.25, "end": 1.0, "text": "part \#(n) damn"}]}"#)
+        }
+        defer { server.stop() }
+        let run = try Tool.run(bin, ["run", try pipeline(folder, clip: clip, endpoint: server.url), "--output", folder], check: false)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(server.requests.count == 2)
+        // Each request carries 16 kHz mono 16-bit WAV.
+        for request in server.requests {
+            let wav = try #require(request.form?["file"]?.data)
+            #expect(wav.count > 44 && wav[22] == 1 && wav[24..<28].elementsEqual([0x80, 0x3E, 0, 0]))
+        }
+        let transcripts = try messages(folder + "/out.jsonl").filter { $0.topic.hasPrefix("transcripts/") }
+        #expect(transcripts.count == 2)
+        func span(_ header: [String: Any]) -> [Double]? {
+            guard let start = header["pts_start"] as? Double, let end = header["pts_end"] as? Double else { return nil }
+            return [start, end]
+        }
+        let spans = transcripts.compactMap { span($0.header) }.sorted { $0[0] < $1[0] }
+        #expect(spans.count == 2)
+        if spans.count == 2 {
+            #expect(spans[0][0] < 0.1 && spans[0][1] > 2.0 && spans[0][1] < 3.5)
+            #expect(spans[1][0] > 2.0 && spans[1][0] < 3.5 && spans[1][1] > 5.8)
+        }
+        for message in transcripts {
+            let data = try #require(message.header["data"] as? [String: Any])
+            #expect((data["text"] as? String)?.contains("d***") == true && data["flagged"] as? Bool == true)
+            let segment = try #require((data["segments"] as? [[String: Any]])?.first)
+            let chunk = try #require(span(message.header))
+            #expect(abs(((segment["start"] as? Double) ?? -1) - (chunk[0] + 0.25)) < 0.01)
+            let provenance = try #require(message.header["provenance"] as? [[String: Any]])
+            #expect(provenance.first?["name"] as? String == "test-whisper" && provenance.first?["version"] as? String == "asr@127.0.0.1")
+        }
+    }
+
+    @Test func aVideoWithoutAudioIsSaidOnceAndTheRunGoesOn() throws {
+        let folder = try folder("silent")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clip = folder + "/mute.mp4"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=3",
+                                "-c:v", "libx264", "-preset", "ultrafast", clip])
+        let server = try FakeModelServer { _, _ in .status(200, body: #"{"text": "never"}"#) }
+        defer { server.stop() }
+        let run = try Tool.run(bin, ["run", try pipeline(folder, clip: clip, endpoint: server.url), "--output", folder], check: false)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(server.requests.isEmpty)
+        let all = try messages(folder + "/out.jsonl")
+        let said = all.filter { $0.topic.hasPrefix("status/") }
+            .compactMap { ($0.header["data"] as? [String: Any])?["message"] as? String }.filter { $0.contains("no audio track") }
+        #expect(said.count == 1)
+        #expect(all.contains { $0.topic.hasPrefix("transcripts/") } == false)
+    }
+}
