@@ -1,4 +1,5 @@
 import Foundation
+import SightlineCore
 
 /// The OpenAI-compatible `/v1/audio/transcriptions` request (multipart/form-data: the audio
 /// file, the model, `verbose_json` with segment timestamps) and the reading of its answer.
@@ -39,18 +40,8 @@ public enum AudioTranscriptions {
         }
     }
 
-    public struct Segment: Sendable, Equatable {
-        /// Seconds from the chunk's start.
-        public var start: Double
-        public var end: Double
-        public var text: String
-
-        public init(start: Double, end: Double, text: String) {
-            self.start = start
-            self.end = end
-            self.text = text
-        }
-    }
+    /// A segment's times are seconds from the chunk's start.
+    public typealias Segment = Transcript.Segment
 
     public struct Answer: Sendable, Equatable {
         public var text: String
