@@ -126,18 +126,18 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
                 say("the source has no audio track: no transcripts", source: source, context: context)
                 return
             }
+            // Chunks are sent as they are cut, at most `concurrency` at once, so an hour of
+            // audio is never held whole (it would be 230 MB of 16 kHz floats).
             var chunker = SpeechChunker(settings: settings)
-            var chunks: [SpeechChunker.Chunk] = []
-            do {
-                while let block = try reader.read(), !Task.isCancelled { chunks += chunker.push(block) }
-            } catch {
-                say("the audio track broke off: \(error); what was read is transcribed", source: source, context: context)
-            }
-            chunks += chunker.finish()
             let offset = reader.startSeconds
             await withTaskGroup(of: Void.self) { group in
-                for (index, chunk) in chunks.enumerated() {
-                    if index >= concurrency { await group.next() }
+                var inFlight = 0
+                func send(_ chunk: SpeechChunker.Chunk) async {
+                    if inFlight >= concurrency {
+                        await group.next()
+                        inFlight -= 1
+                    }
+                    inFlight += 1
                     group.addTask {
                         let request = AudioTranscriptions.Request(model: model, audio: WAVFile.bytes(chunk.samples, sampleRate: chunk.sampleRate), language: language)
                         let outcome = await client.transcribe(request)
@@ -150,6 +150,14 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
                         self.finished.withLock { $0.append(.record(record)) }
                     }
                 }
+                do {
+                    while let block = try reader.read(), !Task.isCancelled {
+                        for chunk in chunker.push(block) { await send(chunk) }
+                    }
+                } catch {
+                    say("the audio track broke off: \(error); what was read is transcribed", source: source, context: context)
+                }
+                for chunk in chunker.finish() { await send(chunk) }
             }
         }
     }
