@@ -265,7 +265,7 @@ public final class ModerationNode: NodeProcessor {
                              help: "moderation policy file (YAML, relative to the pipeline's folder); empty: the built-in policy (Pipelines/moderation-policy.yaml)",
                              checkFile: { _ = try ModerationPolicy.loadChecked(path: $0) })],
         contract: NodeContract(needs: [
-            .init(anyOf: [.nsfw, .labels, .ocr], hint: "add the nodes whose results the policy's rules read (nsfw, labels, ocr) before it"),
+            .init(anyOf: [.nsfw, .labels, .ocr, .transcripts], hint: "add the nodes whose results the policy's rules read (nsfw, labels, ocr, transcribe) before it"),
         ], produces: [.init(.moderation)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
@@ -319,17 +319,33 @@ public final class ModerationNode: NodeProcessor {
         case (.labels(let classes), .labels(let labels)):
             return labels.top.reduce(0.0) { sum, label in classes.contains(label.name) ? sum + label.probability : sum }
         case (.text(let terms), .ocr(let text)):
-            let words = text.text.lowercased()
-                .split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
-            return terms.contains { term in
-                let parts = term.split(separator: " ").map(String.init)
-                guard !parts.isEmpty, words.count >= parts.count else { return false }
-                return (0...(words.count - parts.count)).contains { Array(words[$0..<($0 + parts.count)]) == parts }
-            } ? 1 : 0
+            return contains(text.text, terms) ? 1 : 0
+        case (.text(let terms), .transcript(let transcript)):
+            // A transcribe node with the same policy has masked the terms already and listed them.
+            let masked = Set(transcript.maskedTerms.map { $0.lowercased() })
+            return terms.contains(where: { masked.contains($0) }) || contains(transcript.text, terms) ? 1 : 0
         default:
             return nil
         }
     }
+
+    /// Whether `text` holds one of `terms` as whole words (lowercased terms, words in order).
+    static func contains(_ text: String, _ terms: [String]) -> Bool {
+        let words = text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
+        return terms.contains { term in
+            let parts = term.split(separator: " ").map(String.init)
+            guard !parts.isEmpty, words.count >= parts.count else { return false }
+            return (0...(words.count - parts.count)).contains { Array(words[$0..<($0 + parts.count)]) == parts }
+        }
+    }
+
+    /// Spoken evidence keeps a flag state of its own per category: transcripts come late, when
+    /// the speech server answers, so their times run behind the frames' and would break the
+    /// hysteresis of a state fed by both.
+    static func stateKey(_ category: String, _ record: Record) -> String {
+        if case .transcript = record.value { category + spokenSuffix } else { category }
+    }
+    static let spokenSuffix = "\u{0}spoken"
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         switch item {
@@ -350,17 +366,29 @@ public final class ModerationNode: NodeProcessor {
                         break
                     }
                 }
-                var state = states[record.sourceID]?[category.name]
+                let key = Self.stateKey(category.name, record)
+                var state = states[record.sourceID]?[key]
                     ?? FlagState(enter: category.enter, exit: category.exit, minDuration: category.minDuration, corroborate: category.corroborate)
-                if let event = state.push(time: record.start, score: score, agreeingViews: agreeing) {
+                if case .transcript = record.value {
+                    // A chunk is one sample that lasts its span: the term was said within it.
+                    notes.append("spoken")
+                    if let event = state.push(time: record.start, score: score) {
+                        emit(.record(self.record(event, category: category.name, source: record.sourceID, ingest: record.ingestWallClock, notes: notes)))
+                    }
+                    if let event = state.push(time: record.end, score: score) {
+                        emit(.record(self.record(event, category: category.name, source: record.sourceID, ingest: record.ingestWallClock, notes: notes)))
+                    }
+                } else if let event = state.push(time: record.start, score: score, agreeingViews: agreeing) {
                     emit(.record(self.record(event, category: category.name, source: record.sourceID, ingest: record.ingestWallClock, notes: notes)))
                 }
-                states[record.sourceID, default: [:]][category.name] = state
+                states[record.sourceID, default: [:]][key] = state
             }
         case .endOfStream(let eos):
             for category in policy.categories {
-                if var state = states[eos.sourceID]?[category.name], let event = state.finish(at: lastTime[eos.sourceID] ?? 0) {
-                    emit(.record(record(event, category: category.name, source: eos.sourceID, ingest: nil)))
+                for key in [category.name, category.name + Self.spokenSuffix] {
+                    if var state = states[eos.sourceID]?[key], let event = state.finish(at: lastTime[eos.sourceID] ?? 0) {
+                        emit(.record(record(event, category: category.name, source: eos.sourceID, ingest: nil)))
+                    }
                 }
             }
             states[eos.sourceID] = nil

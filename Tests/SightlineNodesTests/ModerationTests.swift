@@ -159,3 +159,45 @@ import SightlineTestSupport
         #expect(try ModerationPolicy.builtIn.categories.map(\.name) == ["alcohol", "nsfw", "profanity", "weapons"])
     }
 }
+
+/// Spoken terms: `transcripts` records feed a text category's rule with a flag state of their
+/// own, as one sample lasting the chunk; transcripts that arrive late (behind the frames) do
+/// not disturb the on-screen text's state.
+@Suite struct ModerationSpokenTermsTests {
+    func transcript(_ start: Double, _ end: Double, _ text: String, masked: [String] = []) -> Record {
+        Record(.transcript(Transcript(text: text, maskedTerms: masked)), sourceID: "cam", start: start, end: end)
+    }
+
+    func run(_ records: [Record]) throws -> [Record] {
+        let policy = try ModerationPolicy.parse("categories: {profanity: {rule: text, terms: [damn, shut up], enter: 1, exit: 1}}", file: "p.yaml")
+        let node = ModerationNode(policy: policy)
+        let context = try TestContext()
+        var out: [Record] = []
+        for record in records {
+            try node.process(.record(record), context: context) { if case .record(let r) = $0, r.kind == .moderation { out.append(r) } }
+        }
+        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { if case .record(let r) = $0, r.kind == .moderation { out.append(r) } }
+        return out
+    }
+
+    @Test func aSpokenTermFlagsItsChunkAndTheNextCleanChunkEndsIt() throws {
+        let flags = try run([transcript(0, 4, "hello there"), transcript(4.5, 9, "oh damn it"), transcript(9.5, 12, "all fine")])
+        #expect(flags.map { $0.data["event"] } == ["flag_start", "flag_end"])
+        #expect(flags.first?.start == 4.5 && flags.last?.end == 9.5)
+        if case .moderation(let event)? = flags.first?.value { #expect(event.notes == ["spoken"]) }
+    }
+
+    @Test func aMaskedTranscriptStillFlagsAndAPhraseMatchesWholeWords() throws {
+        #expect(try run([transcript(0, 3, "oh d*** it", masked: ["damn"])]).count == 2)   // started, ended at the end of stream
+        #expect(try run([transcript(0, 3, "please shut up now")]).count == 2)
+        #expect(try run([transcript(0, 3, "Amsterdam shutters")]).isEmpty)
+    }
+
+    @Test func lateTranscriptsDoNotEndAFlagFromOnScreenText() throws {
+        // On-screen text flags from 1 s; a clean transcript about 0–2 s arrives in between.
+        let flags = try run([TestRecords.ocr("cam", at: 1, "DAMN"), transcript(0, 2, "nothing here"), TestRecords.ocr("cam", at: 2, "DAMN"),
+                             TestRecords.ocr("cam", at: 3, "fine")])
+        #expect(flags.map { $0.data["event"] } == ["flag_start", "flag_end"])
+        #expect(flags.first?.start == 1 && flags.last?.end == 3)
+    }
+}
