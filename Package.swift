@@ -180,7 +180,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "SightlineFuzzTests", dependencies: ["SightlineFuzzTargets", "SightlineTestSupport"]),
         .testTarget(name: "SightlineServiceTests", dependencies: ["SightlineService", "SightlineGraph", "SightlineCore"]),
-        .testTarget(name: "SightlineIndexTests", dependencies: ["SightlineIndex", "SightlineCore"]),
+        .testTarget(name: "SightlineIndexTests", dependencies: ["SightlineIndex", "SightlineCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SightlineClusterTests", dependencies: ["SightlineCluster", "SightlineNATS", "SightlineCore", "SightlineTestSupport"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CZeroMQ", "COpenBLAS", "CFFmpeg"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SightlineCore", "SightlineModels", "SightlineNATS", "SightlineTestSupport"], exclude: ["Golden", "Scripts"]),

@@ -34,6 +34,8 @@ public struct IndexDocument: Sendable, Equatable {
         public var labelWords: String
         /// Distinct lines of on-screen text read in the shot.
         public var text: String
+        /// What was said during the shot (transcript segments that overlap it), for search.
+        public var speech: String = ""
         /// Most people (faces) visible at once.
         public var people: Int
         public var faces: Int

@@ -7,6 +7,8 @@ import SightlineCore
 public struct IndexDocumentBuilder: Sendable {
     public private(set) var document: IndexDocument
     private var captions: [(start: Double, text: String, flagged: Bool)] = []
+    /// Transcript segments (or whole chunks, when the server gave no segments).
+    private var spoken: [(start: Double, end: Double, text: String)] = []
     private var openFlags: [String: IndexDocument.FlagRow] = [:]
     private var peopleAt: [Double: Int] = [:]
     private var facesAt: [Double: Int] = [:]
@@ -74,8 +76,12 @@ public struct IndexDocumentBuilder: Sendable {
             }
         case .stats, .phash, .regions, .nsfw, .tracks, .trackEvent:
             break
-        case .transcript:
-            break  // spoken text is not indexed yet (it needs its own table beside on-screen text)
+        case .transcript(let transcript):
+            if transcript.segments.isEmpty {
+                spoken.append((record.start, record.end, transcript.text))
+            } else {
+                spoken += transcript.segments.map { ($0.start, $0.end, $0.text) }
+            }
         }
     }
 
@@ -165,6 +171,9 @@ public struct IndexDocumentBuilder: Sendable {
         var seenLines = Set<String>()
         for text in document.texts where inside(text.time, shot) && seenLines.insert(text.text).inserted { lines.append(text.text) }
         s.text = lines.joined(separator: "\n")
+        // Speech overlapping the shot; an instant segment counts where it falls.
+        s.speech = spoken.filter { ($0.start < shot.end && $0.end > shot.start) || inside($0.start, shot) }
+            .map(\.text).filter { !$0.isEmpty }.joined(separator: " ")
         s.people = peopleAt.filter { inside($0.key, shot) }.values.max() ?? 0
         s.faces = facesAt.filter { inside($0.key, shot) }.values.max() ?? 0
         // Overlap, not touch: a flag that ends where the next shot begins is not in it.

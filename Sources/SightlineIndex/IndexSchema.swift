@@ -115,6 +115,26 @@ enum IndexSchema {
                 CREATE INDEX reviews_by_time ON reviews(at);
                 """)
         }
+        // Spoken text (transcripts) beside on-screen text, searched with the rest. An external-
+        // content FTS5 table cannot gain a column: it is made again and rebuilt from the shots.
+        migrator.registerMigration("v3-speech") { db in
+            try db.execute(sql: """
+                ALTER TABLE shots ADD COLUMN speech TEXT NOT NULL DEFAULT '';
+                DROP TRIGGER shots_fts_insert;
+                DROP TRIGGER shots_fts_delete;
+                DROP TABLE shots_fts;
+                CREATE VIRTUAL TABLE shots_fts USING fts5(
+                    caption, label_words, ocr_text, speech, content='shots', content_rowid='id', tokenize='porter unicode61');
+                CREATE TRIGGER shots_fts_insert AFTER INSERT ON shots BEGIN
+                    INSERT INTO shots_fts (rowid, caption, label_words, ocr_text, speech) VALUES (new.id, new.caption, new.label_words, new.ocr_text, new.speech);
+                END;
+                CREATE TRIGGER shots_fts_delete AFTER DELETE ON shots BEGIN
+                    INSERT INTO shots_fts (shots_fts, rowid, caption, label_words, ocr_text, speech)
+                        VALUES ('delete', old.id, old.caption, old.label_words, old.ocr_text, old.speech);
+                END;
+                INSERT INTO shots_fts (shots_fts) VALUES ('rebuild');
+                """)
+        }
         return migrator
     }
 }

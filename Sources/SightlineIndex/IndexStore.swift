@@ -131,12 +131,12 @@ public final class IndexStore: Sendable {
     private static func insertRows(_ document: IndexDocument, videoID: Int64, db: Database) throws {
         var shotIDs: [Int: Int64] = [:]
         let shot = try db.makeStatement(sql: """
-            INSERT INTO shots (video_id, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged, thumbnail, thumbnail_time)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO shots (video_id, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged, thumbnail, thumbnail_time, speech)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for s in document.shots {
             try shot.execute(arguments: [videoID, s.index, s.start, s.end, s.endedBy, s.caption, s.labelWords, s.text, s.people, s.faces,
-                                         s.flagged, s.thumbnail, s.thumbnailTime])
+                                         s.flagged, s.thumbnail, s.thumbnailTime, s.speech])
             shotIDs[s.index] = db.lastInsertedRowID
         }
         let label = try db.makeStatement(sql: "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)")

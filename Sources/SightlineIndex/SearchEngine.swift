@@ -47,6 +47,8 @@ public struct SearchHit: Sendable, Equatable {
     public var caption: String
     /// On-screen text read in the shot.
     public var text: String
+    /// What was said during the shot (from transcripts), empty without a `transcribe` node.
+    public var speech: String = ""
     public var flagged: Bool
     /// Query words found in the caption, labels or on-screen text.
     public var matchedTerms: [String]
@@ -230,7 +232,7 @@ public final class SearchEngine: @unchecked Sendable {
             // Facets dominate fusion scores (which are below 2/61): each held word is a step.
             hits[i].score = (facets.isEmpty ? 0 : Double(held.count) / Double(facets.count)) + fused
             hits[i].matchedTerms = terms.filter { term in
-                let words = Self.words(hits[i].caption + " " + hits[i].text).union(labelWords)
+                let words = Self.words(hits[i].caption + " " + hits[i].text + " " + hits[i].speech).union(labelWords)
                 return words.contains { $0 == term || $0.hasPrefix(Self.singular(term)) }
             }
         }
@@ -277,7 +279,7 @@ public final class SearchEngine: @unchecked Sendable {
         case nil: break
         }
         // Caption words weigh most; labels next; on-screen text least (it is often partial).
-        sql += " ORDER BY bm25(shots_fts, 2.0, 1.0, 0.5) LIMIT \(Self.candidates)"
+        sql += " ORDER BY bm25(shots_fts, 2.0, 1.0, 0.5, 1.0) LIMIT \(Self.candidates)"
         return try store.pool.read { db in try Int64.fetchAll(db, sql: sql, arguments: arguments) }
     }
 
@@ -286,14 +288,14 @@ public final class SearchEngine: @unchecked Sendable {
             var hits: [SearchHit] = []
             for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
                 let rows = try Row.fetchAll(db, sql: """
-                    SELECT s.id, v.source, v.location, s.shot_index, s.start, s."end", s.caption, s.ocr_text, s.flagged, s.thumbnail, s.label_words
+                    SELECT s.id, v.source, v.location, s.shot_index, s.start, s."end", s.caption, s.ocr_text, s.flagged, s.thumbnail, s.label_words, s.speech
                     FROM shots s JOIN videos v ON v.id = s.video_id WHERE s.id IN (\(chunk.map { _ in "?" }.joined(separator: ",")))
                     """, arguments: StatementArguments(chunk))
                 for row in rows {
                     let thumbnail: String? = row[9]
                     let labelWords: String = row[10]
                     hits.append(SearchHit(shotID: row[0], source: row[1], location: row[2], shotIndex: row[3], start: row[4], end: row[5], caption: row[6],
-                                          text: row[7], flagged: row[8], matchedTerms: [], matchedLabels: Array(Self.words(labelWords)),
+                                          text: row[7], speech: row[11], flagged: row[8], matchedTerms: [], matchedLabels: Array(Self.words(labelWords)),
                                           textRank: nil, vectorRank: nil, similarity: nil, score: 0,
                                           thumbnail: thumbnail.map { store.folder.appendingPathComponent($0).path }))
                 }

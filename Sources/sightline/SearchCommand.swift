@@ -74,6 +74,7 @@ struct SearchCommand: ParsableCommand {
         for (n, hit) in hits.enumerated() {
             print("\(n + 1). \(hit.location)  \(MediaTime.format(hit.start))–\(MediaTime.format(hit.end))  shot \(hit.shotIndex)\(hit.flagged ? "  [flagged]" : "")")
             if !hit.caption.isEmpty { print("   \(hit.caption)") }
+            if !hit.speech.isEmpty { print("   said: \(hit.speech.count > 160 ? String(hit.speech.prefix(157)) + "…" : hit.speech)") }
             print("   why: \(Self.why(hit))")
             if let thumbnail = hit.thumbnail { print("   thumbnail: \(thumbnail)") }
         }
@@ -90,12 +91,12 @@ struct SearchCommand: ParsableCommand {
 
     static func jsonLine(_ hit: SearchHit) throws -> String {
         struct Line: Encodable {
-            var source: String, file: String, shot: Int, start: Double, end: Double, caption: String, text: String, flagged: Bool
+            var source: String, file: String, shot: Int, start: Double, end: Double, caption: String, text: String, speech: String, flagged: Bool
             var matched_terms: [String], matched_labels: [String], text_rank: Int?, vector_rank: Int?, similarity: Double?, score: Double
             var thumbnail: String?
         }
         let line = Line(source: hit.source, file: hit.location, shot: hit.shotIndex, start: hit.start, end: hit.end, caption: hit.caption, text: hit.text,
-                        flagged: hit.flagged, matched_terms: hit.matchedTerms, matched_labels: hit.matchedLabels, text_rank: hit.textRank,
+                        speech: hit.speech, flagged: hit.flagged, matched_terms: hit.matchedTerms, matched_labels: hit.matchedLabels, text_rank: hit.textRank,
                         vector_rank: hit.vectorRank, similarity: hit.similarity, score: hit.score, thumbnail: hit.thumbnail)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SightlineCore
 @testable import SightlineIndex
+import GRDB
 
 private func temporaryFolder() -> String {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-index-\(UUID().uuidString)")
@@ -292,5 +293,51 @@ private func document(source: String, shots: [(caption: String, label: String, a
         for (i, s) in scores.enumerated() { top.insert(Int64(i), s) }
         let sorted = scores.enumerated().sorted { $0.element > $1.element }.prefix(50)
         #expect(top.items.map(\.0) == sorted.map { Int64($0.offset) })
+    }
+}
+
+/// Transcripts in the index: what was said lands on the shots it overlaps and is searched with
+/// the rest; an index made before spoken text existed gains it by migration, its rows kept.
+@Suite struct SpokenTextIndexTests {
+    func spokenDocument() -> IndexDocument {
+        var builder = IndexDocumentBuilder(video: .init(source: "files/talk.mp4", location: "/videos/talk.mp4", sha256: "abc", duration: 0, live: false, pipelineHash: "p"))
+        builder.add(Record(.shot(Shot(index: 0, endedBy: .cut)), sourceID: "files/talk.mp4", start: 0, end: 5))
+        builder.add(Record(.shot(Shot(index: 1, endedBy: .end)), sourceID: "files/talk.mp4", start: 5, end: 10))
+        builder.add(Record(.caption(Caption(text: "A man at a desk.", maskedTerms: [], repeated: false, labels: [], onScreenText: [])), sourceID: "files/talk.mp4", start: 0, end: 5))
+        builder.add(Record(.caption(Caption(text: "A man at a desk.", maskedTerms: [], repeated: false, labels: [], onScreenText: [])), sourceID: "files/talk.mp4", start: 5, end: 10))
+        let segments = [Transcript.Segment(start: 1, end: 3, text: "Hello there."), Transcript.Segment(start: 6, end: 8, text: "The quarterly figures are in.")]
+        builder.add(Record(.transcript(Transcript(text: "Hello there. The quarterly figures are in.", segments: segments)), sourceID: "files/talk.mp4", start: 0.5, end: 9))
+        return builder.finished()
+    }
+
+    @Test func speechLandsOnTheShotsItOverlapsAndIsFound() throws {
+        let document = spokenDocument()
+        #expect(document.shots.map(\.speech) == ["Hello there.", "The quarterly figures are in."])
+        let store = try IndexStore(folder: temporaryFolder())
+        try store.replace(document)
+        let hits = try SearchEngine(store: store).search(SearchQuery(text: "quarterly figures"), queryVector: nil)
+        #expect(hits.count == 1)
+        #expect(hits.first?.shotIndex == 1 && hits.first?.speech == "The quarterly figures are in.")
+        #expect(hits.first?.matchedTerms == ["quarterly", "figures"])
+    }
+
+    @Test func anIndexFromBeforeSpeechIsMigratedWithItsRowsSearchable() throws {
+        let folder = temporaryFolder()
+        let path = folder + "/sightline-index.sqlite"
+        // Made the way the previous release made it: the migrations up to v2 only, one shot.
+        let queue = try DatabaseQueue(path: path)
+        try IndexSchema.migrator().migrate(queue, upTo: "v2-reviews")
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO videos (source, location, sha256, duration, live, pipeline_hash, indexed_at) VALUES ('files/a.mp4', '/a.mp4', 'x', 4, 0, 'p', 0)")
+            try db.execute(sql: """
+                INSERT INTO shots (video_id, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged)
+                VALUES (1, 0, 0, 4, 'end', 'A lighthouse at dusk.', '', '', 0, 0, 0)
+                """)
+        }
+        try queue.close()
+        let store = try IndexStore(folder: folder)
+        #expect(try SearchEngine(store: store).search(SearchQuery(text: "lighthouse"), queryVector: nil).count == 1)
+        try store.replace(spokenDocument())
+        #expect(try SearchEngine(store: store).search(SearchQuery(text: "hello"), queryVector: nil).first?.speech == "Hello there.")
     }
 }
