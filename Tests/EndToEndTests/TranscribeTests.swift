@@ -30,10 +30,12 @@ import Testing
         nodes:
           cam: {type: source, url: "\(clip)", fps: 2}
           asr: {type: transcribe, endpoint: "\(endpoint)", model: test-whisper, timeout: 5, retries: 1, policy: "\(policy)"}
+          moderation: {type: moderation, policy: "\(policy)"}
           out: {type: jsonl, path: out.jsonl}
         edges:
           - cam -> asr
-          - asr -> out
+          - asr -> moderation
+          - moderation -> out
         """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -88,6 +90,10 @@ import Testing
             let provenance = try #require(message.header["provenance"] as? [[String: Any]])
             #expect(provenance.first?["name"] as? String == "test-whisper" && provenance.first?["version"] as? String == "asr@127.0.0.1")
         }
+        // The spoken term raised the policy's flag, noted as spoken.
+        let flags = try messages(folder + "/out.jsonl").filter { $0.topic.hasPrefix("moderation/") }.compactMap { $0.header["data"] as? [String: Any] }
+        #expect(flags.first?["event"] as? String == "flag_start" && flags.first?["category"] as? String == "profanity")
+        #expect((flags.first?["notes"] as? [String]) == ["spoken"])
     }
 
     @Test func aVideoWithoutAudioIsSaidOnceAndTheRunGoesOn() throws {
