@@ -293,7 +293,7 @@ import SightlineNodes
         let d = diagnostics("  stats: {type: frame_stats}\n  moderation: {type: moderation}", ["cam", "stats", "moderation"])
         #expect(d.count == 1)
         #expect(d.first?.location.line == 4 && d.first?.location.column == 3)
-        #expect(d.first?.message == "node 'moderation' (moderation) needs `nsfw`, `labels` or `ocr` results, and no node before it produces them")
+        #expect(d.first?.message == "node 'moderation' (moderation) needs `nsfw`, `labels`, `ocr` or `transcripts` results, and no node before it produces them")
         #expect(d.first?.hint?.contains("produced by: labels, nsfw, ocr") == true, "\(d.first?.hint ?? "")")
         // Any one of them upstream is enough.
         #expect(diagnostics("  nsfw: {type: nsfw}\n  moderation: {type: moderation}", ["cam", "nsfw", "moderation"]).isEmpty)
