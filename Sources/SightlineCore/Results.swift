@@ -438,6 +438,8 @@ public struct Embedding: Sendable, Codable, Equatable {
 public struct CaptionPhrase: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable {
         case people, faces, objects, text, camera, shot
+        /// What was said (from a `transcribe` node's transcripts).
+        case speech
         /// Nothing clear enough to name.
         case unclear
     }

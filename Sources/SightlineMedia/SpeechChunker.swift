@@ -34,6 +34,9 @@ public struct SpeechChunker: Sendable {
     public let settings: Settings
     /// Seconds of silence left out (never sent).
     public private(set) var silentSecondsSkipped = 0.0
+    /// Seconds from the track's start up to which every sample has been cut into a chunk or
+    /// skipped as silence: what follows is still held, undecided.
+    public var decidedThrough: Double { seconds(bufferStart) }
     private let frameLength: Int
     private var pending: [Float] = []          // less than one frame, not yet judged
     private var buffer: [Float] = []           // the current chunk, whole frames

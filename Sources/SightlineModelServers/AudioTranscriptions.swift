@@ -43,11 +43,17 @@ public enum AudioTranscriptions {
     /// A segment's times are seconds from the chunk's start.
     public typealias Segment = Transcript.Segment
 
-    public struct Answer: Sendable, Equatable {
+    public struct Answer: Sendable, Equatable, Codable {
         public var text: String
         /// Empty when the server gave only the text (`json` instead of `verbose_json`).
         public var segments: [Segment]
         public var language: String?
+
+        public init(text: String, segments: [Segment] = [], language: String? = nil) {
+            self.text = text
+            self.segments = segments
+            self.language = language
+        }
     }
 
     /// The answer's text and segments; an error when it is not such an answer. An empty text

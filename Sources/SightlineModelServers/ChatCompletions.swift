@@ -47,7 +47,7 @@ public enum ChatCompletions {
         }
     }
 
-    public struct Answer: Sendable, Equatable {
+    public struct Answer: Sendable, Equatable, Codable {
         public var text: String
         /// The model the server says answered (may differ from the one asked for).
         public var model: String?

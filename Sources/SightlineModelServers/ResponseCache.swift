@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
 
-/// Answers kept on disk by what was asked (endpoint, model, prompt, the pictures' hashes), so
-/// a rerun over the same video costs the server nothing. One small JSON file per key, written
+/// Answers kept on disk by what was asked (endpoint, model, prompt, the hashes of the pictures
+/// or audio sent), so a rerun over the same video costs the server nothing. One small JSON file per key, written
 /// by rename so a crash never leaves half a file.
 public struct ResponseCache: Sendable {
     public let folder: String
@@ -11,9 +11,11 @@ public struct ResponseCache: Sendable {
         self.folder = folder
     }
 
-    public static func key(endpoint: String, model: String, prompt: String, imageHashes: [String]) -> String {
-        let text = ([endpoint, model, prompt] + imageHashes).joined(separator: "\u{1f}")
-        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    /// The key of a request: where it went, the model, the prompt (or a request's other
+    /// settings) and the hashes of what it carried (pictures, audio), in order.
+    public static func key(endpoint: String, model: String, prompt: String, contentHashes: [String]) -> String {
+        let text = ([endpoint, model, prompt] + contentHashes).joined(separator: "\u{1f}")
+        return hash(Data(text.utf8))
     }
 
     public static func hash(_ data: Data) -> String {
@@ -22,16 +24,16 @@ public struct ResponseCache: Sendable {
 
     private func path(_ key: String) -> String { folder + "/" + key + ".json" }
 
-    public func get(_ key: String) -> ChatCompletions.Answer? {
-        guard let data = FileManager.default.contents(atPath: path(key)), data.count < 1 << 20,
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let text = object["text"] as? String else { return nil }
-        return ChatCompletions.Answer(text: text, model: object["model"] as? String)
+    /// The answer kept under `key`, if there is a readable one (a damaged file is a miss).
+    public func get<Answer: Decodable>(_ key: String, as type: Answer.Type) -> Answer? {
+        guard let data = FileManager.default.contents(atPath: path(key)), data.count < 16 << 20 else { return nil }
+        return try? JSONDecoder().decode(Answer.self, from: data)
     }
 
-    public func put(_ key: String, _ answer: ChatCompletions.Answer) {
-        var object: [String: Any] = ["text": answer.text, "created": Date().timeIntervalSince1970]
-        if let model = answer.model { object["model"] = model }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+    public func put<Answer: Encodable>(_ key: String, _ answer: Answer) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(answer) else { return }
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let temporary = path(key) + ".\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data) else { return }

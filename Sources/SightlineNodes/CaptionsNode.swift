@@ -10,6 +10,7 @@ import SightlineModels
 /// - objects: the hedged WordNet concepts of the whole frame and its crops, named when they
 ///   hold over the segment;
 /// - on-screen text: one best reading per text track, the most salient few quoted;
+/// - speech: what a transcript says during the segment, quoted briefly;
 /// - the camera (static, pan, tilt, shake) and the segment's length.
 /// With nothing clear to name it says "Unclear scene" rather than guess. Pure: feed evidence,
 /// get captions at segment ends (unmasked: the node applies the moderation policy's word list).
@@ -24,6 +25,8 @@ public struct CaptionComposer: Sendable {
     /// A leading class this likely, but below the bar, is named as a possibility.
     public var minTentative = 0.25
     public var camera = CameraMotion()
+    /// Characters of speech quoted at most (the rest is in the transcripts).
+    public var speechQuote = 80
 
     private struct Timed<T: Sendable>: Sendable {
         var time: Double
@@ -38,6 +41,7 @@ public struct CaptionComposer: Sendable {
     private var clothing: [Timed<[String]>] = []
     private var events: [Timed<TrackEvent>] = []
     private var steps: [Timed<CameraMotion.Step>] = []
+    private var speech: [Transcript.Segment] = []
     private var previousSubjects: [String]?
 
     public init(minConfidence: Double = 0.05, quoteLines: Int = 2, minSupport: Double = 0.5) {
@@ -68,6 +72,12 @@ public struct CaptionComposer: Sendable {
 
     public mutating func add(event: TrackEvent, at time: Double) { events.append(Timed(time: time, value: event)) }
 
+    /// A stretch of speech (a transcript segment, times on the source's clock).
+    public mutating func add(speech segment: Transcript.Segment) {
+        guard !segment.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return }
+        speech.append(segment)
+    }
+
     /// The upper-body colours of the people a frame's `people` record found.
     public mutating func add(upperColours: [String], at time: Double) { clothing.append(Timed(time: time, value: upperColours)) }
 
@@ -88,7 +98,15 @@ public struct CaptionComposer: Sendable {
         }
         let labelsHere = take(&labels), textsHere = take(&texts), snapshotsHere = take(&snapshots)
         let detectionsHere = take(&detections), eventsHere = take(&events), stepsHere = take(&steps), clothingHere = take(&clothing)
-        guard !labelsHere.isEmpty || !textsHere.isEmpty || !snapshotsHere.isEmpty || !detectionsHere.isEmpty else { return nil }
+        // Speech said mostly inside the segment (or most of the segment, for a long sentence);
+        // a sentence running on past its end is quoted again in the next.
+        let spokenHere = speech.filter { segment in
+            let overlap = min(segment.end, end) - max(segment.start, start)
+            return overlap > 0 && overlap >= min(0.5 * (segment.end - segment.start), 0.5 * (end - start), 0.5)
+                || (segment.end == segment.start && segment.start >= start && inside(segment.start))
+        }
+        speech.removeAll { final ? $0.start <= end : $0.end <= end }
+        guard !labelsHere.isEmpty || !textsHere.isEmpty || !snapshotsHere.isEmpty || !detectionsHere.isEmpty || !spokenHere.isEmpty else { return nil }
 
         var phrases: [CaptionPhrase] = []
         let people = subjects("person", snapshotsHere, detectionsHere, eventsHere, start: start, end: end)
@@ -121,6 +139,7 @@ public struct CaptionComposer: Sendable {
                 "ocr: \(track.readings.count) reading\(track.readings.count == 1 ? "" : "s") in \(track.frames) frame\(track.frames == 1 ? "" : "s"), best “\(track.best)”"
             }))
         }
+        if let said = Self.speechPhrase(spokenHere, limit: speechQuote) { phrases.append(said) }
         if let kind = camera.classify(stepsHere.map(\.value)), let words = Self.cameraWords[kind] {
             let shifts = stepsHere.map { "(\($0.value.dx),\($0.value.dy))" }.joined(separator: " ")
             phrases.append(CaptionPhrase(kind: .camera, text: words, evidence: ["frame shifts (thumbnail cells): \(shifts)"]))
@@ -140,6 +159,16 @@ public struct CaptionComposer: Sendable {
         let text = Self.capitalised(sentence) + "."
         return Caption(text: text, maskedTerms: [], repeated: repeated, labels: averagedLabels(labelsHere), onScreenText: quoted,
                        moreText: max(0, ranked.count - quoted.count), phrases: phrases)
+    }
+
+    /// "someone says “…”": the segments in order, quoted briefly; the evidence lists them.
+    static func speechPhrase(_ segments: [Transcript.Segment], limit: Int) -> CaptionPhrase? {
+        let ordered = segments.sorted { $0.start < $1.start }
+        let words = ordered.map { $0.text.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        guard !words.isEmpty else { return nil }
+        var evidence = ordered.prefix(3).map { String(format: "speech %.1f–%.1f s: “%@”", $0.start, $0.end, shortened($0.text, limit: 120)) }
+        if ordered.count > 3 { evidence.append("and \(ordered.count - 3) more segment\(ordered.count == 4 ? "" : "s") of speech") }
+        return CaptionPhrase(kind: .speech, text: "someone says “\(shortened(words.joined(separator: " "), limit: limit))”", evidence: evidence)
     }
 
     static let cameraWords: [CameraMotion.Kind: String] = [
@@ -310,19 +339,37 @@ public struct CaptionComposer: Sendable {
 }
 
 /// `captions`: one caption per shot (from an upstream `shots` node) or per fixed window,
-/// composed from `labels` and `ocr` records, passed through the moderation policy's word list:
-/// flagged words are masked and the caption is marked flagged, never dropped.
+/// composed from `labels`, `ocr`, people, tracks and `transcripts` records, passed through the
+/// moderation policy's word list: flagged words are masked and the caption is marked flagged,
+/// never dropped. When a `transcribe` node upstream is still hearing a segment's audio (frames
+/// carry how far it has heard), the segment's caption waits for its speech, at most
+/// `speech_wait` seconds; frames and records pass on meanwhile.
 public final class CaptionsNode: NodeProcessor {
+    /// A segment that has ended and waits for its speech.
+    private struct Held {
+        var start: Double
+        var end: Double
+        var final: Bool
+        var record: Record?
+        var deadline: Double
+    }
+
     private var composers: [String: CaptionComposer] = [:]
     private var windowStart: [String: Double] = [:]
     private var lastTime: [String: Double] = [:]
+    private var heard: [String: Double] = [:]
+    private var held: [String: [Held]] = [:]
+    private var saidLate: Set<String> = []
+    /// The speech server's model and host, from the source's latest transcript.
+    private var speechProvenance: [String: Provenance] = [:]
     private let window: Double
     private let maskedTerms: [String]
     private let minConfidence: Double
+    private let speechWait: Double
 
     public static let descriptor = NodeDescriptor(
         name: "captions",
-        description: "A caption per shot (or per window) from labels and on-screen text, with evidence; flagged words masked (kind `captions`).",
+        description: "A caption per shot (or per window) from labels, people, on-screen text and speech, with evidence; flagged words masked (kind `captions`).",
         role: .transform, inputs: .records, outputs: .records,
         options: [
             OptionSpec("window", .double, default: .double(0), min: 0, max: 3600, help: "fixed window in seconds; 0: use `shots` records from a shots node"),
@@ -330,6 +377,8 @@ public final class CaptionsNode: NodeProcessor {
                        help: "moderation policy whose text terms are masked in captions (relative to the pipeline's folder; empty: none)",
                        checkFile: { _ = try ModerationPolicy.load(path: $0) }),
             OptionSpec("min_confidence", .double, default: .double(0.05), min: 0, max: 1, help: "labels averaged below this are left out (up to 3 are named, with their confidence)"),
+            OptionSpec("speech_wait", .double, default: .double(30), min: 0, max: 3600,
+                       help: "seconds a caption waits for a transcribe node upstream to hear its segment's speech (0: never waits; speech that comes later is in the transcripts only)"),
         ],
         contract: NodeContract(needs: [
             .init(anyOf: [.labels], hint: "add a labels node before it: captions name what the labels node sees"),
@@ -339,7 +388,8 @@ public final class CaptionsNode: NodeProcessor {
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         let terms = try maskedTerms(policy: options.string("policy"))
-        return .processor(CaptionsNode(window: options.double("window") ?? 0, maskedTerms: terms, minConfidence: options.double("min_confidence") ?? 0.05))
+        return .processor(CaptionsNode(window: options.double("window") ?? 0, maskedTerms: terms, minConfidence: options.double("min_confidence") ?? 0.05,
+                                       speechWait: options.double("speech_wait") ?? 30))
     }
 
     /// The words a moderation policy's text rules list: what captions mask.
@@ -353,10 +403,17 @@ public final class CaptionsNode: NodeProcessor {
         return terms
     }
 
-    init(window: Double, maskedTerms: [String], minConfidence: Double) {
+    init(window: Double, maskedTerms: [String], minConfidence: Double, speechWait: Double = 30) {
         self.window = window
         self.maskedTerms = maskedTerms
         self.minConfidence = minConfidence
+        self.speechWait = speechWait
+    }
+
+    public var flushDeadline: Double? { held.values.compactMap { $0.first?.deadline }.min() }
+
+    public func flush(context: any NodeContext, emit: (Item) -> Void) throws {
+        for source in held.keys { release(source, context: context, emit: emit) }
     }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
@@ -364,17 +421,15 @@ public final class CaptionsNode: NodeProcessor {
         case .record(let record):
             emit(item)
             let source = record.sourceID
-            var composer = composers[source] ?? CaptionComposer(minConfidence: minConfidence)
             if window > 0 && record.kind != .shots {
                 let start = windowStart[source] ?? record.start
                 windowStart[source] = start
                 if record.start >= start + window {
-                    if let caption = composer.finish(start: start, end: record.start, final: false) {
-                        emit(.record(captionRecord(caption, source: source, start: start, end: record.start, record: record)))
-                    }
+                    conclude(source, start: start, end: record.start, final: false, record: record, context: context, emit: emit)
                     windowStart[source] = record.start
                 }
             }
+            var composer = composers[source] ?? CaptionComposer(minConfidence: minConfidence)
             switch record.value {
             case .labels(let labels):
                 composer.add(labels: labels, at: record.start)
@@ -389,32 +444,79 @@ public final class CaptionsNode: NodeProcessor {
                 composer.add(upperColours: people.objects.compactMap { $0.attributes["upper_colour"] }, at: record.start)
             case .faces(let faces):
                 composer.add(detected: "face", count: faces.objects.count, at: record.start)
-            case .shot(let shot) where window == 0:
-                // A shot that ended by a cut stops before the cut frame; the last shot includes its end.
-                if let caption = composer.finish(start: record.start, end: record.end, final: shot.includesEnd) {
-                    emit(.record(captionRecord(caption, source: source, start: record.start, end: record.end, record: record)))
-                }
+            case .transcript(let transcript):
+                // A server that gave no segment times: the chunk's text spans the chunk.
+                let segments = transcript.segments.isEmpty ? [Transcript.Segment(start: record.start, end: record.end, text: transcript.text)] : transcript.segments
+                segments.forEach { composer.add(speech: $0) }
+                if let model = record.provenance.first { speechProvenance[source] = model }
             default:
                 break
             }
-            lastTime[source] = max(lastTime[source] ?? record.end, record.end)
             composers[source] = composer
-        case .endOfStream(let eos):
-            if window > 0, var composer = composers[eos.sourceID], let start = windowStart[eos.sourceID] {
-                let end = lastTime[eos.sourceID] ?? start
-                if let caption = composer.finish(start: start, end: end) {
-                    emit(.record(captionRecord(caption, source: eos.sourceID, start: start, end: end, record: nil)))
-                }
+            if case .shot(let shot) = record.value, window == 0 {
+                // A shot that ended by a cut stops before the cut frame; the last shot includes its end.
+                conclude(source, start: record.start, end: record.end, final: shot.includesEnd, record: record, context: context, emit: emit)
             }
-            composers[eos.sourceID] = nil
+            lastTime[source] = max(lastTime[source] ?? record.end, record.end)
+            release(source, context: context, emit: emit)
+        case .endOfStream(let eos):
+            // Everything said in the source is in by its end (the transcribe node sends it first).
+            heard[eos.sourceID] = .infinity
+            release(eos.sourceID, context: context, emit: emit)
+            if window > 0, let start = windowStart[eos.sourceID] {
+                let end = lastTime[eos.sourceID] ?? start
+                compose(eos.sourceID, Held(start: start, end: end, final: true, record: nil, deadline: 0), emit: emit)
+            }
+            heard[eos.sourceID] = nil
             windowStart[eos.sourceID] = nil
             lastTime[eos.sourceID] = nil
+            speechProvenance[eos.sourceID] = nil
+            composers[eos.sourceID] = nil
+            held[eos.sourceID] = nil
+            saidLate.remove(eos.sourceID)
+            emit(item)
         case .frame(let frame):
             emit(item)
+            if let mark = frame.metadata[TranscribeNode.heardKey], let through = Double(mark) { heard[frame.sourceID] = through }
             composers[frame.sourceID, default: CaptionComposer(minConfidence: minConfidence)].add(frame: frame)
+            release(frame.sourceID, context: context, emit: emit)
         case .status:
             emit(item)
         }
+    }
+
+    /// The segment `[start, end]` has ended: its caption goes out now, or waits for its speech
+    /// when a transcribe node upstream has not yet heard that far (and behind earlier waiting ones).
+    private func conclude(_ source: String, start: Double, end: Double, final: Bool, record: Record?, context: any NodeContext, emit: (Item) -> Void) {
+        let segment = Held(start: start, end: end, final: final, record: record, deadline: context.clock.now() + speechWait)
+        if speechWait > 0, let through = heard[source], through < end || !(held[source]?.isEmpty ?? true) {
+            held[source, default: []].append(segment)
+        } else {
+            compose(source, segment, emit: emit)
+        }
+    }
+
+    /// Captions whose speech is in, or that waited long enough, go out in order.
+    private func release(_ source: String, context: any NodeContext, emit: (Item) -> Void) {
+        guard var queue = held[source], !queue.isEmpty else { return }
+        let now = context.clock.now(), through = heard[source] ?? .infinity
+        while let first = queue.first, through >= first.end || now >= first.deadline {
+            if through < first.end && !saidLate.contains(source) {
+                saidLate.insert(source)
+                context.post(StatusEvent(.error(NodeFailure(node: "captions", message: String(format: "a caption waited %.0f s for speech the transcribe node had not yet heard and went out without it; later speech is in the transcripts records only", speechWait), fatal: false)),
+                                         sourceID: source, wallClock: now))
+            }
+            compose(source, queue.removeFirst(), emit: emit)
+        }
+        held[source] = queue
+    }
+
+    private func compose(_ source: String, _ segment: Held, emit: (Item) -> Void) {
+        guard var composer = composers[source] else { return }
+        if let caption = composer.finish(start: segment.start, end: segment.end, final: segment.final) {
+            emit(.record(captionRecord(caption, source: source, start: segment.start, end: segment.end, record: segment.record)))
+        }
+        composers[source] = composer
     }
 
     func mask(_ text: String) -> (String, [String]) { Self.mask(text, terms: maskedTerms) }
@@ -439,9 +541,17 @@ public final class CaptionsNode: NodeProcessor {
         var caption = composed
         (caption.text, caption.maskedTerms) = mask(composed.text)
         caption.onScreenText = composed.onScreenText.map { mask($0).0 }
+        // Phrases quote text and speech: the policy's words are masked there too.
+        caption.phrases = composed.phrases.map { phrase in
+            var phrase = phrase
+            phrase.text = mask(phrase.text).0
+            phrase.evidence = phrase.evidence.map { mask($0).0 }
+            return phrase
+        }
         var provenance = [Provenance(name: "captions-compose", version: "1")]
         if !caption.labels.isEmpty { provenance.append(ModelNodeOptions.provenance(ModelZoo.efficientNetLite0)) }
         if !caption.onScreenText.isEmpty { provenance.append(ModelNodeOptions.provenance(ModelZoo.ppOCR)) }
+        if caption.phrases.contains(where: { $0.kind == .speech }), let speech = speechProvenance[source] { provenance.append(speech) }
         return Record(.caption(caption), sourceID: source, start: start, end: end, ingestWallClock: record?.ingestWallClock, provenance: provenance)
     }
 }

@@ -12,8 +12,11 @@ import Synchronization
 /// pauses into chunks of at most 30 s, and sends each as a WAV file. Each answer becomes a
 /// `transcripts` record spanning its chunk, with the server's segment times moved onto the
 /// source's clock and the moderation policy's terms masked. Frames and records pass on at once;
-/// transcripts go out as they arrive and before the source's end. A file with no audio track is
-/// said once on the status topic, and so is a failed chunk (its span is then not covered).
+/// transcripts go out as they arrive and before the source's end. Each frame passing on carries
+/// how far the audio has been heard (`heardKey`), so a captions node downstream can hold a
+/// shot's caption until what was said in it is in. Answers are cached on disk by the chunk's
+/// audio, so a rerun costs the server nothing. A file with no audio track is said once on the
+/// status topic, and so is a failed chunk (its span is then not covered).
 public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
     private let client: ModelServerClient?
     private let model: String
@@ -22,9 +25,16 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
     private let terms: [String]
     private let concurrency: Int
     private let waitLimit: Double
+    private let cache: ResponseCache?
     private var started: Set<String> = []
     private var running: [String: Task<Void, Never>] = [:]
-    private let finished = Mutex<[Item]>([])
+    /// Transcripts ready to go out, and per source how far its audio is heard: one lock, so a
+    /// frame's mark never runs ahead of the transcripts emitted before it.
+    private let state = Mutex<(finished: [Item], coverage: [String: SpeechCoverage])>(([], [:]))
+
+    /// Frame metadata: seconds on the source's clock before which every transcript of the
+    /// source has gone out ahead of this frame ("inf" once the whole track has).
+    public static let heardKey = "sl.speech.heard"
     private var saidDisabled = false
     private var lastNow = 0.0
 
@@ -43,6 +53,7 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
             OptionSpec("timeout", .double, default: .double(60), min: 0.1, max: 600, help: "seconds one attempt may take"),
             OptionSpec("retries", .int, default: .int(2), min: 0, max: 10, help: "attempts after the first (5xx, 429, timeouts, dropped connections), with growing delays and jitter"),
             OptionSpec("concurrency", .int, default: .int(1), min: 1, max: 16, help: "chunks in flight at once per source"),
+            OptionSpec("cache", .outputPath, default: .string("asr-cache"), help: "folder of cached answers by chunk audio (relative to the output folder); empty: no cache"),
             OptionSpec("policy", .inputFile, default: .string(""), help: "moderation policy whose text terms are masked in transcripts (and flag them), as in captions",
                        checkFile: { _ = try ModerationPolicy.load(path: $0) }),
         ],
@@ -59,6 +70,9 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
         chunking = SpeechChunker.Settings(silenceDB: Float(options.double("silence_db") ?? -40), maxSeconds: options.double("max_chunk") ?? 30)
         terms = try CaptionsNode.maskedTerms(policy: options.string("policy"))
         concurrency = options.int("concurrency") ?? 1
+        let cacheFolder = options.string("cache") ?? ""
+        cache = cacheFolder.isEmpty ? nil
+            : ResponseCache(folder: cacheFolder.hasPrefix("/") ? cacheFolder : options.outputDirectory + "/" + cacheFolder)
     }
 
     /// While a source's audio is being transcribed, the graph calls `flush` every 50 ms so
@@ -67,54 +81,71 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
 
     public func flush(context: any NodeContext, emit: (Item) -> Void) throws {
         lastNow = context.clock.now()
-        emitFinished(emit: emit)
+        emitFinished(source: nil, emit: emit)
     }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         lastNow = context.clock.now()
-        defer { emitFinished(emit: emit) }
-        emit(item)
         switch item {
-        case .frame(let frame):
-            guard !started.contains(frame.sourceID) else { return }
-            started.insert(frame.sourceID)
-            guard let client else {
-                if !saidDisabled {
-                    saidDisabled = true
-                    say("no speech model server configured (endpoint is empty): no transcripts", source: frame.sourceID, context: context)
-                }
-                return
+        case .frame(var frame):
+            if !started.contains(frame.sourceID) {
+                started.insert(frame.sourceID)
+                begin(frame, context: context)
             }
-            guard let url = frame.metadata[VideoSourceNode.urlKey] else {
-                say("the source's media is not known (frames from a link or a generator): no transcripts", source: frame.sourceID, context: context)
-                return
-            }
-            guard !SourceOptions.isLiveURL(url) else {
-                say("transcribe reads the audio of files; live sources are not transcribed yet", source: frame.sourceID, context: context)
-                return
-            }
-            running[frame.sourceID] = start(url: url, source: frame.sourceID, client: client, context: context)
+            let heard = emitFinished(source: frame.sourceID, emit: emit)
+            if let heard { frame.metadata[Self.heardKey] = String(heard) }
+            emit(.frame(frame))
         case .endOfStream(let eos):
             // A file's transcripts go out before its end (sinks close its results there).
-            guard let task = running.removeValue(forKey: eos.sourceID) else { return }
-            let done = DispatchSemaphore(value: 0)
-            Task.detached {
-                await task.value
-                done.signal()
+            if let task = running.removeValue(forKey: eos.sourceID) {
+                let done = DispatchSemaphore(value: 0)
+                Task.detached {
+                    await task.value
+                    done.signal()
+                }
+                if done.wait(timeout: .now() + waitLimit) == .timedOut {
+                    task.cancel()
+                    say("the speech server did not finish within \(Int(waitLimit)) s of the source's end: later transcripts are lost", source: eos.sourceID, context: context)
+                }
             }
-            if done.wait(timeout: .now() + waitLimit) == .timedOut {
-                task.cancel()
-                say("the speech server did not finish within \(Int(waitLimit)) s of the source's end: later transcripts are lost", source: eos.sourceID, context: context)
-            }
+            emitFinished(source: eos.sourceID, emit: emit)
+            state.withLock { _ = $0.coverage.removeValue(forKey: eos.sourceID) }
+            started.remove(eos.sourceID)
+            emit(item)
         default:
-            break
+            emitFinished(source: nil, emit: emit)
+            emit(item)
         }
     }
 
-    /// Reads, chunks and sends one source's audio; answers land in `finished`.
+    /// A source's first frame: starts reading its audio, or says why there will be none.
+    private func begin(_ frame: Frame, context: any NodeContext) {
+        guard let client else {
+            if !saidDisabled {
+                saidDisabled = true
+                say("no speech model server configured (endpoint is empty): no transcripts", source: frame.sourceID, context: context)
+            }
+            return
+        }
+        guard let url = frame.metadata[VideoSourceNode.urlKey] else {
+            say("the source's media is not known (frames from a link or a generator): no transcripts", source: frame.sourceID, context: context)
+            return
+        }
+        guard !SourceOptions.isLiveURL(url) else {
+            say("transcribe reads the audio of files; live sources are not transcribed yet", source: frame.sourceID, context: context)
+            return
+        }
+        state.withLock { $0.coverage[frame.sourceID] = SpeechCoverage(start: -.infinity) }
+        running[frame.sourceID] = start(url: url, source: frame.sourceID, client: client, context: context)
+    }
+
+    /// Reads, chunks and sends one source's audio; answers land in `state.finished`.
     private func start(url: String, source: String, client: ModelServerClient, context: any NodeContext) -> Task<Void, Never> {
-        let settings = chunking, model = model, language = language, terms = terms, concurrency = concurrency
+        let settings = chunking, model = model, language = language, terms = terms, concurrency = concurrency, cache = cache
+        let endpoint = client.settings.url("/audio/transcriptions")
         return Task.detached { [self] in
+            // However it ends, the whole track counts as heard then: nothing more will come.
+            defer { cover(source) { $0.finish() } }
             let reader: AudioReader?
             do {
                 reader = try AudioReader(url: url, sampleRate: settings.sampleRate)
@@ -131,28 +162,43 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
             var chunker = SpeechChunker(settings: settings)
             let offset = reader.startSeconds
             await withTaskGroup(of: Void.self) { group in
-                var inFlight = 0
+                var inFlight = 0, sent = 0
                 func send(_ chunk: SpeechChunker.Chunk) async {
                     if inFlight >= concurrency {
                         await group.next()
                         inFlight -= 1
                     }
                     inFlight += 1
+                    let id = sent
+                    sent += 1
+                    let start = offset + chunk.start, end = offset + chunk.end
+                    cover(source) { $0.sent(id, start: start) }
                     group.addTask {
-                        let request = AudioTranscriptions.Request(model: model, audio: WAVFile.bytes(chunk.samples, sampleRate: chunk.sampleRate), language: language)
-                        let outcome = await client.transcribe(request)
-                        let start = offset + chunk.start, end = offset + chunk.end
-                        guard let answer = outcome.answer else {
-                            self.say(String(format: "speech server: %@; %.1f–%.1f s is not transcribed", outcome.failure ?? "no answer", start, end), source: source, context: context)
-                            return
+                        let audio = WAVFile.bytes(chunk.samples, sampleRate: chunk.sampleRate)
+                        let key = ResponseCache.key(endpoint: endpoint, model: model, prompt: "language=" + (language ?? ""), contentHashes: [ResponseCache.hash(audio)])
+                        var provenance = [Provenance(name: model, version: "asr@" + client.settings.host)]
+                        var answer = cache?.get(key, as: AudioTranscriptions.Answer.self)
+                        if answer != nil {
+                            provenance.append(Provenance(name: "asr-cache", version: "hit"))
+                        } else {
+                            let outcome = await client.transcribe(AudioTranscriptions.Request(model: model, audio: audio, language: language))
+                            answer = outcome.answer
+                            if let answer { cache?.put(key, answer) } else {
+                                self.say(String(format: "speech server: %@; %.1f–%.1f s is not transcribed", outcome.failure ?? "no answer", start, end), source: source, context: context)
+                            }
                         }
-                        let record = Self.record(answer, source: source, start: start, end: end, terms: terms, model: model, host: client.settings.host)
-                        self.finished.withLock { $0.append(.record(record)) }
+                        let record = answer.map { Self.record($0, source: source, start: start, end: end, terms: terms, provenance: provenance) }
+                        self.state.withLock {
+                            if let record { $0.finished.append(.record(record)) }
+                            $0.coverage[source]?.answered(id)
+                        }
                     }
                 }
                 do {
                     while let block = try reader.read(), !Task.isCancelled {
                         for chunk in chunker.push(block) { await send(chunk) }
+                        let through = offset + chunker.decidedThrough
+                        cover(source) { $0.decided(through: through) }
                     }
                 } catch {
                     say("the audio track broke off: \(error); what was read is transcribed", source: source, context: context)
@@ -162,25 +208,37 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
         }
     }
 
+    private func cover(_ source: String, _ change: (inout SpeechCoverage) -> Void) {
+        state.withLock { state in
+            guard var coverage = state.coverage[source] else { return }
+            change(&coverage)
+            state.coverage[source] = coverage
+        }
+    }
+
     /// A transcript record from a server's answer about the chunk `[start, end]`.
-    static func record(_ answer: AudioTranscriptions.Answer, source: String, start: Double, end: Double, terms: [String], model: String, host: String) -> Record {
+    static func record(_ answer: AudioTranscriptions.Answer, source: String, start: Double, end: Double, terms: [String], provenance: [Provenance]) -> Record {
         let (text, masked) = CaptionsNode.mask(answer.text, terms: terms)
         let segments = answer.segments.map {
             Transcript.Segment(start: start + $0.start, end: min(end, start + $0.end), text: CaptionsNode.mask($0.text, terms: terms).0)
         }
         return Record(.transcript(Transcript(text: text, maskedTerms: masked, segments: segments, language: answer.language)),
-                      sourceID: source, start: start, end: end, provenance: [Provenance(name: model, version: "asr@" + host)])
+                      sourceID: source, start: start, end: end, provenance: provenance)
     }
 
     private func say(_ message: String, source: String, context: any NodeContext) {
         context.post(StatusEvent(.error(NodeFailure(node: "transcribe", message: message, fatal: false)), sourceID: source, wallClock: context.clock.now()))
     }
 
-    private func emitFinished(emit: (Item) -> Void) {
-        let done = finished.withLock { list -> [Item] in
-            defer { list.removeAll() }
-            return list
+    /// Emits the transcripts that are in; returns how far `source`'s audio is heard (nil when
+    /// it is not being transcribed).
+    @discardableResult
+    private func emitFinished(source: String?, emit: (Item) -> Void) -> Double? {
+        let (done, heard) = state.withLock { state -> ([Item], Double?) in
+            defer { state.finished.removeAll() }
+            return (state.finished, source.flatMap { state.coverage[$0]?.heardThrough })
         }
         done.forEach(emit)
+        return heard
     }
 }

@@ -19,7 +19,7 @@ import Synchronization
 public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
     public static let defaultTemplate = """
     You see {frame_count} frame(s) from {time_span} of a video. An automatic system noted: {builtin}
-    Labels it saw: {labels}. On-screen text: {text}.
+    Labels it saw: {labels}. On-screen text: {text}. Speech: {speech}.
     Describe what happens in one or two plain sentences. Name people, objects and actions you can see; do not guess names.
     """
 
@@ -57,7 +57,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
             OptionSpec("model", .string, default: .string("default"), help: "the model name the server serves"),
             OptionSpec("api_key_env", .string, default: .string("SIGHTLINE_VLM_API_KEY"), help: "environment variable holding the API key (sent as a Bearer token); never put the key in the pipeline file"),
             OptionSpec("api_key_file", .inputFile, default: .string(""), help: "a file holding the API key (instead of the environment variable)"),
-            OptionSpec("prompt", .inputFile, default: .string(""), help: "prompt template file: {builtin}, {labels}, {text}, {time_span}, {frame_count} are filled in; empty: the built-in template"),
+            OptionSpec("prompt", .inputFile, default: .string(""), help: "prompt template file: {builtin}, {labels}, {text}, {speech}, {time_span}, {frame_count} are filled in; empty: the built-in template"),
             OptionSpec("frames", .int, default: .int(3), min: 1, max: 4, help: "frames sent per caption, spread over its span"),
             OptionSpec("max_frame_size", .int, default: .int(768), min: 64, max: 4096, help: "frames are scaled down to at most this width before sending"),
             OptionSpec("timeout", .double, default: .double(30), min: 0.1, max: 600, help: "seconds one attempt may take"),
@@ -100,10 +100,13 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         func clock(_ t: Double) -> String { String(format: "%d:%04.1f", Int(t) / 60, t.truncatingRemainder(dividingBy: 60)) }
         let labels = caption.labels.prefix(5).map { String(format: "%@ (%.0f%%)", $0.name, $0.probability * 100) }.joined(separator: ", ")
         let text = caption.onScreenText.isEmpty ? "none" : caption.onScreenText.map { "\"\($0)\"" }.joined(separator: "; ")
+        // The built-in caption quotes speech briefly; its evidence holds the segments' text.
+        let said = caption.phrases.filter { $0.kind == .speech }.flatMap(\.evidence).joined(separator: " ")
         return template
             .replacingOccurrences(of: "{builtin}", with: caption.text)
             .replacingOccurrences(of: "{labels}", with: labels.isEmpty ? "none" : labels)
             .replacingOccurrences(of: "{text}", with: text)
+            .replacingOccurrences(of: "{speech}", with: said.isEmpty ? "none" : said)
             .replacingOccurrences(of: "{time_span}", with: "\(clock(start))–\(clock(end))")
             .replacingOccurrences(of: "{frame_count}", with: String(frameCount))
     }
@@ -176,8 +179,8 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
             return
         }
         let prompt = Self.prompt(template, caption: caption, start: record.start, end: record.end, frameCount: images.count)
-        let key = ResponseCache.key(endpoint: client.settings.url("/chat/completions"), model: model, prompt: prompt, imageHashes: hashes.map(\.1))
-        if let answer = cache?.get(key) {
+        let key = ResponseCache.key(endpoint: client.settings.url("/chat/completions"), model: model, prompt: prompt, contentHashes: hashes.map(\.1))
+        if let answer = cache?.get(key, as: ChatCompletions.Answer.self) {
             let outcome = ServerOutcome(answer: answer, failure: nil, attempts: 0, serverSeconds: 0, backoffSeconds: 0)
             emit(.record(answered(Finished(builtin: record, outcome: outcome, frameHashes: hashes, cacheKey: key), answer: answer, cached: true)))
             return

@@ -40,6 +40,27 @@ import Testing
         return path
     }
 
+    /// Labels and captions per 2 s window after the transcribe node: captions wait for speech.
+    func captionsPipeline(_ folder: String, clip: String, endpoint: String) throws -> String {
+        let path = folder + "/asr-captions.yaml"
+        try """
+        pipeline: asr-captions-test
+        defaults: {policy: block, capacity: 8}
+        nodes:
+          cam: {type: source, url: "\(clip)", fps: 2}
+          asr: {type: transcribe, endpoint: "\(endpoint)", model: test-whisper, timeout: 10, retries: 0}
+          labels: {type: labels, top: 3}
+          captions: {type: captions, window: 2, speech_wait: 20}
+          out: {type: jsonl, path: out.jsonl}
+        edges:
+          - cam -> asr
+          - asr -> labels
+          - labels -> captions
+          - captions -> out
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     func messages(_ path: String) throws -> [(topic: String, header: [String: Any])] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").compactMap { line in
             guard let message = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
@@ -94,6 +115,49 @@ import Testing
         let flags = try messages(folder + "/out.jsonl").filter { $0.topic.hasPrefix("moderation/") }.compactMap { $0.header["data"] as? [String: Any] }
         #expect(flags.first?["event"] as? String == "flag_start" && flags.first?["category"] as? String == "profanity")
         #expect((flags.first?["notes"] as? [String]) == ["spoken"])
+    }
+
+    /// A slow server (1.5 s per chunk) answers long after the frames of each window passed:
+    /// each window's caption still quotes what was said in it, with the server as provenance.
+    /// A second run over the same clip asks the server nothing: the answers come from the cache.
+    @Test func captionsQuoteTheSpeechOfTheirWindowAndARerunHitsTheCache() throws {
+        let folder = try folder("captions")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clip = folder + "/talk.mp4"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=6",
+                                "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000:duration=6,volume='if(between(t,2,3.5),0,1)':eval=frame",
+                                "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", clip])
+        let server = try FakeModelServer { _, n in
+            .status(200, body: #"{"text": "words \#(n)", "segments": [{"start": 0.25, "end": 1.0, "text": "words \#(n)"}]}"#, delay: 1.5)
+        }
+        defer { server.stop() }
+        let path = try captionsPipeline(folder, clip: clip, endpoint: server.url)
+        let run = try Tool.run(bin, ["run", path, "--output", folder], check: false)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(server.requests.count == 2)
+        let captions = try messages(folder + "/out.jsonl").filter { $0.topic.hasPrefix("captions/") }
+        func said(_ header: [String: Any]) -> [String] {
+            let data = header["data"] as? [String: Any]
+            return (data?["phrases"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "speech" }.compactMap { $0["text"] as? String }
+        }
+        // Speech 0.25–1.0 s falls in [0, 2), the second chunk's (from about 2.75 s) in [2, 4).
+        let first = captions.first { ($0.header["pts_start"] as? Double ?? -1) < 0.1 }
+        let second = captions.first { abs(($0.header["pts_start"] as? Double ?? -1) - 2) < 0.1 }
+        #expect(first.map { said($0.header) } == ["someone says “words 0”"])
+        #expect(second.map { said($0.header) } == ["someone says “words 1”"])
+        #expect(((first?.header["data"] as? [String: Any])?["caption"] as? String)?.contains("someone says “words 0”") == true)
+        let provenance = first?.header["provenance"] as? [[String: Any]] ?? []
+        #expect(provenance.contains { $0["name"] as? String == "test-whisper" })
+
+        try FileManager.default.removeItem(atPath: folder + "/out.jsonl")
+        let rerun = try Tool.run(bin, ["run", path, "--output", folder], check: false)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(server.requests.count == 2, "the rerun asked the server again")
+        let again = try messages(folder + "/out.jsonl")
+        let transcripts = again.filter { $0.topic.hasPrefix("transcripts/") }
+        #expect(transcripts.count == 2)
+        #expect(transcripts.allSatisfy { ($0.header["provenance"] as? [[String: Any]] ?? []).contains { $0["name"] as? String == "asr-cache" } })
+        #expect(again.filter { $0.topic.hasPrefix("captions/") }.compactMap { said($0.header).first }.sorted() == ["someone says “words 0”", "someone says “words 1”"])
     }
 
     @Test func aVideoWithoutAudioIsSaidOnceAndTheRunGoesOn() throws {

@@ -139,11 +139,17 @@ import Testing
         let folder = NSTemporaryDirectory() + "sightline-vlm-cache-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let cache = ResponseCache(folder: folder)
-        let key = ResponseCache.key(endpoint: "http://h/v1/chat/completions", model: "m", prompt: "p", imageHashes: ["a", "b"])
-        #expect(cache.get(key) == nil)
-        cache.put(key, .init(text: "hello", model: "m"))
-        #expect(cache.get(key)?.text == "hello")
-        #expect(key != ResponseCache.key(endpoint: "http://h/v1/chat/completions", model: "m", prompt: "p", imageHashes: ["b", "a"]))
+        let key = ResponseCache.key(endpoint: "http://h/v1/chat/completions", model: "m", prompt: "p", contentHashes: ["a", "b"])
+        #expect(cache.get(key, as: ChatCompletions.Answer.self) == nil)
+        cache.put(key, ChatCompletions.Answer(text: "hello", model: "m"))
+        #expect(cache.get(key, as: ChatCompletions.Answer.self)?.text == "hello")
+        // Transcripts keep their segments; a damaged file is a miss, never a crash.
+        let spoken = AudioTranscriptions.Answer(text: "hi there", segments: [.init(start: 0.5, end: 1.25, text: "hi there")], language: "en")
+        cache.put("t", spoken)
+        #expect(cache.get("t", as: AudioTranscriptions.Answer.self) == spoken)
+        try Data("{\"text\": 3".utf8).write(to: URL(fileURLWithPath: folder + "/t.json"))
+        #expect(cache.get("t", as: AudioTranscriptions.Answer.self) == nil)
+        #expect(key != ResponseCache.key(endpoint: "http://h/v1/chat/completions", model: "m", prompt: "p", contentHashes: ["b", "a"]))
     }
 }
 

@@ -206,6 +206,146 @@ import SightlineCore
     }
 }
 
+/// What was said reaches the caption of the segment it was said in, even when the speech
+/// server answers after the segment's frames passed.
+@Suite struct SpeechInCaptionsTests {
+    private func frame(at t: Double, heard: String?) -> Frame {
+        Frame(sourceID: "cam", decodeIndex: Int(t * 10), timestamp: Timestamp(pts: Int64(t * 10), timeBase: Rational(1, 10)),
+              seconds: t, ingestWallClock: 0, isKeyframe: true, width: 4, height: 4, pixelFormat: .gray8,
+              pixels: [UInt8](repeating: 0, count: 16), metadata: heard.map { [TranscribeNode.heardKey: $0] } ?? [:])
+    }
+
+    private func transcript(_ start: Double, _ end: Double, _ segments: [(Double, Double, String)]) -> Record {
+        Record(.transcript(Transcript(text: segments.map(\.2).joined(separator: " "), segments: segments.map { Transcript.Segment(start: $0.0, end: $0.1, text: $0.2) })),
+               sourceID: "cam", start: start, end: end, provenance: [Provenance(name: "whisper-x", version: "asr@host")])
+    }
+
+    @Test func theComposerQuotesWhatWasSaidInTheSegment() throws {
+        var composer = CaptionComposer()
+        composer.add(labels: [("moped", 0.9)], at: 0.5)
+        composer.add(speech: .init(start: 0.2, end: 1.1, text: "Look at that"))
+        composer.add(speech: .init(start: 1.6, end: 2.9, text: "it is a moped"))   // mostly in the next segment
+        composer.add(speech: .init(start: 3.0, end: 3.5, text: "   "))              // nothing said
+        let firstCaption = composer.finish(start: 0, end: 2, final: false)
+        let first = try #require(firstCaption)
+        #expect(first.phrases.first { $0.kind == .speech }?.text == "someone says “Look at that”")
+        #expect(first.text == "A moped; someone says “Look at that”; a 2 s shot.")
+        let secondCaption = composer.finish(start: 2, end: 4)
+        let second = try #require(secondCaption)
+        #expect(second.phrases.first { $0.kind == .speech }?.evidence == ["speech 1.6–2.9 s: “it is a moped”"])
+        // A long speech is quoted briefly; the evidence lists the segments.
+        composer.add(labels: [("moped", 0.9)], at: 4.5)
+        for i in 0..<5 { composer.add(speech: .init(start: 4 + Double(i), end: 4.9 + Double(i), text: "sentence number \(i) is rather long")) }
+        let longCaption = composer.finish(start: 4, end: 9)
+        let long = try #require(longCaption)
+        let said = try #require(long.phrases.first { $0.kind == .speech })
+        #expect(said.text.count <= "someone says “”".count + 80 && said.text.hasSuffix("…”"))
+        #expect(said.evidence.count == 4 && said.evidence.last == "and 2 more segments of speech")
+    }
+
+    @Test func aCaptionWaitsForItsSpeechThenForNoLongerThanTheWait() throws {
+        let node = CaptionsNode(window: 0, maskedTerms: ["damn"], minConfidence: 0.15, speechWait: 10)
+        let context = try TestContext()
+        var captions: [Record] = []
+        func feed(_ item: Item) throws {
+            try node.process(item, context: context) { if case .record(let c) = $0, c.kind == .captions { captions.append(c) } }
+        }
+        try feed(.frame(frame(at: 0, heard: "-inf")))
+        try feed(.record(TestRecords.labels(at: 0, [("moped", 0.9)])))
+        try feed(.record(TestRecords.shot(0, from: 0, to: 2, endedBy: .cut)))
+        #expect(captions.isEmpty, "the transcribe node has not heard 0–2 s yet")
+        try feed(.frame(frame(at: 2, heard: "1.5")))
+        try feed(.record(TestRecords.labels(at: 2, [("tabby", 0.9)])))
+        #expect(captions.isEmpty)
+        try feed(.record(transcript(0, 3, [(0.4, 1.6, "oh damn a moped")])))
+        try feed(.frame(frame(at: 2.5, heard: "3")))
+        #expect(captions.count == 1)
+        let said = captions.first?.data["phrases"]?.arrayValue?.compactMap { phrase -> [String: JSONValue]? in if case .object(let o) = phrase { o } else { nil } }.first { $0["kind"]?.stringValue == "speech" }
+        #expect(said?["text"]?.stringValue == "someone says “oh d*** a moped”")
+        #expect(said?["evidence"]?.arrayValue?.first?.stringValue?.contains("damn") == false, "masked in the evidence too")
+        #expect(captions.first?.data["flagged"] == .bool(true))
+        #expect(captions.first?.provenance.contains { $0.name == "whisper-x" } == true)
+        #expect(context.posted.isEmpty)
+
+        // The next shot's speech never comes in time: after the wait it goes out without it, said once.
+        let shotEnded = context.clock.now()
+        try feed(.record(TestRecords.shot(1, from: 2, to: 4, endedBy: .cut)))
+        #expect(captions.count == 1)
+        #expect(node.flushDeadline == shotEnded + 10)
+        (context.clock as? ManualClock)?.advance(by: 10)
+        try node.flush(context: context) { if case .record(let c) = $0, c.kind == .captions { captions.append(c) } }
+        #expect(captions.count == 2 && captions.last?.data["caption"]?.stringValue?.contains("tabby") == true)
+        #expect(context.posted.count == 1)
+        #expect(node.flushDeadline == nil)
+
+        // Without a transcribe node upstream (no mark on frames), nothing waits.
+        let plain = CaptionsNode(window: 0, maskedTerms: [], minConfidence: 0.15, speechWait: 10)
+        var plainCaptions = 0
+        for item: Item in [.frame(frame(at: 0, heard: nil)), .record(TestRecords.labels(at: 0, [("moped", 0.9)])), .record(TestRecords.shot(0, from: 0, to: 2, endedBy: .cut))] {
+            try plain.process(item, context: context) { if case .record(let c) = $0, c.kind == .captions { plainCaptions += 1 } }
+        }
+        #expect(plainCaptions == 1)
+    }
+
+    @Test func theEndOfTheSourceReleasesEveryWaitingCaption() throws {
+        let node = CaptionsNode(window: 0, maskedTerms: [], minConfidence: 0.15, speechWait: 60)
+        let context = try TestContext()
+        var captions: [Record] = []
+        func feed(_ item: Item) throws {
+            try node.process(item, context: context) { if case .record(let c) = $0, c.kind == .captions { captions.append(c) } }
+        }
+        try feed(.frame(frame(at: 0, heard: "0")))
+        try feed(.record(TestRecords.labels(at: 0, [("moped", 0.9)])))
+        try feed(.record(TestRecords.shot(0, from: 0, to: 2, endedBy: .cut)))
+        try feed(.record(TestRecords.labels(at: 2, [("tabby", 0.9)])))
+        try feed(.record(TestRecords.shot(1, from: 2, to: 3, endedBy: .end)))
+        #expect(captions.isEmpty)
+        try feed(.record(transcript(2, 3, [(2.1, 2.9, "here kitty")])))
+        try feed(.endOfStream(EndOfStream(sourceID: "cam")))
+        #expect(captions.map(\.start) == [0, 2])
+        #expect(captions.last?.data["caption"]?.stringValue == "A tabby; someone says “here kitty”; a 1.0 s shot.")
+        #expect(context.posted.isEmpty)
+    }
+}
+
+/// The VLM's prompt carries what was said, from the built-in caption's speech phrase.
+@Suite struct SpeechInThePromptTests {
+    @Test func theSpeechPlaceholderIsFilled() {
+        let said = CaptionComposer.speechPhrase([.init(start: 1, end: 2.5, text: "turn left here")], limit: 80)
+        let caption = Caption(text: "A car.", maskedTerms: [], repeated: false, labels: [], onScreenText: [], phrases: [said].compactMap { $0 })
+        let prompt = VLMCaptionsNode.prompt("Speech: {speech}. Text: {text}.", caption: caption, start: 0, end: 3, frameCount: 1)
+        #expect(prompt == "Speech: speech 1.0–2.5 s: “turn left here”. Text: none.")
+        let silent = Caption(text: "A car.", maskedTerms: [], repeated: false, labels: [], onScreenText: [])
+        #expect(VLMCaptionsNode.prompt("Speech: {speech}.", caption: silent, start: 0, end: 3, frameCount: 1) == "Speech: none.")
+    }
+}
+
+/// The bar of heard audio stops at the earliest chunk still waiting for its answer.
+@Suite struct SpeechCoverageTests {
+    @Test func outOfOrderAnswersSilenceAndTheEnd() {
+        var coverage = SpeechCoverage(start: -.infinity)
+        #expect(coverage.heardThrough == -.infinity)
+        coverage.decided(through: 1.8)           // 0–1.8 s was silence
+        #expect(coverage.heardThrough == 1.8)
+        coverage.sent(0, start: 1.8)
+        coverage.decided(through: 4)
+        coverage.sent(1, start: 4)
+        coverage.decided(through: 9)
+        #expect(coverage.heardThrough == 1.8)
+        coverage.answered(1)                     // the later chunk first: the bar stays
+        #expect(coverage.heardThrough == 1.8)
+        coverage.answered(0)
+        #expect(coverage.heardThrough == 9)
+        coverage.decided(through: 7)             // never goes back
+        #expect(coverage.heardThrough == 9)
+        coverage.sent(2, start: 9)
+        coverage.finish()
+        #expect(coverage.heardThrough == 9, "the last chunk is still out")
+        coverage.answered(2)
+        #expect(coverage.heardThrough == .infinity)
+    }
+}
+
 @Suite struct SegmentEmbeddingTests {
     private func embedding(_ t: Double, _ v: [Float], space: String = "s") -> Record {
         TestRecords.embedding(at: t, space: space, v)
