@@ -20,6 +20,14 @@ public struct LiveTimeline: Sendable {
         pendingGap = max(seconds, 0)
     }
 
+    /// Where another stream of the same source (its audio) at raw time `raw` falls on the
+    /// timeline, by the offset the frames set; nil before the first frame and right after a
+    /// loss, when the offset is not known yet.
+    public func place(raw: Double) -> Double? {
+        guard lastRaw != nil, pendingGap == nil else { return nil }
+        return raw - offset
+    }
+
     public mutating func map(raw: Double) -> Double {
         guard let lastRaw, let lastOutput else {
             self.lastRaw = raw

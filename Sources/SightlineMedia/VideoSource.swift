@@ -52,10 +52,15 @@ public final class VideoSource {
     private var stalledSinceWallClock: Double?
     private var readsSinceStall = 0
     private var lastLossReason = ""
+    /// A live source's audio goes here, decoded only once someone wants it.
+    private let audioTap: AudioTap?
+    private var audioStreamIndex: Int32 = -1
+    private var audioDecoder: AudioDecoder?
 
-    public init(url: String, options: SourceOptions = SourceOptions()) {
+    public init(url: String, options: SourceOptions = SourceOptions(), audioTap: AudioTap? = nil) {
         self.url = url
         self.options = options
+        self.audioTap = audioTap
         self.sampler = FrameSampler(policy: options.sampling)
         self.backoff = ReconnectBackoff(policy: options.live?.reconnect ?? .init(maxAttempts: 0))
         self.converter = options.output.map(FrameConverter.init(output:))
@@ -135,6 +140,13 @@ public final class VideoSource {
         self.input = input
         self.decoder = decoder
         videoStreamIndex = index
+        audioDecoder = nil
+        audioStreamIndex = -1
+        if let audioTap {
+            let audio = av_find_best_stream(input.pointer, AVMEDIA_TYPE_AUDIO, -1, index, nil, 0)
+            audioStreamIndex = audio >= 0 ? audio : -1
+            audioTap.found(audio >= 0 ? .present : .none)
+        }
         timeBase = Rational(stream.pointee.time_base)
         frameStep = Self.ptsPerFrame(stream: stream)
         lastPTS = nil
@@ -195,6 +207,10 @@ public final class VideoSource {
         }
         defer { packet.unref() }
         let pkt = packet.pointer.pointee
+        if pkt.stream_index == audioStreamIndex {
+            handleAudioPacket()
+            return
+        }
         guard pkt.stream_index == videoStreamIndex else { return }
         stats.packetsRead += 1
         if pkt.flags & SL_AV_PKT_FLAG_CORRUPT != 0 {
@@ -219,6 +235,30 @@ public final class VideoSource {
             stats.corruptPackets += 1
         }
         receiveFrames(from: decoder)
+    }
+
+    /// Decodes an audio packet for the tap, when someone wants the audio, and places it on the
+    /// frames' timeline (audio read before this connection's first frame has no place yet).
+    private func handleAudioPacket() {
+        guard let audioTap, audioTap.isWanted, let input else { return }
+        if audioDecoder == nil {
+            guard let stream = input.stream(at: Int(audioStreamIndex)) else { return }
+            do {
+                audioDecoder = try AudioDecoder(stream: stream, sampleRate: audioTap.sampleRate, input: url)
+            } catch {
+                audioTap.found(.broken("\(error)"))
+                audioStreamIndex = -1
+                return
+            }
+        }
+        guard let blocks = try? audioDecoder?.decode(packet.pointer) else {
+            stats.corruptPackets += 1
+            return
+        }
+        for block in blocks where !block.samples.isEmpty {
+            guard let raw = block.seconds, let start = options.live != nil ? timeline.place(raw: raw) : raw else { continue }
+            audioTap.push(AudioTap.Block(start: start, samples: block.samples))
+        }
     }
 
     private func flushDecoder() {
@@ -342,11 +382,13 @@ public final class VideoSource {
 
     private func closeInput() {
         decoder = nil
+        audioDecoder = nil
         input = nil
     }
 
     private func finish() {
         closeInput()
+        audioTap?.finish()
         state = .finished
         pending.append(.endOfStream(stats))
     }

@@ -11,6 +11,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     private let source: VideoSource
     private let url: String
     private let cancellation: SourceCancellation
+    private let audioTapID: String?
 
     public static let descriptor = NodeDescriptor(
         name: "source",
@@ -48,9 +49,22 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         sourceID = id
         let url = options.string("url") ?? ""
         self.url = url
-        source = VideoSource(url: url, options: Self.sourceOptions(sourceID: id, url: url, options: options))
+        let sourceOptions = Self.sourceOptions(sourceID: id, url: url, options: options)
+        // A live stream's audio can only come from its own demuxer (a second connection would
+        // cost the camera a second session, and a UDP stream cannot be received twice).
+        let tap = sourceOptions.live != nil ? AudioTap() : nil
+        audioTapID = tap.map(AudioTap.register)
+        source = VideoSource(url: url, options: sourceOptions, audioTap: tap)
         cancellation = source.cancellation
     }
+
+    deinit {
+        if let audioTapID { AudioTap.unregister(audioTapID) }
+    }
+
+    /// Frame metadata naming a live source's `AudioTap` (in this process): `transcribe` asks it
+    /// for the stream's audio.
+    public static let audioTapKey = "sl.source.audio_tap"
 
     /// The decoder settings a node's options describe.
     /// Frame metadata naming the media the frame came from: nodes that read the same media
@@ -91,13 +105,13 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     }
 
     public func run(context: any NodeContext, emit: (Item) -> FlowResult) throws -> EndOfStream {
-        let final = try Self.pump(source, sourceID: sourceID, context: context, sha256: Self.contentHash(url), emit: emit)
+        let final = try Self.pump(source, sourceID: sourceID, context: context, sha256: Self.contentHash(url), audioTapID: audioTapID, emit: emit)
         return EndOfStream(sourceID: sourceID, decoder: final)
     }
 
     /// Runs a decoder to its end: frames out, lifecycle and trouble to the status topic.
     static func pump(_ source: VideoSource, sourceID: String, context: any NodeContext, sha256: String?, batchFile: BatchFile? = nil,
-                     emit: (Item) -> FlowResult) throws -> SourceStats {
+                     audioTapID: String? = nil, emit: (Item) -> FlowResult) throws -> SourceStats {
         var started = false
         var final = SourceStats()
         var gapBefore: Double?
@@ -115,6 +129,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
             case .frame(var frame):
                 frame.gapBefore = gapBefore
                 if let openedURL { frame.metadata[urlKey] = openedURL }
+                if let audioTapID { frame.metadata[audioTapKey] = audioTapID }
                 gapBefore = nil
                 if emit(.frame(frame)) == .flushing { source.cancel() }
             case .reconnecting(let attempt, let delay, let reason):

@@ -127,43 +127,92 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
             }
             return
         }
-        guard let url = frame.metadata[VideoSourceNode.urlKey] else {
+        let feed: AudioFeed
+        if let id = frame.metadata[VideoSourceNode.audioTapKey] {
+            guard let tap = AudioTap.find(id) else {
+                say("the live source's audio is not reachable from this process: no transcripts", source: frame.sourceID, context: context)
+                return
+            }
+            tap.want()
+            feed = .live(tap)
+        } else if let url = frame.metadata[VideoSourceNode.urlKey], !SourceOptions.isLiveURL(url) {
+            feed = .file(url)
+        } else {
             say("the source's media is not known (frames from a link or a generator): no transcripts", source: frame.sourceID, context: context)
             return
         }
-        guard !SourceOptions.isLiveURL(url) else {
-            say("transcribe reads the audio of files; live sources are not transcribed yet", source: frame.sourceID, context: context)
-            return
-        }
         state.withLock { $0.coverage[frame.sourceID] = SpeechCoverage(start: -.infinity) }
-        running[frame.sourceID] = start(url: url, source: frame.sourceID, client: client, context: context)
+        running[frame.sourceID] = start(feed, source: frame.sourceID, client: client, context: context)
+    }
+
+    /// Where a source's audio comes from: a file's track, read ahead of the frames on its own;
+    /// or a live stream's, from the source's demuxer as it arrives.
+    enum AudioFeed: Sendable {
+        case file(String)
+        case live(AudioTap)
+    }
+
+    /// The audio blocks of a feed in order, on the source's clock; nil at its end.
+    private func blocks(_ feed: AudioFeed, sampleRate: Int, source: String, context: any NodeContext) throws -> () async throws -> AudioTap.Block? {
+        switch feed {
+        case .file(let url):
+            guard let reader = try AudioReader(url: url, sampleRate: sampleRate) else {
+                say("the source has no audio track: no transcripts", source: source, context: context)
+                return { nil }
+            }
+            var position = reader.startSeconds
+            return {
+                guard let samples = try reader.read() else { return nil }
+                defer { position += Double(samples.count) / Double(sampleRate) }
+                return AudioTap.Block(start: position, samples: samples)
+            }
+        case .live(let tap):
+            var ready: [AudioTap.Block] = []
+            var saidTrack = false
+            return { [self] in
+                while ready.isEmpty {
+                    let taken = tap.take()
+                    ready = taken.blocks
+                    if taken.droppedSeconds > 0 {
+                        say(String(format: "transcribe fell behind the live audio: %.1f s were dropped untranscribed", taken.droppedSeconds), source: source, context: context)
+                    }
+                    if !saidTrack, taken.track != .unknown, taken.track != .present {
+                        saidTrack = true
+                        if case .broken(let why) = taken.track {
+                            say("the live source's audio cannot be decoded: \(why); no transcripts", source: source, context: context)
+                        } else {
+                            say("the source has no audio track: no transcripts", source: source, context: context)
+                        }
+                    }
+                    if ready.isEmpty {
+                        if taken.finished || Task.isCancelled { return nil }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                return ready.removeFirst()
+            }
+        }
     }
 
     /// Reads, chunks and sends one source's audio; answers land in `state.finished`.
-    private func start(url: String, source: String, client: ModelServerClient, context: any NodeContext) -> Task<Void, Never> {
+    private func start(_ feed: AudioFeed, source: String, client: ModelServerClient, context: any NodeContext) -> Task<Void, Never> {
         let settings = chunking, model = model, language = language, terms = terms, concurrency = concurrency, cache = cache
         let endpoint = client.settings.url("/audio/transcriptions")
         return Task.detached { [self] in
             // However it ends, the whole track counts as heard then: nothing more will come.
             defer { cover(source) { $0.finish() } }
-            let reader: AudioReader?
+            let next: () async throws -> AudioTap.Block?
             do {
-                reader = try AudioReader(url: url, sampleRate: settings.sampleRate)
+                next = try blocks(feed, sampleRate: settings.sampleRate, source: source, context: context)
             } catch {
-                say("cannot read the audio of \(url): \(error)", source: source, context: context)
-                return
-            }
-            guard let reader else {
-                say("the source has no audio track: no transcripts", source: source, context: context)
+                say("cannot read the source's audio: \(error)", source: source, context: context)
                 return
             }
             // Chunks are sent as they are cut, at most `concurrency` at once, so an hour of
             // audio is never held whole (it would be 230 MB of 16 kHz floats).
-            var chunker = SpeechChunker(settings: settings)
-            let offset = reader.startSeconds
             await withTaskGroup(of: Void.self) { group in
                 var inFlight = 0, sent = 0
-                func send(_ chunk: SpeechChunker.Chunk) async {
+                func send(_ chunk: SpeechChunker.Chunk, offset: Double) async {
                     if inFlight >= concurrency {
                         await group.next()
                         inFlight -= 1
@@ -194,16 +243,29 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
                         }
                     }
                 }
+                // A jump in the blocks' times (a live source lost and back) ends a chunk: no
+                // chunk spans audio that was never heard.
+                var chunker = SpeechChunker(settings: settings)
+                var offset: Double?, expected = 0.0
                 do {
-                    while let block = try reader.read(), !Task.isCancelled {
-                        for chunk in chunker.push(block) { await send(chunk) }
-                        let through = offset + chunker.decidedThrough
+                    while let block = try await next() {
+                        if let current = offset, abs(block.start - expected) > 0.5 {
+                            for chunk in chunker.finish() { await send(chunk, offset: current) }
+                            chunker = SpeechChunker(settings: settings)
+                            offset = nil
+                        }
+                        let base = offset ?? block.start
+                        offset = base
+                        for chunk in chunker.push(block.samples) { await send(chunk, offset: base) }
+                        expected = block.start + Double(block.samples.count) / Double(settings.sampleRate)
+                        let through = base + chunker.decidedThrough
                         cover(source) { $0.decided(through: through) }
                     }
+                } catch is CancellationError {
                 } catch {
                     say("the audio track broke off: \(error); what was read is transcribed", source: source, context: context)
                 }
-                for chunk in chunker.finish() { await send(chunk) }
+                if let offset { for chunk in chunker.finish() { await send(chunk, offset: offset) } }
             }
         }
     }

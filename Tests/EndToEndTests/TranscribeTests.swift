@@ -160,6 +160,73 @@ import Testing
         #expect(again.filter { $0.topic.hasPrefix("captions/") }.compactMap { said($0.header).first }.sorted() == ["someone says “words 0”", "someone says “words 1”"])
     }
 
+    /// A live MPEG-TS stream on UDP (which cannot be received twice) whose picture turns bright
+    /// exactly while a tone sounds, 1.5 s of every 3: the audio comes from the source's own
+    /// demuxer, and each transcript spans its tone on the frames' clock.
+    @Test func aLiveStreamsAudioIsTranscribedOnTheFramesClock() throws {
+        let folder = try folder("live")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let server = try FakeModelServer { _, n in
+            .status(200, body: #"{"text": "live \#(n)", "segments": [{"start": 0.1, "end": 0.6, "text": "live \#(n)"}]}"#)
+        }
+        defer { server.stop() }
+        let port = freePort(udp: true)
+        let path = folder + "/live-asr.yaml"
+        try """
+        pipeline: live-asr-test
+        defaults: {policy: block, capacity: 64}
+        nodes:
+          cam: {type: source, url: "udp://127.0.0.1:\(port)", size: 32x24, open_timeout: 20, read_timeout: 2}
+          stats: {type: frame_stats}
+          asr: {type: transcribe, endpoint: "\(server.url)", model: test-whisper, timeout: 5}
+          out: {type: jsonl, path: out.jsonl}
+        edges:
+          - cam -> stats
+          - stats -> asr
+          - asr -> out
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try LineStreamingProcess(bin, ["run", path, "--output", folder])
+        defer { run.kill() }
+        Thread.sleep(forTimeInterval: 1)
+        let sender = try Tool.start("ffmpeg", [
+            "-hide_banner", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", "color=c=black:s=64x48:r=10,geq=lum='if(lt(mod(T,3),1.5),235,16)':cb=128:cr=128",
+            "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000,volume='if(lt(mod(t,3),1.5),1,0)':eval=frame",
+            "-t", "10", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-f", "mpegts", "udp://127.0.0.1:\(port)?pkt_size=1316",
+        ])
+        sender.waitUntilExit()
+        Thread.sleep(forTimeInterval: 1.5)
+        run.signal(SIGINT)
+        #expect(run.waitForExit(timeout: 30) == 0, "\(run.errorOutput)")
+        let all = try messages(folder + "/out.jsonl")
+        // Tone onsets on the frames' clock: where the picture turns bright.
+        let lumas = all.filter { $0.topic.hasPrefix("stats/") }.compactMap { message -> (Double, Double)? in
+            guard let t = message.header["pts_start"] as? Double, let luma = (message.header["data"] as? [String: Any])?["mean_luma"] as? Double else { return nil }
+            return (t, luma)
+        }.sorted { $0.0 < $1.0 }
+        // (The stream may stop inside the last tone: only whole tones count.)
+        let lastFrame = lumas.last?.0 ?? 0
+        let onsets = zip(lumas, lumas.dropFirst()).filter { $0.0.1 < 128 && $0.1.1 >= 128 }.map(\.1.0).filter { $0 + 2 <= lastFrame }
+        #expect(onsets.count >= 2, "\(lumas.count) frames: \(lumas.prefix(40))")
+        let transcripts = all.filter { $0.topic.hasPrefix("transcripts/") }.compactMap { message -> (Double, Double)? in
+            guard let start = message.header["pts_start"] as? Double, let end = message.header["pts_end"] as? Double else { return nil }
+            return (start, end)
+        }
+        #expect(transcripts.count >= 2 && server.requests.count == transcripts.count)
+        // A chunk keeps 0.4 s of the pause before its tone and ends in the middle of the pause
+        // after it (tone + 0.2 s); 0.2 s of slack for the AAC encoder's delay and frame steps.
+        for onset in onsets {
+            guard let chunk = transcripts.first(where: { $0.0 <= onset + 0.3 && $0.1 >= onset + 1 }) else {
+                Issue.record("no transcript spans the tone starting at \(onset) s: \(transcripts)")
+                continue
+            }
+            #expect(chunk.0 >= onset - 0.65 && chunk.0 <= onset + 0.2, "chunk \(chunk) for the tone at \(onset)")
+            #expect(chunk.1 >= onset + 1.45 && chunk.1 <= onset + 1.95, "chunk \(chunk) for the tone at \(onset)")
+        }
+        #expect(!run.errorOutput.contains("not reachable"))
+    }
+
     @Test func aVideoWithoutAudioIsSaidOnceAndTheRunGoesOn() throws {
         let folder = try folder("silent")
         defer { try? FileManager.default.removeItem(atPath: folder) }
