@@ -175,3 +175,32 @@ import SightlineCore
         #expect(OutputFormat(height: 90).size(sourceWidth: 320, sourceHeight: 240) == (120, 90))
     }
 }
+
+/// A live source's audio goes where its frames are, and a slow reader's losses are counted.
+@Suite struct LiveAudioPlacementTests {
+    @Test func audioFollowsTheFramesOffsetAndWaitsAfterALoss() {
+        var timeline = LiveTimeline()
+        #expect(timeline.place(raw: 3) == nil, "no frame yet: no place on the clock")
+        _ = [10.0, 10.5, 11.0, 0.2].map { timeline.map(raw: $0) }   // the clock reset: offset -11.3
+        #expect(abs((timeline.place(raw: 0.4) ?? 0) - 11.7) < 1e-9)
+        timeline.noteGap(seconds: 4)
+        #expect(timeline.place(raw: 0.6) == nil, "after a loss, audio waits for the next frame's offset")
+        _ = timeline.map(raw: 50)
+        #expect(abs((timeline.place(raw: 50.25) ?? 0) - 15.75) < 1e-9)
+    }
+
+    @Test func theTapDecodesOnlyWhenWantedAndCountsWhatItDrops() {
+        let tap = AudioTap(sampleRate: 10, maxSeconds: 2)
+        tap.push(.init(start: 0, samples: [Float](repeating: 0, count: 10)))
+        #expect(tap.take().blocks.isEmpty && !tap.isWanted)
+        tap.want()
+        for i in 0..<4 { tap.push(.init(start: Double(i), samples: [Float](repeating: 0, count: 10))) }
+        let taken = tap.take()
+        #expect(taken.blocks.map(\.start) == [2, 3] && taken.droppedSeconds == 2 && !taken.finished)
+        tap.found(.none)
+        tap.finish()
+        tap.push(.init(start: 4, samples: [0]))
+        let last = tap.take()
+        #expect(last.blocks.isEmpty && last.finished && last.track == AudioTap.Track.none && last.droppedSeconds == 0)
+    }
+}
