@@ -68,6 +68,10 @@ public struct FramePacker {
         sequence[source] = next
         var metadata = frame.metadata
         metadata[LinkReceiveNode.sequenceKey] = String(next)
+        // The media's URL may hold credentials (rtsp://user:pass@…) and names a path or an
+        // in-process audio tap that mean nothing on the core: neither leaves the edge.
+        metadata[VideoSourceNode.urlKey] = nil
+        metadata[VideoSourceNode.audioTapKey] = nil
         let info = LinkCodec.FrameInfo(sourceID: source, decodeIndex: frame.decodeIndex, timestamp: frame.timestamp, seconds: frame.seconds,
                                        ingestWallClock: frame.ingestWallClock, isKeyframe: frame.isKeyframe, width: frame.width, height: frame.height,
                                        pixelFormat: frame.pixelFormat, metadata: metadata, gapBefore: frame.gapBefore, transfer: transfer, rects: rects,

@@ -120,7 +120,9 @@ import Testing
         var bytes: [Int] = []
         for index in 0..<12 {
             // Still for frames 4–6: nothing but the frame's time crosses.
-            let original = Self.frame(index, squareAt: 10 + 8 * min(max(index, 0), 4) + 8 * max(0, index - 6))
+            var original = Self.frame(index, squareAt: 10 + 8 * min(max(index, 0), 4) + 8 * max(0, index - 6))
+            original.metadata[VideoSourceNode.urlKey] = "rtsp://admin:secret@10.0.0.5/stream"
+            original.metadata[VideoSourceNode.audioTapKey] = "tap-id"
             let (info, parts) = try packer.pack(original)
             let data = try LinkCodec.encode(LinkCodec.Header(version: LinkCodec.version, kind: .frame, frame: info, parts: [], sentAt: 0), parts: parts)
             bytes.append(data.count)
@@ -131,6 +133,9 @@ import Testing
             }
             #expect(rebuilt.decodeIndex == index && rebuilt.seconds == original.seconds && rebuilt.width == Self.width)
             #expect(rebuilt.metadata[LinkReceiveNode.transferKey] == info.transfer.rawValue)
+            #expect(rebuilt.metadata[VideoSourceNode.urlKey] == nil && rebuilt.metadata[VideoSourceNode.audioTapKey] == nil,
+                    "the source's URL (credentials) and tap stay on the edge")
+            #expect(String(decoding: data, as: UTF8.self).contains("secret") == false)
             let quality = Self.psnr(rebuilt.pixels, original.pixels)
             #expect(quality > 30, "frame \(index): PSNR \(quality) dB")
         }
