@@ -16,9 +16,7 @@ final class AudioDecoder {
     private var flushedResampler = false
 
     init(stream: UnsafeMutablePointer<AVStream>, sampleRate: Int, input: String) throws {
-        guard (8_000...192_000).contains(sampleRate) else {
-            throw SightlineError.invalidOption(name: "sample_rate", value: String(sampleRate), hint: "8000 to 192000")
-        }
+        try Self.check(sampleRate: sampleRate)
         self.sampleRate = sampleRate
         self.input = input
         timeBase = Rational(stream.pointee.time_base)
@@ -31,6 +29,13 @@ final class AudioDecoder {
         guard status >= 0 else { throw FFmpegError(code: status, operation: "read the audio track's parameters") }
         status = avcodec_open2(codec, decoder, nil)
         guard status >= 0 else { throw FFmpegError(code: status, operation: "open the audio decoder") }
+    }
+
+    /// Output rates the resampler is asked for: speech models take 16 kHz; 8–192 kHz is sane.
+    static func check(sampleRate: Int) throws {
+        guard (8_000...192_000).contains(sampleRate) else {
+            throw SightlineError.invalidOption(name: "sample_rate", value: String(sampleRate), hint: "8000 to 192000")
+        }
     }
 
     deinit {

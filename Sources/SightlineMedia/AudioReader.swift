@@ -20,9 +20,7 @@ public final class AudioReader {
 
     /// Opens `url`; nil when it has no audio track.
     public init?(url: String, sampleRate: Int = 16_000) throws {
-        guard (8_000...192_000).contains(sampleRate) else {
-            throw SightlineError.invalidOption(name: "sample_rate", value: String(sampleRate), hint: "8000 to 192000")
-        }
+        try AudioDecoder.check(sampleRate: sampleRate)   // before opening the file
         self.sampleRate = sampleRate
         format = try FormatContext(url: url, options: [:], interrupt: InterruptGuard(), timeout: 30)
         let index = av_find_best_stream(format.pointer, AVMEDIA_TYPE_AUDIO, -1, -1, nil, 0)

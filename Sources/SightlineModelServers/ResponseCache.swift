@@ -2,8 +2,8 @@ import Crypto
 import Foundation
 
 /// Answers kept on disk by what was asked (endpoint, model, prompt, the hashes of the pictures
-/// or audio sent), so a rerun over the same video costs the server nothing. One small JSON file per key, written
-/// by rename so a crash never leaves half a file.
+/// or audio sent), so a rerun over the same video costs the server nothing. One small JSON
+/// file per key, written by rename so a crash never leaves half a file.
 public struct ResponseCache: Sendable {
     public let folder: String
 

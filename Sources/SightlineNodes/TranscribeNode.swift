@@ -70,9 +70,7 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
         chunking = SpeechChunker.Settings(silenceDB: Float(options.double("silence_db") ?? -40), maxSeconds: options.double("max_chunk") ?? 30)
         terms = try CaptionsNode.maskedTerms(policy: options.string("policy"))
         concurrency = options.int("concurrency") ?? 1
-        let cacheFolder = options.string("cache") ?? ""
-        cache = cacheFolder.isEmpty ? nil
-            : ResponseCache(folder: cacheFolder.hasPrefix("/") ? cacheFolder : options.outputDirectory + "/" + cacheFolder)
+        cache = responseCache(options)
     }
 
     /// While a source's audio is being transcribed, the graph calls `flush` every 50 ms so
@@ -168,7 +166,6 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
             }
         case .live(let tap):
             var ready: [AudioTap.Block] = []
-            var saidTrack = false
             return { [self] in
                 while ready.isEmpty {
                     let taken = tap.take()
@@ -176,13 +173,17 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
                     if taken.droppedSeconds > 0 {
                         say(String(format: "transcribe fell behind the live audio: %.1f s were dropped untranscribed", taken.droppedSeconds), source: source, context: context)
                     }
-                    if !saidTrack, taken.track != .unknown, taken.track != .present {
-                        saidTrack = true
-                        if case .broken(let why) = taken.track {
-                            say("the live source's audio cannot be decoded: \(why); no transcripts", source: source, context: context)
-                        } else {
-                            say("the source has no audio track: no transcripts", source: source, context: context)
-                        }
+                    // No track (or one that cannot be decoded): said once, and the feed ends,
+                    // so the audio counts as heard and captions downstream stop waiting for it.
+                    switch taken.track {
+                    case .none:
+                        say("the source has no audio track: no transcripts", source: source, context: context)
+                        return nil
+                    case .broken(let why):
+                        say("the live source's audio cannot be decoded: \(why); no transcripts", source: source, context: context)
+                        return nil
+                    case .unknown, .present:
+                        break
                     }
                     if ready.isEmpty {
                         if taken.finished || Task.isCancelled { return nil }

@@ -85,11 +85,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         templateHash = ResponseCache.hash(Data(template.utf8))
         framesPerCaption = options.int("frames") ?? 3
         terms = try CaptionsNode.maskedTerms(policy: options.string("policy"))
-        // A default is not resolved by the validator (only written values are): relative
-        // means the output folder.
-        let cacheFolder = options.string("cache") ?? ""
-        cache = cacheFolder.isEmpty ? nil
-            : ResponseCache(folder: cacheFolder.hasPrefix("/") ? cacheFolder : options.outputDirectory + "/" + cacheFolder)
+        cache = responseCache(options)
         let side = options.int("max_frame_size") ?? 768
         workshop = PictureWorkshop(maxWidth: side)
         gate = RequestGate(permits: options.int("concurrency") ?? 2)
@@ -324,4 +320,13 @@ func modelServerClient(_ options: NodeOptions, defaultTimeout: Double) throws ->
         throw SightlineError.invalidOption(name: "endpoint", value: endpoint, hint: problem)
     }
     return (ModelServerClient(settings: ModelServerSettings(endpoint: endpoint, apiKey: key, timeout: timeout, retry: RetryPolicy(retries: retries))), waitLimit)
+}
+
+/// The answer cache a model-server node's `cache` option names; nil when it is empty. A
+/// default is not resolved by the validator (only written values are): relative means the
+/// output folder.
+func responseCache(_ options: NodeOptions) -> ResponseCache? {
+    let folder = options.string("cache") ?? ""
+    guard !folder.isEmpty else { return nil }
+    return ResponseCache(folder: folder.hasPrefix("/") ? folder : options.outputDirectory + "/" + folder)
 }

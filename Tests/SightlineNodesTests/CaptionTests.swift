@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SightlineCore
+import SightlineMedia
 @testable import SightlineGraph
 @testable import SightlineNodes
 
@@ -372,5 +373,34 @@ import SightlineCore
         #expect(segments[1].data["space"] == "t" && segments[1].vector == [1, 0, 0])
         #expect(segments[2].vector.map { abs($0[0] - Float(0.5).squareRoot()) < 1e-6 } == true, "[1,0] at the cut + [0,1]")
         #expect(out.filter { $0.kind == .shots }.count == 2, "shots pass on")
+    }
+}
+
+/// A live source without audio is said once and counts as heard, so captions never wait for it.
+@Suite struct LiveSourceWithoutAudioTests {
+    @Test func theHeardMarkReachesTheEndAndTheStatusSaysWhy() async throws {
+        let tap = AudioTap()
+        let id = AudioTap.register(tap)
+        defer { AudioTap.unregister(id) }
+        tap.found(.none)
+        // Nothing listens on port 9; no request is ever made without audio.
+        let node = try TranscribeNode(options: NodeOptions(["endpoint": .string("http://127.0.0.1:9/v1"), "cache": .string(""), "timeout": .double(1), "retries": .int(0)]))
+        let context = try TestContext()
+        var marks: [String] = []
+        // The node's reading task runs on Swift's shared pool: this test sleeps without holding
+        // a thread of it, and allows for a busy machine.
+        let deadline = Date().addingTimeInterval(60)
+        var index = 0
+        while marks.last != "inf" && Date() < deadline {
+            let frame = Frame(sourceID: "cam", decodeIndex: index, timestamp: Timestamp(pts: Int64(index), timeBase: Rational(1, 10)),
+                              seconds: Double(index) / 10, ingestWallClock: 0, isKeyframe: true, width: 4, height: 4, pixelFormat: .gray8,
+                              pixels: [UInt8](repeating: 0, count: 16), metadata: [VideoSourceNode.audioTapKey: id])
+            try node.process(.frame(frame), context: context) { if case .frame(let f) = $0, let m = f.metadata[TranscribeNode.heardKey] { marks.append(m) } }
+            index += 1
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(marks.last == "inf", "the mark stayed at \(marks.last ?? "nothing")")
+        #expect(context.posted.count == 1)
+        try node.process(.endOfStream(EndOfStream(sourceID: "cam")), context: context) { _ in }
     }
 }
