@@ -116,6 +116,26 @@ import SightlineIndex
         for hit in before { #expect(!FileManager.default.fileExists(atPath: try #require(hit.thumbnail))) }
     }
 
+    /// The jsonl sink journals a file and the index sink indexes it separately; a kill between
+    /// the two leaves a file journaled but not indexed. The next run's index sink takes it out of
+    /// the journal before any source starts, so `resume` redoes it instead of skipping it forever.
+    @Test func aFileJournaledButNotIndexedIsForgottenSoTheNextRunRedoesIt() throws {
+        let dir = folder()
+        let context = try TestContext()
+        let first = try IndexSink(folder: dir, thumbnails: false, retention: nil)
+        try feedFile(first, source: "files/a.mp4", captions: ["A cat."], complete: true, context: context)
+        try first.close(context: context)
+        let journal = BatchJournal(directory: dir)
+        func entry(_ path: String) -> BatchJournal.Entry {
+            .init(source: "files/" + path, path: path, size: 1, mtime: 1, output: path + ".jsonl", finished: 1, pipeline: "p")
+        }
+        try journal.append(entry("/videos/files/a.mp4.mp4"))   // indexed above
+        try journal.append(entry("/videos/files/b.mp4.mp4"))   // killed before the index had it
+        let next = try IndexSink(folder: dir, thumbnails: false, retention: nil)
+        try next.forgetJournaledFilesNotIndexed(outputDirectory: dir)
+        #expect(Set(journal.entries().keys) == ["/videos/files/a.mp4.mp4"])
+    }
+
     @Test func aLiveSourceIsWrittenShotByShotWithinItsRetention() throws {
         let dir = folder()
         let context = try TestContext()
