@@ -363,7 +363,7 @@ public final class CaptionsNode: NodeProcessor {
     /// The speech server's model and host, from the source's latest transcript.
     private var speechProvenance: [String: Provenance] = [:]
     private let window: Double
-    private let maskedTerms: [String]
+    private let termMask: TermMask
     private let minConfidence: Double
     private let speechWait: Double
 
@@ -387,25 +387,17 @@ public final class CaptionsNode: NodeProcessor {
         ], produces: [.init(.captions)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
-        let terms = try maskedTerms(policy: options.string("policy"))
-        return .processor(CaptionsNode(window: options.double("window") ?? 0, maskedTerms: terms, minConfidence: options.double("min_confidence") ?? 0.05,
+        return .processor(CaptionsNode(window: options.double("window") ?? 0, termMask: try TermMask(policy: options.string("policy")), minConfidence: options.double("min_confidence") ?? 0.05,
                                        speechWait: options.double("speech_wait") ?? 30))
     }
 
-    /// The words a moderation policy's text rules list: what captions mask.
-    static func maskedTerms(policy path: String?) throws -> [String] {
-        var terms: [String] = []
-        if let path, !path.isEmpty {
-            for category in try ModerationPolicy.load(path: path).categories {
-                if case .text(let words) = category.rule { terms += words }
-            }
-        }
-        return terms
+    convenience init(window: Double, maskedTerms: [String], minConfidence: Double, speechWait: Double = 30) {
+        self.init(window: window, termMask: TermMask(terms: maskedTerms), minConfidence: minConfidence, speechWait: speechWait)
     }
 
-    init(window: Double, maskedTerms: [String], minConfidence: Double, speechWait: Double = 30) {
+    init(window: Double, termMask: TermMask, minConfidence: Double, speechWait: Double = 30) {
         self.window = window
-        self.maskedTerms = maskedTerms
+        self.termMask = termMask
         self.minConfidence = minConfidence
         self.speechWait = speechWait
     }
@@ -519,23 +511,7 @@ public final class CaptionsNode: NodeProcessor {
         composers[source] = composer
     }
 
-    func mask(_ text: String) -> (String, [String]) { Self.mask(text, terms: maskedTerms) }
-
-    /// Masks whole words on the policy's list (keeping their first letter) and says so.
-    static func mask(_ text: String, terms maskedTerms: [String]) -> (String, [String]) {
-        var out = text
-        var flagged: [String] = []
-        for term in maskedTerms where !term.isEmpty {
-            let pattern = "(?i)\\b" + NSRegularExpression.escapedPattern(for: term) + "\\b"
-            guard let regex = try? NSRegularExpression(pattern: pattern) else { continue }
-            let range = NSRange(out.startIndex..., in: out)
-            if regex.firstMatch(in: out, range: range) != nil {
-                flagged.append(term)
-                out = regex.stringByReplacingMatches(in: out, range: range, withTemplate: String(term.prefix(1)) + String(repeating: "*", count: max(term.count - 1, 1)))
-            }
-        }
-        return (out, flagged)
-    }
+    func mask(_ text: String) -> (String, [String]) { termMask.apply(text) }
 
     private func captionRecord(_ composed: Caption, source: String, start: Double, end: Double, record: Record?) -> Record {
         var caption = composed

@@ -22,7 +22,7 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
     private let model: String
     private let language: String?
     private let chunking: SpeechChunker.Settings
-    private let terms: [String]
+    private let terms: TermMask
     private let concurrency: Int
     private let waitLimit: Double
     private let cache: ResponseCache?
@@ -68,7 +68,7 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
         model = options.string("model") ?? "whisper-1"
         language = (options.string("language") ?? "").isEmpty ? nil : options.string("language")
         chunking = SpeechChunker.Settings(silenceDB: Float(options.double("silence_db") ?? -40), maxSeconds: options.double("max_chunk") ?? 30)
-        terms = try CaptionsNode.maskedTerms(policy: options.string("policy"))
+        terms = try TermMask(policy: options.string("policy"))
         concurrency = options.int("concurrency") ?? 1
         cache = responseCache(options)
     }
@@ -280,10 +280,10 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
     }
 
     /// A transcript record from a server's answer about the chunk `[start, end]`.
-    static func record(_ answer: AudioTranscriptions.Answer, source: String, start: Double, end: Double, terms: [String], provenance: [Provenance]) -> Record {
-        let (text, masked) = CaptionsNode.mask(answer.text, terms: terms)
+    static func record(_ answer: AudioTranscriptions.Answer, source: String, start: Double, end: Double, terms: TermMask, provenance: [Provenance]) -> Record {
+        let (text, masked) = terms.apply(answer.text)
         let segments = answer.segments.map {
-            Transcript.Segment(start: start + $0.start, end: min(end, start + $0.end), text: CaptionsNode.mask($0.text, terms: terms).0)
+            Transcript.Segment(start: start + $0.start, end: min(end, start + $0.end), text: terms.apply($0.text).text)
         }
         return Record(.transcript(Transcript(text: text, maskedTerms: masked, segments: segments, language: answer.language)),
                       sourceID: source, start: start, end: end, provenance: provenance)

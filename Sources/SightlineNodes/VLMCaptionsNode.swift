@@ -28,7 +28,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
     private let template: String
     private let templateHash: String
     private let framesPerCaption: Int
-    private let terms: [String]
+    private let terms: TermMask
     private let cache: ResponseCache?
     private let workshop: PictureWorkshop
     private let gate: RequestGate
@@ -84,7 +84,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
         }
         templateHash = ResponseCache.hash(Data(template.utf8))
         framesPerCaption = options.int("frames") ?? 3
-        terms = try CaptionsNode.maskedTerms(policy: options.string("policy"))
+        terms = try TermMask(policy: options.string("policy"))
         cache = responseCache(options)
         let side = options.int("max_frame_size") ?? 768
         workshop = PictureWorkshop(maxWidth: side)
@@ -213,7 +213,7 @@ public final class VLMCaptionsNode: NodeProcessor, @unchecked Sendable {
 
     private func answered(_ item: Finished, answer: ChatCompletions.Answer, cached: Bool) -> Record {
         guard case .caption(let builtin) = item.builtin.value else { return item.builtin }
-        let (text, masked) = CaptionsNode.mask(answer.text, terms: terms)
+        let (text, masked) = terms.apply(answer.text)
         let caption = Caption(text: text, maskedTerms: masked, repeated: false, labels: builtin.labels, onScreenText: builtin.onScreenText,
                               moreText: builtin.moreText, phrases: [])
         var record = item.builtin
