@@ -167,7 +167,7 @@ public final class InferenceModel: @unchecked Sendable {
         }
         guard case .conv(let conv) = step.kind else { return step.op }
         let g = conv.geometry
-        return "Conv \(g.kernelH)x\(g.kernelW)/\(g.strideH)\(conv.groups > 1 ? " g\(conv.groups)" : "")"
+        return "Conv \(g.kernelH)x\(g.kernelW)/\(g.strideH)\(conv.groups > 1 ? " g\(conv.groups)" : "")\(conv.residual == nil ? "" : "+add")"
     }
 
     /// Plans kept per model. Input shapes can vary without end (an OCR line's width), and a

@@ -212,3 +212,16 @@ public func transpose(_ input: [Float], shape: [Int], perm: [Int]) -> (data: [Fl
     }
     return (out, outShape)
 }
+
+/// y = f(y + r) in place: a residual join computed by the convolution that feeds it (the
+/// planner's `fuse-residual-add`), in blocks that stay in L1 between the add and the
+/// activation. The same float operations as a separate Add (and Relu) step, so the same bits.
+public func residualJoin(_ y: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, count: Int, activation: Activation) {
+    var start = 0
+    while start < count {
+        let n = min(4096, count - start)
+        elementwise(.add, y + start, r + start, y + start, n)
+        activation.apply(y + start, count: n)
+        start += n
+    }
+}

@@ -139,6 +139,13 @@ func pad(_ text: String, _ width: Int) -> String {
 }
 
 func findExecutable(_ name: String) throws -> String {
+    // A path (`--python /opt/venv/bin/python`) is taken as it is, not looked up on PATH.
+    if name.contains("/") {
+        guard FileManager.default.isExecutableFile(atPath: name) else {
+            throw SightlineError.cannotOpen(input: name, reason: "not an executable file")
+        }
+        return name
+    }
     for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
         let path = "\(dir)/\(name)"
         if FileManager.default.isExecutableFile(atPath: path) { return path }

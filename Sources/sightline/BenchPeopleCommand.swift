@@ -88,9 +88,16 @@ struct BenchPeopleCommand: ParsableCommand {
                 times.append((monotonicSeconds() - start) * 1000)
             }
             let ours = median(times)
-            guard let output = try? runTool(try findExecutable(python), [script, path, input.shape.map(String.init).joined(separator: ","), "1", "30"]),
-                  let theirs = JSONValue.parse(output.split(separator: "\n").last.map(String.init) ?? "")?["median_ms"]?.doubleValue else {
-                print(String(format: "  %@ model: ours %.2f ms; LiteRT skipped (pip install ai-edge-litert==2.3.0 numpy)", graph.rawValue, ours))
+            let theirs: Double
+            do {
+                let output = try runTool(try findExecutable(python), [script, path, input.shape.map(String.init).joined(separator: ","), "1", "30"])
+                guard let median = JSONValue.parse(output.split(separator: "\n").last.map(String.init) ?? "")?["median_ms"]?.doubleValue else {
+                    throw SightlineError.toolFailed(command: script, reason: "no median_ms in its last line: \(output.suffix(200))")
+                }
+                theirs = median
+            } catch {
+                print(String(format: "  %@ model: ours %.2f ms; LiteRT skipped (pip install ai-edge-litert==2.3.0 numpy; --python PATH): %@",
+                             graph.rawValue, ours, "\(error)"))
                 continue
             }
             print(String(format: "  %@ model: ours %.2f ms, LiteRT %.2f ms, ratio %.2f (ours ÷ LiteRT)", graph.rawValue, ours, theirs, ours / theirs))

@@ -194,6 +194,44 @@ import SightlineCore
         #expect(ops(b.off) == ["Relu", "Sigmoid", "Add", "Relu"])
     }
 
+    @Test func fuseResidualAdd() throws {
+        // A BlazeFace block: depthwise 3×3, pointwise 1×1, + the block's input, Relu; then a
+        // second 1×1 whose Add reads it first (operand order) without a Relu, and a third
+        // whose Add's other operand is made after it (it must stay a separate step).
+        let g = graph([node("Conv", ["x", "wd"], "d", ["group": .int(8), "pads": .ints([1, 1, 1, 1])]),
+                       node("Conv", ["d", "wp", "bp"], "p"), node("Add", ["p", "x"], "s"), node("Relu", ["s"], "a"),
+                       node("Conv", ["a", "wq"], "q"), node("Add", ["a", "q"], "t"),
+                       node("Conv", ["t", "wr"], "r"), node("Sigmoid", ["t"], "late"), node("Add", ["r", "late"], "y")],
+                      ["wd": tensor([8, 1, 3, 3], seed: 30), "wp": tensor([8, 8, 1, 1], seed: 31), "bp": tensor([8], seed: 32),
+                       "wq": tensor([8, 8, 1, 1], seed: 33), "wr": tensor([8, 8, 1, 1], seed: 34)], input: [1, 8, 12, 12])
+        let x = input([1, 8, 12, 12])
+        let b = try build(g, input: x, pass: "fuse-residual-add")
+        #expect(ops(b.on).filter { $0 == "Conv+Add(fused)" }.count == 2, "\(ops(b.on))")
+        #expect(ops(b.on).filter { $0 == "Add" }.count == 1, "the Add whose operand comes later stays: \(ops(b.on))")
+        #expect(convs(b.on).compactMap(\.residual).map(\.activation) == [.relu, .none])
+        #expect(ops(b.off).filter { $0 == "Add" }.count == 3)
+        // The same float operations in the same order: the same bits, not merely close.
+        let on = try KernelConfig.with(.current) { () -> Tensor in
+            var interpreter = PlanInterpreter(plan: b.on, threads: 1, values: ["x": .float(x)])
+            try interpreter.run(b.on.steps, releases: b.on.releases)
+            return try #require(try interpreter.outputs(named: ["y"])["y"])
+        }
+        let off = try KernelConfig.with(.current) { () -> Tensor in
+            var interpreter = PlanInterpreter(plan: b.off, threads: 1, values: ["x": .float(x)])
+            try interpreter.run(b.off.steps, releases: b.off.releases)
+            return try #require(try interpreter.outputs(named: ["y"])["y"])
+        }
+        let same = on.data == off.data
+        #expect(same, "fused and unfused differ")
+        // Unfused (as delta execution runs it), each fused step is its convolution and its Add.
+        let unfused = b.on.steps.flatMap(\.unfused)
+        #expect(unfused.map(\.op) == b.off.steps.flatMap(\.unfused).map(\.op))
+        var interpreter = PlanInterpreter(plan: b.on, threads: 1, values: ["x": .float(x)])
+        try interpreter.run(unfused)
+        let unfusedSame = try #require(try interpreter.outputs(named: ["y"])["y"]).data == off.data
+        #expect(unfusedSame, "unfused differs")
+    }
+
     @Test func removeDeadSteps() throws {
         let g = graph([node("Relu", ["x"], "y"), node("Sigmoid", ["x"], "unused")], input: [2, 3])
         let b = try build(g, input: input([2, 3]), pass: "remove-dead-steps")
@@ -254,7 +292,7 @@ import SightlineCore
     @Test func everyPassHasATestAndANameOnce() {
         let tested: Set<String> = ["remove-aliases", "cancel-transposes", "fold-pads", "resize-after-pointwise", "fuse-attention", "fuse-layer-norm", "conv-steps",
                                    "fold-conv-affine", "fuse-conv-activation", "fuse-hard-swish", "fuse-post-affine", "fuse-elementwise-relu",
-                                   "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
+                                   "fuse-residual-add", "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
                                    "pack-linear", "fuse-expand-depthwise"]
         #expect(Set(PlanPasses.names) == tested)
         #expect(PlanPasses.names.count == tested.count)

@@ -83,8 +83,10 @@ import SightlineTestSupport
         #expect(summary["Clip"] == nil)
         // Stem, 2 + 15 × 3 in the blocks, head; where the fused kernel runs, each block's expand
         // and depthwise convolutions are one step (15 blocks expand).
-        let fused = summary["Conv+DepthwiseConv(fused)"] ?? 0
-        #expect((summary["Conv"] ?? 0) + 2 * fused == 49, "\(summary)")
+        // The 9 residual Adds run inside the projection convolutions before them.
+        let fused = summary["Conv+DepthwiseConv(fused)"] ?? 0, joined = summary["Conv+Add(fused)"] ?? 0
+        #expect((summary["Conv"] ?? 0) + joined + 2 * fused == 49, "\(summary)")
+        #expect(joined == 9 && summary["Add"] == nil, "\(summary)")
         if ExpandDepthwise.applies(expandedChannels: 96, height: 112, width: 112, depthwise: Conv2DGeometry(kernelH: 3, kernelW: 3)) {
             #expect(fused == 15, "\(summary)")
         }

@@ -23,7 +23,8 @@ extension ExecutionPlan {
         var i = 0
         while i + 1 < steps.count {
             defer { i += 1 }
-            guard case .conv(let expand) = steps[i].kind, steps[i].outputs.count == 1, let x = shapes[steps[i].inputs[0]] else { continue }
+            guard case .conv(let expand) = steps[i].kind, expand.residual == nil, steps[i].inputs.count == 1, steps[i].outputs.count == 1,
+                  let x = shapes[steps[i].inputs[0]] else { continue }
             let intermediate = steps[i].outputs[0]
             guard uses[intermediate] == 1, let j = steps.indices.first(where: { $0 > i && steps[$0].inputs.first == intermediate }),
                   case .conv(let depthwise) = steps[j].kind, steps[j].inputs.count == 1,

@@ -30,6 +30,7 @@ enum PlanPasses {
         FuseHardSwishPass(),
         FusePostAffinePass(),
         FuseElementwiseReluPass(),
+        FuseResidualAddPass(),  // after the Relu joined its Add
         RemoveDeadStepsPass(),
         // Weights prepared for the kernels, after every pass that changes weights.
         WinogradPass(),

@@ -53,6 +53,19 @@ struct ConvStep {
     /// output is still in cache, instead of two more passes that each allocate a tensor.
     var postAffine: (scale: Float, shift: Float)?
 
+    /// A residual Add (with its Relu) this convolution computes on its own output: the step's
+    /// second input is the other operand (`fuse-residual-add`). `join`, `joinInputs` and
+    /// `intermediate` are the Add step it replaced and the convolution's own output, so
+    /// `unfused` can give the two steps back (delta execution recomputes them separately).
+    struct ResidualJoin {
+        var join: IRNode
+        /// The Add step's inputs in the plan (the convolution's output among them).
+        var joinInputs: [String]
+        var intermediate: String
+        var activation: Activation
+    }
+    var residual: ResidualJoin?
+
     func applyPostAffine(_ out: inout [Float]) {
         guard let (scale, shift) = postAffine else { return }
         out.withUnsafeMutableBufferPointer { p in
@@ -106,6 +119,12 @@ struct ConvStep {
     }
 
     func run(_ x: Tensor, threads: Int) -> Tensor {
+        run(x, residual: nil, threads: threads)
+    }
+
+    /// The convolution, then the residual join on its output when `residual` is set (and `r`,
+    /// the other operand, is given).
+    func run(_ x: Tensor, residual r: Tensor?, threads: Int) -> Tensor {
         let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = geometry.outputSize(height: height, width: width)
         // Every element is written by the kernel (GEMM with beta 0, or the depthwise loop), so
@@ -152,6 +171,11 @@ struct ConvStep {
             }
         }
         applyPostAffine(&out)
+        if let join = residual, let r, r.data.count == out.count {
+            r.data.withUnsafeBufferPointer { rp in
+                out.withUnsafeMutableBufferPointer { residualJoin($0.baseAddress!, rp.baseAddress!, count: $0.count, activation: join.activation) }
+            }
+        }
         return Tensor(shape: [batch, outChannels, oh, ow], data: out)
     }
 }

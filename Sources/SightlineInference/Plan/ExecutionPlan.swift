@@ -22,7 +22,7 @@ struct PlanStep {
     var outputs: [String]
     var op: String {
         switch kind {
-        case .conv: "Conv"
+        case .conv(let conv): conv.residual == nil ? "Conv" : "Conv+Add(fused)"
         case .generic(let node): node.op
         case .attention: "Attention(fused)"
         case .layerNorm: "LayerNorm(fused)"

@@ -62,10 +62,20 @@ struct ExpandDepthwiseStep {
 
 extension PlanStep {
     /// This step as the plain steps it stands for: a fused expand → depthwise step is its two
-    /// convolutions (for delta execution and MAC counts); any other step is itself.
+    /// convolutions, a convolution with a residual join is the convolution and its Add (for
+    /// delta execution and MAC counts); any other step is itself.
     var unfused: [PlanStep] {
-        guard case .expandDepthwise(let fused) = kind else { return [self] }
-        return [PlanStep(kind: .conv(fused.expand), inputs: [inputs[0]], outputs: [fused.intermediate]),
-                PlanStep(kind: .conv(fused.depthwise), inputs: [fused.intermediate], outputs: outputs)]
+        switch kind {
+        case .expandDepthwise(let fused):
+            return [PlanStep(kind: .conv(fused.expand), inputs: [inputs[0]], outputs: [fused.intermediate]),
+                    PlanStep(kind: .conv(fused.depthwise), inputs: [fused.intermediate], outputs: outputs)]
+        case .conv(var conv):
+            guard let residual = conv.residual, inputs.count == 2 else { return [self] }
+            conv.residual = nil
+            return [PlanStep(kind: .conv(conv), inputs: [inputs[0]], outputs: [residual.intermediate]),
+                    PlanStep(kind: .generic(residual.join), inputs: residual.joinInputs, outputs: outputs)]
+        default:
+            return [self]
+        }
     }
 }

@@ -12,7 +12,7 @@ extension PlanStep {
         }
         switch kind {
         case .conv(let conv):
-            return [.float(conv.run(try tensor(0), threads: threads))]
+            return [.float(conv.run(try tensor(0), residual: conv.residual == nil ? nil : try tensor(1), threads: threads))]
         case .generic(let node):
             return try Operators.evaluate(node, inputs)
         case .attention(let scale):
