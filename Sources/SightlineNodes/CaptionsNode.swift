@@ -111,7 +111,12 @@ public struct CaptionComposer: Sendable {
         var phrases: [CaptionPhrase] = []
         let people = subjects("person", snapshotsHere, detectionsHere, eventsHere, start: start, end: end)
         let faces = subjects("face", snapshotsHere, detectionsHere, eventsHere, start: start, end: end)
-        if let people {
+        // The person detector also fires on animals standing upright or drawn like people (an
+        // animated film's rabbit). When the crops around the detections read as an animal and
+        // no face was found, the caption does not call them people; the objects phrase names
+        // the animal and says why (the people records themselves are unchanged).
+        let doubt = people == nil || (faces?.count ?? 0) > 0 ? nil : Self.animalTakenForAPerson(labelsHere)
+        if let people, doubt == nil {
             var phrase = people.phrase
             // One person, dressed in one colour in most frames they were seen in: say so.
             let single = clothingHere.filter { $0.value.count == 1 }.map { $0.value[0] }
@@ -125,8 +130,13 @@ public struct CaptionComposer: Sendable {
         } else if let faces {
             phrases.append(faces.phrase)
         }
-        if let objects = objectPhrase(labelsHere) ?? tentativePhrase(labelsHere) { phrases.append(objects) }
-        if phrases.isEmpty { phrases.append(CaptionPhrase(kind: .unclear, text: "unclear scene", evidence: unclearEvidence(labelsHere))) }
+        if var objects = objectPhrase(labelsHere) ?? tentativePhrase(labelsHere) {
+            if let doubt { objects.evidence.append(doubt) }
+            phrases.append(objects)
+        }
+        if phrases.isEmpty {
+            phrases.append(CaptionPhrase(kind: .unclear, text: "unclear scene", evidence: unclearEvidence(labelsHere) + (doubt.map { [$0] } ?? [])))
+        }
 
         var tracks = TextTracks()
         for entry in textsHere { tracks.add(entry.value, at: entry.time) }
@@ -274,6 +284,21 @@ public struct CaptionComposer: Sendable {
                    s.places.sorted().joined(separator: ", "))
         }
         return CaptionPhrase(kind: .objects, text: text, evidence: evidence)
+    }
+
+    /// Evidence that a segment's person detections are an animal: in at least two thirds of the
+    /// frames with crops around people, every such crop's concept is an animal with mass ≥ 0.6.
+    /// (WordNet puts people under "organism", not "animal", so a person's crop — clothing, or
+    /// what they ride or hold — rarely reads as one.) nil when the people stand.
+    private static func animalTakenForAPerson(_ entries: [Timed<Labels>], minMass: Double = 0.6, share: Double = 2.0 / 3) -> String? {
+        let crops = entries.map { $0.value.regions.filter { $0.origin == .person } }.filter { !$0.isEmpty }
+        guard !crops.isEmpty else { return nil }
+        let animal = crops.filter { regions in
+            regions.allSatisfy { region in region.concept.map { $0.mass >= minMass && $0.path.contains("animal") } ?? false }
+        }
+        guard Double(animal.count) >= share * Double(crops.count) else { return nil }
+        return String(format: "not called a person: the person detector fired, but its crops read as an animal (mass ≥ %.1f) in %d of %d frames, and no face was found",
+                      minMass, animal.count, crops.count)
     }
 
     /// One concept is above the other in WordNet (by any path, when the ids are known; else by

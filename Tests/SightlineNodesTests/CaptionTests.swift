@@ -91,6 +91,33 @@ import SightlineMedia
         #expect(caption.phrases.first { $0.kind == .objects }?.text == "a bicycle")
     }
 
+    /// An animated rabbit standing upright set off the person detector; the crops around it
+    /// read as an animal and no face was found: the caption names the animal, not a person, and
+    /// says why. A person's crop that reads as clothing, or a face in the shot, keeps the person.
+    @Test func anAnimalTakenForAPersonIsNotCalledOne() throws {
+        let animal = concept("animal", 0.77, path: ["entity", "organism"])
+        let jersey = concept("jersey", 0.7, path: ["entity", "artifact", "clothing"])
+        func shot(crop: Concept, face: Bool) -> Caption? {
+            var composer = CaptionComposer()
+            for i in 0..<4 {
+                let t = Double(i)
+                composer.add(tracks: snapshot(i, [(1, 400)]), at: t)
+                if face { composer.add(tracks: snapshot(i, [(2, 420)], label: "face"), at: t) }
+                let region = RegionLabels(origin: .person, box: PixelBox(x: 300, y: 50, width: 300, height: 400), top: [], concept: i == 3 ? nil : crop)
+                composer.add(labels: Labels(frameIndex: i, top: [], concept: animal, regions: [region]), at: t)
+            }
+            return composer.finish(start: 0, end: 4)
+        }
+        let rabbit = try #require(shot(crop: animal, face: false))
+        #expect(rabbit.text == "An animal; a 4 s shot.")
+        #expect(rabbit.phrases.first?.evidence.last?.hasPrefix("not called a person") == true)
+        #expect(rabbit.phrases.first?.evidence.last?.contains("in 3 of 4 frames") == true, "\(rabbit.phrases)")
+        let person = try #require(shot(crop: jersey, face: false))
+        #expect(person.phrases.first?.kind == .people, "\(person.text)")
+        let withAFace = try #require(shot(crop: animal, face: true))
+        #expect(withAFace.phrases.first?.kind == .people, "\(withAFace.text)")
+    }
+
     @Test func facesAloneAndComingsAndGoings() throws {
         var composer = CaptionComposer()
         composer.add(detected: "face", count: 1, at: 0)
