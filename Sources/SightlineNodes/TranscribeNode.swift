@@ -28,6 +28,8 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
     private let cache: ResponseCache?
     private var started: Set<String> = []
     private var running: [String: Task<Void, Never>] = [:]
+    /// Where the reading, chunking and sending run (not Swift's shared pool: see QueueTaskExecutor).
+    private let executor = QueueTaskExecutor(label: "sightline.transcribe")
     /// Transcripts ready to go out, and per source how far its audio is heard: one lock, so a
     /// frame's mark never runs ahead of the transcripts emitted before it.
     private let state = Mutex<(finished: [Item], coverage: [String: SpeechCoverage])>(([], [:]))
@@ -97,7 +99,7 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
             // A file's transcripts go out before its end (sinks close its results there).
             if let task = running.removeValue(forKey: eos.sourceID) {
                 let done = DispatchSemaphore(value: 0)
-                Task.detached {
+                Task.detached(executorPreference: executor) {
                     await task.value
                     done.signal()
                 }
@@ -199,7 +201,7 @@ public final class TranscribeNode: NodeProcessor, @unchecked Sendable {
     private func start(_ feed: AudioFeed, source: String, client: ModelServerClient, context: any NodeContext) -> Task<Void, Never> {
         let settings = chunking, model = model, language = language, terms = terms, concurrency = concurrency, cache = cache
         let endpoint = client.settings.url("/audio/transcriptions")
-        return Task.detached { [self] in
+        return Task.detached(executorPreference: executor) { [self] in
             // However it ends, the whole track counts as heard then: nothing more will come.
             defer { cover(source) { $0.finish() } }
             let next: () async throws -> AudioTap.Block?
