@@ -287,6 +287,24 @@ import SightlineCore
         #expect(ops(b.off) == ["Conv", "Conv"])
     }
 
+    // MARK: - Specialisation
+
+    /// Building a plan runs the graph once; each intermediate goes after its last reader, so a
+    /// chain of 20 steps holds about two values at once, not 20 (the OCR detector's plan once
+    /// cost 1 GB this way).
+    @Test func specialisingHoldsOnlyLiveValues() throws {
+        var nodes: [IRNode] = []
+        var previous = "x"
+        for i in 0..<20 {
+            nodes.append(node(i % 2 == 0 ? "Relu" : "Sigmoid", [previous], i == 19 ? "y" : "v\(i)"))
+            previous = i == 19 ? "y" : "v\(i)"
+        }
+        let size = 64 * 64
+        let plan = try ExecutionPlan.build(graph: graph(nodes, input: [1, 1, 64, 64]), inputShapes: ["x": [1, 1, 64, 64]])
+        #expect(plan.specialisationPeakElements <= 2 * size, "\(plan.specialisationPeakElements / size) values held at once")
+        #expect(plan.shapes["v7"] == [1, 1, 64, 64], "every value's shape is still known")
+    }
+
     // MARK: - The list and the switch
 
     @Test func everyPassHasATestAndANameOnce() {

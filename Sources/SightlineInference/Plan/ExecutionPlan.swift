@@ -43,6 +43,9 @@ struct ExecutionPlan {
     /// For each step, the values whose last use it is (their buffers are dropped after it).
     var releases: [[String]]
     var shapes: [String: [Int]]
+    /// The most intermediate values held at once while the plan was specialised, in elements
+    /// (what building it cost beyond the weights; each value goes after its last reader).
+    var specialisationPeakElements = 0
 
     static let unaryElementwise: Set<String> = ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Neg", "Sqrt", "Exp", "Erf", "Tanh", "Identity", "Dropout"]
     static let binaryElementwise: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"]
@@ -59,8 +62,21 @@ struct ExecutionPlan {
             guard let shape = inputShapes[input.name] else { throw ModelError.missing("input '\(input.name)'") }
             live[input.name] = .float(Tensor(zeros: shape))
         }
+        // Each value is dropped after its last reader: only its shape is kept. (Holding every
+        // intermediate made building a plan cost the sum of all activations: about 1 GB for
+        // the OCR detector at its working size.)
+        var lastUse: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() { for name in node.inputs where !name.isEmpty { lastUse[name] = i } }
+        let kept = Set(graph.outputs)
+        var shapes: [String: [Int]] = [:]
+        for (name, value) in live { shapes[name] = value.shape }
         var steps: [PlanStep] = []
-        for node in graph.nodes {
+        var held = live.values.reduce(0) { $0 + $1.shape.reduce(1, *) }, peak = held
+        func drop(_ name: String) {
+            guard let value = live.removeValue(forKey: name) else { return }
+            held -= value.shape.reduce(1, *)
+        }
+        for (index, node) in graph.nodes.enumerated() {
             let isConstant = node.op == "Shape"
                 ? node.inputs.first.map { constants[$0] != nil || live[$0] != nil } ?? false
                 : node.inputs.allSatisfy { $0.isEmpty || constants[$0] != nil }
@@ -70,15 +86,23 @@ struct ExecutionPlan {
             }
             let outputs = try Operators.evaluate(node, values)
             for (name, value) in zip(node.outputs, outputs) {
-                if isConstant { constants[name] = value } else { live[name] = value }
+                if isConstant { constants[name] = value } else {
+                    drop(name)
+                    live[name] = value
+                    shapes[name] = value.shape
+                    held += value.shape.reduce(1, *)
+                }
             }
+            peak = max(peak, held)
             if !isConstant {
                 steps.append(PlanStep(kind: .generic(node), inputs: node.inputs, outputs: node.outputs))
             }
+            for name in node.inputs where lastUse[name] == index && !kept.contains(name) { drop(name) }
+            // An output nobody reads (a node's unused second output) goes at once.
+            for name in node.outputs where lastUse[name] == nil && !kept.contains(name) { drop(name) }
         }
-        var shapes: [String: [Int]] = [:]
-        for (name, value) in live { shapes[name] = value.shape }
         var plan = ExecutionPlan(steps: steps, constants: constants, outputs: graph.outputs, releases: [], shapes: shapes)
+        plan.specialisationPeakElements = peak
         try PlanPasses.run(on: &plan, config: config)
         plan.computeReleases()
         return plan
