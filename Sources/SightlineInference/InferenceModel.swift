@@ -170,16 +170,20 @@ public final class InferenceModel: @unchecked Sendable {
         return "Conv \(g.kernelH)x\(g.kernelW)/\(g.strideH)\(conv.groups > 1 ? " g\(conv.groups)" : "")\(conv.residual == nil ? "" : "+add")"
     }
 
-    /// Plans kept per model. Input shapes can vary without end (an OCR line's width), and a
-    /// plan holds its own folded weights, so the least recently used plans are dropped.
+    /// Plans kept per model. Input shapes can vary without end (an OCR line's width), so the
+    /// least recently used plans are dropped; their weights are shared (`WeightBank`).
     public static let planCacheLimit = 16
 
     func plan(for shape: [Int]) throws -> ExecutionPlan {
         if let sharedPlans { return try sharedPlans.plan(for: shape) }
         if let cached = plans.withLock({ $0.plan(for: shape) }) { return cached }
         let built = try ExecutionPlan.build(graph: graph, inputShapes: [inputName: shape])
-        plans.withLock { $0.insert(built, for: shape, limit: Self.planCacheLimit) }
-        return built
+        // The cached plan is returned (its weights shared with the model's other plans), so
+        // this built copy's own arrays go now.
+        return plans.withLock { cache in
+            cache.insert(built, for: shape, limit: Self.planCacheLimit)
+            return cache.plans[shape] ?? built
+        }
     }
 
     /// Number of cached plans (tests).
@@ -194,6 +198,12 @@ public final class InferenceModel: @unchecked Sendable {
 }
 
 extension InferenceModel {
+    /// Floats a plan holds for its weights, by form (`sightline models plan`): what a model
+    /// costs in memory beyond its activations.
+    public func planWeightElements(for shape: [Int]) throws -> [(form: String, elements: Int)] {
+        try plan(for: shape).weightElements()
+    }
+
     /// The optimised plan, one line per step (`op inputs -> outputs`), for debugging and docs.
     public func planListing(for shape: [Int]) throws -> [String] {
         let plan = try plan(for: shape)
@@ -208,6 +218,8 @@ extension InferenceModel {
 struct PlanCache {
     var plans: [[Int]: ExecutionPlan] = [:]
     private var use: [[Int]] = []
+    /// Weights shared between the plans (and kept when a plan is dropped).
+    private var bank = WeightBank()
 
     mutating func plan(for shape: [Int]) -> ExecutionPlan? {
         guard let plan = plans[shape] else { return nil }
@@ -216,6 +228,8 @@ struct PlanCache {
     }
 
     mutating func insert(_ plan: ExecutionPlan, for shape: [Int], limit: Int) {
+        var plan = plan
+        bank.share(&plan)
         plans[shape] = plan
         touch(shape)
         while use.count > limit { plans[use.removeFirst()] = nil }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import SightlineInference
 import SightlineModels
@@ -16,6 +17,11 @@ struct ModelsPlanCommand: ParsableCommand {
         } else {
             model = try InferenceModel.loadONNX(path: try cache.verifiedFile(name).path)
         }
-        for line in try model.planListing(for: shape.split(separator: ",").compactMap { Int($0) }) { print(line) }
+        let dims = shape.split(separator: ",").compactMap { Int($0) }
+        for line in try model.planListing(for: dims) { print(line) }
+        print("weights held by this plan (MB, float32):")
+        for (form, elements) in try model.planWeightElements(for: dims) {
+            print("  " + form.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: "%8.1f", Double(elements) * 4 / 1_048_576))
+        }
     }
 }

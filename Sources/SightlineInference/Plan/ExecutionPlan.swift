@@ -118,3 +118,33 @@ struct ExecutionPlan {
         for (name, index) in lastUse where !outputs.contains(name) { releases[index].append(name) }
     }
 }
+
+extension ExecutionPlan {
+    /// Floats held for weights, by form: the folded originals, each kernel's prepared copies,
+    /// and the constants the generic steps read.
+    func weightElements() -> [(form: String, elements: Int)] {
+        var totals: [String: Int] = [:]
+        func add(_ conv: ConvStep) {
+            totals["conv weights (folded)", default: 0] += conv.weight.count + (conv.bias?.count ?? 0)
+            totals["conv packed", default: 0] += (conv.packedWeights?.count ?? 0) + (conv.packedTransposed?.count ?? 0)
+            totals["winograd transformed", default: 0] += conv.winogradWeights?.count ?? 0
+            totals["winograd packed", default: 0] += conv.winogradPacked?.count ?? 0
+            totals["depthwise interleaved", default: 0] += conv.depthwiseInterleaved?.count ?? 0
+        }
+        var readConstants = Set<String>()
+        for step in steps {
+            switch step.kind {
+            case .conv(let conv): add(conv)
+            case .expandDepthwise(let fused):
+                add(fused.expand)
+                add(fused.depthwise)
+                totals["expand panels", default: 0] += fused.expandPanels.count
+            default: break
+            }
+            for input in step.inputs where constants[input] != nil { readConstants.insert(input) }
+        }
+        totals["constants read by steps"] = readConstants.reduce(0) { $0 + (constants[$1]?.shape.reduce(1, *) ?? 0) }
+        totals["constants held"] = constants.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        return totals.filter { $0.value > 0 }.sorted { $0.value > $1.value }.map { ($0.key, $0.value) }
+    }
+}
