@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SightlineCore
+import SightlineMedia
 import SightlineModels
 
 /// `sightline bench batch`: Pipelines/batch.yaml against a Python baseline doing the same job
@@ -19,6 +20,8 @@ struct BenchBatchCommand: ParsableCommand {
     @Flag(help: "Also time the pipeline without its index node, interleaved with the full runs, and print what writing the index costs (target ≤ 5 %).")
     var indexOverhead = false
     @Flag(help: "Skip the Python baseline (with --index-overhead: time only the two pipelines).") var noBaseline = false
+    @Flag(help: "Also print both times extrapolated to one hour of the clip's kind of video (target: ours ≤ 3 minutes on 2 cores).")
+    var hour = false
     @OptionGroup var cache: ModelCacheOption
 
     func run() throws {
@@ -67,6 +70,14 @@ struct BenchBatchCommand: ParsableCommand {
         let best = (ours.min() ?? .infinity, theirs.min() ?? .infinity)
         print(String(format: "sightline %.2f s   python baseline %.2f s   ratio %.2f× %@", best.0, best.1, best.1 / best.0,
                      best.1 / best.0 >= 1.5 ? "(target met)" : "(target 1.5× not met)"))
+        if hour {
+            guard let seconds = (try? MediaProbe.probe(url: clip, timeout: 10))?.durationSeconds, seconds > 0 else {
+                throw ValidationError("cannot read the duration of \(clip) to extrapolate to an hour")
+            }
+            let perHour = (best.0 * 3600 / seconds / 60, best.1 * 3600 / seconds / 60)
+            print(String(format: "one hour of this video (%.1f s measured): sightline %.1f min, python baseline %.1f min %@", seconds, perHour.0, perHour.1,
+                         perHour.0 <= 3 ? "(target ≤ 3 min met)" : "(target ≤ 3 min not met)"))
+        }
         try compare(ours: ourOut + "/" + URL(fileURLWithPath: clip).lastPathComponent + ".jsonl", baseline: theirOut)
         if indexOverhead { try measureIndexOverhead(clip: clip) }
     }
