@@ -22,7 +22,6 @@ struct Sightline: ParsableCommand {
     /// Parses, runs, and reports any error in one place: commands throw, and every error a
     /// user can act on prints as one line, `sightline: MESSAGE (HINT)` (`UserFacingError`).
     static func main() {
-        AllocatorTuning.apply()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -451,13 +451,3 @@ import SightlineTestSupport
         }
     }
 }
-
-/// The engine's process fixes glibc's malloc thresholds at start (AllocatorTuning says why);
-/// glibc accepts them.
-@Suite struct AllocatorTuningTests {
-    @Test func glibcTakesTheThresholds() {
-        #if canImport(Glibc)
-        #expect(AllocatorTuning.apply())
-        #endif
-    }
-}

@@ -169,7 +169,4 @@ bool sl_has_f16c(void);
 /// float32 query. `vectorised` false forces the portable loop (the reference the tests compare).
 void sl_dot_f16_rows(const uint16_t *rows, long n, long dim, const float *query, float *out, bool vectorised);
 
-// glibc malloc's mmap and trim thresholds, in bytes (allocator.c); false where not glibc.
-bool sl_set_malloc_thresholds(int mmap_threshold, int trim_threshold);
-
 #endif
