@@ -33,8 +33,6 @@ public struct TermMask: @unchecked Sendable {
         self.init(terms: terms)
     }
 
-    public var isEmpty: Bool { rules.isEmpty }
-
     /// The text with every listed word masked, and the terms that were found (in list order).
     public func apply(_ text: String) -> (text: String, terms: [String]) {
         var out = text

@@ -21,7 +21,7 @@ struct ModelsPlanCommand: ParsableCommand {
         for line in try model.planListing(for: dims) { print(line) }
         print("weights held by this plan (MB, float32):")
         for (form, elements) in try model.planWeightElements(for: dims) {
-            print("  " + form.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: "%8.1f", Double(elements) * 4 / 1_048_576))
+            print("  " + pad(form, 26) + String(format: "%8.1f", Double(elements) * 4 / 1_048_576))
         }
     }
 }

@@ -13,8 +13,8 @@ import SightlineCore
 
     private func addresses(_ plan: ExecutionPlan) -> [UnsafeRawPointer?] {
         plan.steps.flatMap(\.unfused).compactMap(\.conv).flatMap { conv -> [UnsafeRawPointer?] in
-            [conv.weight, conv.packedWeights, conv.packedTransposed, conv.winogradWeights, conv.winogradPacked, conv.depthwiseInterleaved]
-                .compactMap { $0 }.map { array in array.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+            ([conv.weight] + ConvStep.preparedForms.compactMap { conv[keyPath: $0.path] })
+                .map { array in array.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
         }
     }
 

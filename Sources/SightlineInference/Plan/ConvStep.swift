@@ -85,6 +85,13 @@ struct ConvStep {
     /// A 1×1 convolution over a small plane, packed for `PackedConv.convTransposed` instead.
     var packedTransposed: [Float]?
 
+    /// Every copy of `weight` the passes may prepare for a kernel, by name: what `WeightBank`
+    /// shares between plans and `sightline models plan` counts.
+    static var preparedForms: [(name: String, path: WritableKeyPath<ConvStep, [Float]?>)] {
+        [("conv packed", \.packedWeights), ("conv packed transposed", \.packedTransposed), ("winograd transformed", \.winogradWeights),
+         ("winograd packed", \.winogradPacked), ("depthwise interleaved", \.depthwiseInterleaved)]
+    }
+
     mutating func preparePacked(channels: Int, height: Int, width: Int) {
         guard winogradWeights == nil, PackedConv.applies(groups: groups) else { return }
         let depth = channels * geometry.kernelH * geometry.kernelW

@@ -126,10 +126,7 @@ extension ExecutionPlan {
         var totals: [String: Int] = [:]
         func add(_ conv: ConvStep) {
             totals["conv weights (folded)", default: 0] += conv.weight.count + (conv.bias?.count ?? 0)
-            totals["conv packed", default: 0] += (conv.packedWeights?.count ?? 0) + (conv.packedTransposed?.count ?? 0)
-            totals["winograd transformed", default: 0] += conv.winogradWeights?.count ?? 0
-            totals["winograd packed", default: 0] += conv.winogradPacked?.count ?? 0
-            totals["depthwise interleaved", default: 0] += conv.depthwiseInterleaved?.count ?? 0
+            for form in ConvStep.preparedForms { totals[form.name, default: 0] += conv[keyPath: form.path]?.count ?? 0 }
         }
         var readConstants = Set<String>()
         for step in steps {

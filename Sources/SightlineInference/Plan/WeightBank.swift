@@ -39,11 +39,7 @@ struct WeightBank {
             guard let mine = conv[keyPath: path] else { return }
             if let theirs = banked[keyPath: path], theirs.count == mine.count { conv[keyPath: path] = theirs } else { banked[keyPath: path] = mine }
         }
-        take(\.packedWeights)
-        take(\.packedTransposed)
-        take(\.winogradWeights)
-        take(\.winogradPacked)
-        take(\.depthwiseInterleaved)
+        for form in ConvStep.preparedForms { take(form.path) }
         convolutions[key] = banked
     }
 }
