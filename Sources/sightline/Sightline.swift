@@ -22,6 +22,7 @@ struct Sightline: ParsableCommand {
     /// Parses, runs, and reports any error in one place: commands throw, and every error a
     /// user can act on prints as one line, `sightline: MESSAGE (HINT)` (`UserFacingError`).
     static func main() {
+        AllocatorTuning.apply(environment: ProcessInfo.processInfo.environment)
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -451,3 +451,19 @@ import SightlineTestSupport
         }
     }
 }
+
+/// The sightline process caps glibc's malloc arenas at start (AllocatorTuning says why), unless
+/// the user chose a limit with MALLOC_ARENA_MAX.
+@Suite struct AllocatorTuningTests {
+    @Test func theUsersMallocArenaMaxWins() {
+        #expect(AllocatorTuning.arenaLimit(environment: [:]) == AllocatorTuning.arenas)
+        #expect(AllocatorTuning.arenaLimit(environment: ["MALLOC_ARENA_MAX": "4"]) == nil)
+        #expect(AllocatorTuning.apply(environment: ["MALLOC_ARENA_MAX": "4"]) == false)
+    }
+
+    @Test func glibcTakesTheLimit() {
+        #if canImport(Glibc)
+        #expect(AllocatorTuning.apply(environment: [:]))
+        #endif
+    }
+}

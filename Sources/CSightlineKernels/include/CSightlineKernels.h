@@ -169,4 +169,7 @@ bool sl_has_f16c(void);
 /// float32 query. `vectorised` false forces the portable loop (the reference the tests compare).
 void sl_dot_f16_rows(const uint16_t *rows, long n, long dim, const float *query, float *out, bool vectorised);
 
+// glibc malloc's arena limit (M_ARENA_MAX; allocator.c); false where the C library is not glibc.
+bool sl_set_malloc_arena_max(int arenas);
+
 #endif

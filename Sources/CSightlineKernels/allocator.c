@@ -1,0 +1,16 @@
+// glibc's malloc arena limit, which Swift cannot set: <malloc.h> is not in its Glibc module.
+// AllocatorTuning (SightlineKernels) says why the process sets it.
+#include "CSightlineKernels.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+bool sl_set_malloc_arena_max(int arenas) {
+#if defined(__GLIBC__)
+    return mallopt(M_ARENA_MAX, arenas) == 1;
+#else
+    (void)arenas;
+    return false;
+#endif
+}
