@@ -81,7 +81,7 @@ extension InferenceModel {
     public func runDelta(_ input: Tensor, changed: ChangeMask?, layout: InputLayout, state: DeltaState,
                          denseAbove: Double = 0.3, truncation: Float = 0, minSaving: Double = 0.2) throws -> (outputs: [String: Tensor], stats: DeltaStats) {
         guard input.shape.first == 1, input.rank == 4 else { throw ModelError.unsupported("delta execution takes one image (batch 1, rank 4), got \(input.shape)") }
-        let plan = try self.plan(for: input.shape)
+        let plan = try self.plan(for: input.shape, forDelta: true)
         var stats = DeltaStats()
         let spatial = layout == .nchw ? (input.shape[2], input.shape[3]) : (input.shape[1], input.shape[2])
         var changes: [String: Change] = [:]

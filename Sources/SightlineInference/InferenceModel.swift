@@ -174,15 +174,20 @@ public final class InferenceModel: @unchecked Sendable {
     /// least recently used plans are dropped; their weights are shared (`WeightBank`).
     public static let planCacheLimit = 16
 
-    func plan(for shape: [Int]) throws -> ExecutionPlan {
-        if let sharedPlans { return try sharedPlans.plan(for: shape) }
-        if let cached = plans.withLock({ $0.plan(for: shape) }) { return cached }
-        let built = try ExecutionPlan.build(graph: graph, inputShapes: [inputName: shape])
+    /// The plan for inputs of `shape`. Delta execution asks for one that keeps the folded
+    /// weights (`forDelta`), which a dense run never reads (`drop-unread-weights`).
+    func plan(for shape: [Int], forDelta: Bool = false) throws -> ExecutionPlan {
+        if let sharedPlans { return try sharedPlans.plan(for: shape, forDelta: forDelta) }
+        let key = PlanCache.Key(shape: shape, forDelta: forDelta)
+        if let cached = plans.withLock({ $0.plan(for: key) }) { return cached }
+        var config = KernelConfig.current
+        if forDelta { config.disabledPasses.insert(DropUnreadWeightsPass().name) }
+        let built = try ExecutionPlan.build(graph: graph, inputShapes: [inputName: shape], config: config)
         // The cached plan is returned (its weights shared with the model's other plans), so
         // this built copy's own arrays go now.
         return plans.withLock { cache in
-            cache.insert(built, for: shape, limit: Self.planCacheLimit)
-            return cache.plans[shape] ?? built
+            cache.insert(built, for: key, limit: Self.planCacheLimit)
+            return cache.plans[key] ?? built
         }
     }
 
@@ -214,29 +219,34 @@ extension InferenceModel {
     }
 }
 
-/// Plans by input shape, least recently used first out.
+/// Plans by input shape (and whether delta execution runs them), least recently used first out.
 struct PlanCache {
-    var plans: [[Int]: ExecutionPlan] = [:]
-    private var use: [[Int]] = []
+    struct Key: Hashable {
+        var shape: [Int]
+        var forDelta: Bool
+    }
+
+    var plans: [Key: ExecutionPlan] = [:]
+    private var use: [Key] = []
     /// Weights shared between the plans (and kept when a plan is dropped).
     private var bank = WeightBank()
 
-    mutating func plan(for shape: [Int]) -> ExecutionPlan? {
-        guard let plan = plans[shape] else { return nil }
-        touch(shape)
+    mutating func plan(for key: Key) -> ExecutionPlan? {
+        guard let plan = plans[key] else { return nil }
+        touch(key)
         return plan
     }
 
-    mutating func insert(_ plan: ExecutionPlan, for shape: [Int], limit: Int) {
+    mutating func insert(_ plan: ExecutionPlan, for key: Key, limit: Int) {
         var plan = plan
         bank.share(&plan)
-        plans[shape] = plan
-        touch(shape)
+        plans[key] = plan
+        touch(key)
         while use.count > limit { plans[use.removeFirst()] = nil }
     }
 
-    private mutating func touch(_ shape: [Int]) {
-        use.removeAll { $0 == shape }
-        use.append(shape)
+    private mutating func touch(_ key: Key) {
+        use.removeAll { $0 == key }
+        use.append(key)
     }
 }

@@ -101,13 +101,16 @@ public enum Winograd {
     }
 
     /// The convolution (NCHW, any padding), bias and activation, with weights already
-    /// transformed by `transformWeights`.
+    /// transformed by `transformWeights`, or those packed by `packTransformed` (either is
+    /// enough; the packed ones are used when given).
     public static func conv(
         input: UnsafePointer<Float>, batch: Int, channels c: Int, height: Int, width: Int,
-        transformedWeights u: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?,
+        transformedWeights u: UnsafePointer<Float>?, outChannels m: Int, bias: UnsafePointer<Float>?,
         geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1,
         packedWeights: UnsafePointer<Float>? = nil
     ) {
+        // The packed copy (`packTransformed`) is all the GEMMs read when it is given.
+        guard let weights = packedWeights ?? u else { preconditionFailure("Winograd.conv needs the transformed or the packed weights") }
         if let packedWeights, let fused = activation.kernelActivation {
             vectorConv(input: input, batch: batch, channels: c, height: height, width: width, packedWeights: packedWeights,
                        outChannels: m, bias: bias, geometry: g, fused: fused, output: output, threads: threads)
@@ -125,7 +128,7 @@ public enum Winograd {
         // With several threads, at least one block per thread.
         let blockSize = max(16, min((total + threads - 1) / max(threads, 1), 1_048_576 / max(1, 16 * max(c, m))))
         let blocks = (total + blockSize - 1) / blockSize
-        let shared = SharedBuffers(input: input, weight: u, bias: bias, output: output)
+        let shared = SharedBuffers(input: input, weight: weights, bias: bias, output: output)
         let work = { @Sendable (block: Int) in
             let t0 = block * blockSize, t1 = min(total, t0 + blockSize)
             let n = t1 - t0

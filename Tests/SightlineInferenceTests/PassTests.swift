@@ -244,8 +244,24 @@ import SightlineCore
     @Test func winograd() throws {
         let g = graph([node("Conv", ["x", "w"], "y", ["pads": .ints([1, 1, 1, 1])])], ["w": tensor([8, 8, 3, 3], seed: 16)], input: [1, 8, 6, 6])
         let b = try build(g, input: input([1, 8, 6, 6]), pass: "winograd")
-        #expect(convs(b.on).first?.winogradWeights != nil)
-        #expect(convs(b.off).first?.winogradWeights == nil)
+        let on = try #require(convs(b.on).first)
+        #expect(on.kernelWeights(channels: 8) == .winograd)
+        #expect((on.winogradWeights == nil) != (on.winogradPacked == nil), "one copy of the transformed weights, packed where the kernel takes it")
+        #expect(convs(b.off).first?.kernelWeights(channels: 8) != .winograd)
+    }
+
+    /// A dense run reads only the prepared copy; the folded originals stay where the kernel
+    /// reads them (a depthwise convolution) or the pass is off.
+    @Test func dropUnreadWeights() throws {
+        let g = graph([node("Conv", ["x", "w1"], "a", ["pads": .ints([1, 1, 1, 1])]),
+                       node("Conv", ["a", "w2"], "y", ["group": .int(8), "pads": .ints([1, 1, 1, 1])])],
+                      ["w1": tensor([8, 8, 3, 3], seed: 16), "w2": tensor([8, 1, 3, 3], seed: 23)], input: [1, 8, 6, 6])
+        let b = try build(g, input: input([1, 8, 6, 6]), pass: "drop-unread-weights")
+        let on = convs(b.on), off = convs(b.off)
+        #expect(on.count == 2 && off.count == 2)
+        #expect(on.first?.weight.isEmpty == true, "the 3×3 convolution reads its Winograd copy")
+        #expect(on.last?.weight.count == 8 * 9, "the depthwise kernel reads the folded weights")
+        #expect(off.first?.weight.count == 8 * 8 * 9)
     }
 
     @Test(.enabled(if: hasAVX2, needsAVX2))
@@ -311,7 +327,7 @@ import SightlineCore
         let tested: Set<String> = ["remove-aliases", "cancel-transposes", "fold-pads", "resize-after-pointwise", "fuse-attention", "fuse-layer-norm", "conv-steps",
                                    "fold-conv-affine", "fuse-conv-activation", "fuse-hard-swish", "fuse-post-affine", "fuse-elementwise-relu",
                                    "fuse-residual-add", "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
-                                   "pack-linear", "fuse-expand-depthwise"]
+                                   "pack-linear", "fuse-expand-depthwise", "drop-unread-weights"]
         #expect(Set(PlanPasses.names) == tested)
         #expect(PlanPasses.names.count == tested.count)
     }

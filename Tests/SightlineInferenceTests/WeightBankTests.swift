@@ -38,6 +38,32 @@ import SightlineCore
         #expect(first == second, "every weight array is one copy")
     }
 
+    /// Delta execution's plan keeps the folded weights a dense plan drops; what both hold is
+    /// one copy, and both compute the same.
+    @Test func aDeltaPlanSharesWhatTheDensePlanHolds() throws {
+        let graph = IRGraph(nodes: [conv("x", "w1", "a", ["pads": .ints([1, 1, 1, 1])]), conv("a", "w3", "y")],
+                            constants: ["w1": .float(Tensor(shape: [16, 8, 3, 3], data: random(16 * 8 * 9, seed: 1))),
+                                        "w3": .float(Tensor(shape: [8, 16, 1, 1], data: random(8 * 16, seed: 3)))],
+                            inputs: [.init(name: "x", dims: [1, 8, 12, 12])], outputs: ["y"], metadata: [:], opset: 13)
+        let model = try InferenceModel(graph: graph, threads: 1)
+        let shape = [1, 8, 12, 12]
+        let dense = try model.plan(for: shape), delta = try model.plan(for: shape, forDelta: true)
+        let denseConvs = dense.steps.compactMap(\.conv), deltaConvs = delta.steps.compactMap(\.conv)
+        #expect(denseConvs.count == 2 && deltaConvs.count == 2)
+        #expect(denseConvs.allSatisfy { $0.weight.isEmpty }, "a dense run reads only the prepared copies")
+        #expect(deltaConvs.allSatisfy { !$0.weight.isEmpty }, "masked convolutions read the folded weights")
+        for (a, b) in zip(denseConvs, deltaConvs) {
+            for form in ConvStep.preparedForms {
+                guard let x = a[keyPath: form.path], let y = b[keyPath: form.path] else { continue }
+                #expect(x.withUnsafeBufferPointer { $0.baseAddress } == y.withUnsafeBufferPointer { $0.baseAddress }, "\(form.name): one copy")
+            }
+        }
+        let x = Tensor(shape: shape, data: random(8 * 144, seed: 4))
+        let plain = try #require(try model.run(x)["y"])
+        let (outputs, _) = try model.runDelta(x, changed: nil, layout: .nchw, state: DeltaState())
+        #expect(try #require(outputs["y"]).data == plain.data)
+    }
+
     @Test func differentWeightsUnderOneNameAreNotShared() {
         var bank = WeightBank()
         func plan(_ weights: [Float]) -> ExecutionPlan {

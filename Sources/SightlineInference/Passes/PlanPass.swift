@@ -39,6 +39,8 @@ enum PlanPasses {
         InterleaveDepthwisePass(),
         PackLinearPass(),
         FuseExpandDepthwisePass(),
+        // Last: what no kernel reads goes.
+        DropUnreadWeightsPass(),
     ]
 
     /// Every pass name, once, in order.

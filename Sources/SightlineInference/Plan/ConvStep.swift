@@ -93,7 +93,7 @@ struct ConvStep {
     }
 
     mutating func preparePacked(channels: Int, height: Int, width: Int) {
-        guard winogradWeights == nil, PackedConv.applies(groups: groups) else { return }
+        guard winogradWeights == nil, winogradPacked == nil, PackedConv.applies(groups: groups) else { return }
         let depth = channels * geometry.kernelH * geometry.kernelW
         guard weight.count == outChannels * depth else { return }
         let pointwise = geometry == Conv2DGeometry(kernelH: 1, kernelW: 1)
@@ -121,8 +121,30 @@ struct ConvStep {
 
     mutating func prepareWinograd(channels: Int) {
         guard Winograd.applies(channels: channels, outChannels: outChannels, groups: groups, geometry: geometry) else { return }
-        winogradWeights = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
-        winogradPacked = winogradWeights.flatMap { Winograd.packTransformed($0, outChannels: outChannels, channels: channels) }
+        let transformed = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
+        winogradPacked = Winograd.packTransformed(transformed, outChannels: outChannels, channels: channels)
+        // The kernel reads the packed copy when there is one, never both (open_nsfw: 19 MB).
+        winogradWeights = winogradPacked == nil ? transformed : nil
+    }
+
+    /// The copies of the weights `run` can take, in the order it prefers them.
+    enum KernelWeights: Equatable {
+        case packedTransposed, packed, winograd
+        /// `weight` itself (with `depthwiseInterleaved` for depthwise convolutions).
+        case folded
+    }
+
+    /// Which weights `run` reads for an input of `channels` channels: the first prepared form
+    /// the passes made for this shape, else the folded weights.
+    func kernelWeights(channels: Int) -> KernelWeights {
+        let depth = channels * geometry.kernelH * geometry.kernelW
+        if let packedTransposed, packedTransposed.count == PackedConv.transposedCount(outChannels: outChannels, channels: channels) {
+            return .packedTransposed
+        }
+        if let packedWeights, packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) { return .packed }
+        if let winogradPacked, winogradPacked.count == 16 * PackedConv.packedCount(outChannels: outChannels, depth: channels) { return .winograd }
+        if let winogradWeights, winogradWeights.count == 16 * outChannels * channels { return .winograd }
+        return .folded
     }
 
     func run(_ x: Tensor, threads: Int) -> Tensor {
@@ -145,26 +167,27 @@ struct ConvStep {
                 withOptionalPointer(bias) { b in
                     let input = src.baseAddress!, output = dst.baseAddress!
                     // The weights the planner's passes prepared decide the kernel (Passes/).
-                    if let packedTransposed, packedTransposed.count == PackedConv.transposedCount(outChannels: outChannels, channels: channels) {
-                        packedTransposed.withUnsafeBufferPointer {
-                            PackedConv.convTransposed(input: input, batch: batch, channels: channels, spatial: oh * ow, packedWeight: $0.baseAddress!,
+                    switch kernelWeights(channels: channels) {
+                    case .packedTransposed:
+                        withOptionalPointer(packedTransposed) { p in
+                            PackedConv.convTransposed(input: input, batch: batch, channels: channels, spatial: oh * ow, packedWeight: p!,
                                                       outChannels: outChannels, bias: b, activation: activation, output: output, threads: threads)
                         }
-                    } else if let packedWeights, packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) {
-                        packedWeights.withUnsafeBufferPointer {
+                    case .packed:
+                        withOptionalPointer(packedWeights) { p in
                             PackedConv.conv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: geometry,
-                                            packedWeight: $0.baseAddress!, outChannels: outChannels, bias: b, activation: activation,
+                                            packedWeight: p!, outChannels: outChannels, bias: b, activation: activation,
                                             output: output, threads: threads, indirect: indirect)
                         }
-                    } else if let winogradWeights, winogradWeights.count == 16 * outChannels * channels {
-                        winogradWeights.withUnsafeBufferPointer { u in
+                    case .winograd:
+                        withOptionalPointer(winogradWeights) { u in
                             withOptionalPointer(winogradPacked) { packed in
                                 Winograd.conv(input: input, batch: batch, channels: channels, height: height, width: width,
-                                              transformedWeights: u.baseAddress!, outChannels: outChannels, bias: b, geometry: geometry,
+                                              transformedWeights: u, outChannels: outChannels, bias: b, geometry: geometry,
                                               activation: activation, output: output, threads: threads, packedWeights: packed)
                             }
                         }
-                    } else {
+                    case .folded:
                         weight.withUnsafeBufferPointer { w in
                             withOptionalPointer(depthwiseInterleaved) { interleaved in
                                 conv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: w.baseAddress!,

@@ -1,9 +1,8 @@
 /// The prepared weights a model's plans share. A plan is built per input shape — each batch
 /// size of a dynamically batched node, each OCR line width — and every build folds and packs
 /// the same weights again; kept apart, each plan held its own copy (open_nsfw: 95 MB a plan).
-/// When a new plan's convolution has the same folded weights as one seen before (compared
-/// element by element, so sharing never changes a result), it takes the banked arrays: the
-/// folded weights and every prepared form of them, which depend on nothing else.
+/// Each array of a new plan's convolution (the folded weights, the bias, every prepared form)
+/// that equals, element by element, the banked one of the same step takes the banked storage.
 struct WeightBank {
     private var convolutions: [String: ConvStep] = [:]
     private var panels: [String: [Float]] = [:]
@@ -27,19 +26,30 @@ struct WeightBank {
     }
 
     private mutating func share(_ conv: inout ConvStep, key: String) {
-        guard var banked = convolutions[key], banked.geometry == conv.geometry, banked.groups == conv.groups,
-              banked.outChannels == conv.outChannels, banked.weight == conv.weight, banked.bias == conv.bias else {
+        guard var banked = convolutions[key] else {
             convolutions[key] = conv
             return
         }
-        conv.weight = banked.weight
-        conv.bias = banked.bias
-        // Each prepared form: take the banked copy, or bank this plan's if it is the first.
+        // Each array: take the banked copy when it is equal element by element (so sharing
+        // never changes a result), or bank this plan's if the bank has none of that form. Plans
+        // need not hold the same forms: a delta plan keeps the folded weights a dense one drops.
         func take(_ path: WritableKeyPath<ConvStep, [Float]?>) {
             guard let mine = conv[keyPath: path] else { return }
-            if let theirs = banked[keyPath: path], theirs.count == mine.count { conv[keyPath: path] = theirs } else { banked[keyPath: path] = mine }
+            if let theirs = banked[keyPath: path] {
+                if theirs == mine { conv[keyPath: path] = theirs }
+            } else {
+                banked[keyPath: path] = mine
+            }
         }
-        for form in ConvStep.preparedForms { take(form.path) }
+        for path in [\ConvStep.foldedWeight, \ConvStep.bias] + ConvStep.preparedForms.map(\.path) { take(path) }
         convolutions[key] = banked
+    }
+}
+
+extension ConvStep {
+    /// `weight` as an optional array (nil once `drop-unread-weights` took it), for `WeightBank`.
+    var foldedWeight: [Float]? {
+        get { weight.isEmpty ? nil : weight }
+        set { weight = newValue ?? [] }
     }
 }
