@@ -65,7 +65,7 @@ final class DeltaSupport {
         defer { counters[source] = c }
         if region?.skip == true, let last = lastResults[source] {
             c.reused += 1
-            return last.map { reused($0, frame: frame) }
+            return last.map { $0.standing(for: frame) }
         }
         let tiles = region.flatMap { $0.refresh ? nil : $0.tiles }
         let state = states[source] ?? DeltaState()
@@ -81,16 +81,6 @@ final class DeltaSupport {
             r.delta = .computed(changedInput: stats.changedInput, workSaved: stats.savedFraction)
             return r
         }
-    }
-
-    private func reused(_ record: Record, frame: Frame) -> Record {
-        var r = record
-        r.value = record.value.reused(forFrame: frame.decodeIndex)
-        r.start = frame.seconds
-        r.end = frame.seconds
-        r.ingestWallClock = frame.ingestWallClock
-        r.delta = .reused
-        return r
     }
 
     /// A `delta` status every `every` frames of a source (and at its end).

@@ -18,7 +18,7 @@ public final class FacesNode: BatchedModelNode {
             OptionSpec("min_score", .double, default: .double(0), min: 0, max: 1,
                        help: "keep faces scoring at least this (0: the model's own threshold, 0.6 full range, 0.5 short)"),
         ],
-        contract: NodeContract(produces: [.init(.faces)]))
+        contract: NodeContract(needs: GatedReuse.needs, produces: [.init(.faces)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try FacesNode(options: options))
@@ -59,7 +59,7 @@ public final class PeopleNode: BatchedModelNode {
             OptionSpec("min_score", .double, default: .double(0.5), min: 0, max: 1,
                        help: "keep people scoring at least this (the model's own graph keeps 0.2 and up, for its landmark stage)"),
         ],
-        contract: NodeContract(produces: [.init(.people)]))
+        contract: NodeContract(needs: GatedReuse.needs, produces: [.init(.people)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try PeopleNode(options: options))

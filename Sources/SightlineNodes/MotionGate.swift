@@ -1,0 +1,136 @@
+import Foundation
+import SightlineCore
+import SightlineGraph
+
+/// Whether a model runs on a sampled frame of one source or stands by its last results: a pure
+/// state machine fed by the `regions` node's decision for the frame. Nothing changed (the
+/// regions node marked the frame `skip`) and the last computed result is younger than `maxAge`
+/// seconds of media time: reuse. Anything else computes: a change, no decision for the frame
+/// (its regions record never came), time going backwards (a new file or a looped source), or a
+/// result that has grown too old (the periodic refresh that catches what the threshold missed).
+public struct MotionGate: Sendable, Equatable {
+    public enum Decision: Sendable, Equatable {
+        case compute
+        case reuse
+    }
+
+    /// Seconds of media time a result may stand for later frames.
+    public let maxAge: Double
+    /// Media time of the frame last computed.
+    public private(set) var lastComputed: Double?
+
+    public init(maxAge: Double) {
+        self.maxAge = maxAge
+    }
+
+    /// The decision for the frame at `seconds`; `skip` is the regions node's (nil: none).
+    public mutating func next(skip: Bool?, at seconds: Double) -> Decision {
+        if skip == true, let last = lastComputed, seconds >= last, seconds - last < maxAge { return .reuse }
+        lastComputed = seconds
+        return .compute
+    }
+}
+
+/// `gate: true` on a model node: frames the `regions` node upstream marks unchanged reuse the
+/// node's last results for that source (marked `reused`), so a fixed camera looking at an empty
+/// scene costs no model time. Per source: the regions decisions seen, a `MotionGate`, the last
+/// results, and counters reported on the status topic (as `delta` events: frames, reused).
+final class GatedReuse {
+    static let options: [OptionSpec] = [
+        OptionSpec("gate", .bool, default: .bool(false),
+                   help: "run only on frames where a regions node upstream saw a change; other frames reuse the last results (marked `reused`)"),
+        OptionSpec("gate_refresh", .double, default: .double(10), min: 0.1, max: 86_400,
+                   help: "gate: recompute at least this often (seconds of media time), changed or not"),
+    ]
+
+    static let needs = [NodeContract.Need(anyOf: [.regions], when: .init("gate", is: .bool(true)),
+                                          hint: "add a regions node before it (e.g. `- cam -> regions`, `- regions -> NODE`), or set gate: false")]
+
+    struct Counters {
+        var frames = 0
+        var reused = 0
+        var seconds = 0.0
+    }
+
+    let node: String
+    let maxAge: Double
+    private var skips: [String: FrameTable<Bool>] = [:]
+    private var gates: [String: MotionGate] = [:]
+    private var last: [String: [Record]] = [:]
+    private var counters: [String: Counters] = [:]
+    private var reported: [String: Int] = [:]
+
+    init(node: String, options: NodeOptions) {
+        self.node = node
+        maxAge = options.double("gate_refresh") ?? 10
+    }
+
+    func observe(_ record: Record) {
+        guard case .regions(let region) = record.value else { return }
+        skips[record.sourceID, default: FrameTable(capacity: 64)].set(region.skip, for: region.frameIndex)
+    }
+
+    /// The records of each frame: `compute` runs once on the frames the gates let through (as
+    /// one batch); the others take their source's last results, in frame order.
+    func results(for frames: [Frame], compute: ([Frame]) throws -> [[Record]]) throws -> [[Record]] {
+        let decisions = frames.map { frame -> MotionGate.Decision in
+            let skip = skips[frame.sourceID]?.take(frame.decodeIndex)
+            var gate = gates[frame.sourceID] ?? MotionGate(maxAge: maxAge)
+            defer { gates[frame.sourceID] = gate }
+            return gate.next(skip: skip, at: frame.seconds)
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let toCompute = zip(frames, decisions).filter { $0.1 == .compute }.map(\.0)
+        let computed = toCompute.isEmpty ? [] : try compute(toCompute)
+        // Every model node answers with one list per frame it was given.
+        guard computed.count == toCompute.count else { preconditionFailure("\(node): \(computed.count) results for \(toCompute.count) frames") }
+        let secondsPerFrame = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 / Double(max(toCompute.count, 1))
+        var next = computed.makeIterator()
+        var out: [[Record]] = []
+        for (frame, decision) in zip(frames, decisions) {
+            var c = counters[frame.sourceID] ?? Counters()
+            c.frames += 1
+            if decision == .compute, let records = next.next() {
+                c.seconds += secondsPerFrame
+                last[frame.sourceID] = records
+                out.append(records)
+            } else {
+                // A gate reuses only after it computed, and that frame came first.
+                c.reused += 1
+                out.append((last[frame.sourceID] ?? []).map { $0.standing(for: frame) })
+            }
+            counters[frame.sourceID] = c
+        }
+        return out
+    }
+
+    /// A `delta` status (frames, reused) every `every` frames of a source, and at its end.
+    func status(for source: String, every: Int, final: Bool, context: any NodeContext) -> StatusEvent? {
+        guard let c = counters[source], c.frames > 0, final || c.frames - (reported[source] ?? 0) >= every else { return nil }
+        reported[source] = c.frames
+        if final {
+            counters[source] = nil
+            gates[source] = nil
+            last[source] = nil
+            skips[source] = nil
+            reported[source] = nil
+        }
+        return StatusEvent(.delta(DeltaSummary(node: node, frames: c.frames, reused: c.reused,
+                                               workSaved: Double(c.reused) / Double(c.frames), modelSeconds: c.seconds)),
+                           sourceID: source, wallClock: context.clock.now())
+    }
+}
+
+extension Record {
+    /// This result standing for `frame` (a later frame of its source where nothing changed):
+    /// the frame's index and time, marked `reused`.
+    func standing(for frame: Frame) -> Record {
+        var r = self
+        r.value = value.reused(forFrame: frame.decodeIndex)
+        r.start = frame.seconds
+        r.end = frame.seconds
+        r.ingestWallClock = frame.ingestWallClock
+        r.delta = .reused
+        return r
+    }
+}
