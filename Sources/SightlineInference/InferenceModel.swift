@@ -6,7 +6,13 @@ import Synchronization
 /// A loaded model ready to run: plans are specialised per input shape (batch size and spatial
 /// size may vary) and cached. Thread-safe; each call runs on the caller's thread.
 public final class InferenceModel: @unchecked Sendable {
-    public let graph: IRGraph
+    /// The graph. With `reload`, its weights go once a plan is built (the plans hold what their
+    /// steps read, packed for the kernels) and come back from `reload` for the next shape.
+    public var graph: IRGraph { stored.withLock { $0 } }
+    private let stored: Mutex<IRGraph>
+    /// Reads the graph again from its file: set for models whose input shape rarely changes,
+    /// so their weights are not held twice (the graph's and the plan's packed copy).
+    private let reload: (@Sendable () throws -> IRGraph)?
     private let plans = Mutex(PlanCache())
     /// Cores one inference may use (Dispatch splits convolutions; OpenBLAS stays at one thread).
     public let threads: Int
@@ -14,13 +20,16 @@ public final class InferenceModel: @unchecked Sendable {
     /// A single-threaded twin that shares the other model's plan cache.
     private init(graph: IRGraph, threads: Int, sharing other: InferenceModel) throws {
         self.threads = threads
-        self.graph = graph
+        self.stored = Mutex(graph)
+        self.reload = nil
         self.sharedPlans = other
     }
 
     private var sharedPlans: InferenceModel?
 
-    public init(graph: IRGraph, threads: Int = 1) throws {
+    /// `reload`, when given, reads the same graph again (see `graph`): pass it for models with
+    /// one or a few input shapes, not for those that plan many (OCR recognition's line widths).
+    public init(graph: IRGraph, threads: Int = 1, reload: (@Sendable () throws -> IRGraph)? = nil) throws {
         KernelThreads.claimCores()
         self.threads = max(1, threads)
         let unsupported = Set(graph.nodes.map(\.op)).subtracting(Operators.supported)
@@ -29,12 +38,19 @@ public final class InferenceModel: @unchecked Sendable {
         }
         guard !graph.inputs.isEmpty else { throw ModelError.missing("the model declares no input") }
         guard !graph.outputs.isEmpty else { throw ModelError.missing("the model declares no output") }
-        self.graph = graph
+        self.stored = Mutex(graph)
+        self.reload = reload
     }
 
-    public static func loadONNX(path: String, threads: Int = 1) throws -> InferenceModel {
-        try InferenceModel(graph: try OnnxLoader.load(path: path), threads: threads)
+    /// An ONNX model; with `reloadable`, its weights are read again from `path` when a new
+    /// input shape is planned instead of being held beside the plans.
+    public static func loadONNX(path: String, threads: Int = 1, reloadable: Bool = false) throws -> InferenceModel {
+        let again: (@Sendable () throws -> IRGraph)? = reloadable ? { @Sendable in try OnnxLoader.load(path: path) } : nil
+        return try InferenceModel(graph: try OnnxLoader.load(path: path), threads: threads, reload: again)
     }
+
+    /// Whether the graph's weights are held now (false after a reloadable model planned).
+    public var holdsGraphWeights: Bool { stored.withLock { !$0.constants.isEmpty } }
 
     public var inputName: String { graph.inputs[0].name }
 
@@ -182,7 +198,14 @@ public final class InferenceModel: @unchecked Sendable {
         if let cached = plans.withLock({ $0.plan(for: key) }) { return cached }
         var config = KernelConfig.current
         if forDelta { config.disabledPasses.insert(DropUnreadWeightsPass().name) }
-        let built = try ExecutionPlan.build(graph: graph, inputShapes: [inputName: shape], config: config)
+        var source = graph
+        if let reload, source.constants.isEmpty && !source.nodes.isEmpty { source = try reload() }
+        let built = try ExecutionPlan.build(graph: source, inputShapes: [inputName: shape], config: config)
+        if reload != nil {
+            // The plan keeps the constants its steps read; the graph's copy of the rest goes.
+            source.constants = [:]
+            stored.withLock { $0 = source }
+        }
         // The cached plan is returned (its weights shared with the model's other plans), so
         // this built copy's own arrays go now.
         return plans.withLock { cache in

@@ -121,8 +121,9 @@ public final class EfficientNetLite0: @unchecked Sendable {
     public let manifest = ModelZoo.efficientNetLite0
 
     public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
-        let weights = try TorchLegacyLoader.load(path: try store.verify(ModelZoo.efficientNetLite0))
-        model = try InferenceModel(graph: try EfficientNetLiteBuilder.graph(stateDict: weights), threads: threads)
+        let path = try store.verify(ModelZoo.efficientNetLite0)
+        let graph = { @Sendable in try EfficientNetLiteBuilder.graph(stateDict: try TorchLegacyLoader.load(path: path)) }
+        model = try InferenceModel(graph: try graph(), threads: threads, reload: graph)
     }
 
     public struct Result: Sendable {

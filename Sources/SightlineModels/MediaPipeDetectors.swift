@@ -67,7 +67,8 @@ public enum MediaPipeDetectors {
     }
 
     public static func detector(_ graph: Graph, store: ModelStore, threads: Int = 1) throws -> BlazeDetector {
-        let model = try InferenceModel(graph: try TFLiteLoader.load(path: try path(graph, store: store)), threads: threads)
+        let file = try path(graph, store: store)
+        let model = try InferenceModel(graph: try TFLiteLoader.load(path: file), threads: threads, reload: { try TFLiteLoader.load(path: file) })
         return try BlazeDetector(model: model, configuration: graph.configuration)
     }
 

@@ -156,7 +156,7 @@ public final class NSFWClassifier: @unchecked Sendable {
     public let manifest = ModelZoo.openNSFW
 
     public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
-        model = try InferenceModel.loadONNX(path: try store.verify(ModelZoo.openNSFW), threads: threads)
+        model = try InferenceModel.loadONNX(path: try store.verify(ModelZoo.openNSFW), threads: threads, reloadable: true)
     }
 
     /// P(NSFW) per frame.

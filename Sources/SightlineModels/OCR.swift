@@ -37,7 +37,8 @@ public final class TextRecognizer: @unchecked Sendable {
 
     public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
         let m = ModelZoo.ppOCR
-        detector = try InferenceModel.loadONNX(path: try store.verify(m), threads: threads)
+        // The detector plans once per frame size; recognition plans per line width and keeps its graph.
+        detector = try InferenceModel.loadONNX(path: try store.verify(m), threads: threads, reloadable: true)
         let recGraph = try OnnxLoader.load(path: try store.verify(m, companion: m.companions[0]))
         recognizer = try InferenceModel(graph: recGraph, threads: threads)
         classifier = try InferenceModel.loadONNX(path: try store.verify(m, companion: m.companions[1]), threads: threads)

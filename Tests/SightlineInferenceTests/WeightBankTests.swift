@@ -1,4 +1,5 @@
 import Testing
+import Synchronization
 import SightlineTestSupport
 import SightlineCore
 @testable import SightlineInference
@@ -62,6 +63,31 @@ import SightlineCore
         let plain = try #require(try model.run(x)["y"])
         let (outputs, _) = try model.runDelta(x, changed: nil, layout: .nchw, state: DeltaState())
         #expect(try #require(outputs["y"]).data == plain.data)
+    }
+
+    /// A reloadable model lets its graph's weights go once a plan is built, reads them again
+    /// for a new input shape, and computes what a model that kept them computes.
+    @Test func aReloadableModelHoldsItsWeightsOnlyInItsPlans() throws {
+        let graph = IRGraph(nodes: [conv("x", "w1", "a", ["pads": .ints([1, 1, 1, 1])]), conv("a", "w3", "y")],
+                            constants: ["w1": .float(Tensor(shape: [16, 8, 3, 3], data: random(16 * 8 * 9, seed: 1))),
+                                        "w3": .float(Tensor(shape: [8, 16, 1, 1], data: random(8 * 16, seed: 3)))],
+                            inputs: [.init(name: "x", dims: [nil, 8, nil, nil])], outputs: ["y"], metadata: [:], opset: 13)
+        let reloads = Mutex(0)
+        let reloadable = try InferenceModel(graph: graph, threads: 1, reload: {
+            reloads.withLock { $0 += 1 }
+            return graph
+        })
+        let keeping = try InferenceModel(graph: graph, threads: 1)
+        #expect(reloadable.holdsGraphWeights)
+        for (i, shape) in [[1, 8, 12, 12], [1, 8, 20, 16], [1, 8, 12, 12]].enumerated() {
+            let x = Tensor(shape: shape, data: random(shape.reduce(1, *), seed: UInt64(10 + i)))
+            #expect(try #require(try reloadable.run(x)["y"]).data == (try #require(try keeping.run(x)["y"])).data)
+            #expect(!reloadable.holdsGraphWeights, "after planning \(shape)")
+        }
+        #expect(reloads.withLock { $0 } == 1, "read again for the second shape only; the third was planned before")
+        #expect(keeping.holdsGraphWeights)
+        let plan = try reloadable.plan(for: [1, 8, 12, 12])
+        #expect(plan.constants.isEmpty, "the steps hold their weights; no graph copy stays: \(plan.constants.keys.sorted())")
     }
 
     @Test func differentWeightsUnderOneNameAreNotShared() {

@@ -105,7 +105,19 @@ struct ExecutionPlan {
         plan.specialisationPeakElements = peak
         try PlanPasses.run(on: &plan, config: config)
         plan.computeReleases()
+        plan.keepOnlyReadConstants()
         return plan
+    }
+
+    /// Drops the constants no step reads (the graph's weights that the passes folded and packed
+    /// into the steps), so a plan holds one copy of each weight.
+    mutating func keepOnlyReadConstants() {
+        var read = Set(outputs)
+        for step in steps {
+            for input in step.inputs { read.insert(input) }
+            for part in step.unfused { for input in part.inputs { read.insert(input) } }
+        }
+        constants = constants.filter { read.contains($0.key) }
     }
 
     /// The memory plan: after step i, drop the values it used last (outputs stay).
