@@ -216,7 +216,8 @@ public final class RegionsNode: NodeProcessor {
             if c.frames % reportEvery == 0 { context.post(status(frame.sourceID, c, context: context)) }
             emit(item)
         case .record(let record):
-            if record.kind == .shots { selectors[record.sourceID]?.requestRefresh() }
+            // A cut, a fade or an outage changes the picture; the end of a fixed window does not.
+            if case .shot(let shot) = record.value, shot.endedBy != .window { selectors[record.sourceID]?.requestRefresh() }
             emit(item)
         case .endOfStream(let eos):
             if let c = counts.removeValue(forKey: eos.sourceID), c.frames % reportEvery != 0 { context.post(status(eos.sourceID, c, context: context)) }

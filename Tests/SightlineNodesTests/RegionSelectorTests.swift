@@ -1,6 +1,7 @@
 import Testing
 import SightlineCore
 import SightlineModels
+import SightlineGraph
 @testable import SightlineNodes
 
 /// The region selector as a pure state machine: timelines of frames in, decisions out.
@@ -100,5 +101,27 @@ import SightlineModels
                 #expect(mask.bits[v * 224 + u] == reads, "(\(u), \(v))")
             }
         }
+    }
+}
+
+/// The regions node refreshes after a cut (the picture changed), not after a fixed window ends
+/// (the live pipeline's 4 s caption windows would otherwise recompute every 4 s).
+@Suite struct RegionsNodeTests {
+    @Test func aCutRefreshesAndAWindowDoesNot() throws {
+        let node = RegionsNode(selector: RegionSelector(tileSize: 16, threshold: 0, refreshEvery: 1000), reportEvery: 1000)
+        let context = try TestContext()
+        var decisions: [String] = []
+        func push(_ item: Item) throws {
+            try node.process(item, context: context) { out in
+                if case .record(let r) = out, case .regions(let regions) = r.value { decisions.append(regions.skip ? "skip" : (regions.refresh ? "refresh" : "partial")) }
+            }
+        }
+        try push(.frame(RegionSelectorTests.frame(0, square: nil)))
+        try push(.frame(RegionSelectorTests.frame(1, square: nil)))
+        try push(.record(TestRecords.shot(0, from: 0, to: 0.1, endedBy: .window)))
+        try push(.frame(RegionSelectorTests.frame(2, square: nil)))
+        try push(.record(TestRecords.shot(1, from: 0.1, to: 0.2, endedBy: .cut)))
+        try push(.frame(RegionSelectorTests.frame(3, square: nil)))
+        #expect(decisions == ["refresh", "skip", "skip", "refresh"])
     }
 }
