@@ -7,7 +7,7 @@ import SightlineModels
 /// What a model node needs for delta inference: the `regions` record of each frame (from an
 /// upstream `regions` node), the per-source activation cache, the last results (reused for
 /// skipped frames, marked `reused`), and the work-saved counters it reports on the status topic.
-final class DeltaSupport {
+final class DeltaSupport: ReusedResults {
     static let options: [OptionSpec] = [
         OptionSpec("delta", .bool, default: .bool(false), help: "recompute only what changed (needs a `regions` node upstream); reuse results of skipped frames"),
         OptionSpec("dense_above", .double, default: .double(0.3), min: 0, max: 1, help: "delta: a layer whose changed outputs exceed this fraction runs dense"),

@@ -50,25 +50,15 @@ public class BatchedModelNode: NodeProcessor {
     func infer(_ frames: [Frame]) throws -> [[Record]] { fatalError("subclass") }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        if let gate {
+        // Both reuse results per the regions records, and count frames and reuses per source.
+        let reuse: (any ReusedResults)? = delta ?? gate
+        if let reuse {
             switch item {
-            case .record(let record): gate.observe(record)
+            case .record(let record): reuse.observe(record)
             case .frame(let frame):
-                if let status = gate.status(for: frame.sourceID, every: 50, final: false, context: context) { context.post(status) }
+                if let status = reuse.status(for: frame.sourceID, every: 50, final: false, context: context) { context.post(status) }
             case .endOfStream(let eos):
-                defer { if let status = gate.status(for: eos.sourceID, every: 0, final: true, context: context) { context.post(status) } }
-                try stage.process(item, context: context, emit: emit)
-                return
-            case .status: break
-            }
-        }
-        if let delta {
-            switch item {
-            case .record(let record): delta.observe(record)
-            case .frame(let frame):
-                if let status = delta.status(for: frame.sourceID, every: 50, final: false, context: context) { context.post(status) }
-            case .endOfStream(let eos):
-                defer { if let status = delta.status(for: eos.sourceID, every: 0, final: true, context: context) { context.post(status) } }
+                defer { if let status = reuse.status(for: eos.sourceID, every: 0, final: true, context: context) { context.post(status) } }
                 try stage.process(item, context: context, emit: emit)
                 return
             case .status: break

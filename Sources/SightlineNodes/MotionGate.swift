@@ -35,7 +35,7 @@ public struct MotionGate: Sendable, Equatable {
 /// node's last results for that source (marked `reused`), so a fixed camera looking at an empty
 /// scene costs no model time. Per source: the regions decisions seen, a `MotionGate`, the last
 /// results, and counters reported on the status topic (as `delta` events: frames, reused).
-final class GatedReuse {
+final class GatedReuse: ReusedResults {
     static let options: [OptionSpec] = [
         OptionSpec("gate", .bool, default: .bool(false),
                    help: "run only on frames where a regions node upstream saw a change; other frames reuse the last results (marked `reused`)"),
@@ -119,6 +119,14 @@ final class GatedReuse {
                                                workSaved: Double(c.reused) / Double(c.frames), modelSeconds: c.seconds)),
                            sourceID: source, wallClock: context.clock.now())
     }
+}
+
+/// What a model node that reuses results (delta inference, motion gating) is told and asks.
+protocol ReusedResults: AnyObject {
+    /// Keeps what the frames' `regions` records decided.
+    func observe(_ record: Record)
+    /// The source's counters as a status event, every `every` frames and at its end (`final`).
+    func status(for source: String, every: Int, final: Bool, context: any NodeContext) -> StatusEvent?
 }
 
 extension Record {
