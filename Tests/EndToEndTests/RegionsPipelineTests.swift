@@ -8,13 +8,19 @@ import SightlineTestSupport
 @Suite(.serialized) struct RegionsPipelineTests {
     let bin = sightlineBinary()
 
+    /// A red box moving over a still picture for 2 s, then standing still until `seconds`, at
+    /// 10 fps. Lossless, so still frames decode to identical bytes and threshold 0 is exact.
+    static func movingBoxClip(_ name: String, seconds: Int) throws -> String {
+        let video = Fixtures.shared.directory + "/\(name)-\(getpid()).mp4"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=10:d=0.1", "-f", "lavfi", "-i", "color=c=red:s=40x40:r=10:d=\(seconds)",
+                                "-filter_complex", "[0:v]loop=loop=-1:size=1,trim=duration=\(seconds),setpts=N/10/TB[bg];[bg][1:v]overlay=x='if(lt(t,2),20+t*60,140)':y=90:shortest=1",
+                                "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", video])
+        return video
+    }
+
     @Test func stillFramesReuseResultsAndTheStatusTopicCountsTheWorkSaved() throws {
         let dir = Fixtures.shared.directory
-        let video = dir + "/moving-box-\(getpid()).mp4"
-        // Lossless, so still frames decode to identical bytes and threshold 0 is exact.
-        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=10:d=0.1", "-f", "lavfi", "-i", "color=c=red:s=40x40:r=10:d=4",
-                                "-filter_complex", "[0:v]loop=loop=-1:size=1,trim=duration=4,setpts=N/10/TB[bg];[bg][1:v]overlay=x='if(lt(t,2),20+t*60,140)':y=90:shortest=1",
-                                "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", video])
+        let video = try Self.movingBoxClip("moving-box", seconds: 4)
         let pipeline = dir + "/regions-\(getpid()).yaml"
         let out = dir + "/regions-\(getpid()).jsonl"
         try """
@@ -58,10 +64,7 @@ import SightlineTestSupport
     /// still ones reuse the last results (marked) until `gate_refresh` seconds have passed.
     @Test func gatedNodesRunOnlyWhereSomethingMovedAndRefreshOnTime() throws {
         let dir = Fixtures.shared.directory
-        let video = dir + "/moving-box-gate-\(getpid()).mp4"
-        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=10:d=0.1", "-f", "lavfi", "-i", "color=c=red:s=40x40:r=10:d=5",
-                                "-filter_complex", "[0:v]loop=loop=-1:size=1,trim=duration=5,setpts=N/10/TB[bg];[bg][1:v]overlay=x='if(lt(t,2),20+t*60,140)':y=90:shortest=1",
-                                "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", video])
+        let video = try Self.movingBoxClip("moving-box-gate", seconds: 5)
         let pipeline = dir + "/gate-\(getpid()).yaml"
         let out = dir + "/gate-\(getpid()).jsonl"
         try """

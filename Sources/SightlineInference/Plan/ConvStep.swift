@@ -161,7 +161,6 @@ struct ConvStep {
         var out = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { _, count in
             count = batch * outChannels * oh * ow
         }
-        let depth = channels * geometry.kernelH * geometry.kernelW
         x.data.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 withOptionalPointer(bias) { b in
