@@ -52,6 +52,16 @@ static inline int sl_frame_is_corrupt(const AVFrame *frame) {
     return (frame->flags & AV_FRAME_FLAG_CORRUPT) != 0 || frame->decode_error_flags != 0;
 }
 
+/// 1 when the frame's first plane is 8-bit luma, one byte per pixel, read in memory (the planar
+/// and semi-planar YUV formats and gray8): the adaptive sampler reads it directly.
+static inline int sl_frame_has_luma8(const AVFrame *frame) {
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get((enum AVPixelFormat)frame->format);
+    if (!d || d->nb_components < 1) return 0;
+    if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM)) return 0;
+    if (d->comp[0].plane != 0 || d->comp[0].depth != 8 || d->comp[0].step != 1 || d->comp[0].shift != 0) return 0;
+    return frame->data[0] != NULL && frame->linesize[0] >= frame->width;
+}
+
 /// Frame duration in the stream time base; the field was renamed in FFmpeg 6.
 static inline int64_t sl_frame_duration(const AVFrame *frame) {
 #if LIBAVUTIL_VERSION_MAJOR >= 58

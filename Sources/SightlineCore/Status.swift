@@ -249,6 +249,8 @@ public struct SourceStats: Sendable, Equatable, Codable {
     /// Frames the sampler passed over (never converted).
     public var framesSampledOut = 0
     public var framesEmitted = 0
+    /// Adaptive sampling: kept frames by reason (first, cut, change, gap, tail).
+    public var framesKeptBy: [String: Int] = [:]
     public var reconnects = 0
     public var gapSeconds = 0.0
     public init() {}

@@ -9,12 +9,16 @@ public enum SamplingPolicy: Sendable, Equatable, CustomStringConvertible {
     /// N frames per second of media time: the media timeline from the first frame is cut into
     /// slots of 1/N s and the first frame falling in each slot is kept.
     case perSecond(Rational)
+    /// Shot-aware: decided per frame from its picture by `AdaptiveSampler` (in the source);
+    /// frames without an 8-bit luma plane fall back to `maxRate` frames per second.
+    case adaptive(AdaptiveSampling)
 
     public var description: String {
         switch self {
         case .all: "all"
         case .everyNth(let n): "every \(n)th frame"
         case .perSecond(let r): "\(r.doubleValue) fps"
+        case .adaptive(let settings): settings.description
         }
     }
 }
@@ -48,18 +52,24 @@ public struct FrameSampler: Sendable {
         case .everyNth(let n):
             return seen % max(n, 1) == 0
         case .perSecond(let rate):
-            guard let origin else {
-                self.origin = timestamp
-                lastSlot = 0
-                return true
-            }
-            let slot = Self.slot(of: timestamp, from: origin, rate: rate)
-            // Frames before the origin (B-frame reordering at the very start, or a backwards
-            // jump) never open a new slot.
-            if let lastSlot, slot <= lastSlot { return false }
-            lastSlot = slot
+            return keepPerSecond(timestamp, rate: rate)
+        case .adaptive(let settings):
+            return keepPerSecond(timestamp, rate: settings.maxRate)
+        }
+    }
+
+    private mutating func keepPerSecond(_ timestamp: Timestamp, rate: Rational) -> Bool {
+        guard let origin else {
+            self.origin = timestamp
+            lastSlot = 0
             return true
         }
+        let slot = Self.slot(of: timestamp, from: origin, rate: rate)
+        // Frames before the origin (B-frame reordering at the very start, or a backwards
+        // jump) never open a new slot.
+        if let lastSlot, slot <= lastSlot { return false }
+        lastSlot = slot
+        return true
     }
 
     /// floor((t - origin) × rate), computed in integers: elapsed pts × tb.num × rate.num /

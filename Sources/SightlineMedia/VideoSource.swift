@@ -37,6 +37,12 @@ public final class VideoSource {
     private let converter: FrameConverter?
 
     private var sampler: FrameSampler
+    /// Shot-aware sampling decides from each decoded frame's luma (nil for other policies).
+    private var adaptive: AdaptiveSampler?
+    /// The last frame the adaptive sampler passed over in a file, kept by reference so the
+    /// end of the file can still be analysed (its decode index, timestamp and arrival).
+    private let passedOver = DecodedFrameBuffer()
+    private var passedOverInfo: (decodeIndex: Int, timestamp: Timestamp, arrival: Double)?
     private var timeline = LiveTimeline()
     private var backoff: ReconnectBackoff
     private var lastPTS: Int64?
@@ -62,6 +68,7 @@ public final class VideoSource {
         self.options = options
         self.audioTap = audioTap
         self.sampler = FrameSampler(policy: options.sampling)
+        if case .adaptive(let settings) = options.sampling { adaptive = AdaptiveSampler(settings: settings) }
         self.backoff = ReconnectBackoff(policy: options.live?.reconnect ?? .init(maxAttempts: 0))
         self.converter = options.output.map(FrameConverter.init(output:))
     }
@@ -102,6 +109,7 @@ public final class VideoSource {
                 try readOnePacket()
             case .flushing(let lossReason):
                 flushDecoder()
+                if lossReason == nil { emitPassedOverTail() }
                 closeInput()
                 if let lossReason, !interrupt.isCancelled {
                     try sourceLost(reason: lossReason)
@@ -152,7 +160,10 @@ public final class VideoSource {
         lastPTS = nil
         stalledSinceWallClock = nil
         arrivalByPTS.removeAll()
-        if options.live != nil { sampler.reset() }
+        if options.live != nil {
+            sampler.reset()
+            adaptive?.reset()
+        }
         state = .streaming
         pending.append(.opened(streamInfo(input: input, stream: stream, decoder: decoder)))
     }
@@ -290,11 +301,43 @@ public final class VideoSource {
         let pts = resolvePTS(frame)
         let timestamp = Timestamp(pts: pts, timeBase: timeBase)
         let arrival = takeArrival(for: frame.pointee.pts)
-        guard sampler.shouldKeep(timestamp) else {
+        guard shouldKeep(frame, timestamp) else {
             stats.framesSampledOut += 1
+            if adaptive != nil, options.live == nil {
+                passedOver.unref()
+                if av_frame_ref(passedOver.pointer, frame) == 0 {
+                    passedOverInfo = (decodeIndex, timestamp, arrival)
+                }
+            }
             return
         }
+        emit(frame, decodeIndex: decodeIndex, timestamp: timestamp, arrival: arrival)
+    }
 
+    private func shouldKeep(_ frame: UnsafeMutablePointer<AVFrame>, _ timestamp: Timestamp) -> Bool {
+        guard var adaptive, let signature = ShotSignature(decoded: frame) else { return sampler.shouldKeep(timestamp) }
+        defer { self.adaptive = adaptive }
+        guard let reason = adaptive.decide(time: timestamp.seconds, signature: signature) else { return false }
+        stats.framesKeptBy[reason.rawValue, default: 0] += 1
+        passedOverInfo = nil
+        passedOver.unref()
+        return true
+    }
+
+    /// End of a file under adaptive sampling: its last frame, when the sampler passed it over
+    /// and it lies a sampling interval after the last keep.
+    private func emitPassedOverTail() {
+        guard var adaptive, let info = passedOverInfo else { return }
+        passedOverInfo = nil
+        defer { passedOver.unref() }
+        guard adaptive.wantsTail(time: info.timestamp.seconds) else { return }
+        self.adaptive = adaptive
+        stats.framesSampledOut -= 1
+        stats.framesKeptBy[AdaptiveSampler.Reason.tail.rawValue, default: 0] += 1
+        emit(passedOver.pointer, decodeIndex: info.decodeIndex, timestamp: info.timestamp, arrival: info.arrival)
+    }
+
+    private func emit(_ frame: UnsafeMutablePointer<AVFrame>, decodeIndex: Int, timestamp: Timestamp, arrival: Double) {
         if let lostAt = lostAtWallClock {
             // Data is back after a loss: report how long it was gone before the frame itself.
             let duration = max(arrival - lostAt, 0)

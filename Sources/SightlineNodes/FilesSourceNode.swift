@@ -28,10 +28,11 @@ public final class FilesSourceNode: SourceProcessor, @unchecked Sendable {
         ] + VideoSourceNode.decodeOptions)
 
     public static let factory = NodeFactory(descriptor: descriptor) { id, options in
-        .source(FilesSourceNode(id: id, options: options))
+        .source(try FilesSourceNode(id: id, options: options))
     }
 
-    init(id: String, options: NodeOptions) {
+    init(id: String, options: NodeOptions) throws {
+        try VideoSourceNode.checkSampling(options)
         sourceID = id
         self.options = options
     }

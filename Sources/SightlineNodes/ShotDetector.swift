@@ -1,36 +1,17 @@
 import SightlineCore
 import SightlineGraph
+import SightlineMedia
 
-/// A frame's appearance for shot detection: a 32-bin luma histogram (what is in the picture)
-/// and a 16×9 luma grid (where it is), plus the mean luma (for fades through black).
-public struct ShotSignature: Sendable, Equatable {
-    public var histogram: [Float]
-    public var grid: [Float]
-    public var meanLuma: Float
-
-    public init(histogram: [Float], grid: [Float], meanLuma: Float) {
-        self.histogram = histogram
-        self.grid = grid
-        self.meanLuma = meanLuma
-    }
-
+extension ShotSignature {
+    /// From a converted frame: a 64×36 area-averaged luma thumbnail for the histogram and mean,
+    /// and a 16×9 one for the grid.
     init(frame: Frame) {
         let thumbnail = LumaThumbnail(frame: frame, width: 64, height: 36)
         var bins = [Float](repeating: 0, count: 32)
         for v in thumbnail.values { bins[min(31, Int(v / 8))] += 1 }
         let n = Float(max(thumbnail.values.count, 1))
-        histogram = bins.map { $0 / n }
-        meanLuma = thumbnail.values.reduce(0, +) / n
-        grid = LumaThumbnail(frame: frame, width: 16, height: 9).values
-    }
-
-    /// 0 (same picture) … 1: the mean of the histogram distance (half the L1 distance) and the
-    /// grid's mean absolute luma change (a quarter of the luma range counts as complete change).
-    public func distance(to other: ShotSignature) -> Float {
-        let histogramDistance = zip(histogram, other.histogram).reduce(0) { $0 + abs($1.0 - $1.1) } / 2
-        guard grid.count == other.grid.count, !grid.isEmpty else { return histogramDistance }
-        let gridChange = zip(grid, other.grid).reduce(0) { $0 + abs($1.0 - $1.1) } / Float(grid.count)
-        return (histogramDistance + min(1, gridChange / 64)) / 2
+        self.init(histogram: bins.map { $0 / n }, grid: LumaThumbnail(frame: frame, width: 16, height: 9).values,
+                  meanLuma: thumbnail.values.reduce(0, +) / n)
     }
 }
 

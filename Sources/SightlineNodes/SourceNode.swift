@@ -26,6 +26,10 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref"),
         OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),
         OptionSpec("every", .int, min: 1, max: 1_000_000, help: "keep every Nth decoded frame"),
+        OptionSpec("sampling", .choice(["fixed", "adaptive"]), default: .string("fixed"),
+                   help: "fixed: the frames fps/every choose; adaptive (shot-aware, files): the first frame of every cut on its exact frame, up to fps (default 2) frames/s where the picture changes, one frame per max_gap s where it holds still, and the last frame"),
+        OptionSpec("max_gap", .double, default: .double(5), min: 0.05, max: 3600, help: "adaptive: a still shot still gets a frame this often (seconds)"),
+        OptionSpec("change", .double, default: .double(0.05), min: 0.001, max: 1, help: "adaptive: share of the picture changed since the last kept frame that asks for another"),
         OptionSpec("threads", .int, default: .int(0), min: 0, max: 64, help: "decoder threads (0: one per core)"),
         OptionSpec("size", .size, help: "convert to WxH (Wx / xH keep aspect); default: source size"),
         OptionSpec("resize", .choice(ResizeMode.allCases.map(\.rawValue)), default: .string("stretch"), help: "how to fit size: stretch, letterbox, crop"),
@@ -46,6 +50,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     }
 
     init(id: String, options: NodeOptions) throws {
+        try Self.checkSampling(options)
         sourceID = id
         let url = options.string("url") ?? ""
         self.url = url
@@ -71,9 +76,25 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     /// again (the audio track for `transcribe`) find it here.
     public static let urlKey = "sl.source.url"
 
+    /// `sampling: adaptive` takes its rate from `fps`; `every` counts frames and cannot say
+    /// which ones matter, so the two do not combine.
+    static func checkSampling(_ options: NodeOptions) throws {
+        if options.string("sampling") == "adaptive", options.int("every") != nil {
+            throw SightlineError.invalidOption(name: "every", value: "\(options.int("every") ?? 0)", hint: "sampling: adaptive takes its rate from fps; remove every")
+        }
+        if options.string("fps") != nil, options.int("every") != nil {
+            throw SightlineError.invalidOption(name: "every", value: "\(options.int("every") ?? 0)", hint: "fps and every cannot be combined; choose one sampler")
+        }
+    }
+
     static func sourceOptions(sourceID id: String, url: String, options: NodeOptions) -> SourceOptions {
+        let fps = options.string("fps").flatMap(Rational.init(parsing:))
         let sampling: SamplingPolicy =
-            if let fps = options.string("fps").flatMap(Rational.init(parsing:)) { .perSecond(fps) }
+            if options.string("sampling") == "adaptive" {
+                .adaptive(AdaptiveSampling(maxRate: fps ?? Rational(2, 1), maxGap: options.double("max_gap") ?? 5,
+                                           change: Float(options.double("change") ?? 0.05)))
+            }
+            else if let fps { .perSecond(fps) }
             else if let every = options.int("every") { .everyNth(every) }
             else { .all }
         let size = options.string("size").flatMap(OptionSpec.parseSize)

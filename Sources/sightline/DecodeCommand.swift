@@ -14,6 +14,15 @@ struct SourceArguments: ParsableArguments {
     @Option(help: "Keep every Nth decoded frame.")
     var every: Int?
 
+    @Flag(help: "Shot-aware sampling: the first frame of every cut, up to --fps (default 2) frames/s where the picture changes, one frame per --max-gap s where it holds still, and the last frame.")
+    var adaptive = false
+
+    @Option(help: "With --adaptive: a still shot still gets a frame this often (seconds).")
+    var maxGap: Double = 5
+
+    @Option(help: "With --adaptive: share of the picture (0–1) changed since the last kept frame that asks for another.")
+    var change: Double = 0.05
+
     @Option(help: "Decoder threads (0: one per core).")
     var threads: Int = 0
 
@@ -58,6 +67,9 @@ struct SourceArguments: ParsableArguments {
 
     func validate() throws {
         if fps != nil && every != nil { throw ValidationError("--fps and --every cannot be combined; choose one sampler.") }
+        if adaptive && every != nil { throw ValidationError("--adaptive takes its rate from --fps, not --every.") }
+        if maxGap <= 0 { throw ValidationError("--max-gap must be positive.") }
+        if change <= 0 || change > 1 { throw ValidationError("--change must be in (0, 1].") }
         if let fps, fps.numerator <= 0 || fps.denominator <= 0 { throw ValidationError("--fps must be positive.") }
         if let every, every < 1 { throw ValidationError("--every must be at least 1.") }
         if threads < 0 || threads > 64 { throw ValidationError("--threads must be between 0 and 64.") }
@@ -70,7 +82,9 @@ struct SourceArguments: ParsableArguments {
     }
 
     func sourceOptions(for url: String) -> SourceOptions {
-        let sampling: SamplingPolicy = if let fps { .perSecond(fps) } else if let every { .everyNth(every) } else { .all }
+        let sampling: SamplingPolicy =
+            if adaptive { .adaptive(AdaptiveSampling(maxRate: fps ?? Rational(2, 1), maxGap: maxGap, change: Float(change))) }
+            else if let fps { .perSecond(fps) } else if let every { .everyNth(every) } else { .all }
         let isLive = live ?? SourceOptions.isLiveURL(url)
         return SourceOptions(
             sourceID: sourceID, mode: mode, sampling: sampling, threads: threads,
@@ -159,6 +173,9 @@ struct DecodeCommand: ParsableCommand {
         var notes: [String] = []
         if stats.packetsSkipped > 0 { notes.append("\(stats.packetsSkipped) non-key packets skipped") }
         if stats.framesSampledOut > 0 { notes.append("\(stats.framesSampledOut) frames sampled out") }
+        if !stats.framesKeptBy.isEmpty {
+            notes.append("kept for " + AdaptiveSampler.Reason.allCases.compactMap { r in stats.framesKeptBy[r.rawValue].map { "\(r.rawValue) \($0)" } }.joined(separator: ", "))
+        }
         if stats.corruptPackets > 0 { notes.append("\(stats.corruptPackets) corrupt packets skipped") }
         if stats.corruptFrames > 0 { notes.append("\(stats.corruptFrames) corrupt frames dropped") }
         if stats.readErrors > 0 { notes.append("\(stats.readErrors) read errors (input ended early)") }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SightlineCore
 @testable import SightlineGraph
+import SightlineMedia
 @testable import SightlineNodes
 import SightlineTestSupport
 

@@ -1,0 +1,94 @@
+import SightlineCore
+
+/// Settings of shot-aware sampling: sparse inside a shot whose picture holds still, up to
+/// `maxRate` where it changes, and the first frame of every cut at once.
+public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
+    /// Most frames per second kept for change inside a shot.
+    public var maxRate: Rational
+    /// A still shot still gets a frame this often (seconds).
+    public var maxGap: Double
+    /// Change between two consecutive decoded frames (ShotSignature.distance) that marks a cut:
+    /// that frame is kept, so the shot downstream starts on it.
+    public var cut: Float
+    /// Share of the picture (grid cells) changed since the last kept frame that asks for a new one.
+    public var change: Float
+
+    /// Cut frames are kept at least this far apart (a strobe is not a shot per frame).
+    public static let minCutSpacing = 0.2
+
+    public init(maxRate: Rational = Rational(2, 1), maxGap: Double = 5, cut: Float = 0.3, change: Float = 0.05) {
+        self.maxRate = maxRate
+        self.maxGap = maxGap
+        self.cut = cut
+        self.change = change
+    }
+
+    public var description: String {
+        "adaptive (≤ \(maxRate.doubleValue) fps, a frame at least every \(maxGap) s, cut \(cut), change \(change))"
+    }
+}
+
+/// Shot-aware sampling as a pure state machine. Feed every decoded frame's time and luma
+/// signature; it says whether to keep the frame and why. Rules, in order:
+/// - the first frame is kept;
+/// - a cut (the picture differs from the previous decoded frame by more than `cut`) is kept on
+///   its own frame, if the last keep is at least `minCutSpacing` back;
+/// - change (at least `change` of the picture differs from the last kept frame) is kept once
+///   `1/maxRate` has passed since the last keep;
+/// - otherwise a frame is kept once `maxGap` has passed.
+/// At the end of a file, `wantsTail` keeps the last frame, so the last shot's span and content
+/// reach the end.
+public struct AdaptiveSampler: Sendable {
+    public enum Reason: String, Sendable, CaseIterable {
+        case first, cut, change, gap, tail
+    }
+
+    public let settings: AdaptiveSampling
+    private var lastKept: (time: Double, signature: ShotSignature)?
+    private var previous: ShotSignature?
+
+    /// Seconds between keeps for change (1/maxRate).
+    private let interval: Double
+
+    public init(settings: AdaptiveSampling) {
+        self.settings = settings
+        interval = settings.maxRate.doubleValue > 0 ? 1 / settings.maxRate.doubleValue : .infinity
+    }
+
+    /// After a live reconnect the new stream has its own clock and picture.
+    public mutating func reset() {
+        lastKept = nil
+        previous = nil
+    }
+
+    /// Why this frame is kept, or nil when it is passed over.
+    public mutating func decide(time: Double, signature: ShotSignature) -> Reason? {
+        defer { previous = signature }
+        guard let kept = lastKept else { return keep(.first, time, signature) }
+        let since = time - kept.time
+        // A clock running backwards (a discontinuity) starts over rather than stalling.
+        if since < 0 { return keep(.first, time, signature) }
+        if let previous, since >= AdaptiveSampling.minCutSpacing, signature.distance(to: previous) > settings.cut {
+            return keep(.cut, time, signature)
+        }
+        if since >= interval - 1e-9,
+           signature.changedCells(from: kept.signature) >= settings.change || signature.distance(to: kept.signature) > settings.cut {
+            return keep(.change, time, signature)
+        }
+        if since >= settings.maxGap - 1e-9 { return keep(.gap, time, signature) }
+        return nil
+    }
+
+    /// End of input: keep the last decoded frame (passed over at `time`) when it lies more than
+    /// a sampling interval after the last keep.
+    public mutating func wantsTail(time: Double) -> Bool {
+        guard let kept = lastKept, time - kept.time >= interval - 1e-9 else { return false }
+        lastKept = (time, kept.signature)
+        return true
+    }
+
+    private mutating func keep(_ reason: Reason, _ time: Double, _ signature: ShotSignature) -> Reason {
+        lastKept = (time, signature)
+        return reason
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Testing
+import SightlineCore
+import SightlineMedia
+import SightlineTestSupport
+
+/// Shot-aware sampling: the state machine as timelines, the signature from a luma plane, and a
+/// real decode of a clip with known cuts.
+@Suite struct AdaptiveSamplerTests {
+    /// A flat picture at `level`, with the grid cells in `block` at `level + 60`.
+    static func picture(_ level: Float, block: Range<Int> = 0..<0) -> ShotSignature {
+        let cells = ShotSignature.gridWidth * ShotSignature.gridHeight
+        var grid = [Float](repeating: level, count: cells)
+        for i in block where i < cells { grid[i] = level + 60 }
+        let changed = block.clamped(to: 0..<cells).count
+        var histogram = [Float](repeating: 0, count: 32)
+        histogram[Int(level) >> 3] += Float(cells - changed) / Float(cells)
+        histogram[min(31, Int(level + 60) >> 3)] += Float(changed) / Float(cells)
+        return ShotSignature(histogram: histogram, grid: grid, meanLuma: level)
+    }
+
+    /// Feeds 25 fps frames; returns (time, reason) of the kept ones.
+    static func run(_ settings: AdaptiveSampling = AdaptiveSampling(), seconds: Double,
+                    picture: (Double) -> ShotSignature) -> [(Double, AdaptiveSampler.Reason)] {
+        var sampler = AdaptiveSampler(settings: settings)
+        var kept: [(Double, AdaptiveSampler.Reason)] = []
+        for i in 0..<Int(seconds * 25) {
+            let t = Double(i) / 25
+            if let reason = sampler.decide(time: t, signature: picture(t)) { kept.append((t, reason)) }
+        }
+        return kept
+    }
+
+    @Test func aStillShotGetsOneFramePerGap() {
+        let kept = Self.run(seconds: 12) { _ in Self.picture(100) }
+        #expect(kept.map(\.1) == [.first, .gap, .gap])
+        #expect(kept.map(\.0) == [0, 5, 10])
+    }
+
+    @Test func aCutIsKeptOnItsOwnFrame() {
+        // Still at 100 until 3.28 s, then a different picture: the cut frame itself is kept.
+        let kept = Self.run(seconds: 6) { t in Self.picture(t < 3.28 ? 100 : 200) }
+        #expect(kept.map(\.1) == [.first, .cut])
+        #expect(abs(kept[1].0 - 3.28) < 1e-9)
+    }
+
+    @Test func changeIsSampledAtMostAtTheRateAndOnlyWhileItLasts() {
+        // A block of 14 cells (a tenth of the picture) appears at 2 s and slides by one cell
+        // every 0.1 s until 4 s, then stays where it stopped.
+        let kept = Self.run(seconds: 10) { t in
+            guard t >= 2 else { return Self.picture(100) }
+            let offset = Int((min(t, 4) - 2) * 10 + 1e-9)
+            return Self.picture(100, block: offset..<(offset + 14))
+        }
+        let changes = kept.filter { $0.1 == .change }.map(\.0)
+        #expect(changes.first == 2)                                  // at once: 2 s after the first keep
+        #expect(zip(changes, changes.dropFirst()).allSatisfy { $1 - $0 >= 0.5 - 1e-9 })
+        // The picture after 4 s stays as it was left: no change keeps after it settles.
+        #expect(changes.allSatisfy { $0 < 4.5 })
+        #expect(kept.last?.1 == .gap)
+        // 2 fps fixed sampling would keep 20 frames.
+        #expect(kept.count < 10)
+    }
+
+    @Test func smallLocalChangeBelowTheShareIsIgnored() {
+        // 3 of 144 cells change (2 %, under the 5 % default): only gap keeps.
+        let kept = Self.run(seconds: 11) { t in Self.picture(100, block: t > 1 ? 0..<3 : 0..<0) }
+        #expect(kept.map(\.1) == [.first, .gap, .gap])
+    }
+
+    @Test func cutsKeepTheirSpacingSoAStrobeIsNotAShotPerFrame() {
+        let kept = Self.run(seconds: 2) { t in Self.picture(Int(t * 25) % 2 == 0 ? 40 : 200) }
+        #expect(zip(kept, kept.dropFirst()).allSatisfy { $1.0 - $0.0 >= AdaptiveSampling.minCutSpacing - 1e-9 })
+        #expect(kept.count <= 11)
+    }
+
+    @Test func theTailIsKeptOnlyWhenItIsAnIntervalAfterTheLastKeep() {
+        var sampler = AdaptiveSampler(settings: AdaptiveSampling())
+        _ = sampler.decide(time: 0, signature: Self.picture(100))
+        let answers = [0.3, 3.2, 3.4].map { sampler.wantsTail(time: $0) }
+        #expect(answers == [false, true, false])   // the tail counts as a keep
+    }
+
+    @Test func aClockGoingBackStartsOver() {
+        var sampler = AdaptiveSampler(settings: AdaptiveSampling())
+        #expect(sampler.decide(time: 10, signature: Self.picture(100)) == .first)
+        #expect(sampler.decide(time: 10.04, signature: Self.picture(100)) == nil)
+        #expect(sampler.decide(time: 2, signature: Self.picture(100)) == .first)
+    }
+
+    @Test func signatureFromALumaPlaneReadsCellsAndHistogram() {
+        // 320×180 plane, stride 336: left half 50, right half 200; padding bytes 255 must not count.
+        let width = 320, height = 180, stride = 336
+        var plane = [UInt8](repeating: 255, count: stride * height)
+        for y in 0..<height { for x in 0..<width { plane[y * stride + x] = x < width / 2 ? 50 : 200 } }
+        let signature = plane.withUnsafeBufferPointer { p in
+            p.baseAddress.flatMap { ShotSignature(luma: $0, stride: stride, width: width, height: height) }
+        }
+        guard let signature else { Issue.record("no signature"); return }
+        #expect(signature.grid.count == 144)
+        #expect(signature.grid[0] == 50 && signature.grid[15] == 200 && signature.grid[143] == 200)
+        #expect(abs(signature.histogram[50 >> 3] - 0.5) < 1e-6 && abs(signature.histogram[200 >> 3] - 0.5) < 1e-6)
+        #expect(signature.histogram[31] == 0)
+        #expect(abs(signature.meanLuma - 125) < 1e-4)
+        // Too small for the grid: no signature rather than a read out of bounds.
+        let tiny = [UInt8](repeating: 0, count: 8 * 8)
+        let none = tiny.withUnsafeBufferPointer { p in p.baseAddress.flatMap { ShotSignature(luma: $0, stride: 8, width: 8, height: 8) } }
+        #expect(none == nil)
+    }
+
+    /// A 12 s clip at 25 fps: 4 s of a still picture, a hard cut at frame 100 to a moving
+    /// pattern for 4 s, and a hard cut at frame 200 to another still picture.
+    static func montage() throws -> String {
+        let path = Fixtures.shared.directory + "/adaptive-montage.mp4"
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let temporary = path + ".\(UUID().uuidString).mp4"
+        try Tool.run("ffmpeg", ["-v", "error", "-y",
+                                "-f", "lavfi", "-i", "color=c=0x406080:size=320x180:rate=25:duration=4",
+                                "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4",
+                                "-f", "lavfi", "-i", "color=c=0xe0d0a0:size=320x180:rate=25:duration=4",
+                                "-filter_complex", "[0][1][2]concat=n=3:v=1:a=0,format=yuv420p",
+                                "-c:v", "libx264", "-g", "50", "-bf", "2", "-sc_threshold", "0", temporary])
+        // Another test process may have made it meanwhile; either copy is the same clip.
+        try? FileManager.default.moveItem(atPath: temporary, toPath: path)
+        try? FileManager.default.removeItem(atPath: temporary)
+        return path
+    }
+
+    @Test func decodingAMontageKeepsEachCutFrameStillShotsSparselyAndTheLastFrame() throws {
+        let path = try Self.montage()
+        let run = try decodeAll(path, SourceOptions(sampling: .adaptive(AdaptiveSampling()), output: OutputFormat(width: 64, height: 36)))
+        let kept = run.frames.map(\.decodeIndex)
+        #expect(run.stats.framesDecoded == 300)
+        #expect(kept.contains(100) && kept.contains(200))              // both cuts, on their exact frames
+        #expect(run.frames.filter { $0.decodeIndex < 100 }.count == 1)   // the first still shot: one frame
+        #expect(kept.filter { $0 > 100 && $0 < 200 }.count >= 6)          // the moving part: about 2 fps
+        #expect(kept.filter { $0 > 200 }.count == 1 && kept.last == 299) // the last still shot: its tail only
+        #expect(run.stats.framesKeptBy["cut"] == 2 && run.stats.framesKeptBy["tail"] == 1)
+        #expect(run.stats.framesSampledOut == 300 - kept.count)
+        let converted = run.frames.allSatisfy { $0.pixels.count == 64 * 36 * 3 }
+        #expect(converted)
+    }
+}
