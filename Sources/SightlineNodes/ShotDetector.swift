@@ -69,7 +69,9 @@ public struct ShotDetector: Sendable {
             inBlack = false
             // The picture returns after black: the next shot starts here.
             if ended == nil, let s = shotStart, time - s >= minLength { ended = cut(at: time, reason: .fade) }
-        } else if !dark && ended == nil && !flashEnded && signature.distance(to: prev.signature) > threshold {
+        } else if !dark && !flashEnded && signature.distance(to: prev.signature) > threshold {
+            // A frame that confirms the cut before it can be a cut of its own: under sparse
+            // sampling two kept frames in a row can each start a shot.
             candidate = (time, prev.signature)
         }
         return ended

@@ -32,6 +32,14 @@ import SightlineTestSupport
         #expect(shots.map(\.reason.rawValue) == ["cut", "cut", "end"])
     }
 
+    @Test func underSparseSamplingEachOfTwoKeptFramesInARowCanStartAShot() {
+        // Shot-aware sampling passes one frame per still shot: every frame is a new picture.
+        let frames: [(Double, Float)] = [(0, 100), (1.6, 200), (3.2, 40), (4.8, 160), (6.36, 160)]
+        let shots = run(frames)
+        #expect(shots.map(\.start) == [0, 1.6, 3.2, 4.8])
+        #expect(shots.map(\.reason.rawValue) == ["cut", "cut", "cut", "end"])
+    }
+
     @Test func aOneFrameFlashIsNotACut() {
         let frames = (0..<20).map { i -> (Double, Float) in (Double(i) / 10, i == 8 ? 250 : 100) }
         #expect(run(frames).count == 1)
@@ -58,7 +66,10 @@ import SightlineTestSupport
 
 /// A slideshow of real photos with known cut times, through the real decoder and the node.
 @Suite struct ShotsNodeTests {
-    @Test func slideshowCutsWithinOneFrame() throws {
+    /// At full rate, and with shot-aware sampling that passes a few frames of 200 on: the cuts
+    /// land within one frame either way.
+    @Test(arguments: ["", ", sampling: adaptive"])
+    func slideshowCutsWithinOneFrame(sampling: String) throws {
         let photos = try SamplePhotos.all()
         let names = ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png"]
         var args = ["-v", "error", "-y"]
@@ -71,20 +82,21 @@ import SightlineTestSupport
 
         var registry = BuiltinNodes.registry
         registry.register(CaptureSink.factory)
+        let sink = sampling.isEmpty ? "shot_sink" : "shot_sink_adaptive"   // captures are kept by node id
         let (spec, errors) = PipelineParser.parse(text: """
         nodes:
-          cam: {type: source, url: "\(video)", size: 160x120}
+          cam: {type: source, url: "\(video)", size: 160x120\(sampling)}
           shots: {type: shots}
-          shot_sink: {type: capture}
+          \(sink): {type: capture}
         edges:
           - cam -> shots
-          - shots -> shot_sink
+          - shots -> \(sink)
         """, file: "slideshow")
         #expect(errors.isEmpty)
         let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
         harness.runSource("cam")
         harness.runUntilIdle()
-        let shots = CaptureSink.items(for: "shot_sink").compactMap { item -> Record? in
+        let shots = CaptureSink.items(for: sink).compactMap { item -> Record? in
             if case .record(let r) = item, r.kind == .shots { return r }
             return nil
         }
@@ -92,6 +104,12 @@ import SightlineTestSupport
         let cuts = shots.dropFirst().map(\.start)
         for (found, expected) in zip(cuts, [1.6, 3.2, 4.8]) {
             #expect(abs(found - expected) <= 0.04 + 1e-6, "cut at \(found), expected \(expected) ± one frame")
+        }
+        let frames = CaptureSink.items(for: sink).filter { if case .frame = $0 { true } else { false } }.count
+        if sampling.isEmpty {
+            #expect(frames == 160)
+        } else {
+            #expect(frames <= 8, "shot-aware sampling passed \(frames) of 160 frames on")   // one per still photo, and the last
         }
     }
 }
