@@ -13,7 +13,8 @@ public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
     /// Share of the picture (grid cells) changed since the last kept frame that asks for a new one.
     public var change: Float
 
-    /// Cut frames are kept at least this far apart (a strobe is not a shot per frame).
+    /// Cut frames are kept at least this far apart from each other (a strobe is not a shot per
+    /// frame). A keep for change just before a cut does not hold the cut back.
     public static let minCutSpacing = 0.2
 
     public init(maxRate: Rational = Rational(2, 1), maxGap: Double = 5, cut: Float = 0.3, change: Float = 0.05) {
@@ -32,7 +33,7 @@ public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
 /// signature; it says whether to keep the frame and why. Rules, in order:
 /// - the first frame is kept;
 /// - a cut (the picture differs from the previous decoded frame by more than `cut`) is kept on
-///   its own frame, if the last keep is at least `minCutSpacing` back;
+///   its own frame, if the last cut kept is at least `minCutSpacing` back;
 /// - change (at least `change` of the picture differs from the last kept frame) is kept once
 ///   `1/maxRate` has passed since the last keep;
 /// - otherwise a frame is kept once `maxGap` has passed.
@@ -46,6 +47,7 @@ public struct AdaptiveSampler: Sendable {
     public let settings: AdaptiveSampling
     private var lastKept: (time: Double, signature: ShotSignature)?
     private var previous: ShotSignature?
+    private var lastCut: Double?
 
     /// Seconds between keeps for change (1/maxRate).
     private let interval: Double
@@ -59,16 +61,25 @@ public struct AdaptiveSampler: Sendable {
     public mutating func reset() {
         lastKept = nil
         previous = nil
+        lastCut = nil
     }
 
     /// Why this frame is kept, or nil when it is passed over.
     public mutating func decide(time: Double, signature: ShotSignature) -> Reason? {
         defer { previous = signature }
-        guard let kept = lastKept else { return keep(.first, time, signature) }
+        guard let kept = lastKept else {
+            lastCut = time   // the first frame starts a shot as a cut does
+            return keep(.first, time, signature)
+        }
         let since = time - kept.time
         // A clock running backwards (a discontinuity) starts over rather than stalling.
-        if since < 0 { return keep(.first, time, signature) }
-        if let previous, since >= AdaptiveSampling.minCutSpacing, signature.distance(to: previous) > settings.cut {
+        if since < 0 {
+            lastCut = time
+            return keep(.first, time, signature)
+        }
+        if let previous, time - (lastCut ?? -.infinity) >= AdaptiveSampling.minCutSpacing - 1e-9, since > 0,
+           signature.distance(to: previous) > settings.cut {
+            lastCut = time
             return keep(.cut, time, signature)
         }
         if since >= interval - 1e-9,

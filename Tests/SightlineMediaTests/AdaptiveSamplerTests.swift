@@ -44,6 +44,18 @@ import SightlineTestSupport
         #expect(abs(kept[1].0 - 3.28) < 1e-9)
     }
 
+    @Test func aKeepForChangeJustBeforeACutDoesNotHoldTheCutBack() {
+        // Moving from 1 s (keeps for change at 1.0, 1.52, 2.04, 2.56 s); a hard cut at 2.6 s,
+        // one frame after the last of them.
+        let kept = Self.run(seconds: 3) { t in
+            guard t < 2.6 - 1e-9 else { return Self.picture(220) }
+            let offset = t >= 1 ? Int((t - 1) * 10 + 1e-9) : 0
+            return Self.picture(100, block: t >= 1 ? offset..<(offset + 14) : 0..<0)
+        }
+        #expect(kept.contains { abs($0.0 - 2.56) < 1e-9 && $0.1 == .change })
+        #expect(kept.contains { abs($0.0 - 2.6) < 1e-9 && $0.1 == .cut })
+    }
+
     @Test func changeIsSampledAtMostAtTheRateAndOnlyWhileItLasts() {
         // A block of 14 cells (a tenth of the picture) appears at 2 s and slides by one cell
         // every 0.1 s until 4 s, then stays where it stopped.
