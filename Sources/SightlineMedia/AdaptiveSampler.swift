@@ -12,20 +12,25 @@ public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
     public var cut: Float
     /// Share of the picture (grid cells) changed since the last kept frame that asks for a new one.
     public var change: Float
+    /// A shot's second frame comes at most this long after its first, even when nothing
+    /// changed: what is said about a shot's motion (a static camera, someone staying put) is
+    /// read from pairs of frames.
+    public var second: Double
 
     /// Cut frames are kept at least this far apart from each other (a strobe is not a shot per
     /// frame). A keep for change just before a cut does not hold the cut back.
     public static let minCutSpacing = 0.2
 
-    public init(maxRate: Rational = Rational(2, 1), maxGap: Double = 5, cut: Float = 0.3, change: Float = 0.05) {
+    public init(maxRate: Rational = Rational(2, 1), maxGap: Double = 5, cut: Float = 0.3, change: Float = 0.05, second: Double = 1) {
         self.maxRate = maxRate
         self.maxGap = maxGap
         self.cut = cut
         self.change = change
+        self.second = second
     }
 
     public var description: String {
-        "adaptive (≤ \(maxRate.doubleValue) fps, a frame at least every \(maxGap) s, cut \(cut), change \(change))"
+        "adaptive (≤ \(maxRate.doubleValue) fps, a frame at least every \(maxGap) s and a shot's second within \(second) s, cut \(cut), change \(change))"
     }
 }
 
@@ -36,7 +41,8 @@ public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
 ///   its own frame, if the last cut kept is at least `minCutSpacing` back;
 /// - change (at least `change` of the picture differs from the last kept frame) is kept once
 ///   `1/maxRate` has passed since the last keep;
-/// - otherwise a frame is kept once `maxGap` has passed.
+/// - otherwise a frame is kept once `maxGap` has passed (`second`, if shorter, for a shot's
+///   second frame).
 /// At the end of a file, `wantsTail` keeps the last frame, so the last shot's span and content
 /// reach the end.
 public struct AdaptiveSampler: Sendable {
@@ -48,6 +54,8 @@ public struct AdaptiveSampler: Sendable {
     private var lastKept: (time: Double, signature: ShotSignature)?
     private var previous: ShotSignature?
     private var lastCut: Double?
+    /// Frames kept since the shot began (the first frame or the last cut).
+    private var keptInShot = 0
 
     /// Seconds between keeps for change (1/maxRate).
     private let interval: Double
@@ -62,31 +70,26 @@ public struct AdaptiveSampler: Sendable {
         lastKept = nil
         previous = nil
         lastCut = nil
+        keptInShot = 0
     }
 
     /// Why this frame is kept, or nil when it is passed over.
     public mutating func decide(time: Double, signature: ShotSignature) -> Reason? {
         defer { previous = signature }
-        guard let kept = lastKept else {
-            lastCut = time   // the first frame starts a shot as a cut does
-            return keep(.first, time, signature)
-        }
+        guard let kept = lastKept else { return startShot(.first, time, signature) }
         let since = time - kept.time
         // A clock running backwards (a discontinuity) starts over rather than stalling.
-        if since < 0 {
-            lastCut = time
-            return keep(.first, time, signature)
-        }
+        if since < 0 { return startShot(.first, time, signature) }
         if let previous, time - (lastCut ?? -.infinity) >= AdaptiveSampling.minCutSpacing - 1e-9, since > 0,
            signature.distance(to: previous) > settings.cut {
-            lastCut = time
-            return keep(.cut, time, signature)
+            return startShot(.cut, time, signature)
         }
         if since >= interval - 1e-9,
            signature.changedCells(from: kept.signature) >= settings.change || signature.distance(to: kept.signature) > settings.cut {
             return keep(.change, time, signature)
         }
-        if since >= settings.maxGap - 1e-9 { return keep(.gap, time, signature) }
+        let gap = keptInShot == 1 ? min(settings.second, settings.maxGap) : settings.maxGap
+        if since >= gap - 1e-9 { return keep(.gap, time, signature) }
         return nil
     }
 
@@ -98,8 +101,17 @@ public struct AdaptiveSampler: Sendable {
         return true
     }
 
+    /// The first frame, or a cut: a shot starts here (the first frame counts as a cut for
+    /// the spacing of cuts).
+    private mutating func startShot(_ reason: Reason, _ time: Double, _ signature: ShotSignature) -> Reason {
+        lastCut = time
+        keptInShot = 0
+        return keep(reason, time, signature)
+    }
+
     private mutating func keep(_ reason: Reason, _ time: Double, _ signature: ShotSignature) -> Reason {
         lastKept = (time, signature)
+        keptInShot += 1
         return reason
     }
 }

@@ -150,8 +150,12 @@ public struct CaptionComposer: Sendable {
             }))
         }
         if let said = Self.speechPhrase(spokenHere, limit: speechQuote) { phrases.append(said) }
-        if let kind = camera.classify(stepsHere.map(\.value)), let words = Self.cameraWords[kind] {
-            let shifts = stepsHere.map { "(\($0.value.dx),\($0.value.dy))" }.joined(separator: " ")
+        // The step into the segment's first frame comes from the frame before it, across the cut:
+        // it says nothing about this shot's camera (and under shot-aware sampling a still shot
+        // has only one other step, which it would outvote).
+        let cameraSteps = stepsHere.filter { $0.time > start }
+        if let kind = camera.classify(cameraSteps.map(\.value)), let words = Self.cameraWords[kind] {
+            let shifts = cameraSteps.map { "(\($0.value.dx),\($0.value.dy))" }.joined(separator: " ")
             phrases.append(CaptionPhrase(kind: .camera, text: words, evidence: ["frame shifts (thumbnail cells): \(shifts)"]))
         }
         let seconds = end - start

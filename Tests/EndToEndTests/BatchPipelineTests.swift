@@ -38,7 +38,9 @@ import SightlineTestSupport
                          "--output", out,
                          "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
                          "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
-                         "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--progress", "on"]
+                         "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--progress", "on",
+                         // Every sampled frame once is what this test counts: fixed 2 frames/s.
+                         "--set", "files.sampling=fixed"]
 
         // First run: killed (SIGKILL, nothing flushed) once the first file is complete
         // everywhere: its output renamed into place, its journal line written and its shots in
@@ -139,6 +141,35 @@ import SightlineTestSupport
         #expect(fourth.stderr.contains("1 processed") && fourth.stderr.contains("3 already done"), "\(fourth.stderr)")
         #expect(try search(["static camera", "--text-only", "--limit", "100"]).compactMap { $0["source"] as? String }.sorted()
                 == clips.map { "files/\($0.1)" }.sorted())
+    }
+
+    /// batch.yaml as shipped samples shot-aware: two still photos cut at frame 75 give each shot
+    /// its first frame (the cut's own) and one 1 s later, and the last frame: 5 frames, not 14
+    /// at 2 per second; the second shot starts on the cut's frame.
+    @Test func shotAwareSamplingAnalysesEachShotAndCutsOnTheExactFrame() throws {
+        let base = Fixtures.shared.directory + "/batch-adaptive-\(getpid())"
+        try? FileManager.default.removeItem(atPath: base)
+        let videos = base + "/videos", out = base + "/out"
+        try FileManager.default.createDirectory(atPath: videos, withIntermediateDirectories: true)
+        let photos = try SamplePhotos.all()
+        try Tool.run("ffmpeg", ["-v", "error", "-y",
+                                "-loop", "1", "-framerate", "25", "-i", try #require(photos["chelsea.png"]),
+                                "-loop", "1", "-framerate", "25", "-i", try #require(photos["coffee.png"]),
+                                "-filter_complex", "[0:v]scale=480:360,setsar=1,trim=end_frame=75[a];[1:v]scale=480:360,setsar=1,trim=end_frame=100[b];[a][b]concat=n=2:v=1:a=0,format=yuv420p[v]",
+                                "-map", "[v]", "-c:v", "libx264", videos + "/cat-then-coffee.mp4"])
+        let run = try Tool.run(bin, ["run", root + "/Pipelines/batch.yaml", "--input", videos, "--output", out,
+                                     "--set", "out.endpoint=pub+bind:tcp://127.0.0.1:\(freePort())",
+                                     "--set", "moderation.policy=\(root)/Pipelines/moderation-policy.yaml",
+                                     "--set", "captions.policy=\(root)/Pipelines/moderation-policy.yaml", "--progress", "off"], check: false)
+        #expect(run.status == 0, "\(run.stderr)")
+        let messages = try jsonLines(out + "/cat-then-coffee.mp4.jsonl")
+        let indices = messages.filter { ($0["topic"] as? String)?.hasPrefix("labels/") == true }.compactMap { data($0)["frame_index"] as? Int }
+        #expect(indices == [0, 25, 75, 100, 174], "each shot's start and 1 s on, the cut's own frame, the last frame: \(indices)")
+        let shots = messages.filter { ($0["topic"] as? String)?.hasPrefix("shots/") == true }
+        let starts = shots.compactMap { ($0["header"] as? [String: Any])?["pts_start"] as? Double }
+        #expect(starts.count == 2 && abs((starts.last ?? 0) - 3.0) < 1e-6, "the second shot starts at frame 75 (3.0 s): \(starts)")
+        let captions = messages.filter { ($0["topic"] as? String)?.hasPrefix("captions/") == true }
+        #expect(captions.count == 2, "a caption per shot")
     }
 
     @Test func aBrokenFileFailsAloneAndIsRetriedNextTime() throws {

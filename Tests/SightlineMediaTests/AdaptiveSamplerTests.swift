@@ -31,17 +31,17 @@ import SightlineTestSupport
         return kept
     }
 
-    @Test func aStillShotGetsOneFramePerGap() {
+    @Test func aStillShotGetsItsSecondFrameWithinASecondThenOnePerGap() {
         let kept = Self.run(seconds: 12) { _ in Self.picture(100) }
-        #expect(kept.map(\.1) == [.first, .gap, .gap])
-        #expect(kept.map(\.0) == [0, 5, 10])
+        #expect(kept.map(\.1) == [.first, .gap, .gap, .gap])
+        #expect(kept.map(\.0) == [0, 1, 6, 11])
     }
 
     @Test func aCutIsKeptOnItsOwnFrame() {
         // Still at 100 until 3.28 s, then a different picture: the cut frame itself is kept.
         let kept = Self.run(seconds: 6) { t in Self.picture(t < 3.28 ? 100 : 200) }
-        #expect(kept.map(\.1) == [.first, .cut])
-        #expect(abs(kept[1].0 - 3.28) < 1e-9)
+        #expect(kept.map(\.1) == [.first, .gap, .cut, .gap])
+        #expect(kept.map(\.0).enumerated().allSatisfy { abs($1 - [0, 1, 3.28, 4.28][$0]) < 1e-9 })
     }
 
     @Test func aKeepForChangeJustBeforeACutDoesNotHoldTheCutBack() {
@@ -76,8 +76,9 @@ import SightlineTestSupport
 
     @Test func smallLocalChangeBelowTheShareIsIgnored() {
         // 3 of 144 cells change (2 %, under the 5 % default): only gap keeps.
-        let kept = Self.run(seconds: 11) { t in Self.picture(100, block: t > 1 ? 0..<3 : 0..<0) }
-        #expect(kept.map(\.1) == [.first, .gap, .gap])
+        let kept = Self.run(seconds: 12) { t in Self.picture(100, block: t > 1.5 ? 0..<3 : 0..<0) }
+        #expect(kept.map(\.1) == [.first, .gap, .gap, .gap])
+        #expect(kept.map(\.0) == [0, 1, 6, 11])
     }
 
     @Test func cutsKeepTheirSpacingSoAStrobeIsNotAShotPerFrame() {
@@ -144,9 +145,9 @@ import SightlineTestSupport
         let kept = run.frames.map(\.decodeIndex)
         #expect(run.stats.framesDecoded == 300)
         #expect(kept.contains(100) && kept.contains(200))              // both cuts, on their exact frames
-        #expect(run.frames.filter { $0.decodeIndex < 100 }.count == 1)   // the first still shot: one frame
+        #expect(kept.filter { $0 < 100 } == [0, 25])                     // the first still shot: its start, and 1 s on
         #expect(kept.filter { $0 > 100 && $0 < 200 }.count >= 6)          // the moving part: about 2 fps
-        #expect(kept.filter { $0 > 200 }.count == 1 && kept.last == 299) // the last still shot: its tail only
+        #expect(kept.filter { $0 > 200 } == [225, 299])                  // the last still shot: 1 s on, and its last frame
         #expect(run.stats.framesKeptBy["cut"] == 2 && run.stats.framesKeptBy["tail"] == 1)
         #expect(run.stats.framesSampledOut == 300 - kept.count)
         let converted = run.frames.allSatisfy { $0.pixels.count == 64 * 36 * 3 }

@@ -21,6 +21,27 @@ import SightlineMedia
                                                         velocityX: 0, velocityY: 0, misses: 0, firstSeen: 0) })
     }
 
+    /// A textured 128×72 gray frame; `seed` picks the picture.
+    private func frame(_ seed: Int, at time: Double) -> Frame {
+        let pixels = (0..<(128 * 72)).map { i in UInt8(truncatingIfNeeded: (i % 128) * (seed * 7 + 3) + (i / 128) * (seed * 13 + 5)) }
+        return Frame(sourceID: "cam", decodeIndex: Int(time * 25), timestamp: Timestamp(pts: Int64(time * 25), timeBase: Rational(1, 25)),
+                     seconds: time, ingestWallClock: 0, isKeyframe: false, width: 128, height: 72, pixelFormat: .gray8, pixels: pixels)
+    }
+
+    /// Under shot-aware sampling a still shot has two frames: its first (the cut) and one a
+    /// second later. The step across the cut into the first frame is not this shot's camera,
+    /// so the one step inside the shot says "static camera".
+    @Test func aStillShotOfTwoFramesIsAStaticCamera() throws {
+        var composer = CaptionComposer()
+        for (seed, time) in [(1, 0.0), (1, 1.0), (2, 4.0), (2, 5.0)] {
+            composer.add(frame: frame(seed, at: time))
+            composer.add(labels: [("tabby", 0.6)], at: time)
+        }
+        _ = composer.finish(start: 0, end: 4, final: false)
+        let second = composer.finish(start: 4, end: 8)
+        #expect(second?.text.contains("static camera") == true, "\(second?.text ?? "no caption")")
+    }
+
     /// The example the issue gives, from evidence: two people walking left past a car, a sign.
     @Test func peopleObjectsAndTextFromEvidence() throws {
         var composer = CaptionComposer()

@@ -109,7 +109,7 @@ import SightlineTestSupport
         if sampling.isEmpty {
             #expect(frames == 160)
         } else {
-            #expect(frames <= 8, "shot-aware sampling passed \(frames) of 160 frames on")   // one per still photo, and the last
+            #expect(frames <= 10, "shot-aware sampling passed \(frames) of 160 frames on")   // two per still photo, and the last
         }
     }
 }
