@@ -109,7 +109,7 @@ public final class VideoSource {
                 try readOnePacket()
             case .flushing(let lossReason):
                 flushDecoder()
-                if lossReason == nil { emitPassedOverTail() }
+                if lossReason == nil, !interrupt.isCancelled { emitPassedOverTail() }
                 closeInput()
                 if let lossReason, !interrupt.isCancelled {
                     try sourceLost(reason: lossReason)
