@@ -212,16 +212,25 @@ struct BenchBatchCommand: ParsableCommand {
 /// A benchmark clip made once from the bundled sample (bigbuckbunny) with ffmpeg and cached in
 /// the cache's `bench/` folder. `encoding` goes before the input, `input` after it.
 func benchClip(_ name: String, from sampleName: String = "bigbuckbunny.mp4", encoding: [String] = [], input: [String], hint: String = "") throws -> String {
+    try cachedBenchMedia(name) { partial in
+        let sample = cacheRoot() + "/samples/" + sampleName
+        guard FileManager.default.fileExists(atPath: sample) else {
+            throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first" + hint)
+        }
+        _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y"] + encoding + ["-i", sample] + input
+                        + ["-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", partial])
+    }
+}
+
+/// A file in the cache's `bench/` folder, made once: `make` writes it to the partial path
+/// given (an .mp4 name, so ffmpeg picks the container), which is then renamed into place, so an
+/// interrupted run never leaves a half-written clip under the real name.
+func cachedBenchMedia(_ name: String, make: (_ partialPath: String) throws -> Void) throws -> String {
     let root = cacheRoot()
     let path = root + "/bench/" + name
     if FileManager.default.fileExists(atPath: path) { return path }
-    let sample = root + "/samples/" + sampleName
-    guard FileManager.default.fileExists(atPath: sample) else {
-        throw ValidationError("no sample clip at \(sample): run Scripts/fetch-sample (or Scripts/demo) first" + hint)
-    }
     try FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
-    _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y"] + encoding + ["-i", sample] + input
-                    + ["-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
+    try make(path + ".partial.mp4")
     try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
     return path
 }

@@ -141,26 +141,23 @@ struct BenchShotsCommand: ParsableCommand {
 
     /// The montage, made once with ffmpeg from the samples and cached.
     static func montage() throws -> String {
-        let root = cacheRoot()
-        let path = root + "/bench/shots-montage-720p-v2.mp4"
-        if FileManager.default.fileExists(atPath: path) { return path }
-        var inputs: [String] = [], filters: [String] = []
-        for (i, (name, start, frames)) in segments.enumerated() {
-            let sample = name.hasPrefix("photos/") ? root + "/samples/" + name : try BenchDeltaCommand.sample(name)
-            guard FileManager.default.fileExists(atPath: sample) else {
-                throw ValidationError("no sample at \(sample): run Scripts/fetch-sample first")
+        try cachedBenchMedia("shots-montage-720p-v2.mp4") { partial in
+            let root = cacheRoot()
+            var inputs: [String] = [], filters: [String] = []
+            for (i, (name, start, frames)) in segments.enumerated() {
+                let sample = name.hasPrefix("photos/") ? root + "/samples/" + name : try BenchDeltaCommand.sample(name)
+                guard FileManager.default.fileExists(atPath: sample) else {
+                    throw ValidationError("no sample at \(sample): run Scripts/fetch-sample first")
+                }
+                let seconds = String(format: "%.2f", Double(frames) / rate + 1)
+                inputs += name.hasPrefix("photos/") ? ["-loop", "1", "-framerate", "25", "-t", seconds, "-i", sample]
+                                                    : ["-ss", String(start), "-t", seconds, "-i", sample]
+                filters.append("[\(i):v]fps=25,scale=1280:720,setsar=1,format=yuv420p,trim=end_frame=\(frames),setpts=PTS-STARTPTS[v\(i)]")
             }
-            let seconds = String(format: "%.2f", Double(frames) / rate + 1)
-            inputs += name.hasPrefix("photos/") ? ["-loop", "1", "-framerate", "25", "-t", seconds, "-i", sample]
-                                                : ["-ss", String(start), "-t", seconds, "-i", sample]
-            filters.append("[\(i):v]fps=25,scale=1280:720,setsar=1,format=yuv420p,trim=end_frame=\(frames),setpts=PTS-STARTPTS[v\(i)]")
+            let graph = filters.joined(separator: ";") + ";" + (0..<segments.count).map { "[v\($0)]" }.joined()
+                + "concat=n=\(segments.count):v=1:a=0[out]"
+            _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y"] + inputs + ["-filter_complex", graph, "-map", "[out]",
+                            "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", partial])
         }
-        let graph = filters.joined(separator: ";") + ";" + (0..<segments.count).map { "[v\($0)]" }.joined()
-            + "concat=n=\(segments.count):v=1:a=0[out]"
-        try FileManager.default.createDirectory(atPath: root + "/bench", withIntermediateDirectories: true)
-        _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y"] + inputs + ["-filter_complex", graph, "-map", "[out]",
-                        "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
-        try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
-        return path
     }
 }

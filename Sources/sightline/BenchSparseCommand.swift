@@ -144,8 +144,6 @@ struct BenchSparseCommand: ParsableCommand {
     /// A 60 s 1280×720 slides clip, made once with ffmpeg and cached: six slides of text, ten
     /// seconds each, with a pointer that moves over the third and fifth (a screen recording).
     static func slidesClip() throws -> String {
-        let path = cacheRoot() + "/bench/slides-720p-60s.mp4"
-        if FileManager.default.fileExists(atPath: path) { return path }
         let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
         guard FileManager.default.fileExists(atPath: font) else { throw ValidationError("no font at \(font) (Debian's fonts-dejavu-core)") }
         let slides = [
@@ -164,14 +162,13 @@ struct BenchSparseCommand: ParsableCommand {
                 filters.append("drawtext=fontfile=\(font):text='\(line)':fontsize=\(size):fontcolor=black:x=120:y=\(j == 0 ? 100 : 200 + j * 110):\(window)")
             }
         }
-        try FileManager.default.createDirectory(atPath: cacheRoot() + "/bench", withIntermediateDirectories: true)
         // The pointer: a small dark square moving over slides 3 (20–30 s) and 5 (40–50 s).
         let pointer = "overlay=x='if(between(t,20,30)+between(t,40,50),700+mod(t*40,300),1200)':y='500+20*sin(t)'"
-        _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=white:s=1280x720:r=30:d=60",
-                                                       "-f", "lavfi", "-i", "color=c=0x202020:s=14x20:r=30:d=60",
-                                                       "-filter_complex", "[0:v]" + filters.joined(separator: ",") + "[bg];[bg][1:v]" + pointer + ":shortest=1",
-                                                       "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", path + ".partial.mp4"])
-        try FileManager.default.moveItem(atPath: path + ".partial.mp4", toPath: path)
-        return path
+        return try cachedBenchMedia("slides-720p-60s.mp4") { partial in
+            _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=white:s=1280x720:r=30:d=60",
+                                                           "-f", "lavfi", "-i", "color=c=0x202020:s=14x20:r=30:d=60",
+                                                           "-filter_complex", "[0:v]" + filters.joined(separator: ",") + "[bg];[bg][1:v]" + pointer + ":shortest=1",
+                                                           "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", partial])
+        }
     }
 }
