@@ -61,12 +61,15 @@ public enum WireEncoding {
             data = [
                 "frame_index": int(o.frameIndex), "text": .string(o.text),
                 "lines": .array(o.lines.map { line in
-                    .object([
+                    var fields: [String: JSONValue] = [
                         "text": .string(line.text), "confidence": rounded(line.confidence, 1e4),
                         "box": .array(line.box.map { .array([.double($0.x.rounded()), .double($0.y.rounded())]) }),
-                    ])
+                    ]
+                    if line.kept == true { fields["kept"] = .bool(true) }
+                    return .object(fields)
                 }),
             ]
+            if let detected = o.detected { data["detected"] = rounded(detected, 1e4) }
             if !o.dropped.isEmpty {
                 data["dropped"] = .array(o.dropped.map {
                     .object(["text": .string($0.text), "confidence": rounded($0.confidence, 1e4), "reason": .string($0.reason)])

@@ -361,11 +361,15 @@ public struct OnScreenText: Sendable, Codable, Equatable {
         public var confidence: Double
         /// Four corners, clockwise from top-left, in image pixels.
         public var box: [PixelPoint]
+        /// The reading was carried over from the source's previous read frame, where the same
+        /// box held the same pixels (nil: read on this frame).
+        public var kept: Bool?
 
-        public init(text: String, confidence: Double, box: [PixelPoint]) {
+        public init(text: String, confidence: Double, box: [PixelPoint], kept: Bool? = nil) {
             self.text = text
             self.confidence = confidence
             self.box = box
+            self.kept = kept
         }
     }
 
@@ -389,13 +393,17 @@ public struct OnScreenText: Sendable, Codable, Equatable {
     /// The frame's size (0 when unknown), for how large and central a line is.
     public var width: Int
     public var height: Int
+    /// The share of the text detector's input that ran on this frame, when it ran only around
+    /// the tiles that changed (nil: the whole frame).
+    public var detected: Double?
 
-    public init(frameIndex: Int, lines: [Line], dropped: [Dropped] = [], width: Int = 0, height: Int = 0) {
+    public init(frameIndex: Int, lines: [Line], dropped: [Dropped] = [], width: Int = 0, height: Int = 0, detected: Double? = nil) {
         self.frameIndex = frameIndex
         self.lines = lines
         self.dropped = dropped
         self.width = width
         self.height = height
+        self.detected = detected
     }
 
     /// Every line, one per line.

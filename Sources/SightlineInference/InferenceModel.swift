@@ -66,6 +66,32 @@ public final class InferenceModel: @unchecked Sendable {
         return try run(input, profile: Optional<(String, Double) -> Void>.none)
     }
 
+    /// Runs one input with the values of some steps given instead of computed (`given`, by
+    /// the step's output name), and returns, besides the declared outputs, the values named in
+    /// `keeping` as this run computed them. Text detection uses it to run a window of a frame
+    /// with the whole frame's global pools (squeeze-and-excitation), so the window's
+    /// probabilities are the whole frame's.
+    public func run(_ input: Tensor, given: [String: Tensor], keeping: Set<String>) throws -> (outputs: [String: Tensor], kept: [String: Tensor]) {
+        let plan = try self.plan(for: input.shape)
+        var interpreter = PlanInterpreter(plan: plan, threads: threads, values: [inputName: .float(input)])
+        var kept: [String: Tensor] = [:]
+        try interpreter.run(plan.steps, releases: plan.releases, hook: { interpreter, step in
+            if !step.outputs.isEmpty, step.outputs.allSatisfy({ given[$0] != nil }) {
+                for name in step.outputs { interpreter.values[name] = given[name].map { .float($0) } }
+            } else {
+                try interpreter.execute(step)
+            }
+            for name in step.outputs where keeping.contains(name) { kept[name] = interpreter.values[name]?.asFloat }
+            return true
+        })
+        return (try interpreter.outputs(named: graph.outputs), kept)
+    }
+
+    /// The names of the values the steps running `op` produce, in the plan for `shape`.
+    public func outputs(ofOperator op: String, shape: [Int]) throws -> [String] {
+        try plan(for: shape).steps.filter { $0.op == op }.flatMap(\.outputs)
+    }
+
     /// Batches run in parts. Images (rank-4 inputs) one at a time: measured on this CPU, a
     /// CNN's batch of 8 costs more per image than 8 single runs (open_nsfw 34.5 vs 28.5 ms per
     /// image — eight images' activations leave the caches), and only one plan is needed.

@@ -234,6 +234,10 @@ public final class NSFWNode: BatchedModelNode {
 /// `ocr`: on-screen text per frame (PP-OCRv4).
 public final class OCRNode: BatchedModelNode {
     private let reader: TextRecognizer
+    /// Each source's last read frame (its detector map and lines), and the tiles the regions
+    /// node says changed on frames not yet read.
+    private var memory: [String: TextRecognizer.TextMemory] = [:]
+    private var changedSeen: [String: FrameTable<TileMask>] = [:]
     private let plausibility: TextPlausibility?
     private let minConfidence: Double
 
@@ -247,6 +251,10 @@ public final class OCRNode: BatchedModelNode {
             OptionSpec("words", .inputFile, default: .string("/usr/share/dict/words"),
                        help: "word list for the filter (one per line; Debian's wamerican)"),
             OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
+            OptionSpec("keep_unchanged_lines", .bool, default: .bool(true),
+                       help: "a line whose box and pixels are the same as on the source's last read frame keeps its reading instead of being recognised again"),
+            OptionSpec("changed_tiles", .bool, default: .bool(false),
+                       help: "gate: on a frame where only some tiles changed (a regions node upstream), detect text only in windows around them and keep the rest of the detector's map; approximate (the detector reaches far beyond a window: Docs/architecture.md), so off by default"),
         ],
         contract: NodeContract(needs: GatedReuse.needs, produces: [.init(.ocr)]))
 
@@ -257,11 +265,29 @@ public final class OCRNode: BatchedModelNode {
     init(options: NodeOptions) throws {
         reader = try TextRecognizer(store: try ModelNodeOptions.store(ModelZoo.ppOCR, options: options), threads: options.int("threads") ?? 1)
         reader.useAngleClassifier = options.bool("angle_classifier") ?? true
+        reader.keepUnchangedLines = options.bool("keep_unchanged_lines") ?? true
+        reader.detectOnlyWhereChanged = options.bool("changed_tiles") ?? false
         minConfidence = options.double("min_confidence") ?? 0.6
         plausibility = (options.bool("filter") ?? true)
             ? TextPlausibility(minConfidence: minConfidence, words: try TextPlausibility.wordList(path: options.string("words") ?? "/usr/share/dict/words"))
             : nil
         super.init(batching: options, name: "ocr")
+    }
+
+    public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        switch item {
+        case .record(let record):
+            // The mask also spares lines it shows unchanged from being read again.
+            if gate != nil, case .regions(let regions) = record.value, !regions.refresh, !regions.skip {
+                changedSeen[record.sourceID, default: FrameTable(capacity: 64)].set(regions.tiles, for: regions.frameIndex)
+            }
+        default: break
+        }
+        try super.process(item, context: context, emit: emit)
+        if case .endOfStream(let eos) = item {
+            memory[eos.sourceID] = nil
+            changedSeen[eos.sourceID] = nil
+        }
     }
 
     /// Frames differ in how many text lines they hold, so OCR runs frame by frame; batching
@@ -272,17 +298,25 @@ public final class OCRNode: BatchedModelNode {
 
     private func record(_ frame: Frame) throws -> Record {
         var lines: [OnScreenText.Line] = [], dropped: [OnScreenText.Dropped] = []
-        for line in try reader.read(frame) {
+        // Tiles changed since the source's last read frame: known only from a regions node,
+        // for a frame it did not refresh (a gated node reads every frame that changed).
+        let changed = changedSeen[frame.sourceID]?.take(frame.decodeIndex)
+        var last = memory[frame.sourceID]
+        defer { memory[frame.sourceID] = last }
+        for line in try reader.read(frame, changed: changed, memory: &last) {
             let confidence = Double(line.confidence)
             let rejection = plausibility.map { $0.rejection(line.text, confidence: confidence) }
                 ?? (confidence < minConfidence ? .lowConfidence : nil)
             if let rejection {
                 dropped.append(.init(text: line.text, confidence: confidence, reason: rejection.rawValue))
             } else {
-                lines.append(OnScreenText.Line(text: line.text, confidence: confidence, box: line.corners.map { PixelPoint(x: Double($0.x), y: Double($0.y)) }))
+                lines.append(OnScreenText.Line(text: line.text, confidence: confidence, box: line.corners.map { PixelPoint(x: Double($0.x), y: Double($0.y)) },
+                                               kept: line.kept ? true : nil))
             }
         }
-        return Record(.ocr(OnScreenText(frameIndex: frame.decodeIndex, lines: lines, dropped: dropped, width: frame.width, height: frame.height)), frame: frame,
+        let detected = reader.lastWork.detected
+        return Record(.ocr(OnScreenText(frameIndex: frame.decodeIndex, lines: lines, dropped: dropped, width: frame.width, height: frame.height,
+                                        detected: detected < 1 ? detected : nil)), frame: frame,
                       provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])
     }
 }

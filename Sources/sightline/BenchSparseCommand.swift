@@ -14,22 +14,23 @@ struct BenchSparseCommand: ParsableCommand {
         abstract: "Motion-gated model nodes vs dense on a fixed-camera clip and a slides clip: model time per node, and agreement with dense.",
         discussion: "Targets: fixed camera ≥ 5× less model time with the same people boxes (IoU ≥ 0.9), hierarchical labels and OCR text; slides: OCR ≥ 5× cheaper with identical text.")
 
-    @Argument(help: "Clips (default: vtest.avi, fetched by Scripts/fetch-sample, and a 60 s 720p slides clip made with ffmpeg).") var clips: [String] = []
+    @Argument(help: "Clips (default: vtest.avi, fetched by Scripts/fetch-sample; a 60 s 720p slides clip, a 40 s 720p screen recording of a build log being written, and a 30 s 720p clip with a static news ticker over moving video, made with ffmpeg).") var clips: [String] = []
     @Option(help: "Sampled frames per second.") var fps: Double = 2
     @Option(help: "Gated nodes recompute at least this often (seconds of media time).") var gateRefresh: Double = 10
+    @Flag(help: "Gated OCR also detects text only around changed tiles (the ocr node's changed_tiles, approximate).") var changedTiles = false
 
     static let nodes = ["people", "faces", "labels", "nsfw", "ocr"]
 
     func run() throws {
-        let paths = try clips.isEmpty ? [try BenchDeltaCommand.sample("vtest.avi"), try Self.slidesClip()] : clips
+        let paths = try clips.isEmpty ? [try BenchDeltaCommand.sample("vtest.avi"), try Self.slidesClip(), try Self.screenClip(), try Self.tickerClip()] : clips
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-bench-sparse-\(getpid())").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         print("sightline bench sparse — \(Self.nodes.joined(separator: ", ")) at \(fps) frames/s; dense vs gated (regions node, gate_refresh \(gateRefresh) s); 1 thread per node")
         for path in paths {
             let name = URL(fileURLWithPath: path).lastPathComponent
-            let dense = try runPipeline(clip: path, refresh: min(0.1, 0.5 / fps), output: work + "/dense.jsonl", work: work)
-            let gated = try runPipeline(clip: path, refresh: gateRefresh, output: work + "/gated.jsonl", work: work)
+            let dense = try runPipeline(clip: path, refresh: min(0.1, 0.5 / fps), dense: true, output: work + "/dense.jsonl", work: work)
+            let gated = try runPipeline(clip: path, refresh: gateRefresh, dense: false, output: work + "/gated.jsonl", work: work)
             print("\n\(name): \(dense.frames) sampled frames; wall \(String(format: "%.1f", dense.wall)) s dense, \(String(format: "%.1f", gated.wall)) s gated")
             print(pad("node", 9) + pad("dense s", 10) + pad("gated s", 10) + pad("less ×", 9) + pad("reused", 10) + "agreement with dense")
             var totals = (dense: 0.0, gated: 0.0)
@@ -55,9 +56,14 @@ struct BenchSparseCommand: ParsableCommand {
         var records: [String: [Double: [String: Any]]]
     }
 
-    func runPipeline(clip: String, refresh: Double, output: String, work: String) throws -> Outcome {
+    /// `dense`: every frame computes in full (OCR detects on the whole frame and recognises
+    /// every line); otherwise the nodes' defaults (OCR keeps the readings of unchanged lines).
+    func runPipeline(clip: String, refresh: Double, dense: Bool, output: String, work: String) throws -> Outcome {
         let file = work + "/sparse.yaml"
-        let gated = Self.nodes.map { "  \($0): {type: \($0), gate: true, gate_refresh: \(refresh)}" }.joined(separator: "\n")
+        let gated = Self.nodes.map { node -> String in
+            let whole = node != "ocr" ? "" : (dense ? ", changed_tiles: false, keep_unchanged_lines: false" : ", changed_tiles: \(changedTiles)")
+            return "  \(node): {type: \(node), gate: true, gate_refresh: \(refresh)\(whole)}"
+        }.joined(separator: "\n")
         try """
         pipeline: sparse
         heartbeat: 3600
@@ -168,6 +174,51 @@ struct BenchSparseCommand: ParsableCommand {
             _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=white:s=1280x720:r=30:d=60",
                                                            "-f", "lavfi", "-i", "color=c=0x202020:s=14x20:r=30:d=60",
                                                            "-filter_complex", "[0:v]" + filters.joined(separator: ",") + "[bg];[bg][1:v]" + pointer + ":shortest=1",
+                                                           "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", partial])
+        }
+    }
+
+    /// A 30 s 1280×720 clip with a static news ticker (a dark band with two lines of text)
+    /// over moving video (Big Buck Bunny, looped), made once with ffmpeg and cached.
+    static func tickerClip() throws -> String {
+        let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+        guard FileManager.default.fileExists(atPath: font) else { throw ValidationError("no font at \(font) (Debian's fonts-dejavu-core)") }
+        let video = try BenchDeltaCommand.sample("bigbuckbunny.mp4")
+        let band = [
+            "scale=1280:720", "drawbox=x=0:y=590:w=1280:h=130:color=0x102040:t=fill",
+            "drawtext=fontfile=\(font):text='BREAKING NEWS':fontsize=34:fontcolor=yellow:x=40:y=606",
+            "drawtext=fontfile=\(font):text='City council approves the new budget':fontsize=32:fontcolor=white:x=40:y=660",
+            "drawtext=fontfile=\(font):text='LIVE':fontsize=30:fontcolor=white:box=1:boxcolor=red:boxborderw=8:x=1150:y=30",
+        ]
+        return try cachedBenchMedia("ticker-720p-30s.mp4") { partial in
+            _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-stream_loop", "6", "-i", video, "-t", "30", "-an",
+                                                           "-vf", band.joined(separator: ","), "-r", "25",
+                                                           "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", partial])
+        }
+    }
+
+    /// A 40 s 1280×720 screen recording, made once with ffmpeg and cached: a terminal whose
+    /// build log gains a line every two seconds, under a title bar whose clock ticks each second.
+    static func screenClip() throws -> String {
+        let font = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
+        guard FileManager.default.fileExists(atPath: font) else { throw ValidationError("no font at \(font) (Debian's fonts-dejavu-core)") }
+        let log = [
+            "Fetching dependencies", "Resolving package graph", "Compiling SightlineCore", "Compiling SightlineKernels",
+            "Compiling SightlineMedia", "Compiling SightlineModels", "Compiling SightlineNodes", "Linking sightline",
+            "Running unit tests", "Decoder tests passed", "Kernel tests passed", "Model tests passed",
+            "Node tests passed", "Packaging release", "Uploading artifacts", "Build finished",
+        ]
+        var filters = [
+            "drawbox=x=0:y=0:w=1280:h=60:color=0x303030:t=fill",
+            "drawtext=fontfile=\(font):text='Terminal - build log':fontsize=28:fontcolor=white:x=30:y=16",
+            "drawtext=fontfile=\(font):text='Elapsed %{eif\\:t\\:d} s':fontsize=28:fontcolor=white:x=1000:y=16",
+        ]
+        for (i, line) in log.enumerated() {
+            filters.append("drawtext=fontfile=\(font):text='\(line)':fontsize=26:fontcolor=0x20e020:x=40:y=\(90 + i * 38):enable='gte(t,\(2 * i + 1))'")
+        }
+        return try cachedBenchMedia("screen-720p-40s.mp4") { partial in
+            _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=0x101010:s=1280x720:r=30:d=40",
+                                                           "-vf", filters.joined(separator: ","),
                                                            "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", partial])
         }
     }
