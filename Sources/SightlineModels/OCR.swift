@@ -126,12 +126,7 @@ public final class TextRecognizer: @unchecked Sendable {
         }
         let toRead = boxes.indices.filter { readings[$0] == nil }
         if !toRead.isEmpty {
-            var upright = toRead.map { crops[$0] }
-            if useAngleClassifier {
-                let flips = try classifyAngles(upright)
-                for (i, flip) in flips.enumerated() where flip { upright[i] = upright[i].rotated180() }
-            }
-            for (i, text) in zip(toRead, try recognize(upright)) {
+            for (i, text) in zip(toRead, try recognizeTurning(toRead.map { crops[$0] })) {
                 readings[i] = Reading(box: boxes[i], text: text.text, confidence: text.confidence,
                                       pixels: keepUnchangedLines ? crops[i].rounded : [])
             }
@@ -145,6 +140,50 @@ public final class TextRecognizer: @unchecked Sendable {
         return all.compactMap { r in
             r.text.isEmpty ? nil : TextLine(corners: r.box.corners, text: r.text, confidence: r.confidence, detectionScore: r.box.score, kept: r.kept)
         }
+    }
+
+    /// Crops' text, each turned the right way up first (with `useAngleClassifier`).
+    func recognizeTurning(_ crops: [Crop]) throws -> [(text: String, confidence: Float)] {
+        var upright = crops
+        if useAngleClassifier {
+            let flips = try classifyAngles(upright)
+            for (i, flip) in flips.enumerated() where flip { upright[i] = upright[i].rotated180() }
+        }
+        return try recognize(upright)
+    }
+
+    /// The lines `memory` holds, at their boxes, with only those whose pixels changed read
+    /// again; the detector does not run. For a frame a motion gate calls unchanged but where a
+    /// known line changed (a clock's digits). Without a usable memory, the whole frame is read.
+    public func rereadChangedLines(_ frame: Frame, memory: inout TextMemory?) throws -> [TextLine] {
+        guard var last = memory, last.frameWidth == frame.width, last.frameHeight == frame.height, keepUnchangedLines else {
+            return try read(frame, changed: nil, memory: &memory)
+        }
+        let bgr = ImagePreprocessing.packedPixels(frame, order: .bgr)
+        let crops = last.readings.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.box.corners) }
+        let toRead = last.readings.indices.filter { !Self.samePixels(last.readings[$0].pixels, crops[$0]) }
+        for i in last.readings.indices { last.readings[i].kept = true }
+        for (i, text) in zip(toRead, try recognizeTurning(toRead.map { crops[$0] })) {
+            last.readings[i] = Reading(box: last.readings[i].box, text: text.text, confidence: text.confidence, pixels: crops[i].rounded)
+        }
+        // The map no longer matches these pixels: the next windowed read starts from a whole frame.
+        last.probability = []
+        lastWork = (detected: 0, recognised: toRead.count, kept: last.readings.count - toRead.count)
+        memory = last
+        return last.readings.compactMap { r in
+            r.text.isEmpty ? nil : TextLine(corners: r.box.corners, text: r.text, confidence: r.confidence, detectionScore: r.box.score, kept: r.kept)
+        }
+    }
+
+    /// Whether any line `memory` read (text or not) shows other pixels in `frame`: a clock's
+    /// digits or a caption that changed too little for a motion gate to notice. Lines read
+    /// without their pixels kept (`keepUnchangedLines` off) cannot tell, and do not count.
+    public func linesChanged(_ frame: Frame, since memory: TextMemory?) -> Bool {
+        guard let memory, memory.frameWidth == frame.width, memory.frameHeight == frame.height else { return false }
+        let known = memory.readings.filter { !$0.pixels.isEmpty }
+        guard !known.isEmpty else { return false }
+        let bgr = ImagePreprocessing.packedPixels(frame, order: .bgr)
+        return known.contains { !Self.samePixels($0.pixels, Self.crop(bgr, width: frame.width, height: frame.height, box: $0.box.corners)) }
     }
 
     /// The same box: every corner within a pixel.

@@ -238,6 +238,9 @@ public final class OCRNode: BatchedModelNode {
     /// node says changed on frames not yet read.
     private var memory: [String: TextRecognizer.TextMemory] = [:]
     private var changedSeen: [String: FrameTable<TileMask>] = [:]
+    /// Frames the gate computes only because a known line changed: those lines are read again
+    /// at their boxes, without detection.
+    private var woken: [String: Set<Int>] = [:]
     private let plausibility: TextPlausibility?
     private let minConfidence: Double
 
@@ -253,6 +256,8 @@ public final class OCRNode: BatchedModelNode {
             OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
             OptionSpec("keep_unchanged_lines", .bool, default: .bool(true),
                        help: "a line whose box and pixels are the same as on the source's last read frame keeps its reading instead of being recognised again"),
+            OptionSpec("wake_on_text", .bool, default: .bool(true),
+                       help: "gate: on a frame the regions node calls unchanged, read again (at their boxes, without detection) the lines read before whose pixels changed — a clock, a counter: changes too small for skip_below; needs keep_unchanged_lines"),
             OptionSpec("changed_tiles", .bool, default: .bool(false),
                        help: "gate: on a frame where only some tiles changed (a regions node upstream), detect text only in windows around them and keep the rest of the detector's map; approximate (the detector reaches far beyond a window: Docs/architecture.md), so off by default"),
         ],
@@ -272,6 +277,13 @@ public final class OCRNode: BatchedModelNode {
             ? TextPlausibility(minConfidence: minConfidence, words: try TextPlausibility.wordList(path: options.string("words") ?? "/usr/share/dict/words"))
             : nil
         super.init(batching: options, name: "ocr")
+        if options.bool("wake_on_text") ?? true {
+            gate?.wake = { [unowned self] frame in
+                let changed = self.reader.linesChanged(frame, since: self.memory[frame.sourceID])
+                if changed { self.woken[frame.sourceID, default: []].insert(frame.decodeIndex) }
+                return changed
+            }
+        }
     }
 
     public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
@@ -287,6 +299,7 @@ public final class OCRNode: BatchedModelNode {
         if case .endOfStream(let eos) = item {
             memory[eos.sourceID] = nil
             changedSeen[eos.sourceID] = nil
+            woken[eos.sourceID] = nil
         }
     }
 
@@ -303,7 +316,8 @@ public final class OCRNode: BatchedModelNode {
         let changed = changedSeen[frame.sourceID]?.take(frame.decodeIndex)
         var last = memory[frame.sourceID]
         defer { memory[frame.sourceID] = last }
-        for line in try reader.read(frame, changed: changed, memory: &last) {
+        let onlyLines = woken[frame.sourceID]?.remove(frame.decodeIndex) != nil
+        for line in try onlyLines ? reader.rereadChangedLines(frame, memory: &last) : reader.read(frame, changed: changed, memory: &last) {
             let confidence = Double(line.confidence)
             let rejection = plausibility.map { $0.rejection(line.text, confidence: confidence) }
                 ?? (confidence < minConfidence ? .lowConfidence : nil)

@@ -54,6 +54,9 @@ final class GatedReuse: ReusedResults {
 
     let node: String
     let maxAge: Double
+    /// Asked about a frame the gate would reuse: true computes it anyway (the OCR node: a line
+    /// it read shows other pixels). Its time counts as the node's model time.
+    var wake: ((Frame) -> Bool)?
     private var skips: [String: FrameTable<Bool>] = [:]
     private var gates: [String: MotionGate] = [:]
     private var last: [String: [Record]] = [:]
@@ -73,12 +76,16 @@ final class GatedReuse: ReusedResults {
     /// The records of each frame: `compute` runs once on the frames the gates let through (as
     /// one batch); the others take their source's last results, in frame order.
     func results(for frames: [Frame], compute: ([Frame]) throws -> [[Record]]) throws -> [[Record]] {
+        let asked = DispatchTime.now().uptimeNanoseconds
         let decisions = frames.map { frame -> MotionGate.Decision in
             let skip = skips[frame.sourceID]?.take(frame.decodeIndex)
             var gate = gates[frame.sourceID] ?? MotionGate(maxAge: maxAge)
             defer { gates[frame.sourceID] = gate }
-            return gate.next(skip: skip, at: frame.seconds)
+            let decision = gate.next(skip: skip, at: frame.seconds)
+            if decision == .reuse, let wake, wake(frame) { return gate.next(skip: false, at: frame.seconds) }
+            return decision
         }
+        let askedSeconds = wake == nil ? 0 : Double(DispatchTime.now().uptimeNanoseconds - asked) / 1e9 / Double(max(frames.count, 1))
         let started = DispatchTime.now().uptimeNanoseconds
         let toCompute = zip(frames, decisions).filter { $0.1 == .compute }.map(\.0)
         let computed = toCompute.isEmpty ? [] : try compute(toCompute)
@@ -90,6 +97,7 @@ final class GatedReuse: ReusedResults {
         for (frame, decision) in zip(frames, decisions) {
             var c = counters[frame.sourceID] ?? Counters()
             c.frames += 1
+            c.seconds += askedSeconds
             if decision == .compute, let records = next.next() {
                 c.seconds += secondsPerFrame
                 last[frame.sourceID] = records

@@ -190,4 +190,32 @@ import SightlineTestSupport
         let other = try reader.detector.run(Tensor(shape: [1, 3, dh, dw], data: input), given: zeroed, keeping: [])
         #expect(other.outputs.values.first?.data != plain, "given values replace the computed ones")
     }
+
+    /// What wakes a gated OCR node: a line it read shows other pixels (the clock ticked), not
+    /// the same frame again, not a change away from every line, and nothing without memory.
+    @Test func aKnownLineChangingIsNoticed() throws {
+        let reader = try Self.reader()
+        let before = try Self.screen(lines: 3, seconds: 20)
+        #expect(!reader.linesChanged(before, since: nil))
+        var memory: TextRecognizer.TextMemory?
+        _ = try reader.read(before, changed: nil, memory: &memory)
+        #expect(!reader.linesChanged(before, since: memory))
+        #expect(reader.linesChanged(try Self.screen(lines: 3, seconds: 21), since: memory), "the clock's digits")
+        #expect(!reader.linesChanged(try Self.screen(lines: 4, seconds: 20), since: memory), "a new line below the known ones")
+    }
+
+    /// A woken frame reads again, at their boxes and without detection, only the lines whose
+    /// pixels changed.
+    @Test func rereadingOnlyTheChangedLines() throws {
+        let reader = try Self.reader()
+        var memory: TextRecognizer.TextMemory?
+        _ = try reader.read(try Self.screen(lines: 3, seconds: 20), changed: nil, memory: &memory)
+        let lines = try reader.rereadChangedLines(try Self.screen(lines: 3, seconds: 21), memory: &memory)
+        #expect(lines.map(\.text) == ["Elapsed 21 s"] + Self.log.prefix(3))
+        #expect(lines.filter { !$0.kept }.map(\.text) == ["Elapsed 21 s"])
+        #expect(reader.lastWork.detected == 0 && reader.lastWork.recognised == 1 && reader.lastWork.kept == 3, "\(reader.lastWork)")
+        var none: TextRecognizer.TextMemory?
+        let whole = try reader.rereadChangedLines(try Self.screen(lines: 3, seconds: 21), memory: &none)
+        #expect(whole.map(\.text) == lines.map(\.text) && reader.lastWork.detected == 1, "no memory: the whole frame")
+    }
 }
