@@ -76,6 +76,11 @@ public final class TextRecognizer: @unchecked Sendable {
         /// The line's pixels as read (upright, BGR, rounded), kept to tell whether they changed.
         var pixels: [UInt8]
         var kept = false
+
+        /// The published line (nil: nothing was read in the box).
+        var line: TextLine? {
+            text.isEmpty ? nil : TextLine(corners: box.corners, text: text, confidence: confidence, detectionScore: box.score, kept: kept)
+        }
     }
 
     /// Keep the detector's map (2 MB at 960×544) in a source's memory, so a later frame with a
@@ -94,8 +99,9 @@ public final class TextRecognizer: @unchecked Sendable {
     /// The frame's text lines, reading again only what changed since the frame `memory` holds.
     /// With `changed` (the tiles that changed since then) and `detectOnlyWhereChanged`, the
     /// detector runs again only in windows around them (`windowPlanner`), and its
-    /// probabilities elsewhere are the last frame's; otherwise it runs on the whole frame. A line whose box is the same as before, touches no
-    /// changed tile and whose pixels are the same (`keepUnchangedLines`) keeps its reading.
+    /// probabilities elsewhere are the last frame's; otherwise it runs on the whole frame. A
+    /// line whose box is the same as before, touches no changed tile and whose pixels are the
+    /// same (`keepUnchangedLines`) keeps its reading.
     /// `memory` is replaced with this frame's.
     public func read(_ frame: Frame, changed: TileMask?, memory: inout TextMemory?) throws -> [TextLine] {
         let bgr = ImagePreprocessing.packedPixels(frame, order: .bgr)
@@ -109,12 +115,16 @@ public final class TextRecognizer: @unchecked Sendable {
             pools = last.pools
             try detect(input, width: dw, height: dh, windows: windows, pools: pools, into: &probability)
             lastWork.detected = Double(windows.reduce(0) { $0 + $1.width * $1.height }) / Double(dw * dh)
-        } else {
+        } else if detectOnlyWhereChanged {
             (probability, pools) = try detectKeepingPools(input, width: dw, height: dh)
+            lastWork.detected = 1
+        } else {
+            // Only windows read the pools: a plain run otherwise.
+            (probability, pools) = (try detect(input, width: dw, height: dh), [:])
             lastWork.detected = 1
         }
         let boxes = boxes(probability, width: dw, height: dh, frameWidth: frame.width, frameHeight: frame.height)
-        var crops = boxes.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.corners) }
+        let crops = boxes.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.corners) }
         var readings = [Reading?](repeating: nil, count: boxes.count)
         if keepUnchangedLines, let previous = last?.readings, !previous.isEmpty {
             for (i, box) in boxes.enumerated() {
@@ -131,15 +141,12 @@ public final class TextRecognizer: @unchecked Sendable {
                                       pixels: keepUnchangedLines ? crops[i].rounded : [])
             }
         }
-        crops.removeAll()
         lastWork.recognised = toRead.count
         lastWork.kept = boxes.count - toRead.count
         let all = readings.compactMap { $0 }
         memory = TextMemory(frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh,
-                            probability: detectOnlyWhereChanged ? probability : [], pools: detectOnlyWhereChanged ? pools : [:], readings: all)
-        return all.compactMap { r in
-            r.text.isEmpty ? nil : TextLine(corners: r.box.corners, text: r.text, confidence: r.confidence, detectionScore: r.box.score, kept: r.kept)
-        }
+                            probability: detectOnlyWhereChanged ? probability : [], pools: pools, readings: all)
+        return all.compactMap(\.line)
     }
 
     /// Crops' text, each turned the right way up first (with `useAngleClassifier`).
@@ -170,9 +177,7 @@ public final class TextRecognizer: @unchecked Sendable {
         last.probability = []
         lastWork = (detected: 0, recognised: toRead.count, kept: last.readings.count - toRead.count)
         memory = last
-        return last.readings.compactMap { r in
-            r.text.isEmpty ? nil : TextLine(corners: r.box.corners, text: r.text, confidence: r.confidence, detectionScore: r.box.score, kept: r.kept)
-        }
+        return last.readings.compactMap(\.line)
     }
 
     /// Whether any line `memory` read (text or not) shows other pixels in `frame`: a clock's
@@ -224,11 +229,6 @@ public final class TextRecognizer: @unchecked Sendable {
     // MARK: - Detection
 
     struct Box: Sendable { var corners: [SIMD2<Float>]; var score: Float }
-
-    func detect(_ bgr: [UInt8], width: Int, height: Int) throws -> [Box] {
-        let (input, dw, dh) = detectionInput(bgr, width: width, height: height)
-        return boxes(try detect(input, width: dw, height: dh), width: dw, height: dh, frameWidth: width, frameHeight: height)
-    }
 
     /// The detector's input (NCHW, normalised) and its size: sides scaled per `minSide` /
     /// `maxSide` and rounded to a multiple of 32.
