@@ -41,6 +41,12 @@ void sl_pack_positions7(const float *x, long positions, long channels, long pane
 void sl_expand_interleaved_7x16(const float *packed_x, long positions, long width, long channels, const float *packed_w,
                                 long panel, const float *bias, int act, float lo, float hi, float *planes, long group_floats,
                                 long padded_width, long pad_top, long pad_left) { UNREACHABLE; }
+void sl_pack_positions6(const float *x, long positions, long channels, long panel_begin, long panel_end, float *packed) {
+    UNREACHABLE;
+}
+void sl_expand_interleaved_6x16(const float *packed_x, long positions, long width, long channels, const float *packed_w,
+                                long panel, const float *bias, int act, float lo, float hi, float *planes, long group_floats,
+                                long padded_width, long pad_top, long pad_left) { UNREACHABLE; }
 void sl_winograd_input_row(const float *image, long channels, long height, long width, long pad_top, long pad_left, long ty,
                            long tiles_w, float *v, long n, float *scratch) { UNREACHABLE; }
 void sl_winograd_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow, long ty,

@@ -3,16 +3,17 @@ import Foundation
 
 /// A 1×1 convolution ("expand") whose output only feeds a depthwise convolution, as in every
 /// MobileNet/EfficientNet block, computed without materialising the expanded tensor in NCHW:
-/// for each panel of 16 expanded channels, the 7×16 AVX-512 tiles write straight into the
-/// depthwise kernel's interleaved layout (two padded planes of 8 channels, which stay in L2),
-/// and the depthwise kernel runs on them at once. Unfused, the expanded tensor (4.8 MB at
-/// 112² × 96) went to memory and came back, and every group was transposed into that layout
-/// again by `sl_depthwise8_fill`. Only where `applies` (AVX-512, 16·k expanded channels, a
-/// depthwise geometry the eight-lane kernel takes); the planner's `fuse-expand-depthwise` pass
-/// decides, and switched off keeps the two convolutions apart (A/B runs).
+/// for each panel of 16 expanded channels, the GEMM tiles (AVX-512 7×16, or AVX2 6×16) write
+/// straight into the depthwise kernel's interleaved layout (two padded planes of 8 channels,
+/// which stay in L2), and the depthwise kernel runs on them at once. Unfused, the expanded
+/// tensor (4.8 MB at 112² × 96) went to memory and came back, and every group was transposed
+/// into that layout again by `sl_depthwise8_fill`. Only where `applies` (16·k expanded
+/// channels, a depthwise geometry the eight-lane kernel takes); the planner's
+/// `fuse-expand-depthwise` pass decides, and switched off keeps the two convolutions apart
+/// (A/B runs).
 public enum ExpandDepthwise {
     public static func applies(expandedChannels: Int, height: Int, width: Int, depthwise g: Conv2DGeometry) -> Bool {
-        TileKernel.preferred == .avx512 && expandedChannels % 16 == 0 && VectorDepthwise.applies(g)
+        KernelConfig.current.hasAVX2 && expandedChannels % 16 == 0 && VectorDepthwise.applies(g)
             && VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) != nil
     }
 
@@ -23,28 +24,33 @@ public enum ExpandDepthwise {
         input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
         expandWeights: UnsafePointer<Float>, expandBias: UnsafePointer<Float>?, expandActivation: KernelActivation,
         expandedChannels c: Int, depthwise g: Conv2DGeometry, interleaved: UnsafePointer<Float>, activation: Activation,
-        output: UnsafeMutablePointer<Float>, threads: Int
+        output: UnsafeMutablePointer<Float>, threads: Int, kernel tiles: TileKernel = .preferred
     ) {
         guard let size = VectorDepthwise.interleavedScratch(height: height, width: width, geometry: g) else { return }
         let positions = height * width
-        let rowPanels = (positions + 6) / 7
+        let rows = tiles.rows
+        let rowPanels = (positions + rows - 1) / rows
         let (oh, ow) = g.outputSize(height: height, width: width)
         let taps = g.kernelH * g.kernelW
         let fused = activation.kernelActivation
         let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let panels = c / 16
         let groupFloats = size.rows * size.columns * 8
-        let packed = UnsafeMutablePointer<Float>.allocate(capacity: rowPanels * channels * 7)
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: rowPanels * channels * rows)
         defer { packed.deallocate() }
         let shared = SharedBuffers(input: input, weight: expandWeights, bias: expandBias, output: output)
         // The packed xᵀ (written by the packing threads, read by all) and the depthwise weights.
         let packedShared = SharedBuffers(input: UnsafePointer(packed), weight: interleaved, bias: nil, output: packed)
         for n in 0..<batch {
-            // xᵀ in 7-row panels, once per image: every panel of expanded channels reads all of it.
+            // xᵀ in row panels, once per image: every panel of expanded channels reads all of it.
             let packParts = max(1, min(threads, rowPanels / 16))
             let pack = { @Sendable (part: Int) in
-                sl_pack_positions7(shared.input + n * channels * positions, positions, channels,
-                                   part * rowPanels / packParts, (part + 1) * rowPanels / packParts, packedShared.output)
+                let (x, p0, p1) = (shared.input + n * channels * positions, part * rowPanels / packParts, (part + 1) * rowPanels / packParts)
+                if tiles == .avx512 {
+                    sl_pack_positions7(x, positions, channels, p0, p1, packedShared.output)
+                } else {
+                    sl_pack_positions6(x, positions, channels, p0, p1, packedShared.output)
+                }
             }
             if packParts > 1 { KernelPool.shared.run(packParts, pack) } else { pack(0) }
             // Threads take ranges of 8-channel groups: with an odd number of panels (144
@@ -59,9 +65,10 @@ public enum ExpandDepthwise {
                 VectorDepthwise.zeroPads(planes + groupFloats, size: size, geometry: g, height: height, width: width)
                 let g0 = part * groups / parts, g1 = (part + 1) * groups / parts
                 for q in (g0 / 2)..<((g1 + 1) / 2) {
-                    sl_expand_interleaved_7x16(packedShared.input, positions, width, channels, shared.weight, q, shared.bias,
-                                               expandActivation.code, expandActivation.lo, expandActivation.hi, planes, groupFloats,
-                                               size.columns, g.padTop, g.padLeft)
+                    let expand = tiles == .avx512 ? sl_expand_interleaved_7x16 : sl_expand_interleaved_6x16
+                    expand(packedShared.input, positions, width, channels, shared.weight, q, shared.bias,
+                           expandActivation.code, expandActivation.lo, expandActivation.hi, planes, groupFloats,
+                           size.columns, g.padTop, g.padLeft)
                     for half in 0..<2 where (g0..<g1).contains(2 * q + half) {
                         let group = 2 * q + half
                         let weight8 = packedShared.weight + group * (taps + 1) * 8

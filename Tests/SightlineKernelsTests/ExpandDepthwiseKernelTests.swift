@@ -32,7 +32,13 @@ import SightlineTestSupport
     ]
 
     @Test(.enabled(if: InstructionSets.avx512, InstructionSets.needsAVX512), arguments: cases)
-    func fusedMatchesTheTwoConvolutions(_ t: Case) throws {
+    func fusedMatchesTheTwoConvolutions(_ t: Case) throws { try check(t, tiles: .avx512) }
+
+    /// The same on the AVX2 6×16 tiles, whose 6-row panels cross image rows on every plane here.
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: cases)
+    func fusedOnAVX2TilesMatchesTheTwoConvolutions(_ t: Case) throws { try check(t, tiles: .avx2) }
+
+    private func check(_ t: Case, tiles: TileKernel) throws {
         try #require(ExpandDepthwise.applies(expandedChannels: t.expanded, height: t.height, width: t.width, depthwise: t.geometry))
         let x = random(t.batch * t.channels * t.height * t.width, seed: 41)
         let w = random(t.expanded * t.channels, seed: 42), b = random(t.expanded, seed: 43)
@@ -59,13 +65,14 @@ import SightlineTestSupport
                                 ExpandDepthwise.run(input: xp.baseAddress!, batch: t.batch, channels: t.channels, height: t.height, width: t.width,
                                                     expandWeights: wp.baseAddress!, expandBias: bp.baseAddress!, expandActivation: expandActivation,
                                                     expandedChannels: t.expanded, depthwise: t.geometry, interleaved: ip.baseAddress!,
-                                                    activation: t.activation, output: $0.baseAddress!, threads: threads)
+                                                    activation: t.activation, output: $0.baseAddress!, threads: threads,
+                                                    kernel: tiles)
                             }
                         }
                     }
                 }
             }
-            #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), \(threads) threads")
+            #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), \(threads) threads, \(tiles)")
         }
     }
 }

@@ -135,6 +135,13 @@ void sl_expand_interleaved_7x16(const float *packed_x, long positions, long widt
                                 long panel, const float *bias, int act, float lo, float hi, float *planes,
                                 long group_floats, long padded_width, long pad_top, long pad_left);
 
+/// The same on AVX2 (gemm.c; only when `sl_has_avx2_fma()`): `sl_pack_positions6` packs 6-row
+/// panels [panel][C][6], and `sl_expand_interleaved_6x16` reads them with the 6×16 tile.
+void sl_pack_positions6(const float *x, long positions, long channels, long panel_begin, long panel_end, float *packed);
+void sl_expand_interleaved_6x16(const float *packed_x, long positions, long width, long channels, const float *packed_w,
+                                long panel, const float *bias, int act, float lo, float hi, float *planes,
+                                long group_floats, long padded_width, long pad_top, long pad_left);
+
 /// Winograd F(2×2, 3×3) input transform of tile row `ty` (tiles_w tiles) of one image
 /// [channels][height][width]: V[k][ch][j] for k < 16 written at v + (k·channels + ch)·n + j,
 /// j = 0..<tiles_w (v already offset to the row's first tile). scratch holds 8·(tiles_w + 16) floats.

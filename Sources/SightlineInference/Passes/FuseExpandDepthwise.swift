@@ -2,7 +2,7 @@ import SightlineCore
 import SightlineKernels
 
 /// `fuse-expand-depthwise`: a 1×1 convolution whose only consumer is a depthwise convolution
-/// runs with it as one `ExpandDepthwiseStep` (AVX-512; needs `interleave-depthwise`).
+/// runs with it as one `ExpandDepthwiseStep` (AVX2 or AVX-512 tiles; needs `interleave-depthwise`).
 struct FuseExpandDepthwisePass: PlanPass {
     let name = "fuse-expand-depthwise"
     let summary = "a 1x1 convolution feeding only a depthwise one runs fused with it (AVX-512)."
