@@ -40,6 +40,8 @@ public struct LiveOptions: Sendable, Equatable {
 public struct SourceOptions: Sendable, Equatable {
     public var sourceID: String
     public var mode: DecodeMode
+    /// `fast`: no loop filter, and a reduced decode size where the codec has one (`DecodeQuality`).
+    public var quality: DecodeQuality
     public var sampling: SamplingPolicy
     /// Decoder threads; 0 = one per core (FFmpeg's choice).
     public var threads: Int
@@ -53,12 +55,13 @@ public struct SourceOptions: Sendable, Equatable {
     public var keepCorruptFrames: Bool
 
     public init(
-        sourceID: String = "source", mode: DecodeMode = .all, sampling: SamplingPolicy = .all,
+        sourceID: String = "source", mode: DecodeMode = .all, quality: DecodeQuality = .full, sampling: SamplingPolicy = .all,
         threads: Int = 0, output: OutputFormat? = OutputFormat(), live: LiveOptions? = nil,
         formatOptions: [String: String] = [:], keepCorruptFrames: Bool = false
     ) {
         self.sourceID = sourceID
         self.mode = mode
+        self.quality = quality
         self.sampling = sampling
         self.threads = threads
         self.output = output

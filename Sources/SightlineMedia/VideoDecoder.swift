@@ -11,15 +11,40 @@ public enum DecodeMode: String, Sendable, CaseIterable, Codable {
     case nonref
 }
 
+/// How carefully the codec reconstructs pictures. `fast` is for frames that only feed nodes
+/// wanting small pictures (shot boundaries, frame statistics): the deblocking loop filter is
+/// skipped (H.264, HEVC, VP8/9…), FFmpeg may take its non-bit-exact shortcuts
+/// (AV_CODEC_FLAG2_FAST), and codecs that can decode at a half, quarter or eighth of the size
+/// do so when the output is at most that size (`lowres`: MPEG-1/2/4, MS-MPEG-4, MJPEG…; not
+/// H.264). Pictures come out slightly blockier; frame count and timestamps do not change.
+public enum DecodeQuality: String, Sendable, CaseIterable, Codable {
+    case full, fast
+
+    /// The largest lowres step k (the picture decoded at 1/2^k of each side) that still gives
+    /// at least `output` pixels on both sides, capped by what the codec supports. 0 without an
+    /// output size, or when the output is larger than half the source on either side.
+    public static func lowres(sourceWidth: Int, sourceHeight: Int, output: (width: Int, height: Int)?, codecMax: Int) -> Int {
+        guard let output, output.width > 0, output.height > 0, sourceWidth > 0, sourceHeight > 0 else { return 0 }
+        var k = 0
+        while k < codecMax, (sourceWidth >> (k + 1)) >= output.width, (sourceHeight >> (k + 1)) >= output.height { k += 1 }
+        return k
+    }
+}
+
 /// Owns an opened AVCodecContext for one video stream.
 final class VideoDecoder {
     let context: UnsafeMutablePointer<AVCodecContext>
     let codecName: String
+    /// The lowres step in effect (0: full size); see `DecodeQuality`.
+    let lowres: Int
 
     /// - Parameters:
     ///   - threads: decoder threads; 0 lets FFmpeg pick one per core.
     ///   - lowDelay: slice threading only, so no frames are held back for frame threading.
-    init(stream: UnsafeMutablePointer<AVStream>, input: String, mode: DecodeMode, threads: Int, lowDelay: Bool) throws {
+    ///   - quality: `fast` skips the loop filter and may decode at a reduced size (`lowres`);
+    ///     `outputSize` (the converted frame's size, if known) bounds that reduction.
+    init(stream: UnsafeMutablePointer<AVStream>, input: String, mode: DecodeMode, threads: Int, lowDelay: Bool,
+         quality: DecodeQuality = .full, outputSize: ((Int, Int)) -> (width: Int, height: Int)? = { _ in nil }) throws {
         guard let parameters = stream.pointee.codecpar else {
             throw SightlineError.decoderFailed(input: input, reason: "stream has no codec parameters")
         }
@@ -33,6 +58,11 @@ final class VideoDecoder {
         }
         self.context = context
         self.codecName = name
+        let source = (Int(parameters.pointee.width), Int(parameters.pointee.height))
+        self.lowres = quality == .fast
+            ? DecodeQuality.lowres(sourceWidth: source.0, sourceHeight: source.1, output: outputSize(source),
+                                   codecMax: Int(codec.pointee.max_lowres))
+            : 0
 
         var result = avcodec_parameters_to_context(context, parameters)
         guard result >= 0 else {
@@ -46,6 +76,11 @@ final class VideoDecoder {
         case .all: context.pointee.skip_frame = AVDISCARD_DEFAULT
         case .keyframes: context.pointee.skip_frame = AVDISCARD_NONKEY
         case .nonref: context.pointee.skip_frame = AVDISCARD_NONREF
+        }
+        if quality == .fast {
+            context.pointee.skip_loop_filter = AVDISCARD_ALL
+            context.pointee.flags2 |= Int32(AV_CODEC_FLAG2_FAST)
+            context.pointee.lowres = Int32(lowres)
         }
         result = avcodec_open2(context, codec, nil)
         guard result >= 0 else {

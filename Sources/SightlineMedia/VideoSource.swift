@@ -35,6 +35,8 @@ public final class VideoSource {
     private let packet = Packet()
     private let decoded = DecodedFrameBuffer()
     private let converter: FrameConverter?
+    /// The decoder's lowres step once the source is open (`DecodeQuality.fast`; 0: full size).
+    public private(set) var lowres = 0
 
     private var sampler: FrameSampler
     /// Shot-aware sampling decides from each decoded frame's luma (nil for other policies).
@@ -141,9 +143,20 @@ public final class VideoSource {
         guard index >= 0, let stream = input.stream(at: Int(index)) else {
             throw SightlineError.noVideoStream(input: url)
         }
+        let output = options.output
         let decoder = try VideoDecoder(
             stream: stream, input: url, mode: options.mode, threads: options.threads,
-            lowDelay: options.live != nil)
+            lowDelay: options.live != nil, quality: options.quality,
+            outputSize: { source in
+                // Only an explicit size bounds the reduction: without one, frames keep the source's.
+                // Cropping scales the source past the output on one side, so the scaled size counts.
+                guard let output, output.width != nil || output.height != nil else { return nil }
+                let size = output.size(sourceWidth: source.0, sourceHeight: source.1)
+                let plan = ResizePlan.make(mode: output.resize, sourceWidth: source.0, sourceHeight: source.1,
+                                           outputWidth: size.width, outputHeight: size.height)
+                return (plan.scaledWidth, plan.scaledHeight)
+            })
+        lowres = decoder.lowres
 
         self.input = input
         self.decoder = decoder

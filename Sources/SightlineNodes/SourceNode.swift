@@ -24,6 +24,8 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         OptionSpec("privacy", .choice(["share", "edge-only"]), default: .string("share"),
                    help: "edge-only: when the pipeline is split (`at: edge`, `sightline run --role edge`), this source's pixels never leave the edge; only its results, and frames a redact node hid faces in, cross to the core"),
         OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref"),
+        OptionSpec("quality", .choice(DecodeQuality.allCases.map(\.rawValue)), default: .string("full"),
+                   help: "fast: no deblocking loop filter, FFmpeg's fast flag, and a half/quarter/eighth-size decode where the codec has one and size allows; for pipelines whose nodes want small frames (shots, frame_stats); pictures come out slightly blockier"),
         OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),
         OptionSpec("every", .int, min: 1, max: 1_000_000, help: "keep every Nth decoded frame"),
         OptionSpec("sampling", .choice(["fixed", "adaptive"]), default: .string("fixed"),
@@ -104,6 +106,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         return SourceOptions(
             sourceID: id,
             mode: DecodeMode(rawValue: options.string("mode") ?? "all") ?? .all,
+            quality: DecodeQuality(rawValue: options.string("quality") ?? "full") ?? .full,
             sampling: sampling,
             threads: options.int("threads") ?? 0,
             output: OutputFormat(

@@ -54,6 +54,7 @@ struct BenchDecodeCommand: ParsableCommand {
         let name = URL(fileURLWithPath: clip).lastPathComponent
         var best = [String: Double]()  // seconds
         var frames = [String: Int]()
+        var lowres = 0
         func keep(_ key: String, _ seconds: Double) { best[key] = min(best[key] ?? .infinity, seconds) }
 
         for _ in 0..<repeats {
@@ -68,6 +69,19 @@ struct BenchDecodeCommand: ParsableCommand {
             keep("ffmpeg.key", try ffmpegSeconds(ffmpeg, ["-threads", "\(threads)", "-skip_frame", "nokey", "-i", clip, "-map", "0:v:0", "-f", "null", "-"]))
             let key = try ourRun(clip, SourceOptions(mode: .keyframes, threads: threads, output: OutputFormat(pixelFormat: .rgb24)))
             keep("ours.key", key.seconds); frames["key"] = key.frames
+
+            // Small frames (320 wide, as the shots node takes them) at full quality and fast;
+            // ffmpeg gets the same decoder settings, lowres included.
+            let small = OutputFormat(width: 320, pixelFormat: .rgb24)
+            let full = try ourRun(clip, SourceOptions(threads: threads, output: small))
+            keep("ours.small", full.seconds); frames["small"] = full.frames
+            let fast = try ourRun(clip, SourceOptions(quality: .fast, threads: threads, output: small))
+            keep("ours.fast", fast.seconds); frames["fast"] = fast.frames; lowres = fast.lowres
+            keep("ffmpeg.small", try ffmpegSeconds(ffmpeg, ["-threads", "\(threads)", "-i", clip, "-map", "0:v:0", "-vf", "scale=320:-2",
+                                                           "-pix_fmt", "rgb24", "-f", "null", "-"]))
+            keep("ffmpeg.fast", try ffmpegSeconds(ffmpeg, ["-threads", "\(threads)", "-skip_loop_filter", "all", "-flags2", "fast",
+                                                          "-lowres", "\(fast.lowres)", "-i", clip, "-map", "0:v:0", "-vf", "scale=320:-2",
+                                                          "-pix_fmt", "rgb24", "-f", "null", "-"]))
         }
 
         func row(_ test: String, _ key: String, _ count: Int) {
@@ -79,13 +93,18 @@ struct BenchDecodeCommand: ParsableCommand {
         row("decode", "decode", frames["decode"] ?? 0)
         row("decode+rgb24", "rgb", frames["rgb"] ?? 0)
         row("keyframes+rgb24", "key", frames["key"] ?? 0)
+        row("320w rgb24", "small", frames["small"] ?? 0)
+        row("320w fast" + (lowres > 0 ? " lowres \(lowres)" : ""), "fast", frames["fast"] ?? 0)
+        let fastSpeedup = (best["ours.small"] ?? 0) / (best["ours.fast"] ?? .infinity)
+        print(pad(name, 26) + pad("\(threads)", 8) + "quality fast vs full at 320 wide (ours, same frames): "
+            + String(format: "%.2f× faster", fastSpeedup))
         // Keyframe sampling pays off in wall time for the whole clip, not per frame decoded.
         let speedup = (best["ours.decode"] ?? 0) / (best["ours.key"] ?? .infinity)
         print(pad(name, 26) + pad("\(threads)", 8) + "keyframes-only vs full decode (ours, whole clip): "
             + String(format: "%.1f× faster", speedup))
     }
 
-    private func ourRun(_ clip: String, _ options: SourceOptions) throws -> (seconds: Double, frames: Int) {
+    private func ourRun(_ clip: String, _ options: SourceOptions) throws -> (seconds: Double, frames: Int, lowres: Int) {
         let source = VideoSource(url: clip, options: options)
         var start: Double?
         var frames = 0
@@ -96,7 +115,7 @@ struct BenchDecodeCommand: ParsableCommand {
             default: break
             }
         }
-        return (monotonicSeconds() - (start ?? monotonicSeconds()), frames)
+        return (monotonicSeconds() - (start ?? monotonicSeconds()), frames, source.lowres)
     }
 
     private func ffmpegSeconds(_ ffmpeg: String, _ arguments: [String]) throws -> Double {

@@ -4,7 +4,7 @@ import SightlineCore
 
 /// `sightline bench shots`: shot boundaries on a montage of the real sample clips with known cut
 /// frames, through `source → shots` with every frame, 2 frames/s, shot-aware (adaptive) sampling
-/// and keyframes only; precision, recall and F1 at 0.5 s and at one frame, the frames the shots
+/// and keyframes only, and every frame and adaptive again with `quality: fast` decoding; precision, recall and F1 at 0.5 s and at one frame, the frames the shots
 /// node saw, and wall time. With --python, PySceneDetect's ContentDetector on the same file in
 /// the same run.
 struct BenchShotsCommand: ParsableCommand {
@@ -49,6 +49,9 @@ struct BenchShotsCommand: ParsableCommand {
         print(pad("sampling", 22) + pad("frames seen", 13) + pad("wall s", 9) + pad("P/R/F1 @0.5 s", 20) + "P/R/F1 @1 frame")
         let configs: [(String, String)] = [
             ("every frame", ""), ("2 fps", ", fps: 2"), ("adaptive (≤ 2 fps)", ", sampling: adaptive"), ("keyframes only", ", mode: keyframes"),
+            // The shots node only wants small frames: the cheaper decode (no loop filter, lowres
+            // where the codec has it) must find the same cuts.
+            ("every frame, fast", ", quality: fast"), ("adaptive, fast", ", sampling: adaptive, quality: fast"),
         ]
         for (name, options) in configs {
             var best: (wall: Double, cuts: [Double], frames: Int)?

@@ -63,6 +63,7 @@ final class SignalTrap: @unchecked Sendable {
 }
 
 extension DecodeMode: ExpressibleByArgument {}
+extension DecodeQuality: ExpressibleByArgument {}
 extension ResizeMode: ExpressibleByArgument {}
 extension PixelFormat: ExpressibleByArgument {}
 extension FFmpegLogLevel: ExpressibleByArgument {}

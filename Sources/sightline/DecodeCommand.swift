@@ -8,6 +8,9 @@ struct SourceArguments: ParsableArguments {
     @Option(help: "Which frames the decoder decodes: all, keyframes (others never decoded), nonref (skip non-reference frames).")
     var mode: DecodeMode = .all
 
+    @Option(help: "Decode quality: full, or fast (no deblocking loop filter, FFmpeg's fast flag, and a half/quarter/eighth-size decode where the codec has one and --size allows; for small frames: shots, statistics).")
+    var quality: DecodeQuality = .full
+
     @Option(help: "Keep N frames per second of media time (e.g. 2, 0.5, 30000/1001). Dropped frames are never converted.")
     var fps: Rational?
 
@@ -87,7 +90,7 @@ struct SourceArguments: ParsableArguments {
             else if let fps { .perSecond(fps) } else if let every { .everyNth(every) } else { .all }
         let isLive = live ?? SourceOptions.isLiveURL(url)
         return SourceOptions(
-            sourceID: sourceID, mode: mode, sampling: sampling, threads: threads,
+            sourceID: sourceID, mode: mode, quality: quality, sampling: sampling, threads: threads,
             output: noConvert ? nil : OutputFormat(width: size?.width, height: size?.height, pixelFormat: pixelFormat, resize: resize),
             live: isLive ? LiveOptions(
                 readTimeout: readTimeout, openTimeout: openTimeout,
