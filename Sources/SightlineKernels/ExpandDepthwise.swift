@@ -30,6 +30,9 @@ public enum ExpandDepthwise {
         let positions = height * width
         let rows = tiles.rows
         let rowPanels = (positions + rows - 1) / rows
+        // The packing and expand kernels of the tile: 7-row panels on AVX-512, 6-row on AVX2.
+        let (packPositions, expand) = tiles == .avx512
+            ? (sl_pack_positions7, sl_expand_interleaved_7x16) : (sl_pack_positions6, sl_expand_interleaved_6x16)
         let (oh, ow) = g.outputSize(height: height, width: width)
         let taps = g.kernelH * g.kernelW
         let fused = activation.kernelActivation
@@ -45,12 +48,8 @@ public enum ExpandDepthwise {
             // xᵀ in row panels, once per image: every panel of expanded channels reads all of it.
             let packParts = max(1, min(threads, rowPanels / 16))
             let pack = { @Sendable (part: Int) in
-                let (x, p0, p1) = (shared.input + n * channels * positions, part * rowPanels / packParts, (part + 1) * rowPanels / packParts)
-                if tiles == .avx512 {
-                    sl_pack_positions7(x, positions, channels, p0, p1, packedShared.output)
-                } else {
-                    sl_pack_positions6(x, positions, channels, p0, p1, packedShared.output)
-                }
+                packPositions(shared.input + n * channels * positions, positions, channels,
+                              part * rowPanels / packParts, (part + 1) * rowPanels / packParts, packedShared.output)
             }
             if packParts > 1 { KernelPool.shared.run(packParts, pack) } else { pack(0) }
             // Threads take ranges of 8-channel groups: with an odd number of panels (144
@@ -65,7 +64,6 @@ public enum ExpandDepthwise {
                 VectorDepthwise.zeroPads(planes + groupFloats, size: size, geometry: g, height: height, width: width)
                 let g0 = part * groups / parts, g1 = (part + 1) * groups / parts
                 for q in (g0 / 2)..<((g1 + 1) / 2) {
-                    let expand = tiles == .avx512 ? sl_expand_interleaved_7x16 : sl_expand_interleaved_6x16
                     expand(packedShared.input, positions, width, channels, shared.weight, q, shared.bias,
                            expandActivation.code, expandActivation.lo, expandActivation.hi, planes, groupFloats,
                            size.columns, g.padTop, g.padLeft)

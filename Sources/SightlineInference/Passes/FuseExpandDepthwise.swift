@@ -5,7 +5,7 @@ import SightlineKernels
 /// runs with it as one `ExpandDepthwiseStep` (AVX2 or AVX-512 tiles; needs `interleave-depthwise`).
 struct FuseExpandDepthwisePass: PlanPass {
     let name = "fuse-expand-depthwise"
-    let summary = "a 1x1 convolution feeding only a depthwise one runs fused with it (AVX-512)."
+    let summary = "a 1x1 convolution feeding only a depthwise one runs fused with it (AVX2 or AVX-512)."
 
     func apply(to plan: inout ExecutionPlan) throws {
         plan.fuseExpandDepthwise()

@@ -7,17 +7,12 @@
 #include "CSightlineKernels.h"
 #if SL_X86
 #include "vector_activation.h"
+#include "vector_mask.h"
 #include "vector_transpose.h"
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
-
-/// Lanes 0..<n (1 ≤ n ≤ 7) set: the masked loads and stores of a partial block.
-INLINE AVX2 __m256i tail_mask(long n) {
-    static const int table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *)(table + 8 - n));
-}
 
 AVX2 void sl_depthwise8_fill(const float *planes, long plane_stride, int lanes, long height, long width,
                              long pad_top, long pad_left, float *scratch, long padded_width) {
@@ -34,7 +29,7 @@ AVX2 void sl_depthwise8_fill(const float *planes, long plane_stride, int lanes, 
         if (x < width) {
             // The last, partial block: masked loads, the same transpose, only its columns stored.
             long n = width - x;
-            __m256i mask = tail_mask(n);
+            __m256i mask = sl_lane_mask(n);
             __m256 r[8];
             for (int c = 0; c < 8; c++)
                 r[c] = c < lanes ? _mm256_maskload_ps(planes + c * plane_stride + y * width + x, mask) : _mm256_setzero_ps();

@@ -1,6 +1,7 @@
 #include "CSightlineKernels.h"
 #if SL_X86
 #include "vector_activation.h"
+#include "vector_mask.h"
 #include "vector_transpose.h"
 #include "../../pack.h"
 #include <immintrin.h>
@@ -159,9 +160,7 @@ AVX2 void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_beg
 // one masked load and store per row (a scalar copy, measured on the 7-row twin, cost 40 µs on
 // a 14×14 layer of 672 channels).
 AVX2 static void pack_columns6(const float *x, long rows, long k, long ldx, float *panel) {
-    static const int table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    __m256i six = _mm256_loadu_si256((const __m256i *)(table + 2));
-    __m256i mask = _mm256_loadu_si256((const __m256i *)(table + 8 - rows));
+    __m256i six = sl_lane_mask(6), mask = sl_lane_mask(rows);
     for (long kk = 0; kk < k; kk++) _mm256_maskstore_ps(panel + kk * 6, six, _mm256_maskload_ps(x + kk * ldx, mask));
 }
 
