@@ -1,6 +1,7 @@
 /// ConvTranspose2d, NCHW: input [N, C, H, W], weight [C, M/groups, kh, kw], output
 /// [N, M, OH, OW] with OH = (H−1)·stride − padTop − padBottom + dilation·(kh−1) + 1 + outputPadding.
-/// Computed as one GEMM per group (columns = Wᵀ·X) followed by col2im, a scatter-add.
+/// Computed as one GEMM per group (columns = Wᵀ·X) followed by col2im, a scatter-add. Every
+/// element of `output` is written.
 public func convTranspose2d(
     input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
     weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?, groups: Int,
@@ -10,6 +11,25 @@ public func convTranspose2d(
     let rows = mPerGroup * g.kernelH * g.kernelW, spatial = height * width
     let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * spatial)
     defer { columns.deallocate() }
+    if tapsTile(g, height: height, width: width, outHeight: oh, outWidth: ow) {
+        // Each output pixel takes exactly one tap (the 2×2 stride-2 upsampling of DB text
+        // detection heads): copy each tap's column into its place with the bias, no zeroing and
+        // no scatter-add. The general loop below cost PP-OCRv4's detector ~10 ms of 130.
+        for n in 0..<batch {
+            for group in 0..<groups {
+                gemm(transposeA: true, transposeB: false, m: rows, n: spatial, k: cPerGroup,
+                     a: weight + group * cPerGroup * rows, lda: rows,
+                     b: input + (n * channels + group * cPerGroup) * spatial, ldb: spatial, c: columns, ldc: spatial)
+                for m in 0..<mPerGroup {
+                    let channel = group * mPerGroup + m
+                    placeTaps(columns + m * g.kernelH * g.kernelW * spatial, kernelH: g.kernelH, kernelW: g.kernelW,
+                              height: height, width: width, bias: bias?[channel] ?? 0,
+                              plane: output + (n * outChannels + channel) * oh * ow)
+                }
+            }
+        }
+        return
+    }
     output.update(repeating: 0, count: batch * outChannels * oh * ow)
     for n in 0..<batch {
         for group in 0..<groups {
@@ -38,6 +58,49 @@ public func convTranspose2d(
             for m in 0..<outChannels {
                 let plane = output + (n * outChannels + m) * oh * ow
                 for i in 0..<(oh * ow) { plane[i] += bias[m] }
+            }
+        }
+    }
+}
+
+/// Whether the taps tile the output: stride equal to the kernel, no dilation, no padding and no
+/// output padding, so each output pixel comes from exactly one input pixel and one tap.
+func tapsTile(_ g: Conv2DGeometry, height: Int, width: Int, outHeight: Int, outWidth: Int) -> Bool {
+    g.strideH == g.kernelH && g.strideW == g.kernelW && g.dilationH == 1 && g.dilationW == 1
+        && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
+        && outHeight == height * g.kernelH && outWidth == width * g.kernelW
+}
+
+/// One output plane of a tiling transposed convolution: tap (ky, kx)'s column (`height`×`width`,
+/// at `taps + (ky·kernelW + kx)·height·width`) lands on rows ky, ky+kh, … and columns kx, kx+kw, …
+@inline(__always)
+private func placeTaps(_ taps: UnsafePointer<Float>, kernelH: Int, kernelW: Int, height: Int, width: Int, bias: Float,
+                       plane: UnsafeMutablePointer<Float>) {
+    let spatial = height * width, ow = width * kernelW
+    for ky in 0..<kernelH {
+        for iy in 0..<height {
+            let row = plane + (iy * kernelH + ky) * ow
+            if kernelW == 2 {
+                // The common case, interleaving two columns eight pixels at a time.
+                let a = taps + (ky * 2) * spatial + iy * width, b = a + spatial
+                var ix = 0
+                while ix + 8 <= width {
+                    let x = UnsafeRawPointer(a + ix).loadUnaligned(as: SIMD8<Float>.self) + bias
+                    let y = UnsafeRawPointer(b + ix).loadUnaligned(as: SIMD8<Float>.self) + bias
+                    let low = SIMD16<Float>(x[0], y[0], x[1], y[1], x[2], y[2], x[3], y[3], x[4], y[4], x[5], y[5], x[6], y[6], x[7], y[7])
+                    UnsafeMutableRawPointer(row + 2 * ix).storeBytes(of: low, as: SIMD16<Float>.self)
+                    ix += 8
+                }
+                while ix < width {
+                    row[2 * ix] = a[ix] + bias
+                    row[2 * ix + 1] = b[ix] + bias
+                    ix += 1
+                }
+            } else {
+                for kx in 0..<kernelW {
+                    let column = taps + (ky * kernelW + kx) * spatial + iy * width
+                    for ix in 0..<width { row[ix * kernelW + kx] = column[ix] + bias }
+                }
             }
         }
     }

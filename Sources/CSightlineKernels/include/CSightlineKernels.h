@@ -178,5 +178,8 @@ void sl_dot_f16_rows(const uint16_t *rows, long n, long dim, const float *query,
 
 // glibc malloc's arena limit (M_ARENA_MAX; allocator.c); false where the C library is not glibc.
 bool sl_set_malloc_arena_max(int arenas);
+// glibc malloc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (allocator.c); false where the C library
+// is not glibc or it refused a value.
+bool sl_set_malloc_thresholds(long mmap_threshold, long trim_threshold);
 
 #endif

@@ -38,7 +38,9 @@ extension OperatorCall {
         let g = Conv2DGeometry(kernelH: kernel[0], kernelW: kernel[1], strideH: strides[0], strideW: strides[1],
                                padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3],
                                dilationH: dilations[0], dilationW: dilations[1])
-        var out = [Float](repeating: 0, count: x.shape[0] * outChannels * oh * ow)
+        // convTranspose2d writes every element.
+        let count = x.shape[0] * outChannels * oh * ow
+        var out = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
         x.data.withUnsafeBufferPointer { xp in
             w.data.withUnsafeBufferPointer { wp in
                 out.withUnsafeMutableBufferPointer { op in
