@@ -32,6 +32,8 @@ import Synchronization
             (1, 9, 12, 7, 5, (0, 0, 0, 0), .clip(min: 0, max: 6)),
             (1, 12, 8, 20, 31, (0, 0, 1, 1), .none),           // asymmetric (SAME-style) padding
             (1, 32, 16, 57, 43, (2, 1, 0, 3), .hardSwish),     // uneven pads, many tiles (several blocks)
+            (1, 8, 8, 9, 70, (1, 2, 1, 0), .none),             // even left pad, rows past the 16-wide split
+            (1, 8, 8, 6, 67, (1, 3, 1, 1), .relu),             // odd left pad over 1, odd width
         ]
         for (n, c, m, h, w, pad, activation) in cases {
             let g = Conv2DGeometry(kernelH: 3, kernelW: 3, padTop: pad.0, padLeft: pad.1, padBottom: pad.2, padRight: pad.3)
