@@ -48,7 +48,15 @@ public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
 public struct AdaptiveSampler: Sendable {
     public enum Reason: String, Sendable, CaseIterable {
         case first, cut, change, gap, tail
+
+        /// Whether a shot may start on a frame kept for this reason. The sampler compared every
+        /// decoded frame with the one before it, so a frame kept for change, a gap or the tail
+        /// had no cut since the last kept frame, however much a pan moved the picture meanwhile.
+        public var mayStartShot: Bool { self == .first || self == .cut }
     }
+
+    /// The frame metadata key (`Frame.metadata`) that holds a kept frame's `Reason`.
+    public static let frameMetadataKey = "sl.source.sampled"
 
     public let settings: AdaptiveSampling
     private var lastKept: (time: Double, signature: ShotSignature)?

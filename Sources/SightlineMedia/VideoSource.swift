@@ -45,6 +45,8 @@ public final class VideoSource {
     /// end of the file can still be analysed (its decode index, timestamp and arrival).
     private let passedOver = DecodedFrameBuffer()
     private var passedOverInfo: (decodeIndex: Int, timestamp: Timestamp, arrival: Double)?
+    /// Why the adaptive sampler kept the frame about to be emitted (nil: fixed sampling).
+    private var keptBecause: AdaptiveSampler.Reason?
     private var timeline = LiveTimeline()
     private var backoff: ReconnectBackoff
     private var lastPTS: Int64?
@@ -332,6 +334,7 @@ public final class VideoSource {
         defer { self.adaptive = adaptive }
         guard let reason = adaptive.decide(time: timestamp.seconds, signature: signature) else { return false }
         stats.framesKeptBy[reason.rawValue, default: 0] += 1
+        keptBecause = reason
         passedOverInfo = nil
         passedOver.unref()
         return true
@@ -347,6 +350,7 @@ public final class VideoSource {
         self.adaptive = adaptive
         stats.framesSampledOut -= 1
         stats.framesKeptBy[AdaptiveSampler.Reason.tail.rawValue, default: 0] += 1
+        keptBecause = .tail
         emit(passedOver.pointer, decodeIndex: info.decodeIndex, timestamp: info.timestamp, arrival: info.arrival)
     }
 
@@ -380,11 +384,15 @@ public final class VideoSource {
         stats.framesEmitted += 1
         lastFrameWallClock = arrival
         lastOutputSeconds = seconds
+        // Under adaptive sampling, say why the frame was kept: the shots node cuts only where
+        // the sampler, which saw every decoded frame, found a cut.
+        let metadata = keptBecause.map { [AdaptiveSampler.frameMetadataKey: $0.rawValue] } ?? [:]
+        keptBecause = nil
         pending.append(.frame(Frame(
             sourceID: options.sourceID, decodeIndex: decodeIndex, timestamp: timestamp, seconds: seconds,
             ingestWallClock: arrival, isKeyframe: sl_frame_is_keyframe(frame) != 0,
             width: width, height: height, pixelFormat: options.output?.pixelFormat ?? .rgb24,
-            pixels: pixels)))
+            pixels: pixels, metadata: metadata)))
     }
 
     /// best_effort_timestamp already copes with B-frame reordering and guessed pts; when even

@@ -43,8 +43,11 @@ public struct ShotDetector: Sendable {
         self.blackLevel = blackLevel
     }
 
-    /// Returns the shot that ended before this frame, if any.
-    public mutating func push(time: Double, signature: ShotSignature) -> Segment? {
+    /// Returns the shot that ended before this frame, if any. `mayCut` false: whoever sampled
+    /// the frames saw every frame since the previous one and no cut among them (adaptive
+    /// sampling), so however different this frame looks (a pan, someone walking out of a close
+    /// shot) it starts no shot by change alone; a fade back from black still does.
+    public mutating func push(time: Double, signature: ShotSignature, mayCut: Bool = true) -> Segment? {
         defer { previous = (time, signature) }
         guard let start = shotStart, let prev = previous else {
             shotStart = time
@@ -69,7 +72,7 @@ public struct ShotDetector: Sendable {
             inBlack = false
             // The picture returns after black: the next shot starts here.
             if ended == nil, let s = shotStart, time - s >= minLength { ended = cut(at: time, reason: .fade) }
-        } else if !dark && !flashEnded && signature.distance(to: prev.signature) > threshold {
+        } else if mayCut && !dark && !flashEnded && signature.distance(to: prev.signature) > threshold {
             // A frame that confirms the cut before it can be a cut of its own: under sparse
             // sampling two kept frames in a row can each start a shot.
             candidate = (time, prev.signature)
@@ -146,7 +149,8 @@ public final class ShotsNode: NodeProcessor {
                 emit(.record(record(shot, source: frame.sourceID, ingest: nil)))
             }
             let signature = ShotSignature(frame: frame)
-            if let shot = detector.push(time: frame.seconds, signature: signature) {
+            let sampled = frame.metadata[AdaptiveSampler.frameMetadataKey].flatMap(AdaptiveSampler.Reason.init(rawValue:))
+            if let shot = detector.push(time: frame.seconds, signature: signature, mayCut: sampled?.mayStartShot ?? true) {
                 emit(.record(record(shot, source: frame.sourceID, ingest: frame.ingestWallClock)))
             }
             detectors[frame.sourceID] = detector

@@ -150,6 +150,10 @@ import SightlineTestSupport
         #expect(kept.filter { $0 > 200 } == [225, 299])                  // the last still shot: 1 s on, and its last frame
         #expect(run.stats.framesKeptBy["cut"] == 2 && run.stats.framesKeptBy["tail"] == 1)
         #expect(run.stats.framesSampledOut == 300 - kept.count)
+        // Each kept frame says why, for the shots node.
+        let reasons = Dictionary(uniqueKeysWithValues: run.frames.map { ($0.decodeIndex, $0.metadata[AdaptiveSampler.frameMetadataKey]) })
+        #expect(reasons[0] == "first" && reasons[100] == "cut" && reasons[200] == "cut" && reasons[225] == "gap" && reasons[299] == "tail")
+        #expect(run.frames.filter { $0.decodeIndex > 100 && $0.decodeIndex < 200 }.allSatisfy { $0.metadata[AdaptiveSampler.frameMetadataKey] == "change" })
         let converted = run.frames.allSatisfy { $0.pixels.count == 64 * 36 * 3 }
         #expect(converted)
     }

@@ -32,6 +32,23 @@ import SightlineTestSupport
         #expect(shots.map(\.reason.rawValue) == ["cut", "cut", "end"])
     }
 
+    @Test func framesTheSamplerSawNoCutBeforeStartNoShotByChange() {
+        // Adaptive sampling during a pan: kept frames 0.5 s apart look like different pictures,
+        // but the sampler compared every decoded frame between them and found no cut.
+        let frames: [(Double, Float)] = [(0, 60), (0.5, 120), (1, 180), (1.5, 220), (2, 220)]
+        var detector = ShotDetector()
+        var shots = frames.enumerated().compactMap { i, f in detector.push(time: f.0, signature: Self.picture(f.1), mayCut: i == 0) }
+        if let last = detector.finish(at: 2) { shots.append(last) }
+        #expect(shots.map(\.start) == [0] && shots.map(\.reason.rawValue) == ["end"])
+        // Told nothing, the same frames are cuts.
+        #expect(run(frames).count > 1)
+        // A fade back from black still starts a shot.
+        var fading = ShotDetector()
+        let fade: [(Double, Float)] = [(0, 100), (0.5, 8), (1, 8), (1.5, 100), (2, 100)]
+        let faded = fade.compactMap { fading.push(time: $0.0, signature: Self.picture($0.1), mayCut: false) }
+        #expect(faded.map(\.reason.rawValue) == ["fade"] && faded.first?.end == 1.5)
+    }
+
     @Test func underSparseSamplingEachOfTwoKeptFramesInARowCanStartAShot() {
         // Shot-aware sampling passes one frame per still shot: every frame is a new picture.
         let frames: [(Double, Float)] = [(0, 100), (1.6, 200), (3.2, 40), (4.8, 160), (6.36, 160)]
@@ -111,6 +128,43 @@ import SightlineTestSupport
         } else {
             #expect(frames <= 10, "shot-aware sampling passed \(frames) of 160 frames on")   // two per still photo, and the last
         }
+    }
+}
+
+/// A camera panning across a scene whose brightness changes from side to side, through the
+/// real decoder and the node: frames half a second apart differ like a cut, neighbouring frames
+/// do not. Shot-aware sampling knows it compared every frame, so the pan stays one shot.
+@Suite struct PanShotsTests {
+    @Test func aPanIsOneShotUnderShotAwareSampling() throws {
+        let video = Fixtures.shared.directory + "/shot-pan-\(UUID().uuidString).mp4"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=1280x180:r=25:d=4",
+                                "-vf", "geq=lum='X/5':cb=128:cr=128,crop=320:180:x='min(960,t*320)':y=0",
+                                "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
+        func shots(_ sampling: String, sink: String) throws -> [Record] {
+            var registry = BuiltinNodes.registry
+            registry.register(CaptureSink.factory)
+            let (spec, errors) = PipelineParser.parse(text: """
+            nodes:
+              cam: {type: source, url: "\(video)", size: 160x90, \(sampling)}
+              shots: {type: shots}
+              \(sink): {type: capture}
+            edges:
+              - cam -> shots
+              - shots -> \(sink)
+            """, file: "pan")
+            #expect(errors.isEmpty)
+            let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
+            harness.runSource("cam")
+            harness.runUntilIdle()
+            return CaptureSink.items(for: sink).compactMap { item -> Record? in
+                if case .record(let r) = item, r.kind == .shots { return r }
+                return nil
+            }
+        }
+        // Two frames a second compared with each other: the pan looks like cuts.
+        #expect(try shots("fps: 2", sink: "pan_fixed").count > 1)
+        let adaptive = try shots("sampling: adaptive", sink: "pan_adaptive")
+        #expect(adaptive.count == 1, "\(adaptive.map(\.start))")
     }
 }
 
