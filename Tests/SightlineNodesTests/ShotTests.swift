@@ -97,26 +97,8 @@ import SightlineTestSupport
         let video = Fixtures.shared.directory + "/shot-slideshow-\(UUID().uuidString).mp4"  // unique: suites run in parallel in one process
         try Tool.run("ffmpeg", args + ["-filter_complex", filter, "-map", "[out]", "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
 
-        var registry = BuiltinNodes.registry
-        registry.register(CaptureSink.factory)
         let sink = sampling.isEmpty ? "shot_sink" : "shot_sink_adaptive"   // captures are kept by node id
-        let (spec, errors) = PipelineParser.parse(text: """
-        nodes:
-          cam: {type: source, url: "\(video)", size: 160x120\(sampling)}
-          shots: {type: shots}
-          \(sink): {type: capture}
-        edges:
-          - cam -> shots
-          - shots -> \(sink)
-        """, file: "slideshow")
-        #expect(errors.isEmpty)
-        let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
-        harness.runSource("cam")
-        harness.runUntilIdle()
-        let shots = CaptureSink.items(for: sink).compactMap { item -> Record? in
-            if case .record(let r) = item, r.kind == .shots { return r }
-            return nil
-        }
+        let shots = try Self.shots(video: video, source: "size: 160x120\(sampling)", sink: sink)
         #expect(shots.count == 4)
         let cuts = shots.dropFirst().map(\.start)
         for (found, expected) in zip(cuts, [1.6, 3.2, 4.8]) {
@@ -127,6 +109,30 @@ import SightlineTestSupport
             #expect(frames == 160)
         } else {
             #expect(frames <= 10, "shot-aware sampling passed \(frames) of 160 frames on")   // two per still photo, and the last
+        }
+    }
+
+    /// `video` through a source (with `source` options) and a shots node into capture node
+    /// `sink` (captures are kept by node id): the shots records.
+    static func shots(video: String, source: String, sink: String) throws -> [Record] {
+        var registry = BuiltinNodes.registry
+        registry.register(CaptureSink.factory)
+        let (spec, errors) = PipelineParser.parse(text: """
+        nodes:
+          cam: {type: source, url: "\(video)", \(source)}
+          shots: {type: shots}
+          \(sink): {type: capture}
+        edges:
+          - cam -> shots
+          - shots -> \(sink)
+        """, file: sink)
+        #expect(errors.isEmpty)
+        let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
+        harness.runSource("cam")
+        harness.runUntilIdle()
+        return CaptureSink.items(for: sink).compactMap { item -> Record? in
+            if case .record(let r) = item, r.kind == .shots { return r }
+            return nil
         }
     }
 }
@@ -140,30 +146,9 @@ import SightlineTestSupport
         try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=1280x180:r=25:d=4",
                                 "-vf", "geq=lum='X/5':cb=128:cr=128,crop=320:180:x='min(960,t*320)':y=0",
                                 "-c:v", "libx264", "-pix_fmt", "yuv420p", video])
-        func shots(_ sampling: String, sink: String) throws -> [Record] {
-            var registry = BuiltinNodes.registry
-            registry.register(CaptureSink.factory)
-            let (spec, errors) = PipelineParser.parse(text: """
-            nodes:
-              cam: {type: source, url: "\(video)", size: 160x90, \(sampling)}
-              shots: {type: shots}
-              \(sink): {type: capture}
-            edges:
-              - cam -> shots
-              - shots -> \(sink)
-            """, file: "pan")
-            #expect(errors.isEmpty)
-            let harness = try GraphHarness(pipeline: try PipelineValidator.validate(#require(spec), registry: registry).get(), registry: registry)
-            harness.runSource("cam")
-            harness.runUntilIdle()
-            return CaptureSink.items(for: sink).compactMap { item -> Record? in
-                if case .record(let r) = item, r.kind == .shots { return r }
-                return nil
-            }
-        }
         // Two frames a second compared with each other: the pan looks like cuts.
-        #expect(try shots("fps: 2", sink: "pan_fixed").count > 1)
-        let adaptive = try shots("sampling: adaptive", sink: "pan_adaptive")
+        #expect(try ShotsNodeTests.shots(video: video, source: "size: 160x90, fps: 2", sink: "pan_fixed").count > 1)
+        let adaptive = try ShotsNodeTests.shots(video: video, source: "size: 160x90, sampling: adaptive", sink: "pan_adaptive")
         #expect(adaptive.count == 1, "\(adaptive.map(\.start))")
     }
 }
