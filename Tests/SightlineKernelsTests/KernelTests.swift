@@ -502,11 +502,17 @@ import SightlineTestSupport
         }
         image()
         image()
-        let before = faults()
-        image()
-        image()
-        let after = faults()
-        #expect(before >= 0 && after - before < pages / 4, "\(after - before) faults for two images of \(pages) pages")
+        // Other tests run on other threads of this process and share the one arena: one of them
+        // may take the freed maps between two images. So the fewest faults of a few tries
+        // counts; with glibc's defaults every try faults all the pages again.
+        var fewest = Int.max
+        for _ in 0..<16 where fewest >= pages / 4 {
+            let before = faults()
+            image()
+            let after = faults()
+            if before >= 0 && after >= before { fewest = min(fewest, after - before) }
+        }
+        #expect(fewest < pages / 4, "at fewest \(fewest) faults for an image of \(pages) pages")
         #endif
     }
 }
