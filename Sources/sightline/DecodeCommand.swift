@@ -26,6 +26,9 @@ struct SourceArguments: ParsableArguments {
     @Option(help: "With --adaptive: share of the picture (0–1) changed since the last kept frame that asks for another.")
     var change: Double = 0.05
 
+    @Option(help: "With --adaptive: picture change (0–1) between two decoded frames that keeps the frame as a cut.")
+    var cut: Double = 0.3
+
     @Option(help: "Decoder threads (0: one per core).")
     var threads: Int = 0
 
@@ -73,6 +76,7 @@ struct SourceArguments: ParsableArguments {
         if adaptive && every != nil { throw ValidationError("--adaptive takes its rate from --fps, not --every.") }
         if maxGap <= 0 { throw ValidationError("--max-gap must be positive.") }
         if change <= 0 || change > 1 { throw ValidationError("--change must be in (0, 1].") }
+        if cut <= 0 || cut > 1 { throw ValidationError("--cut must be in (0, 1].") }
         if let fps, fps.numerator <= 0 || fps.denominator <= 0 { throw ValidationError("--fps must be positive.") }
         if let every, every < 1 { throw ValidationError("--every must be at least 1.") }
         if threads < 0 || threads > 64 { throw ValidationError("--threads must be between 0 and 64.") }
@@ -86,7 +90,7 @@ struct SourceArguments: ParsableArguments {
 
     func sourceOptions(for url: String) -> SourceOptions {
         let sampling: SamplingPolicy =
-            if adaptive { .adaptive(AdaptiveSampling(maxRate: fps ?? Rational(2, 1), maxGap: maxGap, change: Float(change))) }
+            if adaptive { .adaptive(AdaptiveSampling(maxRate: fps ?? Rational(2, 1), maxGap: maxGap, cut: Float(cut), change: Float(change))) }
             else if let fps { .perSecond(fps) } else if let every { .everyNth(every) } else { .all }
         let isLive = live ?? SourceOptions.isLiveURL(url)
         return SourceOptions(

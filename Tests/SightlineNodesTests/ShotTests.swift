@@ -151,6 +151,19 @@ import SightlineTestSupport
         let adaptive = try ShotsNodeTests.shots(video: video, source: "size: 160x90, sampling: adaptive", sink: "pan_adaptive")
         #expect(adaptive.count == 1, "\(adaptive.map(\.start))")
     }
+
+    /// The sampler's cut measure is the floor for the shots node's threshold, so a source can
+    /// lower it (`cut`, default 0.3, the shots node's default).
+    @Test func theSourcesCutOptionReachesTheSampler() {
+        func cut(_ values: [String: OptionValue]) -> Float? {
+            let options = VideoSourceNode.sourceOptions(sourceID: "cam", url: "clip.mp4",
+                                                        options: NodeOptions(values.merging(["sampling": .string("adaptive")]) { a, _ in a }))
+            guard case .adaptive(let settings) = options.sampling else { return nil }
+            return settings.cut
+        }
+        #expect(cut([:]) == 0.3)
+        #expect(cut(["cut": .double(0.15)]) == 0.15)
+    }
 }
 
 @Suite struct FixedWindowTests {
