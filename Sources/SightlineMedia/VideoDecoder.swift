@@ -42,9 +42,9 @@ final class VideoDecoder {
     ///   - threads: decoder threads; 0 lets FFmpeg pick one per core.
     ///   - lowDelay: slice threading only, so no frames are held back for frame threading.
     ///   - quality: `fast` skips the loop filter and may decode at a reduced size (`lowres`);
-    ///     `outputSize` (the converted frame's size, if known) bounds that reduction.
+    ///     `outputSize` (the size the pictures are scaled to, if known) bounds that reduction.
     init(stream: UnsafeMutablePointer<AVStream>, input: String, mode: DecodeMode, threads: Int, lowDelay: Bool,
-         quality: DecodeQuality = .full, outputSize: ((Int, Int)) -> (width: Int, height: Int)? = { _ in nil }) throws {
+         quality: DecodeQuality = .full, outputSize: (width: Int, height: Int)? = nil) throws {
         guard let parameters = stream.pointee.codecpar else {
             throw SightlineError.decoderFailed(input: input, reason: "stream has no codec parameters")
         }
@@ -58,10 +58,9 @@ final class VideoDecoder {
         }
         self.context = context
         self.codecName = name
-        let source = (Int(parameters.pointee.width), Int(parameters.pointee.height))
         self.lowres = quality == .fast
-            ? DecodeQuality.lowres(sourceWidth: source.0, sourceHeight: source.1, output: outputSize(source),
-                                   codecMax: Int(codec.pointee.max_lowres))
+            ? DecodeQuality.lowres(sourceWidth: Int(parameters.pointee.width), sourceHeight: Int(parameters.pointee.height),
+                                   output: outputSize, codecMax: Int(codec.pointee.max_lowres))
             : 0
 
         var result = avcodec_parameters_to_context(context, parameters)

@@ -45,8 +45,6 @@ public final class VideoSource {
     /// end of the file can still be analysed (its decode index, timestamp and arrival).
     private let passedOver = DecodedFrameBuffer()
     private var passedOverInfo: (decodeIndex: Int, timestamp: Timestamp, arrival: Double)?
-    /// Why the adaptive sampler kept the frame about to be emitted (nil: fixed sampling).
-    private var keptBecause: AdaptiveSampler.Reason?
     private var timeline = LiveTimeline()
     private var backoff: ReconnectBackoff
     private var lastPTS: Int64?
@@ -145,19 +143,9 @@ public final class VideoSource {
         guard index >= 0, let stream = input.stream(at: Int(index)) else {
             throw SightlineError.noVideoStream(input: url)
         }
-        let output = options.output
         let decoder = try VideoDecoder(
             stream: stream, input: url, mode: options.mode, threads: options.threads,
-            lowDelay: options.live != nil, quality: options.quality,
-            outputSize: { source in
-                // Only an explicit size bounds the reduction: without one, frames keep the source's.
-                // Cropping scales the source past the output on one side, so the scaled size counts.
-                guard let output, output.width != nil || output.height != nil else { return nil }
-                let size = output.size(sourceWidth: source.0, sourceHeight: source.1)
-                let plan = ResizePlan.make(mode: output.resize, sourceWidth: source.0, sourceHeight: source.1,
-                                           outputWidth: size.width, outputHeight: size.height)
-                return (plan.scaledWidth, plan.scaledHeight)
-            })
+            lowDelay: options.live != nil, quality: options.quality, outputSize: Self.scaledSize(options.output, stream: stream))
         lowres = decoder.lowres
 
         self.input = input
@@ -306,6 +294,17 @@ public final class VideoSource {
         }
     }
 
+    /// The size the converter scales the stream's pictures to, which bounds a `fast` decode's
+    /// reduction. Only an explicit size counts: without one, frames keep the source's. Cropping
+    /// scales the source past the output on one side, so the scaled size, not the output's.
+    private static func scaledSize(_ output: OutputFormat?, stream: UnsafeMutablePointer<AVStream>) -> (width: Int, height: Int)? {
+        guard let output, output.width != nil || output.height != nil, let parameters = stream.pointee.codecpar else { return nil }
+        let (width, height) = (Int(parameters.pointee.width), Int(parameters.pointee.height))
+        let size = output.size(sourceWidth: width, sourceHeight: height)
+        let plan = ResizePlan.make(mode: output.resize, sourceWidth: width, sourceHeight: height, outputWidth: size.width, outputHeight: size.height)
+        return (plan.scaledWidth, plan.scaledHeight)
+    }
+
     private func handleDecodedFrame(_ frame: UnsafeMutablePointer<AVFrame>) {
         stats.framesDecoded += 1
         let decodeIndex = stats.framesDecoded - 1
@@ -316,7 +315,8 @@ public final class VideoSource {
         let pts = resolvePTS(frame)
         let timestamp = Timestamp(pts: pts, timeBase: timeBase)
         let arrival = takeArrival(for: frame.pointee.pts)
-        guard shouldKeep(frame, timestamp) else {
+        let (keep, reason) = shouldKeep(frame, timestamp)
+        guard keep else {
             stats.framesSampledOut += 1
             if adaptive != nil, options.live == nil {
                 passedOver.unref()
@@ -326,18 +326,18 @@ public final class VideoSource {
             }
             return
         }
-        emit(frame, decodeIndex: decodeIndex, timestamp: timestamp, arrival: arrival)
+        emit(frame, decodeIndex: decodeIndex, timestamp: timestamp, arrival: arrival, sampled: reason)
     }
 
-    private func shouldKeep(_ frame: UnsafeMutablePointer<AVFrame>, _ timestamp: Timestamp) -> Bool {
-        guard var adaptive, let signature = ShotSignature(decoded: frame) else { return sampler.shouldKeep(timestamp) }
+    /// Whether the frame is kept, and why when the adaptive sampler decided (nil otherwise).
+    private func shouldKeep(_ frame: UnsafeMutablePointer<AVFrame>, _ timestamp: Timestamp) -> (Bool, AdaptiveSampler.Reason?) {
+        guard var adaptive, let signature = ShotSignature(decoded: frame) else { return (sampler.shouldKeep(timestamp), nil) }
         defer { self.adaptive = adaptive }
-        guard let reason = adaptive.decide(time: timestamp.seconds, signature: signature) else { return false }
+        guard let reason = adaptive.decide(time: timestamp.seconds, signature: signature) else { return (false, nil) }
         stats.framesKeptBy[reason.rawValue, default: 0] += 1
-        keptBecause = reason
         passedOverInfo = nil
         passedOver.unref()
-        return true
+        return (true, reason)
     }
 
     /// End of a file under adaptive sampling: its last frame, when the sampler passed it over
@@ -350,11 +350,12 @@ public final class VideoSource {
         self.adaptive = adaptive
         stats.framesSampledOut -= 1
         stats.framesKeptBy[AdaptiveSampler.Reason.tail.rawValue, default: 0] += 1
-        keptBecause = .tail
-        emit(passedOver.pointer, decodeIndex: info.decodeIndex, timestamp: info.timestamp, arrival: info.arrival)
+        emit(passedOver.pointer, decodeIndex: info.decodeIndex, timestamp: info.timestamp, arrival: info.arrival, sampled: .tail)
     }
 
-    private func emit(_ frame: UnsafeMutablePointer<AVFrame>, decodeIndex: Int, timestamp: Timestamp, arrival: Double) {
+    /// `sampled`: why the adaptive sampler kept the frame (nil under other sampling).
+    private func emit(_ frame: UnsafeMutablePointer<AVFrame>, decodeIndex: Int, timestamp: Timestamp, arrival: Double,
+                      sampled: AdaptiveSampler.Reason?) {
         if let lostAt = lostAtWallClock {
             // Data is back after a loss: report how long it was gone before the frame itself.
             let duration = max(arrival - lostAt, 0)
@@ -386,8 +387,7 @@ public final class VideoSource {
         lastOutputSeconds = seconds
         // Under adaptive sampling, say why the frame was kept: the shots node cuts only where
         // the sampler, which saw every decoded frame, found a cut.
-        let metadata = keptBecause.map { [AdaptiveSampler.frameMetadataKey: $0.rawValue] } ?? [:]
-        keptBecause = nil
+        let metadata = sampled.map { [AdaptiveSampler.frameMetadataKey: $0.rawValue] } ?? [:]
         pending.append(.frame(Frame(
             sourceID: options.sourceID, decodeIndex: decodeIndex, timestamp: timestamp, seconds: seconds,
             ingestWallClock: arrival, isKeyframe: sl_frame_is_keyframe(frame) != 0,
