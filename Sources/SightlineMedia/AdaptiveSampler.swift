@@ -21,7 +21,19 @@ public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
     /// frame). A keep for change just before a cut does not hold the cut back.
     public static let minCutSpacing = 0.2
 
-    public init(maxRate: Rational = Rational(2, 1), maxGap: Double = 5, cut: Float = 0.3, change: Float = 0.05, second: Double = 1) {
+    /// The default settings, written once for `init` and for the options that expose them
+    /// (source/files, `decode`). Doubles, as the options are: a Float 0.05 would print as
+    /// 0.05000000074505806 in their help.
+    public enum Defaults {
+        public static let maxRate = Rational(2, 1)
+        public static let maxGap = 5.0
+        public static let cut = 0.3
+        public static let change = 0.05
+        public static let second = 1.0
+    }
+
+    public init(maxRate: Rational = Defaults.maxRate, maxGap: Double = Defaults.maxGap, cut: Float = Float(Defaults.cut),
+                change: Float = Float(Defaults.change), second: Double = Defaults.second) {
         self.maxRate = maxRate
         self.maxGap = maxGap
         self.cut = cut

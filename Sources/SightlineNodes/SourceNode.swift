@@ -30,10 +30,10 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         OptionSpec("every", .int, min: 1, max: 1_000_000, help: "keep every Nth decoded frame"),
         OptionSpec("sampling", .choice(["fixed", "adaptive"]), default: .string("fixed"),
                    help: "fixed: the frames fps/every choose; adaptive (shot-aware, files): the first frame of every cut on its exact frame, up to fps (default 2) frames/s where the picture changes, one frame per max_gap s where it holds still, and the last frame"),
-        OptionSpec("max_gap", .double, default: .double(5), min: 0.05, max: 3600, help: "adaptive: a still shot still gets a frame this often (seconds)"),
-        OptionSpec("change", .double, default: .double(0.05), min: 0.001, max: 1, help: "adaptive: share of the picture changed since the last kept frame that asks for another"),
-        OptionSpec("cut", .double, default: .double(0.3), min: 0.01, max: 1, help: "adaptive: picture change between two decoded frames (the shots node's measure) that keeps the frame as a cut; a shots node downstream starts shots only there, so this is the floor for its threshold"),
-        OptionSpec("second_within", .double, default: .double(1), min: 0.05, max: 3600, help: "adaptive: a shot's second frame comes at most this long after its first, so its motion (camera, people) can be told"),
+        OptionSpec("max_gap", .double, default: .double(AdaptiveSampling.Defaults.maxGap), min: 0.05, max: 3600, help: "adaptive: a still shot still gets a frame this often (seconds)"),
+        OptionSpec("change", .double, default: .double(AdaptiveSampling.Defaults.change), min: 0.001, max: 1, help: "adaptive: share of the picture changed since the last kept frame that asks for another"),
+        OptionSpec("cut", .double, default: .double(AdaptiveSampling.Defaults.cut), min: 0.01, max: 1, help: "adaptive: picture change between two decoded frames (the shots node's measure) that keeps the frame as a cut; a shots node downstream starts shots only there, so this is the floor for its threshold"),
+        OptionSpec("second_within", .double, default: .double(AdaptiveSampling.Defaults.second), min: 0.05, max: 3600, help: "adaptive: a shot's second frame comes at most this long after its first, so its motion (camera, people) can be told"),
         OptionSpec("threads", .int, default: .int(0), min: 0, max: 64, help: "decoder threads (0: one per core)"),
         OptionSpec("size", .size, help: "convert to WxH (Wx / xH keep aspect); default: source size"),
         OptionSpec("resize", .choice(ResizeMode.allCases.map(\.rawValue)), default: .string("stretch"), help: "how to fit size: stretch, letterbox, crop"),
@@ -95,9 +95,11 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
         let fps = options.string("fps").flatMap(Rational.init(parsing:))
         let sampling: SamplingPolicy =
             if options.string("sampling") == "adaptive" {
-                .adaptive(AdaptiveSampling(maxRate: fps ?? Rational(2, 1), maxGap: options.double("max_gap") ?? 5,
-                                           cut: Float(options.double("cut") ?? 0.3), change: Float(options.double("change") ?? 0.05),
-                                           second: options.double("second_within") ?? 1))
+                .adaptive(AdaptiveSampling(maxRate: fps ?? AdaptiveSampling.Defaults.maxRate,
+                                           maxGap: options.double("max_gap") ?? AdaptiveSampling.Defaults.maxGap,
+                                           cut: Float(options.double("cut") ?? AdaptiveSampling.Defaults.cut),
+                                           change: Float(options.double("change") ?? AdaptiveSampling.Defaults.change),
+                                           second: options.double("second_within") ?? AdaptiveSampling.Defaults.second))
             }
             else if let fps { .perSecond(fps) }
             else if let every = options.int("every") { .everyNth(every) }

@@ -21,13 +21,13 @@ struct SourceArguments: ParsableArguments {
     var adaptive = false
 
     @Option(help: "With --adaptive: a still shot still gets a frame this often (seconds).")
-    var maxGap: Double = 5
+    var maxGap: Double = AdaptiveSampling.Defaults.maxGap
 
     @Option(help: "With --adaptive: share of the picture (0–1) changed since the last kept frame that asks for another.")
-    var change: Double = 0.05
+    var change: Double = AdaptiveSampling.Defaults.change
 
     @Option(help: "With --adaptive: picture change (0–1) between two decoded frames that keeps the frame as a cut.")
-    var cut: Double = 0.3
+    var cut: Double = AdaptiveSampling.Defaults.cut
 
     @Option(help: "Decoder threads (0: one per core).")
     var threads: Int = 0
@@ -90,7 +90,7 @@ struct SourceArguments: ParsableArguments {
 
     func sourceOptions(for url: String) -> SourceOptions {
         let sampling: SamplingPolicy =
-            if adaptive { .adaptive(AdaptiveSampling(maxRate: fps ?? Rational(2, 1), maxGap: maxGap, cut: Float(cut), change: Float(change))) }
+            if adaptive { .adaptive(AdaptiveSampling(maxRate: fps ?? AdaptiveSampling.Defaults.maxRate, maxGap: maxGap, cut: Float(cut), change: Float(change))) }
             else if let fps { .perSecond(fps) } else if let every { .everyNth(every) } else { .all }
         let isLive = live ?? SourceOptions.isLiveURL(url)
         return SourceOptions(
