@@ -4,7 +4,9 @@ compares against in the same run. LiteRT (ai-edge-litert, TensorFlow Lite's runt
 default CPU path, the XNNPACK delegate, with THREADS threads. Prints one JSON line:
 {"median_ms": ..., "runs": ...}.
 
-Usage: python3 Scripts/reference/litert_latency.py MODEL.tflite SHAPE THREADS RUNS
+With RUNS `paired`, answers one timed call per line on stdin instead (paired_runs.py).
+
+Usage: python3 Scripts/reference/litert_latency.py MODEL.tflite SHAPE THREADS RUNS|paired
        (SHAPE like 1,128,128,3)
 Needs: pip install ai-edge-litert==2.3.0 numpy
 """
@@ -15,16 +17,27 @@ import time
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-model, shape, threads, runs = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], int(sys.argv[3]), int(sys.argv[4])
+model, shape, threads, runs = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], int(sys.argv[3]), sys.argv[4]
 interpreter = Interpreter(model_path=model, num_threads=threads)
 index = interpreter.get_input_details()[0]["index"]
 if list(interpreter.get_input_details()[0]["shape"]) != shape:
     interpreter.resize_tensor_input(index, shape)
 interpreter.allocate_tensors()
 data = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
-for _ in range(3):
+
+
+def call():
     interpreter.set_tensor(index, data)
     interpreter.invoke()
+
+
+for _ in range(3):
+    call()
+if runs == "paired":
+    from paired_runs import serve
+    serve(call)
+    sys.exit(0)
+runs = int(runs)
 times = []
 for _ in range(runs):
     start = time.perf_counter()

@@ -4,7 +4,8 @@ mean pooling over the attention mask, L2 normalisation — so onnxruntime can ru
 in `sightline bench infer all-minilm-l6-v2`. With --time, also times onnxruntime on a batch of
 token ids and prints one JSON line.
 
-Usage: python3 Scripts/reference/minilm_onnx.py MODEL.safetensors OUT.onnx [--time BATCH LENGTH THREADS RUNS]
+Usage: python3 Scripts/reference/minilm_onnx.py MODEL.safetensors OUT.onnx [--time BATCH LENGTH THREADS RUNS|paired]
+(RUNS `paired`: one timed call per line on stdin, for paired timing; paired_runs.py.)
 Needs: numpy, onnx, onnxruntime.
 """
 import json
@@ -79,7 +80,8 @@ def main():
     build(load_safetensors(sys.argv[1]), sys.argv[2])
     if len(sys.argv) > 3 and sys.argv[3] == "--time":
         import onnxruntime as ort
-        batch, length, threads, runs = (int(v) for v in sys.argv[4:8])
+        batch, length, threads = (int(v) for v in sys.argv[4:7])
+        runs = sys.argv[7]
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -90,8 +92,12 @@ def main():
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         for _ in range(3):
             session.run(None, feed)
+        if runs == "paired":
+            from paired_runs import serve
+            serve(lambda: session.run(None, feed))
+            return
         times = []
-        for _ in range(runs):
+        for _ in range(int(runs)):
             start = time.perf_counter()
             session.run(None, feed)
             times.append((time.perf_counter() - start) * 1000)

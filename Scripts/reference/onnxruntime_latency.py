@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Median onnxruntime latency for a model and input shape: what `sightline bench infer`
 compares against in the same run. Prints one JSON line: {"median_ms": ..., "runs": ...}.
+With RUNS `paired`, answers one timed call per line on stdin instead (paired_runs.py).
 
-Usage: python3 Scripts/reference/onnxruntime_latency.py MODEL.onnx SHAPE THREADS RUNS
+Usage: python3 Scripts/reference/onnxruntime_latency.py MODEL.onnx SHAPE THREADS RUNS|paired
        (SHAPE like 1,224,224,3)
 """
 import json
@@ -12,7 +13,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-model, shape, threads, runs = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], int(sys.argv[3]), int(sys.argv[4])
+model, shape, threads, runs = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], int(sys.argv[3]), sys.argv[4]
 options = ort.SessionOptions()
 options.intra_op_num_threads = threads
 options.inter_op_num_threads = 1
@@ -21,6 +22,11 @@ name = session.get_inputs()[0].name
 data = np.random.default_rng(0).uniform(-100, 100, size=shape).astype(np.float32)
 for _ in range(3):
     session.run(None, {name: data})
+if runs == "paired":
+    from paired_runs import serve
+    serve(lambda: session.run(None, {name: data}))
+    sys.exit(0)
+runs = int(runs)
 times = []
 for _ in range(runs):
     start = time.perf_counter()

@@ -22,8 +22,8 @@ struct BenchInferCommand: ParsableCommand {
         let scriptDir = Self.referenceScripts
         let onnxPath = NSTemporaryDirectory() + "sightline-minilm.onnx"
         KernelThreads.setBLASThreads(1)
-        print("sightline bench infer \(model) — \(tokens)-token sentences, median of \(runs) runs; ratio = ours ÷ onnxruntime time")
-        print(pad("threads", 9) + pad("batch", 7) + pad("ours sent/s", 13) + pad("onnxruntime sent/s", 20) + "ratio")
+        print("sightline bench infer \(model) — \(tokens)-token sentences, \(runs) paired rounds (a block of 5 calls each side, alternating); ratio = median of the rounds' ours ÷ onnxruntime time, then its middle half")
+        print(pad("threads", 9) + pad("batch", 7) + pad("ours sent/s", 13) + pad("onnxruntime sent/s", 20) + pad("ratio", 7) + "middle half")
         for t in threads.split(separator: ",").compactMap({ Int($0) }) {
             KernelThreads.setBLASThreads(t)  // the BLAS fallback (no AVX2); the packed kernels take `threads`
             let embedder = try MiniLMEmbedder(store: cache.store, threads: t)
@@ -33,25 +33,19 @@ struct BenchInferCommand: ParsableCommand {
                     col == 0 ? 101 : col == tokens - 1 ? 102 : Int32(((row * tokens + col) * 7919) % 20000 + 1000)
                 } }
                 for _ in 0..<2 { _ = try embedder.embed(tokenIDs: ids) }
-                var times: [Double] = []
-                for _ in 0..<runs {
-                    let start = monotonicSeconds()
-                    _ = try embedder.embed(tokenIDs: ids)
-                    times.append(monotonicSeconds() - start)
-                }
-                times.sort()
-                let ours = times[times.count / 2]
-                let output = try runTool(try findExecutable(python), [scriptDir + "/minilm_onnx.py", weights, onnxPath, "--time", "\(b)", "\(tokens)", "\(t)", "\(runs)"])
-                let theirs = (JSONValue.parse(output.split(separator: "\n").last.map(String.init) ?? "")?["median_ms"]?.doubleValue ?? .nan) / 1000
-                print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", Double(b) / ours), 13)
-                      + pad(String(format: "%.1f", Double(b) / theirs), 20) + String(format: "%.2f", ours / theirs))
+                let reference = try ReferenceRunner(python: try findExecutable(python), script: scriptDir + "/minilm_onnx.py",
+                                                    arguments: [weights, onnxPath, "--time", "\(b)", "\(tokens)", "\(t)", "paired"])
+                let times = try PairedTimes.measure(rounds: runs, reference: reference) { _ = try embedder.embed(tokenIDs: ids) }
+                print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", Double(b) * 1000 / times.oursMedian), 13)
+                      + pad(String(format: "%.1f", Double(b) * 1000 / times.theirsMedian), 20) + pad(String(format: "%.2f", times.ratioMedian), 7)
+                      + times.ratioSpread)
             }
         }
         KernelThreads.setBLASThreads(1)
     }
     @Option(help: "Comma-separated thread counts.") var threads: String = "1,2"
     @Option(help: "Comma-separated batch sizes.") var batch: String = "1,8"
-    @Option(help: "Timed runs per measurement (median reported).") var runs: Int = 10
+    @Option(help: "Paired rounds per measurement: a block of 5 timed calls of ours and 5 of the reference's each, alternating which goes first (medians reported).") var runs: Int = 10
     @Option(help: "Python with onnxruntime installed.") var python: String = "python3"
     @Flag(help: "Also print where our time goes, per operator type (batch 1, first thread count).")
     var profile = false
@@ -101,8 +95,8 @@ struct BenchInferCommand: ParsableCommand {
         }
         // Sightline owns the cores by default: convolutions split over Dispatch, OpenBLAS single-threaded.
         KernelThreads.setBLASThreads(blasThreads)
-        print("sightline bench infer \(model) — median of \(runs) runs; ratio = ours ÷ \(reference) (≤ 1.0 is the target)")
-        print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("\(reference) ms", 16) + "ratio")
+        print("sightline bench infer \(model) — \(runs) paired rounds (a block of 5 calls each side, alternating); ratio = median of the rounds' ours ÷ \(reference) time (≤ 1.0 is the target), then its middle half")
+        print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("\(reference) ms", 16) + pad("ratio", 7) + "middle half")
         for t in threadCounts {
             if blasOwnsCores { KernelThreads.setBLASThreads(t) }
             let inference = try InferenceModel(graph: graph, threads: blasOwnsCores ? 1 : t)
@@ -114,16 +108,9 @@ struct BenchInferCommand: ParsableCommand {
                     return Float(Int(seed >> 40) % 200) - 100
                 })
                 for _ in 0..<2 { _ = try inference.run(input) }
-                var times: [Double] = []
-                for _ in 0..<runs {
-                    let start = monotonicSeconds()
-                    _ = try inference.run(input)
-                    times.append((monotonicSeconds() - start) * 1000)
-                }
-                times.sort()
-                let ours = times[times.count / 2]
-                let output = try runTool(try findExecutable(python), [scriptPath, path, shape.map(String.init).joined(separator: ","), "\(t)", "\(runs)"])
-                let theirs = JSONValue.parse(output.split(separator: "\n").last.map(String.init) ?? "")?["median_ms"]?.doubleValue ?? .nan
+                let reference = try ReferenceRunner(python: try findExecutable(python), script: scriptPath,
+                                                    arguments: [path, shape.map(String.init).joined(separator: ","), "\(t)", "paired"])
+                let times = try PairedTimes.measure(rounds: runs, reference: reference) { _ = try inference.run(input) }
                 if profile && b == batches.first && t == threadCounts.first {
                     let rows = try inference.profile(input)
                     let total = rows.reduce(0) { $0 + $1.milliseconds }
@@ -137,8 +124,8 @@ struct BenchInferCommand: ParsableCommand {
                         print("    " + pad(String(format: "%7.3f ms", row.milliseconds), 12) + pad(row.step, 26) + "\(row.inputShape)")
                     }
                 }
-                print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", ours), 11) + pad(String(format: "%.1f", theirs), 16)
-                      + String(format: "%.2f", ours / theirs))
+                print(pad("\(t)", 9) + pad("\(b)", 7) + pad(String(format: "%.1f", times.oursMedian), 11) + pad(String(format: "%.1f", times.theirsMedian), 16)
+                      + pad(String(format: "%.2f", times.ratioMedian), 7) + times.ratioSpread)
             }
         }
     }
