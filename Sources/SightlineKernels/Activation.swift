@@ -9,6 +9,8 @@ public enum Activation: Sendable, Equatable {
     case sigmoid
     case hardSigmoid(alpha: Float, beta: Float)
     case hardSwish
+    /// GELU, exact (erf) form: x·½·(1 + erf(x/√2)) (`geluErf`).
+    case geluErf
 
     /// y = f(x) for one value: the reference definition.
     @inline(__always)
@@ -20,6 +22,7 @@ public enum Activation: Sendable, Equatable {
         case .sigmoid: 1 / (1 + exp(-x))
         case .hardSigmoid(let alpha, let beta): min(max(alpha * x + beta, 0), 1)
         case .hardSwish: x * min(max(x / 6 + 0.5, 0), 1)
+        case .geluErf: 0.5 * x * (1 + erf(x * 0.70710678118654752))
         }
     }
 
@@ -41,6 +44,8 @@ public enum Activation: Sendable, Equatable {
         case .sigmoid:
             // Branch-free exp (relative error ~2e-7), so the loop vectorises; libm's exp does not.
             for i in 0..<count { buffer[i] = 1 / (1 + fastExp(-buffer[i])) }
+        case .geluErf:
+            SightlineKernels.geluErf(buffer, count: count)
         }
     }
 }
@@ -55,7 +60,7 @@ public struct KernelActivation: Sendable {
 
 extension Activation {
     /// The C kernels' form of this activation; nil for those they do not fuse (sigmoid, hard
-    /// sigmoid), which the caller applies over the output afterwards.
+    /// sigmoid, GELU), which the caller applies over the output afterwards.
     public var kernelActivation: KernelActivation? {
         switch self {
         case .none: KernelActivation.none

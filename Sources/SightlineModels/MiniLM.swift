@@ -110,20 +110,18 @@ public final class MiniLMEmbedder: @unchecked Sendable {
                         mask.withUnsafeBufferPointer { mp in
                             context.withUnsafeMutableBufferPointer { cp in
                                 attention(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: cp.baseAddress!, batch: batch,
-                                          length: length, heads: heads, headDim: hidden / heads, rowStride: hidden, keyMask: mp.baseAddress!)
+                                          length: length, heads: heads, headDim: hidden / heads, rowStride: hidden, keyMask: mp.baseAddress!,
+                                          threads: threads)
                             }
                         }
                     }
                 }
             }
             var attended = try linear(context, rows: rows, p + ".attention.output.dense")
-            for i in attended.indices { attended[i] += x[i] }
-            try normalize(&attended, rows: rows, prefix: p + ".attention.output.LayerNorm")
-            var inner = try linear(attended, rows: rows, p + ".intermediate.dense")
-            inner.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: $0.count) }
+            try normalize(&attended, adding: x, rows: rows, prefix: p + ".attention.output.LayerNorm")
+            let inner = try linear(attended, rows: rows, p + ".intermediate.dense", activation: .geluErf)
             var output = try linear(inner, rows: rows, p + ".output.dense")
-            for i in output.indices { output[i] += attended[i] }
-            try normalize(&output, rows: rows, prefix: p + ".output.LayerNorm")
+            try normalize(&output, adding: attended, rows: rows, prefix: p + ".output.LayerNorm")
             x = output
         }
         // Mean over real tokens, then unit length.
@@ -142,12 +140,12 @@ public final class MiniLMEmbedder: @unchecked Sendable {
         }
     }
 
-    /// y = x·Wᵀ + b for a PyTorch Linear (weight [out, in]).
-    private func linear(_ x: [Float], rows: Int, _ prefix: String) throws -> [Float] {
+    /// activation(x·Wᵀ + b) for a PyTorch Linear (weight [out, in]).
+    private func linear(_ x: [Float], rows: Int, _ prefix: String, activation: Activation = .none) throws -> [Float] {
         if let linear = packed[prefix] {
             guard x.count == rows * linear.inputs else { throw ModelError.shapeMismatch("\(prefix): \(linear.outputs)×\(linear.inputs)") }
             return [Float](unsafeUninitializedCapacity: rows * linear.outputs) { buffer, count in
-                x.withUnsafeBufferPointer { linear.apply($0.baseAddress!, rows: rows, into: buffer.baseAddress!, threads: threads) }
+                x.withUnsafeBufferPointer { linear.apply($0.baseAddress!, rows: rows, into: buffer.baseAddress!, activation: activation, threads: threads) }
                 count = rows * linear.outputs
             }
         }
@@ -164,14 +162,24 @@ public final class MiniLMEmbedder: @unchecked Sendable {
                 }
             }
         }
+        y.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, count: $0.count) }
         return y
     }
 
-    private func normalize(_ x: inout [Float], rows: Int, prefix: String) throws {
+    /// LayerNorm of x (+ residual) per row, in place.
+    private func normalize(_ x: inout [Float], adding residual: [Float]? = nil, rows: Int, prefix: String) throws {
         let gamma = try weight(prefix + ".weight"), beta = try weight(prefix + ".bias")
+        guard x.count == rows * hidden, gamma.count == hidden, beta.count == hidden, residual.map({ $0.count == x.count }) ?? true else {
+            throw ModelError.shapeMismatch("\(prefix): \(x.count) values for \(rows) rows of \(hidden)")
+        }
         gamma.data.withUnsafeBufferPointer { g in
             beta.data.withUnsafeBufferPointer { b in
-                x.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: rows, width: hidden, gamma: g.baseAddress!, beta: b.baseAddress!, epsilon: epsilon) }
+                withOptionalPointer(residual) { r in
+                    x.withUnsafeMutableBufferPointer {
+                        residualLayerNorm($0.baseAddress!, adding: r, rows: rows, width: hidden, gamma: g.baseAddress!, beta: b.baseAddress!,
+                                          epsilon: epsilon, threads: threads)
+                    }
+                }
             }
         }
     }

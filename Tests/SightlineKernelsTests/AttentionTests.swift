@@ -36,22 +36,57 @@ import SightlineCore
         } : nil
         let expected = referenceAttention(q: q, k: k, v: v, batch: t.batch, length: t.length, heads: t.heads, headDim: t.headDim,
                                           rowStride: width, keyMask: mask, causal: t.causal)
-        var actual = [Float](repeating: .nan, count: count)
         let maskValues = mask ?? []
-        q.withUnsafeBufferPointer { qp in
-            k.withUnsafeBufferPointer { kp in
-                v.withUnsafeBufferPointer { vp in
-                    maskValues.withUnsafeBufferPointer { mp in
-                        actual.withUnsafeMutableBufferPointer { op in
-                            attention(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: op.baseAddress!, batch: t.batch,
-                                      length: t.length, heads: t.heads, headDim: t.headDim, rowStride: width,
-                                      keyMask: mask == nil ? nil : mp.baseAddress, causal: t.causal)
+        func fused(threads: Int) -> [Float] {
+            var actual = [Float](repeating: .nan, count: count)
+            q.withUnsafeBufferPointer { qp in
+                k.withUnsafeBufferPointer { kp in
+                    v.withUnsafeBufferPointer { vp in
+                        maskValues.withUnsafeBufferPointer { mp in
+                            actual.withUnsafeMutableBufferPointer { op in
+                                attention(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: op.baseAddress!, batch: t.batch,
+                                          length: t.length, heads: t.heads, headDim: t.headDim, rowStride: width,
+                                          keyMask: mask == nil ? nil : mp.baseAddress, causal: t.causal, threads: threads)
+                            }
                         }
                     }
                 }
             }
+            return actual
         }
+        let actual = fused(threads: 1)
         #expect(normalizedMSE(actual, expected) < 1e-10, "\(t)")
+        // Split over threads, each (batch, head) pair is computed as it is on one.
+        for threads in [2, 3] { #expect(fused(threads: threads) == actual, "\(t), \(threads) threads") }
+    }
+
+    /// The split "add & norm" against the residual added and the rows normalised one by one.
+    @Test(arguments: [(1, 8), (17, 384), (64, 384), (250, 20)])
+    func residualLayerNormMatchesAddThenNorm(_ size: (Int, Int)) {
+        let (rows, width) = size
+        var seed: UInt64 = UInt64(rows * 7 + width)
+        func random() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(seed >> 40) % 2001 - 1000) / 250
+        }
+        let x = (0..<(rows * width)).map { _ in random() }, residual = (0..<(rows * width)).map { _ in random() }
+        let gamma = (0..<width).map { _ in random() }, beta = (0..<width).map { _ in random() }
+        var expected = zip(x, residual).map { $0 + $1 }
+        expected.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: rows, width: width, gamma: gamma, beta: beta, epsilon: 1e-12) }
+        for threads in [1, 2, 3] {
+            var actual = x
+            residual.withUnsafeBufferPointer { r in
+                actual.withUnsafeMutableBufferPointer {
+                    residualLayerNorm($0.baseAddress!, adding: r.baseAddress, rows: rows, width: width, gamma: gamma, beta: beta, epsilon: 1e-12,
+                                      threads: threads)
+                }
+            }
+            #expect(actual == expected, "\(rows)×\(width), \(threads) threads")
+        }
+        var alone = x, reference = x
+        alone.withUnsafeMutableBufferPointer { residualLayerNorm($0.baseAddress!, adding: nil, rows: rows, width: width, gamma: gamma, beta: beta, epsilon: 1e-12, threads: 2) }
+        reference.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: rows, width: width, gamma: gamma, beta: beta, epsilon: 1e-12) }
+        #expect(alone == reference)
     }
 
     @Test func fastExpMatchesLibm() {

@@ -260,7 +260,7 @@ import SightlineTestSupport
 
     static let linearCases: [(Int, Int, Int, Activation)] = [
         (1, 8, 16, .none), (32, 384, 1536, .none), (7, 33, 21, .relu), (61, 20, 5, .hardSwish), (130, 17, 40, .sigmoid),
-        (71, 9, 3, .clip(min: 0, max: 6)),
+        (71, 9, 3, .clip(min: 0, max: 6)), (64, 48, 40, .geluErf),
     ]
 
     /// The packed linear layer against the reference GEMM, on one tile kernel: output widths
