@@ -22,7 +22,7 @@ struct BenchSparseCommand: ParsableCommand {
     static let nodes = ["people", "faces", "labels", "nsfw", "ocr"]
 
     func run() throws {
-        let paths = try clips.isEmpty ? [try BenchDeltaCommand.sample("vtest.avi"), try Self.slidesClip(), try Self.screenClip(), try Self.tickerClip()] : clips
+        let paths = clips.isEmpty ? [try BenchDeltaCommand.sample("vtest.avi"), try Self.slidesClip(), try Self.screenClip(), try Self.tickerClip()] : clips
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-bench-sparse-\(getpid())").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }

@@ -261,11 +261,13 @@ import SightlineTestSupport
     static let linearCases: [(Int, Int, Int, Activation)] = [
         (1, 8, 16, .none), (32, 384, 1536, .none), (7, 33, 21, .relu), (61, 20, 5, .hardSwish), (130, 17, 40, .sigmoid),
         (71, 9, 3, .clip(min: 0, max: 6)), (64, 48, 40, .geluErf),
+        // A last tile of one or two rows of A read in place, an odd number of panels, a partial one.
+        (14, 40, 40, .relu), (68, 24, 40, .none), (8, 16, 16, .none),
     ]
 
     /// The packed linear layer against the reference GEMM, on one tile kernel: output widths
-    /// with a partial 16-column panel, row counts across the blocks of ten 6- or 7-row panels,
-    /// activations.
+    /// with a partial 16-column panel, row counts across the blocks of ten 6- or 7-row panels
+    /// and with a last one or two rows, activations.
     private func checkPackedLinear(_ t: (Int, Int, Int, Activation), kernel: TileKernel) throws {
         let (rows, inputs, outputs, activation) = t
         let x = random(rows * inputs, seed: 31), w = random(outputs * inputs, seed: 32), b = random(outputs, seed: 33)
