@@ -28,32 +28,6 @@ AVX2 static inline __attribute__((always_inline)) void store_lanes(float *p, __m
 // (bias_cols), or none. With `indirect` set, row kk of B is indirect[kk] + b_column instead (an
 // implicit im2col); callers pass a constant NULL or non-NULL, so each inlined copy keeps one
 // addressing mode. prefetch_ahead (floats; 0: none) requests each row of B that far ahead.
-// The tile of sl_tile_6x16 with A read in place: row r of the tile is a + r·lda (rows past
-// `rows` read row 0 again and are not stored), so a row-major A needs no packing. Packing A
-// into panels cost each thread a pass over all of A per call: 8 % of MiniLM's 2-thread time.
-AVX2 static inline __attribute__((always_inline)) void sl_tile_6x16_rows(
-    long k, const float *a, long lda, const float *b, int rows, const float *bias_cols, __m256 out[12]) {
-    const float *a0 = a, *a1 = a + (rows > 1 ? lda : 0), *a2 = a + (rows > 2 ? 2 * lda : 0);
-    const float *a3 = a + (rows > 3 ? 3 * lda : 0), *a4 = a + (rows > 4 ? 4 * lda : 0), *a5 = a + (rows > 5 ? 5 * lda : 0);
-    __m256 col0 = bias_cols ? _mm256_loadu_ps(bias_cols) : _mm256_setzero_ps();
-    __m256 col1 = bias_cols ? _mm256_loadu_ps(bias_cols + 8) : _mm256_setzero_ps();
-    __m256 c00 = col0, c01 = col1, c10 = col0, c11 = col1, c20 = col0, c21 = col1;
-    __m256 c30 = col0, c31 = col1, c40 = col0, c41 = col1, c50 = col0, c51 = col1;
-    for (long kk = 0; kk < k; kk++) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 t;
-        t = _mm256_broadcast_ss(a0 + kk); c00 = _mm256_fmadd_ps(t, b0, c00); c01 = _mm256_fmadd_ps(t, b1, c01);
-        t = _mm256_broadcast_ss(a1 + kk); c10 = _mm256_fmadd_ps(t, b0, c10); c11 = _mm256_fmadd_ps(t, b1, c11);
-        t = _mm256_broadcast_ss(a2 + kk); c20 = _mm256_fmadd_ps(t, b0, c20); c21 = _mm256_fmadd_ps(t, b1, c21);
-        t = _mm256_broadcast_ss(a3 + kk); c30 = _mm256_fmadd_ps(t, b0, c30); c31 = _mm256_fmadd_ps(t, b1, c31);
-        t = _mm256_broadcast_ss(a4 + kk); c40 = _mm256_fmadd_ps(t, b0, c40); c41 = _mm256_fmadd_ps(t, b1, c41);
-        t = _mm256_broadcast_ss(a5 + kk); c50 = _mm256_fmadd_ps(t, b0, c50); c51 = _mm256_fmadd_ps(t, b1, c51);
-        b += 16;
-    }
-    out[0] = c00; out[1] = c01; out[2] = c10; out[3] = c11; out[4] = c20; out[5] = c21;
-    out[6] = c30; out[7] = c31; out[8] = c40; out[9] = c41; out[10] = c50; out[11] = c51;
-}
-
 AVX2 static inline __attribute__((always_inline)) void sl_tile_6x16(
     long k, const float *a, const float *b, long ldb, const float *const *indirect, long b_column, int rows, long prefetch_ahead,
     const float *bias_rows, const float *bias_cols, __m256 out[12]) {
@@ -81,6 +55,32 @@ AVX2 static inline __attribute__((always_inline)) void sl_tile_6x16(
         if (prefetch_ahead) _mm_prefetch((const char *)(b + prefetch_ahead), _MM_HINT_T0);
         a += 6;
         b += ldb;
+    }
+    out[0] = c00; out[1] = c01; out[2] = c10; out[3] = c11; out[4] = c20; out[5] = c21;
+    out[6] = c30; out[7] = c31; out[8] = c40; out[9] = c41; out[10] = c50; out[11] = c51;
+}
+
+// The tile of sl_tile_6x16 with A read in place: row r of the tile is a + r·lda (rows past
+// `rows` read row 0 again and are not stored), so a row-major A needs no packing. Packing A
+// into panels cost each thread a pass over all of A per call: 8 % of MiniLM's 2-thread time.
+AVX2 static inline __attribute__((always_inline)) void sl_tile_6x16_rows(
+    long k, const float *a, long lda, const float *b, int rows, const float *bias_cols, __m256 out[12]) {
+    const float *a0 = a, *a1 = a + (rows > 1 ? lda : 0), *a2 = a + (rows > 2 ? 2 * lda : 0);
+    const float *a3 = a + (rows > 3 ? 3 * lda : 0), *a4 = a + (rows > 4 ? 4 * lda : 0), *a5 = a + (rows > 5 ? 5 * lda : 0);
+    __m256 col0 = bias_cols ? _mm256_loadu_ps(bias_cols) : _mm256_setzero_ps();
+    __m256 col1 = bias_cols ? _mm256_loadu_ps(bias_cols + 8) : _mm256_setzero_ps();
+    __m256 c00 = col0, c01 = col1, c10 = col0, c11 = col1, c20 = col0, c21 = col1;
+    __m256 c30 = col0, c31 = col1, c40 = col0, c41 = col1, c50 = col0, c51 = col1;
+    for (long kk = 0; kk < k; kk++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 t;
+        t = _mm256_broadcast_ss(a0 + kk); c00 = _mm256_fmadd_ps(t, b0, c00); c01 = _mm256_fmadd_ps(t, b1, c01);
+        t = _mm256_broadcast_ss(a1 + kk); c10 = _mm256_fmadd_ps(t, b0, c10); c11 = _mm256_fmadd_ps(t, b1, c11);
+        t = _mm256_broadcast_ss(a2 + kk); c20 = _mm256_fmadd_ps(t, b0, c20); c21 = _mm256_fmadd_ps(t, b1, c21);
+        t = _mm256_broadcast_ss(a3 + kk); c30 = _mm256_fmadd_ps(t, b0, c30); c31 = _mm256_fmadd_ps(t, b1, c31);
+        t = _mm256_broadcast_ss(a4 + kk); c40 = _mm256_fmadd_ps(t, b0, c40); c41 = _mm256_fmadd_ps(t, b1, c41);
+        t = _mm256_broadcast_ss(a5 + kk); c50 = _mm256_fmadd_ps(t, b0, c50); c51 = _mm256_fmadd_ps(t, b1, c51);
+        b += 16;
     }
     out[0] = c00; out[1] = c01; out[2] = c10; out[3] = c11; out[4] = c20; out[5] = c21;
     out[6] = c30; out[7] = c31; out[8] = c40; out[9] = c41; out[10] = c50; out[11] = c51;
