@@ -4,7 +4,7 @@ compares against in the same run. LiteRT (ai-edge-litert, TensorFlow Lite's runt
 default CPU path, the XNNPACK delegate, with THREADS threads. Prints one JSON line:
 {"median_ms": ..., "runs": ...}.
 
-With RUNS `paired`, answers one timed call per line on stdin instead (paired_runs.py).
+With RUNS `paired`, answers each line N on stdin with the times of N calls instead (paired_runs.py).
 
 Usage: python3 Scripts/reference/litert_latency.py MODEL.tflite SHAPE THREADS RUNS|paired
        (SHAPE like 1,128,128,3)

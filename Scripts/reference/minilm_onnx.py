@@ -5,7 +5,7 @@ in `sightline bench infer all-minilm-l6-v2`. With --time, also times onnxruntime
 token ids and prints one JSON line.
 
 Usage: python3 Scripts/reference/minilm_onnx.py MODEL.safetensors OUT.onnx [--time BATCH LENGTH THREADS RUNS|paired]
-(RUNS `paired`: one timed call per line on stdin, for paired timing; paired_runs.py.)
+(RUNS `paired`: each line N on stdin is answered with the times of N calls, for paired timing; paired_runs.py.)
 Needs: numpy, onnx, onnxruntime.
 """
 import json

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Median onnxruntime latency for a model and input shape: what `sightline bench infer`
 compares against in the same run. Prints one JSON line: {"median_ms": ..., "runs": ...}.
-With RUNS `paired`, answers one timed call per line on stdin instead (paired_runs.py).
+With RUNS `paired`, answers each line N on stdin with the times of N calls instead (paired_runs.py).
 
 Usage: python3 Scripts/reference/onnxruntime_latency.py MODEL.onnx SHAPE THREADS RUNS|paired
        (SHAPE like 1,224,224,3)

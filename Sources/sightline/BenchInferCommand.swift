@@ -22,7 +22,7 @@ struct BenchInferCommand: ParsableCommand {
         let scriptDir = Self.referenceScripts
         let onnxPath = NSTemporaryDirectory() + "sightline-minilm.onnx"
         KernelThreads.setBLASThreads(1)
-        print("sightline bench infer \(model) — \(tokens)-token sentences, \(runs) paired rounds (a block of 5 calls each side, alternating); ratio = median of the rounds' ours ÷ onnxruntime time, then its middle half")
+        print("sightline bench infer \(model) — \(tokens)-token sentences, \(runs) paired rounds (a block of \(PairedTimes.callsPerBlock) calls each side, alternating); ratio = median of the rounds' ours ÷ onnxruntime time, then its middle half")
         print(pad("threads", 9) + pad("batch", 7) + pad("ours sent/s", 13) + pad("onnxruntime sent/s", 20) + pad("ratio", 7) + "middle half")
         for t in threads.split(separator: ",").compactMap({ Int($0) }) {
             KernelThreads.setBLASThreads(t)  // the BLAS fallback (no AVX2); the packed kernels take `threads`
@@ -45,7 +45,7 @@ struct BenchInferCommand: ParsableCommand {
     }
     @Option(help: "Comma-separated thread counts.") var threads: String = "1,2"
     @Option(help: "Comma-separated batch sizes.") var batch: String = "1,8"
-    @Option(help: "Paired rounds per measurement: a block of 5 timed calls of ours and 5 of the reference's each, alternating which goes first (medians reported).") var runs: Int = 10
+    @Option(help: "Paired rounds per measurement: a block of \(PairedTimes.callsPerBlock) timed calls of ours and \(PairedTimes.callsPerBlock) of the reference's each, alternating which goes first (medians reported).") var runs: Int = 10
     @Option(help: "Python with onnxruntime installed.") var python: String = "python3"
     @Flag(help: "Also print where our time goes, per operator type (batch 1, first thread count).")
     var profile = false
@@ -95,7 +95,7 @@ struct BenchInferCommand: ParsableCommand {
         }
         // Sightline owns the cores by default: convolutions split over Dispatch, OpenBLAS single-threaded.
         KernelThreads.setBLASThreads(blasThreads)
-        print("sightline bench infer \(model) — \(runs) paired rounds (a block of 5 calls each side, alternating); ratio = median of the rounds' ours ÷ \(reference) time (≤ 1.0 is the target), then its middle half")
+        print("sightline bench infer \(model) — \(runs) paired rounds (a block of \(PairedTimes.callsPerBlock) calls each side, alternating); ratio = median of the rounds' ours ÷ \(reference) time (≤ 1.0 is the target), then its middle half")
         print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("\(reference) ms", 16) + pad("ratio", 7) + "middle half")
         for t in threadCounts {
             if blasOwnsCores { KernelThreads.setBLASThreads(t) }

@@ -81,17 +81,15 @@ struct PairedTimes {
     var theirs: [Double] = []
 
     static let settle: useconds_t = 30_000
+    /// Timed calls per block (each block also makes one more, left out).
+    static let callsPerBlock = 5
 
-    static func measure(rounds: Int, calls: Int = 5, reference: ReferenceRunner, ours call: () throws -> Void) throws -> PairedTimes {
+    static func measure(rounds: Int, calls: Int = callsPerBlock, reference: ReferenceRunner, ours call: () throws -> Void) throws -> PairedTimes {
         var times = PairedTimes()
         func timeOurs() throws {
             usleep(Self.settle)
             var block: [Double] = []
-            for _ in 0...calls {
-                let start = DispatchTime.now().uptimeNanoseconds
-                try call()
-                block.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-            }
+            for _ in 0...calls { block.append(try BenchSearchCommand.time(call)) }
             times.ours.append(median(Array(block.dropFirst())))
         }
         func timeTheirs() throws {
