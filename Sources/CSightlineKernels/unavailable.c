@@ -34,6 +34,8 @@ void sl_pointwise_transposed_7x16(long batch, long positions, long position_begi
                                   const float *x, const float *packed_w, long out_channels, long panel_begin, long panel_end,
                                   float *out, const float *bias, int act, float lo, float hi, float *scratch,
                                   long block_panels) { UNREACHABLE; }
+void sl_residual_layer_norm(float *x, const float *residual, long rows, long width, const float *gamma, const float *beta,
+                            float epsilon) { UNREACHABLE; }
 void sl_pack_columns7(const float *x, long rows, long k, long ldx, float *panel) { UNREACHABLE; }
 void sl_pack_positions7(const float *x, long positions, long channels, long panel_begin, long panel_end, float *packed) {
     UNREACHABLE;

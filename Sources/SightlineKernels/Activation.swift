@@ -60,13 +60,14 @@ public struct KernelActivation: Sendable {
 
 extension Activation {
     /// The C kernels' form of this activation; nil for those they do not fuse (sigmoid, hard
-    /// sigmoid, GELU), which the caller applies over the output afterwards.
+    /// sigmoid), which the caller applies over the output afterwards.
     public var kernelActivation: KernelActivation? {
         switch self {
         case .none: KernelActivation.none
         case .relu: KernelActivation(code: Int32(SL_ACT_RELU))
         case .clip(let lo, let hi): KernelActivation(code: Int32(SL_ACT_CLIP), lo: lo, hi: hi)
         case .hardSwish: KernelActivation(code: Int32(SL_ACT_HARDSWISH))
+        case .geluErf: KernelActivation(code: Int32(SL_ACT_GELU_ERF))
         default: nil
         }
     }

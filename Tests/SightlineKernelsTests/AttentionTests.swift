@@ -60,8 +60,9 @@ import SightlineCore
         for threads in [2, 3] { #expect(fused(threads: threads) == actual, "\(t), \(threads) threads") }
     }
 
-    /// The split "add & norm" against the residual added and the rows normalised one by one.
-    @Test(arguments: [(1, 8), (17, 384), (64, 384), (250, 20)])
+    /// The split "add & norm" (with AVX2, its eight-lane rows) against the residual added and the
+    /// rows normalised one by one by the reference; every split gives the same bits as one part.
+    @Test(arguments: [(1, 8), (17, 384), (64, 384), (250, 20), (5, 13), (3, 1)])
     func residualLayerNormMatchesAddThenNorm(_ size: (Int, Int)) {
         let (rows, width) = size
         var seed: UInt64 = UInt64(rows * 7 + width)
@@ -73,6 +74,7 @@ import SightlineCore
         let gamma = (0..<width).map { _ in random() }, beta = (0..<width).map { _ in random() }
         var expected = zip(x, residual).map { $0 + $1 }
         expected.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: rows, width: width, gamma: gamma, beta: beta, epsilon: 1e-12) }
+        var first: [Float]?
         for threads in [1, 2, 3] {
             var actual = x
             residual.withUnsafeBufferPointer { r in
@@ -81,12 +83,15 @@ import SightlineCore
                                       threads: threads)
                 }
             }
-            #expect(actual == expected, "\(rows)×\(width), \(threads) threads")
+            #expect(normalizedMSE(actual, expected) < 1e-12, "\(rows)×\(width), \(threads) threads")
+            #expect(zip(actual, expected).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "\(rows)×\(width), \(threads) threads")
+            if let first { #expect(actual == first, "\(rows)×\(width), \(threads) threads") } else { first = actual }
         }
         var alone = x, reference = x
         alone.withUnsafeMutableBufferPointer { residualLayerNorm($0.baseAddress!, adding: nil, rows: rows, width: width, gamma: gamma, beta: beta, epsilon: 1e-12, threads: 2) }
         reference.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, rows: rows, width: width, gamma: gamma, beta: beta, epsilon: 1e-12) }
-        #expect(alone == reference)
+        #expect(width == 1 || normalizedMSE(alone, reference) < 1e-12)
+        #expect(zip(alone, reference).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
     }
 
     @Test func fastExpMatchesLibm() {

@@ -299,6 +299,31 @@ import SightlineTestSupport
         try checkPackedLinear(t, kernel: .avx512)
     }
 
+    /// GELU as the tiles apply it in registers, value by value against libm's erf: an identity
+    /// layer over −9 … 9 (the far tails: e^(−x²/2) below float's range there).
+    private func checkFusedGelu(kernel: TileKernel) throws {
+        let width = 16
+        var identity = [Float](repeating: 0, count: width * width)
+        for i in 0..<width { identity[i * width + i] = 1 }
+        let linear = try #require(PackedLinear(weight: identity, outputs: width, inputs: width, bias: nil))
+        let x = (0..<(4608)).map { Float($0 - 2304) / 256 }  // −9 … 9 in steps of 1/256, 288 rows of 16
+        var expected = x
+        expected.withUnsafeMutableBufferPointer { referenceGeluErf($0.baseAddress!, count: $0.count) }
+        var y = [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { linear.apply(xp.baseAddress!, rows: x.count / width, into: $0.baseAddress!, activation: .geluErf, kernel: kernel) }
+        }
+        let worst = zip(y, expected).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .nan
+        #expect(worst <= 2e-6, "\(kernel): worst error \(worst)")
+        #expect(abs(y[0]) < 1e-12)  // GELU(−9) ≈ −1e−18
+    }
+
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2))
+    func fusedGeluOnAVX2Tiles() throws { try checkFusedGelu(kernel: .avx2) }
+
+    @Test(.enabled(if: InstructionSets.avx512, InstructionSets.needsAVX512))
+    func fusedGeluOnAVX512Tiles() throws { try checkFusedGelu(kernel: .avx512) }
+
     /// Without AVX2 there is no packed linear layer: callers keep their BLAS path.
     @Test func noPackedLinearOnThePortablePath() {
         KernelConfig.with(InstructionSets.portable) {

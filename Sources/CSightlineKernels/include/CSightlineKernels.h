@@ -27,7 +27,7 @@ bool sl_has_avx2_fma(void);
 bool sl_has_avx512(void);
 
 /// Activation codes shared by the C kernels: none, relu, clip(lo, hi), hard-swish.
-enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2, SL_ACT_HARDSWISH = 3 };
+enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2, SL_ACT_HARDSWISH = 3, SL_ACT_GELU_ERF = 4 };
 
 /// Depthwise convolution of one plane, dilation 1, horizontal stride s (1 or 2), vertical stride sh.
 ///
@@ -168,6 +168,10 @@ void sl_moved_samples(const short *differences, long width, long height, long ti
 
 /// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power in
 /// the kernel pool's wait loops.
+/// x += residual (when not NULL), then LayerNorm over each of `rows` rows of `width` (AVX2,
+/// layer_norm.c; only when `sl_has_avx2_fma()`).
+void sl_residual_layer_norm(float *x, const float *residual, long rows, long width, const float *gamma, const float *beta,
+                            float epsilon);
 void sl_cpu_relax(void);
 
 /// AVX2, FMA and F16C: the vectorised twin of sl_dot_f16_rows may run.
