@@ -8,7 +8,9 @@ import Synchronization
 /// (tens of microseconds here) is as long as half a small layer: measured on this 2-core
 /// machine, a 2-way split of 2 × 12 µs of work took 31 µs against 23 µs serially. A CNN runs
 /// about sixty such splits per image, one after another, so the helpers stay awake across a
-/// run and park on a semaphore only after ~0.2 ms without work.
+/// run and park on a semaphore only after ~0.2 ms without work. Past the first few
+/// microseconds they yield the core instead of pausing on it (`IdleWait`): in a pipeline, other
+/// nodes' threads are waiting for that core, and a pausing helper kept them off it.
 ///
 /// One job at a time: a caller that finds the pool busy (another model on another thread, or
 /// a nested split) falls back to `concurrentPerform`.
@@ -60,7 +62,8 @@ public final class KernelPool: @unchecked Sendable {
             drain(body, iterations)
             // Every iteration is handed out; close the job and wait for helpers still in it.
             open.store(-1, ordering: .sequentiallyConsistent)
-            while active.load(ordering: .sequentiallyConsistent) != 0 { sl_cpu_relax() }
+            var waited = IdleWait()
+            while active.load(ordering: .sequentiallyConsistent) != 0 { waited.pauseOrYield() }
             job = nil
         }
         busy.store(false, ordering: .sequentiallyConsistent)
@@ -77,17 +80,15 @@ public final class KernelPool: @unchecked Sendable {
     private func helperLoop() {
         var seen = generation.load(ordering: .sequentiallyConsistent)
         while true {
-            var spins = 0
+            var idle = IdleWait()
             while generation.load(ordering: .sequentiallyConsistent) == seen {
-                spins += 1
-                sl_cpu_relax()
-                if spins > 20_000 {  // ≈ 0.2 ms of pause instructions
+                if idle.pauseOrYield() == .park {
                     sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
                     // Re-check after announcing: a job posted before the announcement is seen
                     // here; one posted after it signals the semaphore.
                     if generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
                     sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-                    spins = 0
+                    idle = IdleWait()
                 }
             }
             seen = generation.load(ordering: .sequentiallyConsistent)
@@ -97,5 +98,47 @@ public final class KernelPool: @unchecked Sendable {
             }
             active.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
+    }
+}
+
+/// How a thread waits for something another core will do within microseconds: pause
+/// instructions first (the answer usually comes within a few microseconds, and pausing sees it
+/// at once), then `sched_yield` (the core goes to any other runnable thread, and comes back at
+/// once when there is none), and `parkAfter` after the first yield it should sleep. A pure
+/// state machine over the number of waits and the time since the first yield; `pauseOrYield`
+/// drives it with the clock.
+struct IdleWait {
+    enum Action: Equatable { case pause, yield, park }
+
+    /// Pause instructions before the first yield: about 10 µs on Zen 3/4 (≈ 10 ns a pause).
+    static let pauses = 1_000
+    /// Waiting this long (ns) without the awaited event: park (the helpers) or keep yielding (a join).
+    static let parkAfter: UInt64 = 200_000
+
+    private(set) var waits = 0
+    private var started: UInt64?
+
+    /// What wait number `waits` (from 0) should do, `elapsed` ns after the first yield.
+    static func action(waits: Int, elapsed: UInt64) -> Action {
+        if waits < pauses { return .pause }
+        return elapsed >= parkAfter ? .park : .yield
+    }
+
+    /// One wait: pauses or yields, and says `.park` once the caller should sleep (a join just keeps calling).
+    @discardableResult
+    mutating func pauseOrYield(now: () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }) -> Action {
+        waits += 1
+        var elapsed: UInt64 = 0
+        if waits > Self.pauses {
+            // The clock is read only once pausing is over: a short wait costs no clock reads.
+            let time = now()
+            if let started { elapsed = time &- started } else { started = time }
+        }
+        let next = Self.action(waits: waits - 1, elapsed: elapsed)
+        switch next {
+        case .pause: sl_cpu_relax()
+        case .yield, .park: sched_yield()
+        }
+        return next
     }
 }

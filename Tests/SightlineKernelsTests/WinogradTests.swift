@@ -112,4 +112,26 @@ import Synchronization
         }
         #expect(total.withLock { $0 } == 8 * 100 * 4 * 3)
     }
+
+    /// The idle wait's timeline: `pauses` pause instructions (the clock is not read, however
+    /// late it is), then yields until `parkAfter` has passed since the first yield, then park.
+    @Test func idleWaitPausesThenYieldsThenParks() {
+        var wait = IdleWait()
+        var reads = 0
+        var clock: UInt64 = 1_000_000
+        let now = { () -> UInt64 in reads += 1; return clock }
+        for _ in 0..<IdleWait.pauses { #expect(wait.pauseOrYield(now: now) == .pause) }
+        #expect(reads == 0)
+        #expect(wait.pauseOrYield(now: now) == .yield)  // the first yield starts the timer
+        clock += IdleWait.parkAfter - 1
+        #expect(wait.pauseOrYield(now: now) == .yield)
+        clock += 1
+        #expect(wait.pauseOrYield(now: now) == .park)
+        #expect(wait.pauseOrYield(now: now) == .park)  // a join that keeps waiting keeps yielding
+        #expect(reads == 4)
+        // The rule on its own: the wait count decides pausing, elapsed time decides parking.
+        #expect(IdleWait.action(waits: IdleWait.pauses - 1, elapsed: .max) == .pause)
+        #expect(IdleWait.action(waits: IdleWait.pauses, elapsed: 0) == .yield)
+        #expect(IdleWait.action(waits: IdleWait.pauses, elapsed: IdleWait.parkAfter) == .park)
+    }
 }
