@@ -461,6 +461,25 @@ import SightlineTestSupport
         }
         #expect(normalizedMSE(actual, expected) < 1e-10)
     }
+
+    /// The separable resize gives the reference's bits: down (OCR's 720p → 960×544 shape,
+    /// scaled), up, by more than 2×, a single row or column, one and three channels.
+    static let resizeCases: [(Int, Int, Int, Int, Int)] = [(40, 23, 3, 30, 17), (13, 7, 3, 29, 16), (64, 48, 1, 10, 7), (1, 9, 3, 4, 5),
+                                                          (9, 1, 3, 5, 4), (5, 5, 4, 5, 5), (7, 6, 3, 1, 1)]
+    @Test(arguments: resizeCases)
+    func separableResizeIsBitIdenticalToTheReference(width: Int, height: Int, channels: Int, toWidth: Int, toHeight: Int) {
+        let source: [UInt8] = (0..<(width * height * channels)).map { (i: Int) -> UInt8 in UInt8(truncatingIfNeeded: i * 37 + i / 7) }
+        var expected = [Float](repeating: .nan, count: toWidth * toHeight * channels), actual = expected
+        source.withUnsafeBufferPointer { src in
+            expected.withUnsafeMutableBufferPointer {
+                referenceResizeBilinear(src.baseAddress!, width: width, height: height, channels: channels, toWidth: toWidth, toHeight: toHeight, output: $0.baseAddress!)
+            }
+            actual.withUnsafeMutableBufferPointer {
+                resizeBilinear(src.baseAddress!, width: width, height: height, channels: channels, toWidth: toWidth, toHeight: toHeight, output: $0.baseAddress!)
+            }
+        }
+        #expect(actual.map(\.bitPattern) == expected.map(\.bitPattern))
+    }
 }
 
 @Suite struct BroadcastFastPathTests {
