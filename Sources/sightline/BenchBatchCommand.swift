@@ -237,7 +237,7 @@ struct BenchBatchCommand: ParsableCommand {
 /// video's seconds. The whole clip's time × (3600 / its length) would charge start-up (loading
 /// and packing the models, a second or more) once per clip-length of video, while one hour-long
 /// file pays it once.
-struct HourFit: Equatable {
+struct HourFit {
     /// The short run's length: long enough for several sampled frames and a cut, short against the clip.
     static let shortSeconds = 5.0
 
@@ -258,7 +258,8 @@ struct HourFit: Equatable {
     /// The clip's first `seconds`, stream-copied (the bench clip has a keyframe every 2 s, so
     /// the cut ends on a frame boundary and nothing is re-encoded).
     static func shortClip(of clip: String, seconds: Double, in folder: String) throws -> String {
-        let path = folder + "/first-seconds." + (URL(fileURLWithPath: clip).pathExtension.isEmpty ? "mp4" : URL(fileURLWithPath: clip).pathExtension)
+        let suffix = URL(fileURLWithPath: clip).pathExtension
+        let path = folder + "/first-seconds." + (suffix.isEmpty ? "mp4" : suffix)
         _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-i", clip, "-t", String(format: "%.3f", seconds), "-map", "0:v:0", "-c", "copy", path])
         return path
     }

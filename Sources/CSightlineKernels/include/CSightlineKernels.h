@@ -26,7 +26,7 @@ bool sl_has_avx2_fma(void);
 /// AVX-512 F and VL (and AVX2/FMA): the 7×16 GEMM tiles of gemm512.c may run.
 bool sl_has_avx512(void);
 
-/// Activation codes shared by the C kernels: none, relu, clip(lo, hi), hard-swish.
+/// Activation codes shared by the C kernels: none, relu, clip(lo, hi), hard-swish, GELU (erf form).
 enum { SL_ACT_NONE = 0, SL_ACT_RELU = 1, SL_ACT_CLIP = 2, SL_ACT_HARDSWISH = 3, SL_ACT_GELU_ERF = 4 };
 
 /// Depthwise convolution of one plane, dilation 1, horizontal stride s (1 or 2), vertical stride sh.
@@ -166,12 +166,13 @@ long sl_sampled_luma_difference(const unsigned char *new_pixels, const unsigned 
 void sl_moved_samples(const short *differences, long width, long height, long tile_size, long columns,
                       long shift, long limit, int *counts, int *moved);
 
-/// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power in
-/// the kernel pool's wait loops.
 /// x += residual (when not NULL), then LayerNorm over each of `rows` rows of `width` (AVX2,
 /// layer_norm.c; only when `sl_has_avx2_fma()`).
 void sl_residual_layer_norm(float *x, const float *residual, long rows, long width, const float *gamma, const float *beta,
                             float epsilon);
+
+/// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power in
+/// the kernel pool's wait loops.
 void sl_cpu_relax(void);
 
 /// AVX2, FMA and F16C: the vectorised twin of sl_dot_f16_rows may run.
