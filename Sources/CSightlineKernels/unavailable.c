@@ -53,4 +53,8 @@ void sl_winograd_input_row(const float *image, long channels, long height, long 
                            long tiles_w, float *v, long n, float *scratch) { UNREACHABLE; }
 void sl_winograd_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow, long ty,
                             const float *bias, int act, float lo, float hi) { UNREACHABLE; }
+void sl_winograd43_input_row(const float *image, long channels, long height, long width, long pad_top, long pad_left, long ty,
+                             long tiles_w, float *v, long n, float *scratch) { UNREACHABLE; }
+void sl_winograd43_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow, long ty,
+                              const float *bias, int act, float lo, float hi) { UNREACHABLE; }
 #endif

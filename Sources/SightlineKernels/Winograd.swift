@@ -11,6 +11,20 @@ import Dispatch
 ///   G  = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
 ///   Aᵀ = [1 1 1 0; 0 1 −1 −1]
 public enum Winograd {
+    /// The output tile. F(4×4, 3×3) (points 0, ±1, ±2, ∞; Lavin & Gray) does 36 products per
+    /// channel pair for 16 outputs instead of 16 for 4: 0.56× the multiply-adds and 0.56× the
+    /// transformed input per output pixel, for 2.25× the transformed weights. It runs only on the
+    /// packed AVX2 path (`packTransformed` gives nil elsewhere).
+    ///
+    ///   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+    ///   G  = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙; 1⁄24 −1⁄12 ⅙; 0 0 1]
+    ///   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+    public enum Tile: Int, Sendable {
+        case two = 2, four = 4
+        /// Products per channel pair: the input tile's (size + 2)².
+        public var taps: Int { (rawValue + 2) * (rawValue + 2) }
+    }
+
     /// Whether a convolution can take this path (and is big enough to gain from it).
     public static func applies(channels: Int, outChannels: Int, groups: Int, geometry g: Conv2DGeometry) -> Bool {
         g.kernelH == 3 && g.kernelW == 3 && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1
@@ -42,16 +56,49 @@ public enum Winograd {
         return u
     }
 
+    /// The tile for an output plane of oh × ow on the packed path: F(4×4, 3×3) once the plane is
+    /// at least 20 × 20 (five tiles each way), else F(2×2, 3×3). Measured per layer, one thread,
+    /// Zen 4: PP-OCRv4's detector 96 → 24 at 184² 13.0–16.5 → 11.1–13.6 ms, at 46² 1.5–1.9 →
+    /// 1.4–1.6 ms, at 23² 0.45–0.57 → 0.39–0.50 ms; open_nsfw at 56² and 28² also gain, but at
+    /// 7² (2 × 2 tiles: GEMMs four columns wide) it took 6.0–8.3 ms against 2.2–6.4.
+    public static func preferredTile(outHeight oh: Int, outWidth ow: Int) -> Tile {
+        min(oh, ow) >= 20 ? .four : .two
+    }
+
+    /// U = G g Gᵀ for F(4×4, 3×3), laid out [36][M][C]; computed in Double (G holds sixths).
+    public static func transformWeights43(_ weight: UnsafePointer<Float>, outChannels m: Int, channels c: Int) -> [Float] {
+        let gRows: [(Double, Double, Double)] = [
+            (1.0 / 4, 0, 0), (-1.0 / 6, -1.0 / 6, -1.0 / 6), (-1.0 / 6, 1.0 / 6, -1.0 / 6),
+            (1.0 / 24, 1.0 / 12, 1.0 / 6), (1.0 / 24, -1.0 / 12, 1.0 / 6), (0, 0, 1),
+        ]
+        var u = [Float](repeating: 0, count: 36 * m * c)
+        for o in 0..<m {
+            for i in 0..<c {
+                let g = weight + (o * c + i) * 9
+                for (row, a) in gRows.enumerated() {
+                    // (G g) row `row`, then · Gᵀ.
+                    let t = (0..<3).map { col in a.0 * Double(g[col]) + a.1 * Double(g[3 + col]) + a.2 * Double(g[6 + col]) }
+                    for (col, b) in gRows.enumerated() {
+                        u[((row * 6 + col) * m + o) * c + i] = Float(b.0 * t[0] + b.1 * t[1] + b.2 * t[2])
+                    }
+                }
+            }
+        }
+        return u
+    }
+
     /// Transformed weights ([16][M][C], from `transformWeights`) packed for the AVX2 kernel:
     /// [16] × `PackedConv.packedCount(outChannels: M, depth: C)`; nil without AVX2.
-    public static func packTransformed(_ u: [Float], outChannels m: Int, channels c: Int) -> [Float]? {
-        guard PackedConv.applies(groups: 1), u.count == 16 * m * c else { return nil }
+    /// With `tile` four, U is [36][M][C] (`transformWeights43`) and so is the packed copy.
+    public static func packTransformed(_ u: [Float], outChannels m: Int, channels c: Int, tile: Tile = .two) -> [Float]? {
+        let taps = tile.taps
+        guard PackedConv.applies(groups: 1), u.count == taps * m * c else { return nil }
         let panelSize = PackedConv.packedCount(outChannels: m, depth: c)
-        return [Float](unsafeUninitializedCapacity: 16 * panelSize) { buffer, count in
+        return [Float](unsafeUninitializedCapacity: taps * panelSize) { buffer, count in
             u.withUnsafeBufferPointer { src in
-                for k in 0..<16 { sl_pack_rows6(src.baseAddress! + k * m * c, m, c, buffer.baseAddress! + k * panelSize) }
+                for k in 0..<taps { sl_pack_rows6(src.baseAddress! + k * m * c, m, c, buffer.baseAddress! + k * panelSize) }
             }
-            count = 16 * panelSize
+            count = taps * panelSize
         }
     }
 
@@ -62,14 +109,15 @@ public enum Winograd {
     static func vectorConv(
         input: UnsafePointer<Float>, batch: Int, channels c: Int, height: Int, width: Int, packedWeights: UnsafePointer<Float>,
         outChannels m: Int, bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry, fused: KernelActivation,
-        output: UnsafeMutablePointer<Float>, threads: Int
+        output: UnsafeMutablePointer<Float>, threads: Int, tile: Tile
     ) {
         let (oh, ow) = g.outputSize(height: height, width: width)
-        let tilesH = (oh + 1) / 2, tilesW = (ow + 1) / 2
+        let size = tile.rawValue, taps = tile.taps
+        let tilesH = (oh + size - 1) / size, tilesW = (ow + size - 1) / size
         let tileRows = batch * tilesH
-        // Rows per block: the block's transformed tiles and products within ~1 MB each (see
-        // `conv`), at least one block per thread.
-        let rowsByMemory = max(1, 1_048_576 / max(1, 16 * max(c, m) * tilesW))
+        // Rows per block: the block's transformed tiles and products within ~1 M floats each
+        // (see `conv`), at least one block per thread.
+        let rowsByMemory = max(1, 1_048_576 / max(1, taps * max(c, m) * tilesW))
         let rowsPerBlock = max(1, min(rowsByMemory, (tileRows + max(threads, 1) - 1) / max(threads, 1)))
         let blocks = (tileRows + rowsPerBlock - 1) / rowsPerBlock
         let shared = SharedBuffers(input: input, weight: packedWeights, bias: bias, output: output)
@@ -78,23 +126,27 @@ public enum Winograd {
             let r0 = block * rowsPerBlock, r1 = min(tileRows, r0 + rowsPerBlock)
             guard r0 < r1 else { return }
             let n = (r1 - r0) * tilesW
-            let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * c * n)
-            let products = UnsafeMutablePointer<Float>.allocate(capacity: 16 * m * n)
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(8 * (tilesW + 16), c * 16))
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: taps * c * n)
+            let products = UnsafeMutablePointer<Float>.allocate(capacity: taps * m * n)
+            // The input transform's split rows (F(2×2): 4 rows × 2 column phases; F(4×4): 6 × 4)
+            // or the GEMM's packing of B.
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max((tile == .two ? 8 : 24) * (tilesW + 16), c * 16))
             defer { v.deallocate(); products.deallocate(); scratch.deallocate() }
+            let inputRow = tile == .two ? sl_winograd_input_row : sl_winograd43_input_row
+            let outputRow = tile == .two ? sl_winograd_output_row : sl_winograd43_output_row
             for row in r0..<r1 {
                 let image = row / tilesH, ty = row % tilesH
-                sl_winograd_input_row(shared.input + image * c * height * width, c, height, width, g.padTop, g.padLeft, ty, tilesW,
-                                      v + (row - r0) * tilesW, n, scratch)
+                inputRow(shared.input + image * c * height * width, c, height, width, g.padTop, g.padLeft, ty, tilesW,
+                         v + (row - r0) * tilesW, n, scratch)
             }
-            for k in 0..<16 {
+            for k in 0..<taps {
                 sl_gemm_packed_a(m, c, shared.weight + k * panelSize, 0, (m + 5) / 6, v + k * c * n, n, n, products + k * m * n, n,
                                  nil, Int32(SL_ACT_NONE), 0, 0, scratch)
             }
             for row in r0..<r1 {
                 let image = row / tilesH, ty = row % tilesH
-                sl_winograd_output_row(products + (row - r0) * tilesW, m, n, tilesW, shared.output + image * m * oh * ow, oh, ow, ty,
-                                       shared.bias, fused.code, fused.lo, fused.hi)
+                outputRow(products + (row - r0) * tilesW, m, n, tilesW, shared.output + image * m * oh * ow, oh, ow, ty,
+                          shared.bias, fused.code, fused.lo, fused.hi)
             }
         }
         if threads > 1 && blocks > 1 { KernelPool.shared.run(blocks, work) } else { for block in 0..<blocks { work(block) } }
@@ -107,13 +159,23 @@ public enum Winograd {
         input: UnsafePointer<Float>, batch: Int, channels c: Int, height: Int, width: Int,
         transformedWeights u: UnsafePointer<Float>?, outChannels m: Int, bias: UnsafePointer<Float>?,
         geometry g: Conv2DGeometry, activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1,
-        packedWeights: UnsafePointer<Float>? = nil
+        packedWeights: UnsafePointer<Float>? = nil, tile: Tile = .two
     ) {
         // The packed copy (`packTransformed`) is all the GEMMs read when it is given.
         guard let weights = packedWeights ?? u else { preconditionFailure("Winograd.conv needs the transformed or the packed weights") }
         if let packedWeights, let fused = activation.kernelActivation {
             vectorConv(input: input, batch: batch, channels: c, height: height, width: width, packedWeights: packedWeights,
-                       outChannels: m, bias: bias, geometry: g, fused: fused, output: output, threads: threads)
+                       outChannels: m, bias: bias, geometry: g, fused: fused, output: output, threads: threads, tile: tile)
+            return
+        }
+        if tile == .four {
+            // F(4×4) has only the vector path: an activation the kernels do not fuse runs after it.
+            guard let packedWeights else { preconditionFailure("Winograd F(4×4, 3×3) runs on packed weights only") }
+            vectorConv(input: input, batch: batch, channels: c, height: height, width: width, packedWeights: packedWeights,
+                       outChannels: m, bias: bias, geometry: g, fused: .none,
+                       output: output, threads: threads, tile: tile)
+            let (oh, ow) = g.outputSize(height: height, width: width)
+            activation.apply(output, count: batch * m * oh * ow)
             return
         }
         let packed = packedWeights.map { SharedPointer(pointer: $0) }

@@ -248,6 +248,21 @@ import SightlineCore
         #expect(convs(b.off).first?.kernelWeights(channels: 8) != .winograd)
     }
 
+    /// Planes of 20 × 20 and more take F(4×4, 3×3) on the packed path, smaller ones F(2×2, 3×3);
+    /// `build` checks both plans against the reference.
+    @Test(.enabled(if: hasAVX2, needsAVX2))
+    func winogradTileFollowsThePlaneSize() throws {
+        for (side, tile) in [(24, Winograd.Tile.four), (21, .four), (12, .two)] {
+            let g = graph([node("Conv", ["x", "w"], "y", ["pads": .ints([1, 1, 1, 1])])], ["w": tensor([16, 8, 3, 3], seed: 16)],
+                          input: [1, 8, side, side])
+            let b = try build(g, input: input([1, 8, side, side]), pass: "winograd")
+            let on = try #require(convs(b.on).first)
+            #expect(on.kernelWeights(channels: 8) == .winograd)
+            #expect(on.winogradTile == tile, "\(side)²")
+            #expect(on.winogradPacked?.count == tile.taps * PackedConv.packedCount(outChannels: 16, depth: 8))
+        }
+    }
+
     /// A dense run reads only the prepared copy; the folded originals stay where the kernel
     /// reads them (a depthwise convolution) or the pass is off.
     @Test func dropUnreadWeights() throws {

@@ -5,7 +5,7 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Winograd F(2×2, 3×3) against the reference convolution.
+/// Winograd F(2×2, 3×3) and F(4×4, 3×3) against the reference convolution.
 @Suite struct WinogradTests {
     /// The 16 products on OpenBLAS, U as it is (any CPU).
     @Test(arguments: [1, 2])
@@ -19,7 +19,14 @@ import Synchronization
         try check(threads: threads, packedPath: true)
     }
 
-    private func check(threads: Int, packedPath: Bool) throws {
+    /// F(4×4, 3×3): packed weights, the vector transforms (six rows split into four column
+    /// phases) and the 36 products; sigmoid is not fused, so it runs over the output after.
+    @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: [1, 2])
+    func fourByFourTilesMatchTheReferenceConvolution(threads: Int) throws {
+        try check(threads: threads, packedPath: true, tile: .four)
+    }
+
+    private func check(threads: Int, packedPath: Bool, tile: Winograd.Tile = .two) throws {
         var seed: UInt64 = 3
         func random() -> Float {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -34,7 +41,11 @@ import Synchronization
             (1, 32, 16, 57, 43, (2, 1, 0, 3), .hardSwish),     // uneven pads, many tiles (several blocks)
             (1, 8, 8, 9, 70, (1, 2, 1, 0), .none),             // even left pad, rows past the 16-wide split
             (1, 8, 8, 6, 67, (1, 3, 1, 1), .relu),             // odd left pad over 1, odd width
-        ]
+        ] + (tile == .four ? [
+            (1, 24, 16, 19, 75, (1, 1, 1, 1), .sigmoid),       // not fused: applied after; 32-wide split and its tail
+            (2, 16, 8, 9, 9, (1, 2, 0, 1), .relu),              // partial tiles in both directions, two images
+            (1, 96, 24, 40, 36, (1, 1, 1, 1), .none),           // the text detector's 96 → 24 layer, several rows
+        ] : [])
         for (n, c, m, h, w, pad, activation) in cases {
             let g = Conv2DGeometry(kernelH: 3, kernelW: 3, padTop: pad.0, padLeft: pad.1, padBottom: pad.2, padRight: pad.3)
             #expect(Winograd.applies(channels: c, outChannels: m, groups: 1, geometry: g))
@@ -43,9 +54,12 @@ import Synchronization
             let bias = (0..<m).map { _ in random() }
             let want = referenceConv2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
                                        bias: bias, groups: 1, geometry: g, activation: activation)
-            let u = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: m, channels: c) }
+            let u = weight.withUnsafeBufferPointer {
+                tile == .two ? Winograd.transformWeights($0.baseAddress!, outChannels: m, channels: c)
+                    : Winograd.transformWeights43($0.baseAddress!, outChannels: m, channels: c)
+            }
             do {
-            let packed: [Float]? = packedPath ? try #require(Winograd.packTransformed(u, outChannels: m, channels: c)) : nil
+            let packed: [Float]? = packedPath ? try #require(Winograd.packTransformed(u, outChannels: m, channels: c, tile: tile)) : nil
             var got = [Float](repeating: .nan, count: want.count)
             input.withUnsafeBufferPointer { x in
                 u.withUnsafeBufferPointer { uw in
@@ -54,7 +68,7 @@ import Synchronization
                             func run(_ p: UnsafePointer<Float>?) {
                                 Winograd.conv(input: x.baseAddress!, batch: n, channels: c, height: h, width: w, transformedWeights: uw.baseAddress!,
                                               outChannels: m, bias: b.baseAddress!, geometry: g, activation: activation, output: o.baseAddress!,
-                                              threads: threads, packedWeights: p)
+                                              threads: threads, packedWeights: p, tile: tile)
                             }
                             withOptionalPointer(packed, run)
                         }
@@ -66,7 +80,7 @@ import Synchronization
                 error += Double(a - b) * Double(a - b)
                 energy += Double(b) * Double(b)
             }
-            #expect(error / energy < 1e-10, "n\(n) c\(c) m\(m) \(h)x\(w) pad \(pad) packed \(packed != nil): NMSE \(error / energy)")
+            #expect(error / energy < 1e-10, "n\(n) c\(c) m\(m) \(h)x\(w) pad \(pad) packed \(packed != nil) tile \(tile): NMSE \(error / energy)")
             #expect(!got.contains { $0.isNaN }, "every output written")
             }
         }

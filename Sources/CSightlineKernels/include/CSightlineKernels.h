@@ -154,6 +154,16 @@ void sl_winograd_input_row(const float *image, long channels, long height, long 
 void sl_winograd_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow,
                             long ty, const float *bias, int act, float lo, float hi);
 
+/// Winograd F(4×4, 3×3) input transform of tile row `ty` (4 output rows): V[k][ch][j] for
+/// k < 36, laid out as in `sl_winograd_input_row`. scratch holds 24·(tiles_w + 16) floats.
+void sl_winograd43_input_row(const float *image, long channels, long height, long width, long pad_top, long pad_left,
+                             long ty, long tiles_w, float *v, long n, float *scratch);
+
+/// Its output transform: products[k][o][j] (k < 36) → output rows 4·ty ..< 4·ty + 4 of
+/// out_image [m][oh][ow], plus bias, activated; outputs past oh × ow are not written.
+void sl_winograd43_output_row(const float *products, long m, long n, long tiles_w, float *out_image, long oh, long ow,
+                              long ty, const float *bias, int act, float lo, float hi);
+
 /// The region selector: luma change new − old (BT.601 weights, 8-bit levels) of every second
 /// pixel of every second row of two packed frames (bpp bytes per pixel; red/green/blue are
 /// byte offsets, ignored when bpp is 1), written as [ceil(h/2)][ceil(w/2)]; returns their sum.

@@ -78,6 +78,8 @@ struct ConvStep {
     var winogradWeights: [Float]?
     /// The same, packed for the AVX2 GEMM kernel.
     var winogradPacked: [Float]?
+    /// The output tile those weights are for (F(4×4, 3×3) only packed; see `prepareWinograd`).
+    var winogradTile = Winograd.Tile.two
 
     /// Weights packed for `PackedConv` (ungrouped convolutions that do not take Winograd), set
     /// by the `pack-conv-weights` pass.
@@ -119,8 +121,17 @@ struct ConvStep {
         depthwiseKernel = .best
     }
 
-    mutating func prepareWinograd(channels: Int) {
+    mutating func prepareWinograd(channels: Int, height: Int, width: Int) {
         guard Winograd.applies(channels: channels, outChannels: outChannels, groups: groups, geometry: geometry) else { return }
+        let (oh, ow) = geometry.outputSize(height: height, width: width)
+        if PackedConv.applies(groups: 1), Winograd.preferredTile(outHeight: oh, outWidth: ow) == .four {
+            let transformed = weight.withUnsafeBufferPointer { Winograd.transformWeights43($0.baseAddress!, outChannels: outChannels, channels: channels) }
+            if let packed = Winograd.packTransformed(transformed, outChannels: outChannels, channels: channels, tile: .four) {
+                winogradPacked = packed
+                winogradTile = .four
+                return
+            }
+        }
         let transformed = weight.withUnsafeBufferPointer { Winograd.transformWeights($0.baseAddress!, outChannels: outChannels, channels: channels) }
         winogradPacked = Winograd.packTransformed(transformed, outChannels: outChannels, channels: channels)
         // The kernel reads the packed copy when there is one, never both (open_nsfw: 19 MB).
@@ -142,8 +153,8 @@ struct ConvStep {
             return .packedTransposed
         }
         if let packedWeights, packedWeights.count == PackedConv.packedCount(outChannels: outChannels, depth: depth) { return .packed }
-        if let winogradPacked, winogradPacked.count == 16 * PackedConv.packedCount(outChannels: outChannels, depth: channels) { return .winograd }
-        if let winogradWeights, winogradWeights.count == 16 * outChannels * channels { return .winograd }
+        if let winogradPacked, winogradPacked.count == winogradTile.taps * PackedConv.packedCount(outChannels: outChannels, depth: channels) { return .winograd }
+        if let winogradWeights, winogradWeights.count == winogradTile.taps * outChannels * channels { return .winograd }
         return .folded
     }
 
@@ -183,7 +194,8 @@ struct ConvStep {
                             withOptionalPointer(winogradPacked) { packed in
                                 Winograd.conv(input: input, batch: batch, channels: channels, height: height, width: width,
                                               transformedWeights: u, outChannels: outChannels, bias: b, geometry: geometry,
-                                              activation: activation, output: output, threads: threads, packedWeights: packed)
+                                              activation: activation, output: output, threads: threads, packedWeights: packed,
+                                              tile: winogradTile)
                             }
                         }
                     case .folded:
