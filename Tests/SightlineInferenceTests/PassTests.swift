@@ -160,6 +160,28 @@ import SightlineCore
         #expect(ops(b.off) == ["Conv", "BatchNormalization", "Mul"])
     }
 
+    /// A DB head: ConvTranspose → BatchNormalization → Relu → ConvTranspose → Sigmoid becomes the
+    /// two ConvTransposes (the tiling 2×2 stride-2 path); a Sub from a constant and an
+    /// overlapping 3×3 stride-2 kernel (the scatter-add path) fold too.
+    @Test func foldConvTranspose() throws {
+        let head = graph([node("ConvTranspose", ["x", "w1", "b1"], "t1", ["strides": .ints([2, 2])]),
+                          node("BatchNormalization", ["t1", "s", "sh", "mean", "var"], "bn"), node("Relu", ["bn"], "r"),
+                          node("ConvTranspose", ["r", "w2"], "t2", ["strides": .ints([2, 2])]), node("Sigmoid", ["t2"], "y")],
+                         ["w1": tensor([6, 4, 2, 2], seed: 30), "b1": tensor([4], seed: 31), "s": tensor([4], seed: 32), "sh": tensor([4], seed: 33),
+                          "mean": tensor([4], seed: 34), "var": .float(Tensor(shape: [4], data: [0.5, 1, 1.5, 2])), "w2": tensor([4, 1, 2, 2], seed: 35)],
+                         input: [1, 6, 5, 7])
+        let b = try build(head, input: input([1, 6, 5, 7]), pass: "fold-conv-transpose")
+        #expect(ops(b.on) == ["ConvTranspose", "ConvTranspose"])
+        #expect(ops(b.off) == ["ConvTranspose", "BatchNormalization", "Relu", "ConvTranspose", "Sigmoid"])
+        let overlapping = graph([node("ConvTranspose", ["x", "w"], "t", ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+                                 node("Sub", ["k", "t"], "s"), node("Relu", ["s"], "y")],
+                                ["w": tensor([3, 5, 3, 3], seed: 36), "k": .float(Tensor(shape: [1, 5, 1, 1], data: [0.5, -1, 0, 2, 1]))],
+                                input: [2, 3, 4, 4])
+        let o = try build(overlapping, input: input([2, 3, 4, 4]), pass: "fold-conv-transpose")
+        #expect(ops(o.on) == ["ConvTranspose"])
+        #expect(ops(o.off) == ["ConvTranspose", "Sub"], "fuse-elementwise-relu joins the Relu to the Sub")
+    }
+
     @Test func fuseConvActivation() throws {
         let g = graph([node("Conv", ["x", "w"], "c"), node("Clip", ["c", "lo", "hi"], "y")],
                       ["w": tensor([4, 3, 3, 3], seed: 13), "lo": scalar(0), "hi": scalar(0.5)], input: [1, 3, 6, 6])
@@ -338,7 +360,7 @@ import SightlineCore
 
     @Test func everyPassHasATestAndANameOnce() {
         let tested: Set<String> = ["remove-aliases", "cancel-transposes", "fold-pads", "resize-after-pointwise", "fuse-attention", "fuse-layer-norm", "conv-steps",
-                                   "fold-conv-affine", "fuse-conv-activation", "fuse-hard-swish", "fuse-post-affine", "fuse-elementwise-relu",
+                                   "fold-conv-affine", "fold-conv-transpose", "fuse-conv-activation", "fuse-hard-swish", "fuse-post-affine", "fuse-elementwise-relu",
                                    "fuse-residual-add", "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
                                    "pack-linear", "fuse-expand-depthwise", "drop-unread-weights"]
         #expect(Set(PlanPasses.names) == tested)

@@ -462,6 +462,34 @@ import SightlineTestSupport
         #expect(normalizedMSE(actual, expected) < 1e-10)
     }
 
+    /// The tiling path a band of input rows at a time (24 output channels × 4 taps over 184
+    /// columns: bands of 7 rows, so 20 rows take three, the last short), with a fused
+    /// activation applied as rows are placed; and the scatter-add path with one, after.
+    @Test(arguments: [(2, Activation.relu), (2, .sigmoid), (3, .relu)])
+    func convTransposeBandsAndActivation(kernel k: Int, activation: Activation) {
+        let (n, c, h, w, m) = (1, 3, 20, 184, 24)
+        let g = Conv2DGeometry(kernelH: k, kernelW: k, strideH: 2, strideW: 2)
+        let oh = (h - 1) * 2 + k, ow = (w - 1) * 2 + k
+        let input = (0..<(n * c * h * w)).map { Float(($0 * 31) % 17) / 17 - 0.5 }
+        let weight = (0..<(c * m * k * k)).map { Float(($0 * 13) % 23) / 23 - 0.5 }
+        let bias = (0..<m).map { Float($0) / 10 - 1 }
+        let expected = referenceConvTranspose2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
+                                                bias: bias, groups: 1, geometry: g, outHeight: oh, outWidth: ow).map { activation.apply($0) }
+        var actual = [Float](repeating: .nan, count: expected.count)
+        input.withUnsafeBufferPointer { i in
+            weight.withUnsafeBufferPointer { wp in
+                bias.withUnsafeBufferPointer { b in
+                    actual.withUnsafeMutableBufferPointer { o in
+                        convTranspose2d(input: i.baseAddress!, batch: n, channels: c, height: h, width: w, weight: wp.baseAddress!,
+                                        outChannels: m, bias: b.baseAddress!, groups: 1, geometry: g, outHeight: oh, outWidth: ow,
+                                        output: o.baseAddress!, activation: activation)
+                    }
+                }
+            }
+        }
+        #expect(normalizedMSE(actual, expected) < 1e-10, "kernel \(k) \(activation)")
+    }
+
     /// The separable resize gives the reference's bits: down (OCR's 720p → 960×544 shape,
     /// scaled), up, by more than 2×, a single row or column, one and three channels.
     static let resizeCases: [(Int, Int, Int, Int, Int)] = [(40, 23, 3, 30, 17), (13, 7, 3, 29, 16), (64, 48, 1, 10, 7), (1, 9, 3, 4, 5),

@@ -38,6 +38,16 @@ extension OperatorCall {
         let g = Conv2DGeometry(kernelH: kernel[0], kernelW: kernel[1], strideH: strides[0], strideW: strides[1],
                                padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3],
                                dilationH: dilations[0], dilationW: dilations[1])
+        // An activation the `fold-conv-transpose` pass moved into this step.
+        let activation: Activation
+        switch node.string("sightline.activation") {
+        case nil: activation = .none
+        case let name?:
+            guard ExecutionPlan.convTransposeActivations.contains(name) else {
+                throw ModelError.malformed("ConvTranspose '\(node.name)': unknown fused activation \(name)")
+            }
+            activation = try Operators.activation(IRNode(op: name, name: node.name, inputs: [], outputs: [], attributes: [:]), [])
+        }
         // convTranspose2d writes every element.
         let count = x.shape[0] * outChannels * oh * ow
         var out = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
@@ -48,7 +58,8 @@ extension OperatorCall {
                     biasData.withUnsafeBufferPointer { bp in
                         convTranspose2d(input: xp.baseAddress!, batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                                         weight: wp.baseAddress!, outChannels: outChannels, bias: b == nil ? nil : bp.baseAddress,
-                                        groups: groups, geometry: g, outHeight: oh, outWidth: ow, output: op.baseAddress!)
+                                        groups: groups, geometry: g, outHeight: oh, outWidth: ow, output: op.baseAddress!,
+                                        activation: activation)
                     }
                 }
             }

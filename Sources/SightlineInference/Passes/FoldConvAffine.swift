@@ -33,38 +33,13 @@ struct FoldConvAffinePass: PlanPass {
     private func fold(_ next: IRNode, at u: Int, output: String, into conv: inout ConvStep, plan: ExecutionPlan) -> Bool {
         let channels = conv.outChannels
         let kPerOut = conv.weight.count / max(channels, 1)
-        let inputs = plan.steps[u].inputs
-        if ["Add", "Sub", "Mul"].contains(next.op), inputs.count == 2 {
-            let convFirst = inputs[0] == output
-            guard let k = plan.constants[convFirst ? inputs[1] : inputs[0]]?.asFloat,
-                  let perChannel = ExecutionPlan.perChannel(k, channels: channels) else { return false }
-            var bias = conv.bias ?? [Float](repeating: 0, count: channels)
-            for c in 0..<channels {
-                switch next.op {
-                case "Add": bias[c] += perChannel[c]
-                case "Sub":
-                    if convFirst { bias[c] -= perChannel[c] } else {
-                        bias[c] = perChannel[c] - bias[c]
-                        for j in 0..<kPerOut { conv.weight[c * kPerOut + j] = -conv.weight[c * kPerOut + j] }
-                    }
-                default:
-                    bias[c] *= perChannel[c]
-                    for j in 0..<kPerOut { conv.weight[c * kPerOut + j] *= perChannel[c] }
-                }
-            }
-            conv.bias = bias
-            return true
-        }
-        guard next.op == "BatchNormalization", inputs.count >= 5, inputs[0] == output,
-              let scale = plan.constants[inputs[1]]?.asFloat.data, let shift = plan.constants[inputs[2]]?.asFloat.data,
-              let mean = plan.constants[inputs[3]]?.asFloat.data, let variance = plan.constants[inputs[4]]?.asFloat.data,
-              [scale, shift, mean, variance].allSatisfy({ $0.count == channels }) else { return false }
-        let eps = next.float("epsilon", 1e-5)
+        guard let affine = plan.channelAffine(next, inputs: plan.steps[u].inputs, reading: output, channels: channels) else { return false }
         var bias = conv.bias ?? [Float](repeating: 0, count: channels)
         for c in 0..<channels {
-            let k: Float = scale[c] / (variance[c] + eps).squareRoot()
-            for j in 0..<kPerOut { conv.weight[c * kPerOut + j] *= k }
-            bias[c] = (bias[c] - mean[c]) * k + shift[c]
+            if affine.scale[c] != 1 {
+                for j in 0..<kPerOut { conv.weight[c * kPerOut + j] *= affine.scale[c] }
+            }
+            bias[c] = affine.apply(bias[c], channel: c)
         }
         conv.bias = bias
         return true

@@ -26,6 +26,7 @@ enum PlanPasses {
         FuseLayerNormPass(),
         ConvStepsPass(),
         FoldConvAffinePass(),
+        FoldConvTransposePass(),
         FuseConvActivationPass(),
         FuseHardSwishPass(),
         FusePostAffinePass(),

@@ -24,6 +24,38 @@ extension ExecutionPlan {
         }
     }
 
+    /// A per-channel affine map y = (x + before)·scale + after, in the order of operations the
+    /// graph's own step uses (a folded BatchNormalization rounds as it did unfolded).
+    struct ChannelAffine {
+        var before: [Float], scale: [Float], after: [Float]
+
+        func apply(_ x: Float, channel c: Int) -> Float { (x + before[c]) * scale[c] + after[c] }
+    }
+
+    /// The per-channel affine map of `node` (inputs `inputs`) on the value `x` with `channels`
+    /// channels: Add, Sub (either side), Mul by a per-channel or scalar constant, or an inference
+    /// BatchNormalization with constant parameters; nil for anything else.
+    func channelAffine(_ node: IRNode, inputs: [String], reading x: String, channels: Int) -> ChannelAffine? {
+        let zeros = [Float](repeating: 0, count: channels), ones = [Float](repeating: 1, count: channels)
+        if ["Add", "Sub", "Mul"].contains(node.op), inputs.count == 2, inputs.contains(x), inputs[0] != inputs[1] {
+            let xFirst = inputs[0] == x
+            guard let k = constants[xFirst ? inputs[1] : inputs[0]]?.asFloat,
+                  let perChannel = ExecutionPlan.perChannel(k, channels: channels) else { return nil }
+            switch node.op {
+            case "Add": return ChannelAffine(before: zeros, scale: ones, after: perChannel)
+            case "Sub": return xFirst ? ChannelAffine(before: zeros, scale: ones, after: perChannel.map { -$0 })
+                                      : ChannelAffine(before: zeros, scale: ones.map { -$0 }, after: perChannel)
+            default: return ChannelAffine(before: zeros, scale: perChannel, after: zeros)
+            }
+        }
+        guard node.op == "BatchNormalization", inputs.count >= 5, inputs[0] == x,
+              let scale = constants[inputs[1]]?.asFloat.data, let shift = constants[inputs[2]]?.asFloat.data,
+              let mean = constants[inputs[3]]?.asFloat.data, let variance = constants[inputs[4]]?.asFloat.data,
+              [scale, shift, mean, variance].allSatisfy({ $0.count == channels }) else { return nil }
+        let eps = node.float("epsilon", 1e-5)
+        return ChannelAffine(before: mean.map { -$0 }, scale: (0..<channels).map { scale[$0] / (variance[$0] + eps).squareRoot() }, after: shift)
+    }
+
     /// A constant that varies only along the channel axis of an NCHW tensor, as C values.
     static func perChannel(_ k: Tensor, channels: Int) -> [Float]? {
         if k.count == 1 { return [Float](repeating: k.data[0], count: channels) }
