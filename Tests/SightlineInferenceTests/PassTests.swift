@@ -182,6 +182,35 @@ import SightlineCore
         #expect(ops(o.off) == ["ConvTranspose", "Sub"], "fuse-elementwise-relu joins the Relu to the Sub")
     }
 
+    /// A feature pyramid's top-down join, lateral + nearest 2× upsample (the vector path, a width
+    /// of 20), and a 3× half-pixel upsample added the other way round with a Relu after (the
+    /// table path); the Add reads the small map, and the Resize is gone.
+    @Test func fuseUpsampleAdd() throws {
+        for (scale, transform, nearest, upFirst) in [(Float(2), "asymmetric", "floor", false), (3, "half_pixel", "round_prefer_floor", true)] {
+            let h = 4, w = 10, big = [1, 3, h * Int(scale), w * Int(scale)]
+            let resize = IRNode(op: "Resize", name: "up", inputs: ["small", "roi", "scales"], outputs: ["up"],
+                                attributes: ["mode": .string("nearest"), "coordinate_transformation_mode": .string(transform), "nearest_mode": .string(nearest)])
+            let g = graph([node("AveragePool", ["x"], "small", ["kernel_shape": .ints([Int64(scale), Int64(scale)]), "strides": .ints([Int64(scale), Int64(scale)])]),
+                           resize, node("Add", upFirst ? ["up", "x"] : ["x", "up"], "sum"), node("Relu", ["sum"], "y")],
+                          ["roi": .float(Tensor(shape: [0], data: [])), "scales": .float(Tensor(shape: [4], data: [1, 1, scale, scale]))], input: big)
+            let b = try build(g, input: input(big), pass: "fuse-upsample-add")
+            #expect(ops(b.on) == ["AveragePool", "Add"], "\(scale)×")
+            #expect(b.on.steps.last?.inputs == ["x", "small"])
+            #expect(ops(b.off) == ["AveragePool", "Resize", "Add"], "fuse-elementwise-relu joins the Relu to the Add")
+        }
+    }
+
+    /// Residual squeeze-and-excitation: x + x·s with s from a global pool, in either operand
+    /// order, becomes one step.
+    @Test func fuseScaledResidual() throws {
+        for (mulOrder, addOrder) in [(["x", "s"], ["x", "m"]), (["s", "x"], ["m", "x"])] {
+            let g = graph([node("GlobalAveragePool", ["x"], "s"), node("Mul", mulOrder, "m"), node("Add", addOrder, "y")], input: [2, 4, 5, 7])
+            let b = try build(g, input: input([2, 4, 5, 7]), pass: "fuse-scaled-residual")
+            #expect(ops(b.on) == ["GlobalAveragePool", "Mul"])
+            #expect(ops(b.off) == ["GlobalAveragePool", "Mul", "Add"])
+        }
+    }
+
     @Test func fuseConvActivation() throws {
         let g = graph([node("Conv", ["x", "w"], "c"), node("Clip", ["c", "lo", "hi"], "y")],
                       ["w": tensor([4, 3, 3, 3], seed: 13), "lo": scalar(0), "hi": scalar(0.5)], input: [1, 3, 6, 6])
@@ -361,7 +390,7 @@ import SightlineCore
     @Test func everyPassHasATestAndANameOnce() {
         let tested: Set<String> = ["remove-aliases", "cancel-transposes", "fold-pads", "resize-after-pointwise", "fuse-attention", "fuse-layer-norm", "conv-steps",
                                    "fold-conv-affine", "fold-conv-transpose", "fuse-conv-activation", "fuse-hard-swish", "fuse-post-affine", "fuse-elementwise-relu",
-                                   "fuse-residual-add", "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
+                                   "fuse-residual-add", "fuse-scaled-residual", "fuse-upsample-add", "remove-dead-steps", "winograd", "pack-conv-weights", "indirect-im2col", "interleave-depthwise",
                                    "pack-linear", "fuse-expand-depthwise", "drop-unread-weights"]
         #expect(Set(PlanPasses.names) == tested)
         #expect(PlanPasses.names.count == tested.count)

@@ -22,8 +22,12 @@ extension OperatorCall {
         }
     }
 
-    /// Add, Sub, Mul, Div, Pow, Max, Min.
+    /// Add, Sub, Mul, Div, Pow, Max, Min; and the fused forms the passes make of Add and Mul.
     func binary() throws -> [IRValue] {
+        if let rows = node.ints("sightline.upsample_rows"), let columns = node.ints("sightline.upsample_columns") {
+            return [.float(try upsampledAdd(rows: rows, columns: columns))]
+        }
+        if node.int("sightline.scaled_residual", 0) == 1 { return [.float(try scaledResidual())] }
         let a = try input(0), b = try input(1)
         guard let shape = broadcastShape(a.shape, b.shape) else {
             throw ModelError.shapeMismatch("\(node.op) '\(node.name)': \(a.shape) and \(b.shape) do not broadcast")
@@ -42,6 +46,74 @@ extension OperatorCall {
             out.withUnsafeMutableBufferPointer { Activation.relu.apply($0.baseAddress!, count: $0.count) }
         }
         return [.float(Tensor(shape: shape, data: out))]
+    }
+
+    /// `fuse-upsample-add`: input 0 (full size) + input 1 (the small map) read at row `rows[y]`
+    /// and column `columns[x]`, the nearest Resize's own index tables.
+    private func upsampledAdd(rows: [Int], columns: [Int]) throws -> Tensor {
+        let large = try floatInput(0), small = try floatInput(1)
+        guard large.rank == 4, small.rank == 4, large.shape[0] == small.shape[0], large.shape[1] == small.shape[1],
+              rows.count == large.shape[2], columns.count == large.shape[3],
+              rows.allSatisfy({ (0..<small.shape[2]).contains($0) }), columns.allSatisfy({ (0..<small.shape[3]).contains($0) }) else {
+            throw ModelError.shapeMismatch("Add '\(node.name)': \(large.shape) and upsampled \(small.shape)")
+        }
+        let (h, w, oh, ow) = (small.shape[2], small.shape[3], large.shape[2], large.shape[3])
+        let planes = large.shape[0] * large.shape[1]
+        let doubled = columns.indices.allSatisfy { columns[$0] == $0 / 2 }
+        var out = [Float](unsafeUninitializedCapacity: large.count) { _, n in n = large.count }
+        large.data.withUnsafeBufferPointer { ap in
+            small.data.withUnsafeBufferPointer { sp in
+                out.withUnsafeMutableBufferPointer { op in
+                    for p in 0..<planes {
+                        for oy in 0..<oh {
+                            let a = ap.baseAddress! + (p * oh + oy) * ow, o = op.baseAddress! + (p * oh + oy) * ow
+                            let source = sp.baseAddress! + (p * h + rows[oy]) * w
+                            var ox = 0
+                            if doubled {
+                                // 2× along the row (feature pyramids): four source values make eight outputs.
+                                while ox + 8 <= ow {
+                                    let v = UnsafeRawPointer(source + ox / 2).loadUnaligned(as: SIMD4<Float>.self)
+                                    let pairs = SIMD8<Float>(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3])
+                                    let sum = UnsafeRawPointer(a + ox).loadUnaligned(as: SIMD8<Float>.self) + pairs
+                                    UnsafeMutableRawPointer(o + ox).storeBytes(of: sum, as: SIMD8<Float>.self)
+                                    ox += 8
+                                }
+                            }
+                            while ox < ow {
+                                o[ox] = a[ox] + source[columns[ox]]
+                                ox += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if node.int("sightline.relu", 0) == 1 { out.withUnsafeMutableBufferPointer { Activation.relu.apply($0.baseAddress!, count: $0.count) } }
+        return Tensor(shape: large.shape, data: out)
+    }
+
+    /// `fuse-scaled-residual`: x + x·s, s one value per image and channel; rounded as the Mul
+    /// and the Add it replaces were (the product, then the sum).
+    private func scaledResidual() throws -> Tensor {
+        let x = try floatInput(0), s = try floatInput(1)
+        guard x.rank == 4, s.shape == [x.shape[0], x.shape[1], 1, 1] else {
+            throw ModelError.shapeMismatch("Mul '\(node.name)': \(x.shape) scaled by \(s.shape)")
+        }
+        let spatial = x.shape[2] * x.shape[3]
+        var out = [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count }
+        x.data.withUnsafeBufferPointer { xp in
+            out.withUnsafeMutableBufferPointer { op in
+                for plane in 0..<s.count {
+                    let k = s.data[plane], a = xp.baseAddress! + plane * spatial, o = op.baseAddress! + plane * spatial
+                    for i in 0..<spatial {
+                        let product = a[i] * k
+                        o[i] = a[i] + product
+                    }
+                }
+            }
+        }
+        if node.int("sightline.relu", 0) == 1 { out.withUnsafeMutableBufferPointer { Activation.relu.apply($0.baseAddress!, count: $0.count) } }
+        return Tensor(shape: x.shape, data: out)
     }
 
     /// Sqrt, Neg, Exp, Erf, Tanh.

@@ -32,6 +32,8 @@ enum PlanPasses {
         FusePostAffinePass(),
         FuseElementwiseReluPass(),
         FuseResidualAddPass(),  // after the Relu joined its Add
+        FuseScaledResidualPass(),
+        FuseUpsampleAddPass(),  // after fuse-residual-add, which joins an Add to its convolution
         RemoveDeadStepsPass(),
         // Weights prepared for the kernels, after every pass that changes weights.
         WinogradPass(),
