@@ -437,29 +437,10 @@ import SightlineTestSupport
     @Test(arguments: [(3, 1, 1, 0, 0), (3, 2, 1, 1, 0), (3, 2, 2, 0, 1), (3, 3, 1, 1, 2),
                       (2, 2, 1, 0, 0), (2, 2, 2, 0, 0), (3, 3, 1, 0, 0), (1, 1, 1, 0, 0)])
     func convTransposeMatchesReference(kernel k: Int, stride: Int, groups: Int, pad: Int, dilation: Int) {
-        let (n, c, h, m) = (2, 4, 5, 6)
-        let w = k == 2 ? 19 : 6
         let d = max(dilation, 1)
         let g = Conv2DGeometry(kernelH: k, kernelW: k, strideH: stride, strideW: stride, padTop: pad, padLeft: pad, padBottom: pad, padRight: pad,
                                dilationH: d, dilationW: d)
-        let oh = (h - 1) * stride - 2 * pad + d * (k - 1) + 1, ow = (w - 1) * stride - 2 * pad + d * (k - 1) + 1
-        let input = (0..<(n * c * h * w)).map { Float(($0 * 31) % 17) / 17 - 0.5 }
-        let weight = (0..<(c * (m / groups) * k * k)).map { Float(($0 * 13) % 23) / 23 - 0.5 }
-        let bias = (0..<m).map { Float($0) / 10 }
-        let expected = referenceConvTranspose2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
-                                                bias: bias, groups: groups, geometry: g, outHeight: oh, outWidth: ow)
-        var actual = [Float](repeating: .nan, count: expected.count)
-        input.withUnsafeBufferPointer { i in
-            weight.withUnsafeBufferPointer { wp in
-                bias.withUnsafeBufferPointer { b in
-                    actual.withUnsafeMutableBufferPointer { o in
-                        convTranspose2d(input: i.baseAddress!, batch: n, channels: c, height: h, width: w, weight: wp.baseAddress!,
-                                        outChannels: m, bias: b.baseAddress!, groups: groups, geometry: g, outHeight: oh, outWidth: ow, output: o.baseAddress!)
-                    }
-                }
-            }
-        }
-        #expect(normalizedMSE(actual, expected) < 1e-10)
+        #expect(convTransposeError(batch: 2, channels: 4, height: 5, width: k == 2 ? 19 : 6, outChannels: 6, groups: groups, geometry: g) < 1e-10)
     }
 
     /// The tiling path a band of input rows at a time (24 output channels × 4 taps over 184
@@ -467,27 +448,34 @@ import SightlineTestSupport
     /// activation applied as rows are placed; and the scatter-add path with one, after.
     @Test(arguments: [(2, Activation.relu), (2, .sigmoid), (3, .relu)])
     func convTransposeBandsAndActivation(kernel k: Int, activation: Activation) {
-        let (n, c, h, w, m) = (1, 3, 20, 184, 24)
         let g = Conv2DGeometry(kernelH: k, kernelW: k, strideH: 2, strideW: 2)
-        let oh = (h - 1) * 2 + k, ow = (w - 1) * 2 + k
+        #expect(convTransposeError(batch: 1, channels: 3, height: 20, width: 184, outChannels: 24, groups: 1, geometry: g,
+                                   biasOffset: -1, activation: activation) < 1e-10, "kernel \(k) \(activation)")
+    }
+
+    /// Normalised error of `convTranspose2d` against the reference (then `activation`).
+    private func convTransposeError(batch n: Int, channels c: Int, height h: Int, width w: Int, outChannels m: Int, groups: Int,
+                                    geometry g: Conv2DGeometry, biasOffset: Float = 0, activation: Activation = .none) -> Double {
+        let oh = (h - 1) * g.strideH - g.padTop - g.padBottom + g.dilationH * (g.kernelH - 1) + 1
+        let ow = (w - 1) * g.strideW - g.padLeft - g.padRight + g.dilationW * (g.kernelW - 1) + 1
         let input = (0..<(n * c * h * w)).map { Float(($0 * 31) % 17) / 17 - 0.5 }
-        let weight = (0..<(c * m * k * k)).map { Float(($0 * 13) % 23) / 23 - 0.5 }
-        let bias = (0..<m).map { Float($0) / 10 - 1 }
+        let weight = (0..<(c * (m / groups) * g.kernelH * g.kernelW)).map { Float(($0 * 13) % 23) / 23 - 0.5 }
+        let bias = (0..<m).map { Float($0) / 10 + biasOffset }
         let expected = referenceConvTranspose2d(input: input, batch: n, channels: c, height: h, width: w, weight: weight, outChannels: m,
-                                                bias: bias, groups: 1, geometry: g, outHeight: oh, outWidth: ow).map { activation.apply($0) }
+                                                bias: bias, groups: groups, geometry: g, outHeight: oh, outWidth: ow).map { activation.apply($0) }
         var actual = [Float](repeating: .nan, count: expected.count)
         input.withUnsafeBufferPointer { i in
             weight.withUnsafeBufferPointer { wp in
                 bias.withUnsafeBufferPointer { b in
                     actual.withUnsafeMutableBufferPointer { o in
                         convTranspose2d(input: i.baseAddress!, batch: n, channels: c, height: h, width: w, weight: wp.baseAddress!,
-                                        outChannels: m, bias: b.baseAddress!, groups: 1, geometry: g, outHeight: oh, outWidth: ow,
+                                        outChannels: m, bias: b.baseAddress!, groups: groups, geometry: g, outHeight: oh, outWidth: ow,
                                         output: o.baseAddress!, activation: activation)
                     }
                 }
             }
         }
-        #expect(normalizedMSE(actual, expected) < 1e-10, "kernel \(k) \(activation)")
+        return normalizedMSE(actual, expected)
     }
 
     /// The separable resize gives the reference's bits: down (OCR's 720p → 960×544 shape,
