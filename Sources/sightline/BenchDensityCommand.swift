@@ -20,6 +20,7 @@ struct BenchDensityCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Gate the model nodes by motion (a regions node, gate: true), as Pipelines/live.yaml does.") var gate = true
 
     @Option(help: "Threads for the ocr node (live.yaml: 2).") var ocrThreads = 2
+    @Option(help: "Frames per camera each edge after the cameras holds (live.yaml, one camera: 2).") var sharedCapacity = 2
 
     static let warmUp = 15.0
 
@@ -78,8 +79,13 @@ struct BenchDensityCommand: ParsableCommand {
 
         """
         for i in 1...cameras { yaml += "  - cam\(i) -> shots\n" }
-        yaml += gate ? "  - shots -> regions\n  - regions -> labels\n" : "  - shots -> labels\n"
-        yaml += "  - labels -> nsfw\n  - nsfw -> ocr\n  - ocr -> captions\n  - captions -> moderation\n  - moderation -> out\n"
+        // The edges after `shots` carry every camera's frames: each holds 2 frames per camera,
+        // the second of buffering live.yaml's capacity 2 gives its one camera at 2 frames/s
+        // (capacity 2 shared by N cameras dropped frames in any 250 ms stall at 4 cameras).
+        let chain = (gate ? ["shots", "regions"] : ["shots"]) + ["labels", "nsfw", "ocr", "captions", "moderation", "out"]
+        for (from, to) in zip(chain, chain.dropFirst()) {
+            yaml += "  - {from: \(from), to: \(to), capacity: \(sharedCapacity * cameras)}\n"
+        }
         return yaml
     }
 
