@@ -163,21 +163,18 @@ public enum Winograd {
     ) {
         // The packed copy (`packTransformed`) is all the GEMMs read when it is given.
         guard let weights = packedWeights ?? u else { preconditionFailure("Winograd.conv needs the transformed or the packed weights") }
-        if let packedWeights, let fused = activation.kernelActivation {
-            vectorConv(input: input, batch: batch, channels: c, height: height, width: width, packedWeights: packedWeights,
-                       outChannels: m, bias: bias, geometry: g, fused: fused, output: output, threads: threads, tile: tile)
-            return
-        }
-        if tile == .four {
+        if let packedWeights, tile == .four || activation.kernelActivation != nil {
             // F(4×4) has only the vector path: an activation the kernels do not fuse runs after it.
-            guard let packedWeights else { preconditionFailure("Winograd F(4×4, 3×3) runs on packed weights only") }
+            let fused = activation.kernelActivation
             vectorConv(input: input, batch: batch, channels: c, height: height, width: width, packedWeights: packedWeights,
-                       outChannels: m, bias: bias, geometry: g, fused: .none,
-                       output: output, threads: threads, tile: tile)
-            let (oh, ow) = g.outputSize(height: height, width: width)
-            activation.apply(output, count: batch * m * oh * ow)
+                       outChannels: m, bias: bias, geometry: g, fused: fused ?? .none, output: output, threads: threads, tile: tile)
+            if fused == nil {
+                let (oh, ow) = g.outputSize(height: height, width: width)
+                activation.apply(output, count: batch * m * oh * ow)
+            }
             return
         }
+        precondition(tile == .two, "Winograd F(4×4, 3×3) runs on packed weights only")
         let packed = packedWeights.map { SharedPointer(pointer: $0) }
         let (oh, ow) = g.outputSize(height: height, width: width)
         let tilesH = (oh + 1) / 2, tilesW = (ow + 1) / 2

@@ -42,10 +42,15 @@ extension OperatorCall {
         let ta = a.asFloat, tb = b.asFloat
         var out: [Float] = []
         broadcastBinary(op, a: ta.data, aShape: ta.shape, b: tb.data, bShape: tb.shape, out: &out, outShape: shape)
+        applyFusedRelu(&out)
+        return [.float(Tensor(shape: shape, data: out))]
+    }
+
+    /// The Relu `fuse-elementwise-relu` (or a pass after it) moved into this step, if any.
+    private func applyFusedRelu(_ out: inout [Float]) {
         if node.int("sightline.relu", 0) == 1 {
             out.withUnsafeMutableBufferPointer { Activation.relu.apply($0.baseAddress!, count: $0.count) }
         }
-        return [.float(Tensor(shape: shape, data: out))]
     }
 
     /// `fuse-upsample-add`: input 0 (full size) + input 1 (the small map) read at row `rows[y]`
@@ -88,7 +93,7 @@ extension OperatorCall {
                 }
             }
         }
-        if node.int("sightline.relu", 0) == 1 { out.withUnsafeMutableBufferPointer { Activation.relu.apply($0.baseAddress!, count: $0.count) } }
+        applyFusedRelu(&out)
         return Tensor(shape: large.shape, data: out)
     }
 
@@ -112,7 +117,7 @@ extension OperatorCall {
                 }
             }
         }
-        if node.int("sightline.relu", 0) == 1 { out.withUnsafeMutableBufferPointer { Activation.relu.apply($0.baseAddress!, count: $0.count) } }
+        applyFusedRelu(&out)
         return Tensor(shape: x.shape, data: out)
     }
 

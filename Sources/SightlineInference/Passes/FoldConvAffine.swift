@@ -18,10 +18,7 @@ struct FoldConvAffinePass: PlanPass {
             while let output = plan.steps[i].outputs.first, !plan.outputs.contains(output), let u = plan.soleConsumer(of: output),
                   case .generic(let next) = plan.steps[u].kind, plan.steps[u].outputs.count == 1,
                   fold(next, at: u, output: output, into: &conv, plan: plan) {
-                let result = plan.steps[u].outputs[0]
-                plan.shapes[result] = plan.shapes[output]
-                plan.steps[i].outputs = [result]
-                plan.steps.remove(at: u)
+                plan.absorb(u, into: i)
                 absorbed = true
             }
             if absorbed { plan.steps[i].kind = .conv(conv) }

@@ -63,13 +63,4 @@ extension ExecutionPlan {
             steps[i].kind = .generic(node)
         }
     }
-
-    /// Step `u` (the sole reader of step `i`'s output, after it) is now done by step `i`, which
-    /// writes `u`'s output instead.
-    private mutating func absorb(_ u: Int, into i: Int) {
-        let result = steps[u].outputs[0]
-        shapes[result] = shapes[steps[i].outputs[0]]
-        steps[i].outputs = [result]
-        steps.remove(at: u)
-    }
 }

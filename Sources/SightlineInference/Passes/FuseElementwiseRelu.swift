@@ -21,12 +21,10 @@ extension ExecutionPlan {
                   let out = steps[i].outputs.first, !outputs.contains(out) else { continue }
             let users = consumers(of: out)
             guard users.count == 1, let u = users.first, case .generic(let next) = steps[u].kind, next.op == "Relu",
-                  let reluOut = steps[u].outputs.first else { continue }
+                  !steps[u].outputs.isEmpty else { continue }
             node.attributes["sightline.relu"] = .int(1)
             steps[i].kind = .generic(node)
-            steps[i].outputs = [reluOut]
-            shapes[reluOut] = shapes[out]
-            steps.remove(at: u)
+            absorb(u, into: i)
         }
     }
 }

@@ -25,7 +25,7 @@ extension ExecutionPlan {
                 guard users.count == 1, let u = users.first, let node = genericNode(u), steps[u].inputs.count == 2,
                       ["Mul", "Add", "Sub"].contains(node.op), node.attributes["sightline.relu"] == nil,
                       let other = steps[u].inputs.first(where: { $0 != x }), let k = scalarConstant(other),
-                      node.op != "Sub" || steps[u].inputs[0] == x, let result = steps[u].outputs.first else { break }
+                      node.op != "Sub" || steps[u].inputs[0] == x, !steps[u].outputs.isEmpty else { break }
                 var (scale, shift) = conv.postAffine ?? (1, 0)
                 switch node.op {
                 case "Mul": scale *= k; shift *= k
@@ -33,9 +33,7 @@ extension ExecutionPlan {
                 default: shift -= k
                 }
                 conv.postAffine = (scale, shift)
-                steps[i].outputs = [result]
-                shapes[result] = shapes[x]
-                steps.remove(at: u)
+                absorb(u, into: i)
                 absorbed = true
             }
             if absorbed {

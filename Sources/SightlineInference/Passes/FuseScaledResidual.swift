@@ -29,12 +29,9 @@ extension ExecutionPlan {
                   add.attributes.keys.allSatisfy({ $0 == "sightline.relu" }) else { continue }
             mul.attributes["sightline.scaled_residual"] = .int(1)
             if let relu = add.attributes["sightline.relu"] { mul.attributes["sightline.relu"] = relu }
-            let result = steps[u].outputs[0]
             steps[i].kind = .generic(mul)
             steps[i].inputs = [x, s]
-            steps[i].outputs = [result]
-            shapes[result] = shapes[product]
-            steps.remove(at: u)
+            absorb(u, into: i)
         }
     }
 }

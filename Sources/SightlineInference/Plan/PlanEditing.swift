@@ -14,6 +14,15 @@ extension ExecutionPlan {
         return users.count == 1 ? users.first : nil
     }
 
+    /// Step `u` (the sole reader of step `i`'s output, after it) is now done by step `i`, which
+    /// writes `u`'s output instead (the fusing passes' last move).
+    mutating func absorb(_ u: Int, into i: Int) {
+        let result = steps[u].outputs[0]
+        shapes[result] = shapes[steps[i].outputs[0]]
+        steps[i].outputs = [result]
+        steps.remove(at: u)
+    }
+
     mutating func rename(_ old: String, to new: String) {
         for i in steps.indices {
             steps[i].inputs = steps[i].inputs.map { $0 == old ? new : $0 }
