@@ -41,6 +41,17 @@ public struct TileMask: Sendable, Codable, Equatable {
 
     public var fraction: Double { bits.isEmpty ? 0 : Double(bits.filter { $0 }.count) / Double(bits.count) }
 
+    /// Whether a set tile overlaps `box` (pixels; a box wholly outside the grid touches none).
+    public func touches(_ box: PixelBox) -> Bool {
+        guard tileSize > 0, box.width > 0, box.height > 0 else { return false }
+        let t = Double(tileSize)
+        let c0 = max(0, Int((box.x / t).rounded(.down))), c1 = min(columns - 1, Int(((box.x + box.width) / t).rounded(.up)) - 1)
+        let r0 = max(0, Int((box.y / t).rounded(.down))), r1 = min(rows - 1, Int(((box.y + box.height) / t).rounded(.up)) - 1)
+        guard c0 <= c1, r0 <= r1 else { return false }
+        for r in r0...r1 { for c in c0...c1 where self[r, c] { return true } }
+        return false
+    }
+
     /// Row-major bits as hex, four tiles per digit, most significant bit first (the `regions`
     /// message's `mask`).
     public var hex: String {

@@ -21,6 +21,15 @@ public struct NormalizedDetection: Sendable, Equatable {
         self.keypoints = keypoints
     }
 
+    /// This detection, made on `crop` (pixels of the frame), in the whole frame's normalized
+    /// coordinates.
+    public func fromCrop(_ crop: PixelBox, frameWidth: Int, frameHeight: Int) -> NormalizedDetection {
+        let sx = Float(crop.width / Double(frameWidth)), sy = Float(crop.height / Double(frameHeight))
+        let ox = Float(crop.x / Double(frameWidth)), oy = Float(crop.y / Double(frameHeight))
+        return NormalizedDetection(xmin: ox + xmin * sx, ymin: oy + ymin * sy, width: self.width * sx, height: self.height * sy, score: score,
+                                   keypoints: keypoints.map { SIMD2(ox + $0.x * sx, oy + $0.y * sy) })
+    }
+
     /// Intersection over union with another box (0 when either is empty).
     public func iou(_ other: NormalizedDetection) -> Float {
         let x0 = max(xmin, other.xmin), y0 = max(ymin, other.ymin)

@@ -42,13 +42,13 @@ public struct CropPlanner: Sendable, Equatable {
         var candidates: [Crop] = []
         for person in people.sorted(by: { $0.area > $1.area }) {
             let side = max(person.width, person.height) * personContext
-            candidates.append(Crop(origin: .person, box: square(around: person.centre, side: side, width: width, height: height)))
+            candidates.append(Crop(origin: .person, box: Self.square(around: person.centre, side: side, width: width, height: height)))
         }
         if let motion {
             for component in Self.components(motion).sorted(by: { $0.area > $1.area }) {
                 guard max(component.width, component.height) >= minMotionSide * shorter else { continue }
                 let side = max(component.width, component.height) * 1.25
-                candidates.append(Crop(origin: .motion, box: square(around: component.centre, side: side, width: width, height: height)))
+                candidates.append(Crop(origin: .motion, box: Self.square(around: component.centre, side: side, width: width, height: height)))
             }
         }
         if Double(width) >= wideAspect * Double(height) {
@@ -67,7 +67,7 @@ public struct CropPlanner: Sendable, Equatable {
 
     /// A square of `side` centred on `centre` as far as the frame allows: shifted to stay
     /// inside, and cut only when the frame itself is smaller.
-    func square(around centre: PixelPoint, side: Double, width: Int, height: Int) -> PixelBox {
+    static func square(around centre: PixelPoint, side: Double, width: Int, height: Int) -> PixelBox {
         let w = min(side, Double(width)), h = min(side, Double(height))
         let x = min(max(centre.x - w / 2, 0), Double(width) - w)
         let y = min(max(centre.y - h / 2, 0), Double(height) - h)

@@ -8,6 +8,7 @@ import SightlineModels
 public final class FacesNode: BatchedModelNode {
     private let detector: BlazeDetector
     private let graph: MediaPipeDetectors.Graph
+    private let crops: MotionCropDetection?
 
     public static let descriptor = NodeDescriptor(
         name: "faces", description: "Faces per frame (BlazeFace): boxes, keypoints and score in pixels (kind `faces`).",
@@ -17,8 +18,8 @@ public final class FacesNode: BatchedModelNode {
                        help: "full: faces up to about 5 m away (192² input); short: within about 2 m, selfies and talking heads (128², faster)"),
             OptionSpec("min_score", .double, default: .double(0), min: 0, max: 1,
                        help: "keep faces scoring at least this (0: the model's own threshold, 0.6 full range, 0.5 short)"),
-        ],
-        contract: NodeContract(needs: GatedReuse.needs, produces: [.init(.faces)]))
+        ] + MotionCropDetection.options,
+        contract: NodeContract(needs: GatedReuse.needs + MotionCropDetection.needs, produces: [.init(.faces)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try FacesNode(options: options))
@@ -34,12 +35,19 @@ public final class FacesNode: BatchedModelNode {
             detector = try BlazeDetector(model: detector.model, configuration: configuration)
         }
         self.detector = detector
+        crops = MotionCropDetection(options: options)
         super.init(batching: options, name: "faces")
+    }
+
+    public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        crops?.observe(item)
+        try super.process(item, context: context, emit: emit)
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         try frames.map { frame in
-            let objects = MediaPipeDetectors.objects(try detector.detect(frame), graph: graph, width: frame.width, height: frame.height)
+            let objects = try crops?.detect(frame, detector: detector, graph: graph)
+                ?? MediaPipeDetectors.objects(try detector.detect(frame), graph: graph, width: frame.width, height: frame.height)
             return [Record(.faces(Detections(frameIndex: frame.decodeIndex, width: frame.width, height: frame.height, objects: objects)),
                            frame: frame, provenance: [ModelNodeOptions.provenance(ModelZoo.mediapipe, file: graph.rawValue)])]
         }
@@ -51,6 +59,7 @@ public final class FacesNode: BatchedModelNode {
 /// keypoints, score.
 public final class PeopleNode: BatchedModelNode {
     private let detector: BlazeDetector
+    private let crops: MotionCropDetection?
 
     public static let descriptor = NodeDescriptor(
         name: "people", description: "People per frame (BlazePose person detector): body and face boxes, keypoints, score (kind `people`).",
@@ -58,8 +67,8 @@ public final class PeopleNode: BatchedModelNode {
         options: ModelNodeOptions.common + [
             OptionSpec("min_score", .double, default: .double(0.5), min: 0, max: 1,
                        help: "keep people scoring at least this (the model's own graph keeps 0.2 and up, for its landmark stage)"),
-        ],
-        contract: NodeContract(needs: GatedReuse.needs, produces: [.init(.people)]))
+        ] + MotionCropDetection.options,
+        contract: NodeContract(needs: GatedReuse.needs + MotionCropDetection.needs, produces: [.init(.people)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(try PeopleNode(options: options))
@@ -71,19 +80,100 @@ public final class PeopleNode: BatchedModelNode {
         var configuration = base.configuration
         configuration.decoding.minScore = Float(options.double("min_score") ?? 0.5)
         detector = try BlazeDetector(model: base.model, configuration: configuration)
+        crops = MotionCropDetection(options: options)
         super.init(batching: options, name: "people")
+    }
+
+    public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
+        crops?.observe(item)
+        try super.process(item, context: context, emit: emit)
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
         try frames.map { frame in
-            var objects = MediaPipeDetectors.objects(try detector.detect(frame), graph: .person, width: frame.width, height: frame.height)
-            for i in objects.indices {
-                let (upper, lower) = ColourNames.person(in: frame, object: objects[i])
-                if let upper { objects[i].attributes["upper_colour"] = upper }
-                if let lower { objects[i].attributes["lower_colour"] = lower }
-            }
+            let objects = try crops?.detect(frame, detector: detector, graph: .person, describe: Self.withColours)
+                ?? Self.withColours(MediaPipeDetectors.objects(try detector.detect(frame), graph: .person, width: frame.width, height: frame.height), frame)
             return [Record(.people(Detections(frameIndex: frame.decodeIndex, width: frame.width, height: frame.height, objects: objects)),
                            frame: frame, provenance: [ModelNodeOptions.provenance(ModelZoo.mediapipe, file: MediaPipeDetectors.Graph.person.rawValue)])]
         }
+    }
+
+    /// People with the colours of their upper and lower clothing, where they can be named.
+    static func withColours(_ people: [DetectedObject], _ frame: Frame) -> [DetectedObject] {
+        people.map { person in
+            var person = person
+            let (upper, lower) = ColourNames.person(in: frame, object: person)
+            if let upper { person.attributes["upper_colour"] = upper }
+            if let lower { person.attributes["lower_colour"] = lower }
+            return person
+        }
+    }
+}
+
+/// `motion_crops: true` on a detector node: where the regions node upstream saw a change, the
+/// detector looks in square crops around it (`MotionCropPlanner`), seeing small, distant
+/// things larger than the whole frame shows them; what it found before away from every change
+/// stays (`DetectionCarryOver`). Frames the regions node refreshes (the first, a shot change,
+/// every `refresh_every`, most tiles changed) run the whole frame plus crops around what was
+/// known. Per source.
+final class MotionCropDetection {
+    static let options: [OptionSpec] = [
+        OptionSpec("motion_crops", .bool, default: .bool(false),
+                   help: "with a regions node upstream (a fixed camera): detect in square crops around what moved, where small, distant people and faces are seen larger than in the whole frame; detections away from every change are kept; when more than a quarter of the tiles change (the picture itself moves) the whole frame only, as without it"),
+        OptionSpec("max_crops", .int, default: .int(6), min: 1, max: 64,
+                   help: "motion_crops: at most this many crops per frame (one detector run each); a frame needing more keeps the largest and runs the whole frame too"),
+    ]
+
+    static let needs = [NodeContract.Need(anyOf: [.regions], when: .init("motion_crops", is: .bool(true)),
+                                          hint: "add a regions node before it (e.g. `- cam -> regions`, `- regions -> NODE`), or set motion_crops: false")]
+
+    private let planner: MotionCropPlanner
+    /// Per source and frame: the tiles the regions node saw change (nil: it refreshed the frame).
+    private var changes: [String: FrameTable<TileMask?>] = [:]
+    private var carry: [String: DetectionCarryOver] = [:]
+
+    init?(options: NodeOptions) {
+        guard options.bool("motion_crops") ?? false else { return nil }
+        planner = MotionCropPlanner(maxCrops: options.int("max_crops") ?? 6)
+    }
+
+    /// Keeps the regions node's decision for each frame, and forgets a source that ended.
+    func observe(_ item: Item) {
+        switch item {
+        case .record(let record):
+            guard case .regions(let regions) = record.value else { return }
+            let changed: TileMask?
+            if regions.refresh {
+                changed = nil
+            } else if regions.skip {
+                changed = TileMask(tileSize: regions.tiles.tileSize, columns: regions.tiles.columns, rows: regions.tiles.rows,
+                                   bits: [Bool](repeating: false, count: regions.tiles.bits.count))
+            } else {
+                changed = regions.tiles
+            }
+            changes[record.sourceID, default: FrameTable(capacity: 64)].set(changed, for: regions.frameIndex)
+        case .endOfStream(let eos):
+            changes[eos.sourceID] = nil
+            carry[eos.sourceID] = nil
+        default: break
+        }
+    }
+
+    /// The frame's detections in pixels. `describe` adds attributes to fresh detections (kept
+    /// ones keep theirs).
+    func detect(_ frame: Frame, detector: BlazeDetector, graph: MediaPipeDetectors.Graph,
+                describe: ([DetectedObject], Frame) -> [DetectedObject] = { objects, _ in objects }) throws -> [DetectedObject] {
+        // No regions record for the frame: nothing says where it changed, so look everywhere.
+        let changed = changes[frame.sourceID]?.take(frame.decodeIndex) ?? nil
+        var state = carry[frame.sourceID] ?? DetectionCarryOver()
+        defer { carry[frame.sourceID] = state }
+        let plan = planner.plan(width: frame.width, height: frame.height, changed: changed, known: state.local ? state.known.map(\.box) : [])
+        var found: [NormalizedDetection] = plan.wholeFrame ? try detector.detect(frame) : []
+        for crop in plan.crops {
+            guard let pixels = frame.cropped(to: crop) else { continue }
+            found += try detector.detect(pixels).map { $0.fromCrop(crop, frameWidth: frame.width, frameHeight: frame.height) }
+        }
+        let fresh = describe(MediaPipeDetectors.objects(found, graph: graph, width: frame.width, height: frame.height), frame)
+        return state.next(found: fresh, changed: changed, local: plan.local)
     }
 }

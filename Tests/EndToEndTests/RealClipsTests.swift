@@ -87,7 +87,11 @@ import SightlineTestSupport
 
     @Test func aFixedPedestrianCamera() throws {
         let captions = try captions("vtest.avi", fps: 0.5)
-        #expect(captions.contains { $0.phrases.contains { $0.kind == "people" } })
+        // Half a dozen people walk through at a time, small and far: the whole frame alone found
+        // one person in a sixth of the frames ("a person in black staying put"); crops around
+        // what moved find them.
+        let people = captions.flatMap { $0.phrases.filter { $0.kind == "people" }.map(\.text) }
+        #expect(people.contains { ["three", "four", "five", "six", "seven", "eight"].contains(String($0.prefix { $0 != " " })) }, "\(people)")
         #expect(captions.contains { $0.phrases.contains { $0.text == "fixed camera" || $0.text == "static camera" } })
         try expectNoJunk(captions)
     }
