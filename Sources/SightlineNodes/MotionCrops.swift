@@ -9,6 +9,10 @@ import SightlineCore
 public struct MotionCropPlanner: Sendable, Equatable {
     /// A crop's side is at least this (pixels), so a small change is seen with its surroundings.
     public var minSide: Double
+    /// Moving regions shorter than this (pixels, both sides) get no crop: a lone changed tile is
+    /// noise, or a thing far too small for the detector even at crop scale (a person must be
+    /// about 50 px tall for BlazePose to see the face it finds people by).
+    public var minRegionSide: Double
     /// A crop's side is the moving region's longer side times this.
     public var growth: Double
     /// Crops are at most this fraction of the frame's shorter side. A moving region whose crop
@@ -26,10 +30,11 @@ public struct MotionCropPlanner: Sendable, Equatable {
     /// (a crowd, the camera moved) keeps the largest and runs the whole frame too.
     public var maxCrops: Int
 
-    public init(minSide: Double = 160, growth: Double = 1.5, wholeFrameAbove: Double = 0.5, mergeGrowth: Double = 1.3, localBelow: Double = 0.25,
+    public init(minSide: Double = 160, minRegionSide: Double = 32, growth: Double = 1.5, wholeFrameAbove: Double = 0.5, mergeGrowth: Double = 1.3, localBelow: Double = 0.25,
                 maxCrops: Int = 6) {
         self.localBelow = localBelow
         self.minSide = max(1, minSide)
+        self.minRegionSide = max(0, minRegionSide)
         self.growth = max(1, growth)
         self.wholeFrameAbove = wholeFrameAbove
         self.mergeGrowth = max(1, mergeGrowth)
@@ -60,7 +65,7 @@ public struct MotionCropPlanner: Sendable, Equatable {
         var crops: [PixelBox] = []
         for region in regions {
             let side = max(region.width, region.height)
-            guard side > 0 else { continue }
+            guard side > 0, side >= minRegionSide else { continue }
             if side * growth <= maxSide {
                 crops.append(CropPlanner.square(around: region.centre, side: max(minSide, side * growth), width: width, height: height))
             } else {

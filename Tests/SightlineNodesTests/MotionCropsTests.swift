@@ -24,6 +24,9 @@ import SightlineModels
         #expect(crop.x <= 320 && crop.x + crop.width >= 368 && crop.y <= 160 && crop.y + crop.height >= 256)
         // On whole pixels, inside the frame.
         #expect(crop.x == crop.x.rounded() && crop.y == crop.y.rounded() && crop.x >= 0 && crop.y >= 0)
+        // A lone changed tile far away is noise: no crop for it.
+        let noisy = MotionCropPlanner().plan(width: 768, height: 576, changed: mask([(20..<23, 10..<16), (40..<41, 30..<31)]), known: [])
+        #expect(noisy.crops == plan.crops)
     }
 
     @Test func cropsStayInsideTheFrameAndNearbyOnesMerge() {
