@@ -40,8 +40,7 @@ public final class FacesNode: BatchedModelNode {
     }
 
     public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        crops?.observe(item)
-        try super.process(item, context: context, emit: emit)
+        try MotionCropDetection.process(item, crops: crops) { try super.process(item, context: context, emit: emit) }
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
@@ -85,8 +84,7 @@ public final class PeopleNode: BatchedModelNode {
     }
 
     public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
-        crops?.observe(item)
-        try super.process(item, context: context, emit: emit)
+        try MotionCropDetection.process(item, crops: crops) { try super.process(item, context: context, emit: emit) }
     }
 
     override func infer(_ frames: [Frame]) throws -> [[Record]] {
@@ -137,21 +135,25 @@ final class MotionCropDetection {
         planner = MotionCropPlanner(maxCrops: options.int("max_crops") ?? 6)
     }
 
+    /// Runs a detector node's `process` for `item` around what `crops` keeps: a frame's regions
+    /// record before the frame; a source's end after the frames still batched are detected.
+    static func process(_ item: Item, crops: MotionCropDetection?, next: () throws -> Void) throws {
+        if case .endOfStream = item {
+            try next()
+            crops?.observe(item)
+        } else {
+            crops?.observe(item)
+            try next()
+        }
+    }
+
     /// Keeps the regions node's decision for each frame, and forgets a source that ended.
     func observe(_ item: Item) {
         switch item {
         case .record(let record):
+            // A frame marked skip comes with no tile set: nothing to look at, everything kept.
             guard case .regions(let regions) = record.value else { return }
-            let changed: TileMask?
-            if regions.refresh {
-                changed = nil
-            } else if regions.skip {
-                changed = TileMask(tileSize: regions.tiles.tileSize, columns: regions.tiles.columns, rows: regions.tiles.rows,
-                                   bits: [Bool](repeating: false, count: regions.tiles.bits.count))
-            } else {
-                changed = regions.tiles
-            }
-            changes[record.sourceID, default: FrameTable(capacity: 64)].set(changed, for: regions.frameIndex)
+            changes[record.sourceID, default: FrameTable(capacity: 64)].set(regions.refresh ? nil : regions.tiles, for: regions.frameIndex)
         case .endOfStream(let eos):
             changes[eos.sourceID] = nil
             carry[eos.sourceID] = nil
