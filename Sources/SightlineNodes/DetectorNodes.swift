@@ -114,7 +114,7 @@ public final class PeopleNode: BatchedModelNode {
 /// stays (`DetectionCarryOver`). Frames the regions node refreshes (the first, a shot change,
 /// every `refresh_every`, most tiles changed) run the whole frame plus crops around what was
 /// known. Per source.
-final class MotionCropDetection {
+public final class MotionCropDetection {
     static let options: [OptionSpec] = [
         OptionSpec("motion_crops", .bool, default: .bool(false),
                    help: "with a regions node upstream (a fixed camera): detect in square crops around what moved, where small, distant people and faces are seen larger than in the whole frame; detections away from every change are kept; when more than a quarter of the tiles change (the picture itself moves) the whole frame only, as without it"),
@@ -169,6 +169,14 @@ final class MotionCropDetection {
         let changed = changes[frame.sourceID]?.take(frame.decodeIndex) ?? nil
         var state = carry[frame.sourceID] ?? DetectionCarryOver()
         defer { carry[frame.sourceID] = state }
+        return try Self.detect(frame, changed: changed, detector: detector, graph: graph, planner: planner, state: &state, describe: describe)
+    }
+
+    /// One frame of a source: the plan for `changed` (nil: unknown), the detector on the whole
+    /// frame and each crop, then what `state` keeps. Also `sightline detect --motion-crops`.
+    public static func detect(_ frame: Frame, changed: TileMask?, detector: BlazeDetector, graph: MediaPipeDetectors.Graph,
+                              planner: MotionCropPlanner, state: inout DetectionCarryOver,
+                              describe: ([DetectedObject], Frame) -> [DetectedObject] = { objects, _ in objects }) throws -> [DetectedObject] {
         let plan = planner.plan(width: frame.width, height: frame.height, changed: changed, known: state.local ? state.known.map(\.box) : [])
         var found: [NormalizedDetection] = plan.wholeFrame ? try detector.detect(frame) : []
         for crop in plan.crops {
