@@ -126,8 +126,9 @@ public final class MotionCropDetection {
                                           hint: "add a regions node before it (e.g. `- cam -> regions`, `- regions -> NODE`), or set motion_crops: false")]
 
     private let planner: MotionCropPlanner
-    /// Per source and frame: the tiles the regions node saw change (nil: it refreshed the frame).
-    private var changes: [String: FrameTable<TileMask?>] = [:]
+    /// Per source, in frame order: the tiles the regions node saw change on each frame not yet
+    /// detected (nil: it refreshed the frame).
+    private var changes: [String: [(frame: Int, tiles: TileMask?)]] = [:]
     private var carry: [String: DetectionCarryOver] = [:]
 
     init?(options: NodeOptions) {
@@ -153,7 +154,10 @@ public final class MotionCropDetection {
         case .record(let record):
             // A frame marked skip comes with no tile set: nothing to look at, everything kept.
             guard case .regions(let regions) = record.value else { return }
-            changes[record.sourceID, default: FrameTable(capacity: 64)].set(regions.refresh ? nil : regions.tiles, for: regions.frameIndex)
+            var pending = changes[record.sourceID] ?? []
+            pending.append((regions.frameIndex, regions.refresh ? nil : regions.tiles))
+            // Bounded as the node's other per-frame tables: records of frames that never come.
+            changes[record.sourceID] = Array(pending.suffix(64))
         case .endOfStream(let eos):
             changes[eos.sourceID] = nil
             carry[eos.sourceID] = nil
@@ -165,11 +169,27 @@ public final class MotionCropDetection {
     /// ones keep theirs).
     func detect(_ frame: Frame, detector: BlazeDetector, graph: MediaPipeDetectors.Graph,
                 describe: ([DetectedObject], Frame) -> [DetectedObject] = { objects, _ in objects }) throws -> [DetectedObject] {
-        // No regions record for the frame: nothing says where it changed, so look everywhere.
-        let changed = changes[frame.sourceID]?.take(frame.decodeIndex) ?? nil
+        // What changed since the last frame detected: every frame's tiles up to this one (a
+        // gate's `interval` holds frames in between). No record, or a refresh among them:
+        // nothing says where it changed, so look everywhere.
+        let pending = changes[frame.sourceID] ?? []
+        let since = pending.filter { $0.frame <= frame.decodeIndex }
+        changes[frame.sourceID] = pending.filter { $0.frame > frame.decodeIndex }
+        let changed = Self.union(since.map(\.tiles))
         var state = carry[frame.sourceID] ?? DetectionCarryOver()
         defer { carry[frame.sourceID] = state }
         return try Self.detect(frame, changed: changed, detector: detector, graph: graph, planner: planner, state: &state, describe: describe)
+    }
+
+    /// The tiles set in any of `masks`; nil when there are none, one is nil (a refresh) or
+    /// their grids differ.
+    static func union(_ masks: [TileMask?]) -> TileMask? {
+        guard var all = masks.first ?? nil else { return nil }
+        for mask in masks.dropFirst() {
+            guard let mask, mask.columns == all.columns, mask.rows == all.rows, mask.tileSize == all.tileSize else { return nil }
+            for i in all.bits.indices where mask.bits[i] { all.bits[i] = true }
+        }
+        return all
     }
 
     /// One frame of a source: the plan for `changed` (nil: unknown), the detector on the whole

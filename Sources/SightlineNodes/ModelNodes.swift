@@ -40,7 +40,7 @@ public class BatchedModelNode: NodeProcessor {
 
     init(batching options: NodeOptions, name: String) {
         delta = (options.bool("delta") ?? false) ? DeltaSupport(node: name, options: options) : nil
-        gate = (options.bool("gate") ?? false) && delta == nil ? GatedReuse(node: name, options: options) : nil
+        gate = GatedReuse.wanted(options) && delta == nil ? GatedReuse(node: name, options: options) : nil
         stage = FrameBatchStage(options: options) { [unowned self] frames in
             if let gate = self.gate { return try gate.results(for: frames) { try self.infer($0) } }
             return try self.infer(frames)
@@ -289,8 +289,9 @@ public final class OCRNode: BatchedModelNode {
     public override func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         switch item {
         case .record(let record):
-            // The mask also spares lines it shows unchanged from being read again.
-            if gate != nil, case .regions(let regions) = record.value, !regions.refresh, !regions.skip {
+            // The mask also spares lines it shows unchanged from being read again. With an
+            // `interval`, a frame's mask misses what changed on the frames held before it.
+            if let gate, gate.minInterval == 0, case .regions(let regions) = record.value, !regions.refresh, !regions.skip {
                 changedSeen[record.sourceID, default: FrameTable(capacity: 64)].set(regions.tiles, for: regions.frameIndex)
             }
         default: break

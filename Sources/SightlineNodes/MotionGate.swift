@@ -1,31 +1,46 @@
 import Foundation
 import SightlineCore
 import SightlineGraph
+import SightlineMedia
 
 /// Whether a model runs on a sampled frame of one source or stands by its last results: a pure
 /// state machine fed by the `regions` node's decision for the frame. Nothing changed (the
 /// regions node marked the frame `skip`) and the last computed result is younger than `maxAge`
-/// seconds of media time: reuse. Anything else computes: a change, no decision for the frame
-/// (its regions record never came), time going backwards (a new file or a looped source), or a
-/// result that has grown too old (the periodic refresh that catches what the threshold missed).
+/// seconds of media time: reuse. A result younger than `minInterval` stands whatever changed
+/// (`hold`: the node runs at most that often), except on a frame that starts a shot. Anything
+/// else computes: a change, no decision
+/// for the frame (its regions record never came, or there is no regions node), time going
+/// backwards (a new file or a looped source), or a result that has grown too old (the periodic
+/// refresh that catches what the threshold missed).
 public struct MotionGate: Sendable, Equatable {
     public enum Decision: Sendable, Equatable {
         case compute
+        /// Nothing changed: the last results stand.
         case reuse
+        /// Too soon after the last computed frame (`minInterval`): the last results stand.
+        case hold
     }
 
-    /// Seconds of media time a result may stand for later frames.
+    /// Seconds of media time a result may stand for later unchanged frames.
     public let maxAge: Double
+    /// Seconds of media time a result stands for any later frame (0: none).
+    public let minInterval: Double
     /// Media time of the frame last computed.
     public private(set) var lastComputed: Double?
 
-    public init(maxAge: Double) {
+    public init(maxAge: Double, minInterval: Double = 0) {
         self.maxAge = maxAge
+        self.minInterval = minInterval
     }
 
     /// The decision for the frame at `seconds`; `skip` is the regions node's (nil: none).
-    public mutating func next(skip: Bool?, at seconds: Double) -> Decision {
-        if skip == true, let last = lastComputed, seconds >= last, seconds - last < maxAge { return .reuse }
+    /// `startsShot`: the sampler kept the frame for a cut (or as the first), so nothing from
+    /// before it may stand for it, however soon it comes.
+    public mutating func next(skip: Bool?, at seconds: Double, startsShot: Bool = false) -> Decision {
+        if let last = lastComputed, seconds >= last, !startsShot {
+            if seconds - last < minInterval { return .hold }
+            if skip == true, seconds - last < maxAge { return .reuse }
+        }
         lastComputed = seconds
         return .compute
     }
@@ -41,6 +56,8 @@ final class GatedReuse: ReusedResults {
                    help: "run only on frames where a regions node upstream saw a change; other frames reuse the last results (marked `reused`)"),
         OptionSpec("gate_refresh", .double, default: .double(10), min: 0.1, max: 86_400,
                    help: "gate: recompute at least this often (seconds of media time), changed or not"),
+        OptionSpec("interval", .double, default: .double(0), min: 0, max: 86_400,
+                   help: "run at most once per this many seconds of media time per source; frames in between reuse the last results (marked `reused`), whatever changed, so something shown for less than this may be missed; a frame the adaptive sampler kept for a cut always runs; 0: every frame"),
     ]
 
     static let needs = [NodeContract.Need(anyOf: [.regions], when: .init("gate", is: .bool(true)),
@@ -63,13 +80,24 @@ final class GatedReuse: ReusedResults {
     private var counters: [String: Counters] = [:]
     private var reported: [String: Int] = [:]
 
+    let minInterval: Double
+    /// Only `interval` (no `gate`): every frame counts as changed, nothing waits for regions.
+    let intervalOnly: Bool
+
     init(node: String, options: NodeOptions) {
         self.node = node
         maxAge = options.double("gate_refresh") ?? 10
+        minInterval = options.double("interval") ?? 0
+        intervalOnly = !(options.bool("gate") ?? false) && minInterval > 0
+    }
+
+    /// Whether a model node reuses results at all (`gate: true`, or an `interval`).
+    static func wanted(_ options: NodeOptions) -> Bool {
+        (options.bool("gate") ?? false) || (options.double("interval") ?? 0) > 0
     }
 
     func observe(_ record: Record) {
-        guard case .regions(let region) = record.value else { return }
+        guard !intervalOnly, case .regions(let region) = record.value else { return }
         skips[record.sourceID, default: FrameTable(capacity: 64)].set(region.skip, for: region.frameIndex)
     }
 
@@ -79,9 +107,11 @@ final class GatedReuse: ReusedResults {
         let asked = DispatchTime.now().uptimeNanoseconds
         let decisions = frames.map { frame -> MotionGate.Decision in
             let skip = skips[frame.sourceID]?.take(frame.decodeIndex)
-            var gate = gates[frame.sourceID] ?? MotionGate(maxAge: maxAge)
+            var gate = gates[frame.sourceID] ?? MotionGate(maxAge: maxAge, minInterval: minInterval)
             defer { gates[frame.sourceID] = gate }
-            let decision = gate.next(skip: skip, at: frame.seconds)
+            let decision = gate.next(skip: skip, at: frame.seconds,
+                                     startsShot: frame.metadata[AdaptiveSampler.frameMetadataKey].flatMap(AdaptiveSampler.Reason.init)?.mayStartShot ?? false)
+            // Only an unchanged frame wakes: a held one may have moved, and its known lines' boxes with it.
             if decision == .reuse, let wake, wake(frame) { return gate.next(skip: false, at: frame.seconds) }
             return decision
         }

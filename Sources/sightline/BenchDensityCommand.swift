@@ -20,15 +20,18 @@ struct BenchDensityCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Gate the model nodes by motion (a regions node, gate: true), as Pipelines/live.yaml does.") var gate = true
 
     @Option(help: "Threads for the ocr node (live.yaml: 2).") var ocrThreads = 2
+    @Option(help: "The ocr node reads text at most once per this many seconds per camera (its `interval`; 0: every sampled frame).")
+    var ocrInterval: Double = 0
     @Option(help: "Frames per camera each edge after the cameras holds (live.yaml, one camera: 2).") var sharedCapacity = 2
 
     static let warmUp = 15.0
 
     func run() throws {
+        guard ocrInterval >= 0, ocrInterval.isFinite else { throw ValidationError("--ocr-interval must be 0 or more seconds") }
         guard start >= 1, max >= start, seconds > Self.warmUp + 5 else {
             throw ValidationError("need 1 ≤ --start ≤ --max and --seconds > \(Int(Self.warmUp) + 5)")
         }
-        print("sightline bench density — live 720p30 cameras over UDP, live.yaml's nodes\(gate ? " gated by motion" : ""), 2 sampled frames/s each, \(Int(seconds)) s a step (first \(Int(Self.warmUp)) s warm-up)")
+        print("sightline bench density — live 720p30 cameras over UDP, live.yaml's nodes\(gate ? " gated by motion" : ""), 2 sampled frames/s each\(ocrInterval > 0 ? ", text read at most every \(ocrInterval) s" : ""), \(Int(seconds)) s a step (first \(Int(Self.warmUp)) s warm-up)")
         print(pad("cameras", 9) + pad("messages", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("dropped", 9) + pad("warm-up", 9) + pad("RSS MB", 9) + pad("MB/camera", 11) + "holds")
         var held = 0
         for cameras in start...max {
@@ -71,7 +74,7 @@ struct BenchDensityCommand: ParsableCommand {
           shots: {type: shots, window: 4}
         \(gate ? "  regions: {type: regions}\n" : "")  labels: {type: labels, top: 5, batch: 2, max_wait_ms: 40\(gated)}
           nsfw: {type: nsfw, batch: 2, max_wait_ms: 40\(gated)}
-          ocr: {type: ocr, threads: \(ocrThreads)\(gated)}
+          ocr: {type: ocr, threads: \(ocrThreads)\(gated)\(ocrInterval > 0 ? ", interval: \(ocrInterval)" : "")}
           captions: {type: captions, policy: "\(policy)"}
           moderation: {type: moderation, policy: "\(policy)"}
           out: {type: publish, endpoint: "pub+bind:tcp://127.0.0.1:\(busPort)", when_full: drop, hwm: 10000}

@@ -114,6 +114,17 @@ import SightlineModels
         #expect(carry.next(found: [fresh], changed: mask([(20..<22, 20..<22)]), local: true) == [fresh, neighbour])
     }
 
+    /// Frames held by a gate's `interval` add their changes to the next frame detected.
+    @Test func theChangesOfHeldFramesAddUp() {
+        let a = mask([(0..<2, 0..<2)]), b = mask([(10..<12, 5..<6)])
+        let both = MotionCropDetection.union([a, b])
+        #expect(both == mask([(0..<2, 0..<2), (10..<12, 5..<6)]))
+        #expect(MotionCropDetection.union([a]) == a)
+        #expect(MotionCropDetection.union([]) == nil, "no record: unknown")
+        #expect(MotionCropDetection.union([a, nil, b]) == nil, "a refresh among them")
+        #expect(MotionCropDetection.union([a, TileMask(tileSize: 16, columns: 2, rows: 1, bits: [true, false])]) == nil, "another grid")
+    }
+
     @Test func aMaskTouchesTheBoxesItsSetTilesOverlap() {
         let m = mask([(10..<11, 5..<6)])  // x 160–176, y 80–96
         #expect(m.touches(PixelBox(x: 150, y: 70, width: 11, height: 11)))
