@@ -108,6 +108,7 @@ public final class LabelsNode: BatchedModelNode {
     }
 
     init(options: NodeOptions) throws {
+        try GatedReuse.check(options)
         model = try EfficientNetLite0(store: try ModelNodeOptions.store(ModelZoo.efficientNetLite0, options: options), threads: options.int("threads") ?? 1)
         top = options.int("top") ?? 5
         embeddings = options.bool("embeddings") ?? false
@@ -211,6 +212,7 @@ public final class NSFWNode: BatchedModelNode {
     }
 
     init(options: NodeOptions) throws {
+        try GatedReuse.check(options)
         model = try NSFWClassifier(store: try ModelNodeOptions.store(ModelZoo.openNSFW, options: options), threads: options.int("threads") ?? 1)
         super.init(batching: options, name: "nsfw")
     }

@@ -96,6 +96,15 @@ final class GatedReuse: ReusedResults {
         (options.bool("gate") ?? false) || (options.double("interval") ?? 0) > 0
     }
 
+    /// `delta: true` reuses results its own way, so an `interval` beside it would be ignored:
+    /// refused instead.
+    static func check(_ options: NodeOptions) throws {
+        if options.bool("delta") ?? false, let interval = options.double("interval"), interval > 0 {
+            throw SightlineError.invalidOption(name: "interval", value: String(interval),
+                                               hint: "delta: true reuses results itself; use one of delta and interval")
+        }
+    }
+
     func observe(_ record: Record) {
         guard !intervalOnly, case .regions(let region) = record.value else { return }
         skips[record.sourceID, default: FrameTable(capacity: 64)].set(region.skip, for: region.frameIndex)

@@ -61,6 +61,10 @@ import SightlineMedia
     @Test func anIntervalAloneReusesWithoutARegionsNode() throws {
         let options = NodeOptions(["interval": .double(1)])
         #expect(GatedReuse.wanted(options) && !GatedReuse.wanted(NodeOptions([:])))
+        // Delta inference reuses its own way: an interval beside it is refused, not ignored.
+        #expect(throws: SightlineError.self) { try GatedReuse.check(NodeOptions(["delta": .bool(true), "interval": .double(1)])) }
+        try GatedReuse.check(NodeOptions(["delta": .bool(true)]))
+        try GatedReuse.check(options)
         let held = GatedReuse(node: "ocr", options: options)
         held.wake = { _ in
             Issue.record("wake asked about a held frame")
