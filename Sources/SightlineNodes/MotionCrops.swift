@@ -30,14 +30,14 @@ public struct MotionCropPlanner: Sendable, Equatable {
     /// (a crowd, the camera moved) keeps the largest and runs the whole frame too.
     public var maxCrops: Int
 
-    public init(minSide: Double = 160, minRegionSide: Double = 32, growth: Double = 1.5, wholeFrameAbove: Double = 0.5, mergeGrowth: Double = 1.3, localBelow: Double = 0.25,
-                maxCrops: Int = 6) {
-        self.localBelow = localBelow
+    public init(minSide: Double = 160, minRegionSide: Double = 32, growth: Double = 1.5, wholeFrameAbove: Double = 0.5, mergeGrowth: Double = 1.3,
+                localBelow: Double = 0.25, maxCrops: Int = 6) {
         self.minSide = max(1, minSide)
         self.minRegionSide = max(0, minRegionSide)
         self.growth = max(1, growth)
         self.wholeFrameAbove = wholeFrameAbove
         self.mergeGrowth = max(1, mergeGrowth)
+        self.localBelow = localBelow
         self.maxCrops = max(0, maxCrops)
     }
 
@@ -113,10 +113,10 @@ public struct MotionCropPlanner: Sendable, Equatable {
                 for j in crops.indices where j > i {
                     let a = crops[i], b = crops[j]
                     let x0 = min(a.x, b.x), y0 = min(a.y, b.y)
-                    let side = max(max(a.x + a.width, b.x + b.width) - x0, max(a.y + a.height, b.y + b.height) - y0)
+                    let x1 = max(a.x + a.width, b.x + b.width), y1 = max(a.y + a.height, b.y + b.height)
+                    let side = max(x1 - x0, y1 - y0)
                     guard side <= min(maxSide, mergeGrowth * max(a.width, a.height, b.width, b.height)) else { continue }
-                    let centre = PixelPoint(x: (x0 + max(a.x + a.width, b.x + b.width)) / 2, y: (y0 + max(a.y + a.height, b.y + b.height)) / 2)
-                    crops[i] = CropPlanner.square(around: centre, side: side, width: width, height: height)
+                    crops[i] = CropPlanner.square(around: PixelPoint(x: (x0 + x1) / 2, y: (y0 + y1) / 2), side: side, width: width, height: height)
                     crops.remove(at: j)
                     mergedAny = true
                     break search

@@ -8,10 +8,9 @@ import SightlineMedia
 /// regions node marked the frame `skip`) and the last computed result is younger than `maxAge`
 /// seconds of media time: reuse. A result younger than `minInterval` stands whatever changed
 /// (`hold`: the node runs at most that often), except on a frame that starts a shot. Anything
-/// else computes: a change, no decision
-/// for the frame (its regions record never came, or there is no regions node), time going
-/// backwards (a new file or a looped source), or a result that has grown too old (the periodic
-/// refresh that catches what the threshold missed).
+/// else computes: a change, no decision for the frame (its regions record never came, or there
+/// is no regions node), time going backwards (a new file or a looped source), or a result that
+/// has grown too old (the periodic refresh that catches what the threshold missed).
 public struct MotionGate: Sendable, Equatable {
     public enum Decision: Sendable, Equatable {
         case compute
