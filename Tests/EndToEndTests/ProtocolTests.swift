@@ -32,7 +32,7 @@ import SightlineTestSupport
         let port = freePort()
         let server = try Tool.start("python3", ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", dir])
         defer { stopProcess(server) }
-        Thread.sleep(forTimeInterval: 0.7)
+        try waitUntilAccepting(port: port, name: "python3 -m http.server", timeout: 20)
         try expectFrames(url: "http://127.0.0.1:\(port)/index.m3u8")
     }
 

@@ -28,12 +28,7 @@ public final class NATSServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         self.process = process
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if Self.accepts(port: port) { return }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        throw ToolError.failed("nats-server on port \(port)", ToolResult(status: -1, stdout: "", stderr: "did not accept connections within 10 s"))
+        try waitUntilAccepting(port: port, name: "nats-server", timeout: 10)
     }
 
     /// SIGKILL (a crash) or SIGTERM (an operator's restart: the server flushes its store).
@@ -56,15 +51,27 @@ public final class NATSServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+}
+
+/// Waits until a server on loopback `port` accepts TCP connections (a fixed sleep was too short
+/// for python's http.server under the whole suite's load).
+public func waitUntilAccepting(port: Int, name: String, timeout: Double) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if accepts(port: port) { return }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    throw ToolError.failed("\(name) on port \(port)", ToolResult(status: -1, stdout: "", stderr: "did not accept connections within \(Int(timeout)) s"))
+}
+
+private func accepts(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
 }
