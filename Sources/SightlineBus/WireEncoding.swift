@@ -70,6 +70,7 @@ public enum WireEncoding {
                 }),
             ]
             if let detected = o.detected { data["detected"] = rounded(detected, 1e4) }
+            if o.probed == true { data["probed"] = .bool(true) }
             if !o.dropped.isEmpty {
                 data["dropped"] = .array(o.dropped.map {
                     .object(["text": .string($0.text), "confidence": rounded($0.confidence, 1e4), "reason": .string($0.reason)])

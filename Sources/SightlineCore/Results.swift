@@ -396,14 +396,18 @@ public struct OnScreenText: Sendable, Codable, Equatable {
     /// The share of the text detector's input that ran on this frame, when it ran only around
     /// the tiles that changed (nil: the whole frame).
     public var detected: Double?
+    /// True when only the reduced-size probe looked at this frame and found no text, so the
+    /// full-size detector did not run (nil: it ran).
+    public var probed: Bool?
 
-    public init(frameIndex: Int, lines: [Line], dropped: [Dropped] = [], width: Int = 0, height: Int = 0, detected: Double? = nil) {
+    public init(frameIndex: Int, lines: [Line], dropped: [Dropped] = [], width: Int = 0, height: Int = 0, detected: Double? = nil, probed: Bool? = nil) {
         self.frameIndex = frameIndex
         self.lines = lines
         self.dropped = dropped
         self.width = width
         self.height = height
         self.detected = detected
+        self.probed = probed
     }
 
     /// Every line, one per line.

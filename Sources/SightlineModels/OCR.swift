@@ -36,6 +36,19 @@ public final class TextRecognizer: @unchecked Sendable {
     public var binaryThreshold: Float = 0.3
     public var boxThreshold: Float = 0.5
     public var unclipRatio: Float = 1.6
+    /// Look for text first at this fraction of the detector's input size, and skip the
+    /// full-size run when that map holds no text (`TextProbePolicy` says when a source probes;
+    /// 0: never). Off here; the `ocr` node and `sightline ocr` turn it on at 2/3.
+    public var probeScale: Float = 0
+    /// A probe map whose every probability stays below this holds no text. Text gives values
+    /// near 1 and text-free frames about 1e-5 (measured), so the bar sits far from both.
+    public var probeThreshold: Float = 0.01
+    /// The probe's scale where the `ocr` node and `sightline ocr` use one: 640 px for 720p.
+    public static let defaultProbeScale = 0.67
+    /// Larger probes cost nearly a full run (`probeMaxShare`).
+    public static let largestProbeScale = 0.75
+    /// The probe runs only when its input is at most this share of the full input's pixels.
+    static let probeMaxShare = 0.6
 
     public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
         let m = ModelZoo.ppOCR
@@ -67,6 +80,8 @@ public final class TextRecognizer: @unchecked Sendable {
         /// The whole frame's global average pools (the detector's squeeze-and-excitation).
         var pools: [String: Tensor]
         var readings: [Reading]
+        /// Whether the next frame probes first.
+        var probe = TextProbePolicy()
     }
 
     struct Reading: Sendable {
@@ -93,8 +108,9 @@ public final class TextRecognizer: @unchecked Sendable {
     public var keepUnchangedLines = true
 
     /// What the last `read(_:changed:memory:)` did: the share of the detector's input it ran
-    /// (1: the whole frame) and how many lines it recognised or kept.
-    public private(set) var lastWork = (detected: 1.0, recognised: 0, kept: 0)
+    /// (1: the whole frame), how many lines it recognised or kept, and whether a probe ran
+    /// (nil: no probe; true: it found no text, so the full-size detector did not run).
+    public private(set) var lastWork = (detected: 1.0, recognised: 0, kept: 0, probedOnly: Bool?.none)
 
     /// The frame's text lines, reading again only what changed since the frame `memory` holds.
     /// With `changed` (the tiles that changed since then) and `detectOnlyWhereChanged`, the
@@ -105,10 +121,31 @@ public final class TextRecognizer: @unchecked Sendable {
     /// `memory` is replaced with this frame's.
     public func read(_ frame: Frame, changed: TileMask?, memory: inout TextMemory?) throws -> [TextLine] {
         let bgr = ImagePreprocessing.packedPixels(frame, order: .bgr)
-        let (input, dw, dh) = detectionInput(bgr, width: frame.width, height: frame.height)
+        let scale = detectionScale(width: frame.width, height: frame.height)
+        let (dw, dh) = Self.detectionSize(width: frame.width, height: frame.height, scale: scale)
+        let last = memory.flatMap { m in m.frameWidth == frame.width && m.frameHeight == frame.height && m.width == dw && m.height == dh ? m : nil }
+        var probePolicy = memory?.probe ?? TextProbePolicy()
+        lastWork.probedOnly = nil
+        // The probe stands aside where windows need the full map of every frame.
+        if probeScale > 0, !detectOnlyWhereChanged {
+            let (pw, ph) = Self.detectionSize(width: frame.width, height: frame.height, scale: scale * probeScale)
+            if Double(pw * ph) <= Self.probeMaxShare * Double(dw * dh), probePolicy.probeNext() {
+                let map = try detect(detectionInput(bgr, width: frame.width, height: frame.height, size: (pw, ph)), width: pw, height: ph)
+                let foundText = map.contains { $0 >= probeThreshold }
+                lastWork.probedOnly = !foundText
+                if !foundText {
+                    probePolicy.record(probeFoundText: false, boxes: nil)
+                    lastWork.detected = Double(pw * ph) / Double(dw * dh)
+                    (lastWork.recognised, lastWork.kept) = (0, 0)
+                    memory = TextMemory(frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh,
+                                        probability: [], pools: [:], readings: [], probe: probePolicy)
+                    return []
+                }
+            }
+        }
+        let input = detectionInput(bgr, width: frame.width, height: frame.height, size: (dw, dh))
         var probability: [Float]
         var pools: [String: Tensor]
-        let last = memory.flatMap { m in m.frameWidth == frame.width && m.frameHeight == frame.height && m.width == dw && m.height == dh ? m : nil }
         if detectOnlyWhereChanged, let changed, let last, last.probability.count == dw * dh,
            let windows = windowPlanner.windows(changed: changed, frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh) {
             probability = last.probability
@@ -124,6 +161,7 @@ public final class TextRecognizer: @unchecked Sendable {
             lastWork.detected = 1
         }
         let boxes = boxes(probability, width: dw, height: dh, frameWidth: frame.width, frameHeight: frame.height)
+        probePolicy.record(probeFoundText: lastWork.probedOnly.map { !$0 }, boxes: boxes.count)
         let crops = boxes.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.corners) }
         var readings = [Reading?](repeating: nil, count: boxes.count)
         if keepUnchangedLines, let previous = last?.readings, !previous.isEmpty {
@@ -145,7 +183,7 @@ public final class TextRecognizer: @unchecked Sendable {
         lastWork.kept = boxes.count - toRead.count
         let all = readings.compactMap { $0 }
         memory = TextMemory(frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh,
-                            probability: detectOnlyWhereChanged ? probability : [], pools: pools, readings: all)
+                            probability: detectOnlyWhereChanged ? probability : [], pools: pools, readings: all, probe: probePolicy)
         return all.compactMap(\.line)
     }
 
@@ -175,7 +213,7 @@ public final class TextRecognizer: @unchecked Sendable {
         }
         // The map no longer matches these pixels: the next windowed read starts from a whole frame.
         last.probability = []
-        lastWork = (detected: 0, recognised: toRead.count, kept: last.readings.count - toRead.count)
+        lastWork = (detected: 0, recognised: toRead.count, kept: last.readings.count - toRead.count, probedOnly: nil)
         memory = last
         return last.readings.compactMap(\.line)
     }
@@ -230,13 +268,28 @@ public final class TextRecognizer: @unchecked Sendable {
 
     struct Box: Sendable { var corners: [SIMD2<Float>]; var score: Float }
 
+    /// The detector's scale for a frame: per `minSide` and `maxSide`.
+    func detectionScale(width: Int, height: Int) -> Float {
+        let scale = minSide > 0 && min(width, height) < minSide ? Float(minSide) / Float(min(width, height)) : 1
+        return min(scale, Float(maxSide) / Float(max(width, height)))
+    }
+
+    /// The detector's input size at a scale: each side rounded to a multiple of 32.
+    static func detectionSize(width: Int, height: Int, scale: Float) -> (width: Int, height: Int) {
+        (max(32, Int((Float(Int(Float(width) * scale)) / 32).rounded()) * 32),
+         max(32, Int((Float(Int(Float(height) * scale)) / 32).rounded()) * 32))
+    }
+
     /// The detector's input (NCHW, normalised) and its size: sides scaled per `minSide` /
     /// `maxSide` and rounded to a multiple of 32.
     func detectionInput(_ bgr: [UInt8], width: Int, height: Int) -> (input: [Float], width: Int, height: Int) {
-        var scale = minSide > 0 && min(width, height) < minSide ? Float(minSide) / Float(min(width, height)) : 1
-        scale = min(scale, Float(maxSide) / Float(max(width, height)))
-        let dw = max(32, Int((Float(Int(Float(width) * scale)) / 32).rounded()) * 32)
-        let dh = max(32, Int((Float(Int(Float(height) * scale)) / 32).rounded()) * 32)
+        let (dw, dh) = Self.detectionSize(width: width, height: height, scale: detectionScale(width: width, height: height))
+        return (detectionInput(bgr, width: width, height: height, size: (dw, dh)), dw, dh)
+    }
+
+    /// The detector's input (NCHW, normalised) resized to `size`.
+    func detectionInput(_ bgr: [UInt8], width: Int, height: Int, size: (width: Int, height: Int)) -> [Float] {
+        let (dw, dh) = size
         var resized = [Float](repeating: 0, count: dw * dh * 3)
         bgr.withUnsafeBufferPointer { src in
             resized.withUnsafeMutableBufferPointer { resizeBilinear(src.baseAddress!, width: width, height: height, channels: 3, toWidth: dw, toHeight: dh, output: $0.baseAddress!) }
@@ -245,7 +298,7 @@ public final class TextRecognizer: @unchecked Sendable {
         for p in 0..<(dw * dh) {
             for c in 0..<3 { input[c * dw * dh + p] = (resized[p * 3 + c] / 255 - detectionMean[c]) / detectionStd[c] }
         }
-        return (input, dw, dh)
+        return input
     }
 
     /// The whole frame's text probability map.

@@ -256,6 +256,8 @@ public final class OCRNode: BatchedModelNode {
             OptionSpec("words", .inputFile, default: .string("/usr/share/dict/words"),
                        help: "word list for the filter (one per line; Debian's wamerican)"),
             OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
+            OptionSpec("probe", .double, default: .double(TextRecognizer.defaultProbeScale), min: 0, max: TextRecognizer.largestProbeScale,
+                       help: "look for text first at this fraction of the detector's size (640 px for 720p) and skip the full-size detector where none shows (the record says `probed`); a source probes after a frame without text boxes and backs off where the probe raises false alarms; 0: off. A frame whose only text is too small for the probe is missed"),
             OptionSpec("keep_unchanged_lines", .bool, default: .bool(true),
                        help: "a line whose box and pixels are the same as on the source's last read frame keeps its reading instead of being recognised again"),
             OptionSpec("wake_on_text", .bool, default: .bool(true),
@@ -274,6 +276,7 @@ public final class OCRNode: BatchedModelNode {
         reader.useAngleClassifier = options.bool("angle_classifier") ?? true
         reader.keepUnchangedLines = options.bool("keep_unchanged_lines") ?? true
         reader.detectOnlyWhereChanged = options.bool("changed_tiles") ?? false
+        reader.probeScale = Float(options.double("probe") ?? TextRecognizer.defaultProbeScale)
         minConfidence = options.double("min_confidence") ?? 0.6
         plausibility = (options.bool("filter") ?? true)
             ? TextPlausibility(minConfidence: minConfidence, words: try TextPlausibility.wordList(path: options.string("words") ?? "/usr/share/dict/words"))
@@ -331,9 +334,10 @@ public final class OCRNode: BatchedModelNode {
                                                kept: line.kept ? true : nil))
             }
         }
-        let detected = reader.lastWork.detected
+        let work = reader.lastWork
+        let probedOnly = !onlyLines && work.probedOnly == true
         return Record(.ocr(OnScreenText(frameIndex: frame.decodeIndex, lines: lines, dropped: dropped, width: frame.width, height: frame.height,
-                                        detected: detected < 1 ? detected : nil)), frame: frame,
+                                        detected: !probedOnly && work.detected < 1 ? work.detected : nil, probed: probedOnly ? true : nil)), frame: frame,
                       provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])
     }
 }

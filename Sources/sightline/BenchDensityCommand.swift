@@ -103,7 +103,11 @@ struct BenchDensityCommand: ParsableCommand {
         let graph = Process()
         graph.executableURL = URL(fileURLWithPath: ownExecutable())
         graph.arguments = ["run", file, "--quiet", "--progress", "off"]
-        graph.standardError = FileHandle.nullDevice
+        // Its errors are kept, to say why a step that never delivered a message failed.
+        let errors = file + ".stderr"
+        _ = FileManager.default.createFile(atPath: errors, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        graph.standardError = FileHandle(forWritingAtPath: errors) ?? FileHandle.nullDevice
         try graph.run()
         var senders: [Process] = []
         defer {
@@ -146,6 +150,10 @@ struct BenchDensityCommand: ParsableCommand {
                 lastSample = elapsed
                 peak = Swift.max(peak, BenchLiveCommand.residentMegabytes(pid: graph.processIdentifier))
             }
+        }
+        if !graph.isRunning {
+            let said = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+            throw ValidationError("the pipeline of \(cameras) cameras stopped early (exit \(graph.terminationStatus)): \(said.split(separator: "\n").suffix(5).joined(separator: "\n"))")
         }
         latencies.sort()
         step.messages = latencies.count

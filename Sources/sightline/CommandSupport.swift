@@ -9,7 +9,10 @@ import SightlineMedia
 func repositoryFile(_ relative: String) -> String {
     let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         .appendingPathComponent("../../../" + relative).standardized.path
-    return FileManager.default.fileExists(atPath: beside) ? beside : relative
+    if FileManager.default.fileExists(atPath: beside) { return beside }
+    // A copy of the binary elsewhere, run from the repository: absolute, because the path may
+    // go into a generated pipeline file, which resolves relative paths against its own folder.
+    return URL(fileURLWithPath: relative, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)).standardized.path
 }
 
 /// Where fetched samples and benchmark clips live: $SIGHTLINE_CACHE or ~/.cache/sightline.

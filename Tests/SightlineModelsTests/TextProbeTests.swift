@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import SightlineCore
+import SightlineMedia
+@testable import SightlineModels
+import SightlineTestSupport
+
+/// The reduced-size look for text before the full-size detector: the policy's timelines, and
+/// the reader on rendered frames.
+@Suite(.serialized) struct TextProbeTests {
+    /// What a frame's reading does, for timelines: probe first or not, and what was found.
+    enum Step: Equatable { case probeEmpty, probeThenFull(boxes: Int), full(boxes: Int) }
+
+    /// Runs a timeline: for each frame, what the probe would find and how many boxes the
+    /// full-size detector would find; returns what the policy made the reader do.
+    static func run(_ frames: [(probeFinds: Bool, boxes: Int)], policy: inout TextProbePolicy) -> [Step] {
+        frames.map { frame in
+            if policy.probeNext() {
+                if !frame.probeFinds {
+                    policy.record(probeFoundText: false, boxes: nil)
+                    return .probeEmpty
+                }
+                policy.record(probeFoundText: true, boxes: frame.boxes)
+                return .probeThenFull(boxes: frame.boxes)
+            }
+            policy.record(probeFoundText: nil, boxes: frame.boxes)
+            return .full(boxes: frame.boxes)
+        }
+    }
+
+    @Test func textFreeFramesOnlyProbe() {
+        var policy = TextProbePolicy()
+        let steps = Self.run(Array(repeating: (false, 0), count: 5), policy: &policy)
+        #expect(steps == Array(repeating: .probeEmpty, count: 5))
+    }
+
+    /// Text appears: the probe sees it and the full run reads it; while text stays, frames run
+    /// at full size at once; once a full run finds nothing, the next frame probes again.
+    @Test func textOnScreenSkipsTheProbeUntilItGoes() {
+        var policy = TextProbePolicy()
+        let steps = Self.run([(false, 0), (true, 2), (true, 2), (true, 1), (false, 0), (false, 0)], policy: &policy)
+        #expect(steps == [.probeEmpty, .probeThenFull(boxes: 2), .full(boxes: 2), .full(boxes: 1), .full(boxes: 0), .probeEmpty])
+    }
+
+    /// A scene whose texture looks like text to the smaller probe only: each false alarm is
+    /// followed by full-size runs without a probe, 4, then 8, then 16 frames.
+    @Test func falseAlarmsBackOffAndDouble() {
+        var policy = TextProbePolicy()
+        let steps = Self.run(Array(repeating: (true, 0), count: 1 + 4 + 1 + 8 + 1 + 16 + 1), policy: &policy)
+        let probed = steps.indices.filter { if case .probeThenFull = steps[$0] { return true } else { return false } }
+        #expect(probed == [0, 5, 14, 31])
+        #expect(steps.allSatisfy { $0 != .probeEmpty })
+    }
+
+    /// The back-off stops growing at `longestBackOff` frames.
+    @Test func theBackOffIsCapped() {
+        var policy = TextProbePolicy()
+        let steps = Self.run(Array(repeating: (true, 0), count: 400), policy: &policy)
+        let probed = steps.indices.filter { if case .probeThenFull = steps[$0] { return true } else { return false } }
+        let gaps = zip(probed.dropFirst(), probed).map { $0 - $1 - 1 }
+        #expect(gaps.prefix(5) == [4, 8, 16, 32, 64])
+        #expect(gaps.dropFirst(4).allSatisfy { $0 == TextProbePolicy.longestBackOff })
+    }
+
+    /// A probe that finds nothing ends the run of false alarms: the next false alarm backs off
+    /// by the first step again.
+    @Test func anEmptyProbeResetsTheBackOff() {
+        var policy = TextProbePolicy()
+        let frames: [(Bool, Int)] = [(true, 0)] + Array(repeating: (true, 0), count: 4) + [(false, 0), (true, 0)] + Array(repeating: (true, 0), count: 5)
+        let steps = Self.run(frames, policy: &policy)
+        #expect(steps[0] == .probeThenFull(boxes: 0))
+        #expect(steps[1...4].allSatisfy { $0 == .full(boxes: 0) })
+        #expect(steps[5] == .probeEmpty)
+        #expect(steps[6] == .probeThenFull(boxes: 0))
+        #expect(steps[7...10].allSatisfy { $0 == .full(boxes: 0) })
+        #expect(steps[11] == .probeThenFull(boxes: 0))
+    }
+
+    /// Text found during a back-off runs the next frame at full size too; frames after text
+    /// do not use up the back-off, which goes on once the text has gone.
+    @Test func textDuringABackOff() {
+        var policy = TextProbePolicy()
+        let steps = Self.run([(true, 0), (true, 3), (true, 3), (false, 0), (false, 0), (false, 0), (false, 0), (false, 0)], policy: &policy)
+        #expect(steps == [.probeThenFull(boxes: 0), .full(boxes: 3), .full(boxes: 3), .full(boxes: 0),
+                          .full(boxes: 0), .full(boxes: 0), .full(boxes: 0), .probeEmpty])
+    }
+
+    // MARK: - The reader on rendered frames
+
+    /// A 1280×720 frame without text: a Mandelbrot set's colour bands (texture the
+    /// full-size detector sees no line in).
+    static func textFree() throws -> Frame {
+        let path = Fixtures.shared.directory + "/probe-mandelbrot.png"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "mandelbrot=s=1280x720:start_scale=2", "-frames:v", "1", path])
+        let source = VideoSource(url: path, options: SourceOptions(output: OutputFormat(pixelFormat: .rgb24)))
+        while let event = try source.next() { if case .frame(let frame) = event { return frame } }
+        throw SightlineError.noVideoStream(input: path)
+    }
+
+    /// A source going text-free → text → text → text-free → text-free: the text-free frames
+    /// skip the full-size detector except the one right after text; every frame reads what the
+    /// reader without a probe reads.
+    @Test func theReaderSkipsTheDetectorOnlyWhereThereIsNoText() throws {
+        let plain = try OCRChangedTilesTests.reader()
+        let probing = try OCRChangedTilesTests.reader()
+        probing.probeScale = Float(TextRecognizer.defaultProbeScale)
+        let empty = try Self.textFree()
+        let text = try OCRChangedTilesTests.screen(lines: 3, seconds: 20)
+        var memory: TextRecognizer.TextMemory?
+        var probedOnly: [Bool?] = []
+        for frame in [empty, text, text, empty, empty] {
+            let lines = try probing.read(frame, changed: nil, memory: &memory)
+            probedOnly.append(probing.lastWork.probedOnly)
+            let want = try plain.read(frame)
+            #expect(lines.map(\.text) == want.map(\.text))
+        }
+        #expect(probedOnly == [true, false, nil, nil, true], "\(probedOnly)")
+        #expect(try plain.read(empty).isEmpty, "the full-size detector sees no text in the text-free frame either")
+        #expect(try plain.read(text).count == 4)
+    }
+
+    /// Frames so small that the probe's input, rounded to 32 px, is nearly the full one are
+    /// not probed: a 40×40 frame gives a 32×32 probe for a 32×32 input.
+    @Test func smallFramesAreNotProbed() throws {
+        let reader = try OCRChangedTilesTests.reader()
+        reader.probeScale = Float(TextRecognizer.defaultProbeScale)
+        let path = Fixtures.shared.directory + "/probe-small.png"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=0x808080:s=40x40", "-frames:v", "1", path])
+        let frame = try OCRTests.decode(path)
+        var memory: TextRecognizer.TextMemory?
+        _ = try reader.read(frame, changed: nil, memory: &memory)
+        #expect(reader.lastWork.probedOnly == nil, "\(frame.width)×\(frame.height)")
+        let larger = try Self.textFree()
+        _ = try reader.read(larger, changed: nil, memory: &memory)
+        #expect(reader.lastWork.probedOnly == true)
+    }
+}
