@@ -47,6 +47,9 @@ public final class TextRecognizer: @unchecked Sendable {
     public static let defaultProbeScale = 0.67
     /// Larger probes cost nearly a full run (`probeMaxShare`).
     public static let largestProbeScale = 0.75
+    /// With a probe: run at full size at least this often (seconds of media time) however
+    /// empty the probes, and on a source's first frame (`TextProbePolicy.fullEvery`).
+    public var probeFullEvery = 5.0
     /// The probe runs only when its input is at most this share of the full input's pixels.
     static let probeMaxShare = 0.6
 
@@ -124,17 +127,18 @@ public final class TextRecognizer: @unchecked Sendable {
         let scale = detectionScale(width: frame.width, height: frame.height)
         let (dw, dh) = Self.detectionSize(width: frame.width, height: frame.height, scale: scale)
         let last = memory.flatMap { m in m.frameWidth == frame.width && m.frameHeight == frame.height && m.width == dw && m.height == dh ? m : nil }
-        var probePolicy = memory?.probe ?? TextProbePolicy()
+        var probePolicy = memory?.probe ?? TextProbePolicy(fullEvery: probeFullEvery)
+        probePolicy.fullEvery = probeFullEvery
         lastWork.probedOnly = nil
         // The probe stands aside where windows need the full map of every frame.
         if probeScale > 0, !detectOnlyWhereChanged {
             let (pw, ph) = Self.detectionSize(width: frame.width, height: frame.height, scale: scale * probeScale)
-            if Double(pw * ph) <= Self.probeMaxShare * Double(dw * dh), probePolicy.probeNext() {
+            if Double(pw * ph) <= Self.probeMaxShare * Double(dw * dh), probePolicy.probeNext(at: frame.seconds) {
                 let map = try detect(detectionInput(bgr, width: frame.width, height: frame.height, size: (pw, ph)), width: pw, height: ph)
                 let foundText = map.contains { $0 >= probeThreshold }
                 lastWork.probedOnly = !foundText
                 if !foundText {
-                    probePolicy.record(probeFoundText: false, boxes: nil)
+                    probePolicy.record(probeFoundText: false, boxes: nil, at: frame.seconds)
                     lastWork.detected = Double(pw * ph) / Double(dw * dh)
                     (lastWork.recognised, lastWork.kept) = (0, 0)
                     memory = TextMemory(frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh,
@@ -161,7 +165,7 @@ public final class TextRecognizer: @unchecked Sendable {
             lastWork.detected = 1
         }
         let boxes = boxes(probability, width: dw, height: dh, frameWidth: frame.width, frameHeight: frame.height)
-        probePolicy.record(probeFoundText: lastWork.probedOnly.map { !$0 }, boxes: boxes.count)
+        probePolicy.record(probeFoundText: lastWork.probedOnly.map { !$0 }, boxes: boxes.count, at: frame.seconds)
         let crops = boxes.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.corners) }
         var readings = [Reading?](repeating: nil, count: boxes.count)
         if keepUnchangedLines, let previous = last?.readings, !previous.isEmpty {

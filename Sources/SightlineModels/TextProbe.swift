@@ -12,13 +12,22 @@
 /// - after a probe found text that the full run did not confirm (a false alarm), the source
 ///   runs at full size only for a back-off of 4, 8, 16 … up to 64 frames before it probes
 ///   again;
-/// - a probe that finds nothing ends the run of false alarms.
+/// - a probe that finds nothing ends the run of false alarms;
+/// - a source's first frame, and a frame `fullEvery` seconds of media time after the last
+///   full-size run, run at full size: text too small for the probe (under about 13 px on a
+///   720p frame, measured) is then read within that long of appearing, and once it is read
+///   the frames after it run at full size.
 /// Pure state; `TextRecognizer` keeps one per source in its `TextMemory`.
 public struct TextProbePolicy: Sendable, Equatable {
     /// Frames that run at full size only after the first false alarm; doubled after each further one.
     public static let firstBackOff = 4
     public static let longestBackOff = 64
 
+    /// Seconds of media time between full-size runs however empty the probes (0: no such runs
+    /// after the first frame).
+    public var fullEvery: Double
+    /// Media time of the last full-size run (nil: none yet).
+    private var lastFull: Double?
     /// The last full-size run found text boxes.
     private var textSeen = false
     /// Probe positives in a row that the full run did not confirm.
@@ -26,10 +35,16 @@ public struct TextProbePolicy: Sendable, Equatable {
     /// Frames left that run at full size only before the next probe.
     private var backOffLeft = 0
 
-    public init() {}
+    public init(fullEvery: Double = 0) {
+        self.fullEvery = fullEvery
+    }
 
-    /// Whether the next frame probes first. Consumes one frame of a back-off.
-    public mutating func probeNext() -> Bool {
+    /// Whether the frame at `time` (seconds of media time) probes first. Consumes one frame of
+    /// a back-off.
+    public mutating func probeNext(at time: Double) -> Bool {
+        guard let lastFull else { return false }
+        // Time going backwards (a live source that restarted its clock) counts as due.
+        if fullEvery > 0 && (time < lastFull || time - lastFull >= fullEvery) { return false }
         if textSeen { return false }
         if backOffLeft > 0 {
             backOffLeft -= 1
@@ -38,9 +53,10 @@ public struct TextProbePolicy: Sendable, Equatable {
         return true
     }
 
-    /// What a frame's reading found. `probeFoundText` is nil when the frame did not probe;
+    /// What the frame at `time` found. `probeFoundText` is nil when the frame did not probe;
     /// `boxes` is nil when the full-size detector did not run (the probe found nothing).
-    public mutating func record(probeFoundText: Bool?, boxes: Int?) {
+    public mutating func record(probeFoundText: Bool?, boxes: Int?, at time: Double) {
+        if boxes != nil { lastFull = time }
         if probeFoundText == false {
             textSeen = false
             falseAlarms = 0

@@ -15,6 +15,8 @@ struct OCRCommand: ParsableCommand {
     @Flag(help: "Skip the 180° angle classifier.") var noAngleClassifier = false
     @Option(help: "Look for text first at this fraction of the detector's size and skip the full-size detector on frames where none shows (0: off; a frame whose only text is tiny can be missed).")
     var probe: Double = TextRecognizer.defaultProbeScale
+    @Option(help: "With --probe: run at full size on the first frame and at least every this many seconds of video however empty the probes, so text too small for the probe is read within this long (0: only the first frame).")
+    var probeFullEvery: Double = 5
     @Flag(help: "Print JSON lines.") var json = false
     @OptionGroup var cache: ModelCacheOption
 
@@ -27,6 +29,8 @@ struct OCRCommand: ParsableCommand {
             throw ValidationError("--probe must be between 0 and \(TextRecognizer.largestProbeScale), got \(probe)")
         }
         reader.probeScale = Float(probe)
+        guard probeFullEvery >= 0, probeFullEvery.isFinite else { throw ValidationError("--probe-full-every must be 0 or more seconds, got \(probeFullEvery)") }
+        reader.probeFullEvery = probeFullEvery
         // Every line is read on every frame; the memory only carries the probe's state.
         reader.keepUnchangedLines = false
         var memory: TextRecognizer.TextMemory? = nil

@@ -11,25 +11,62 @@ import SightlineTestSupport
     /// What a frame's reading does, for timelines: probe first or not, and what was found.
     enum Step: Equatable { case probeEmpty, probeThenFull(boxes: Int), full(boxes: Int) }
 
-    /// Runs a timeline: for each frame, what the probe would find and how many boxes the
-    /// full-size detector would find; returns what the policy made the reader do.
-    static func run(_ frames: [(probeFinds: Bool, boxes: Int)], policy: inout TextProbePolicy) -> [Step] {
-        frames.map { frame in
-            if policy.probeNext() {
+    /// Runs a timeline of frames 0.5 s apart from `start`: for each, what the probe would find
+    /// and how many boxes the full-size detector would find; returns what the policy made the
+    /// reader do.
+    static func run(_ frames: [(probeFinds: Bool, boxes: Int)], policy: inout TextProbePolicy, start: Double = 0.5) -> [Step] {
+        frames.enumerated().map { i, frame in
+            let time = start + Double(i) * 0.5
+            if policy.probeNext(at: time) {
                 if !frame.probeFinds {
-                    policy.record(probeFoundText: false, boxes: nil)
+                    policy.record(probeFoundText: false, boxes: nil, at: time)
                     return .probeEmpty
                 }
-                policy.record(probeFoundText: true, boxes: frame.boxes)
+                policy.record(probeFoundText: true, boxes: frame.boxes, at: time)
                 return .probeThenFull(boxes: frame.boxes)
             }
-            policy.record(probeFoundText: nil, boxes: frame.boxes)
+            policy.record(probeFoundText: nil, boxes: frame.boxes, at: time)
             return .full(boxes: frame.boxes)
         }
     }
 
+    /// A policy whose source's first frame (at 0 s, no text) ran at full size, as every
+    /// source's does; without periodic full-size runs unless `fullEvery` is given.
+    static func started(fullEvery: Double = 0, at start: Double = 0) -> TextProbePolicy {
+        var policy = TextProbePolicy(fullEvery: fullEvery)
+        let probes = policy.probeNext(at: start)
+        #expect(!probes, "a source's first frame runs at full size")
+        policy.record(probeFoundText: nil, boxes: 0, at: start)
+        return policy
+    }
+
+    /// Text too small for the probe: only the periodic full-size runs (every 5 s: every tenth
+    /// frame at 2 frames/s) see it, and once one has, the frames after it run at full size.
+    @Test func periodicFullRunsCatchTextTooSmallForTheProbe() {
+        var policy = Self.started(fullEvery: 5)
+        let empty = Self.run(Array(repeating: (false, 0), count: 20), policy: &policy)
+        let full = empty.indices.filter { empty[$0] == .full(boxes: 0) }
+        #expect(full == [9, 19], "at 5 s and 10 s: \(empty)")
+        var small = Self.started(fullEvery: 5)
+        // Tiny text from 1 s on: the probe never sees it.
+        let steps = Self.run([(false, 0)] + Array(repeating: (false, 2), count: 12), policy: &small)
+        #expect(steps.prefix(9).allSatisfy { $0 == .probeEmpty })
+        #expect(steps[9] == .full(boxes: 2))
+        #expect(steps[10...].allSatisfy { $0 == .full(boxes: 2) })
+    }
+
+    /// A clock that goes back (a live source that restarted) makes a full-size run due.
+    @Test func timeGoingBackRunsAtFullSize() {
+        var policy = Self.started(fullEvery: 5, at: 100)
+        let later = policy.probeNext(at: 101)
+        #expect(later)
+        policy.record(probeFoundText: false, boxes: nil, at: 101)
+        let back = policy.probeNext(at: 50)
+        #expect(!back)
+    }
+
     @Test func textFreeFramesOnlyProbe() {
-        var policy = TextProbePolicy()
+        var policy = Self.started()
         let steps = Self.run(Array(repeating: (false, 0), count: 5), policy: &policy)
         #expect(steps == Array(repeating: .probeEmpty, count: 5))
     }
@@ -37,7 +74,7 @@ import SightlineTestSupport
     /// Text appears: the probe sees it and the full run reads it; while text stays, frames run
     /// at full size at once; once a full run finds nothing, the next frame probes again.
     @Test func textOnScreenSkipsTheProbeUntilItGoes() {
-        var policy = TextProbePolicy()
+        var policy = Self.started()
         let steps = Self.run([(false, 0), (true, 2), (true, 2), (true, 1), (false, 0), (false, 0)], policy: &policy)
         #expect(steps == [.probeEmpty, .probeThenFull(boxes: 2), .full(boxes: 2), .full(boxes: 1), .full(boxes: 0), .probeEmpty])
     }
@@ -45,7 +82,7 @@ import SightlineTestSupport
     /// A scene whose texture looks like text to the smaller probe only: each false alarm is
     /// followed by full-size runs without a probe, 4, then 8, then 16 frames.
     @Test func falseAlarmsBackOffAndDouble() {
-        var policy = TextProbePolicy()
+        var policy = Self.started()
         let steps = Self.run(Array(repeating: (true, 0), count: 1 + 4 + 1 + 8 + 1 + 16 + 1), policy: &policy)
         let probed = steps.indices.filter { if case .probeThenFull = steps[$0] { return true } else { return false } }
         #expect(probed == [0, 5, 14, 31])
@@ -54,7 +91,7 @@ import SightlineTestSupport
 
     /// The back-off stops growing at `longestBackOff` frames.
     @Test func theBackOffIsCapped() {
-        var policy = TextProbePolicy()
+        var policy = Self.started()
         let steps = Self.run(Array(repeating: (true, 0), count: 400), policy: &policy)
         let probed = steps.indices.filter { if case .probeThenFull = steps[$0] { return true } else { return false } }
         let gaps = zip(probed.dropFirst(), probed).map { $0 - $1 - 1 }
@@ -65,7 +102,7 @@ import SightlineTestSupport
     /// A probe that finds nothing ends the run of false alarms: the next false alarm backs off
     /// by the first step again.
     @Test func anEmptyProbeResetsTheBackOff() {
-        var policy = TextProbePolicy()
+        var policy = Self.started()
         let frames: [(Bool, Int)] = [(true, 0)] + Array(repeating: (true, 0), count: 4) + [(false, 0), (true, 0)] + Array(repeating: (true, 0), count: 5)
         let steps = Self.run(frames, policy: &policy)
         #expect(steps[0] == .probeThenFull(boxes: 0))
@@ -79,7 +116,7 @@ import SightlineTestSupport
     /// Text found during a back-off runs the next frame at full size too; frames after text
     /// do not use up the back-off, which goes on once the text has gone.
     @Test func textDuringABackOff() {
-        var policy = TextProbePolicy()
+        var policy = Self.started()
         let steps = Self.run([(true, 0), (true, 3), (true, 3), (false, 0), (false, 0), (false, 0), (false, 0), (false, 0)], policy: &policy)
         #expect(steps == [.probeThenFull(boxes: 0), .full(boxes: 3), .full(boxes: 3), .full(boxes: 0),
                           .full(boxes: 0), .full(boxes: 0), .full(boxes: 0), .probeEmpty])
@@ -97,9 +134,9 @@ import SightlineTestSupport
         throw SightlineError.noVideoStream(input: path)
     }
 
-    /// A source going text-free → text → text → text-free → text-free: the text-free frames
-    /// skip the full-size detector except the one right after text; every frame reads what the
-    /// reader without a probe reads.
+    /// A source going text-free → text-free → text → text → text-free → text-free, 0.5 s
+    /// apart: after the first frame, the text-free frames skip the full-size detector except the
+    /// one right after text; every frame reads what the reader without a probe reads.
     @Test func theReaderSkipsTheDetectorOnlyWhereThereIsNoText() throws {
         let plain = try OCRChangedTilesTests.reader()
         let probing = try OCRChangedTilesTests.reader()
@@ -108,15 +145,57 @@ import SightlineTestSupport
         let text = try OCRChangedTilesTests.screen(lines: 3, seconds: 20)
         var memory: TextRecognizer.TextMemory?
         var probedOnly: [Bool?] = []
-        for frame in [empty, text, text, empty, empty] {
-            let lines = try probing.read(frame, changed: nil, memory: &memory)
+        for (i, frame) in [empty, empty, text, text, empty, empty].enumerated() {
+            var timed = frame
+            timed.seconds = Double(i) * 0.5
+            let lines = try probing.read(timed, changed: nil, memory: &memory)
             probedOnly.append(probing.lastWork.probedOnly)
             let want = try plain.read(frame)
             #expect(lines.map(\.text) == want.map(\.text))
         }
-        #expect(probedOnly == [true, false, nil, nil, true], "\(probedOnly)")
+        // The first frame runs at full size (as every source's does), then the probe works.
+        #expect(probedOnly == [nil, true, false, nil, nil, true], "\(probedOnly)")
         #expect(try plain.read(empty).isEmpty, "the full-size detector sees no text in the text-free frame either")
         #expect(try plain.read(text).count == 4)
+    }
+
+    /// A 1280×720 frame whose only text is a 12 px line: too small for the probe (its map
+    /// stays near 1e-5 there, measured), read by the full-size detector.
+    static func tinyText() throws -> Frame {
+        let path = Fixtures.shared.directory + "/probe-tiny.png"
+        try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=0x406080:s=1280x720", "-vf",
+                                "drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:text='Departure at 10 45 from platform 3':fontsize=12:fontcolor=white:x=400:y=600",
+                                "-frames:v", "1", path])
+        return try OCRTests.decode(path)
+    }
+
+    /// Tiny text from 2 s on, frames 1 s apart: the probe misses it, the full-size run due
+    /// 5 s after the first frame reads it, and the frames after that read it too. Without the
+    /// periodic runs it is never read; without the probe, from 2 s.
+    @Test func tinyTextIsReadAtTheNextFullSizeRun() throws {
+        let plainFrame = try OCRTests.decode(try { () throws -> String in
+            let path = Fixtures.shared.directory + "/probe-plain.png"
+            try Tool.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=0x406080:s=1280x720", "-frames:v", "1", path])
+            return path
+        }())
+        let tiny = try Self.tinyText()
+        let frames = [plainFrame, plainFrame, tiny, tiny, tiny, tiny, tiny]
+        func reads(probe: Float, fullEvery: Double) throws -> [Bool] {
+            let reader = try OCRChangedTilesTests.reader()
+            reader.probeScale = probe
+            reader.probeFullEvery = fullEvery
+            var memory: TextRecognizer.TextMemory?
+            return try frames.enumerated().map { i, frame in
+                var timed = frame
+                timed.seconds = Double(i)
+                return try reader.read(timed, changed: nil, memory: &memory).contains { $0.text.contains("platform") }
+            }
+        }
+        let scale = Float(TextRecognizer.defaultProbeScale)
+        #expect(try reads(probe: 0, fullEvery: 5) == [false, false, true, true, true, true, true], "the full-size detector reads 12 px text")
+        let periodic = try reads(probe: scale, fullEvery: 5), probeOnly = try reads(probe: scale, fullEvery: 0)
+        #expect(periodic == [false, false, false, false, false, true, true], "\(periodic)")
+        #expect(probeOnly == [false, false, false, false, false, false, false], "the probe alone misses it: \(probeOnly)")
     }
 
     /// Frames so small that the probe's input, rounded to 32 px, is nearly the full one are
@@ -132,6 +211,6 @@ import SightlineTestSupport
         #expect(reader.lastWork.probedOnly == nil, "\(frame.width)×\(frame.height)")
         let larger = try Self.textFree()
         _ = try reader.read(larger, changed: nil, memory: &memory)
-        #expect(reader.lastWork.probedOnly == true)
+        #expect(reader.lastWork.probedOnly == true, "the source's first frame ran at full size, so this one probes")
     }
 }
