@@ -165,7 +165,6 @@ public final class TextRecognizer: @unchecked Sendable {
             lastWork.detected = 1
         }
         let boxes = boxes(probability, width: dw, height: dh, frameWidth: frame.width, frameHeight: frame.height)
-        probePolicy.record(probeFoundText: lastWork.probedOnly.map { !$0 }, boxes: boxes.count, at: frame.seconds)
         let crops = boxes.map { Self.crop(bgr, width: frame.width, height: frame.height, box: $0.corners) }
         var readings = [Reading?](repeating: nil, count: boxes.count)
         if keepUnchangedLines, let previous = last?.readings, !previous.isEmpty {
@@ -186,6 +185,8 @@ public final class TextRecognizer: @unchecked Sendable {
         lastWork.recognised = toRead.count
         lastWork.kept = boxes.count - toRead.count
         let all = readings.compactMap { $0 }
+        probePolicy.record(probeFoundText: lastWork.probedOnly.map { !$0 }, boxes: boxes.count,
+                           read: all.filter { !$0.text.isEmpty && $0.confidence >= TextProbePolicy.readConfidence }.count, at: frame.seconds)
         memory = TextMemory(frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh,
                             probability: detectOnlyWhereChanged ? probability : [], pools: pools, readings: all, probe: probePolicy)
         return all.compactMap(\.line)

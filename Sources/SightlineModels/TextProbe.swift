@@ -8,7 +8,10 @@
 /// Where text is on screen, a probe is wasted work (the full run follows anyway), and on some
 /// scenes the smaller picture shows text-like texture the full-size detector does not confirm
 /// (vtest.avi at 512 px: every frame). So, per source:
-/// - after a full run that found text boxes, the next frame runs at full size at once;
+/// - after a full run that read text (a box read with confidence of at least
+///   `readConfidence`), the next frame runs at full size at once. Boxes read as junk (a
+///   texture taken for one low-confidence letter) do not count: they would otherwise chain
+///   full-size runs on text-free footage;
 /// - after a probe found text that the full run did not confirm (a false alarm), the source
 ///   runs at full size only for a back-off of 4, 8, 16 … up to 64 frames before it probes
 ///   again;
@@ -28,7 +31,11 @@ public struct TextProbePolicy: Sendable, Equatable {
     public var fullEvery: Double
     /// Media time of the last full-size run (nil: none yet).
     private var lastFull: Double?
-    /// The last full-size run found text boxes.
+    /// A box read with less confidence than this is junk to the policy (the `ocr` node
+    /// publishes nothing under 0.6 by default).
+    public static let readConfidence: Float = 0.5
+
+    /// The last full-size run read text.
     private var textSeen = false
     /// Probe positives in a row that the full run did not confirm.
     private var falseAlarms = 0
@@ -54,8 +61,10 @@ public struct TextProbePolicy: Sendable, Equatable {
     }
 
     /// What the frame at `time` found. `probeFoundText` is nil when the frame did not probe;
-    /// `boxes` is nil when the full-size detector did not run (the probe found nothing).
-    public mutating func record(probeFoundText: Bool?, boxes: Int?, at time: Double) {
+    /// `boxes` is nil when the full-size detector did not run (the probe found nothing), and
+    /// `read` is how many of them were read with at least `readConfidence` (all of them when
+    /// not given).
+    public mutating func record(probeFoundText: Bool?, boxes: Int?, read: Int? = nil, at time: Double) {
         if boxes != nil { lastFull = time }
         if probeFoundText == false {
             textSeen = false
@@ -63,7 +72,8 @@ public struct TextProbePolicy: Sendable, Equatable {
             return
         }
         let found = (boxes ?? 0) > 0
-        textSeen = found
+        textSeen = (read ?? boxes ?? 0) > 0
+        // A false alarm is a probe the detector found no box for at all.
         if probeFoundText == true && !found {
             falseAlarms += 1
             backOffLeft = min(Self.longestBackOff, Self.firstBackOff << min(falseAlarms - 1, 6))

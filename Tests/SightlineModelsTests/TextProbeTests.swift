@@ -55,6 +55,28 @@ import SightlineTestSupport
         #expect(steps[10...].allSatisfy { $0 == .full(boxes: 2) })
     }
 
+    /// A full-size run whose boxes were all read as junk (below `readConfidence`) does not keep
+    /// the next frame at full size; one that read text does.
+    @Test func junkBoxesDoNotChainFullRuns() {
+        var junk = Self.started(fullEvery: 5)
+        let first = junk.probeNext(at: 5)
+        #expect(!first, "the periodic full-size run is due")
+        junk.record(probeFoundText: nil, boxes: 1, read: 0, at: 5)
+        let afterJunk = junk.probeNext(at: 5.5)
+        #expect(afterJunk)
+        var text = Self.started(fullEvery: 5)
+        _ = text.probeNext(at: 5)
+        text.record(probeFoundText: nil, boxes: 1, read: 1, at: 5)
+        let afterText = text.probeNext(at: 5.5)
+        #expect(!afterText)
+        // A probe whose boxes were all junk is not a false alarm: no back-off follows.
+        var probed = Self.started()
+        _ = probed.probeNext(at: 1)
+        probed.record(probeFoundText: true, boxes: 2, read: 0, at: 1)
+        let next = probed.probeNext(at: 1.5)
+        #expect(next)
+    }
+
     /// A clock that goes back (a live source that restarted) makes a full-size run due.
     @Test func timeGoingBackRunsAtFullSize() {
         var policy = Self.started(fullEvery: 5, at: 100)
