@@ -116,7 +116,13 @@ static inline natsStatus sightline_kv_bucket(kvStore **kv, jsCtx *js, const char
     config.TTL = ttl_ns;
     config.History = history;
     config.Replicas = replicas;
-    return js_CreateKeyValue(kv, js, &config);
+    natsStatus created = js_CreateKeyValue(kv, js, &config);
+    if (created == NATS_OK) return created;
+    // Two workers starting together both miss the bucket and both create it; the second
+    // create fails ("subjects overlap with an existing stream", seen in a clean-clone run).
+    // The bucket exists by then: bind to it.
+    if (js_KeyValue(kv, js, bucket) == NATS_OK) return NATS_OK;
+    return created;
 }
 
 /// The delivery count of a JetStream message (1 on its first delivery).
