@@ -49,7 +49,9 @@ public final class TextRecognizer: @unchecked Sendable {
     public static let largestProbeScale = 0.75
     /// With a probe: run at full size at least this often (seconds of media time) however
     /// empty the probes, and on a source's first frame (`TextProbePolicy.fullEvery`).
-    public var probeFullEvery = 5.0
+    public var probeFullEvery = defaultProbeFullEvery
+    /// `probeFullEvery` where the `ocr` node and `sightline ocr` use a probe.
+    public static let defaultProbeFullEvery = 5.0
     /// The probe runs only when its input is at most this share of the full input's pixels.
     static let probeMaxShare = 0.6
 

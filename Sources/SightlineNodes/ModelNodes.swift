@@ -258,7 +258,7 @@ public final class OCRNode: BatchedModelNode {
             OptionSpec("angle_classifier", .bool, default: .bool(true), help: "turn upside-down text the right way first"),
             OptionSpec("probe", .double, default: .double(TextRecognizer.defaultProbeScale), min: 0, max: TextRecognizer.largestProbeScale,
                        help: "look for text first at this fraction of the detector's size (640 px for 720p) and skip the full-size detector where none shows (the record says `probed`); a source probes after a frame without text boxes and backs off where the probe raises false alarms; 0: off"),
-            OptionSpec("probe_full_every", .double, default: .double(5), min: 0, max: 86400,
+            OptionSpec("probe_full_every", .double, default: .double(TextRecognizer.defaultProbeFullEvery), min: 0, max: 86400,
                        help: "with probe: run the full-size detector on a source's first frame and at least this often (seconds of media time) however empty the probes, so text too small for the probe (under about 13 px on 720p) is read within this long of appearing; 0: only the first frame"),
             OptionSpec("keep_unchanged_lines", .bool, default: .bool(true),
                        help: "a line whose box and pixels are the same as on the source's last read frame keeps its reading instead of being recognised again"),
@@ -279,7 +279,7 @@ public final class OCRNode: BatchedModelNode {
         reader.keepUnchangedLines = options.bool("keep_unchanged_lines") ?? true
         reader.detectOnlyWhereChanged = options.bool("changed_tiles") ?? false
         reader.probeScale = Float(options.double("probe") ?? TextRecognizer.defaultProbeScale)
-        reader.probeFullEvery = options.double("probe_full_every") ?? 5
+        reader.probeFullEvery = options.double("probe_full_every") ?? TextRecognizer.defaultProbeFullEvery
         minConfidence = options.double("min_confidence") ?? 0.6
         plausibility = (options.bool("filter") ?? true)
             ? TextPlausibility(minConfidence: minConfidence, words: try TextPlausibility.wordList(path: options.string("words") ?? "/usr/share/dict/words"))
@@ -338,7 +338,8 @@ public final class OCRNode: BatchedModelNode {
             }
         }
         let work = reader.lastWork
-        let probedOnly = !onlyLines && work.probedOnly == true
+        // `rereadChangedLines` (onlyLines) never probes, so this is the probe's own answer.
+        let probedOnly = work.probedOnly == true
         return Record(.ocr(OnScreenText(frameIndex: frame.decodeIndex, lines: lines, dropped: dropped, width: frame.width, height: frame.height,
                                         detected: !probedOnly && work.detected < 1 ? work.detected : nil, probed: probedOnly ? true : nil)), frame: frame,
                       provenance: [ModelNodeOptions.provenance(ModelZoo.ppOCR)])

@@ -16,7 +16,7 @@ struct OCRCommand: ParsableCommand {
     @Option(help: "Look for text first at this fraction of the detector's size and skip the full-size detector on frames where none shows (0: off; a frame whose only text is tiny can be missed).")
     var probe: Double = TextRecognizer.defaultProbeScale
     @Option(help: "With --probe: run at full size on the first frame and at least every this many seconds of video however empty the probes, so text too small for the probe is read within this long (0: only the first frame).")
-    var probeFullEvery: Double = 5
+    var probeFullEvery: Double = TextRecognizer.defaultProbeFullEvery
     @Flag(help: "Print JSON lines.") var json = false
     @OptionGroup var cache: ModelCacheOption
 
