@@ -234,6 +234,14 @@ public enum WireEncoding {
             data = ["frames_decoded": int(d.framesDecoded), "frames_emitted": int(d.framesEmitted), "frames_sampled_out": int(d.framesSampledOut),
                     "corrupt_packets": int(d.corruptPackets), "corrupt_frames": int(d.corruptFrames), "read_errors": int(d.readErrors),
                     "reconnects": int(d.reconnects), "gap_seconds": .double(d.gapSeconds)]
+            // `mode: nonref` under shot-aware sampling only (absent otherwise).
+            if d.framesSkipped > 0 || d.holesRedecoded > 0 || d.holesNotRedecoded > 0 {
+                data["frames_skipped"] = int(d.framesSkipped)
+                data["holes_redecoded"] = int(d.holesRedecoded)
+                data["frames_redecoded"] = int(d.framesRedecoded)
+                data["holes_not_redecoded"] = int(d.holesNotRedecoded)
+            }
+            if let stopped = d.skippingStoppedAt { data["skipping_stopped_at"] = .double(stopped) }
         }
         if let file = eos.batchFile { data.merge(fields(file)) { _, file in file } }
         if let sha256 = eos.sha256 { data["sha256"] = .string(sha256) }

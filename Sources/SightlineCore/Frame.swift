@@ -18,7 +18,9 @@ public enum PixelFormat: String, Sendable, Codable, CaseIterable {
 /// A decoded, converted video frame and everything downstream nodes need to place it in time.
 public struct Frame: Sendable {
     public var sourceID: String
-    /// Index among the frames the decoder produced for this source (before sampling).
+    /// Index among the frames the decoder produced for this source (before sampling). A file
+    /// sampled shot-aware with `mode: nonref` counts the frames it skipped too (from the
+    /// timestamps' spacing), so the index stays the frame's place in the file.
     public var decodeIndex: Int
     public var timestamp: Timestamp
     /// Seconds on the output timeline. Equal to `timestamp.seconds` for files; for live sources

@@ -253,7 +253,47 @@ public struct SourceStats: Sendable, Equatable, Codable {
     public var framesKeptBy: [String: Int] = [:]
     public var reconnects = 0
     public var gapSeconds = 0.0
+    /// `mode: nonref` under shot-aware sampling: holes of skipped frames decoded again because
+    /// a cut may lie in them, and the reference frames decoded a second time for that (the
+    /// holes' own frames count in `framesDecoded`: decoder work is the sum of the two).
+    public var holesRedecoded = 0
+    public var framesRedecoded = 0
+    /// Such holes that could not be decoded again (their packets were past the window's bounds):
+    /// a cut there lands on the decoded frame after the hole.
+    public var holesNotRedecoded = 0
+    /// Frames `mode: nonref` skipped in the holes the sampler saw, and where (media seconds) it
+    /// went back to decoding every frame because decoding holes again cost more than skipping
+    /// saved (long groups of pictures with cuts inside them).
+    public var framesSkipped = 0
+    public var skippingStoppedAt: Double?
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case packetsRead, packetsSkipped, corruptPackets, corruptFrames, readErrors, framesDecoded, framesSampledOut,
+             framesEmitted, framesKeptBy, reconnects, gapSeconds, holesRedecoded, framesRedecoded, holesNotRedecoded,
+             framesSkipped, skippingStoppedAt
+    }
+
+    /// The hole counters came later: a peer that predates them sends none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        packetsRead = try c.decode(Int.self, forKey: .packetsRead)
+        packetsSkipped = try c.decode(Int.self, forKey: .packetsSkipped)
+        corruptPackets = try c.decode(Int.self, forKey: .corruptPackets)
+        corruptFrames = try c.decode(Int.self, forKey: .corruptFrames)
+        readErrors = try c.decode(Int.self, forKey: .readErrors)
+        framesDecoded = try c.decode(Int.self, forKey: .framesDecoded)
+        framesSampledOut = try c.decode(Int.self, forKey: .framesSampledOut)
+        framesEmitted = try c.decode(Int.self, forKey: .framesEmitted)
+        framesKeptBy = try c.decode([String: Int].self, forKey: .framesKeptBy)
+        reconnects = try c.decode(Int.self, forKey: .reconnects)
+        gapSeconds = try c.decode(Double.self, forKey: .gapSeconds)
+        holesRedecoded = try c.decodeIfPresent(Int.self, forKey: .holesRedecoded) ?? 0
+        framesRedecoded = try c.decodeIfPresent(Int.self, forKey: .framesRedecoded) ?? 0
+        holesNotRedecoded = try c.decodeIfPresent(Int.self, forKey: .holesNotRedecoded) ?? 0
+        framesSkipped = try c.decodeIfPresent(Int.self, forKey: .framesSkipped) ?? 0
+        skippingStoppedAt = try c.decodeIfPresent(Double.self, forKey: .skippingStoppedAt)
+    }
 }
 
 /// A batch source's totals at its end.

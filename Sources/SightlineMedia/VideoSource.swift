@@ -45,6 +45,21 @@ public final class VideoSource {
     /// end of the file can still be analysed (its decode index, timestamp and arrival).
     private let passedOver = DecodedFrameBuffer()
     private var passedOverInfo: (decodeIndex: Int, timestamp: Timestamp, arrival: Double)?
+    /// A file under shot-aware sampling with `mode: nonref`: the packets to decode skipped
+    /// frames again from, when a cut may lie among them (nil otherwise).
+    private var window: GOPWindow<Packet>?
+    /// The open video stream, for decoding skipped frames again.
+    private var stream: UnsafeMutablePointer<AVStream>?
+    /// The last frame the decoder gave (pts and signature), to see a hole with a possible cut.
+    private var lastDecoded: (pts: Int64, signature: ShotSignature)?
+    /// Frames held back, in order, while the packets of a hole before the first are still to
+    /// come (a frame can leave the decoder before the skipped frames shown before it are read).
+    private var held: [HeldFrame] = []
+    private var packetsSent = 0
+    /// Frames of holes decoded again (counted in framesDecoded too).
+    private var holeFrames = 0
+    /// While skipping frames: the last frame passed on, for its index in the file.
+    private var lastProcessed: (pts: Int64, index: Int)?
     private var timeline = LiveTimeline()
     private var backoff: ReconnectBackoff
     private var lastPTS: Int64?
@@ -111,6 +126,7 @@ public final class VideoSource {
                 try readOnePacket()
             case .flushing(let lossReason):
                 flushDecoder()
+                releaseHeld(flushing: true)
                 if lossReason == nil, !interrupt.isCancelled { emitPassedOverTail() }
                 closeInput()
                 if let lossReason, !interrupt.isCancelled {
@@ -147,6 +163,13 @@ public final class VideoSource {
             stream: stream, input: url, mode: options.mode, threads: options.threads,
             lowDelay: options.live != nil, quality: options.quality, outputSize: Self.scaledSize(options.output, stream: stream))
         lowres = decoder.lowres
+        if options.live == nil, options.mode == .nonref, adaptive != nil {
+            window = GOPWindow()
+            self.stream = stream
+        }
+        lastDecoded = nil
+        lastProcessed = nil
+        held.removeAll()
 
         self.input = input
         self.decoder = decoder
@@ -240,6 +263,14 @@ public final class VideoSource {
         if pkt.pts != SL_AV_NOPTS_VALUE {
             arrivalByPTS[pkt.pts] = Self.wallClock()
         }
+        if window != nil {
+            let copy = Packet()
+            if av_packet_ref(copy.pointer, packet.pointer) >= 0 {
+                window?.append(copy, pts: pkt.pts == SL_AV_NOPTS_VALUE ? nil : pkt.pts,
+                               isKey: pkt.flags & SL_AV_PKT_FLAG_KEY != 0, bytes: Int(pkt.size))
+            }
+            packetsSent += 1
+        }
         var sent = decoder.send(packet.pointer)
         if sent == SL_AVERROR_EAGAIN {
             receiveFrames(from: decoder)
@@ -249,6 +280,7 @@ public final class VideoSource {
             stats.corruptPackets += 1
         }
         receiveFrames(from: decoder)
+        if !held.isEmpty { releaseHeld(flushing: false) }
     }
 
     /// Decodes an audio packet for the tap, when someone wants the audio, and places it on the
@@ -306,8 +338,119 @@ public final class VideoSource {
     }
 
     private func handleDecodedFrame(_ frame: UnsafeMutablePointer<AVFrame>) {
+        let signature = adaptive != nil ? ShotSignature(decoded: frame) : nil
+        guard window != nil else {
+            process(frame, signature: signature)
+            return
+        }
+        // A hole (frames the decoder skipped) before a frame that differs from the last one by
+        // a cut's worth: the cut may lie on any frame of it, so decode the hole again first.
+        let pts = frame.pointee.best_effort_timestamp
+        var hole: Hole?
+        if let signature, pts != SL_AV_NOPTS_VALUE, let last = lastDecoded, pts - last.pts > frameStep + frameStep / 2,
+           let cut = adaptive?.settings.cut, signature.distance(to: last.signature) > cut {
+            let expected = max(Int((pts - last.pts + frameStep / 2) / frameStep) - 1, 1)
+            hole = Hole(after: last.pts, before: pts, expected: expected, packetsAtOutput: packetsSent)
+        }
+        if pts != SL_AV_NOPTS_VALUE, let last = lastDecoded, pts - last.pts > frameStep + frameStep / 2 {
+            stats.framesSkipped += max(Int((pts - last.pts + frameStep / 2) / frameStep) - 1, 0)
+        }
+        lastDecoded = signature.flatMap { signature in pts == SL_AV_NOPTS_VALUE ? nil : (pts, signature) }
+        if hole == nil && held.isEmpty {
+            process(frame, signature: signature)
+            return
+        }
+        let copy = DecodedFrameBuffer()
+        guard av_frame_ref(copy.pointer, frame) >= 0 else {
+            stats.corruptFrames += 1
+            return
+        }
+        held.append(HeldFrame(frame: copy, signature: signature, hole: hole))
+        releaseHeld(flushing: false)
+    }
+
+    /// Skipped frames between two decoded ones, where a cut may lie.
+    private struct Hole {
+        let after: Int64
+        let before: Int64
+        /// Frames the hole holds at a constant frame rate.
+        let expected: Int
+        /// Packets sent when the later frame left the decoder.
+        let packetsAtOutput: Int
+    }
+
+    private struct HeldFrame {
+        let frame: DecodedFrameBuffer
+        let signature: ShotSignature?
+        let hole: Hole?
+    }
+
+    /// A hole's packets all come within this many packets after the frame behind it leaves the
+    /// decoder (B-frame runs are far shorter); past it, or at the end, the hole is decoded with
+    /// what was read.
+    static let holeWaitPackets = 32
+
+    /// Passes held frames on in order, each after its hole's skipped frames once their packets
+    /// are read (`flushing`: the input ended, nothing more comes).
+    private func releaseHeld(flushing: Bool) {
+        while let first = held.first {
+            if let hole = first.hole {
+                let ready = flushing || (window?.count(between: hole.after, and: hole.before) ?? 0) >= hole.expected
+                    || packetsSent - hole.packetsAtOutput >= Self.holeWaitPackets
+                guard ready else { return }
+                decodeAgain(hole)
+            }
+            held.removeFirst()
+            process(first.frame.pointer, signature: first.signature)
+        }
+    }
+
+    /// Decodes a hole's skipped frames and passes them to the sampler in order, as a decode of
+    /// every frame would have. Without the packets (the window's bounds) or a decoder, the cut
+    /// stays on the frame after the hole, and the stats count it.
+    private func decodeAgain(_ hole: Hole) {
+        guard let window, let stream, let packets = window.replay(after: hole.after) else {
+            stats.holesNotRedecoded += 1
+            return
+        }
+        do {
+            let decoder = SkippedFrameDecoder(stream: stream, input: url, quality: options.quality,
+                                              outputSize: Self.scaledSize(options.output, stream: stream))
+            let result = try decoder.frames(from: packets, after: hole.after, before: hole.before)
+            stats.holesRedecoded += 1
+            // The hole's own frames count as decoded (the sampler sees them); what else the
+            // second decoder had to decode is the extra work.
+            stats.framesRedecoded += result.decoded - result.frames.count
+            holeFrames += result.frames.count
+            for frame in result.frames {
+                process(frame.pointer, signature: ShotSignature(decoded: frame.pointer))
+            }
+            if stats.skippingStoppedAt == nil, !NonrefSkipping.pays(skipped: stats.framesSkipped, redecoded: holeFrames + stats.framesRedecoded),
+               let decoder = self.decoder {
+                // Holes cost more to decode again than skipping saves: decode every frame from
+                // here on (FFmpeg reads skip_frame per packet, frame threads included).
+                decoder.context.pointee.skip_frame = AVDISCARD_DEFAULT
+                stats.skippingStoppedAt = Timestamp(pts: hole.before, timeBase: timeBase).seconds
+            }
+        } catch {
+            stats.holesNotRedecoded += 1
+        }
+    }
+
+    private func process(_ frame: UnsafeMutablePointer<AVFrame>, signature: ShotSignature?) {
         stats.framesDecoded += 1
-        let decodeIndex = stats.framesDecoded - 1
+        var decodeIndex = stats.framesDecoded - 1
+        if window != nil {
+            // Skipping frames: the index still counts the skipped ones, from the timestamps'
+            // spacing, so a frame keeps its place in the file (exact at a constant frame rate).
+            let pts = frame.pointee.best_effort_timestamp
+            if pts != SL_AV_NOPTS_VALUE, let last = lastProcessed {
+                decodeIndex = last.index + max(Int((pts - last.pts + frameStep / 2) / frameStep), 1)
+            } else if let last = lastProcessed {
+                decodeIndex = last.index + 1
+            }
+            lastProcessed = (pts == SL_AV_NOPTS_VALUE ? (lastProcessed?.pts ?? 0) + frameStep : pts, decodeIndex)
+        }
         if sl_frame_is_corrupt(frame) != 0 {
             stats.corruptFrames += 1
             if !options.keepCorruptFrames { return }
@@ -315,7 +458,7 @@ public final class VideoSource {
         let pts = resolvePTS(frame)
         let timestamp = Timestamp(pts: pts, timeBase: timeBase)
         let arrival = takeArrival(for: frame.pointee.pts)
-        let (keep, reason) = shouldKeep(frame, timestamp)
+        let (keep, reason) = shouldKeep(signature, timestamp)
         guard keep else {
             stats.framesSampledOut += 1
             if adaptive != nil, options.live == nil {
@@ -330,8 +473,8 @@ public final class VideoSource {
     }
 
     /// Whether the frame is kept, and why when the adaptive sampler decided (nil otherwise).
-    private func shouldKeep(_ frame: UnsafeMutablePointer<AVFrame>, _ timestamp: Timestamp) -> (Bool, AdaptiveSampler.Reason?) {
-        guard var adaptive, let signature = ShotSignature(decoded: frame) else { return (sampler.shouldKeep(timestamp), nil) }
+    private func shouldKeep(_ signature: ShotSignature?, _ timestamp: Timestamp) -> (Bool, AdaptiveSampler.Reason?) {
+        guard var adaptive, let signature else { return (sampler.shouldKeep(timestamp), nil) }
         defer { self.adaptive = adaptive }
         guard let reason = adaptive.decide(time: timestamp.seconds, signature: signature) else { return (false, nil) }
         stats.framesKeptBy[reason.rawValue, default: 0] += 1
@@ -445,6 +588,10 @@ public final class VideoSource {
     }
 
     private func closeInput() {
+        window?.removeAll()
+        stream = nil
+        held.removeAll()
+        lastDecoded = nil
         decoder = nil
         audioDecoder = nil
         input = nil

@@ -23,7 +23,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     static let decodeOptions: [OptionSpec] = [
         OptionSpec("privacy", .choice(["share", "edge-only"]), default: .string("share"),
                    help: "edge-only: when the pipeline is split (`at: edge`, `sightline run --role edge`), this source's pixels never leave the edge; only its results, and frames a redact node hid faces in, cross to the core"),
-        OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref"),
+        OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref (skips frames nothing references; with sampling: adaptive on a file, the skipped frames around a possible cut are decoded again so the cut stays on its exact frame)"),
         OptionSpec("quality", .choice(DecodeQuality.allCases.map(\.rawValue)), default: .string("full"),
                    help: "fast: no deblocking loop filter, FFmpeg's fast flag, and a half/quarter/eighth-size decode where the codec has one and size allows; for pipelines whose nodes want small frames (shots, frame_stats); pictures come out slightly blockier"),
         OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),

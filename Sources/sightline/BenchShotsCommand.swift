@@ -4,8 +4,10 @@ import SightlineCore
 
 /// `sightline bench shots`: shot boundaries on a montage of the real sample clips with known cut
 /// frames, through `source → shots` with every frame, 2 frames/s, shot-aware (adaptive) sampling
-/// and keyframes only, and every frame and adaptive again with `quality: fast` decoding; precision, recall and F1 at 0.5 s and at one frame, the frames the shots
-/// node saw, and wall time. With --python, PySceneDetect's ContentDetector on the same file in
+/// and keyframes only, every frame and adaptive again with `quality: fast` decoding, and adaptive
+/// with `mode: nonref` (also on a re-encode with fixed keyframes); precision, recall and F1 at
+/// 0.5 s and at one frame, the frames the shots node saw, the frames decoded (decoded again
+/// included), and wall time. With --python, PySceneDetect's ContentDetector on the same file in
 /// the same run.
 struct BenchShotsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,29 +48,56 @@ struct BenchShotsCommand: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let frames = Self.segments.reduce(0) { $0 + $1.2 }
         print("sightline bench shots — \(cpuName()); montage of \(Self.segments.count) real clips, \(frames) frames (\(String(format: "%.1f", Double(frames) / Self.rate)) s, 1280x720 25 fps), \(Self.truth.count) cuts; best of \(runs)")
-        print(pad("sampling", 22) + pad("frames seen", 13) + pad("wall s", 9) + pad("P/R/F1 @0.5 s", 20) + "P/R/F1 @1 frame")
+        print(pad("sampling", 22) + pad("frames seen", 13) + pad("decoded", 10) + pad("wall s", 9) + pad("P/R/F1 @0.5 s", 20) + "P/R/F1 @1 frame")
         let configs: [(String, String)] = [
             ("every frame", ""), ("2 fps", ", fps: 2"), ("adaptive (≤ 2 fps)", ", sampling: adaptive"), ("keyframes only", ", mode: keyframes"),
             // The shots node only wants small frames: the cheaper decode (no loop filter, lowres
             // where the codec has it) must find the same cuts.
             ("every frame, fast", ", quality: fast"), ("adaptive, fast", ", sampling: adaptive, quality: fast"),
+            // Skipping non-reference frames: cuts the decoder skipped are decoded again.
+            ("adaptive, nonref", ", sampling: adaptive, mode: nonref"),
         ]
+        try score(clip: clip, configs: configs, work: work)
+        // The same montage as many real files are made: keyframes at a fixed interval, none at
+        // the cuts, so most cut frames are B-frames a nonref decode skips.
+        let fixedGOP = try Self.fixedGOPMontage(clip)
+        print("the same montage re-encoded with a keyframe every 250 frames and none at the cuts (\(Self.keyframes(fixedGOP)) keyframes):")
+        try score(clip: fixedGOP, configs: [("adaptive", ", sampling: adaptive"), ("adaptive, nonref", ", sampling: adaptive, mode: nonref")], work: work)
+        if let python {
+            let (wall, cuts) = try pySceneDetect(python: try findExecutable(python), clip: clip)
+            print(pad("PySceneDetect 0.5 s", 22) + pad("\(frames)", 13) + pad("\(frames)", 10) + pad(String(format: "%.2f", wall), 9)
+                  + pad(Self.score(cuts, tolerance: 0.5), 20) + Self.score(cuts, tolerance: 1 / Self.rate + 1e-6))
+        }
+    }
+
+    func score(clip: String, configs: [(String, String)], work: String) throws {
         for (name, options) in configs {
-            var best: (wall: Double, cuts: [Double], frames: Int)?
+            var best: (wall: Double, cuts: [Double], frames: Int, decoded: Int)?
             for _ in 0..<runs {
                 let result = try runPipeline(clip: clip, options: options, work: work)
                 if best == nil || result.wall < (best?.wall ?? .infinity) { best = result }
             }
             guard let best else { continue }
-            print(pad(name, 22) + pad("\(best.frames)", 13) + pad(String(format: "%.2f", best.wall), 9)
+            print(pad(name, 22) + pad("\(best.frames)", 13) + pad("\(best.decoded)", 10) + pad(String(format: "%.2f", best.wall), 9)
                   + pad(Self.score(best.cuts, tolerance: 0.5), 20) + Self.score(best.cuts, tolerance: 1 / Self.rate + 1e-6))
             if list { print(Self.differences(best.cuts)) }
         }
-        if let python {
-            let (wall, cuts) = try pySceneDetect(python: try findExecutable(python), clip: clip)
-            print(pad("PySceneDetect 0.5 s", 22) + pad("\(frames)", 13) + pad(String(format: "%.2f", wall), 9)
-                  + pad(Self.score(cuts, tolerance: 0.5), 20) + Self.score(cuts, tolerance: 1 / Self.rate + 1e-6))
+    }
+
+    /// The montage re-encoded with x264's scene-cut keyframes off and 250 frames between
+    /// keyframes; cached beside it.
+    static func fixedGOPMontage(_ montage: String) throws -> String {
+        try cachedBenchMedia("shots-montage-720p-v2-fixed-gop.mp4") { partial in
+            _ = try runTool(try findExecutable("ffmpeg"), ["-v", "error", "-y", "-i", montage, "-c:v", "libx264", "-preset", "medium",
+                                                            "-x264-params", "scenecut=0:keyint=250", "-pix_fmt", "yuv420p", partial])
         }
+    }
+
+    static func keyframes(_ clip: String) -> String {
+        guard let ffprobe = try? findExecutable("ffprobe"),
+              let out = try? runTool(ffprobe, ["-v", "error", "-select_streams", "v:0", "-skip_frame", "nokey", "-show_entries", "frame=key_frame",
+                                               "-of", "csv=p=0", clip]) else { return "?" }
+        return "\(out.split(separator: "\n").count)"
     }
 
     /// Truth cuts with no found cut within one frame, and found cuts more than 0.5 s from any.
@@ -96,7 +125,7 @@ struct BenchShotsCommand: ParsableCommand {
         return String(format: "%.2f/%.2f/%.2f", precision, recall, f1)
     }
 
-    func runPipeline(clip: String, options: String, work: String) throws -> (wall: Double, cuts: [Double], frames: Int) {
+    func runPipeline(clip: String, options: String, work: String) throws -> (wall: Double, cuts: [Double], frames: Int, decoded: Int) {
         let file = work + "/shots.yaml", output = work + "/shots.jsonl"
         try """
         pipeline: bench-shots
@@ -113,7 +142,7 @@ struct BenchShotsCommand: ParsableCommand {
         let started = monotonicSeconds()
         _ = try runTool(ownExecutable(), ["run", file, "--quiet"])
         let wall = monotonicSeconds() - started
-        var cuts: [Double] = [], frames = 0
+        var cuts: [Double] = [], frames = 0, decoded = 0
         for line in try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n") {
             guard let message = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let topic = message["topic"] as? String, let header = message["header"] as? [String: Any],
@@ -122,9 +151,10 @@ struct BenchShotsCommand: ParsableCommand {
                 cuts.append(start)
             } else if let emitted = data["frames_emitted"] as? Int {
                 frames = emitted
+                decoded = (data["frames_decoded"] as? Int ?? 0) + (data["frames_redecoded"] as? Int ?? 0)
             }
         }
-        return (wall, cuts, frames)
+        return (wall, cuts, frames, decoded)
     }
 
     func pySceneDetect(python: String, clip: String) throws -> (Double, [Double]) {

@@ -5,7 +5,7 @@ import SightlineMedia
 
 /// Options shared by every command that opens a source.
 struct SourceArguments: ParsableArguments {
-    @Option(help: "Which frames the decoder decodes: all, keyframes (others never decoded), nonref (skip non-reference frames).")
+    @Option(help: "Which frames the decoder decodes: all, keyframes (others never decoded), nonref (skip non-reference frames; with --adaptive on a file, skipped frames where a cut may lie are decoded again, so cuts stay on their exact frame).")
     var mode: DecodeMode = .all
 
     @Option(help: "Decode quality: full, or fast (no deblocking loop filter, FFmpeg's fast flag, and a half/quarter/eighth-size decode where the codec has one and --size allows; for small frames: shots, statistics).")
@@ -183,6 +183,13 @@ struct DecodeCommand: ParsableCommand {
         if !stats.framesKeptBy.isEmpty {
             notes.append("kept for " + AdaptiveSampler.Reason.allCases.compactMap { r in stats.framesKeptBy[r.rawValue].map { "\(r.rawValue) \($0)" } }.joined(separator: ", "))
         }
+        if stats.holesRedecoded > 0 {
+            notes.append("\(stats.holesRedecoded) holes of skipped frames decoded again for a possible cut, with \(stats.framesRedecoded) reference frames decoded a second time")
+        }
+        if let stopped = stats.skippingStoppedAt {
+            notes.append(String(format: "decoding every frame from %.2f s: holes cost more to decode again than skipping saved", stopped))
+        }
+        if stats.holesNotRedecoded > 0 { notes.append("\(stats.holesNotRedecoded) holes not decoded again (past the packet window)") }
         if stats.corruptPackets > 0 { notes.append("\(stats.corruptPackets) corrupt packets skipped") }
         if stats.corruptFrames > 0 { notes.append("\(stats.corruptFrames) corrupt frames dropped") }
         if stats.readErrors > 0 { notes.append("\(stats.readErrors) read errors (input ended early)") }
@@ -199,7 +206,7 @@ struct EventPrinter {
 
     func print(_ event: SourceEvent) {
         guard enabled else { return }
-        let object: [String: Any]
+        var object: [String: Any]
         switch event {
         case .opened(let info):
             object = [
@@ -213,6 +220,8 @@ struct EventPrinter {
                 "pts_time": frame.timestamp.seconds, "seconds": frame.seconds, "key": frame.isKeyframe,
                 "wallclock": frame.ingestWallClock, "width": frame.width, "height": frame.height,
             ]
+            // Shot-aware sampling says why it kept the frame (first, cut, change, gap, tail).
+            if let reason = frame.metadata[AdaptiveSampler.frameMetadataKey] { object["sampled"] = reason }
         case .reconnecting(let attempt, let delay, let reason):
             object = ["event": "reconnecting", "attempt": attempt, "delay": delay, "reason": reason]
         case .gap(let gap):
@@ -224,7 +233,10 @@ struct EventPrinter {
                 "corrupt_packets": stats.corruptPackets, "corrupt_frames": stats.corruptFrames,
                 "read_errors": stats.readErrors, "reconnects": stats.reconnects, "gap_seconds": stats.gapSeconds,
                 "frames_sampled_out": stats.framesSampledOut,
+                "frames_skipped": stats.framesSkipped, "holes_redecoded": stats.holesRedecoded,
+                "frames_redecoded": stats.framesRedecoded, "holes_not_redecoded": stats.holesNotRedecoded,
             ]
+            if let stopped = stats.skippingStoppedAt { object["skipping_stopped_at"] = stopped }
         }
         if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
             FileHandle.standardOutput.write(data + Data("\n".utf8))

@@ -144,8 +144,8 @@ import SightlineTestSupport
     }
 
     /// batch.yaml as shipped samples shot-aware: two still photos cut at frame 75 give each shot
-    /// its first frame (the cut's own) and one 1 s later, and the last frame: 5 frames, not 14
-    /// at 2 per second; the second shot starts on the cut's frame.
+    /// its first frame (the cut's own) and one about 1 s later, and the last frame: 5 frames, not
+    /// 14 at 2 per second; the second shot starts on the cut's frame.
     @Test func shotAwareSamplingAnalysesEachShotAndCutsOnTheExactFrame() throws {
         let base = Fixtures.shared.directory + "/batch-adaptive-\(getpid())"
         try? FileManager.default.removeItem(atPath: base)
@@ -164,7 +164,13 @@ import SightlineTestSupport
         #expect(run.status == 0, "\(run.stderr)")
         let messages = try jsonLines(out + "/cat-then-coffee.mp4.jsonl")
         let indices = messages.filter { ($0["topic"] as? String)?.hasPrefix("labels/") == true }.compactMap { data($0)["frame_index"] as? Int }
-        #expect(indices == [0, 25, 75, 100, 174], "each shot's start and 1 s on, the cut's own frame, the last frame: \(indices)")
+        // batch.yaml decodes with `mode: nonref`: the keeps 1 s on land on the first frame the
+        // decoder did not skip (within a B-frame run); the cut is decoded again and exact.
+        #expect(indices.count == 5, "each shot's start and 1 s on, the last frame: \(indices)")
+        if indices.count == 5 {
+            #expect(indices[0] == 0 && indices[2] == 75 && indices[4] == 174, "the first frame, the cut's own frame, the last frame: \(indices)")
+            #expect((25...28).contains(indices[1]) && (100...103).contains(indices[3]), "each shot's frame 1 s on: \(indices)")
+        }
         let shots = messages.filter { ($0["topic"] as? String)?.hasPrefix("shots/") == true }
         let starts = shots.compactMap { ($0["header"] as? [String: Any])?["pts_start"] as? Double }
         #expect(starts.count == 2 && abs((starts.last ?? 0) - 3.0) < 1e-6, "the second shot starts at frame 75 (3.0 s): \(starts)")
