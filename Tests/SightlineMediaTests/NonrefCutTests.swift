@@ -88,8 +88,10 @@ import SightlineTestSupport
         return path
     }
 
+    /// Cut frames, counted from the first frame (MPEG-TS starts its clock at 1.4 s).
     static func cutFrames(_ run: DecodeRun) -> [Int] {
-        run.frames.filter { $0.metadata[AdaptiveSampler.frameMetadataKey] == "cut" }.map { Int(($0.timestamp.seconds * 25).rounded()) }
+        let start = run.frames.first?.timestamp.seconds ?? 0
+        return run.frames.filter { $0.metadata[AdaptiveSampler.frameMetadataKey] == "cut" }.map { Int((($0.timestamp.seconds - start) * 25).rounded()) }
     }
 
     static func options(_ mode: DecodeMode) -> SourceOptions {
@@ -148,7 +150,34 @@ import SightlineTestSupport
         #expect(skipping.stats.framesDecoded < 250)
     }
 
-    @Test func liveSourcesAndOtherSamplingNeverHoldPackets() throws {
+    /// The same two cuts in other formats files come in: broadcast MPEG-2 in MPEG-TS (open
+    /// groups of 15, B-frames shown before their I-frame), HEVC, and H.264 with open groups.
+    @Test(arguments: [
+        ("ts", ["-c:v", "mpeg2video", "-q:v", "4", "-g", "15", "-bf", "2", "-sc_threshold", "1000000000", "-f", "mpegts"]),
+        ("mp4", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "scenecut=0:keyint=50:bframes=4:b-adapt=0:log-level=error"]),
+        ("mkv", ["-c:v", "libx264", "-preset", "veryfast", "-x264-params", "scenecut=0:keyint=50:open-gop=1:bframes=3:b-adapt=0"]),
+    ])
+    func cutsStayExactInOtherFormats(container: String, encoder: [String]) throws {
+        let name = (encoder.first { $0.hasPrefix("lib") || $0.hasPrefix("mpeg") } ?? "x") + "." + container
+        let path = Fixtures.shared.directory + "/nonref-cuts-" + name
+        if !FileManager.default.fileExists(atPath: path) {
+            let temporary = path + ".\(UUID().uuidString)." + container
+            try Tool.run("ffmpeg", ["-v", "error", "-y", "-i", try Self.clip(keyint: 250)] + encoder + [temporary])
+            try? FileManager.default.moveItem(atPath: temporary, toPath: path)
+            try? FileManager.default.removeItem(atPath: temporary)
+        }
+        let every = try decodeAll(path, Self.options(.all))
+        let skipping = try decodeAll(path, Self.options(.nonref))
+        #expect(Self.cutFrames(every) == [61, 137], "\(name)")
+        #expect(Self.cutFrames(skipping) == Self.cutFrames(every), "\(name)")
+        #expect(skipping.stats.framesSkipped > 0, "\(name): nothing skipped")
+        #expect(skipping.stats.holesNotRedecoded == 0)
+        // Never much more work than decoding every frame.
+        #expect(Double(skipping.stats.framesDecoded + skipping.stats.framesRedecoded) <= Double(every.stats.framesDecoded) * 1.1,
+                "\(name): \(skipping.stats.framesDecoded) + \(skipping.stats.framesRedecoded) against \(every.stats.framesDecoded)")
+    }
+
+    @Test func fixedRateSamplingNeverHoldsPacketsOrDecodesAgain() throws {
         // Fixed-rate sampling with nonref: no window, so no holes and no extra decoding.
         let path = try Self.clip(keyint: 50)
         let fixed = try decodeAll(path, SourceOptions(mode: .nonref, sampling: .perSecond(Rational(2, 1)), output: OutputFormat(width: 64, height: 36)))
