@@ -52,7 +52,9 @@ public struct AdaptiveSampling: Sendable, Equatable, CustomStringConvertible {
 /// - a cut (the picture differs from the previous decoded frame by more than `cut`) is kept on
 ///   its own frame, if the last cut kept is at least `minCutSpacing` back;
 /// - change (at least `change` of the picture differs from the last kept frame) is kept once
-///   `1/maxRate` has passed since the last keep;
+///   `1/maxRate` has passed since the last keep. A keep that is late only because no frame was
+///   decoded in time (the decoder skipped them, `mode: nonref`) counts from when it was due,
+///   so a picture that keeps changing gets as many frames as a decode of every frame gives;
 /// - otherwise a frame is kept once `maxGap` has passed (`second`, if shorter, for a shot's
 ///   second frame).
 /// At the end of a file, `wantsTail` keeps the last frame, so the last shot's span and content
@@ -76,6 +78,10 @@ public struct AdaptiveSampler: Sendable {
     private var lastCut: Double?
     /// Frames kept since the shot began (the first frame or the last cut).
     private var keptInShot = 0
+    /// When the next keep for change is due.
+    private var changeDue: Double?
+    /// The time of the frame decided before this one.
+    private var previousTime: Double?
 
     /// Seconds between keeps for change (1/maxRate).
     private let interval: Double
@@ -91,11 +97,17 @@ public struct AdaptiveSampler: Sendable {
         previous = nil
         lastCut = nil
         keptInShot = 0
+        changeDue = nil
+        previousTime = nil
     }
 
     /// Why this frame is kept, or nil when it is passed over.
     public mutating func decide(time: Double, signature: ShotSignature) -> Reason? {
-        defer { previous = signature }
+        let before = previousTime
+        defer {
+            previous = signature
+            previousTime = time
+        }
         guard let kept = lastKept else { return startShot(.first, time, signature) }
         let since = time - kept.time
         // A clock running backwards (a discontinuity) starts over rather than stalling.
@@ -104,9 +116,14 @@ public struct AdaptiveSampler: Sendable {
            signature.distance(to: previous) > settings.cut {
             return startShot(.cut, time, signature)
         }
-        if since >= interval - 1e-9,
+        let due = changeDue ?? kept.time + interval
+        if time >= due - 1e-9, since > 0,
            signature.changedCells(from: kept.signature) >= settings.change || signature.distance(to: kept.signature) > settings.cut {
-            return keep(.change, time, signature)
+            // No frame came between the due time and this one: count from the due time.
+            let next = (before ?? time) < due - 1e-9 ? due + interval : time + interval
+            let reason = keep(.change, time, signature)
+            changeDue = next
+            return reason
         }
         let gap = keptInShot == 1 ? min(settings.second, settings.maxGap) : settings.maxGap
         if since >= gap - 1e-9 { return keep(.gap, time, signature) }
@@ -132,6 +149,7 @@ public struct AdaptiveSampler: Sendable {
     private mutating func keep(_ reason: Reason, _ time: Double, _ signature: ShotSignature) -> Reason {
         lastKept = (time, signature)
         keptInShot += 1
+        changeDue = time + interval
         return reason
     }
 }

@@ -45,14 +45,15 @@ import SightlineTestSupport
     }
 
     @Test func aKeepForChangeJustBeforeACutDoesNotHoldTheCutBack() {
-        // Moving from 1 s (keeps for change at 1.0, 1.52, 2.04, 2.56 s); a hard cut at 2.6 s,
-        // one frame after the last of them.
+        // Moving from 1 s (keeps for change at 1.0, 1.52, 2.0, 2.52 s: slots every 0.5 s from
+        // 1.0, each on the first frame at or after it); a hard cut at 2.6 s, two frames after
+        // the last of them.
         let kept = Self.run(seconds: 3) { t in
             guard t < 2.6 - 1e-9 else { return Self.picture(220) }
             let offset = t >= 1 ? Int((t - 1) * 10 + 1e-9) : 0
             return Self.picture(100, block: t >= 1 ? offset..<(offset + 14) : 0..<0)
         }
-        #expect(kept.contains { abs($0.0 - 2.56) < 1e-9 && $0.1 == .change })
+        #expect(kept.contains { abs($0.0 - 2.52) < 1e-9 && $0.1 == .change })
         #expect(kept.contains { abs($0.0 - 2.6) < 1e-9 && $0.1 == .cut })
     }
 
@@ -66,12 +67,43 @@ import SightlineTestSupport
         }
         let changes = kept.filter { $0.1 == .change }.map(\.0)
         #expect(changes.first == 2)                                  // at once: 2 s after the first keep
-        #expect(zip(changes, changes.dropFirst()).allSatisfy { $1 - $0 >= 0.5 - 1e-9 })
+        // At most one per 0.5 s slot (slots from the keep at 2 s; each keep on the first frame
+        // at or after its slot's start, so two keeps are at least 0.5 s less a frame apart).
+        let slots = changes.map { Int((($0 - 2) / 0.5 + 1e-9).rounded(.down)) }
+        #expect(Set(slots).count == slots.count)
+        #expect(zip(changes, changes.dropFirst()).allSatisfy { $1 - $0 >= 0.46 - 1e-9 })
         // The picture after 4 s stays as it was left: no change keeps after it settles.
         #expect(changes.allSatisfy { $0 < 4.5 })
         #expect(kept.last?.1 == .gap)
         // 2 fps fixed sampling would keep 20 frames.
         #expect(kept.count < 10)
+    }
+
+    /// A picture that changes all the time, decoded as a nonref decode of 30 fps H.264 gives
+    /// it (reference frames every 2 to 4 frames): a keep that is late only because no frame was
+    /// decoded at its due time counts from the due time, so the rate stays 2 per second rather
+    /// than falling with each late keep.
+    @Test func changeKeepsFollowTheirSlotsWhenDecodedFramesAreUneven() {
+        var sampler = AdaptiveSampler(settings: AdaptiveSampling())
+        var times: [Double] = []
+        var frame = 0, step = 0
+        let steps = [2, 4, 3, 4, 2, 3]
+        while frame < 30 * 20 {
+            let t = Double(frame) / 30
+            // A block sliding one cell per frame: every decoded frame differs from the last kept.
+            let offset = (frame / 2) % 120
+            if sampler.decide(time: t, signature: Self.picture(100, block: offset..<(offset + 14))) == .change { times.append(t) }
+            frame += steps[step % steps.count]
+            step += 1
+        }
+        // 20 s at 2 per second, less the first slot (the first frame is kept as `first`).
+        #expect(times.count >= 38 && times.count <= 39, "\(times.count) keeps for change")
+        // Never two in one slot: each keep lies in its own 0.5 s slot from the first at 0.5 s.
+        let slots = times.map { Int((($0 - 0.5) / 0.5 + 1e-9).rounded(.down)) }
+        #expect(Set(slots).count == slots.count)
+        // With a keep only after a full 0.5 s had passed (the old rule), each late keep pushed
+        // the next back: 33 here.
+        #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 > 0.3 })
     }
 
     @Test func smallLocalChangeBelowTheShareIsIgnored() {
