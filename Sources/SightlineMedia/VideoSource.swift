@@ -48,8 +48,8 @@ public final class VideoSource {
     /// A file under shot-aware sampling with `mode: nonref`: the packets to decode skipped
     /// frames again from, when a cut may lie among them (nil otherwise).
     private var window: GOPWindow<Packet>?
-    /// The open video stream, for decoding skipped frames again.
-    private var stream: UnsafeMutablePointer<AVStream>?
+    /// Decodes skipped frames again, on the open stream (set with `window`).
+    private var skippedFrameDecoder: SkippedFrameDecoder?
     /// The last frame the decoder gave (pts and signature), to see a hole with a possible cut.
     private var lastDecoded: (pts: Int64, signature: ShotSignature)?
     /// Frames held back, in order, while the packets of a hole before the first are still to
@@ -165,7 +165,8 @@ public final class VideoSource {
         lowres = decoder.lowres
         if options.live == nil, options.mode == .nonref, adaptive != nil {
             window = GOPWindow()
-            self.stream = stream
+            skippedFrameDecoder = SkippedFrameDecoder(stream: stream, input: url, quality: options.quality,
+                                                      outputSize: Self.scaledSize(options.output, stream: stream))
         }
         lastDecoded = nil
         lastProcessed = nil
@@ -347,13 +348,12 @@ public final class VideoSource {
         // a cut's worth: the cut may lie on any frame of it, so decode the hole again first.
         let pts = frame.pointee.best_effort_timestamp
         var hole: Hole?
-        if let signature, pts != SL_AV_NOPTS_VALUE, let last = lastDecoded, pts - last.pts > frameStep + frameStep / 2,
-           let cut = adaptive?.settings.cut, signature.distance(to: last.signature) > cut {
-            let expected = max(Int((pts - last.pts + frameStep / 2) / frameStep) - 1, 1)
-            hole = Hole(after: last.pts, before: pts, expected: expected, packetsAtOutput: packetsSent)
-        }
-        if pts != SL_AV_NOPTS_VALUE, let last = lastDecoded, pts - last.pts > frameStep + frameStep / 2 {
-            stats.framesSkipped += max(Int((pts - last.pts + frameStep / 2) / frameStep) - 1, 0)
+        if pts != SL_AV_NOPTS_VALUE, let last = lastDecoded {
+            let skipped = framesSkipped(after: last.pts, before: pts)
+            stats.framesSkipped += skipped
+            if skipped > 0, let signature, let cut = adaptive?.settings.cut, signature.distance(to: last.signature) > cut {
+                hole = Hole(after: last.pts, before: pts, expected: skipped, packetsAtOutput: packetsSent)
+            }
         }
         lastDecoded = signature.flatMap { signature in pts == SL_AV_NOPTS_VALUE ? nil : (pts, signature) }
         if hole == nil && held.isEmpty {
@@ -368,6 +368,17 @@ public final class VideoSource {
         held.append(HeldFrame(frame: copy, signature: signature, hole: hole))
         releaseHeld(flushing: false)
     }
+
+    /// Frames between two the decoder gave, from their timestamps' spacing (0 when they are
+    /// less than one and a half frames apart).
+    private func framesSkipped(after: Int64, before: Int64) -> Int {
+        let gap = before - after
+        guard gap > frameStep + frameStep / 2 else { return 0 }
+        return framesSpanned(gap) - 1
+    }
+
+    /// Whole frame steps in `gap` (timestamp units), rounded to the nearest.
+    private func framesSpanned(_ gap: Int64) -> Int { Int((gap + frameStep / 2) / frameStep) }
 
     /// Skipped frames between two decoded ones, where a cut may lie.
     private struct Hole {
@@ -409,14 +420,12 @@ public final class VideoSource {
     /// every frame would have. Without the packets (the window's bounds) or a decoder, the cut
     /// stays on the frame after the hole, and the stats count it.
     private func decodeAgain(_ hole: Hole) {
-        guard let window, let stream, let packets = window.replay(after: hole.after) else {
+        guard let window, let skippedFrameDecoder, let packets = window.replay(after: hole.after) else {
             stats.holesNotRedecoded += 1
             return
         }
         do {
-            let decoder = SkippedFrameDecoder(stream: stream, input: url, quality: options.quality,
-                                              outputSize: Self.scaledSize(options.output, stream: stream))
-            let result = try decoder.frames(from: packets, after: hole.after, before: hole.before)
+            let result = try skippedFrameDecoder.frames(from: packets, after: hole.after, before: hole.before)
             stats.holesRedecoded += 1
             // The hole's own frames count as decoded (the sampler sees them); what else the
             // second decoder had to decode is the extra work.
@@ -445,7 +454,7 @@ public final class VideoSource {
             // spacing, so a frame keeps its place in the file (exact at a constant frame rate).
             let pts = frame.pointee.best_effort_timestamp
             if pts != SL_AV_NOPTS_VALUE, let last = lastProcessed {
-                decodeIndex = last.index + max(Int((pts - last.pts + frameStep / 2) / frameStep), 1)
+                decodeIndex = last.index + max(framesSpanned(pts - last.pts), 1)
             } else if let last = lastProcessed {
                 decodeIndex = last.index + 1
             }
@@ -589,7 +598,7 @@ public final class VideoSource {
 
     private func closeInput() {
         window?.removeAll()
-        stream = nil
+        skippedFrameDecoder = nil
         held.removeAll()
         lastDecoded = nil
         decoder = nil

@@ -156,19 +156,13 @@ import SightlineTestSupport
     /// A 12 s clip at 25 fps: 4 s of a still picture, a hard cut at frame 100 to a moving
     /// pattern for 4 s, and a hard cut at frame 200 to another still picture.
     static func montage() throws -> String {
-        let path = Fixtures.shared.directory + "/adaptive-montage.mp4"
-        if FileManager.default.fileExists(atPath: path) { return path }
-        let temporary = path + ".\(UUID().uuidString).mp4"
-        try Tool.run("ffmpeg", ["-v", "error", "-y",
-                                "-f", "lavfi", "-i", "color=c=0x406080:size=320x180:rate=25:duration=4",
-                                "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4",
-                                "-f", "lavfi", "-i", "color=c=0xe0d0a0:size=320x180:rate=25:duration=4",
-                                "-filter_complex", "[0][1][2]concat=n=3:v=1:a=0,format=yuv420p",
-                                "-c:v", "libx264", "-g", "50", "-bf", "2", "-sc_threshold", "0", temporary])
-        // Another test process may have made it meanwhile; either copy is the same clip.
-        try? FileManager.default.moveItem(atPath: temporary, toPath: path)
-        try? FileManager.default.removeItem(atPath: temporary)
-        return path
+        try Fixtures.shared.make("adaptive-montage.mp4") { path in
+            ["-f", "lavfi", "-i", "color=c=0x406080:size=320x180:rate=25:duration=4",
+             "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4",
+             "-f", "lavfi", "-i", "color=c=0xe0d0a0:size=320x180:rate=25:duration=4",
+             "-filter_complex", "[0][1][2]concat=n=3:v=1:a=0,format=yuv420p",
+             "-c:v", "libx264", "-g", "50", "-bf", "2", "-sc_threshold", "0", path]
+        }
     }
 
     @Test func decodingAMontageKeepsEachCutFrameStillShotsSparselyAndTheLastFrame() throws {

@@ -73,19 +73,14 @@ import SightlineTestSupport
     /// B-frames with 1 or 3 B-frames (both are 1 past a multiple of 4), so a nonref decode skips
     /// both cut frames.
     static func clip(keyint: Int, bframes: Int = 3) throws -> String {
-        let path = Fixtures.shared.directory + "/nonref-cuts-g\(keyint)-b\(bframes).mp4"
-        if FileManager.default.fileExists(atPath: path) { return path }
-        let temporary = path + ".\(UUID().uuidString).mp4"
-        try Tool.run("ffmpeg", ["-v", "error", "-y",
-                                "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
-                                "-f", "lavfi", "-i", "color=c=0xd04010:size=320x180:rate=25",
-                                "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25",
-                                "-filter_complex", "[0]trim=end_frame=61[a];[1]trim=end_frame=76[b];[2]trim=end_frame=63[c];[a][b][c]concat=n=3:v=1:a=0,format=yuv420p",
-                                "-c:v", "libx264", "-preset", "veryfast", "-g", "\(keyint)", "-bf", "\(bframes)", "-sc_threshold", "0",
-                                "-x264-params", "b-adapt=0:b-pyramid=none", temporary])
-        try? FileManager.default.moveItem(atPath: temporary, toPath: path)
-        try? FileManager.default.removeItem(atPath: temporary)
-        return path
+        try Fixtures.shared.make("nonref-cuts-g\(keyint)-b\(bframes).mp4") { path in
+            ["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+             "-f", "lavfi", "-i", "color=c=0xd04010:size=320x180:rate=25",
+             "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25",
+             "-filter_complex", "[0]trim=end_frame=61[a];[1]trim=end_frame=76[b];[2]trim=end_frame=63[c];[a][b][c]concat=n=3:v=1:a=0,format=yuv420p",
+             "-c:v", "libx264", "-preset", "veryfast", "-g", "\(keyint)", "-bf", "\(bframes)", "-sc_threshold", "0",
+             "-x264-params", "b-adapt=0:b-pyramid=none", path]
+        }
     }
 
     /// Cut frames, counted from the first frame (MPEG-TS starts its clock at 1.4 s).
@@ -159,13 +154,8 @@ import SightlineTestSupport
     ])
     func cutsStayExactInOtherFormats(container: String, encoder: [String]) throws {
         let name = (encoder.first { $0.hasPrefix("lib") || $0.hasPrefix("mpeg") } ?? "x") + "." + container
-        let path = Fixtures.shared.directory + "/nonref-cuts-" + name
-        if !FileManager.default.fileExists(atPath: path) {
-            let temporary = path + ".\(UUID().uuidString)." + container
-            try Tool.run("ffmpeg", ["-v", "error", "-y", "-i", try Self.clip(keyint: 250)] + encoder + [temporary])
-            try? FileManager.default.moveItem(atPath: temporary, toPath: path)
-            try? FileManager.default.removeItem(atPath: temporary)
-        }
+        let source = try Self.clip(keyint: 250)
+        let path = try Fixtures.shared.make("nonref-cuts-" + name) { output in ["-i", source] + encoder + [output] }
         let every = try decodeAll(path, Self.options(.all))
         let skipping = try decodeAll(path, Self.options(.nonref))
         #expect(Self.cutFrames(every) == [61, 137], "\(name)")

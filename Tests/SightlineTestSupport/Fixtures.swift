@@ -127,7 +127,9 @@ public final class Fixtures: Sendable {
         return path
     }
 
-    private func make(_ name: String, _ arguments: (String) -> [String]) throws -> String {
+    /// The fixture `name` in the fixtures folder, made once with the ffmpeg CLI (`arguments`
+    /// gets the path to write, a temporary one moved into place when done).
+    public func make(_ name: String, _ arguments: (String) -> [String]) throws -> String {
         let path = directory + "/" + name
         return try made.withLock { done -> String in
             if done.contains(path) || FileManager.default.fileExists(atPath: path) { return path }
