@@ -21,8 +21,11 @@ public final class MiniLMEmbedder: @unchecked Sendable {
     public let tokenizer: WordPieceTokenizer
     public let manifest = ModelZoo.miniLM
     public static let dimension = 384
-    /// Tensors by name; the packed linear layers' weights are dropped once packed.
+    /// Tensors by name; the packed linear layers' weights are dropped once packed, and the word
+    /// embeddings are `words`.
     private let weights: [String: Tensor]
+    /// The 30 522 × 384 word embeddings (47 MB), left in the file and read a row per token.
+    private let words: SafetensorsRowReader
     /// The encoder's linear layers with their weights packed once (nil without AVX2: OpenBLAS).
     private let packed: [String: PackedLinear]
     /// Cores one embedding call may use (linear layers split by output columns).
@@ -31,8 +34,15 @@ public final class MiniLMEmbedder: @unchecked Sendable {
 
     public init(store: ModelStore = ModelStore(), threads: Int = 1) throws {
         let manifest = ModelZoo.miniLM
-        var weights = try SafetensorsLoader.load(path: try store.verify(manifest))
-        for name in ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "encoder.layer.5.output.dense.weight"] {
+        let path = try store.verify(manifest)
+        let wordTable = "embeddings.word_embeddings.weight"
+        var weights = try SafetensorsLoader.load(path: path, skipping: [wordTable])
+        let table = try SafetensorsRowReader(path: path, tensor: wordTable)
+        guard table.columns == Self.dimension else {
+            throw ModelError.shapeMismatch("MiniLM word embeddings are \(table.rows)×\(table.columns), not ×\(Self.dimension)")
+        }
+        words = table
+        for name in ["embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight", "encoder.layer.5.output.dense.weight"] {
             guard weights[name] != nil else { throw ModelError.missing("'\(name)' in the MiniLM weights") }
         }
         self.threads = max(1, threads)
@@ -83,17 +93,19 @@ public final class MiniLMEmbedder: @unchecked Sendable {
         guard length <= 512 else { throw ModelError.shapeMismatch("sequence of \(length) tokens (at most 512)") }
         var mask = [Float](repeating: 0, count: batch * length)
         var x = [Float](repeating: 0, count: batch * length * hidden)
-        let words = try weight("embeddings.word_embeddings.weight"), positions = try weight("embeddings.position_embeddings.weight")
-        let types = try weight("embeddings.token_type_embeddings.weight")
+        let positions = try weight("embeddings.position_embeddings.weight"), types = try weight("embeddings.token_type_embeddings.weight")
+        guard positions.count >= length * hidden, types.count >= hidden else {
+            throw ModelError.shapeMismatch("MiniLM position embeddings hold \(positions.count / hidden) positions, not \(length)")
+        }
         for (b, ids) in encoded.enumerated() {
             for position in 0..<length {
                 let id = position < ids.count ? Int(ids[position]) : Int(tokenizer.padID)
                 if position < ids.count { mask[b * length + position] = 1 }
-                guard id >= 0, id < words.shape[0] else { throw ModelError.shapeMismatch("token id \(id) outside the vocabulary") }
+                guard id >= 0, id < words.rows else { throw ModelError.shapeMismatch("token id \(id) outside the vocabulary") }
                 let row = (b * length + position) * hidden
-                for d in 0..<hidden {
-                    x[row + d] = words.data[id * hidden + d] + positions.data[position * hidden + d] + types.data[d]
-                }
+                // x is zero here, so this copies the word's row; the sum keeps the order (w + p) + t.
+                try x.withUnsafeMutableBufferPointer { try words.add(row: id, to: $0.baseAddress! + row) }
+                for d in 0..<hidden { x[row + d] = x[row + d] + positions.data[position * hidden + d] + types.data[d] }
             }
         }
         try normalize(&x, rows: batch * length, prefix: "embeddings.LayerNorm")
