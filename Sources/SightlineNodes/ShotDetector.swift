@@ -18,7 +18,8 @@ extension ShotSignature {
 /// Content-based shot boundaries as a pure state machine: feed (time, signature) per sampled
 /// frame, get back the shots that ended. A cut needs the next frame to stay different from the
 /// shot (a one-frame flash is not a cut); a fade through black cuts where the picture comes
-/// back; no shot is shorter than `minLength` seconds.
+/// back; no shot is shorter than `minLength` seconds, and none longer than `maxLength` (when
+/// set): a shot that runs on is ended as a `window` at the first frame past it.
 public struct ShotDetector: Sendable {
     /// A finished shot and its span.
     public struct Segment: Sendable, Equatable {
@@ -31,15 +32,20 @@ public struct ShotDetector: Sendable {
     public var threshold: Float
     public var minLength: Double
     public var blackLevel: Float
+    /// Longest shot in seconds (0: no limit). Everything downstream that sums up a shot — its
+    /// caption, its pooled embeddings, its index row — holds the shot's frames' evidence until
+    /// it ends, so an hour-long fixed camera would otherwise hold an hour of it.
+    public var maxLength: Double
     private var shotStart: Double?
     private var shotIndex = 0
     private var previous: (time: Double, signature: ShotSignature)?
     private var candidate: (time: Double, before: ShotSignature)?
     private var inBlack = false
 
-    public init(threshold: Float = 0.3, minLength: Double = 0.5, blackLevel: Float = 16) {
+    public init(threshold: Float = 0.3, minLength: Double = 0.5, maxLength: Double = 0, blackLevel: Float = 16) {
         self.threshold = threshold
         self.minLength = minLength
+        self.maxLength = maxLength
         self.blackLevel = blackLevel
     }
 
@@ -76,6 +82,10 @@ public struct ShotDetector: Sendable {
             // A frame that confirms the cut before it can be a cut of its own: under sparse
             // sampling two kept frames in a row can each start a shot.
             candidate = (time, prev.signature)
+        }
+        // Too long: ended here, unless a cut is pending (the next frame settles it first).
+        if ended == nil, candidate == nil, maxLength > 0, let s = shotStart, time - s >= maxLength {
+            ended = cut(at: time, reason: .window)
         }
         return ended
     }
@@ -116,6 +126,7 @@ public final class ShotsNode: NodeProcessor {
     private let threshold: Float
     private let minLength: Double
     private let window: Double
+    private let maxLength: Double
     private var windows: [String: (start: Double, index: Int)] = [:]
 
     public static let descriptor = NodeDescriptor(
@@ -126,25 +137,28 @@ public final class ShotsNode: NodeProcessor {
             OptionSpec("threshold", .double, default: .double(0.3), min: 0.01, max: 1, help: "picture change (0…1, histogram and layout) that counts as a cut"),
             OptionSpec("min_length", .double, default: .double(0.5), min: 0, max: 3600, help: "shortest shot in seconds"),
             OptionSpec("window", .double, default: .double(0), min: 0, max: 86_400, help: "fixed segments of this many seconds instead of shots (0: content-based shots)"),
+            OptionSpec("max_length", .double, default: .double(300), min: 0, max: 86_400,
+                       help: "longest shot in seconds: a longer one ends as a `window` segment, so captions, shot vectors and index rows cover at most this much and memory stays flat on a camera that never cuts (0: no limit)"),
         ],
         contract: NodeContract(produces: [.init(.shots)]))
 
     public static let factory = NodeFactory(descriptor: descriptor) { _, options in
         .processor(ShotsNode(threshold: Float(options.double("threshold") ?? 0.3), minLength: options.double("min_length") ?? 0.5,
-                             window: options.double("window") ?? 0))
+                             window: options.double("window") ?? 0, maxLength: options.double("max_length") ?? 300))
     }
 
-    init(threshold: Float, minLength: Double, window: Double = 0) {
+    init(threshold: Float, minLength: Double, window: Double = 0, maxLength: Double = 300) {
         self.threshold = threshold
         self.minLength = minLength
         self.window = window
+        self.maxLength = maxLength
     }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
         if window > 0 { return fixedWindows(item, emit: emit) }
         switch item {
         case .frame(let frame):
-            var detector = detectors[frame.sourceID] ?? ShotDetector(threshold: threshold, minLength: minLength)
+            var detector = detectors[frame.sourceID] ?? ShotDetector(threshold: threshold, minLength: minLength, maxLength: maxLength)
             if frame.gapBefore != nil, let last = lastTime[frame.sourceID], let shot = detector.breakForGap(lastTime: last) {
                 emit(.record(record(shot, source: frame.sourceID, ingest: nil)))
             }

@@ -57,6 +57,37 @@ import SightlineTestSupport
         #expect(shots.map(\.reason.rawValue) == ["cut", "cut", "cut", "end"])
     }
 
+    @Test func aShotLongerThanTheLimitEndsAsAWindowAtTheFirstFramePastIt() {
+        // A still camera at one frame per 7 s for 20 minutes, with one real cut at 500 s.
+        let frames = stride(from: 0.0, through: 1200, by: 7).map { t -> (Double, Float) in (t, t < 500 ? 100 : 200) }
+        var detector = ShotDetector(maxLength: 300)
+        var shots = frames.compactMap { detector.push(time: $0.0, signature: Self.picture($0.1)) }
+        if let last = detector.finish(at: 1197) { shots.append(last) }
+        // 301 is the first frame 300 s after 0; the cut at 504 restarts the count; 805 and 1106 are windows again.
+        #expect(shots.map(\.start) == [0, 301, 504, 805, 1106])
+        #expect(shots.map(\.reason.rawValue) == ["window", "cut", "window", "window", "end"])
+        #expect(shots.map(\.index) == [0, 1, 2, 3, 4])
+        #expect(shots.dropLast().allSatisfy { $0.end - $0.start <= 300 + 7 })
+        // No limit: the same frames make two shots.
+        var unlimited = ShotDetector()
+        #expect(frames.compactMap { unlimited.push(time: $0.0, signature: Self.picture($0.1)) }.map(\.start) == [0])
+    }
+
+    @Test func aCutPendingAtTheLimitIsSettledFirst() {
+        // The frame at 10 s is both the first past the 10 s limit and a cut candidate: the next
+        // frame confirms the cut, so the shot ends as a cut there, not as a window; the next
+        // shot then counts from the cut.
+        let frames: [(Double, Float)] = [(0, 100), (5, 100), (10, 200), (15, 200), (20, 200)]
+        var detector = ShotDetector(maxLength: 10)
+        let shots = frames.compactMap { detector.push(time: $0.0, signature: Self.picture($0.1)) }
+        #expect(shots.map(\.end) == [10, 20] && shots.map(\.reason.rawValue) == ["cut", "window"])
+        // A flash at the limit: the window ends at the frame after it.
+        let flash: [(Double, Float)] = [(0, 100), (5, 100), (10, 250), (15, 100), (20, 100)]
+        var flashing = ShotDetector(maxLength: 10)
+        let flashed = flash.compactMap { flashing.push(time: $0.0, signature: Self.picture($0.1)) }
+        #expect(flashed.map(\.end) == [15] && flashed.map(\.reason.rawValue) == ["window"])
+    }
+
     @Test func aOneFrameFlashIsNotACut() {
         let frames = (0..<20).map { i -> (Double, Float) in (Double(i) / 10, i == 8 ? 250 : 100) }
         #expect(run(frames).count == 1)
