@@ -74,6 +74,50 @@ public final class IndexStore: Sendable {
         }
     }
 
+    /// Replaces everything about `video.source` with the rows of `staged` (an index a batch
+    /// file was written into shot by shot), in one transaction: SQLite copies them table to
+    /// table, so the file's rows never sit in this process's memory all at once, and readers
+    /// see the old rows or the new ones, never half. Shot vectors are re-linked by shot index.
+    @discardableResult
+    public func replace(with staged: IndexStore, video: IndexDocument.Video, indexedAt: Double = Date().timeIntervalSince1970) throws -> Int64 {
+        let stagedPath = staged.folder.appendingPathComponent(Self.fileName).path
+        return try pool.writeWithoutTransaction { db in
+            // ATTACH cannot run inside a transaction; the copy below is one.
+            try db.execute(sql: "ATTACH DATABASE ? AS staged", arguments: [stagedPath])
+            defer { try? db.execute(sql: "DETACH DATABASE staged") }
+            var videoID: Int64 = 0
+            try db.inTransaction(.immediate) {
+                try db.execute(sql: "DELETE FROM main.videos WHERE source = ?", arguments: [video.source])
+                videoID = try Self.upsertVideo(video, indexedAt: indexedAt, db: db)
+                let id: StatementArguments = [videoID]
+                try db.execute(sql: """
+                    INSERT INTO main.shots (video_id, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged, thumbnail, thumbnail_time, speech)
+                    SELECT ?, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged, thumbnail, thumbnail_time, speech
+                    FROM staged.shots ORDER BY id
+                    """, arguments: id)
+                try db.execute(sql: "INSERT INTO main.labels SELECT ?, time, name, probability, origin, concept, concept_path, colour FROM staged.labels", arguments: id)
+                try db.execute(sql: "INSERT INTO main.texts SELECT ?, time, text, confidence FROM staged.texts", arguments: id)
+                try db.execute(sql: """
+                    INSERT INTO main.detections SELECT ?, time, kind, x, y, width, height, score, frame_width, frame_height, attributes FROM staged.detections
+                    """, arguments: id)
+                try db.execute(sql: #"INSERT INTO main.tracks SELECT ?, track_id, label, start, "end", movement, path FROM staged.tracks"#, arguments: id)
+                try db.execute(sql: #"""
+                    INSERT INTO main.flags (video_id, category, start, "end", peak, evidence, notes)
+                    SELECT ?, category, start, "end", peak, evidence, notes FROM staged.flags ORDER BY id
+                    """#, arguments: id)
+                try db.execute(sql: #"""
+                    INSERT INTO main.vectors
+                    SELECT ?1, (SELECT m.id FROM main.shots m WHERE m.video_id = ?1 AND m.shot_index = s.shot_index),
+                           v.space, v.start, v."end", v.dimension, v.vector
+                    FROM staged.vectors v LEFT JOIN staged.shots s ON s.id = v.shot_id
+                    """#, arguments: id)
+                try Self.bumpGeneration(db)
+                return .commit
+            }
+            return videoID
+        }
+    }
+
     /// Adds `document`'s rows to its source (a live source writes each finished shot), then
     /// keeps only the last `retention` seconds of that source's media time (nil: keep all).
     @discardableResult

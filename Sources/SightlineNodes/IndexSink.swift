@@ -8,10 +8,12 @@ import SightlineMedia
 /// (`sightline-index.sqlite` in the output folder, SQLite in WAL mode), with one JPEG
 /// thumbnail per shot beside it, for `sightline search`.
 ///
-/// A batch file is written in one transaction when it has been read to its end: re-running a
-/// file replaces its rows, and a run cut short leaves the previous rows as they were. A live
-/// source is written shot by shot (each shot once the next one has begun, when its caption
-/// and flags are in), keeping only the last `retention` seconds.
+/// Both kinds of source are written shot by shot (each shot once the next one has begun, when
+/// its caption and flags are in), so memory does not grow with a file's length. A live source
+/// goes straight into the index, keeping only the last `retention` seconds. A batch file goes
+/// into a staging index (`staging/` in the index folder) and moves into the index in one
+/// transaction when it has been read to its end: re-running a file replaces its rows, and a
+/// run cut short leaves the previous rows as they were.
 public final class IndexSink: NodeProcessor {
     private let store: IndexStore
     private let thumbnails: Bool
@@ -28,6 +30,8 @@ public final class IndexSink: NodeProcessor {
         var live: Bool
         /// Thumbnails written for a live source, to delete when retention drops their shots.
         var liveThumbnails: [(end: Double, path: String)] = []
+        /// A batch file's rows so far (opened with its first finished shot).
+        var staged: IndexStore?
         init(builder: IndexDocumentBuilder, live: Bool) {
             self.builder = builder
             self.live = live
@@ -79,6 +83,7 @@ public final class IndexSink: NodeProcessor {
         }
         self.thumbnails = thumbnails
         self.retention = retention
+        removeStagingOfDeadRuns()
     }
 
     public func process(_ item: Item, context: any NodeContext, emit: (Item) -> Void) throws {
@@ -98,10 +103,10 @@ public final class IndexSink: NodeProcessor {
             state.frames.offer(frame.seconds, SmallFrame(pixels: small.pixels, width: small.width, height: small.height, format: frame.pixelFormat))
         case .record(let record):
             let state = state(for: record.sourceID, context: context)
-            if state.live, case .shot = record.value {
+            if case .shot = record.value {
                 // The previous shot is complete (its caption and vectors came before this
                 // shot's end): write it, and everything seen before this shot began.
-                try writeLive(state, before: record.start)
+                if state.live { try writeLive(state, before: record.start) } else { try writeStaged(state, source: record.sourceID, before: record.start) }
             }
             state.builder.add(record)
             if case .shot(let shot) = record.value, thumbnails, let chosen = state.frames.choose(start: record.start, end: record.end) {
@@ -114,13 +119,16 @@ public final class IndexSink: NodeProcessor {
             if state.live {
                 try writeLive(state, before: .infinity)
             } else if eos.isComplete {
-                var document = state.builder.finished()
-                document.video.sha256 = document.video.sha256 ?? eos.sha256
-                if document.video.location.isEmpty { document.video.location = eos.batchFile?.path ?? eos.sourceID }
-                try store.replace(document)
+                var video = state.builder.finished().video
+                video.sha256 = video.sha256 ?? eos.sha256
+                if video.location.isEmpty { video.location = eos.batchFile?.path ?? eos.sourceID }
+                try writeStaged(state, source: eos.sourceID, before: .infinity)
+                defer { removeStaging(state) }
+                if let staged = state.staged { try store.replace(with: staged, video: video) }
                 removeThumbnails(of: eos.sourceID, except: runToken)
             } else {
                 // Cut short: the index keeps the file's previous rows; this run's pictures go.
+                removeStaging(state)
                 removeThumbnails(of: eos.sourceID, only: runToken)
             }
         }
@@ -130,7 +138,12 @@ public final class IndexSink: NodeProcessor {
         // Sources still open when the graph closes were interrupted: live ones keep what they
         // have written (and write what is finished), batch files keep their previous rows.
         for (source, state) in sources {
-            if state.live { try writeLive(state, before: .infinity) } else { removeThumbnails(of: source, only: runToken) }
+            if state.live {
+                try writeLive(state, before: .infinity)
+            } else {
+                removeStaging(state)
+                removeThumbnails(of: source, only: runToken)
+            }
         }
         sources = [:]
     }
@@ -154,6 +167,43 @@ public final class IndexSink: NodeProcessor {
             let expired = state.liveThumbnails.prefix { $0.end < newest - retention }
             for old in expired { try? FileManager.default.removeItem(at: store.folder.appendingPathComponent(old.path)) }
             state.liveThumbnails.removeFirst(expired.count)
+        }
+    }
+
+    /// Staging folders are `staging/<pid>-<run>-<source>`: one per batch file being indexed.
+    static let stagingFolder = "staging"
+
+    /// Writes a batch file's finished shots and the rows before `cutoff` into its staging index.
+    private func writeStaged(_ state: SourceState, source: String, before cutoff: Double) throws {
+        var document = state.builder.drain(before: cutoff)
+        if document.video.location.isEmpty { document.video.location = document.video.source }
+        if state.staged == nil {
+            let folder = store.folder.appendingPathComponent(Self.stagingFolder)
+                .appendingPathComponent("\(getpid())-\(runToken)-\(Self.folderName(source))")
+            do {
+                try? FileManager.default.removeItem(at: folder)  // an earlier file of this run with the same id
+                state.staged = try IndexStore(folder: folder.path)
+            } catch {
+                throw SightlineError.cannotOpen(input: folder.path, reason: "cannot open a staging index: \(error)")
+            }
+        }
+        try state.staged?.append(document, retention: nil)
+    }
+
+    private func removeStaging(_ state: SourceState) {
+        guard let staged = state.staged else { return }
+        state.staged = nil
+        try? FileManager.default.removeItem(at: staged.folder)
+    }
+
+    /// Staging folders left by a run that was killed (its process is gone) are removed; those
+    /// of a run still going (another job writing into the same index) are left alone.
+    private func removeStagingOfDeadRuns() {
+        let staging = store.folder.appendingPathComponent(Self.stagingFolder)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: staging.path) else { return }
+        for entry in entries {
+            guard let pid = entry.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(at: staging.appendingPathComponent(entry)) }
         }
     }
 

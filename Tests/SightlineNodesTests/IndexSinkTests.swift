@@ -116,6 +116,56 @@ import SightlineIndex
         for hit in before { #expect(!FileManager.default.fileExists(atPath: try #require(hit.thumbnail))) }
     }
 
+    /// A batch file goes into a staging index shot by shot (so its rows never pile up in
+    /// memory) and lands whole when it ends: until then the index shows the previous run.
+    @Test func aBatchFileIsStagedShotByShotAndLandsWhole() throws {
+        let dir = folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let context = try TestContext()
+        let first = try IndexSink(folder: dir, thumbnails: false, retention: nil)
+        try feedFile(first, source: "files/a.mp4", captions: ["A cat."], complete: true, context: context)
+        try first.close(context: context)
+
+        let source = "files/a.mp4"
+        let sink = try IndexSink(folder: dir, thumbnails: false, retention: nil)
+        try sink.process(started(source, path: "/videos/a.mp4"), context: context) { _ in }
+        let vectors: [[Float]] = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+        for i in 0..<3 {
+            let start = Double(i * 2)
+            try sink.process(.record(TestRecords.ocr(source, at: start + 0.5, "sign \(i)")), context: context) { _ in }
+            try sink.process(.record(TestRecords.shot(i, from: start, to: start + 2, endedBy: i == 2 ? .end : .cut, source: source)), context: context) { _ in }
+            try sink.process(caption(source, ["A dog.", "An espresso.", "A dog again."][i], start, start + 2), context: context) { _ in }
+            let embedding = Embedding(space: "test-space", scope: .segment(index: i, frames: 4), vector: vectors[i])
+            try sink.process(.record(Record(.embedding(embedding), sourceID: source, start: start, end: start + 2)), context: context) { _ in }
+            // Shots before this one are staged, not yet in the index.
+            #expect(try shots(dir, source).map(\.caption) == ["A cat."])
+        }
+        let staging = dir + "/" + IndexSink.stagingFolder
+        #expect(try FileManager.default.contentsOfDirectory(atPath: staging).count == 1)
+        try sink.process(.endOfStream(EndOfStream(sourceID: source, completed: true)), context: context) { _ in }
+        try sink.close(context: context)
+
+        #expect(try shots(dir, source).map(\.caption) == ["A dog.", "An espresso.", "A dog again."])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: staging).isEmpty)
+        let engine = SearchEngine(store: try IndexStore(folder: dir, create: false), space: "test-space")
+        // On-screen text landed with its shot, and each shot's vector is linked to its own shot.
+        #expect(try engine.search(SearchQuery(text: "sign", limit: 10), queryVector: nil).map(\.shotIndex).sorted() == [0, 1, 2])
+        let nearest = try engine.search(SearchQuery(text: "", limit: 3), queryVector: [0, 1, 0]).max { ($0.similarity ?? -2) < ($1.similarity ?? -2) }
+        #expect(nearest?.shotIndex == 1 && abs((nearest?.similarity ?? 0) - 1) < 1e-3)
+    }
+
+    @Test func stagingLeftByAKilledRunIsRemovedAndAnotherRunsIsKept() throws {
+        let dir = folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let staging = URL(fileURLWithPath: dir).appendingPathComponent(IndexSink.stagingFolder)
+        // A pid above Linux's largest (2^22) belongs to no process.
+        let dead = staging.appendingPathComponent("4194400-abc-files_a.mp4-00000000"), alive = staging.appendingPathComponent("\(getpid())-abc-files_b.mp4-00000000")
+        for folder in [dead, alive] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+        _ = try IndexSink(folder: dir, thumbnails: false, retention: nil)
+        #expect(!FileManager.default.fileExists(atPath: dead.path))
+        #expect(FileManager.default.fileExists(atPath: alive.path))
+    }
+
     /// The jsonl sink journals a file and the index sink indexes it separately; a kill between
     /// the two leaves a file journaled but not indexed. The next run's index sink takes it out of
     /// the journal before any source starts, so `resume` redoes it instead of skipping it forever.
