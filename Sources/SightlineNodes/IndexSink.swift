@@ -194,6 +194,8 @@ public final class IndexSink: NodeProcessor {
         guard let staged = state.staged else { return }
         state.staged = nil
         try? FileManager.default.removeItem(at: staged.folder)
+        // The staging folder itself goes when no file is being staged (rmdir fails otherwise).
+        rmdir(staged.folder.deletingLastPathComponent().path)
     }
 
     /// Staging folders left by a run that was killed (its process is gone) are removed; those

@@ -146,7 +146,7 @@ import SightlineIndex
         try sink.close(context: context)
 
         #expect(try shots(dir, source).map(\.caption) == ["A dog.", "An espresso.", "A dog again."])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: staging).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: staging))
         let engine = SearchEngine(store: try IndexStore(folder: dir, create: false), space: "test-space")
         // On-screen text landed with its shot, and each shot's vector is linked to its own shot.
         #expect(try engine.search(SearchQuery(text: "sign", limit: 10), queryVector: nil).map(\.shotIndex).sorted() == [0, 1, 2])
