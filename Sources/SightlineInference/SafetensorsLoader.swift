@@ -143,9 +143,9 @@ public final class SafetensorsRowReader: Sendable {
             var status = stat()
             guard fstat(fd, &status) == 0 else { throw ModelError.missing("cannot stat '\(path)'") }
             let length = Int(status.st_size)
-            let lengthField = try Self.read(fd, count: 8, at: 0, path: path)
+            let lengthField = try Self.read(fd, count: 8, at: 0)
             let headerLength = try SafetensorsLoader.headerLength(head: lengthField, fileLength: length)
-            let head = lengthField + (try Self.read(fd, count: headerLength, at: 8, path: path))
+            let head = lengthField + (try Self.read(fd, count: headerLength, at: 8))
             let entries = try SafetensorsLoader.entries(head: head, fileLength: length)
             guard let entry = entries[name] else { throw ModelError.missing("'\(name)' in '\(path)'") }
             guard entry.dtype == "F32", entry.shape.count == 2 else {
@@ -174,7 +174,7 @@ public final class SafetensorsRowReader: Sendable {
         }
     }
 
-    private static func read(_ fd: Int32, count: Int, at offset: Int, path: String) throws -> Data {
+    private static func read(_ fd: Int32, count: Int, at offset: Int) throws -> Data {
         var data = Data(count: count)
         try data.withUnsafeMutableBytes { try fill(fd, $0, at: offset) }
         return data

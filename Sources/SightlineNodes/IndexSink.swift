@@ -119,10 +119,10 @@ public final class IndexSink: NodeProcessor {
             if state.live {
                 try writeLive(state, before: .infinity)
             } else if eos.isComplete {
-                var video = state.builder.finished().video
-                video.sha256 = video.sha256 ?? eos.sha256
-                if video.location.isEmpty { video.location = eos.batchFile?.path ?? eos.sourceID }
-                try writeStaged(state, source: eos.sourceID, before: .infinity)
+                // Where the file is and its hash, from the end of stream when its start did not say.
+                state.builder.video.sha256 = state.builder.video.sha256 ?? eos.sha256
+                if state.builder.video.location.isEmpty { state.builder.video.location = eos.batchFile?.path ?? eos.sourceID }
+                let video = try writeStaged(state, source: eos.sourceID, before: .infinity)
                 defer { removeStaging(state) }
                 if let staged = state.staged { try store.replace(with: staged, video: video) }
                 removeThumbnails(of: eos.sourceID, except: runToken)
@@ -173,8 +173,10 @@ public final class IndexSink: NodeProcessor {
     /// Staging folders are `staging/<pid>-<run>-<source>`: one per batch file being indexed.
     static let stagingFolder = "staging"
 
-    /// Writes a batch file's finished shots and the rows before `cutoff` into its staging index.
-    private func writeStaged(_ state: SourceState, source: String, before cutoff: Double) throws {
+    /// Writes a batch file's finished shots and the rows before `cutoff` into its staging index;
+    /// returns the video row written (its duration so far).
+    @discardableResult
+    private func writeStaged(_ state: SourceState, source: String, before cutoff: Double) throws -> IndexDocument.Video {
         var document = state.builder.drain(before: cutoff)
         if document.video.location.isEmpty { document.video.location = document.video.source }
         if state.staged == nil {
@@ -188,6 +190,7 @@ public final class IndexSink: NodeProcessor {
             }
         }
         try state.staged?.append(document, retention: nil)
+        return document.video
     }
 
     private func removeStaging(_ state: SourceState) {
