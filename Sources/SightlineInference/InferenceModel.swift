@@ -194,7 +194,10 @@ public final class InferenceModel: @unchecked Sendable {
             if let want, want != got { throw ModelError.shapeMismatch("input '\(inputName)' axis \(d) must be \(want), got \(got)") }
         }
         let plan = try self.plan(for: input.shape)
-        var interpreter = PlanInterpreter(plan: plan, threads: threads, values: [inputName: .float(input)])
+        // The pooled activations go into one block for the run (`activation-arena`, opt-in).
+        let arena = plan.activations.isEmpty ? nil
+            : ActivationArena(layout: plan.activations, block: ActivationBlock(capacity: plan.activations.blockElements))
+        var interpreter = PlanInterpreter(plan: plan, threads: threads, values: [inputName: .float(input)], arena: arena)
         try interpreter.run(plan.steps, releases: plan.releases, profile: profile.map { report in
             { step, seconds in report(Self.profileKey(step, plan), seconds) }
         })
@@ -256,6 +259,16 @@ extension InferenceModel {
     /// costs in memory beyond its activations.
     public func planWeightElements(for shape: [Int]) throws -> [(form: String, elements: Int)] {
         try plan(for: shape).weightElements()
+    }
+
+    /// A plan's activations in elements: the most its intermediates hold at once, and the
+    /// activation arena's block (`activation-arena`, opt-in: what it would be when the plan was
+    /// built without it), with how many values live there out of all.
+    public func planActivationElements(for shape: [Int]) throws -> (peakLive: Int, arena: Int, pooled: Int, values: Int, arenaOn: Bool) {
+        let plan = try plan(for: shape)
+        let peak = plan.activationLayout(pooling: false).peakLiveElements
+        let layout = plan.activations.isEmpty ? plan.activationLayout(pooling: true) : plan.activations
+        return (peak, layout.blockElements, layout.placements.count, plan.steps.reduce(0) { $0 + $1.outputs.count }, !plan.activations.isEmpty)
     }
 
     /// The optimised plan, one line per step (`op inputs -> outputs`), for debugging and docs.

@@ -10,6 +10,7 @@ import Foundation
 ///   portable path on a machine that has more). It never goes above what the CPU runs.
 /// - `SIGHTLINE_DISABLE_PASSES=winograd,fuse-expand-depthwise,…`: planner passes to skip, by
 ///   name (`sightline models passes` lists them).
+/// - `SIGHTLINE_ENABLE_PASSES=activation-arena`: opt-in passes to run (off unless named here).
 ///
 /// Tests run code under another configuration with `KernelConfig.with(_:_:)` (a task-local
 /// override, so tests running in parallel do not see each other's).
@@ -37,12 +38,15 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
     public var instructionSet: InstructionSet
     /// Planner passes not to run, by name.
     public var disabledPasses: Set<String>
+    /// Opt-in planner passes to run, by name.
+    public var enabledPasses: Set<String>
     /// Problems with the environment's switches (unknown values), reported once by the CLI.
     public var warnings: [String]
 
-    public init(instructionSet: InstructionSet, disabledPasses: Set<String> = [], warnings: [String] = []) {
+    public init(instructionSet: InstructionSet, disabledPasses: Set<String> = [], enabledPasses: Set<String> = [], warnings: [String] = []) {
         self.instructionSet = min(instructionSet, Self.detected)
         self.disabledPasses = disabledPasses
+        self.enabledPasses = enabledPasses
         self.warnings = warnings
     }
 
@@ -73,16 +77,21 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
                 warnings.append("SIGHTLINE_ISA='\(requested)' is not one of \(InstructionSet.allCases.map(\.description).joined(separator: ", ")); using \(isa)")
             }
         }
-        let passes = (environment["SIGHTLINE_DISABLE_PASSES"] ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        self.init(instructionSet: isa, disabledPasses: Set(passes), warnings: warnings)
+        func names(_ variable: String) -> Set<String> {
+            Set((environment[variable] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+        self.init(instructionSet: isa, disabledPasses: names("SIGHTLINE_DISABLE_PASSES"), enabledPasses: names("SIGHTLINE_ENABLE_PASSES"),
+                  warnings: warnings)
     }
 
     public var hasAVX2: Bool { instructionSet >= .avx2 }
     public var hasAVX512: Bool { instructionSet >= .avx512 }
 
-    /// Whether the planner pass `name` runs.
-    public func runs(pass name: String) -> Bool { !disabledPasses.contains(name) }
+    /// Whether the planner pass `name` runs: unless disabled, or for an opt-in pass (not
+    /// `onByDefault`), only when enabled.
+    public func runs(pass name: String, onByDefault: Bool = true) -> Bool {
+        !disabledPasses.contains(name) && (onByDefault || enabledPasses.contains(name))
+    }
 
     /// This configuration, using at most `level`.
     public func capped(at level: InstructionSet) -> KernelConfig {
@@ -93,5 +102,6 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         "kernels: \(instructionSet) (CPU: \(Self.detected))" + (disabledPasses.isEmpty ? "" : ", passes off: \(disabledPasses.sorted().joined(separator: ", "))")
+            + (enabledPasses.isEmpty ? "" : ", opt-in passes on: \(enabledPasses.sorted().joined(separator: ", "))")
     }
 }

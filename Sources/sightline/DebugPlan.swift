@@ -23,5 +23,10 @@ struct ModelsPlanCommand: ParsableCommand {
         for (form, elements) in try model.planWeightElements(for: dims) {
             print("  " + pad(form, 26) + String(format: "%8.1f", Double(elements) * 4 / 1_048_576))
         }
+        let activations = try model.planActivationElements(for: dims)
+        print("activations (MB, float32):")
+        print("  " + pad("peak held at once", 26) + String(format: "%8.1f", Double(activations.peakLive) * 4 / 1_048_576))
+        print("  " + pad(activations.arenaOn ? "arena block" : "arena block (if enabled)", 26) + String(format: "%8.1f", Double(activations.arena) * 4 / 1_048_576)
+              + "  (\(activations.pooled) of \(activations.values) values pooled)")
     }
 }

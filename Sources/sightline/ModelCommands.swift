@@ -15,13 +15,14 @@ struct ModelsCommand: ParsableCommand {
 struct ModelsPassesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "passes", abstract: "List the planner's passes in the order they run, and which are on.",
-        discussion: "Switch passes off by name for A/B runs: SIGHTLINE_DISABLE_PASSES=winograd,fuse-expand-depthwise. SIGHTLINE_ISA=portable|avx2|avx512 caps the instruction set the kernels use.")
+        discussion: "Switch passes off by name for A/B runs: SIGHTLINE_DISABLE_PASSES=winograd,fuse-expand-depthwise. Opt-in passes run only when named: SIGHTLINE_ENABLE_PASSES=activation-arena. SIGHTLINE_ISA=portable|avx2|avx512 caps the instruction set the kernels use.")
 
     func run() throws {
         let config = KernelConfig.current
         print(config.description)
         for pass in PlannerPasses.all {
-            print("  " + (config.runs(pass: pass.name) ? "on   " : "off  ") + pass.name.padding(toLength: 24, withPad: " ", startingAt: 0) + pass.summary)
+            print("  " + (config.runs(pass: pass.name, onByDefault: pass.onByDefault) ? "on   " : "off  ") + pass.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                  + (pass.onByDefault ? "" : "(opt-in) ") + pass.summary)
         }
     }
 }

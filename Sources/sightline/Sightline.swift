@@ -60,10 +60,12 @@ struct Sightline: ParsableCommand {
     static func warnAboutKernelSwitches() {
         let config = KernelConfig.process
         for warning in config.warnings { printError("warning: \(warning)") }
-        let unknown = PlannerPasses.unknown(in: config.disabledPasses)
-        if !unknown.isEmpty {
-            printError("warning: SIGHTLINE_DISABLE_PASSES names no pass \(unknown.map { "'\($0)'" }.joined(separator: ", ")) "
-                       + "(`sightline models passes` lists them)")
+        for (variable, names) in [("SIGHTLINE_DISABLE_PASSES", config.disabledPasses), ("SIGHTLINE_ENABLE_PASSES", config.enabledPasses)] {
+            let unknown = PlannerPasses.unknown(in: names)
+            if !unknown.isEmpty {
+                printError("warning: \(variable) names no pass \(unknown.map { "'\($0)'" }.joined(separator: ", ")) "
+                           + "(`sightline models passes` lists them)")
+            }
         }
     }
 }

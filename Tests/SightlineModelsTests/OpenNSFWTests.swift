@@ -1,7 +1,9 @@
 import Foundation
+import Synchronization
 import Testing
 import SightlineCore
-import SightlineInference
+@testable import SightlineInference
+import SightlineKernels
 import SightlineMedia
 @testable import SightlineModels
 import SightlineTestSupport
@@ -46,6 +48,49 @@ import SightlineTestSupport
                 #expect(abs(got - want[j]) <= max(1e-4 * abs(want[j]), 1e-6), "image \(i) output \(j): \(got) vs \(want[j])")
             }
         }
+    }
+
+    /// The activation arena (opt-in) on a real network: with the block poisoned before every
+    /// run, runs give the same bits as a plan without it, also from two threads at once.
+    @Test func theActivationArenaGivesTheSameBits() throws {
+        let store = ModelStore()
+        try store.fetch(ModelZoo.openNSFW)
+        let path = try store.verify(ModelZoo.openNSFW)
+        let photos = try SamplePhotos.all().sorted { $0.key < $1.key }.prefix(4)
+        let inputs = try photos.map { NSFWClassifier.preprocessing.tensor(for: [try Self.decode($0.value)]) }
+        var without = KernelConfig.current
+        without.enabledPasses = []
+        let plain = try InferenceModel.loadONNX(path: path)
+        let expected = try KernelConfig.with(without) { try inputs.map { try #require(try plain.run($0).values.first) } }
+        #expect(try plain.planActivationElements(for: inputs[0].shape).arenaOn == false, "no block without the pass")
+
+        var with = KernelConfig.current
+        with.enabledPasses = ["activation-arena"]
+        let pooled = try InferenceModel.loadONNX(path: path)
+        let plan = try KernelConfig.with(with) { try pooled.plan(for: inputs[0].shape) }
+        #expect(plan.activations.placements.count > 40, "most of open_nsfw's convolution outputs live in the block")
+        let block = ActivationBlock(capacity: plan.activations.blockElements)
+        let arena = try #require(ActivationArena(layout: plan.activations, block: block))
+        for round in 0..<2 {
+            for (i, input) in inputs.enumerated() {
+                block.poison()
+                var interpreter = PlanInterpreter(plan: plan, threads: 1, values: [pooled.inputName: .float(input)], arena: arena)
+                try interpreter.run(plan.steps, releases: plan.releases)
+                let output = try #require(try interpreter.outputs(named: pooled.graph.outputs).values.first)
+                #expect(output.data == expected[i].data, "round \(round), photo \(i)")
+            }
+        }
+
+        // Through the model's own runs (a block each), from two threads at once.
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 2) { thread in
+            for round in 0..<4 {
+                let i = (thread + round) % inputs.count
+                let same = (try? pooled.run(inputs[i]).values.first?.data) == expected[i].data
+                if !same { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
     }
 
     @Test func planFoldsLayoutTransposesAndBatchNorm() throws {

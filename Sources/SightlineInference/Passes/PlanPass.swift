@@ -9,7 +9,13 @@ protocol PlanPass: Sendable {
     var name: String { get }
     /// One line: what it rewrites.
     var summary: String { get }
+    /// False for an opt-in pass: it runs only when `SIGHTLINE_ENABLE_PASSES` names it.
+    var onByDefault: Bool { get }
     func apply(to plan: inout ExecutionPlan) throws
+}
+
+extension PlanPass {
+    var onByDefault: Bool { true }
 }
 
 /// The planner's passes, in the order they run.
@@ -42,8 +48,9 @@ enum PlanPasses {
         InterleaveDepthwisePass(),
         PackLinearPass(),
         FuseExpandDepthwisePass(),
-        // Last: what no kernel reads goes.
+        // Last: what no kernel reads goes, and (opt-in) the activations' block is planned.
         DropUnreadWeightsPass(),
+        ActivationArenaPass(),
     ]
 
     /// Every pass name, once, in order.
@@ -54,7 +61,7 @@ enum PlanPasses {
 
     /// Runs every pass `config` leaves on.
     static func run(on plan: inout ExecutionPlan, config: KernelConfig) throws {
-        for pass in ordered where config.runs(pass: pass.name) {
+        for pass in ordered where config.runs(pass: pass.name, onByDefault: pass.onByDefault) {
             try pass.apply(to: &plan)
         }
     }
@@ -71,12 +78,14 @@ public enum PlannerPasses {
     public struct Info: Sendable, Equatable {
         public var name: String
         public var summary: String
+        /// False: opt-in (`SIGHTLINE_ENABLE_PASSES`).
+        public var onByDefault: Bool
     }
 
     /// Every pass, once, in the order they run.
     public static var all: [Info] {
         var seen = Set<String>()
-        return PlanPasses.ordered.filter { seen.insert($0.name).inserted }.map { Info(name: $0.name, summary: $0.summary) }
+        return PlanPasses.ordered.filter { seen.insert($0.name).inserted }.map { Info(name: $0.name, summary: $0.summary, onByDefault: $0.onByDefault) }
     }
 
     /// Names in `disabled` that are no pass.

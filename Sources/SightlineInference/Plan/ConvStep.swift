@@ -10,9 +10,14 @@ struct LinearStep {
         let rows = x.count / max(linear.inputs, 1)
         var out = [Float](repeating: 0, count: rows * linear.outputs)
         x.data.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { linear.apply(src.baseAddress!, rows: rows, into: $0.baseAddress!, threads: threads) }
+            out.withUnsafeMutableBufferPointer { run(src.baseAddress!, count: x.count, into: $0.baseAddress!, threads: threads) }
         }
         return Tensor(shape: Array(x.shape.dropLast()) + [linear.outputs], data: out)
+    }
+
+    /// The same on `count` input floats, into `output` (every element written).
+    func run(_ x: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>, threads: Int) {
+        linear.apply(x, rows: count / max(linear.inputs, 1), into: output, threads: threads)
     }
 }
 
@@ -66,11 +71,9 @@ struct ConvStep {
     }
     var residual: ResidualJoin?
 
-    func applyPostAffine(_ out: inout [Float]) {
+    func applyPostAffine(_ out: UnsafeMutablePointer<Float>, count: Int) {
         guard let (scale, shift) = postAffine else { return }
-        out.withUnsafeMutableBufferPointer { p in
-            for i in p.indices { p[i] = p[i] * scale + shift }
-        }
+        for i in 0..<count { out[i] = out[i] * scale + shift }
     }
 
     /// Weights transformed for Winograd F(2×2, 3×3), set by the `winograd` pass (after
@@ -165,58 +168,64 @@ struct ConvStep {
     /// The convolution, then the residual join on its output when `residual` is set (and `r`,
     /// the other operand, is given).
     func run(_ x: Tensor, residual r: Tensor?, threads: Int) -> Tensor {
-        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (batch, height, width) = (x.shape[0], x.shape[2], x.shape[3])
         let (oh, ow) = geometry.outputSize(height: height, width: width)
+        let count = batch * outChannels * oh * ow
         // Every element is written by the kernel (GEMM with beta 0, or the depthwise loop), so
         // the buffer is not zero-filled first.
-        var out = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { _, count in
-            count = batch * outChannels * oh * ow
-        }
+        var out = [Float](unsafeUninitializedCapacity: count) { _, initialised in initialised = count }
         x.data.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                withOptionalPointer(bias) { b in
-                    let input = src.baseAddress!, output = dst.baseAddress!
-                    // The weights the planner's passes prepared decide the kernel (Passes/).
-                    switch kernelWeights(channels: channels) {
-                    case .packedTransposed:
-                        withOptionalPointer(packedTransposed) { p in
-                            PackedConv.convTransposed(input: input, batch: batch, channels: channels, spatial: oh * ow, packedWeight: p!,
-                                                      outChannels: outChannels, bias: b, activation: activation, output: output, threads: threads)
-                        }
-                    case .packed:
-                        withOptionalPointer(packedWeights) { p in
-                            PackedConv.conv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: geometry,
-                                            packedWeight: p!, outChannels: outChannels, bias: b, activation: activation,
-                                            output: output, threads: threads, indirect: indirect)
-                        }
-                    case .winograd:
-                        withOptionalPointer(winogradWeights) { u in
-                            withOptionalPointer(winogradPacked) { packed in
-                                Winograd.conv(input: input, batch: batch, channels: channels, height: height, width: width,
-                                              transformedWeights: u, outChannels: outChannels, bias: b, geometry: geometry,
-                                              activation: activation, output: output, threads: threads, packedWeights: packed,
-                                              tile: winogradTile)
-                            }
-                        }
-                    case .folded:
-                        weight.withUnsafeBufferPointer { w in
-                            withOptionalPointer(depthwiseInterleaved) { interleaved in
-                                conv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: w.baseAddress!,
-                                       outChannels: outChannels, bias: b, groups: groups, geometry: geometry, activation: activation,
-                                       output: output, threads: threads, depthwiseInterleaved: interleaved,
-                                       depthwiseKernel: depthwiseKernel)
-                            }
-                        }
+                withOptionalPointer(r?.data.count == count ? r?.data : nil) { other in
+                    run(src.baseAddress!, shape: x.shape, residual: other, into: dst.baseAddress!, threads: threads)
+                }
+            }
+        }
+        return Tensor(shape: [batch, outChannels, oh, ow], data: out)
+    }
+
+    /// The convolution of `input` (NCHW, `shape`) into `output`, every element written; then the
+    /// residual join with `r` (the other operand, the output's size) when `residual` is set.
+    func run(_ input: UnsafePointer<Float>, shape: [Int], residual r: UnsafePointer<Float>?, into output: UnsafeMutablePointer<Float>,
+             threads: Int) {
+        let (batch, channels, height, width) = (shape[0], shape[1], shape[2], shape[3])
+        let (oh, ow) = geometry.outputSize(height: height, width: width)
+        let count = batch * outChannels * oh * ow
+        withOptionalPointer(bias) { b in
+            // The weights the planner's passes prepared decide the kernel (Passes/).
+            switch kernelWeights(channels: channels) {
+            case .packedTransposed:
+                withOptionalPointer(packedTransposed) { p in
+                    PackedConv.convTransposed(input: input, batch: batch, channels: channels, spatial: oh * ow, packedWeight: p!,
+                                              outChannels: outChannels, bias: b, activation: activation, output: output, threads: threads)
+                }
+            case .packed:
+                withOptionalPointer(packedWeights) { p in
+                    PackedConv.conv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: geometry,
+                                    packedWeight: p!, outChannels: outChannels, bias: b, activation: activation,
+                                    output: output, threads: threads, indirect: indirect)
+                }
+            case .winograd:
+                withOptionalPointer(winogradWeights) { u in
+                    withOptionalPointer(winogradPacked) { packed in
+                        Winograd.conv(input: input, batch: batch, channels: channels, height: height, width: width,
+                                      transformedWeights: u, outChannels: outChannels, bias: b, geometry: geometry,
+                                      activation: activation, output: output, threads: threads, packedWeights: packed,
+                                      tile: winogradTile)
+                    }
+                }
+            case .folded:
+                weight.withUnsafeBufferPointer { w in
+                    withOptionalPointer(depthwiseInterleaved) { interleaved in
+                        conv2d(input: input, batch: batch, channels: channels, height: height, width: width, weight: w.baseAddress!,
+                               outChannels: outChannels, bias: b, groups: groups, geometry: geometry, activation: activation,
+                               output: output, threads: threads, depthwiseInterleaved: interleaved,
+                               depthwiseKernel: depthwiseKernel)
                     }
                 }
             }
         }
-        applyPostAffine(&out)
-        if let join = residual, let r, r.data.count == out.count {
-            r.data.withUnsafeBufferPointer { rp in
-                out.withUnsafeMutableBufferPointer { residualJoin($0.baseAddress!, rp.baseAddress!, count: $0.count, activation: join.activation) }
-            }
-        }
-        return Tensor(shape: [batch, outChannels, oh, ow], data: out)
+        applyPostAffine(output, count: count)
+        if let join = residual, let r { residualJoin(output, r, count: count, activation: join.activation) }
     }
 }

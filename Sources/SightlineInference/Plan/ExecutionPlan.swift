@@ -46,6 +46,8 @@ struct ExecutionPlan {
     /// The most intermediate values held at once while the plan was specialised, in elements
     /// (what building it cost beyond the weights; each value goes after its last reader).
     var specialisationPeakElements = 0
+    /// The slots the pooled steps' outputs live in (`activation-arena`; empty when it is off).
+    var activations = ActivationLayout()
 
     static let unaryElementwise: Set<String> = ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Neg", "Sqrt", "Exp", "Erf", "Tanh", "Identity", "Dropout"]
     static let binaryElementwise: Set<String> = ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"]

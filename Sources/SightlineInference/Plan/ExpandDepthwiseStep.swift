@@ -32,31 +32,42 @@ struct ExpandDepthwiseStep {
     }
 
     func run(_ x: Tensor, threads: Int) -> Tensor {
+        let shape = outputShape(input: x.shape)
+        let count = shape.reduce(1, *)
+        // Every element is written by the depthwise kernel.
+        var out = [Float](unsafeUninitializedCapacity: count) { _, initialised in initialised = count }
+        x.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { run(src.baseAddress!, shape: x.shape, into: $0.baseAddress!, threads: threads) }
+        }
+        return Tensor(shape: shape, data: out)
+    }
+
+    func outputShape(input x: [Int]) -> [Int] {
+        let (oh, ow) = depthwise.geometry.outputSize(height: x[2], width: x[3])
+        return [x[0], expand.outChannels, oh, ow]
+    }
+
+    /// The step on `input` (NCHW, `shape`) into `output`, every element written.
+    func run(_ input: UnsafePointer<Float>, shape: [Int], into output: UnsafeMutablePointer<Float>, threads: Int) {
+        let (batch, channels, height, width) = (shape[0], shape[1], shape[2], shape[3])
         // `make` only fuses a depthwise step whose weights the planner interleaved.
         guard let depthwiseInterleaved = depthwise.depthwiseInterleaved else {
-            return depthwise.run(expand.run(x, threads: threads), threads: threads)
+            let expanded = expand.run(Tensor(shape: shape, data: Array(UnsafeBufferPointer(start: input, count: shape.reduce(1, *)))),
+                                      threads: threads)
+            expanded.data.withUnsafeBufferPointer { depthwise.run($0.baseAddress!, shape: expanded.shape, residual: nil, into: output, threads: threads) }
+            return
         }
-        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let c = expand.outChannels
-        let (oh, ow) = depthwise.geometry.outputSize(height: height, width: width)
-        // Every element is written by the depthwise kernel.
-        var out = [Float](unsafeUninitializedCapacity: batch * c * oh * ow) { _, count in count = batch * c * oh * ow }
-        x.data.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                expandPanels.withUnsafeBufferPointer { w in
-                    depthwiseInterleaved.withUnsafeBufferPointer { dw in
-                        withOptionalPointer(expand.bias) { bias in
-                            ExpandDepthwise.run(input: src.baseAddress!, batch: batch, channels: channels, height: height, width: width,
-                                                expandWeights: w.baseAddress!, expandBias: bias,
-                                                expandActivation: expand.activation.kernelActivation ?? .none, expandedChannels: c,
-                                                depthwise: depthwise.geometry, interleaved: dw.baseAddress!,
-                                                activation: depthwise.activation, output: dst.baseAddress!, threads: threads)
-                        }
-                    }
+        expandPanels.withUnsafeBufferPointer { w in
+            depthwiseInterleaved.withUnsafeBufferPointer { dw in
+                withOptionalPointer(expand.bias) { bias in
+                    ExpandDepthwise.run(input: input, batch: batch, channels: channels, height: height, width: width,
+                                        expandWeights: w.baseAddress!, expandBias: bias,
+                                        expandActivation: expand.activation.kernelActivation ?? .none, expandedChannels: expand.outChannels,
+                                        depthwise: depthwise.geometry, interleaved: dw.baseAddress!,
+                                        activation: depthwise.activation, output: output, threads: threads)
                 }
             }
         }
-        return Tensor(shape: [batch, c, oh, ow], data: out)
     }
 }
 

@@ -27,6 +27,43 @@ extension PlanStep {
     }
 }
 
+extension PlanStep {
+    /// Whether `run(views:into:threads:)` runs this step: it writes one output into a given
+    /// buffer and reads its inputs through pointers (the steps whose outputs can live in the
+    /// activation arena).
+    var writesIntoGivenBuffer: Bool {
+        switch kind {
+        case .conv, .linear, .expandDepthwise: outputs.count == 1
+        case .generic, .attention, .layerNorm: false
+        }
+    }
+
+    /// Runs a step that `writesIntoGivenBuffer` on its inputs (`views`: pointer and shape, nil
+    /// for an absent optional input), writing every element of `output`.
+    func run(views: [(pointer: UnsafePointer<Float>, shape: [Int])?], into output: UnsafeMutablePointer<Float>, threads: Int) throws {
+        guard let x = views.first ?? nil else { throw ModelError.missing("input 0 of step \(op)") }
+        switch kind {
+        case .conv(let conv):
+            var other: UnsafePointer<Float>?
+            if conv.residual != nil {
+                guard views.count > 1, let r = views[1] else { throw ModelError.missing("input 1 of step \(op)") }
+                let (oh, ow) = conv.geometry.outputSize(height: x.shape[2], width: x.shape[3])
+                guard r.shape.reduce(1, *) == x.shape[0] * conv.outChannels * oh * ow else {
+                    throw ModelError.shapeMismatch("step \(op): residual \(r.shape) for input \(x.shape)")
+                }
+                other = r.pointer
+            }
+            conv.run(x.pointer, shape: x.shape, residual: other, into: output, threads: threads)
+        case .linear(let linear):
+            linear.run(x.pointer, count: x.shape.reduce(1, *), into: output, threads: threads)
+        case .expandDepthwise(let fused):
+            fused.run(x.pointer, shape: x.shape, into: output, threads: threads)
+        case .generic, .attention, .layerNorm:
+            throw ModelError.unsupported("step \(op) does not write into a given buffer")
+        }
+    }
+}
+
 /// Walks a plan's steps in order, holding the values they make: the one loop every way of
 /// running a plan goes through. A dense run takes the plan's steps and drops each intermediate
 /// after its last use; a delta run (`runDelta`) takes the unfused steps, keeps every value for
@@ -34,16 +71,47 @@ extension PlanStep {
 struct PlanInterpreter {
     let plan: ExecutionPlan
     let threads: Int
-    /// Every value computed so far (constants stay in the plan).
+    /// Every value computed so far (constants stay in the plan), except those in the arena.
     var values: [String: IRValue]
+    /// Where the pooled values live (nil: every value is an array in `values`).
+    let arena: ActivationArena?
+    /// The pooled values computed and not yet released.
+    private var inArena = Set<String>()
 
-    init(plan: ExecutionPlan, threads: Int, values: [String: IRValue]) {
+    /// With `arena`, the plan's pooled values are written into its block (`ActivationLayout`);
+    /// only a dense run in plan order may use it, releasing values by the plan's memory plan.
+    init(plan: ExecutionPlan, threads: Int, values: [String: IRValue], arena: ActivationArena? = nil) {
         self.plan = plan
         self.threads = threads
         self.values = values
+        self.arena = arena?.layout == plan.activations ? arena : nil
     }
 
-    func value(_ name: String) -> IRValue? { values[name] ?? plan.constants[name] }
+    /// A value by name; a pooled one is copied out of the arena (no step reads one this way:
+    /// the layout pools only what pooled steps read).
+    func value(_ name: String) -> IRValue? {
+        if inArena.contains(name), let place = arena?.placement(of: name) {
+            return .float(Tensor(shape: place.shape, data: Array(UnsafeBufferPointer(start: place.pointer, count: place.shape.reduce(1, *)))))
+        }
+        return values[name] ?? plan.constants[name]
+    }
+
+    /// Calls `body` with pointers to the inputs of `names` (pooled values where they are in
+    /// the arena, arrays held while `body` runs), nil for an empty name.
+    private func withViews<R>(_ names: ArraySlice<String>, _ views: [(pointer: UnsafePointer<Float>, shape: [Int])?] = [],
+                              _ body: ([(pointer: UnsafePointer<Float>, shape: [Int])?]) throws -> R) throws -> R {
+        guard let name = names.first else { return try body(views) }
+        if name.isEmpty { return try withViews(names.dropFirst(), views + [nil], body) }
+        if inArena.contains(name), let place = arena?.placement(of: name) {
+            return try withViews(names.dropFirst(), views + [(UnsafePointer(place.pointer), place.shape)], body)
+        }
+        guard let value = values[name] ?? plan.constants[name] else { throw ModelError.missing(name) }
+        let tensor = value.asFloat
+        return try tensor.data.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { throw ModelError.missing("\(name) is empty") }
+            return try withViews(names.dropFirst(), views + [(base, tensor.shape)], body)
+        }
+    }
 
     func inputs(of step: PlanStep) throws -> [IRValue?] {
         try step.inputs.map { name in
@@ -53,9 +121,15 @@ struct PlanInterpreter {
         }
     }
 
-    /// Runs `step` by its own implementation and keeps its outputs.
+    /// Runs `step` by its own implementation and keeps its outputs. An output written into the
+    /// arena is not returned (only dense runs, which ignore the result, have an arena).
     @discardableResult
     mutating func execute(_ step: PlanStep) throws -> [IRValue] {
+        if step.writesIntoGivenBuffer, let name = step.outputs.first, let place = arena?.placement(of: name) {
+            try withViews(step.inputs[...]) { views in try step.run(views: views, into: place.pointer, threads: threads) }
+            inArena.insert(name)
+            return []
+        }
         let outputs = try step.run(try inputs(of: step), threads: threads)
         for (name, value) in zip(step.outputs, outputs) { values[name] = value }
         return outputs
@@ -73,7 +147,10 @@ struct PlanInterpreter {
             if try hook?(&self, step) != true { try execute(step) }
             profile?(step, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             if let releases, index < releases.count {
-                for name in releases[index] { values[name] = nil }
+                for name in releases[index] {
+                    values[name] = nil
+                    inArena.remove(name)
+                }
             }
         }
     }
