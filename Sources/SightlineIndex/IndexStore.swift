@@ -90,32 +90,46 @@ public final class IndexStore: Sendable {
                 try db.execute(sql: "DELETE FROM main.videos WHERE source = ?", arguments: [video.source])
                 videoID = try Self.upsertVideo(video, indexedAt: indexedAt, db: db)
                 let id: StatementArguments = [videoID]
-                try db.execute(sql: """
-                    INSERT INTO main.shots (video_id, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged, thumbnail, thumbnail_time, speech)
-                    SELECT ?, shot_index, start, "end", ended_by, caption, label_words, ocr_text, people, faces, flagged, thumbnail, thumbnail_time, speech
-                    FROM staged.shots ORDER BY id
-                    """, arguments: id)
-                try db.execute(sql: "INSERT INTO main.labels SELECT ?, time, name, probability, origin, concept, concept_path, colour FROM staged.labels", arguments: id)
-                try db.execute(sql: "INSERT INTO main.texts SELECT ?, time, text, confidence FROM staged.texts", arguments: id)
-                try db.execute(sql: """
-                    INSERT INTO main.detections SELECT ?, time, kind, x, y, width, height, score, frame_width, frame_height, attributes FROM staged.detections
-                    """, arguments: id)
-                try db.execute(sql: #"INSERT INTO main.tracks SELECT ?, track_id, label, start, "end", movement, path FROM staged.tracks"#, arguments: id)
-                try db.execute(sql: #"""
-                    INSERT INTO main.flags (video_id, category, start, "end", peak, evidence, notes)
-                    SELECT ?, category, start, "end", peak, evidence, notes FROM staged.flags ORDER BY id
-                    """#, arguments: id)
-                try db.execute(sql: #"""
-                    INSERT INTO main.vectors
-                    SELECT ?1, (SELECT m.id FROM main.shots m WHERE m.video_id = ?1 AND m.shot_index = s.shot_index),
-                           v.space, v.start, v."end", v.dimension, v.vector
-                    FROM staged.vectors v LEFT JOIN staged.shots s ON s.id = v.shot_id
-                    """#, arguments: id)
+                for table in Self.videoTables {
+                    let columns = try Self.copiedColumns(table, db: db)
+                    let list = columns.map { "\"\($0)\"" }.joined(separator: ", ")
+                    if table == "vectors" {
+                        // A segment vector's shot gets its new id, found by the shot's index.
+                        try db.execute(sql: """
+                            INSERT INTO main.vectors (video_id, shot_id, \(list))
+                            SELECT ?1, (SELECT m.id FROM main.shots m WHERE m.video_id = ?1 AND m.shot_index = s.shot_index), \(columns.map { "v.\"\($0)\"" }.joined(separator: ", "))
+                            FROM staged.vectors v LEFT JOIN staged.shots s ON s.id = v.shot_id ORDER BY v.rowid
+                            """, arguments: id)
+                    } else {
+                        try db.execute(sql: "INSERT INTO main.\(table) (video_id, \(list)) SELECT ?, \(list) FROM staged.\(table) ORDER BY rowid",
+                                       arguments: id)
+                    }
+                }
                 try Self.bumpGeneration(db)
                 return .commit
             }
             return videoID
         }
+    }
+
+    /// The tables that hold a video's rows (each with a `video_id`), in the order
+    /// `replace(with:)` copies them: shots first, so vectors can find their shots' new ids.
+    static let videoTables = ["shots", "labels", "texts", "detections", "tracks", "flags", "vectors"]
+
+    /// The columns of `table` that `replace(with:)` copies from a staged index: all but the
+    /// row id, the video's id and a vector's shot id, read from the schema so that a column
+    /// added later is copied too. A staged index with other columns (another version's) is
+    /// refused rather than half copied.
+    static func copiedColumns(_ table: String, db: Database) throws -> [String] {
+        func columns(_ schema: String) throws -> [String] {
+            try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?, ?) ORDER BY cid", arguments: [table, schema])
+                .filter { !["id", "video_id", "shot_id"].contains($0) }
+        }
+        let main = try columns("main"), staged = try columns("staged")
+        guard main == staged, !main.isEmpty else {
+            throw IndexError.unreadable(path: "staged.\(table)", reason: "its columns \(staged) are not the index's \(main)")
+        }
+        return main
     }
 
     /// Adds `document`'s rows to its source (a live source writes each finished shot), then
