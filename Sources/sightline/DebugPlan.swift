@@ -5,7 +5,7 @@ import SightlineModels
 
 struct ModelsPlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plan", abstract: "Print a model's optimised execution plan for an input shape.")
-    @Argument(help: "Model name (ONNX models), pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls, or face-full / face-short / person (TFLite).") var name: String
+    @Argument(help: "Model name: open-nsfw, efficientnet-lite0, pp-ocrv4-det / pp-ocrv4-rec / pp-ocrv4-cls, or face-full / face-short / person (TFLite).") var name: String
     @Option(help: "Input shape, comma-separated.") var shape: String = "1,224,224,3"
     @OptionGroup var cache: ModelCacheOption
 
@@ -14,6 +14,11 @@ struct ModelsPlanCommand: ParsableCommand {
         if let detector = MediaPipeDetectors.Graph(rawValue: name) {
             try cache.store.fetch(ModelZoo.mediapipe)
             model = try InferenceModel(graph: try TFLiteLoader.load(path: try MediaPipeDetectors.path(detector, store: cache.store)))
+        } else if name == ModelZoo.efficientNetLite0.name {
+            // Built from its PyTorch checkpoint, not read from an ONNX file.
+            model = try EfficientNetLite0(store: cache.store).model
+        } else if name == ModelZoo.miniLM.name {
+            throw ValidationError("\(name) runs as its own encoder (packed linear layers and fused attention), not as a planned graph: there is no plan to print")
         } else {
             model = try InferenceModel.loadONNX(path: try cache.verifiedFile(name).path)
         }
