@@ -21,8 +21,9 @@ struct BenchInferCommand: ParsableCommand {
         let weights = try cache.store.verify(manifest)
         let scriptDir = Self.referenceScripts
         let onnxPath = NSTemporaryDirectory() + "sightline-minilm.onnx"
+        let version = try referenceVersion("onnxruntime")
         KernelThreads.setBLASThreads(1)
-        print("sightline bench infer \(model) — \(tokens)-token sentences, \(runs) paired rounds (a block of \(PairedTimes.callsPerBlock) calls each side, alternating); ratio = median of the rounds' ours ÷ onnxruntime time, then its middle half")
+        print("sightline bench infer \(model) against onnxruntime \(version) — \(tokens)-token sentences, \(runs) paired rounds (a block of \(PairedTimes.callsPerBlock) calls each side, alternating); ratio = median of the rounds' ours ÷ onnxruntime time, then its middle half")
         print(pad("threads", 9) + pad("batch", 7) + pad("ours sent/s", 13) + pad("onnxruntime sent/s", 20) + pad("ratio", 7) + "middle half")
         for t in threads.split(separator: ",").compactMap({ Int($0) }) {
             KernelThreads.setBLASThreads(t)  // the BLAS fallback (no AVX2); the packed kernels take `threads`
@@ -59,6 +60,20 @@ struct BenchInferCommand: ParsableCommand {
     @Flag(help: "Let OpenBLAS own the cores: our convolutions stay single-threaded, OpenBLAS gets --threads.")
     var blasOwnsCores = false
 
+    /// The reference runtime's version, so runs on different days can be set side by side;
+    /// a missing package is said in one line (the scripts would end in a Python traceback).
+    func referenceVersion(_ reference: String) throws -> String {
+        let (check, install) = reference == "litert"
+            ? ("from ai_edge_litert.interpreter import Interpreter; import importlib.metadata as m; print(m.version('ai-edge-litert'))",
+               "ai-edge-litert==2.3.0 numpy")
+            : ("import onnxruntime, onnx; print(onnxruntime.__version__)", "onnxruntime onnx")
+        let executable = try findExecutable(python)
+        guard let output = try? runTool(executable, ["-c", check]) else {
+            throw ValidationError("bench infer compares against \(reference) in \(python), which lacks it: \(python) -m pip install \(install)")
+        }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     func run() throws {
         if model == ModelZoo.miniLM.name {
             try benchMiniLM()
@@ -70,6 +85,7 @@ struct BenchInferCommand: ParsableCommand {
         var reference = "onnxruntime"
         let graph: IRGraph
         let path: String
+        let version = try referenceVersion(MediaPipeDetectors.Graph(rawValue: model) == nil ? "onnxruntime" : "litert")
         if let detector = MediaPipeDetectors.Graph(rawValue: model) {
             // A MediaPipe TFLite file: LiteRT (TensorFlow Lite's runtime, XNNPACK on) runs the same file.
             try cache.store.fetch(ModelZoo.mediapipe)
@@ -95,7 +111,7 @@ struct BenchInferCommand: ParsableCommand {
         }
         // Sightline owns the cores by default: convolutions split over Dispatch, OpenBLAS single-threaded.
         KernelThreads.setBLASThreads(blasThreads)
-        print("sightline bench infer \(model) — \(runs) paired rounds (a block of \(PairedTimes.callsPerBlock) calls each side, alternating); ratio = median of the rounds' ours ÷ \(reference) time (≤ 1.0 is the target), then its middle half")
+        print("sightline bench infer \(model) against \(reference) \(version) — \(runs) paired rounds (a block of \(PairedTimes.callsPerBlock) calls each side, alternating); ratio = median of the rounds' ours ÷ \(reference) time (≤ 1.0 is the target), then its middle half")
         print(pad("threads", 9) + pad("batch", 7) + pad("ours ms", 11) + pad("\(reference) ms", 16) + pad("ratio", 7) + "middle half")
         for t in threadCounts {
             if blasOwnsCores { KernelThreads.setBLASThreads(t) }
