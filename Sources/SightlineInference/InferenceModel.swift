@@ -195,9 +195,8 @@ public final class InferenceModel: @unchecked Sendable {
         }
         let plan = try self.plan(for: input.shape)
         // The pooled activations go into one block for the run (`activation-arena`, opt-in).
-        let arena = plan.activations.isEmpty ? nil
-            : ActivationArena(layout: plan.activations, block: ActivationBlock(capacity: plan.activations.blockElements))
-        var interpreter = PlanInterpreter(plan: plan, threads: threads, values: [inputName: .float(input)], arena: arena)
+        let block = plan.activations.isEmpty ? nil : ActivationBlock(capacity: plan.activations.blockElements)
+        var interpreter = PlanInterpreter(plan: plan, threads: threads, values: [inputName: .float(input)], block: block)
         try interpreter.run(plan.steps, releases: plan.releases, profile: profile.map { report in
             { step, seconds in report(Self.profileKey(step, plan), seconds) }
         })

@@ -49,8 +49,7 @@ import SightlineCore
             // a pooled step that left an element unwritten shows in every pass's test.
             let block = ActivationBlock(capacity: plan.activations.blockElements)
             block.poison()
-            let arena = ActivationArena(layout: plan.activations, block: block)
-            var interpreter = PlanInterpreter(plan: plan, threads: 1, values: [graph.inputs[0].name: .float(input)], arena: arena)
+            var interpreter = PlanInterpreter(plan: plan, threads: 1, values: [graph.inputs[0].name: .float(input)], block: block)
             try interpreter.run(plan.steps, releases: plan.releases)
             return try interpreter.outputs(named: graph.outputs)
         }

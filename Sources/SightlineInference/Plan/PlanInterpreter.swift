@@ -78,13 +78,14 @@ struct PlanInterpreter {
     /// The pooled values computed and not yet released.
     private var inArena = Set<String>()
 
-    /// With `arena`, the plan's pooled values are written into its block (`ActivationLayout`);
-    /// only a dense run in plan order may use it, releasing values by the plan's memory plan.
-    init(plan: ExecutionPlan, threads: Int, values: [String: IRValue], arena: ActivationArena? = nil) {
+    /// With `block`, the plan's pooled values (`plan.activations`) are written into it; only a
+    /// dense run in plan order may use it, releasing values by the plan's memory plan. A plan
+    /// without pooled values, or a block too small for them, runs without.
+    init(plan: ExecutionPlan, threads: Int, values: [String: IRValue], block: ActivationBlock? = nil) {
         self.plan = plan
         self.threads = threads
         self.values = values
-        self.arena = arena?.layout == plan.activations ? arena : nil
+        self.arena = block.flatMap { ActivationArena(layout: plan.activations, block: $0) }
     }
 
     /// A value by name; a pooled one is copied out of the arena (no step reads one this way:
