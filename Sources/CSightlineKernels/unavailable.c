@@ -21,6 +21,11 @@ void sl_gemm_packed_a(long m, long k, const float *packed_a, long panel_begin, l
                       float *c, long ldc, const float *bias, int act, float lo, float hi, float *scratch) { UNREACHABLE; }
 void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel_begin, long panel_end, const float *const *rows,
                           long ow, float *c, long ldc, const float *bias, int act, float lo, float hi) { UNREACHABLE; }
+void sl_gemm_packed_a_12x32(long m, long k, const float *packed_a, long panel_begin, long panel_end, const float *b, long ldb,
+                            long n, float *c, long ldc, const float *bias, int act, float lo, float hi) { UNREACHABLE; }
+void sl_conv_indirect_row_12x32(long m, long k, const float *packed_a, long panel_begin, long panel_end,
+                                const float *const *rows, long ow, float *c, long ldc, const float *bias, int act, float lo,
+                                float hi) { UNREACHABLE; }
 void sl_gemm_packed_b_6x16(long m, long k, const float *a, long lda, const float *packed_b, long n, long panel_begin,
                            long panel_end, float *c, long ldc, const float *bias, int act, float lo, float hi,
                            float *scratch) { UNREACHABLE; }

@@ -2,11 +2,12 @@ import CSightlineKernels
 import Dispatch
 import Foundation
 
-/// Ungrouped convolutions as out[M × OH·OW] = W[M × C·kh·kw] · columns, on the AVX2 kernel
-/// `sl_gemm_packed_a`: the weights are packed once into 6-row panels when the plan is built;
-/// a 1×1 stride-1 convolution reads its input planes in place, any other geometry unfolds
-/// column blocks that fit L2 (im2col) and reads those in place; bias and activation are applied
-/// while the results are in registers. OpenBLAS, by contrast, packs both operands on every
+/// Ungrouped convolutions as out[M × OH·OW] = W[M × C·kh·kw] · columns, on the packed-A tiles
+/// (`multiplyPackedA`: AVX2 6×16 or AVX-512 12×32): the weights are packed once into 6-row
+/// panels when the plan is built; a 1×1 stride-1 convolution reads its input planes in place,
+/// any other geometry unfolds column blocks that fit L2 (im2col) or reads rows of a padded copy
+/// through a pointer table (implicit im2col); bias and activation are applied while the
+/// results are in registers. OpenBLAS, by contrast, packs both operands on every
 /// call and leaves bias and activation to another pass over the output.
 public enum PackedConv {
     public static func applies(groups: Int) -> Bool { groups == 1 && KernelConfig.current.hasAVX2 }
@@ -20,6 +21,37 @@ public enum PackedConv {
     }
 
     public static func packedCount(outChannels m: Int, depth k: Int) -> Int { (m + 5) / 6 * 6 * k }
+
+    // MARK: The packed-A tiles
+
+    /// C[m × n] = A · B + bias, activated, for weight panels q0..<q1 (`sl_gemm_packed_a`'s
+    /// contract): AVX-512 12×32 tiles where the configuration allows them, else AVX2 6×16 tiles
+    /// (which need `scratch`, k·16 floats). Both give the same bits.
+    static func multiplyPackedA(
+        m: Int, k: Int, packed: UnsafePointer<Float>, panels q0: Int, _ q1: Int, b: UnsafePointer<Float>, ldb: Int, n: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, activation: KernelActivation,
+        scratch: UnsafeMutablePointer<Float>, kernel tiles: TileKernel = .preferred
+    ) {
+        if tiles == .avx512 {
+            sl_gemm_packed_a_12x32(m, k, packed, q0, q1, b, ldb, n, c, ldc, bias, activation.code, activation.lo, activation.hi)
+        } else {
+            sl_gemm_packed_a(m, k, packed, q0, q1, b, ldb, n, c, ldc, bias, activation.code, activation.lo, activation.hi, scratch)
+        }
+    }
+
+    /// One output row of an implicit im2col (`sl_conv_indirect_row`'s contract) on the same
+    /// choice of tiles as `multiplyPackedA`.
+    static func indirectRow(
+        m: Int, k: Int, packed: UnsafePointer<Float>, panels q0: Int, _ q1: Int, rows: UnsafePointer<UnsafePointer<Float>?>,
+        width: Int, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, activation: KernelActivation,
+        kernel tiles: TileKernel = .preferred
+    ) {
+        if tiles == .avx512 {
+            sl_conv_indirect_row_12x32(m, k, packed, q0, q1, rows, width, c, ldc, bias, activation.code, activation.lo, activation.hi)
+        } else {
+            sl_conv_indirect_row(m, k, packed, q0, q1, rows, width, c, ldc, bias, activation.code, activation.lo, activation.hi)
+        }
+    }
 
     // MARK: Small planes, transposed
 
@@ -105,7 +137,7 @@ public enum PackedConv {
     public static func conv(
         input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
         packedWeight: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation,
-        output: UnsafeMutablePointer<Float>, threads: Int = 1, indirect: Bool = true
+        output: UnsafeMutablePointer<Float>, threads: Int = 1, indirect: Bool = true, kernel tiles: TileKernel = .preferred
     ) {
         let (oh, ow) = g.outputSize(height: height, width: width)
         let spatial = oh * ow
@@ -114,7 +146,8 @@ public enum PackedConv {
             && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
         if !pointwise, indirect, indirectApplies(g) {
             indirectConv(input: input, batch: batch, channels: channels, height: height, width: width, geometry: g,
-                         packedWeight: packedWeight, outChannels: m, bias: bias, activation: activation, output: output, threads: threads)
+                         packedWeight: packedWeight, outChannels: m, bias: bias, activation: activation, output: output, threads: threads,
+                         kernel: tiles)
             return
         }
         let fused = activation.kernelActivation
@@ -127,8 +160,8 @@ public enum PackedConv {
         @Sendable func multiply(_ b: UnsafePointer<Float>, ldb: Int, image n: Int, columns p0: Int, _ p1: Int,
                                 panels q0: Int, _ q1: Int, scratch: UnsafeMutablePointer<Float>) {
             let y = shared.output + n * m * spatial + p0
-            sl_gemm_packed_a(m, depth, shared.weight, q0, q1, b, ldb, p1 - p0, y, spatial, shared.bias,
-                             kernel.code, kernel.lo, kernel.hi, scratch)
+            multiplyPackedA(m: m, k: depth, packed: shared.weight, panels: q0, q1, b: b, ldb: ldb, n: p1 - p0, c: y, ldc: spatial,
+                            bias: shared.bias, activation: kernel, scratch: scratch, kernel: tiles)
             if fused == nil {
                 for row in (q0 * 6)..<min(m, q1 * 6) { activation.apply(y + row * spatial, count: p1 - p0) }
             }
@@ -206,7 +239,7 @@ public enum PackedConv {
     static func indirectConv(
         input: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int, geometry g: Conv2DGeometry,
         packedWeight: UnsafePointer<Float>, outChannels m: Int, bias: UnsafePointer<Float>?, activation: Activation,
-        output: UnsafeMutablePointer<Float>, threads: Int
+        output: UnsafeMutablePointer<Float>, threads: Int, kernel tiles: TileKernel
     ) {
         let (oh, ow) = g.outputSize(height: height, width: width)
         let spatial = oh * ow
@@ -263,8 +296,8 @@ public enum PackedConv {
                             }
                         }
                         let y = shared.output + imageOffset + oy * ow
-                        sl_conv_indirect_row(m, depth, shared.weight, 0, panels, table, ow, y, spatial, shared.bias,
-                                             kernel.code, kernel.lo, kernel.hi)
+                        indirectRow(m: m, k: depth, packed: shared.weight, panels: 0, panels, rows: table, width: ow, c: y, ldc: spatial,
+                                    bias: shared.bias, activation: kernel, kernel: tiles)
                         if fused == nil {
                             for row in 0..<m { activation.apply(y + row * spatial, count: ow) }
                         }

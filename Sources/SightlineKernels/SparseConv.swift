@@ -170,13 +170,13 @@ public func maskedConv2d(
                 }
             }
             if groups == 1, let packedWeight, let fused = activation.kernelActivation {
-                // The dense convolution's packed weights and AVX2 kernel, bias and activation included.
+                // The dense convolution's packed weights and tiles, bias and activation included.
                 columns.withUnsafeBufferPointer { cols in
                     result.withUnsafeMutableBufferPointer { r in
                         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: k * 16)
                         defer { scratch.deallocate() }
-                        sl_gemm_packed_a(mg, k, packedWeight, 0, (mg + 5) / 6, cols.baseAddress!, n, n, r.baseAddress!, n, bias,
-                                         fused.code, fused.lo, fused.hi, scratch)
+                        PackedConv.multiplyPackedA(m: mg, k: k, packed: packedWeight, panels: 0, (mg + 5) / 6, b: cols.baseAddress!, ldb: n,
+                                                   n: n, c: r.baseAddress!, ldc: n, bias: bias, activation: fused, scratch: scratch)
                     }
                 }
                 for m in 0..<mg {

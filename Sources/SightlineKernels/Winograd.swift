@@ -87,7 +87,7 @@ public enum Winograd {
         return u
     }
 
-    /// Transformed weights ([16][M][C], from `transformWeights`) packed for the AVX2 kernel:
+    /// Transformed weights ([16][M][C], from `transformWeights`) packed for the packed-A tiles:
     /// [16] × `PackedConv.packedCount(outChannels: M, depth: C)`; nil without AVX2.
     /// With `tile` four, U is [36][M][C] (`transformWeights43`) and so is the packed copy.
     public static func packTransformed(_ u: [Float], outChannels m: Int, channels c: Int, tile: Tile = .two) -> [Float]? {
@@ -122,6 +122,7 @@ public enum Winograd {
         let blocks = (tileRows + rowsPerBlock - 1) / rowsPerBlock
         let shared = SharedBuffers(input: input, weight: packedWeights, bias: bias, output: output)
         let panelSize = PackedConv.packedCount(outChannels: m, depth: c)
+        let tiles = TileKernel.preferred  // read here: KernelPool's helpers do not see a task-local override
         let work = { @Sendable (block: Int) in
             let r0 = block * rowsPerBlock, r1 = min(tileRows, r0 + rowsPerBlock)
             guard r0 < r1 else { return }
@@ -140,8 +141,9 @@ public enum Winograd {
                          v + (row - r0) * tilesW, n, scratch)
             }
             for k in 0..<taps {
-                sl_gemm_packed_a(m, c, shared.weight + k * panelSize, 0, (m + 5) / 6, v + k * c * n, n, n, products + k * m * n, n,
-                                 nil, Int32(SL_ACT_NONE), 0, 0, scratch)
+                PackedConv.multiplyPackedA(m: m, k: c, packed: shared.weight + k * panelSize, panels: 0, (m + 5) / 6, b: v + k * c * n,
+                                           ldb: n, n: n, c: products + k * m * n, ldc: n, bias: nil, activation: .none, scratch: scratch,
+                                           kernel: tiles)
             }
             for row in r0..<r1 {
                 let image = row / tilesH, ty = row % tilesH
@@ -188,6 +190,7 @@ public enum Winograd {
         let blockSize = max(16, min((total + threads - 1) / max(threads, 1), 1_048_576 / max(1, 16 * max(c, m))))
         let blocks = (total + blockSize - 1) / blockSize
         let shared = SharedBuffers(input: input, weight: weights, bias: bias, output: output)
+        let tiles = TileKernel.preferred  // read here: KernelPool's helpers do not see a task-local override
         let work = { @Sendable (block: Int) in
             let t0 = block * blockSize, t1 = min(total, t0 + blockSize)
             let n = t1 - t0
@@ -231,15 +234,16 @@ public enum Winograd {
                     store(b3, 3)
                 }
             }
-            // 16 GEMMs: products[k] (M×n) = U[k] (M×C) · V[k] (C×n); on the AVX2 kernel with U
+            // 16 GEMMs: products[k] (M×n) = U[k] (M×C) · V[k] (C×n); on the packed-A tiles with U
             // packed at plan time when available (OpenBLAS would pack both sides every call).
             if let packed {
                 let panelSize = PackedConv.packedCount(outChannels: m, depth: c)
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: c * 16)
                 defer { scratch.deallocate() }
                 for k in 0..<16 {
-                    sl_gemm_packed_a(m, c, packed.pointer + k * panelSize, 0, (m + 5) / 6, v + k * c * n, n, n, products + k * m * n, n,
-                                     nil, Int32(SL_ACT_NONE), 0, 0, scratch)
+                    PackedConv.multiplyPackedA(m: m, k: c, packed: packed.pointer + k * panelSize, panels: 0, (m + 5) / 6,
+                                               b: v + k * c * n, ldb: n, n: n, c: products + k * m * n, ldc: n, bias: nil,
+                                               activation: .none, scratch: scratch, kernel: tiles)
                 }
             } else {
                 for k in 0..<16 {

@@ -160,6 +160,29 @@ import SightlineTestSupport
         }
     }
 
+    /// The packed-A GEMM's two tile kernels give the same bits: AVX-512 12×32 tiles (pairs of
+    /// weight panels; an odd last panel and filter counts that do not fill it; column tails
+    /// under 32 by masked loads) against AVX2 6×16 tiles, on the implicit im2col, im2col blocks
+    /// and 1×1 planes read in place; and both against the reference.
+    @Test(.enabled(if: InstructionSets.avx512, InstructionSets.needsAVX512), arguments: convCases.filter { $0.groups == 1 })
+    func packedConvTilesGiveTheSameBits(_ t: ConvCase) {
+        let (g, input, weight, bias, expected) = prepare(t)
+        let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: t.m, depth: t.c * t.k * t.k) }
+        for indirect in [true, false] {
+            for threads in [1, 3] {
+                let results = [TileKernel.avx2, .avx512].map { tiles in
+                    output(count: expected.count, input: input, weights: packed, bias: bias) {
+                        PackedConv.conv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g, packedWeight: $1,
+                                        outChannels: t.m, bias: $2, activation: t.activation, output: $3, threads: threads,
+                                        indirect: indirect, kernel: tiles)
+                    }
+                }
+                #expect(results[0] == results[1], "\(t), indirect \(indirect), \(threads) threads")
+                #expect(normalizedMSE(results[1], expected) < 1e-10, "\(t), 12×32 tiles, indirect \(indirect), \(threads) threads")
+            }
+        }
+    }
+
     /// Depthwise cases on both AVX2 kernels, whichever the size rule picks.
     @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2),
           arguments: convCases.filter { $0.groups == $0.c && $0.c == $0.m && $0.groups > 1 && $0.dilation == 1 && [1, 2].contains($0.strideHW?.1 ?? $0.stride) })
@@ -220,6 +243,25 @@ import SightlineTestSupport
                                 packedWeight: $1, outChannels: m, bias: $2, activation: activation, output: $3, threads: threads)
             }
             #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
+        }
+    }
+
+    /// 1×1 planes on both packed-A tile kernels: the same bits (see packedConvTilesGiveTheSameBits).
+    @Test(.enabled(if: InstructionSets.avx512, InstructionSets.needsAVX512), arguments: pointwiseCases)
+    func pointwiseConvTilesGiveTheSameBits(_ t: (Int, Int, Int, Int, Activation)) throws {
+        let (n, c, m, spatial, activation) = t
+        let (input, weight, bias, expected) = pointwiseCase(t)
+        let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c) }
+        for threads in [1, 2, 3] {
+            let results = [TileKernel.avx2, .avx512].map { tiles in
+                output(count: expected.count, input: input, weights: packed, bias: bias) {
+                    PackedConv.conv(input: $0, batch: n, channels: c, height: 1, width: spatial, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1),
+                                    packedWeight: $1, outChannels: m, bias: $2, activation: activation, output: $3, threads: threads,
+                                    kernel: tiles)
+                }
+            }
+            #expect(results[0] == results[1], "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
+            #expect(normalizedMSE(results[1], expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), 12×32 tiles")
         }
     }
 

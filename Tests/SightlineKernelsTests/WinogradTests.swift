@@ -13,17 +13,26 @@ import Synchronization
         try check(threads: threads, packedPath: false)
     }
 
-    /// The 16 products on the packed AVX2 kernel, with the vector input and output transforms.
+    /// The 16 products on the packed GEMM's AVX2 tiles, with the vector input and output transforms.
     @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: [1, 2])
     func packedPathMatchesTheReferenceConvolution(threads: Int) throws {
-        try check(threads: threads, packedPath: true)
+        try KernelConfig.with(KernelConfig.process.capped(at: .avx2)) { try check(threads: threads, packedPath: true) }
     }
 
     /// F(4×4, 3×3): packed weights, the vector transforms (six rows split into four column
     /// phases) and the 36 products; sigmoid is not fused, so it runs over the output after.
     @Test(.enabled(if: InstructionSets.avx2, InstructionSets.needsAVX2), arguments: [1, 2])
     func fourByFourTilesMatchTheReferenceConvolution(threads: Int) throws {
-        try check(threads: threads, packedPath: true, tile: .four)
+        try KernelConfig.with(KernelConfig.process.capped(at: .avx2)) { try check(threads: threads, packedPath: true, tile: .four) }
+    }
+
+    /// Both tile sizes with the products on the packed GEMM's AVX-512 12×32 tiles.
+    @Test(.enabled(if: InstructionSets.avx512, InstructionSets.needsAVX512), arguments: [1, 2])
+    func packedPathOnAVX512TilesMatchesTheReferenceConvolution(threads: Int) throws {
+        try KernelConfig.with(KernelConfig.process.capped(at: .avx512)) {
+            try check(threads: threads, packedPath: true)
+            try check(threads: threads, packedPath: true, tile: .four)
+        }
     }
 
     private func check(threads: Int, packedPath: Bool, tile: Winograd.Tile = .two) throws {

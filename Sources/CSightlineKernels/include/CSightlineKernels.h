@@ -86,6 +86,16 @@ void sl_conv_indirect_row(long m, long k, const float *packed_a, long panel_begi
                           const float *const *rows, long ow, float *c, long ldc, const float *bias,
                           int act, float lo, float hi);
 
+/// `sl_gemm_packed_a` and `sl_conv_indirect_row` on AVX-512 12×32 tiles (gemm512.c; only when
+/// `sl_has_avx512()`): the same operands and bit-identical results, no scratch, and rows of B
+/// need not be readable past their last column.
+void sl_gemm_packed_a_12x32(long m, long k, const float *packed_a, long panel_begin, long panel_end,
+                            const float *b, long ldb, long n, float *c, long ldc, const float *bias,
+                            int act, float lo, float hi);
+void sl_conv_indirect_row_12x32(long m, long k, const float *packed_a, long panel_begin, long panel_end,
+                                const float *const *rows, long ow, float *c, long ldc, const float *bias,
+                                int act, float lo, float hi);
+
 /// The right operand B = Wᵀ of `sl_gemm_packed_b_6x16` / `_7x16` for a linear layer with weight W [n × k]
 /// (PyTorch's [out × in]), as panels of 16 columns of B, [ceil(n/16)][k][16], zero-padded;
 /// packed once.
