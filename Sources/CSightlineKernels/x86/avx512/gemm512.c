@@ -1,10 +1,16 @@
-// The packed-B GEMM on AVX-512: 7×16 tiles, seven zmm accumulators fed by one load of B and
-// seven broadcasts of A per step. Two reasons over the AVX2 6×16 tile in gemm.c:
+// The GEMM tiles on AVX-512.
+//
+// Packed B (linear layers, the transposed 1×1 convolution, the expand half of a fused
+// expand → depthwise block): 7-row panels of A, one load of B and seven broadcasts of A per step,
+// two panels per tile (14 zmm accumulators) where there are two. Two reasons over the AVX2 6×16
+// tile in gemm.c:
 // - Every plane of the CNNs we run is a multiple of 7 wide (224 = 32·7), so positions split
 //   into 7-row panels without padding; 6-row panels pad 49 positions to 54 (10%).
 // - A third fewer instructions per multiply (an FMA reads its broadcast straight from memory),
 //   which on Zen 4 measured 10% faster even where padding is equal, and 12% faster with the
 //   weights arriving from L3 as they do in a model run (`bench infer --profile-steps`).
+// Packed A (a convolution's weights in 6-row panels against its input read in place): 12×32
+// tiles (tile_12x32).
 // Masked loads and stores (AVX-512VL) handle partial tiles without a scratch copy.
 #include "CSightlineKernels.h"
 #if SL_X86
@@ -37,47 +43,49 @@ INLINE AVX512 __m512 act16(__m512 v, int act, __m512 lo, __m512 hi) {
     }
 }
 
-// acc[r] = row r of A panel [k][7] · B panel [k][16] + bias per column (lanes ≥ cols of the
-// bias read as zero), activated.
-INLINE AVX512 void tile_7x16(long k, const float *a, const float *b, const float *bias_cols, __mmask16 columns, int act,
-                             __m512 lo, __m512 hi, __m512 acc[7]) {
-    __m512 init = bias_cols ? _mm512_maskz_loadu_ps(columns, bias_cols) : _mm512_setzero_ps();
+// Seven rows of tile accumulators (rows 0..<rows ≤ 7 stored) as Cᵀ: column j at c + j·ldc,
+// by two 8×8 transposes of the accumulators' halves (row 7 zero).
+INLINE AVX512 void store_transposed7(const __m512 acc[7], int rows, int cols, float *c, long ldc) {
+    __m256 left[8], right[8];
 #pragma unroll
-    for (int r = 0; r < 7; r++) acc[r] = init;
+    for (int r = 0; r < 7; r++) {
+        left[r] = _mm512_castps512_ps256(acc[r]);
+        right[r] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1));
+    }
+    left[7] = right[7] = _mm256_setzero_ps();
+    transpose8(left);
+    transpose8(right);
+    __mmask8 positions = (__mmask8)((1u << rows) - 1);
+    for (int j = 0; j < cols; j++) _mm256_mask_storeu_ps(c + j * ldc, positions, j < 8 ? left[j] : right[j - 8]);
+}
+
+// One or two 7-row panels of A (a, then a + 7·k when `two`) against one B panel [k][16]:
+// out[r] = row r of the first panel, out[7 + r] of the second, each its bias per column (lanes
+// past `columns` read as zero) plus the products in k order, activated. Seven accumulators
+// keep only seven FMAs in flight, fewer than two FMA units with a four-cycle latency take;
+// fourteen fill them. The accumulators stay in a local array indexed by constants (see
+// tile_12x32).
+INLINE AVX512 void tile_14x16(long k, const float *a, int two, const float *b, const float *bias_cols, __mmask16 columns,
+                              int act, __m512 lo, __m512 hi, __m512 out[14]) {
+    __m512 init = bias_cols ? _mm512_maskz_loadu_ps(columns, bias_cols) : _mm512_setzero_ps();
+    __m512 acc[14];
+#pragma unroll
+    for (int r = 0; r < 14; r++) acc[r] = init;
+    const float *a1 = a + 7 * k;
     for (long kk = 0; kk < k; kk++) {
         __m512 bv = _mm512_loadu_ps(b);
 #pragma unroll
         for (int r = 0; r < 7; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
+        if (two) {
+#pragma unroll
+            for (int r = 0; r < 7; r++) acc[7 + r] = _mm512_fmadd_ps(_mm512_set1_ps(a1[r]), bv, acc[7 + r]);
+            a1 += 7;
+        }
         a += 7;
         b += 16;
     }
 #pragma unroll
-    for (int r = 0; r < 7; r++) acc[r] = act16(acc[r], act, lo, hi);
-}
-
-// C[rows × cols] (rows ≤ 7, cols ≤ 16) = tile_7x16, stored as C (row r at c + r·ldc) or, with
-// transposed_out, as Cᵀ (column j at c + j·ldc: two 8×8 transposes of the accumulators'
-// halves, row 7 zero).
-INLINE AVX512 void kernel_7x16(long k, const float *a, const float *b, float *c, long ldc, int rows, int cols,
-                               int transposed_out, const float *bias_cols, int act, __m512 lo, __m512 hi) {
-    __mmask16 columns = (__mmask16)((1u << cols) - 1);
-    __m512 acc[7];
-    tile_7x16(k, a, b, bias_cols, columns, act, lo, hi, acc);
-    if (transposed_out) {
-        __m256 left[8], right[8];
-#pragma unroll
-        for (int r = 0; r < 7; r++) {
-            left[r] = _mm512_castps512_ps256(acc[r]);
-            right[r] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1));
-        }
-        left[7] = right[7] = _mm256_setzero_ps();
-        transpose8(left);
-        transpose8(right);
-        __mmask8 positions = (__mmask8)((1u << rows) - 1);
-        for (int j = 0; j < cols; j++) _mm256_mask_storeu_ps(c + j * ldc, positions, j < 8 ? left[j] : right[j - 8]);
-    } else {
-        for (int r = 0; r < rows; r++) _mm512_mask_storeu_ps(c + r * ldc, columns, acc[r]);
-    }
+    for (int r = 0; r < 14; r++) out[r] = act16(acc[r], act, lo, hi);
 }
 
 // A single row (a linear layer at batch 1): seven-row tiles would spend 6/7 of their FMAs
@@ -99,9 +107,8 @@ INLINE AVX512 void kernel_1x16(long k, const float *a, const float *b, float *c,
     _mm512_mask_storeu_ps(c, columns, act16(sum, act, lo, hi));
 }
 
-// Columns 0..<rows (≤ 7) of X [k × ldx] as one zero-padded panel [k][7]: one masked load and
-// store per row (a scalar loop, as gemm.c's 6-row packing, cost 40 µs on a 14×14 layer of
-// 672 channels).
+// A [m × k] (row-major) · packed B, seven rows of A at a time (two panels per tile where there
+// are two; a lone last row on kernel_1x16).
 AVX512 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, const float *packed_b, long n,
                                   long panel_begin, long panel_end, float *c, long ldc,
                                   const float *bias, int act, float flo, float fhi, float *scratch) {
@@ -117,14 +124,22 @@ AVX512 void sl_gemm_packed_b_7x16(long m, long k, const float *a, long lda, cons
             int cols = (int)(n - col0 < 16 ? n - col0 : 16);
             const float *bp = packed_b + q * k * 16;
             const float *bias_cols = bias ? bias + col0 : NULL;
-            for (long p = 0; p < row_panels; p++) {
+            __mmask16 columns = (__mmask16)((1u << cols) - 1);
+            for (long p = 0; p < row_panels;) {
                 long row0 = m0 + p * 7;
-                int rows = (int)(m1 - row0 < 7 ? m1 - row0 : 7);
+                long left = m1 - row0;
                 const float *ap = scratch + p * k * 7;
-                if (rows == 1)
+                if (left == 1) {
                     kernel_1x16(k, ap, bp, c + row0 * ldc + col0, cols, bias_cols, act, lo, hi);
-                else
-                    kernel_7x16(k, ap, bp, c + row0 * ldc + col0, ldc, rows, cols, 0, bias_cols, act, lo, hi);
+                    break;
+                }
+                int two = p + 1 < row_panels;
+                int rows = (int)(left < (two ? 14 : 7) ? left : (two ? 14 : 7));
+                __m512 acc[14];
+                if (two) tile_14x16(k, ap, 1, bp, bias_cols, columns, act, lo, hi, acc);
+                else tile_14x16(k, ap, 0, bp, bias_cols, columns, act, lo, hi, acc);
+                for (int r = 0; r < rows; r++) _mm512_mask_storeu_ps(c + (row0 + r) * ldc + col0, columns, acc[r]);
+                p += two ? 2 : 1;
             }
         }
     }
@@ -151,11 +166,20 @@ AVX512 void sl_pointwise_transposed_7x16(long batch, long positions, long positi
             int cols = (int)(out_channels - col0 < 16 ? out_channels - col0 : 16);
             const float *bp = packed_w + q * channels * 16;
             const float *bias_cols = bias ? bias + col0 : NULL;
-            for (long i = b0; i < b1; i++) {
+            __mmask16 columns = (__mmask16)((1u << cols) - 1);
+            for (long i = b0; i < b1;) {
+                // Two panels at once where both are positions of the same image.
                 long image = i / per_image, p0 = position_begin + (i % per_image) * 7;
-                int rows = (int)(position_end - p0 < 7 ? position_end - p0 : 7);
+                int two = i + 1 < b1 && (i + 1) / per_image == image;
+                long left = position_end - p0;
+                int rows = (int)(left < (two ? 14 : 7) ? left : (two ? 14 : 7));
                 float *c = out + image * out_channels * positions + col0 * positions + p0;
-                kernel_7x16(channels, scratch + (i - b0) * channels * 7, bp, c, positions, rows, cols, 1, bias_cols, act, lo, hi);
+                __m512 acc[14];
+                if (two) tile_14x16(channels, scratch + (i - b0) * channels * 7, 1, bp, bias_cols, columns, act, lo, hi, acc);
+                else tile_14x16(channels, scratch + (i - b0) * channels * 7, 0, bp, bias_cols, columns, act, lo, hi, acc);
+                store_transposed7(acc, rows < 7 ? rows : 7, cols, c, positions);
+                if (two) store_transposed7(acc + 7, rows - 7, cols, c + 7, positions);
+                i += two ? 2 : 1;
             }
         }
     }
@@ -291,11 +315,13 @@ AVX512 void sl_expand_interleaved_7x16(const float *packed_x, long positions, lo
     const float *bp = packed_w + panel * channels * 16;
     const float *bias_cols = bias ? bias + panel * 16 : NULL;
     long row_panels = (positions + 6) / 7;
-    for (long p = 0; p < row_panels; p++) {
+    for (long p = 0; p < row_panels; p += 2) {
+        int two = p + 1 < row_panels;
         long p0 = p * 7;
-        int rows = (int)(positions - p0 < 7 ? positions - p0 : 7);
-        __m512 acc[7];
-        tile_7x16(channels, packed_x + p * channels * 7, bp, bias_cols, 0xFFFF, act, lo, hi, acc);
+        int rows = (int)(positions - p0 < (two ? 14 : 7) ? positions - p0 : (two ? 14 : 7));
+        __m512 acc[14];
+        if (two) tile_14x16(channels, packed_x + p * channels * 7, 1, bp, bias_cols, 0xFFFF, act, lo, hi, acc);
+        else tile_14x16(channels, packed_x + p * channels * 7, 0, bp, bias_cols, 0xFFFF, act, lo, hi, acc);
         long y = p0 / width, x = p0 % width;
         for (int r = 0; r < rows; r++) {
             // Lanes 0-7 are channels of the first group, 8-15 of the second.
