@@ -79,6 +79,11 @@ final class ReferenceRunner {
 struct PairedTimes {
     var ours: [Double] = []
     var theirs: [Double] = []
+    /// The fastest single call of each side over all rounds. On a host whose neighbours take
+    /// cache and cores at random, interference only ever adds time, so the fastest calls'
+    /// ratio moves least from run to run (medians of the same two binaries swung 0.84–1.61).
+    var oursFastest = Double.infinity
+    var theirsFastest = Double.infinity
 
     static let settle: useconds_t = 30_000
     /// Timed calls per block (each block also makes one more, left out).
@@ -90,11 +95,15 @@ struct PairedTimes {
             usleep(Self.settle)
             var block: [Double] = []
             for _ in 0...calls { block.append(try BenchSearchCommand.time(call)) }
-            times.ours.append(median(Array(block.dropFirst())))
+            let kept = Array(block.dropFirst())
+            times.ours.append(median(kept))
+            times.oursFastest = min(times.oursFastest, kept.min() ?? .infinity)
         }
         func timeTheirs() throws {
             usleep(Self.settle)
-            times.theirs.append(median(Array(try reference.time(calls: calls + 1).dropFirst())))
+            let kept = Array(try reference.time(calls: calls + 1).dropFirst())
+            times.theirs.append(median(kept))
+            times.theirsFastest = min(times.theirsFastest, kept.min() ?? .infinity)
         }
         for round in 0..<max(1, rounds) {
             if round % 2 == 0 { try timeOurs(); try timeTheirs() } else { try timeTheirs(); try timeOurs() }
@@ -114,6 +123,8 @@ struct PairedTimes {
     var oursMedian: Double { Self.median(ours) }
     var theirsMedian: Double { Self.median(theirs) }
     var ratioMedian: Double { Self.median(ratios) }
+    /// Our fastest call ÷ the reference's fastest, as "0.93".
+    var fastestRatio: String { String(format: "%.2f", oursFastest / theirsFastest) }
     /// The middle half of the rounds' ratios (first to third quartile), as "1.02–1.10".
     var ratioSpread: String {
         let r = ratios
