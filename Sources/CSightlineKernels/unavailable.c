@@ -14,6 +14,9 @@ void sl_depthwise8_fill(const float *planes, long plane_stride, int lanes, long 
 void sl_depthwise8_planes(const float *scratch, long padded_width, int s, long sh, int kh, int kw, const float *weight8,
                           const float *bias8, int act, float lo, float hi, float *out, long plane_stride, int lanes, long oh,
                           long ow) { UNREACHABLE; }
+void sl_depthwise16_pair(const float *scratch, long group_floats, long padded_width, int s, long sh, int kh, int kw,
+                         const float *weight8_first, const float *weight8_second, int act, float lo, float hi, float *out,
+                         long plane_stride, long oh, long ow) { UNREACHABLE; }
 void sl_maxpool_plane(const float *scratch, long phase_width, int s, long sh, int kh, int kw, float *out, long oh, long ow) {
     UNREACHABLE;
 }

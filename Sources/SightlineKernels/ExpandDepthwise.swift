@@ -5,7 +5,8 @@ import Foundation
 /// MobileNet/EfficientNet block, computed without materialising the expanded tensor in NCHW:
 /// for each panel of 16 expanded channels, the GEMM tiles (AVX-512 7×16, or AVX2 6×16) write
 /// straight into the depthwise kernel's interleaved layout (two padded planes of 8 channels,
-/// which stay in L2), and the depthwise kernel runs on them at once. Unfused, the expanded
+/// which stay in L2), and the depthwise kernel runs on them at once (on AVX-512 over both
+/// planes in one pass, 16 channels per vector). Unfused, the expanded
 /// tensor (4.8 MB at 112² × 96) went to memory and came back, and every group was transposed
 /// into that layout again by `sl_depthwise8_fill`. Only where `applies` (16·k expanded
 /// channels, a depthwise geometry the eight-lane kernel takes); the planner's
@@ -38,6 +39,8 @@ public enum ExpandDepthwise {
         let fused = activation.kernelActivation
         let kernel = fused ?? .none  // nil: applied afterwards, over the output
         let panels = c / 16
+        // AVX-512: a panel's two groups in one depthwise pass (sl_depthwise16_pair).
+        let pairs = tiles == .avx512 && taps <= 64
         let groupFloats = size.rows * size.columns * 8
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: rowPanels * channels * rows)
         defer { packed.deallocate() }
@@ -67,6 +70,16 @@ public enum ExpandDepthwise {
                     expand(packedShared.input, positions, width, channels, shared.weight, q, shared.bias,
                            expandActivation.code, expandActivation.lo, expandActivation.hi, planes, groupFloats,
                            size.columns, g.padTop, g.padLeft)
+                    if pairs && (g0..<g1).contains(2 * q) && (g0..<g1).contains(2 * q + 1) {
+                        // Both groups of the panel on this thread: one AVX-512 pass over the two.
+                        let weight8 = packedShared.weight + 2 * q * (taps + 1) * 8
+                        let out = shared.output + (n * c + 2 * q * 8) * oh * ow
+                        sl_depthwise16_pair(planes, groupFloats, size.columns, Int32(g.strideW), g.strideH, Int32(g.kernelH),
+                                            Int32(g.kernelW), weight8, weight8 + (taps + 1) * 8, kernel.code, kernel.lo, kernel.hi,
+                                            out, oh * ow, oh, ow)
+                        if fused == nil { activation.apply(out, count: 16 * oh * ow) }
+                        continue
+                    }
                     for half in 0..<2 where (g0..<g1).contains(2 * q + half) {
                         let group = 2 * q + half
                         let weight8 = packedShared.weight + group * (taps + 1) * 8

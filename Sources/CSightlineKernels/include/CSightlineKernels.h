@@ -59,6 +59,14 @@ void sl_depthwise8_fill(const float *planes, long plane_stride, int lanes, long 
 void sl_depthwise8_planes(const float *scratch, long padded_width, int s, long sh, int kh, int kw,
                           const float *weight8, const float *bias8, int act, float lo, float hi,
                           float *out, long plane_stride, int lanes, long oh, long ow);
+/// `sl_depthwise8_planes` for two full groups at once on AVX-512 (depthwise16.c; only when
+/// `sl_has_avx512()`): the second group's scratch sits group_floats after the first's, its
+/// weights (weight8 layout, taps then bias) at weight8_second, and its 8 output planes follow
+/// the first group's (channel c of the 16 at out + c·plane_stride). kh·kw ≤ 64. Same results
+/// as two calls of the eight-lane kernel.
+void sl_depthwise16_pair(const float *scratch, long group_floats, long padded_width, int s, long sh, int kh, int kw,
+                         const float *weight8_first, const float *weight8_second, int act, float lo, float hi,
+                         float *out, long plane_stride, long oh, long ow);
 
 /// Max pooling of one plane over the same scratch layout as `sl_depthwise_plane`, whose pad
 /// cells must hold -infinity (so they never win).
