@@ -6,25 +6,18 @@
 #include "CSightlineKernels.h"
 #if SL_X86
 #include "../avx2/vector_transpose.h"
+#include "vector_activation512.h"
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE AVX512 __m512 join(__m256 low, __m256 high) { return _mm512_insertf32x8(_mm512_castps256_ps512(low), high, 1); }
-
-INLINE AVX512 __m512 act16(__m512 v, int act, __m512 lo, __m512 hi) {
-    switch (act) {
-    case SL_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case SL_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    case SL_ACT_HARDSWISH: {
-        __m512 gate = _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f));
-        gate = _mm512_min_ps(_mm512_max_ps(gate, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
-        return _mm512_mul_ps(v, gate);
-    }
-    default: return v;
-    }
+// Two halves as one vector, and the upper half back (AVX-512 F forms: `sl_has_avx512` does not
+// promise DQ's 32x8 inserts).
+INLINE AVX512 __m512 join(__m256 low, __m256 high) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
 }
+INLINE AVX512 __m256 upper(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
 
 /// One specialisation per (kw, s), as depthwise8_rows. w16: the two groups' taps and biases
 /// joined, [(kh·kw + 1)][16].
@@ -57,7 +50,7 @@ INLINE AVX512 void depthwise16_rows(const float *scratch, long group_floats, lon
             for (int j = 0; j < 8; j++) {
                 __m512 a = act16(acc[j], act, vlo, vhi);
                 low[j] = _mm512_castps512_ps256(a);
-                high[j] = _mm512_extractf32x8_ps(a, 1);
+                high[j] = upper(a);
             }
             transpose8(low);
             transpose8(high);

@@ -15,33 +15,13 @@
 #include "CSightlineKernels.h"
 #if SL_X86
 #include "../../pack.h"
-#include "../avx2/vector_activation.h"
 #include "../avx2/vector_transpose.h"
+#include "vector_activation512.h"
 #include <immintrin.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE AVX512 __m512 act16(__m512 v, int act, __m512 lo, __m512 hi) {
-    switch (act) {
-    case SL_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case SL_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    case SL_ACT_HARDSWISH: {
-        // x · min(max(x/6 + 1/2, 0), 1), as sl_act
-        __m512 gate = _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f));
-        gate = _mm512_min_ps(_mm512_max_ps(gate, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
-        return _mm512_mul_ps(v, gate);
-    }
-    case SL_ACT_GELU_ERF: {
-        // On two halves with the AVX2 formula: one definition of the approximation, and the
-        // epilogue is a small part of a tile's work.
-        __m256 low = sl_gelu_erf(_mm512_castps512_ps256(v));
-        __m256 high = sl_gelu_erf(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
-    }
-    default: return v;
-    }
-}
 
 // Seven rows of tile accumulators (rows 0..<rows ≤ 7 stored) as Cᵀ: column j at c + j·ldc,
 // by two 8×8 transposes of the accumulators' halves (row 7 zero).
