@@ -1,3 +1,50 @@
+/// The GEMM of a transposed convolution, columns[(m, ky, kx), p] = Σ_c W[c, m, ky, kx] · X[c, p]
+/// for one group: on the packed-A tiles (`PackedConv.multiplyPackedA`) where the CPU has AVX2,
+/// with Wᵀ packed once per call (a few thousand floats for a text detector's head), else on
+/// OpenBLAS. OpenBLAS took PP-OCRv4's 2×2 upsampling at 10.7 of the detector's 85 ms on a
+/// CPU it did not recognise (running its SSE3 kernels there).
+private struct TransposedColumns {
+    let rows: Int, depth: Int, groups: Int
+    let packed: [Float]?
+    let tiles: TileKernel
+
+    init(weight: UnsafePointer<Float>, rows: Int, depth: Int, groups: Int) {
+        (self.rows, self.depth, self.groups) = (rows, depth, groups)
+        tiles = .preferred
+        guard KernelConfig.current.hasAVX2 else { packed = nil; return }
+        // Panel p of group g holds, for each kk, Wᵀ rows 6p ..< 6p + 6: W[g][kk][6p ..< 6p + 6].
+        let panels = (rows + 5) / 6, panelSize = panels * 6 * depth
+        var packed = [Float](repeating: 0, count: groups * panelSize)
+        for g in 0..<groups {
+            let w = weight + g * depth * rows
+            for p in 0..<panels {
+                let count = min(6, rows - p * 6)
+                for kk in 0..<depth {
+                    for r in 0..<count { packed[g * panelSize + (p * depth + kk) * 6 + r] = w[kk * rows + p * 6 + r] }
+                }
+            }
+        }
+        self.packed = packed
+    }
+
+    /// Columns for `n` positions of group `group`: B = X rows at `input`, row stride ldb.
+    func compute(group: Int, weight: UnsafePointer<Float>, input: UnsafePointer<Float>, ldb: Int, n: Int,
+                 columns: UnsafeMutablePointer<Float>) {
+        guard let packed else {
+            gemm(transposeA: true, transposeB: false, m: rows, n: n, k: depth, a: weight + group * depth * rows, lda: rows,
+                 b: input, ldb: ldb, c: columns, ldc: n)
+            return
+        }
+        let panelSize = (rows + 5) / 6 * 6 * depth
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: depth * 16)
+        defer { scratch.deallocate() }
+        packed.withUnsafeBufferPointer {
+            PackedConv.multiplyPackedA(m: rows, k: depth, packed: $0.baseAddress! + group * panelSize, panels: 0, (rows + 5) / 6, b: input,
+                                       ldb: ldb, n: n, c: columns, ldc: n, bias: nil, activation: .none, scratch: scratch, kernel: tiles)
+        }
+    }
+}
+
 /// ConvTranspose2d, NCHW: input [N, C, H, W], weight [C, M/groups, kh, kw], output
 /// [N, M, OH, OW] with OH = (H−1)·stride − padTop − padBottom + dilation·(kh−1) + 1 + outputPadding.
 /// Computed as one GEMM per group (columns = Wᵀ·X) followed by col2im, a scatter-add. Every
@@ -23,12 +70,11 @@ public func convTranspose2d(
     let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * spatial)
     defer { columns.deallocate() }
     output.update(repeating: 0, count: batch * outChannels * oh * ow)
+    let gemmColumns = TransposedColumns(weight: weight, rows: rows, depth: cPerGroup, groups: groups)
     for n in 0..<batch {
         for group in 0..<groups {
-            // columns[(m, ky, kx), p] = Σ_c W[c, m, ky, kx] · X[c, p]
-            gemm(transposeA: true, transposeB: false, m: rows, n: spatial, k: cPerGroup,
-                 a: weight + group * cPerGroup * rows, lda: rows,
-                 b: input + (n * channels + group * cPerGroup) * spatial, ldb: spatial, c: columns, ldc: spatial)
+            gemmColumns.compute(group: group, weight: weight, input: input + (n * channels + group * cPerGroup) * spatial, ldb: spatial,
+                                n: spatial, columns: columns)
             for m in 0..<mPerGroup {
                 let channel = group * mPerGroup + m
                 let plane = output + (n * outChannels + channel) * oh * ow
@@ -71,15 +117,15 @@ private func convTransposeTiled(
     let band = max(1, min(height, 131_072 / max(1, rows * width)))  // ~512 KB of columns
     let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * band * width)
     defer { columns.deallocate() }
+    let gemmColumns = TransposedColumns(weight: weight, rows: rows, depth: cPerGroup, groups: groups)
     for n in 0..<batch {
         for group in 0..<groups {
             var r0 = 0
             while r0 < height {
                 let r1 = min(height, r0 + band), bandSpatial = (r1 - r0) * width
                 // columns[(m, ky, kx), p] = Σ_c W[c, m, ky, kx] · X[c, r0·width + p]
-                gemm(transposeA: true, transposeB: false, m: rows, n: bandSpatial, k: cPerGroup,
-                     a: weight + group * cPerGroup * rows, lda: rows,
-                     b: input + (n * channels + group * cPerGroup) * spatial + r0 * width, ldb: spatial, c: columns, ldc: bandSpatial)
+                gemmColumns.compute(group: group, weight: weight, input: input + (n * channels + group * cPerGroup) * spatial + r0 * width,
+                                    ldb: spatial, n: bandSpatial, columns: columns)
                 for m in 0..<mPerGroup {
                     let channel = group * mPerGroup + m
                     let plane = output + (n * outChannels + channel) * oh * ow + r0 * kernelH * ow

@@ -482,8 +482,19 @@ import SightlineTestSupport
         let d = max(dilation, 1)
         let g = Conv2DGeometry(kernelH: k, kernelW: k, strideH: stride, strideW: stride, padTop: pad, padLeft: pad, padBottom: pad, padRight: pad,
                                dilationH: d, dilationW: d)
-        #expect(convTransposeError(batch: 2, channels: 4, height: 5, width: k == 2 ? 19 : 6, outChannels: 6, groups: groups, geometry: g) < 1e-10)
+        for (name, config) in Self.kernelConfigs {
+            KernelConfig.with(config) {
+                #expect(convTransposeError(batch: 2, channels: 4, height: 5, width: k == 2 ? 19 : 6, outChannels: 6, groups: groups,
+                                           geometry: g) < 1e-10, "\(name)")
+            }
+        }
     }
+
+    /// The columns' GEMM on each path this CPU has: the packed-A tiles of the configuration
+    /// (AVX-512 12×32 or AVX2 6×16), AVX2's where AVX-512 is there too, and OpenBLAS (portable).
+    static let kernelConfigs: [(String, KernelConfig)] = [("as configured", KernelConfig.process)]
+        + (InstructionSets.avx512 ? [("avx2", KernelConfig.process.capped(at: .avx2))] : [])
+        + [("portable", InstructionSets.portable)]
 
     /// The tiling path a band of input rows at a time (24 output channels × 4 taps over 184
     /// columns: bands of 7 rows, so 20 rows take three, the last short), with a fused
@@ -491,8 +502,12 @@ import SightlineTestSupport
     @Test(arguments: [(2, Activation.relu), (2, .sigmoid), (3, .relu)])
     func convTransposeBandsAndActivation(kernel k: Int, activation: Activation) {
         let g = Conv2DGeometry(kernelH: k, kernelW: k, strideH: 2, strideW: 2)
-        #expect(convTransposeError(batch: 1, channels: 3, height: 20, width: 184, outChannels: 24, groups: 1, geometry: g,
-                                   biasOffset: -1, activation: activation) < 1e-10, "kernel \(k) \(activation)")
+        for (name, config) in Self.kernelConfigs {
+            KernelConfig.with(config) {
+                #expect(convTransposeError(batch: 1, channels: 3, height: 20, width: 184, outChannels: 24, groups: 1, geometry: g,
+                                           biasOffset: -1, activation: activation) < 1e-10, "kernel \(k) \(activation), \(name)")
+            }
+        }
     }
 
     /// Normalised error of `convTranspose2d` against the reference (then `activation`).
