@@ -250,6 +250,31 @@ import SightlineCore
         #expect(ops(b.off) == ["Relu", "Sigmoid", "Add", "Relu"])
     }
 
+    /// A fused residual join whose other operand is missing or of the wrong size is an error on
+    /// both entry points (tensors, and pointers as the activation arena passes them), never a
+    /// join quietly skipped.
+    @Test func aWrongSizedResidualIsAnError() throws {
+        let g = graph([node("Conv", ["x", "wp"], "p"), node("Add", ["p", "x"], "y")], ["wp": tensor([8, 8, 1, 1], seed: 31)],
+                      input: [1, 8, 6, 6])
+        let plan = try ExecutionPlan.build(graph: g, inputShapes: ["x": [1, 8, 6, 6]])
+        let step = try #require(plan.steps.first { $0.conv?.residual != nil }, "\(ops(plan))")
+        let x = input([1, 8, 6, 6]), small = input([1, 8, 5, 5])
+        #expect(throws: ModelError.self) { try step.run([.float(x), .float(small)], threads: 1) }
+        #expect(throws: ModelError.self) { try step.run([.float(x), nil], threads: 1) }
+        #expect(try step.run([.float(x), .float(x)], threads: 1).first?.shape == [1, 8, 6, 6])
+        var out = [Float](repeating: 0, count: x.data.count)
+        x.data.withUnsafeBufferPointer { xp in
+            small.data.withUnsafeBufferPointer { sp in
+                out.withUnsafeMutableBufferPointer { op in
+                    #expect(throws: ModelError.self) {
+                        try step.run(views: [(xp.baseAddress!, x.shape), (sp.baseAddress!, small.shape)], into: op.baseAddress!, threads: 1)
+                    }
+                    #expect(throws: ModelError.self) { try step.run(views: [(xp.baseAddress!, x.shape), nil], into: op.baseAddress!, threads: 1) }
+                }
+            }
+        }
+    }
+
     @Test func fuseResidualAdd() throws {
         // A BlazeFace block: depthwise 3×3, pointwise 1×1, + the block's input, Relu; then a
         // second 1×1 whose Add reads it first (operand order) without a Relu, and a third

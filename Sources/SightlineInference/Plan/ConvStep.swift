@@ -161,13 +161,34 @@ struct ConvStep {
         return .folded
     }
 
+    /// The convolution alone, without a residual join (the generic Conv operator, and delta
+    /// execution's unfused steps, which never carry one).
     func run(_ x: Tensor, threads: Int) -> Tensor {
-        run(x, residual: nil, threads: threads)
+        precondition(residual == nil, "a convolution with a fused residual join runs with its other operand")
+        return unchecked(x, residual: nil, threads: threads)
     }
 
-    /// The convolution, then the residual join on its output when `residual` is set (and `r`,
-    /// the other operand, is given).
-    func run(_ x: Tensor, residual r: Tensor?, threads: Int) -> Tensor {
+    /// The convolution, then the residual join on its output when `residual` is set; `r`, the
+    /// other operand, must then be given and be the output's size (`checkResidual`).
+    func run(_ x: Tensor, residual r: Tensor?, threads: Int) throws -> Tensor {
+        try checkResidual(elements: r?.count, inputShape: x.shape)
+        return unchecked(x, residual: residual == nil ? nil : r, threads: threads)
+    }
+
+    /// The one check of a residual join's other operand, for both entry points (tensors, and
+    /// pointers into the activation arena): present, and as many values as the output for an
+    /// input of `shape`, when this step joins one. A wrong size is an error, never a skipped join.
+    func checkResidual(elements: Int?, inputShape shape: [Int]) throws {
+        guard residual != nil else { return }
+        let (oh, ow) = geometry.outputSize(height: shape[2], width: shape[3])
+        let output = [shape[0], outChannels, oh, ow]
+        guard let elements else { throw ModelError.missing("the residual operand of a convolution with output \(output)") }
+        guard elements == output.reduce(1, *) else {
+            throw ModelError.shapeMismatch("a convolution's residual operand has \(elements) values for an output \(output)")
+        }
+    }
+
+    private func unchecked(_ x: Tensor, residual r: Tensor?, threads: Int) -> Tensor {
         let (batch, height, width) = (x.shape[0], x.shape[2], x.shape[3])
         let (oh, ow) = geometry.outputSize(height: height, width: width)
         let count = batch * outChannels * oh * ow
@@ -176,7 +197,7 @@ struct ConvStep {
         var out = [Float](unsafeUninitializedCapacity: count) { _, initialised in initialised = count }
         x.data.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                withOptionalPointer(r?.data.count == count ? r?.data : nil) { other in
+                withOptionalPointer(r?.data) { other in
                     run(src.baseAddress!, shape: x.shape, residual: other, into: dst.baseAddress!, threads: threads)
                 }
             }

@@ -12,7 +12,7 @@ extension PlanStep {
         }
         switch kind {
         case .conv(let conv):
-            return [.float(conv.run(try tensor(0), residual: conv.residual == nil ? nil : try tensor(1), threads: threads))]
+            return [.float(try conv.run(try tensor(0), residual: conv.residual == nil ? nil : try tensor(1), threads: threads))]
         case .generic(let node):
             return try Operators.evaluate(node, inputs)
         case .attention(let scale):
@@ -44,16 +44,9 @@ extension PlanStep {
         guard let x = views.first ?? nil else { throw ModelError.missing("input 0 of step \(op)") }
         switch kind {
         case .conv(let conv):
-            var other: UnsafePointer<Float>?
-            if conv.residual != nil {
-                guard views.count > 1, let r = views[1] else { throw ModelError.missing("input 1 of step \(op)") }
-                let (oh, ow) = conv.geometry.outputSize(height: x.shape[2], width: x.shape[3])
-                guard r.shape.reduce(1, *) == x.shape[0] * conv.outChannels * oh * ow else {
-                    throw ModelError.shapeMismatch("step \(op): residual \(r.shape) for input \(x.shape)")
-                }
-                other = r.pointer
-            }
-            conv.run(x.pointer, shape: x.shape, residual: other, into: output, threads: threads)
+            let r = conv.residual != nil && views.count > 1 ? views[1] : nil
+            try conv.checkResidual(elements: r?.shape.reduce(1, *), inputShape: x.shape)
+            conv.run(x.pointer, shape: x.shape, residual: r?.pointer, into: output, threads: threads)
         case .linear(let linear):
             linear.run(x.pointer, count: x.shape.reduce(1, *), into: output, threads: threads)
         case .expandDepthwise(let fused):
