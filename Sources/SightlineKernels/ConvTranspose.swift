@@ -1,35 +1,33 @@
+import CSightlineKernels
+
 /// The GEMM of a transposed convolution, columns[(m, ky, kx), p] = Σ_c W[c, m, ky, kx] · X[c, p]
 /// for one group: on the packed-A tiles (`PackedConv.multiplyPackedA`) where the CPU has AVX2,
 /// with Wᵀ packed once per call (a few thousand floats for a text detector's head), else on
 /// OpenBLAS. OpenBLAS took PP-OCRv4's 2×2 upsampling at 10.7 of the detector's 85 ms on a
 /// CPU it did not recognise (running its SSE3 kernels there).
 private struct TransposedColumns {
-    let rows: Int, depth: Int, groups: Int
+    let weight: UnsafePointer<Float>
+    let rows: Int, depth: Int
     let packed: [Float]?
     let tiles: TileKernel
 
     init(weight: UnsafePointer<Float>, rows: Int, depth: Int, groups: Int) {
-        (self.rows, self.depth, self.groups) = (rows, depth, groups)
+        (self.weight, self.rows, self.depth) = (weight, rows, depth)
         tiles = .preferred
         guard KernelConfig.current.hasAVX2 else { packed = nil; return }
-        // Panel p of group g holds, for each kk, Wᵀ rows 6p ..< 6p + 6: W[g][kk][6p ..< 6p + 6].
+        // Group g's W is [depth × rows]: its columns 6p ..< 6p + 6 are rows 6p ..< 6p + 6 of Wᵀ,
+        // the 6-row panels the tiles take, packed as the expand step packs positions.
         let panels = (rows + 5) / 6, panelSize = panels * 6 * depth
-        var packed = [Float](repeating: 0, count: groups * panelSize)
-        for g in 0..<groups {
-            let w = weight + g * depth * rows
-            for p in 0..<panels {
-                let count = min(6, rows - p * 6)
-                for kk in 0..<depth {
-                    for r in 0..<count { packed[g * panelSize + (p * depth + kk) * 6 + r] = w[kk * rows + p * 6 + r] }
-                }
+        packed = [Float](unsafeUninitializedCapacity: groups * panelSize) { buffer, count in
+            for g in 0..<groups {
+                sl_pack_positions6(weight + g * depth * rows, rows, depth, 0, panels, buffer.baseAddress! + g * panelSize)
             }
+            count = groups * panelSize
         }
-        self.packed = packed
     }
 
     /// Columns for `n` positions of group `group`: B = X rows at `input`, row stride ldb.
-    func compute(group: Int, weight: UnsafePointer<Float>, input: UnsafePointer<Float>, ldb: Int, n: Int,
-                 columns: UnsafeMutablePointer<Float>) {
+    func compute(group: Int, input: UnsafePointer<Float>, ldb: Int, n: Int, columns: UnsafeMutablePointer<Float>) {
         guard let packed else {
             gemm(transposeA: true, transposeB: false, m: rows, n: n, k: depth, a: weight + group * depth * rows, lda: rows,
                  b: input, ldb: ldb, c: columns, ldc: n)
@@ -73,7 +71,7 @@ public func convTranspose2d(
     let gemmColumns = TransposedColumns(weight: weight, rows: rows, depth: cPerGroup, groups: groups)
     for n in 0..<batch {
         for group in 0..<groups {
-            gemmColumns.compute(group: group, weight: weight, input: input + (n * channels + group * cPerGroup) * spatial, ldb: spatial,
+            gemmColumns.compute(group: group, input: input + (n * channels + group * cPerGroup) * spatial, ldb: spatial,
                                 n: spatial, columns: columns)
             for m in 0..<mPerGroup {
                 let channel = group * mPerGroup + m
@@ -124,7 +122,7 @@ private func convTransposeTiled(
             while r0 < height {
                 let r1 = min(height, r0 + band), bandSpatial = (r1 - r0) * width
                 // columns[(m, ky, kx), p] = Σ_c W[c, m, ky, kx] · X[c, r0·width + p]
-                gemmColumns.compute(group: group, weight: weight, input: input + (n * channels + group * cPerGroup) * spatial + r0 * width,
+                gemmColumns.compute(group: group, input: input + (n * channels + group * cPerGroup) * spatial + r0 * width,
                                     ldb: spatial, n: bandSpatial, columns: columns)
                 for m in 0..<mPerGroup {
                     let channel = group * mPerGroup + m
