@@ -151,12 +151,20 @@ import SightlineTestSupport
         let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: t.m, depth: t.c * t.k * t.k) }
         for indirect in [true, false] {
             for threads in [1, 2, 3] {
-                let actual = output(count: expected.count, input: input, weights: packed, bias: bias) {
-                    PackedConv.conv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g, packedWeight: $1,
-                                    outChannels: t.m, bias: $2, activation: t.activation, output: $3, threads: threads, indirect: indirect)
-                }
+                let actual = packedConv(t, g, input: input, packed: packed, bias: bias, threads: threads, indirect: indirect)
                 #expect(normalizedMSE(actual, expected) < 1e-10, "\(t), packed, indirect \(indirect), \(threads) threads")
             }
+        }
+    }
+
+    /// `PackedConv.conv` on a case, with weights packed by `PackedConv.pack`.
+    private func packedConv(_ t: ConvCase, _ g: Conv2DGeometry, input: [Float], packed: [Float], bias: [Float], threads: Int,
+                            indirect: Bool, tiles: TileKernel = .preferred) -> [Float] {
+        let (oh, ow) = g.outputSize(height: t.h, width: t.w)
+        return output(count: t.n * t.m * oh * ow, input: input, weights: packed, bias: bias) {
+            PackedConv.conv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g, packedWeight: $1,
+                            outChannels: t.m, bias: $2, activation: t.activation, output: $3, threads: threads, indirect: indirect,
+                            kernel: tiles)
         }
     }
 
@@ -170,12 +178,8 @@ import SightlineTestSupport
         let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: t.m, depth: t.c * t.k * t.k) }
         for indirect in [true, false] {
             for threads in [1, 3] {
-                let results = [TileKernel.avx2, .avx512].map { tiles in
-                    output(count: expected.count, input: input, weights: packed, bias: bias) {
-                        PackedConv.conv(input: $0, batch: t.n, channels: t.c, height: t.h, width: t.w, geometry: g, packedWeight: $1,
-                                        outChannels: t.m, bias: $2, activation: t.activation, output: $3, threads: threads,
-                                        indirect: indirect, kernel: tiles)
-                    }
+                let results = [TileKernel.avx2, .avx512].map {
+                    packedConv(t, g, input: input, packed: packed, bias: bias, threads: threads, indirect: indirect, tiles: $0)
                 }
                 #expect(results[0] == results[1], "\(t), indirect \(indirect), \(threads) threads")
                 #expect(normalizedMSE(results[1], expected) < 1e-10, "\(t), 12×32 tiles, indirect \(indirect), \(threads) threads")
@@ -238,11 +242,18 @@ import SightlineTestSupport
         let (input, weight, bias, expected) = pointwiseCase(t)
         let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c) }
         for threads in [1, 2, 3] {
-            let actual = output(count: expected.count, input: input, weights: packed, bias: bias) {
-                PackedConv.conv(input: $0, batch: n, channels: c, height: 1, width: spatial, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1),
-                                packedWeight: $1, outChannels: m, bias: $2, activation: activation, output: $3, threads: threads)
-            }
+            let actual = packedPointwise(t, input: input, packed: packed, bias: bias, threads: threads)
             #expect(normalizedMSE(actual, expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
+        }
+    }
+
+    /// A pointwise case on `PackedConv.conv` (a 1×1 convolution over a 1 × spatial plane).
+    private func packedPointwise(_ t: (Int, Int, Int, Int, Activation), input: [Float], packed: [Float], bias: [Float], threads: Int,
+                                 tiles: TileKernel = .preferred) -> [Float] {
+        let (n, c, m, spatial, activation) = t
+        return output(count: n * m * spatial, input: input, weights: packed, bias: bias) {
+            PackedConv.conv(input: $0, batch: n, channels: c, height: 1, width: spatial, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1),
+                            packedWeight: $1, outChannels: m, bias: $2, activation: activation, output: $3, threads: threads, kernel: tiles)
         }
     }
 
@@ -253,12 +264,8 @@ import SightlineTestSupport
         let (input, weight, bias, expected) = pointwiseCase(t)
         let packed = weight.withUnsafeBufferPointer { PackedConv.pack($0.baseAddress!, outChannels: m, depth: c) }
         for threads in [1, 2, 3] {
-            let results = [TileKernel.avx2, .avx512].map { tiles in
-                output(count: expected.count, input: input, weights: packed, bias: bias) {
-                    PackedConv.conv(input: $0, batch: n, channels: c, height: 1, width: spatial, geometry: Conv2DGeometry(kernelH: 1, kernelW: 1),
-                                    packedWeight: $1, outChannels: m, bias: $2, activation: activation, output: $3, threads: threads,
-                                    kernel: tiles)
-                }
+            let results = [TileKernel.avx2, .avx512].map {
+                packedPointwise(t, input: input, packed: packed, bias: bias, threads: threads, tiles: $0)
             }
             #expect(results[0] == results[1], "n\(n) c\(c) m\(m) hw\(spatial) \(activation), \(threads) threads")
             #expect(normalizedMSE(results[1], expected) < 1e-10, "n\(n) c\(c) m\(m) hw\(spatial) \(activation), 12×32 tiles")
