@@ -87,6 +87,8 @@ public final class TextRecognizer: @unchecked Sendable {
         var readings: [Reading]
         /// Whether the next frame probes first.
         var probe = TextProbePolicy()
+        /// Where the probe's alarms were refuted by the full-size detector.
+        var falseAlarms = KnownFalseAlarms()
     }
 
     struct Reading: Sendable {
@@ -108,6 +110,10 @@ public final class TextRecognizer: @unchecked Sendable {
     /// lines are read again.
     public var detectOnlyWhereChanged = false
 
+    /// With a tile mask: skip the full-size run where the probe's alarm lies only on tiles
+    /// where it was refuted before and which have not changed since (`KnownFalseAlarms`).
+    public var rememberFalseAlarms = true
+
     /// Keep a line's reading when the next frame (`read(_:changed:memory:)`) has the same box
     /// with the same pixels, instead of recognising it again.
     public var keepUnchangedLines = true
@@ -122,7 +128,8 @@ public final class TextRecognizer: @unchecked Sendable {
     /// detector runs again only in windows around them (`windowPlanner`), and its
     /// probabilities elsewhere are the last frame's; otherwise it runs on the whole frame. A
     /// line whose box is the same as before, touches no changed tile and whose pixels are the
-    /// same (`keepUnchangedLines`) keeps its reading.
+    /// same (`keepUnchangedLines`) keeps its reading. With a probe, an alarm the full-size run
+    /// refuted before on tiles unchanged since needs no full-size run (`rememberFalseAlarms`).
     /// `memory` is replaced with this frame's.
     public func read(_ frame: Frame, changed: TileMask?, memory: inout TextMemory?) throws -> [TextLine] {
         let bgr = ImagePreprocessing.packedPixels(frame, order: .bgr)
@@ -132,19 +139,27 @@ public final class TextRecognizer: @unchecked Sendable {
         var probePolicy = memory?.probe ?? TextProbePolicy(fullEvery: probeFullEvery)
         probePolicy.fullEvery = probeFullEvery
         lastWork.probedOnly = nil
+        var falseAlarms = memory?.falseAlarms ?? KnownFalseAlarms()
+        falseAlarms.forget(changed: rememberFalseAlarms ? changed : nil)
+        // The probe's alarm, where it is new and a mask gives its tiles.
+        var alarm: TileMask?
         // The probe stands aside where windows need the full map of every frame.
         if probeScale > 0, !detectOnlyWhereChanged {
             let (pw, ph) = Self.detectionSize(width: frame.width, height: frame.height, scale: scale * probeScale)
             if Double(pw * ph) <= Self.probeMaxShare * Double(dw * dh), probePolicy.probeNext(at: frame.seconds) {
                 let map = try detect(detectionInput(bgr, width: frame.width, height: frame.height, size: (pw, ph)), width: pw, height: ph)
-                let foundText = map.contains { $0 >= probeThreshold }
+                var foundText = map.contains { $0 >= probeThreshold }
+                if foundText, rememberFalseAlarms, let tileSize = changed?.tileSize ?? falseAlarms.tileSize,
+                   let tiles = Self.alarmTiles(map, width: pw, height: ph, frameWidth: frame.width, frameHeight: frame.height, threshold: probeThreshold, tileSize: tileSize) {
+                    if falseAlarms.explains(tiles) { foundText = false } else { alarm = tiles }
+                }
                 lastWork.probedOnly = !foundText
                 if !foundText {
                     probePolicy.record(probeFoundText: false, boxes: nil, at: frame.seconds)
                     lastWork.detected = Double(pw * ph) / Double(dw * dh)
                     (lastWork.recognised, lastWork.kept) = (0, 0)
                     memory = TextMemory(frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh,
-                                        probability: [], pools: [:], readings: [], probe: probePolicy)
+                                        probability: [], pools: [:], readings: [], probe: probePolicy, falseAlarms: falseAlarms)
                     return []
                 }
             }
@@ -187,10 +202,17 @@ public final class TextRecognizer: @unchecked Sendable {
         lastWork.recognised = toRead.count
         lastWork.kept = boxes.count - toRead.count
         let all = readings.compactMap { $0 }
+        // The alarm's tiles are refuted except where the detector found a box (text or junk).
+        if let alarm { falseAlarms.remember(alarm) }
+        if !boxes.isEmpty, let tileSize = changed?.tileSize ?? falseAlarms.tileSize {
+            falseAlarms.forget(changed: Self.boxTiles(boxes, frameWidth: frame.width, frameHeight: frame.height, tileSize: tileSize))
+        }
         probePolicy.record(probeFoundText: lastWork.probedOnly.map { !$0 }, boxes: boxes.count,
-                           read: all.filter { !$0.text.isEmpty && $0.confidence >= TextProbePolicy.readConfidence }.count, at: frame.seconds)
+                           read: all.filter { !$0.text.isEmpty && $0.confidence >= TextProbePolicy.readConfidence }.count, at: frame.seconds,
+                           remembered: boxes.isEmpty && alarm != nil)
         memory = TextMemory(frameWidth: frame.width, frameHeight: frame.height, width: dw, height: dh,
-                            probability: detectOnlyWhereChanged ? probability : [], pools: pools, readings: all, probe: probePolicy)
+                            probability: detectOnlyWhereChanged ? probability : [], pools: pools, readings: all, probe: probePolicy,
+                            falseAlarms: falseAlarms)
         return all.compactMap(\.line)
     }
 
@@ -262,13 +284,32 @@ public final class TextRecognizer: @unchecked Sendable {
 
     /// Whether a box (frame pixels, grown by two pixels) overlaps a changed tile.
     static func touches(_ box: Box, _ changed: TileMask) -> Bool {
-        let xs = box.corners.map(\.x), ys = box.corners.map(\.y)
-        guard let minX = xs.min(), let maxX = xs.max(), let minY = ys.min(), let maxY = ys.max(), changed.tileSize > 0 else { return true }
-        let c0 = max(0, Int(minX - 2) / changed.tileSize), c1 = min(changed.columns - 1, Int(maxX + 2) / changed.tileSize)
-        let r0 = max(0, Int(minY - 2) / changed.tileSize), r1 = min(changed.rows - 1, Int(maxY + 2) / changed.tileSize)
-        guard c0 <= c1, r0 <= r1 else { return true }
-        for r in r0...r1 { for c in c0...c1 where changed[r, c] { return true } }
+        guard let (rows, columns) = tiles(of: box, in: changed) else { return true }
+        for r in rows { for c in columns where changed[r, c] { return true } }
         return false
+    }
+
+    /// The tiles of a frame's grid (`tileSize` pixels) that `boxes` touch, each grown by two pixels.
+    static func boxTiles(_ boxes: [Box], frameWidth: Int, frameHeight: Int, tileSize: Int) -> TileMask {
+        let t = max(1, tileSize)
+        let columns = (frameWidth + t - 1) / t, rows = (frameHeight + t - 1) / t
+        var mask = TileMask(tileSize: t, columns: columns, rows: rows, bits: [Bool](repeating: false, count: columns * rows))
+        for box in boxes {
+            guard let (rs, cs) = tiles(of: box, in: mask) else { continue }
+            for r in rs { for c in cs { mask.bits[r * columns + c] = true } }
+        }
+        return mask
+    }
+
+    /// The rows and columns of `grid`'s tiles under a box grown by two pixels (nil: no corners,
+    /// or wholly outside the grid).
+    static func tiles(of box: Box, in grid: TileMask) -> (rows: ClosedRange<Int>, columns: ClosedRange<Int>)? {
+        let xs = box.corners.map(\.x), ys = box.corners.map(\.y)
+        guard let minX = xs.min(), let maxX = xs.max(), let minY = ys.min(), let maxY = ys.max(), grid.tileSize > 0 else { return nil }
+        let c0 = max(0, Int(minX - 2) / grid.tileSize), c1 = min(grid.columns - 1, Int(maxX + 2) / grid.tileSize)
+        let r0 = max(0, Int(minY - 2) / grid.tileSize), r1 = min(grid.rows - 1, Int(maxY + 2) / grid.tileSize)
+        guard c0 <= c1, r0 <= r1 else { return nil }
+        return (r0...r1, c0...c1)
     }
 
     // MARK: - Detection
@@ -279,6 +320,25 @@ public final class TextRecognizer: @unchecked Sendable {
     func detectionScale(width: Int, height: Int) -> Float {
         let scale = minSide > 0 && min(width, height) < minSide ? Float(minSide) / Float(min(width, height)) : 1
         return min(scale, Float(maxSide) / Float(max(width, height)))
+    }
+
+    /// The frame's tiles (the regions node's grid: `tileSize` pixels) under a probe map's values
+    /// of at least `threshold`; each map value covers the frame's pixels it was resized from.
+    static func alarmTiles(_ map: [Float], width pw: Int, height ph: Int, frameWidth: Int, frameHeight: Int,
+                           threshold: Float, tileSize t: Int) -> TileMask? {
+        guard t > 0, pw > 0, ph > 0, map.count == pw * ph, frameWidth > 0, frameHeight > 0 else { return nil }
+        let grid = (columns: (frameWidth + t - 1) / t, rows: (frameHeight + t - 1) / t)
+        var bits = [Bool](repeating: false, count: grid.columns * grid.rows)
+        for y in 0..<ph {
+            let r0 = y * frameHeight / ph / t, r1 = max(y * frameHeight / ph, ((y + 1) * frameHeight - 1) / ph) / t
+            for x in 0..<pw where map[y * pw + x] >= threshold {
+                let c0 = x * frameWidth / pw / t, c1 = max(x * frameWidth / pw, ((x + 1) * frameWidth - 1) / pw) / t
+                for r in min(r0, grid.rows - 1)...min(r1, grid.rows - 1) {
+                    for c in min(c0, grid.columns - 1)...min(c1, grid.columns - 1) { bits[r * grid.columns + c] = true }
+                }
+            }
+        }
+        return TileMask(tileSize: t, columns: grid.columns, rows: grid.rows, bits: bits)
     }
 
     /// The detector's input size at a scale: each side rounded to a multiple of 32.

@@ -264,6 +264,8 @@ public final class OCRNode: BatchedModelNode {
                        help: "a line whose box and pixels are the same as on the source's last read frame keeps its reading instead of being recognised again"),
             OptionSpec("wake_on_text", .bool, default: .bool(true),
                        help: "gate: on a frame the regions node calls unchanged, read again (at their boxes, without detection) the lines read before whose pixels changed — a clock, a counter: changes too small for skip_below; needs keep_unchanged_lines"),
+            OptionSpec("remember_false_alarms", .bool, default: .bool(true),
+                       help: "gate: where the probe sees text-like texture that the full-size detector finds no text in (a window grid, a fence), remember its tiles, and skip the full-size run while later probes raise alarms only there and the regions node says those tiles and their neighbours have not changed; the periodic full-size runs (probe_full_every) still come"),
             OptionSpec("changed_tiles", .bool, default: .bool(false),
                        help: "gate: on a frame where only some tiles changed (a regions node upstream), detect text only in windows around them and keep the rest of the detector's map; approximate (the detector reaches far beyond a window: Docs/architecture.md), so off by default"),
         ],
@@ -278,6 +280,7 @@ public final class OCRNode: BatchedModelNode {
         reader.useAngleClassifier = options.bool("angle_classifier") ?? true
         reader.keepUnchangedLines = options.bool("keep_unchanged_lines") ?? true
         reader.detectOnlyWhereChanged = options.bool("changed_tiles") ?? false
+        reader.rememberFalseAlarms = options.bool("remember_false_alarms") ?? true
         reader.probeScale = Float(options.double("probe") ?? TextRecognizer.defaultProbeScale)
         reader.probeFullEvery = options.double("probe_full_every") ?? TextRecognizer.defaultProbeFullEvery
         minConfidence = options.double("min_confidence") ?? 0.6

@@ -56,12 +56,13 @@ struct BenchSparseCommand: ParsableCommand {
         var records: [String: [Double: [String: Any]]]
     }
 
-    /// `dense`: every frame computes in full (OCR detects on the whole frame and recognises
-    /// every line); otherwise the nodes' defaults (OCR keeps the readings of unchanged lines).
+    /// `dense`: every frame computes in full (OCR detects on the whole frame, recognises every
+    /// line and forgets its false alarms); otherwise the nodes' defaults (OCR keeps the readings
+    /// of unchanged lines and skips the full-size detector on alarms already refuted).
     func runPipeline(clip: String, refresh: Double, dense: Bool, output: String, work: String) throws -> Outcome {
         let file = work + "/sparse.yaml"
         let gated = Self.nodes.map { node -> String in
-            let whole = node != "ocr" ? "" : (dense ? ", changed_tiles: false, keep_unchanged_lines: false" : ", changed_tiles: \(changedTiles)")
+            let whole = node != "ocr" ? "" : (dense ? ", changed_tiles: false, keep_unchanged_lines: false, remember_false_alarms: false" : ", changed_tiles: \(changedTiles)")
             return "  \(node): {type: \(node), gate: true, gate_refresh: \(refresh)\(whole)}"
         }.joined(separator: "\n")
         try """

@@ -135,6 +135,87 @@ import SightlineTestSupport
         #expect(steps[11] == .probeThenFull(boxes: 0))
     }
 
+    /// `probeNext` outside `#expect`, which cannot call a mutating method.
+    static func probes(_ policy: inout TextProbePolicy, at time: Double) -> Bool { policy.probeNext(at: time) }
+
+    /// Remembered false alarms (`KnownFalseAlarms`) start no back-off the first two times in a
+    /// row: the next frame probes again. A third in a row backs off 4 frames, and a probe that
+    /// finds nothing new (`record(probeFoundText: false…)`) ends the run.
+    @Test func rememberedFalseAlarmsNeedNoBackOff() {
+        var policy = Self.started()
+        let t = (0..<14).map { 0.5 + Double($0) * 0.5 }
+        for i in 0..<3 {
+            #expect(Self.probes(&policy, at: t[i]), "frame \(i) probes: no back-off after the first two remembered false alarms")
+            policy.record(probeFoundText: true, boxes: 0, at: t[i], remembered: true)
+        }
+        var afterThird: [Bool] = []
+        for i in 3..<8 { afterThird.append(policy.probeNext(at: t[i])) }
+        #expect(afterThird == [false, false, false, false, true], "the third in a row backs off 4 frames: \(afterThird)")
+        policy.record(probeFoundText: false, boxes: nil, at: t[7])
+        for i in 8..<10 {
+            #expect(Self.probes(&policy, at: t[i]), "an empty probe ended the run: frame \(i) probes")
+            policy.record(probeFoundText: true, boxes: 0, at: t[i], remembered: true)
+        }
+        #expect(Self.probes(&policy, at: t[10]))
+        policy.record(probeFoundText: true, boxes: 0, at: t[10], remembered: false)
+        #expect(!Self.probes(&policy, at: t[11]), "a false alarm not remembered counts in full")
+    }
+
+    /// Known tiles: an alarm on them is explained, a change on a tile or its neighbour forgets
+    /// it, a frame without a mask forgets all, boxes clear them, another grid replaces them.
+    @Test func knownFalseAlarmTimeline() {
+        func mask(_ set: [(Int, Int)], columns: Int = 8, rows: Int = 6, tile: Int = 16) -> TileMask {
+            var bits = [Bool](repeating: false, count: columns * rows)
+            for (r, c) in set { bits[r * columns + c] = true }
+            return TileMask(tileSize: tile, columns: columns, rows: rows, bits: bits)
+        }
+        let nothing = mask([])
+        var known = KnownFalseAlarms()
+        #expect(!known.explains(mask([(0, 1)])), "nothing is known at first")
+        known.remember(mask([(0, 1), (0, 2)]))
+        #expect(known.explains(mask([(0, 1)])))
+        #expect(known.explains(mask([(0, 1), (0, 2)])))
+        #expect(known.explains(mask([(0, 1), (1, 3)])), "an alarm's edge one tile beyond (diagonally) is explained")
+        #expect(!known.explains(mask([(0, 1), (2, 1)])), "an alarm reaching two tiles beyond is new")
+        #expect(!known.explains(mask([(0, 4)])), "so is one two tiles to the side")
+        #expect(!known.explains(nothing), "no alarm is not an explained alarm")
+        known.forget(changed: nothing)
+        #expect(known.explains(mask([(0, 1), (0, 2)])), "nothing changed: still known")
+        known.forget(changed: mask([(2, 5)]))
+        #expect(known.explains(mask([(0, 1), (0, 2)])), "a change two tiles away leaves them")
+        known.forget(changed: mask([(1, 3)]))
+        #expect(known.explains(mask([(0, 0)])))
+        #expect(!known.explains(mask([(0, 3)])), "a change on a neighbouring tile (diagonal) forgets it, and with it what lies next to it")
+        known.remember(mask([(0, 2), (4, 4)]))
+        #expect(known.explains(mask([(0, 1), (0, 2), (4, 4)])), "remembering adds to what is still known")
+        known.forget(changed: nil)
+        #expect(known.isEmpty && !known.explains(mask([(0, 1)])), "a frame without a mask forgets everything")
+        known.remember(mask([(0, 1)]))
+        known.forget(changed: mask([], columns: 9))
+        #expect(known.isEmpty, "a mask of another grid forgets everything")
+        known.remember(mask([(0, 1)]))
+        known.remember(mask([(0, 0)], columns: 9))
+        #expect(known.explains(mask([(0, 0)], columns: 9)) && !known.explains(mask([(0, 1)])), "another grid replaces the known tiles")
+        known.clear()
+        #expect(known.isEmpty)
+    }
+
+    /// A full-size run's boxes un-know the tiles under them (grown by two pixels): a box from
+    /// (30, 20) to (60, 40) on a 128×64 frame of 16 px tiles covers columns 1–3 and rows 1–2.
+    @Test func boxesForgetTheTilesUnderThem() {
+        let box = TextRecognizer.Box(corners: [SIMD2(30, 20), SIMD2(60, 20), SIMD2(60, 40), SIMD2(30, 40)], score: 0.9)
+        let tiles = TextRecognizer.boxTiles([box], frameWidth: 128, frameHeight: 64, tileSize: 16)
+        let set = tiles.bits.indices.filter { tiles.bits[$0] }.map { ($0 / tiles.columns, $0 % tiles.columns) }
+        #expect(set.map(\.0) == [1, 1, 1, 2, 2, 2] && set.map(\.1) == [1, 2, 3, 1, 2, 3], "\(set)")
+        var known = KnownFalseAlarms()
+        var all = tiles
+        all.bits = all.bits.map { _ in true }
+        known.remember(all)
+        known.forget(changed: tiles)
+        let left = known.tiles.map { t in t.bits.indices.filter { t.bits[$0] }.map { $0 % t.columns } } ?? []
+        #expect(Set(left) == [5, 6, 7] && left.count == 12, "columns 0–4 are within a tile of the box's: \(left)")
+    }
+
     /// Text found during a back-off runs the next frame at full size too; frames after text
     /// do not use up the back-off, which goes on once the text has gone.
     @Test func textDuringABackOff() {
@@ -179,6 +260,61 @@ import SightlineTestSupport
         #expect(probedOnly == [nil, true, false, nil, nil, true], "\(probedOnly)")
         #expect(try plain.read(empty).isEmpty, "the full-size detector sees no text in the text-free frame either")
         #expect(try plain.read(text).count == 4)
+    }
+
+    /// vtest.avi (a fixed street camera, 768×576): at the probe's 512×384 the windows of the
+    /// building at the top left look like text on every frame, and the full-size detector finds
+    /// no box there. Frames half a second apart, the regions node's mask given:
+    /// - with nothing changed near the alarm, the first alarm is refuted by one full-size run
+    ///   and later probes skip it; an alarm elsewhere is new (a full run);
+    /// - a change on the alarm's tiles makes the next probe's alarm new again (a full run),
+    ///   and the frame after it probes only;
+    /// - a refresh frame (no mask) forgets it, and its full-size run learns it again;
+    /// - without any mask, or with the memory off, the back-off keeps the frames at full size.
+    /// Every frame reads what the reader without a probe reads (nothing).
+    @Test func aRefutedAlarmOnUnchangedTilesSkipsTheFullRun() throws {
+        let source = VideoSource(url: try SampleVideos.path("vtest.avi"), options: SourceOptions(output: OutputFormat(pixelFormat: .rgb24)))
+        var frames: [Frame] = []
+        while frames.count < 7, let event = try source.next() {
+            if case .frame(let frame) = event, frame.decodeIndex % 5 == 0 { frames.append(frame) }
+        }
+        try #require(frames.count == 7)
+        let grid = (columns: (frames[0].width + 15) / 16, rows: (frames[0].height + 15) / 16)
+        let still = TileMask(tileSize: 16, columns: grid.columns, rows: grid.rows, bits: [Bool](repeating: false, count: grid.columns * grid.rows))
+        var nearAlarm = still
+        // Tile row 1, columns 6–13: on the windows' alarm tiles (rows 0–1, columns 7–12), as
+        // someone walking past them would be.
+        for c in 6...13 { nearAlarm.bits[grid.columns + c] = true }
+        func probedOnly(remember: Bool, masks: [TileMask?]) throws -> [Bool?] {
+            let reader = try OCRChangedTilesTests.reader()
+            reader.probeScale = Float(TextRecognizer.defaultProbeScale)
+            reader.rememberFalseAlarms = remember
+            var memory: TextRecognizer.TextMemory?
+            return try frames.indices.map { i in
+                var timed = frames[i]
+                timed.seconds = Double(i) * 0.5
+                let lines = try reader.read(timed, changed: masks[i], memory: &memory)
+                #expect(lines.isEmpty, "frame \(i): \(lines.map(\.text))")
+                return reader.lastWork.probedOnly
+            }
+        }
+        let still7: [TileMask?] = [nil] + Array(repeating: still, count: 6)
+        let remembered = try probedOnly(remember: true, masks: still7)
+        // At 2.5 s a second texture raises an alarm of its own (two tiles by the parked van,
+        // top right): it is new, so a full-size run refutes it, and it is known from then on.
+        #expect(remembered == [nil, false, true, true, true, false, true], "\(remembered)")
+        var moved = still7
+        moved[3] = nearAlarm
+        let afterChange = try probedOnly(remember: true, masks: moved)
+        #expect(afterChange == [nil, false, true, false, true, false, true], "\(afterChange)")
+        var refreshed = still7
+        refreshed[3] = nil
+        let afterRefresh = try probedOnly(remember: true, masks: refreshed)
+        #expect(afterRefresh == afterChange, "a refresh (no mask) forgets the alarm and learns it again: \(afterRefresh)")
+        let withoutMasks = try probedOnly(remember: true, masks: Array(repeating: nil, count: 7))
+        #expect(withoutMasks == [nil, false, nil, nil, nil, nil, false], "\(withoutMasks)")
+        let off = try probedOnly(remember: false, masks: still7)
+        #expect(off == withoutMasks, "\(off)")
     }
 
     /// A 1280×720 frame whose only text is a 12 px line: too small for the probe (its map
