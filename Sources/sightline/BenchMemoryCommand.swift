@@ -69,7 +69,7 @@ struct BenchMemoryCommand: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_CHILDREN.rawValue, &usage)
         let peak = max(Double(usage.ru_maxrss) / 1024, samples.map(\.megabytes).max() ?? 0)
-        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        let cpu = childrenCPUSeconds().user
         print(String(format: "run: %.0f s wall, %.0f s user CPU", wall, cpu))
         print(String(format: "peak: %.0f MB (target ≤ %.0f) — %@", peak, Self.targetMegabytes, peak <= Self.targetMegabytes ? "met" : "NOT met"))
         // From the first sample after loading to the end.

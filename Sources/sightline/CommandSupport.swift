@@ -96,6 +96,15 @@ func formatSeconds(_ value: Double?) -> String {
     return String(format: "%.3f s", value)
 }
 
+/// CPU time of the child processes this one has waited for, user and system, in seconds: a
+/// child's work whatever else the machine was doing meanwhile.
+func childrenCPUSeconds() -> (user: Double, system: Double) {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    return (Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
+            Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+}
+
 /// The CPU's model name, for benchmark headers (which machine the numbers are from).
 func cpuName() -> String {
     (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)).flatMap { $0.split(separator: "\n").first { $0.hasPrefix("model name") } }
