@@ -150,7 +150,8 @@ public final class TextRecognizer: @unchecked Sendable {
                 let map = try detect(detectionInput(bgr, width: frame.width, height: frame.height, size: (pw, ph)), width: pw, height: ph)
                 var foundText = map.contains { $0 >= probeThreshold }
                 if foundText, rememberFalseAlarms, let tileSize = changed?.tileSize ?? falseAlarms.tileSize,
-                   let tiles = Self.alarmTiles(map, width: pw, height: ph, frameWidth: frame.width, frameHeight: frame.height, threshold: probeThreshold, tileSize: tileSize) {
+                   let tiles = Self.alarmTiles(map, width: pw, height: ph, frameWidth: frame.width, frameHeight: frame.height,
+                                               threshold: probeThreshold, tileSize: tileSize) {
                     if falseAlarms.explains(tiles) { foundText = false } else { alarm = tiles }
                 }
                 lastWork.probedOnly = !foundText

@@ -94,19 +94,21 @@ public struct TextProbePolicy: Sendable, Equatable {
 }
 
 /// Where a source's probe raised a false alarm: tiles (the `regions` node's grid) on which the
-/// probe saw text-like texture that the full-size detector then found no box on or next to. A fixed camera
-/// showing such texture (a window grid, a fence, brick) raises the same alarm on every probe;
-/// without this, every frame after the back-off runs at full size for nothing (vtest.avi: the
-/// building's windows, 8 tiles, on all 159 frames). A probe whose every alarm lies on known
-/// tiles found nothing new, and the full-size run is skipped.
+/// probe saw text-like texture that the full-size detector then found no box on or next to. A
+/// fixed camera showing such texture (a window grid, a fence, brick) raises the same alarm on
+/// every probe; without this, every frame after the back-off runs at full size for nothing
+/// (vtest.avi: the building's windows, 8–10 tiles, on all 159 frames). A probe whose every
+/// alarm lies on known tiles (or next to one) found nothing new, and the full-size run is
+/// skipped.
 ///
 /// A tile stays known only while it and its eight neighbours stay unchanged (the regions node's
 /// mask, the same noise-robust test that gates the models): the detector's answer at a tile
 /// depends on pixels around it. Without a mask for a frame (a refresh, a shot change) nothing
 /// known before is kept, and the frame's own refuted alarm is learned in the last mask's grid;
-/// without a regions node nothing is remembered. Periodic full-size runs (`TextProbePolicy.fullEvery`)
-/// still come, so text the probe's alarm hides is read within that long, as text too small
-/// for the probe is. Pure state, kept per source in `TextRecognizer.TextMemory`.
+/// without a regions node nothing is remembered. Periodic full-size runs
+/// (`TextProbePolicy.fullEvery`) still come, so text the probe's alarm hides is read within
+/// that long, as text too small for the probe is. Pure state, kept per source in
+/// `TextRecognizer.TextMemory`.
 public struct KnownFalseAlarms: Sendable, Equatable {
     /// The known tiles (nil: none).
     public private(set) var tiles: TileMask?
@@ -158,8 +160,6 @@ public struct KnownFalseAlarms: Sendable, Equatable {
         guard let known = tiles, Self.sameGrid(known, alarm) else { tiles = alarm; return }
         tiles = TileMask(tileSize: known.tileSize, columns: known.columns, rows: known.rows, bits: zip(known.bits, alarm.bits).map { $0 || $1 })
     }
-
-    public mutating func clear() { tiles = nil }
 
     static func sameGrid(_ a: TileMask, _ b: TileMask) -> Bool {
         a.tileSize == b.tileSize && a.columns == b.columns && a.rows == b.rows
