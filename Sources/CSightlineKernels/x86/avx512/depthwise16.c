@@ -12,13 +12,6 @@
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 
-// Two halves as one vector, and the upper half back (AVX-512 F forms: `sl_has_avx512` does not
-// promise DQ's 32x8 inserts).
-INLINE AVX512 __m512 join(__m256 low, __m256 high) {
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
-}
-INLINE AVX512 __m256 upper(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
-
 /// One specialisation per (kw, s), as depthwise8_rows. w16: the two groups' taps and biases
 /// joined, [(kh·kw + 1)][16].
 INLINE AVX512 void depthwise16_rows(const float *scratch, long group_floats, long padded_width, const int s, long sh, int kh,
@@ -37,7 +30,7 @@ INLINE AVX512 void depthwise16_rows(const float *scratch, long group_floats, lon
                 for (int kx = 0; kx < kw; kx++) w[kx] = _mm512_loadu_ps(w16 + (ky * kw + kx) * 16);
 #pragma unroll
                 for (int i = 0; i < 7 * s + kw; i++) {
-                    __m512 v = join(_mm256_loadu_ps(row + i * 8), _mm256_loadu_ps(row + group_floats + i * 8));
+                    __m512 v = sl_join512(_mm256_loadu_ps(row + i * 8), _mm256_loadu_ps(row + group_floats + i * 8));
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
                         int kx = i - j * s;
@@ -50,7 +43,7 @@ INLINE AVX512 void depthwise16_rows(const float *scratch, long group_floats, lon
             for (int j = 0; j < 8; j++) {
                 __m512 a = act16(acc[j], act, vlo, vhi);
                 low[j] = _mm512_castps512_ps256(a);
-                high[j] = upper(a);
+                high[j] = sl_upper256(a);
             }
             transpose8(low);
             transpose8(high);
@@ -80,7 +73,7 @@ AVX512 void sl_depthwise16_pair(const float *scratch, long group_floats, long pa
     float w16[65 * 16] __attribute__((aligned(64)));
     int taps = kh * kw;
     for (int t = 0; t <= taps; t++)
-        _mm512_store_ps(w16 + t * 16, join(_mm256_loadu_ps(weight8_first + t * 8), _mm256_loadu_ps(weight8_second + t * 8)));
+        _mm512_store_ps(w16 + t * 16, sl_join512(_mm256_loadu_ps(weight8_first + t * 8), _mm256_loadu_ps(weight8_second + t * 8)));
 #define CASE(KW, S)                                                                                                       \
     if (kw == KW && s == S) {                                                                                             \
         depthwise16_rows(scratch, group_floats, padded_width, S, sh, kh, KW, w16, act, lo, hi, out, plane_stride, oh, ow); \

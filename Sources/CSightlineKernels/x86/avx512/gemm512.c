@@ -30,7 +30,7 @@ INLINE AVX512 void store_transposed7(const __m512 acc[7], int rows, int cols, fl
 #pragma unroll
     for (int r = 0; r < 7; r++) {
         left[r] = _mm512_castps512_ps256(acc[r]);
-        right[r] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1));
+        right[r] = sl_upper256(acc[r]);
     }
     left[7] = right[7] = _mm256_setzero_ps();
     transpose8(left);
@@ -307,7 +307,7 @@ AVX512 void sl_expand_interleaved_7x16(const float *packed_x, long positions, lo
             // Lanes 0-7 are channels of the first group, 8-15 of the second.
             float *dst = planes + ((y + pad_top) * padded_width + x + pad_left) * 8;
             _mm256_storeu_ps(dst, _mm512_castps512_ps256(acc[r]));
-            _mm256_storeu_ps(dst + group_floats, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1)));
+            _mm256_storeu_ps(dst + group_floats, sl_upper256(acc[r]));
             if (++x == width) { x = 0; y++; }
         }
     }
