@@ -126,15 +126,8 @@ public struct KnownFalseAlarms: Sendable, Equatable {
         if let changed { tileSize = changed.tileSize }
         guard let known = tiles else { return }
         guard let changed, Self.sameGrid(known, changed) else { tiles = nil; return }
-        var bits = known.bits
-        for row in 0..<changed.rows {
-            for column in 0..<changed.columns where changed[row, column] {
-                for r in max(0, row - 1)...min(changed.rows - 1, row + 1) {
-                    for c in max(0, column - 1)...min(changed.columns - 1, column + 1) { bits[r * changed.columns + c] = false }
-                }
-            }
-        }
-        tiles = TileMask(tileSize: known.tileSize, columns: known.columns, rows: known.rows, bits: bits)
+        tiles = TileMask(tileSize: known.tileSize, columns: known.columns, rows: known.rows,
+                         bits: zip(known.bits, Self.grown(changed).bits).map { $0 && !$1 })
     }
 
     /// Whether the probe's alarm (tiles of the same grid) lies wholly on known tiles or next to
@@ -143,15 +136,7 @@ public struct KnownFalseAlarms: Sendable, Equatable {
     /// tiles around it.
     public func explains(_ alarm: TileMask) -> Bool {
         guard let known = tiles, Self.sameGrid(known, alarm), alarm.bits.contains(true) else { return false }
-        for row in 0..<alarm.rows {
-            for column in 0..<alarm.columns where alarm[row, column] {
-                let near = (max(0, row - 1)...min(alarm.rows - 1, row + 1)).contains { r in
-                    (max(0, column - 1)...min(alarm.columns - 1, column + 1)).contains { known[r, $0] }
-                }
-                if !near { return false }
-            }
-        }
-        return true
+        return zip(alarm.bits, Self.grown(known).bits).allSatisfy { !$0 || $1 }
     }
 
     /// The full-size run refuted the probe's `alarm`: its tiles join the known ones (those of
@@ -159,6 +144,20 @@ public struct KnownFalseAlarms: Sendable, Equatable {
     public mutating func remember(_ alarm: TileMask) {
         guard let known = tiles, Self.sameGrid(known, alarm) else { tiles = alarm; return }
         tiles = TileMask(tileSize: known.tileSize, columns: known.columns, rows: known.rows, bits: zip(known.bits, alarm.bits).map { $0 || $1 })
+    }
+
+    /// The mask's tiles and their eight neighbours: what a change reaches (`forget`), and
+    /// where a known alarm may wobble to (`explains`).
+    static func grown(_ mask: TileMask) -> TileMask {
+        var bits = mask.bits
+        for row in 0..<mask.rows {
+            for column in 0..<mask.columns where mask[row, column] {
+                for r in max(0, row - 1)...min(mask.rows - 1, row + 1) {
+                    for c in max(0, column - 1)...min(mask.columns - 1, column + 1) { bits[r * mask.columns + c] = true }
+                }
+            }
+        }
+        return TileMask(tileSize: mask.tileSize, columns: mask.columns, rows: mask.rows, bits: bits)
     }
 
     static func sameGrid(_ a: TileMask, _ b: TileMask) -> Bool {
