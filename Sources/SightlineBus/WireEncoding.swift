@@ -242,6 +242,11 @@ public enum WireEncoding {
                 data["holes_not_redecoded"] = int(d.holesNotRedecoded)
             }
             if let stopped = d.skippingStoppedAt { data["skipping_stopped_at"] = .double(stopped) }
+            // `mode: keyframes` or `sampled` only (absent otherwise).
+            if d.packetsSkipped > 0 || d.samplesDelayed > 0 {
+                data["packets_skipped"] = int(d.packetsSkipped)
+                data["samples_delayed"] = int(d.samplesDelayed)
+            }
         }
         if let file = eos.batchFile { data.merge(fields(file)) { _, file in file } }
         if let sha256 = eos.sha256 { data["sha256"] = .string(sha256) }

@@ -238,8 +238,12 @@ public struct DeltaSummary: Sendable, Codable, Equatable {
 /// (nothing is lost silently). SightlineMedia fills it; an end-of-stream carries it.
 public struct SourceStats: Sendable, Equatable, Codable {
     public var packetsRead = 0
-    /// Non-key packets never sent to the decoder in keyframes mode.
+    /// Packets never sent to the decoder: non-key packets in keyframes mode, and in sampled
+    /// mode those after the last kept frame before the next keyframe.
     public var packetsSkipped = 0
+    /// Sampled mode: kept frames that came later than the sampling asked, because a keyframe
+    /// came later than its steady interval predicted (the packets before it were skipped).
+    public var samplesDelayed = 0
     /// Packets flagged corrupt by the demuxer or rejected by the decoder.
     public var corruptPackets = 0
     /// Frames the decoder flagged as damaged (dropped unless keepCorruptFrames).
@@ -263,7 +267,8 @@ public struct SourceStats: Sendable, Equatable, Codable {
     public var holesNotRedecoded = 0
     /// Frames `mode: nonref` skipped in the holes the sampler saw, and where (media seconds) it
     /// went back to decoding every frame because decoding holes again cost more than skipping
-    /// saved (long groups of pictures with cuts inside them).
+    /// saved (long groups of pictures with cuts inside them). `mode: sampled` sets the same
+    /// place when a damaged frame after skipped packets switched its skipping off.
     public var framesSkipped = 0
     public var skippingStoppedAt: Double?
     public init() {}
@@ -271,7 +276,7 @@ public struct SourceStats: Sendable, Equatable, Codable {
     private enum CodingKeys: String, CodingKey {
         case packetsRead, packetsSkipped, corruptPackets, corruptFrames, readErrors, framesDecoded, framesSampledOut,
              framesEmitted, framesKeptBy, reconnects, gapSeconds, holesRedecoded, framesRedecoded, holesNotRedecoded,
-             framesSkipped, skippingStoppedAt
+             framesSkipped, skippingStoppedAt, samplesDelayed
     }
 
     /// The hole counters came later: a peer that predates them sends none.
@@ -293,6 +298,7 @@ public struct SourceStats: Sendable, Equatable, Codable {
         holesNotRedecoded = try c.decodeIfPresent(Int.self, forKey: .holesNotRedecoded) ?? 0
         framesSkipped = try c.decodeIfPresent(Int.self, forKey: .framesSkipped) ?? 0
         skippingStoppedAt = try c.decodeIfPresent(Double.self, forKey: .skippingStoppedAt)
+        samplesDelayed = try c.decodeIfPresent(Int.self, forKey: .samplesDelayed) ?? 0
     }
 }
 

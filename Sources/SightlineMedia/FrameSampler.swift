@@ -58,6 +58,30 @@ public struct FrameSampler: Sendable {
         }
     }
 
+    /// Starts the slots afresh at a kept frame (`mode: sampled` does so at each kept keyframe,
+    /// so the slots follow the keyframes even when the stream's clock drifts against the
+    /// nominal rate). The frame counts as its slot's pick.
+    public mutating func anchor(at timestamp: Timestamp) {
+        guard case .perSecond = policy else { return }
+        origin = timestamp
+        lastSlot = 0
+    }
+
+    /// One slot's length in `timeBase` ticks (N per second only).
+    public func slotTicks(timeBase: Rational) -> Int64? {
+        guard case .perSecond(let rate) = policy, rate.numerator > 0, timeBase.numerator > 0 else { return nil }
+        let ticks = (Double(rate.denominator) * Double(timeBase.denominator)) / (Double(rate.numerator) * Double(timeBase.numerator))
+        return ticks.isFinite && ticks >= 1 && ticks < 1e15 ? Int64(ticks) : nil
+    }
+
+    /// Whether a frame not yet seen, with a timestamp before `end`, would be kept (N per
+    /// second only; any other policy, or before the first frame, answers yes). Frames come in
+    /// rising order, so only the last instant before `end` matters.
+    public func keepsAny(before end: Timestamp) -> Bool {
+        guard case .perSecond(let rate) = policy, let origin, let lastSlot else { return true }
+        return Self.slot(of: Timestamp(pts: end.pts - 1, timeBase: end.timeBase), from: origin, rate: rate) > lastSlot
+    }
+
     private mutating func keepPerSecond(_ timestamp: Timestamp, rate: Rational) -> Bool {
         guard let origin else {
             self.origin = timestamp

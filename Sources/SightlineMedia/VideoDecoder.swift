@@ -9,6 +9,10 @@ public enum DecodeMode: String, Sendable, CaseIterable, Codable {
     case keyframes
     /// Skip frames no other frame references (AVDISCARD_NONREF), e.g. non-reference B-frames.
     case nonref
+    /// Under N-per-second sampling, skip the packets after the last kept frame before the next
+    /// keyframe, once keyframes come at a steady interval (`SampledDecodePlanner`); with
+    /// B-frames or irregular keyframes, every frame.
+    case sampled
 }
 
 /// How carefully the codec reconstructs pictures. `fast` is for frames that only feed nodes
@@ -72,7 +76,7 @@ final class VideoDecoder {
         context.pointee.thread_type = lowDelay ? FF_THREAD_SLICE : (FF_THREAD_FRAME | FF_THREAD_SLICE)
         if lowDelay { context.pointee.flags |= Int32(AV_CODEC_FLAG_LOW_DELAY) }
         switch mode {
-        case .all: context.pointee.skip_frame = AVDISCARD_DEFAULT
+        case .all, .sampled: context.pointee.skip_frame = AVDISCARD_DEFAULT
         case .keyframes: context.pointee.skip_frame = AVDISCARD_NONKEY
         case .nonref: context.pointee.skip_frame = AVDISCARD_NONREF
         }

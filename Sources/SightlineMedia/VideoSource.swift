@@ -39,6 +39,8 @@ public final class VideoSource {
     public private(set) var lowres = 0
 
     private var sampler: FrameSampler
+    /// `mode: sampled`: which packets the kept frames need.
+    private var sampledPlanner: SampledDecodePlanner?
     /// Shot-aware sampling decides from each decoded frame's luma (nil for other policies).
     private var adaptive: AdaptiveSampler?
     /// The last frame the adaptive sampler passed over in a file, kept by reference so the
@@ -85,6 +87,7 @@ public final class VideoSource {
         self.options = options
         self.audioTap = audioTap
         self.sampler = FrameSampler(policy: options.sampling)
+        sampledPlanner = options.mode == .sampled ? SampledDecodePlanner() : nil
         if case .adaptive(let settings) = options.sampling { adaptive = AdaptiveSampler(settings: settings) }
         self.backoff = ReconnectBackoff(policy: options.live?.reconnect ?? .init(maxAttempts: 0))
         self.converter = options.output.map(FrameConverter.init(output:))
@@ -191,6 +194,7 @@ public final class VideoSource {
             sampler.reset()
             adaptive?.reset()
         }
+        sampledPlanner?.reset()
         state = .streaming
         pending.append(.opened(streamInfo(input: input, stream: stream, decoder: decoder)))
     }
@@ -260,6 +264,20 @@ public final class VideoSource {
             // at all also saves the parsing.
             stats.packetsSkipped += 1
             return
+        }
+        if var planner = sampledPlanner {
+            let delayed = planner.delayedSamples, wasDisabled = planner.disabled
+            let decision = planner.decide(pts: pkt.pts == SL_AV_NOPTS_VALUE ? nil : pkt.pts, isKey: pkt.flags & SL_AV_PKT_FLAG_KEY != 0,
+                                          timeBase: timeBase, sampler: sampler)
+            stats.samplesDelayed += planner.delayedSamples - delayed
+            if planner.disabled, !wasDisabled, stats.skippingStoppedAt == nil, pkt.pts != SL_AV_NOPTS_VALUE {
+                stats.skippingStoppedAt = Timestamp(pts: pkt.pts, timeBase: timeBase).seconds
+            }
+            sampledPlanner = planner
+            if decision == .skip {
+                stats.packetsSkipped += 1
+                return
+            }
         }
         if pkt.pts != SL_AV_NOPTS_VALUE {
             arrivalByPTS[pkt.pts] = Self.wallClock()
@@ -462,12 +480,14 @@ public final class VideoSource {
         }
         if sl_frame_is_corrupt(frame) != 0 {
             stats.corruptFrames += 1
+            sampledPlanner?.frameWasDamaged()
             if !options.keepCorruptFrames { return }
         }
         let pts = resolvePTS(frame)
         let timestamp = Timestamp(pts: pts, timeBase: timeBase)
         let arrival = takeArrival(for: frame.pointee.pts)
         let (keep, reason) = shouldKeep(signature, timestamp)
+        if keep, sampledPlanner != nil, sl_frame_is_keyframe(frame) != 0 { sampler.anchor(at: timestamp) }
         guard keep else {
             stats.framesSampledOut += 1
             if adaptive != nil, options.live == nil {

@@ -23,7 +23,7 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     static let decodeOptions: [OptionSpec] = [
         OptionSpec("privacy", .choice(["share", "edge-only"]), default: .string("share"),
                    help: "edge-only: when the pipeline is split (`at: edge`, `sightline run --role edge`), this source's pixels never leave the edge; only its results, and frames a redact node hid faces in, cross to the core"),
-        OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref (skips frames nothing references; with sampling: adaptive on a file, the skipped frames around a possible cut are decoded again so the cut stays on its exact frame)"),
+        OptionSpec("mode", .choice(DecodeMode.allCases.map(\.rawValue)), default: .string("all"), help: "frames the codec decodes: all, keyframes, nonref (skips frames nothing references; with sampling: adaptive on a file, the skipped frames around a possible cut are decoded again so the cut stays on its exact frame), sampled (with fps: skips the packets after the last kept frame before the next keyframe once keyframes come at a steady interval, e.g. frames 16-29 of each second at fps 2 with a keyframe a second; live cameras without B-frames; otherwise decodes all)"),
         OptionSpec("quality", .choice(DecodeQuality.allCases.map(\.rawValue)), default: .string("full"),
                    help: "fast: no deblocking loop filter, FFmpeg's fast flag, and a half/quarter/eighth-size decode where the codec has one and size allows; for pipelines whose nodes want small frames (shots, frame_stats); pictures come out slightly blockier"),
         OptionSpec("fps", .rational, min: 0.0001, max: 1000, help: "keep N frames per second of media time (default: every frame)"),
@@ -85,6 +85,9 @@ public final class VideoSourceNode: SourceProcessor, @unchecked Sendable {
     static func checkSampling(_ options: NodeOptions) throws {
         if options.string("sampling") == "adaptive", options.int("every") != nil {
             throw SightlineError.invalidOption(name: "every", value: "\(options.int("every") ?? 0)", hint: "sampling: adaptive takes its rate from fps; remove every")
+        }
+        if options.string("mode") == "sampled", options.string("fps") == nil || options.string("sampling") == "adaptive" {
+            throw SightlineError.invalidOption(name: "mode", value: "sampled", hint: "mode: sampled skips what N-per-second sampling will not keep: set fps, with sampling: fixed")
         }
         if options.string("fps") != nil, options.int("every") != nil {
             throw SightlineError.invalidOption(name: "every", value: "\(options.int("every") ?? 0)", hint: "fps and every cannot be combined; choose one sampler")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SightlineBus
 import SightlineCore
+import SightlineMedia
 
 /// `sightline bench density`: how many live 720p30 cameras one box holds. Each step runs the
 /// live pipeline's nodes (Pipelines/live.yaml: shots, labels, nsfw, ocr, captions, moderation,
@@ -23,6 +24,8 @@ struct BenchDensityCommand: ParsableCommand {
     @Option(help: "The ocr node reads text at most once per this many seconds per camera (its `interval`; 0: every sampled frame).")
     var ocrInterval: Double = 0
     @Option(help: "Frames per camera each edge after the cameras holds (live.yaml, one camera: 2).") var sharedCapacity = 2
+    @Option(help: "The cameras' decode mode (live.yaml: sampled, which skips the frames after the last sampled one before the next keyframe; all: decode every frame).")
+    var mode: DecodeMode = .sampled
 
     static let warmUp = 15.0
 
@@ -31,7 +34,7 @@ struct BenchDensityCommand: ParsableCommand {
         guard start >= 1, max >= start, seconds > Self.warmUp + 5 else {
             throw ValidationError("need 1 ≤ --start ≤ --max and --seconds > \(Int(Self.warmUp) + 5)")
         }
-        print("sightline bench density — live 720p30 cameras over UDP, live.yaml's nodes\(gate ? " gated by motion" : ""), 2 sampled frames/s each\(ocrInterval > 0 ? ", text read at most every \(ocrInterval) s" : ""), \(Int(seconds)) s a step (first \(Int(Self.warmUp)) s warm-up)")
+        print("sightline bench density — live 720p30 cameras over UDP (a keyframe a second), decode mode \(mode.rawValue), live.yaml's nodes\(gate ? " gated by motion" : ""), 2 sampled frames/s each\(ocrInterval > 0 ? ", text read at most every \(ocrInterval) s" : ""), \(Int(seconds)) s a step (first \(Int(Self.warmUp)) s warm-up)")
         print(pad("cameras", 9) + pad("messages", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("dropped", 9) + pad("warm-up", 9) + pad("RSS MB", 9) + pad("MB/camera", 11) + "holds")
         var held = 0
         for cameras in start...max {
@@ -67,7 +70,7 @@ struct BenchDensityCommand: ParsableCommand {
 
         """
         for (i, port) in ports.enumerated() {
-            yaml += "  cam\(i + 1): {type: source, url: \"udp://127.0.0.1:\(port)\", fps: 2, read_timeout: 5}\n"
+            yaml += "  cam\(i + 1): {type: source, url: \"udp://127.0.0.1:\(port)\", fps: 2, read_timeout: 5, mode: \(mode.rawValue)}\n"
         }
         let policy = repositoryFile("Pipelines/moderation-policy.yaml")
         yaml += """

@@ -69,9 +69,12 @@ struct BenchLiveCommand: ParsableCommand {
         return kb / 1024
     }
 
-    /// The bundled sample re-encoded at 1280×720, 30 fps, 1 s GOP (cached).
+    /// The bundled sample's first 5 s re-encoded at 1280×720, 30 fps, a keyframe a second and
+    /// no B-frames, as cameras send (cached). Five whole seconds, so that a stream looping it
+    /// keeps a keyframe a second across the seam (the whole 5.3 s sample left a 9-frame group
+    /// there, which no camera sends).
     static func liveClip() throws -> String {
-        try benchClip("live-720p30.mp4", input: ["-vf", "scale=1280:720,fps=30", "-g", "30", "-bf", "0"])
+        try benchClip("live-720p30-5s.mp4", input: ["-t", "5", "-vf", "scale=1280:720,fps=30", "-g", "30", "-bf", "0"])
     }
 }
 

@@ -5,7 +5,7 @@ import SightlineMedia
 
 /// Options shared by every command that opens a source.
 struct SourceArguments: ParsableArguments {
-    @Option(help: "Which frames the decoder decodes: all, keyframes (others never decoded), nonref (skip non-reference frames; with --adaptive on a file, skipped frames where a cut may lie are decoded again, so cuts stay on their exact frame).")
+    @Option(help: "Which frames the decoder decodes: all, keyframes (others never decoded), nonref (skip non-reference frames; with --adaptive on a file, skipped frames where a cut may lie are decoded again, so cuts stay on their exact frame), sampled (with --fps: skip the packets after the last kept frame before the next keyframe, once keyframes come at a steady interval; for live cameras without B-frames).")
     var mode: DecodeMode = .all
 
     @Option(help: "Decode quality: full, or fast (no deblocking loop filter, FFmpeg's fast flag, and a half/quarter/eighth-size decode where the codec has one and --size allows; for small frames: shots, statistics).")
@@ -86,6 +86,9 @@ struct SourceArguments: ParsableArguments {
             throw ValidationError("need 0 ≤ --reconnect-delay ≤ --reconnect-max-delay.")
         }
         if noConvert && size != nil { throw ValidationError("--size has no effect with --no-convert.") }
+        if mode == .sampled && (fps == nil || adaptive) {
+            throw ValidationError("--mode sampled needs --fps (N frames per second) without --adaptive: it skips what that sampling will not keep.")
+        }
     }
 
     func sourceOptions(for url: String) -> SourceOptions {
@@ -178,7 +181,8 @@ struct DecodeCommand: ParsableCommand {
             format: "decoded %d frames, kept %d, in %.3f s: %.1f frames/s decoded",
             stats.framesDecoded, stats.framesEmitted, elapsed, Double(stats.framesDecoded) / elapsed)
         var notes: [String] = []
-        if stats.packetsSkipped > 0 { notes.append("\(stats.packetsSkipped) non-key packets skipped") }
+        if stats.packetsSkipped > 0 { notes.append("\(stats.packetsSkipped) packets skipped (never decoded)") }
+        if stats.samplesDelayed > 0 { notes.append("\(stats.samplesDelayed) kept frames delayed to a keyframe that came late") }
         if stats.framesSampledOut > 0 { notes.append("\(stats.framesSampledOut) frames sampled out") }
         if !stats.framesKeptBy.isEmpty {
             notes.append("kept for " + AdaptiveSampler.Reason.allCases.compactMap { r in stats.framesKeptBy[r.rawValue].map { "\(r.rawValue) \($0)" } }.joined(separator: ", "))
@@ -187,7 +191,8 @@ struct DecodeCommand: ParsableCommand {
             notes.append("\(stats.holesRedecoded) holes of skipped frames decoded again for a possible cut, with \(stats.framesRedecoded) reference frames decoded a second time")
         }
         if let stopped = stats.skippingStoppedAt {
-            notes.append(String(format: "decoding every frame from %.2f s: holes cost more to decode again than skipping saved", stopped))
+            notes.append(String(format: source.mode == .sampled ? "decoding every frame from %.2f s: a damaged frame followed skipped packets (an open GOP)"
+                                                                 : "decoding every frame from %.2f s: holes cost more to decode again than skipping saved", stopped))
         }
         if stats.holesNotRedecoded > 0 { notes.append("\(stats.holesNotRedecoded) holes not decoded again (past the packet window)") }
         if stats.corruptPackets > 0 { notes.append("\(stats.corruptPackets) corrupt packets skipped") }
@@ -235,6 +240,7 @@ struct EventPrinter {
                 "frames_sampled_out": stats.framesSampledOut,
                 "frames_skipped": stats.framesSkipped, "holes_redecoded": stats.holesRedecoded,
                 "frames_redecoded": stats.framesRedecoded, "holes_not_redecoded": stats.holesNotRedecoded,
+                "samples_delayed": stats.samplesDelayed,
             ]
             if let stopped = stats.skippingStoppedAt { object["skipping_stopped_at"] = stopped }
         }

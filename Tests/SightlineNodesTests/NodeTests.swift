@@ -80,6 +80,18 @@ final class TestContext: NodeContext, @unchecked Sendable {
 
 /// The real decoder inside the graph, on the harness.
 @Suite struct SourceNodeTests {
+    /// `mode: sampled` skips what N-per-second sampling will not keep: without fps, or under
+    /// adaptive sampling, there is nothing to plan by, and the node says so.
+    @Test func sampledModeNeedsFixedPerSecondSampling() throws {
+        #expect(throws: SightlineError.self) { try VideoSourceNode.checkSampling(NodeOptions(["mode": .string("sampled")])) }
+        #expect(throws: SightlineError.self) {
+            try VideoSourceNode.checkSampling(NodeOptions(["mode": .string("sampled"), "fps": .string("2"), "sampling": .string("adaptive")]))
+        }
+        try VideoSourceNode.checkSampling(NodeOptions(["mode": .string("sampled"), "fps": .string("2")]))
+        let options = VideoSourceNode.sourceOptions(sourceID: "cam", url: "udp://127.0.0.1:5000", options: NodeOptions(["mode": .string("sampled"), "fps": .string("2")]))
+        #expect(options.mode == .sampled && options.sampling == .perSecond(Rational(2, 1)))
+    }
+
     @Test func decodedFramesFlowThroughStatsToTheSink() throws {
         let path = try Fixtures.shared.clip(Fixtures.small)  // 30 fps, 3 s
         var registry = BuiltinNodes.registry

@@ -31,6 +31,8 @@ public final class Fixtures: Sendable {
 
     public static let small = Clip(name: "small-bframes", size: "320x240", rate: 30, seconds: 3, gop: 15, bFrames: 3, container: "mp4")
     public static let hd = Clip(name: "hd-720p", size: "1280x720", rate: 25, seconds: 2, gop: 25, bFrames: 2, container: "mp4")
+    /// A camera's stream: MPEG-TS, no B-frames, a keyframe a second.
+    public static let camera = Clip(name: "camera-p-only", size: "320x240", rate: 30, seconds: 5, gop: 30, bFrames: 0, container: "ts")
     /// MPEG-TS starts its timestamps at 1.4 s (the muxer's default delay): not at zero.
     public static let offsetTS = Clip(name: "offset", size: "320x240", rate: 25, seconds: 3, gop: 25, bFrames: 2, container: "ts")
 
