@@ -35,14 +35,16 @@ struct BenchDensityCommand: ParsableCommand {
             throw ValidationError("need 1 ≤ --start ≤ --max and --seconds > \(Int(Self.warmUp) + 5)")
         }
         print("sightline bench density — live 720p30 cameras over UDP (a keyframe a second), decode mode \(mode.rawValue), live.yaml's nodes\(gate ? " gated by motion" : ""), 2 sampled frames/s each\(ocrInterval > 0 ? ", text read at most every \(ocrInterval) s" : ""), \(Int(seconds)) s a step (first \(Int(Self.warmUp)) s warm-up)")
-        print(pad("cameras", 9) + pad("messages", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("dropped", 9) + pad("warm-up", 9) + pad("RSS MB", 9) + pad("MB/camera", 11) + "holds")
+        print(pad("cameras", 9) + pad("messages", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("dropped", 9) + pad("warm-up", 9) + pad("RSS MB", 9) + pad("MB/camera", 11)
+              + pad("cores", 7) + pad("CPU ms/cam-s", 14) + "holds")
         var held = 0
         for cameras in start...max {
             let step = try runStep(cameras: cameras)
             let holds = step.p99 <= 1.0 && step.dropped == 0 && step.messages > 0
             print(pad("\(cameras)", 9) + pad("\(step.messages)", 10) + pad(String(format: "%.0f", step.p50 * 1000), 9)
                   + pad(String(format: "%.0f", step.p99 * 1000), 9) + pad("\(step.dropped)", 9) + pad("\(step.droppedInWarmUp)", 9) + pad(String(format: "%.0f", step.rss), 9)
-                  + pad(String(format: "%.0f", step.rss / Double(cameras)), 11) + (holds ? "yes" : "no"))
+                  + pad(String(format: "%.0f", step.rss / Double(cameras)), 11) + pad(String(format: "%.2f", step.cores), 7)
+                  + pad(String(format: "%.0f", step.cores * 1000 / Double(cameras)), 14) + (holds ? "yes" : "no"))
             guard holds else { break }
             held = cameras
         }
@@ -58,6 +60,9 @@ struct BenchDensityCommand: ParsableCommand {
         var dropped = 0
         var droppedInWarmUp = 0
         var rss = 0.0
+        /// The pipeline's CPU time after the warm-up over that wall time (cores busy); the
+        /// cameras' ffmpeg senders not included.
+        var cores = 0.0
     }
 
     func pipeline(cameras: Int, ports: [Int], busPort: Int) -> String {
@@ -133,9 +138,13 @@ struct BenchDensityCommand: ParsableCommand {
         var step = Step()
         var peak = 0.0
         var lastSample = 0.0
+        var cpuAtWarmUp: (cpu: Double, at: Double)?
         while monotonicSeconds() - started < seconds {
             let elapsed = monotonicSeconds() - started
-            if elapsed >= Self.warmUp && droppedByWarmUp == nil { droppedByWarmUp = dropped }
+            if elapsed >= Self.warmUp && droppedByWarmUp == nil {
+                droppedByWarmUp = dropped
+                cpuAtWarmUp = BenchLiveCommand.cpuSeconds(pid: graph.processIdentifier).map { ($0, monotonicSeconds()) }
+            }
             if let message = try subscriber.receive(timeout: 0.5), let header = message.headerJSON {
                 let kind = header["kind"]?.stringValue ?? "?"
                 if kind == "status" {
@@ -153,6 +162,9 @@ struct BenchDensityCommand: ParsableCommand {
                 lastSample = elapsed
                 peak = Swift.max(peak, BenchLiveCommand.residentMegabytes(pid: graph.processIdentifier))
             }
+        }
+        if let start = cpuAtWarmUp, let now = BenchLiveCommand.cpuSeconds(pid: graph.processIdentifier) {
+            step.cores = (now - start.cpu) / Swift.max(monotonicSeconds() - start.at, 1e-3)
         }
         if !graph.isRunning {
             let said = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""

@@ -69,6 +69,17 @@ struct BenchLiveCommand: ParsableCommand {
         return kb / 1024
     }
 
+    /// A running process's CPU time so far (user + system, seconds), from /proc; nil once gone.
+    static func cpuSeconds(pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ticks > 0 ? (user + system) / ticks : nil
+    }
+
     /// The bundled sample's first 5 s re-encoded at 1280×720, 30 fps, a keyframe a second and
     /// no B-frames, as cameras send (cached). Five whole seconds, so that a stream looping it
     /// keeps a keyframe a second across the seam (the whole 5.3 s sample left a 9-frame group
