@@ -266,13 +266,10 @@ public final class VideoSource {
             return
         }
         if var planner = sampledPlanner {
-            let delayed = planner.delayedSamples, wasDisabled = planner.disabled
+            let delayed = planner.delayedSamples
             let decision = planner.decide(pts: pkt.pts == SL_AV_NOPTS_VALUE ? nil : pkt.pts, isKey: pkt.flags & SL_AV_PKT_FLAG_KEY != 0,
                                           timeBase: timeBase, sampler: sampler)
             stats.samplesDelayed += planner.delayedSamples - delayed
-            if planner.disabled, !wasDisabled, stats.skippingStoppedAt == nil, pkt.pts != SL_AV_NOPTS_VALUE {
-                stats.skippingStoppedAt = Timestamp(pts: pkt.pts, timeBase: timeBase).seconds
-            }
             sampledPlanner = planner
             if decision == .skip {
                 stats.packetsSkipped += 1
@@ -480,7 +477,14 @@ public final class VideoSource {
         }
         if sl_frame_is_corrupt(frame) != 0 {
             stats.corruptFrames += 1
-            sampledPlanner?.frameWasDamaged()
+            if var planner = sampledPlanner, !planner.disabled {
+                planner.frameWasDamaged()
+                let pts = frame.pointee.best_effort_timestamp
+                if planner.disabled, stats.skippingStoppedAt == nil, pts != SL_AV_NOPTS_VALUE {
+                    stats.skippingStoppedAt = Timestamp(pts: pts, timeBase: timeBase).seconds
+                }
+                sampledPlanner = planner
+            }
             if !options.keepCorruptFrames { return }
         }
         let pts = resolvePTS(frame)

@@ -176,6 +176,20 @@ import SightlineTestSupport
         #expect(sampled.stats.samplesDelayed == 0 && sampled.stats.corruptFrames == 0)
     }
 
+    /// Garbage in the group of pictures after the first skipped packets (about 62 % into the
+    /// file) damages a frame there: the source stops skipping, says where, and counts it.
+    @Test func aDamagedFrameAfterSkippingSwitchesSkippingOffAndSaysWhere() throws {
+        let path = try Fixtures.shared.corrupted(try Fixtures.shared.clip(Fixtures.camera), at: 0.62, count: 100)
+        let run = try decodeAll(path, SourceOptions(mode: .sampled, sampling: .perSecond(Rational(2, 1)), threads: 1, output: nil))
+        #expect(run.stats.corruptFrames >= 1)
+        // The transport stream starts at 1.4 s; the damage lies in the fourth second.
+        let stopped = try #require(run.stats.skippingStoppedAt)
+        #expect(stopped >= 1.4 + 3 && stopped < 1.4 + 4)
+        // Only the third second's 14 packets were skipped before it.
+        #expect(run.stats.packetsSkipped == 14)
+        #expect(run.frames.count == 10)
+    }
+
     /// Frame threads hold a frame or two back: the sampler learns of a kept frame a packet or
     /// two late, so those packets are decoded too. The frames are the same.
     @Test func frameThreadsSkipLessButKeepTheSameFrames() throws {
