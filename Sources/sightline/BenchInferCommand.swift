@@ -55,6 +55,8 @@ struct BenchInferCommand: ParsableCommand {
     @OptionGroup var cache: ModelCacheOption
 
     @Option(help: "MiniLM: tokens per sentence.") var tokens: Int = 32
+    @Option(help: "pp-ocrv4-det: input WxH, multiples of 32 (on 720p frames the ocr node's full size is 960x544, its first look 640x352).")
+    var detSize: String = "736x736"
     @Option(help: "OpenBLAS threads (default 1: Sightline splits work over Dispatch instead; set to compare who should own the cores).")
     var blasThreads: Int = 1
     @Flag(help: "Let OpenBLAS own the cores: our convolutions stay single-threaded, OpenBLAS gets --threads.")
@@ -105,7 +107,11 @@ struct BenchInferCommand: ParsableCommand {
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         let batches = batch.split(separator: ",").compactMap { Int($0) }
         // Dynamic axes (batch, and EfficientNet's spatial size) take the model's usual 224.
-        let ocrShapes = [[1, 3, 736, 736], [1, 3, 48, 320], [1, 3, 48, 192]]
+        guard let size = FrameSize(parsing: detSize), let detWidth = size.width, let detHeight = size.height,
+              detWidth % 32 == 0, detHeight % 32 == 0 else {
+            throw ValidationError("--det-size needs WxH, both multiples of 32 (e.g. 640x352)")
+        }
+        let ocrShapes = [[1, 3, detHeight, detWidth], [1, 3, 48, 320], [1, 3, 48, 192]]
         let single = ocrPart.map { ocrShapes[$0] } ?? graph.inputs[0].dims.enumerated().map {
             $0.element ?? ($0.offset == 0 ? 1 : ($0.offset == 1 && graph.inputs[0].dims.count == 4 && graph.inputs[0].dims[1] == nil ? 3 : 224))
         }
