@@ -57,7 +57,18 @@ import SightlineTestSupport
     @Test func keyframeModeSummaryCountsSkippedPackets() throws {
         let result = try Tool.run(bin, ["decode", try Fixtures.shared.clip(Fixtures.small), "--mode", "keyframes"])
         #expect(result.stderr.contains("decoded 6 frames, kept 6"))
-        #expect(result.stderr.contains("84 non-key packets skipped"))
+        #expect(result.stderr.contains("84 packets skipped (never decoded)"))
+    }
+
+    /// `--mode sampled` skips what `--fps` will not keep: without `--fps` there is nothing to
+    /// plan by, and the command says so before opening anything.
+    @Test func sampledModeWithoutFPSIsRefused() throws {
+        let result = try Tool.run(bin, ["decode", try Fixtures.shared.clip(Fixtures.camera), "--mode", "sampled"], check: false)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--mode sampled needs --fps"))
+        let sampled = try Tool.run(bin, ["decode", try Fixtures.shared.clip(Fixtures.camera), "--mode", "sampled", "--fps", "2", "--threads", "1"])
+        #expect(sampled.status == 0)
+        #expect(sampled.stderr.contains("kept 10") && sampled.stderr.contains("42 packets skipped (never decoded)"))
     }
 
     @Test(arguments: ["missing", "garbage", "audio", "codec", "refused", "badfps", "hugefps"])
