@@ -80,3 +80,46 @@ void sl_moved_samples(const int16_t *differences, long width, long height, long 
         }
     }
 }
+
+/// Luma of one packed row (BT.601 integer weights, >> 8 per pixel, as the thumbnail's
+/// reference), inlined with constant offsets for RGB and BGR where it vectorises.
+static inline __attribute__((always_inline)) void luma_of_row(const uint8_t *p, long width, uint16_t *luma, const int bpp,
+                                                              const int red, const int green, const int blue) {
+    for (long x = 0; x < width; x++)
+        luma[x] = (uint16_t)((77 * p[bpp * x + red] + 150 * p[bpp * x + green] + 29 * p[bpp * x + blue]) >> 8);
+}
+
+#if SL_X86
+static AVX2 void luma_of_row3_avx2(const uint8_t *p, long width, uint16_t *luma, int bgr) {
+    if (bgr) luma_of_row(p, width, luma, 3, 2, 1, 0);
+    else luma_of_row(p, width, luma, 3, 0, 1, 2);
+}
+#endif
+static void luma_of_row3_portable(const uint8_t *p, long width, uint16_t *luma, int bgr) {
+    if (bgr) luma_of_row(p, width, luma, 3, 2, 1, 0);
+    else luma_of_row(p, width, luma, 3, 0, 1, 2);
+}
+
+void sl_luma_cell_sums(const uint8_t *pixels, long width, long y0, long y1, int bpp, int red, int green, int blue,
+                       const long *x_start, const long *x_end, long cells, long *sums, uint16_t *luma, bool avx2) {
+    int packed_rgb = bpp == 3 && green == 1 && ((red == 0 && blue == 2) || (red == 2 && blue == 0));
+    for (long y = y0; y < y1; y++) {
+        const uint8_t *row = pixels + y * width * bpp;
+        if (bpp == 1) {
+            for (long x = 0; x < width; x++) luma[x] = row[x];
+        } else if (packed_rgb) {
+#if SL_X86
+            if (avx2) luma_of_row3_avx2(row, width, luma, red == 2);
+            else
+#endif
+                luma_of_row3_portable(row, width, luma, red == 2);
+        } else {
+            luma_of_row(row, width, luma, bpp, red, green, blue);
+        }
+        for (long c = 0; c < cells; c++) {
+            long sum = 0;
+            for (long x = x_start[c]; x < x_end[c]; x++) sum += luma[x];
+            sums[c] += sum;
+        }
+    }
+}

@@ -189,6 +189,12 @@ void sl_winograd43_output_row(const float *products, long m, long n, long tiles_
 /// build of the RGB/BGR row loop; the result is the same.
 long sl_sampled_luma_difference(const unsigned char *new_pixels, const unsigned char *old_pixels, long width, long height, int bpp,
                                 int red, int green, int blue, short *differences, short *row, bool avx2);
+/// The luma thumbnail: luma (BT.601 integer weights, >> 8 per pixel; the byte itself when bpp
+/// is 1) of rows y0..<y1 of a packed frame `width` pixels wide, added per cell:
+/// sums[c] += Σ luma over columns x_start[c]..<x_end[c]. `luma` is scratch for `width` values;
+/// `avx2` as for `sl_sampled_luma_difference`.
+void sl_luma_cell_sums(const unsigned char *pixels, long width, long y0, long y1, int bpp, int red, int green, int blue,
+                       const long *x_start, const long *x_end, long cells, long *sums, unsigned short *luma, bool avx2);
 /// Per tile (tile_size pixels, `columns` across), adds how many samples it holds to counts and
 /// how many moved by more than `limit` from `shift` to moved.
 void sl_moved_samples(const short *differences, long width, long height, long tile_size, long columns,
