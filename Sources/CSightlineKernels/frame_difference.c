@@ -17,6 +17,11 @@ static inline __attribute__((always_inline)) void luma_row(const uint8_t *pn, co
     }
 }
 
+/// Three bytes a pixel in RGB or BGR order: the layouts with vectorised row loops.
+static inline int is_packed_rgb(int bpp, int red, int green, int blue) {
+    return bpp == 3 && green == 1 && ((red == 0 && blue == 2) || (red == 2 && blue == 0));
+}
+
 #if SL_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 static AVX2 void luma_row3_avx2(const uint8_t *pn, const uint8_t *po, long width, int16_t *row, int bgr) {
@@ -33,7 +38,7 @@ long sl_sampled_luma_difference(const uint8_t *new_pixels, const uint8_t *old_pi
                                 int red, int green, int blue, int16_t *differences, int16_t *row, bool avx2) {
     long sw = (width + 1) / 2, sh = (height + 1) / 2;
     long total = 0;
-    int packed_rgb = bpp == 3 && green == 1 && ((red == 0 && blue == 2) || (red == 2 && blue == 0));
+    int packed_rgb = is_packed_rgb(bpp, red, green, blue);
     for (long sy = 0; sy < sh; sy++) {
         const uint8_t *pn = new_pixels + sy * 2 * width * bpp, *po = old_pixels + sy * 2 * width * bpp;
         int16_t *line = differences + sy * sw;
@@ -102,7 +107,7 @@ static void luma_of_row3_portable(const uint8_t *p, long width, uint16_t *luma, 
 
 void sl_luma_cell_sums(const uint8_t *pixels, long width, long y0, long y1, int bpp, int red, int green, int blue,
                        const long *x_start, const long *x_end, long cells, long *sums, uint16_t *luma, bool avx2) {
-    int packed_rgb = bpp == 3 && green == 1 && ((red == 0 && blue == 2) || (red == 2 && blue == 0));
+    int packed_rgb = is_packed_rgb(bpp, red, green, blue);
     for (long y = y0; y < y1; y++) {
         const uint8_t *row = pixels + y * width * bpp;
         if (bpp == 1) {

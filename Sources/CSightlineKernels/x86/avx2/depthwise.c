@@ -1,6 +1,7 @@
 #include "CSightlineKernels.h"
 #if SL_X86
 #include "vector_activation.h"
+#include "vector_mask.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -41,15 +42,7 @@ AVX2 void sl_depthwise_fill(const float *plane, long height, long width, long pa
 }
 
 // Eight outputs at line[ox …], fewer where the row ends at ow.
-AVX2 static inline void sl_store_tail(float *line, long ox, long ow, __m256 v) {
-    if (ox + 8 <= ow) {
-        _mm256_storeu_ps(line + ox, v);
-    } else {
-        float tail[8];
-        _mm256_storeu_ps(tail, v);
-        memcpy(line + ox, tail, (size_t)(ow - ox) * sizeof(float));
-    }
-}
+AVX2 static inline void sl_store_tail(float *line, long ox, long ow, __m256 v) { sl_store_lanes(line + ox, v, ow - ox); }
 
 // One output plane; s, kh and kw are constants in the specialised copies below, so the tap
 // loops unroll and the phase offsets fold.

@@ -6,13 +6,9 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-// The first `count` lanes of `v` (0 ≤ count ≤ 8) at `dst`, by a masked store: the tails of tile
-// rows went through a stack copy and memcpy, a libc call per vector that cost PP-OCRv4's
-// 96 → 24 layers at 184² (46 tiles a row: a tail of 6) as much as a tenth of their time.
-AVX2 static inline void sl_store_lanes(float *dst, __m256 v, long count) {
-    if (count >= 8) _mm256_storeu_ps(dst, v);
-    else if (count > 0) _mm256_maskstore_ps(dst, sl_lane_mask(count), v);
-}
+// Tile rows end in partial vectors, stored with `sl_store_lanes` (vector_mask.h): the stack copy
+// and memcpy before it cost PP-OCRv4's 96 → 24 layers at 184² (46 tiles a row: a tail of 6) a
+// tenth of their input transform.
 
 // Zeroes [from, to) of a scratch row with whole and masked vector stores (never past `to`).
 AVX2 static inline void sl_zero_floats(float *row, long from, long to) {
