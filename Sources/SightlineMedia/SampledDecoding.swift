@@ -25,10 +25,10 @@ import SightlineCore
 public struct SampledDecodePlanner: Sendable, Equatable {
     public enum Decision: Sendable, Equatable { case decode, skip }
 
-    /// Packets never sent to the decoder.
+    /// Packets never sent to the decoder, over every connection.
     public private(set) var skippedPackets = 0
     /// Kept frames that came later than the sampling asked because a keyframe came later than
-    /// predicted (the frames before it had not been decoded).
+    /// predicted (the frames before it had not been decoded), over every connection.
     public private(set) var delayedSamples = 0
     /// Skipping was switched off after a damaged frame (until `reset`).
     public private(set) var disabled = false
@@ -49,9 +49,12 @@ public struct SampledDecodePlanner: Sendable, Equatable {
 
     public init() {}
 
-    /// A new connection: its timestamps start afresh.
+    /// A new connection: its timestamps start afresh, and skipping may start again; the
+    /// counters go on.
     public mutating func reset() {
+        let counted = (skippedPackets, delayedSamples)
         self = SampledDecodePlanner()
+        (skippedPackets, delayedSamples) = counted
     }
 
     /// The keyframe after the last one, when the last two intervals agree.

@@ -265,12 +265,9 @@ public final class VideoSource {
             stats.packetsSkipped += 1
             return
         }
-        if var planner = sampledPlanner {
-            let delayed = planner.delayedSamples
-            let decision = planner.decide(pts: pkt.pts == SL_AV_NOPTS_VALUE ? nil : pkt.pts, isKey: pkt.flags & SL_AV_PKT_FLAG_KEY != 0,
-                                          timeBase: timeBase, sampler: sampler)
-            stats.samplesDelayed += planner.delayedSamples - delayed
-            sampledPlanner = planner
+        if let decision = sampledPlanner?.decide(pts: pkt.pts == SL_AV_NOPTS_VALUE ? nil : pkt.pts, isKey: pkt.flags & SL_AV_PKT_FLAG_KEY != 0,
+                                                 timeBase: timeBase, sampler: sampler) {
+            stats.samplesDelayed = sampledPlanner?.delayedSamples ?? 0
             if decision == .skip {
                 stats.packetsSkipped += 1
                 return
@@ -477,13 +474,11 @@ public final class VideoSource {
         }
         if sl_frame_is_corrupt(frame) != 0 {
             stats.corruptFrames += 1
-            if var planner = sampledPlanner, !planner.disabled {
-                planner.frameWasDamaged()
-                let pts = frame.pointee.best_effort_timestamp
-                if planner.disabled, stats.skippingStoppedAt == nil, pts != SL_AV_NOPTS_VALUE {
-                    stats.skippingStoppedAt = Timestamp(pts: pts, timeBase: timeBase).seconds
-                }
-                sampledPlanner = planner
+            let wasSkipping = sampledPlanner.map { !$0.disabled } ?? false
+            sampledPlanner?.frameWasDamaged()
+            let pts = frame.pointee.best_effort_timestamp
+            if wasSkipping, sampledPlanner?.disabled == true, stats.skippingStoppedAt == nil, pts != SL_AV_NOPTS_VALUE {
+                stats.skippingStoppedAt = Timestamp(pts: pts, timeBase: timeBase).seconds
             }
             if !options.keepCorruptFrames { return }
         }

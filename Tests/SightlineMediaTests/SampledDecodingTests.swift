@@ -123,6 +123,13 @@ import SightlineTestSupport
         #expect(outcome.planner.skippedPackets == 14)
     }
 
+    @Test func aNewConnectionForgetsThePredictionButKeepsTheCounts() {
+        var outcome = Self.run(Self.stream(150, keys: Self.everyGOP(30, upTo: 150)))
+        #expect(outcome.planner.skippedPackets == 42)
+        outcome.planner.reset()
+        #expect(outcome.planner.predictedKeyframe == nil && outcome.planner.skippedPackets == 42)
+    }
+
     @Test func aDamagedFrameWithoutSkippingChangesNothing() {
         let outcome = Self.run(Self.stream(150, keys: Self.everyGOP(30, upTo: 150)), damaged: [10])
         #expect(!outcome.planner.disabled && outcome.planner.skippedPackets == 42)
